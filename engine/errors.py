@@ -1,0 +1,108 @@
+"""The one error hierarchy of the engine.
+
+Every error says what went wrong and where. The UI maps each class to an HTTP
+status in one place; nothing here knows about HTTP.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+
+class TidepoolError(Exception):
+    """Base class of every error the engine raises on purpose."""
+
+
+@dataclass(frozen=True)
+class MetadataIssue:
+    """One mistake in an app package: the file, the JSON pointer inside it, and why."""
+
+    file: str
+    pointer: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.pointer or '/'}: {self.message}"
+
+
+class MetadataError(TidepoolError):
+    """App packages (or customisations) that do not form a valid registry.
+
+    Carries *every* issue found, so a consultant fixes them all in one pass.
+    """
+
+    def __init__(self, issues: Sequence[MetadataIssue]) -> None:
+        self.issues: tuple[MetadataIssue, ...] = tuple(issues)
+        super().__init__("\n".join(str(issue) for issue in self.issues))
+
+
+class ValidationError(TidepoolError):
+    """A record payload that breaks its field definitions; one message per field."""
+
+    def __init__(self, entity: str, field_errors: Mapping[str, str]) -> None:
+        self.entity = entity
+        self.field_errors: dict[str, str] = dict(field_errors)
+        details = "; ".join(f"{name}: {msg}" for name, msg in self.field_errors.items())
+        super().__init__(f"invalid {entity}: {details}")
+
+
+class NotFoundError(TidepoolError):
+    """The record does not exist, or the actor may not know that it exists."""
+
+    def __init__(self, entity: str, record_id: Any) -> None:
+        self.entity = entity
+        self.record_id = record_id
+        super().__init__(f"{entity} {record_id} not found")
+
+
+class ForbiddenError(TidepoolError):
+    """The actor can see the record (or entity) but may not perform the action."""
+
+    def __init__(self, entity: str, action: str, reason: str = "") -> None:
+        self.entity = entity
+        self.action = action
+        self.reason = reason
+        super().__init__(f"{action} on {entity} is forbidden" + (f": {reason}" if reason else ""))
+
+
+class ConflictError(TidepoolError):
+    """An update carried a stale version: someone else changed the record first."""
+
+    def __init__(self, entity: str, record_id: Any, *, expected: int, actual: int | None) -> None:
+        self.entity = entity
+        self.record_id = record_id
+        self.expected = expected
+        self.actual = actual
+        super().__init__(
+            f"{entity} {record_id} was changed by someone else "
+            f"(you edited version {expected}, it is now version {actual})"
+        )
+
+
+class DuplicateError(TidepoolError):
+    """A unique key already belongs to another record, which is named."""
+
+    def __init__(
+        self, entity: str, *, key: str, fields: Sequence[str], values: Mapping[str, Any],
+        existing_id: Any,
+    ) -> None:
+        self.entity = entity
+        self.key = key
+        self.fields = tuple(fields)
+        self.values = dict(values)
+        self.existing_id = existing_id
+        shown = ", ".join(f"{f}={self.values.get(f)!r}" for f in self.fields)
+        super().__init__(f"{entity} with {shown} already exists (id {existing_id})")
+
+
+class MigrationError(TidepoolError):
+    """A metadata change the database cannot take without losing data.
+
+    ``problems`` holds one human sentence per refused step, e.g.
+    "customer.revenue: 12 rows cannot convert from text to integer".
+    """
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("migration refused:\n" + "\n".join(f"  - {p}" for p in self.problems))

@@ -1,0 +1,393 @@
+"""The immutable registry: what app packages (plus customisations) declare.
+
+These dataclasses are the contract between the loader, storage, the records
+service and everything above. They are frozen; a metadata change builds a new
+``Registry`` and swaps it in whole. Nothing here knows about any particular
+app: the engine has no CRM words in it.
+
+Each object keeps ``source`` (file and JSON pointer of its declaration) so a
+later cross-check or migration can point a consultant at the right line.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Iterator, Mapping
+
+DEFAULT_LOCALE = "en"
+SUPPORTED_LOCALES: tuple[str, ...] = ("zh-CN", "en")
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a piece of metadata was declared (package file + JSON pointer)."""
+
+    file: str = ""
+    pointer: str = ""
+
+
+@dataclass(frozen=True)
+class LocalText:
+    """A localised label: locale -> text. Falls back to English, then any locale."""
+
+    values: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def of(cls, mapping: Mapping[str, str] | None) -> LocalText:
+        return cls(tuple(sorted((mapping or {}).items())))
+
+    def get(self, locale: str = DEFAULT_LOCALE) -> str:
+        found = dict(self.values)
+        if locale in found:
+            return found[locale]
+        if DEFAULT_LOCALE in found:
+            return found[DEFAULT_LOCALE]
+        return next(iter(found.values()), "")
+
+    def as_dict(self) -> dict[str, str]:
+        return dict(self.values)
+
+    def __bool__(self) -> bool:
+        return bool(self.values)
+
+
+class FieldType(str, enum.Enum):
+    """Every field type a package may declare (the ``type`` key of a field)."""
+
+    TEXT = "text"
+    LONG_TEXT = "long_text"
+    INTEGER = "integer"
+    DECIMAL = "decimal"
+    MONEY = "money"
+    PERCENT = "percent"
+    BOOLEAN = "boolean"
+    DATE = "date"
+    DATETIME = "datetime"
+    SELECT = "select"
+    MULTI_SELECT = "multi_select"
+    REFERENCE = "reference"
+    USER = "user"
+    EMAIL = "email"
+    PHONE = "phone"
+    URL = "url"
+    GEO_POINT = "geo_point"
+    ADDRESS = "address"
+    RICH_TEXT = "rich_text"
+    RATING = "rating"
+    FILE = "file"
+    AUTO_NUMBER = "auto_number"
+
+
+#: Types whose values are free text that search and ``contains`` apply to.
+TEXT_LIKE_TYPES = frozenset(
+    {FieldType.TEXT, FieldType.LONG_TEXT, FieldType.EMAIL, FieldType.PHONE, FieldType.URL,
+     FieldType.RICH_TEXT, FieldType.AUTO_NUMBER}
+)
+#: Types with options.
+OPTION_TYPES = frozenset({FieldType.SELECT, FieldType.MULTI_SELECT})
+#: Types with a numeric range (min/max).
+NUMERIC_TYPES = frozenset(
+    {FieldType.INTEGER, FieldType.DECIMAL, FieldType.MONEY, FieldType.PERCENT, FieldType.RATING}
+)
+
+
+class OnDelete(str, enum.Enum):
+    """What happens to referencing rows when the referenced record is deleted."""
+
+    RESTRICT = "restrict"
+    CASCADE = "cascade"
+    SET_NULL = "set_null"
+
+
+class Feature(str, enum.Enum):
+    """Behaviours an entity opts into; each adds system columns or services."""
+
+    OWNED = "owned"            # owner_id column; row scopes "own", "department"...
+    POOLED = "pooled"          # pool_id column; needs OWNED
+    PIPELINED = "pipelined"    # stage column; needs a pipeline declared for the entity
+    ACTIVITY = "activity"      # an activity feed of every change
+    SOFT_DELETE = "soft_delete"  # deleted_at column; delete goes to the recycle bin
+
+
+@dataclass(frozen=True)
+class Option:
+    """One choice of a select / multi-select field."""
+
+    value: str
+    label: LocalText
+    color: str | None = None
+    order: int = 0
+
+
+@dataclass(frozen=True)
+class Field:
+    """One field of an entity. Which attributes apply depends on ``type``."""
+
+    name: str
+    type: FieldType
+    label: LocalText
+    help: LocalText = LocalText()
+    required: bool = False
+    default: Any = None
+    unique: bool = False
+    # numeric range (integer, decimal, money, percent, rating)
+    min: float | None = None
+    max: float | None = None
+    # text length (text, long_text, email, phone, url, rich_text)
+    min_length: int | None = None
+    max_length: int | None = None
+    pattern: str | None = None
+    # decimal / money: total digits and digits after the point
+    precision: int | None = None
+    scale: int | None = None
+    # select / multi_select
+    options: tuple[Option, ...] = ()
+    # reference
+    target: str | None = None
+    on_delete: OnDelete = OnDelete.RESTRICT
+    # money: the default currency (ISO 4217) of new values
+    currency: str | None = None
+    # file: accepted content types and largest size in bytes
+    accept: tuple[str, ...] = ()
+    max_size: int | None = None
+    # auto_number: e.g. "CUS-{YYYY}{MM}-{seq:5}"
+    format: str | None = None
+    source: Source = Source()
+
+    def option(self, value: str) -> Option | None:
+        return next((o for o in self.options if o.value == value), None)
+
+    @property
+    def option_values(self) -> tuple[str, ...]:
+        return tuple(o.value for o in self.options)
+
+
+@dataclass(frozen=True)
+class UniqueKey:
+    """A single or composite unique key, e.g. (licence_no, phone)."""
+
+    name: str
+    fields: tuple[str, ...]
+    message: LocalText = LocalText()
+    source: Source = Source()
+
+
+@dataclass(frozen=True)
+class Index:
+    """A declared (non-unique) index to speed filters and sorts."""
+
+    name: str
+    fields: tuple[str, ...]
+    source: Source = Source()
+
+
+@dataclass(frozen=True)
+class Entity:
+    """A business object: becomes one table with typed columns."""
+
+    name: str
+    label: LocalText
+    plural_label: LocalText
+    fields: tuple[Field, ...]
+    title_field: str
+    features: frozenset[Feature] = frozenset()
+    unique_keys: tuple[UniqueKey, ...] = ()
+    indexes: tuple[Index, ...] = ()
+    search_fields: tuple[str, ...] = ()
+    app: str = ""
+    source: Source = Source()
+
+    def field(self, name: str) -> Field:
+        for f in self.fields:
+            if f.name == name:
+                return f
+        raise KeyError(f"{self.name} has no field {name!r}")
+
+    def has_field(self, name: str) -> bool:
+        return any(f.name == name for f in self.fields)
+
+    def has(self, feature: Feature) -> bool:
+        return feature in self.features
+
+
+class StageKind(str, enum.Enum):
+    OPEN = "open"
+    WON = "won"
+    LOST = "lost"
+
+
+@dataclass(frozen=True)
+class Stage:
+    key: str
+    label: LocalText
+    order: int
+    kind: StageKind = StageKind.OPEN
+    probability: int | None = None          # 0..100
+    required_fields: tuple[str, ...] = ()   # must be filled to enter this stage
+    next_stages: tuple[str, ...] | None = None  # None = any stage may follow
+    source: Source = Source()
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """The stage machine of one pipelined entity."""
+
+    name: str
+    entity: str
+    label: LocalText
+    stages: tuple[Stage, ...]
+    initial_stage: str
+    app: str = ""
+    source: Source = Source()
+
+    def stage(self, key: str) -> Stage:
+        for s in self.stages:
+            if s.key == key:
+                return s
+        raise KeyError(f"pipeline {self.name} has no stage {key!r}")
+
+
+@dataclass(frozen=True)
+class PoolMembers:
+    """Who works a pool: departments (with their subtrees), roles, single users."""
+
+    departments: tuple[str, ...] = ()
+    roles: tuple[str, ...] = ()
+    users: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PoolLimits:
+    max_held: int | None = None             # records a member may hold from this pool
+    daily_claims: int | None = None         # claims per member per day
+    reclaim_cooldown_days: int | None = None  # a previous owner may not reclaim within N days
+
+
+@dataclass(frozen=True)
+class PoolRule:
+    """An automatic rule, e.g. drop back after 7 days without a follow-up."""
+
+    name: str
+    kind: str                      # no_follow_up | no_deal | returned_times | owner_inactive
+    after_hours: int | None = None
+    times: int | None = None
+    action: str = "return_to_pool"  # return_to_pool | assign_to_supervisor
+    warn_before_hours: int | None = None
+    exempt: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (field, values) pairs that exempt a record
+    source: Source = Source()
+
+
+@dataclass(frozen=True)
+class Distribution:
+    mode: str = "none"            # none | round_robin | by_field | territory
+    field: str | None = None       # by_field: e.g. channel
+    targets: tuple[tuple[str, str], ...] = ()  # (field value or territory, department)
+
+
+@dataclass(frozen=True)
+class Pool:
+    name: str
+    entity: str
+    label: LocalText
+    members: PoolMembers = PoolMembers()
+    limits: PoolLimits = PoolLimits()
+    rules: tuple[PoolRule, ...] = ()
+    distribution: Distribution = Distribution()
+    app: str = ""
+    source: Source = Source()
+
+
+class RowScope(str, enum.Enum):
+    OWN = "own"
+    DEPARTMENT = "department"
+    SUBTREE = "subtree"
+    POOL = "pool"
+    SHARED = "shared"
+    ALL = "all"
+
+
+ACTIONS: tuple[str, ...] = (
+    "read", "create", "update", "delete", "export", "import", "assign", "claim",
+    "return", "recycle", "merge", "configure",
+)
+
+
+@dataclass(frozen=True)
+class EntityGrant:
+    """What one role may do on one entity, and on which rows."""
+
+    entity: str
+    actions: tuple[str, ...]
+    scope: RowScope
+    hidden_fields: tuple[str, ...] = ()
+    readonly_fields: tuple[str, ...] = ()
+    source: Source = Source()
+
+
+@dataclass(frozen=True)
+class Role:
+    name: str
+    label: LocalText
+    grants: tuple[EntityGrant, ...] = ()
+    app: str = ""
+    source: Source = Source()
+
+
+@dataclass(frozen=True)
+class AppInfo:
+    """An app package's manifest."""
+
+    name: str
+    version: str
+    label: LocalText
+    depends_on: tuple[str, ...] = ()
+    path: str = ""
+
+
+def _frozen(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
+    return MappingProxyType(dict(mapping))
+
+
+@dataclass(frozen=True)
+class Registry:
+    """Everything the loaded apps declare, merged with overlays and customisations.
+
+    ``document`` is the canonical JSON form (entities etc. after overlays), which
+    storage records as the applied metadata and which ``fingerprint`` hashes.
+    """
+
+    apps: tuple[AppInfo, ...]
+    entities: Mapping[str, Entity]
+    pipelines: Mapping[str, Pipeline] = field(default_factory=lambda: _frozen({}))
+    pools: Mapping[str, Pool] = field(default_factory=lambda: _frozen({}))
+    roles: Mapping[str, Role] = field(default_factory=lambda: _frozen({}))
+    document: Mapping[str, Any] = field(default_factory=lambda: _frozen({}))
+
+    def __post_init__(self) -> None:
+        for name in ("entities", "pipelines", "pools", "roles", "document"):
+            value = getattr(self, name)
+            if not isinstance(value, MappingProxyType):
+                object.__setattr__(self, name, _frozen(value))
+
+    def entity(self, name: str) -> Entity:
+        try:
+            return self.entities[name]
+        except KeyError:
+            raise KeyError(f"no entity {name!r}") from None
+
+    def pipeline_for(self, entity: str) -> Pipeline | None:
+        return next((p for p in self.pipelines.values() if p.entity == entity), None)
+
+    def __iter__(self) -> Iterator[Entity]:
+        return iter(self.entities.values())
+
+    @property
+    def fingerprint(self) -> str:
+        """A stable hash of the canonical document: equal metadata, equal hash."""
+        canonical = json.dumps(self.document, sort_keys=True, ensure_ascii=False,
+                               separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()

@@ -1,0 +1,72 @@
+"""Engines for SQLite and PostgreSQL with the settings the engine relies on."""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+from sqlalchemy import Connection, Engine, create_engine, event
+
+DEFAULT_DATABASE_URL = "sqlite:///tidepool.db"
+DATABASE_URL_ENV = "TIDEPOOL_DATABASE_URL"
+
+
+def database_url(explicit: str | None = None) -> str:
+    """``--db`` wins, then TIDEPOOL_DATABASE_URL, then a SQLite file in the working directory."""
+    return explicit or os.environ.get(DATABASE_URL_ENV) or DEFAULT_DATABASE_URL
+
+
+def normalise_url(url: str) -> str:
+    """Let users write postgresql:// and still get the psycopg 3 driver."""
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """Create an engine; on SQLite turn on foreign keys, WAL and real transactions.
+
+    pysqlite's own transaction handling does not BEGIN before DDL, which would
+    make a migration half-applied on error. We take over: the driver runs in
+    autocommit mode and SQLAlchemy's begin() emits BEGIN (the documented recipe,
+    "Serializable isolation / Savepoints / Transactional DDL" in the SQLite dialect docs).
+    """
+    url = normalise_url(url)
+    if not url.startswith("sqlite"):
+        return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        if ":memory:" not in url and "mode=memory" not in url:
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        # A writing transaction takes the write lock at once (IMMEDIATE) so two
+        # writers queue on busy_timeout instead of one failing with "database is
+        # locked" when it upgrades from read to write; readers stay DEFERRED.
+        immediate = conn.get_execution_options().get(WRITE_OPTION, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+#: Execution option that marks a connection as about to write (see ``write_transaction``).
+WRITE_OPTION = "tidepool_write"
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A transaction for a read-then-write unit of work; commits on success, rolls back on error."""
+    with engine.connect() as conn:
+        conn = conn.execution_options(**{WRITE_OPTION: True})
+        with conn.begin():
+            yield conn

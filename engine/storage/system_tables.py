@@ -1,0 +1,83 @@
+"""Tables the engine itself owns, beside the entity tables.
+
+Names start with ``tp_`` so that no entity can clash with them (the loader
+refuses entity names with that prefix).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON, BigInteger, Boolean, Column, DateTime, ForeignKey, Index, Integer, MetaData, String,
+    Table, Text, UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+#: One integer primary key type for every table: BIGINT on PostgreSQL, the
+#: rowid alias INTEGER on SQLite (only INTEGER PRIMARY KEY autoincrements there).
+IdType = BigInteger().with_variant(Integer(), "sqlite")
+#: JSON that PostgreSQL can index and compare.
+JsonType = JSON().with_variant(JSONB(), "postgresql")
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+USER_TABLE = "tp_user"
+
+
+def add_system_tables(metadata: MetaData) -> dict[str, Table]:
+    """Define the engine's own tables on ``metadata`` and return them by name."""
+    user = Table(
+        USER_TABLE, metadata,
+        Column("id", IdType, primary_key=True, autoincrement=True),
+        Column("login", String(150), nullable=False, unique=True),
+        Column("display_name", String(200), nullable=False),
+        Column("email", String(254)),
+        Column("active", Boolean, nullable=False, default=True),
+        Column("created_at", DateTime(timezone=True), nullable=False),
+    )
+    activity = Table(
+        "tp_activity", metadata,
+        Column("id", IdType, primary_key=True, autoincrement=True),
+        Column("entity", String(63), nullable=False),
+        Column("record_id", BigInteger, nullable=False),
+        # create | update | delete | restore | comment | ... (workflow adds its own kinds)
+        Column("kind", String(32), nullable=False),
+        Column("actor_id", BigInteger, ForeignKey(f"{USER_TABLE}.id", ondelete="SET NULL")),
+        Column("at", DateTime(timezone=True), nullable=False),
+        # [{"field": name, "old": json value, "new": json value}, ...]
+        Column("changes", JsonType),
+        Column("body", Text),
+        Index("ix_tp_activity_record", "entity", "record_id", "id"),
+    )
+    sequence = Table(
+        "tp_sequence", metadata,
+        Column("entity", String(63), primary_key=True),
+        Column("field", String(63), primary_key=True),
+        Column("period", String(16), primary_key=True),  # "" or e.g. "202611" for {YYYY}{MM}
+        Column("last_value", BigInteger, nullable=False),
+    )
+    metadata_version = Table(
+        "tp_metadata_version", metadata,
+        Column("id", IdType, primary_key=True, autoincrement=True),
+        Column("fingerprint", String(64), nullable=False),
+        Column("document", JsonType, nullable=False),
+        Column("plan", JsonType),  # the steps applied to reach this version
+        Column("applied_at", DateTime(timezone=True), nullable=False),
+        Column("applied_by", String(200)),
+    )
+    customisation = Table(
+        "tp_customisation", metadata,
+        Column("id", IdType, primary_key=True, autoincrement=True),
+        Column("kind", String(32), nullable=False),  # entity | overlay | pipeline | pool | role
+        Column("name", String(127), nullable=False),
+        Column("document", JsonType, nullable=False),
+        Column("updated_at", DateTime(timezone=True), nullable=False),
+        Column("updated_by", BigInteger, ForeignKey(f"{USER_TABLE}.id", ondelete="SET NULL")),
+        UniqueConstraint("kind", "name"),
+    )
+    return {t.name: t for t in (user, activity, sequence, metadata_version, customisation)}
