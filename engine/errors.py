@@ -106,3 +106,17 @@ class MigrationError(TidepoolError):
     def __init__(self, problems: Sequence[str]) -> None:
         self.problems = tuple(problems)
         super().__init__("migration refused:\n" + "\n".join(f"  - {p}" for p in self.problems))
+
+
+class QueryError(TidepoolError):
+    """A list query that names an unknown or forbidden field, operator or sort.
+
+    Raised before any SQL is built; ``field`` names the offending part ("" when
+    the problem is the query as a whole, such as a bad page token).
+    """
+
+    def __init__(self, entity: str, field: str, message: str) -> None:
+        self.entity = entity
+        self.field = field
+        self.message = message
+        super().__init__(f"bad query on {entity}: " + (f"{field}: " if field else "") + message)
