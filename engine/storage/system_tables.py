@@ -7,7 +7,7 @@ refuses entity names with that prefix).
 from __future__ import annotations
 
 from sqlalchemy import (
-    JSON, BigInteger, Boolean, Column, DateTime, ForeignKey, Index, Integer, MetaData, String,
+    JSON, BigInteger, Column, DateTime, ForeignKey, Index, Integer, MetaData, String,
     Table, Text, UniqueConstraint,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -31,15 +31,9 @@ USER_TABLE = "tp_user"
 
 def add_system_tables(metadata: MetaData) -> dict[str, Table]:
     """Define the engine's own tables on ``metadata`` and return them by name."""
-    user = Table(
-        USER_TABLE, metadata,
-        Column("id", IdType, primary_key=True, autoincrement=True),
-        Column("login", String(150), nullable=False, unique=True),
-        Column("display_name", String(200), nullable=False),
-        Column("email", String(254)),
-        Column("active", Boolean, nullable=False, default=True),
-        Column("created_at", DateTime(timezone=True), nullable=False),
-    )
+    from engine.storage.identity_tables import add_identity_tables  # it imports this module
+
+    identity = add_identity_tables(metadata)  # tp_user, org tree, tokens, Casbin rules, shares
     activity = Table(
         "tp_activity", metadata,
         Column("id", IdType, primary_key=True, autoincrement=True),
@@ -80,4 +74,5 @@ def add_system_tables(metadata: MetaData) -> dict[str, Table]:
         Column("updated_by", BigInteger, ForeignKey(f"{USER_TABLE}.id", ondelete="SET NULL")),
         UniqueConstraint("kind", "name"),
     )
-    return {t.name: t for t in (user, activity, sequence, metadata_version, customisation)}
+    return {**identity,
+            **{t.name: t for t in (activity, sequence, metadata_version, customisation)}}
