@@ -120,3 +120,17 @@ class QueryError(TidepoolError):
         self.field = field
         self.message = message
         super().__init__(f"bad query on {entity}: " + (f"{field}: " if field else "") + message)
+
+
+class AuthenticationError(TidepoolError):
+    """A login, session or API token that does not identify an active user.
+
+    ``reason`` is one of ``invalid`` (unknown login or wrong password: the two are
+    not told apart), ``locked`` (too many failures; ``locked_until`` says until
+    when), ``inactive`` (a deactivated account), ``expired`` or ``revoked`` (tokens).
+    """
+
+    def __init__(self, reason: str, message: str, *, locked_until: Any = None) -> None:
+        self.reason = reason
+        self.locked_until = locked_until
+        super().__init__(message)
