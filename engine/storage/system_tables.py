@@ -74,5 +74,8 @@ def add_system_tables(metadata: MetaData) -> dict[str, Table]:
         Column("updated_by", BigInteger, ForeignKey(f"{USER_TABLE}.id", ondelete="SET NULL")),
         UniqueConstraint("kind", "name"),
     )
+    from engine.storage.migration_tables import add_migration_tables  # it imports this module
+
     return {**identity,
-            **{t.name: t for t in (activity, sequence, metadata_version, customisation)}}
+            **{t.name: t for t in (activity, sequence, metadata_version, customisation)},
+            **add_migration_tables(metadata)}

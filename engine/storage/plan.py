@@ -1,0 +1,375 @@
+"""A migration plan: typed steps from the applied metadata to the target, as data.
+
+The planner (``planner.py``) builds a ``MigrationPlan``; the executor (``ddl.py``)
+turns its steps into DDL. Between the two the plan is shown to a person (the
+admin preview, ``tidepool migrate --dry-run``) and stored as JSON with the
+metadata version it produced, so every step says in one line what it does.
+
+Steps hold names and short type descriptions only, never SQLAlchemy objects:
+the executor looks the column definitions up in the target's tables.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar
+
+
+@dataclass(frozen=True)
+class Step:
+    """One change. ``touches_schema`` is False for metadata-only steps (no DDL)."""
+
+    kind: ClassVar[str] = "step"
+    touches_schema: ClassVar[bool] = True
+
+    def describe(self) -> str:
+        raise NotImplementedError
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(json.dumps(asdict(self)))
+        return {"kind": self.kind, **data}
+
+
+def _cols(columns: tuple[str, ...]) -> str:
+    return ", ".join(columns)
+
+
+@dataclass(frozen=True)
+class CreateSystemTable(Step):
+    table: str
+    kind: ClassVar[str] = "create_system_table"
+
+    def describe(self) -> str:
+        return f"create system table {self.table}"
+
+
+@dataclass(frozen=True)
+class CreateTable(Step):
+    entity: str
+    columns: tuple[str, ...]
+    kind: ClassVar[str] = "create_table"
+
+    def describe(self) -> str:
+        return f"create table {self.entity} ({len(self.columns)} columns)"
+
+
+@dataclass(frozen=True)
+class ArchiveTable(Step):
+    """A removed entity: its table is renamed, never dropped; its indexes go."""
+
+    entity: str
+    archived_as: str
+    rows: int
+    kind: ClassVar[str] = "archive_table"
+
+    def describe(self) -> str:
+        return (f"archive entity {self.entity}: table renamed to {self.archived_as} "
+                f"({self.rows} rows kept)")
+
+
+@dataclass(frozen=True)
+class AddColumn(Step):
+    entity: str
+    field: str
+    columns: tuple[str, ...]
+    kind: ClassVar[str] = "add_column"
+
+    def describe(self) -> str:
+        return f"add field {self.entity}.{self.field} (column {_cols(self.columns)})"
+
+
+@dataclass(frozen=True)
+class ArchiveField(Step):
+    """A removed field: each of its columns renamed ``(column, archived_as)``; data kept."""
+
+    entity: str
+    field: str
+    columns: tuple[tuple[str, str], ...]
+    rows: int
+    kind: ClassVar[str] = "archive_field"
+
+    def describe(self) -> str:
+        renames = ", ".join(f"{c} -> {a}" for c, a in self.columns)
+        return (f"archive field {self.entity}.{self.field}: {renames} "
+                f"({self.rows} rows with a value kept)")
+
+
+@dataclass(frozen=True)
+class RestoreField(Step):
+    """A field added back with its archived type: the archived columns are renamed back."""
+
+    entity: str
+    field: str
+    columns: tuple[tuple[str, str], ...]  # (archived_as, column)
+    archive_id: int
+    kind: ClassVar[str] = "restore_field"
+
+    def describe(self) -> str:
+        renames = ", ".join(f"{a} -> {c}" for a, c in self.columns)
+        return f"restore archived field {self.entity}.{self.field}: {renames}"
+
+
+@dataclass(frozen=True)
+class PurgeArchived(Step):
+    """Drop what an earlier migration archived (only with ``purge_archived``)."""
+
+    entity: str
+    field: str | None
+    archived: tuple[str, ...]   # archived column names, or the archived table name
+    archive_id: int
+    kind: ClassVar[str] = "purge_archived"
+
+    def describe(self) -> str:
+        if self.field is None:
+            return f"PURGE archived table {self.archived[0]} (entity {self.entity}): data deleted"
+        return (f"PURGE archived field {self.entity}.{self.field} "
+                f"(columns {_cols(self.archived)}): data deleted")
+
+
+@dataclass(frozen=True)
+class WidenType(Step):
+    entity: str
+    field: str
+    from_type: str
+    to_type: str
+    kind: ClassVar[str] = "widen_type"
+
+    def describe(self) -> str:
+        return f"widen {self.entity}.{self.field} from {self.from_type} to {self.to_type}"
+
+
+@dataclass(frozen=True)
+class ConvertColumn(Step):
+    """A narrowing or cross-type change every existing row survives, value by value."""
+
+    entity: str
+    field: str
+    from_type: str
+    to_type: str
+    rows: int                                 # rows holding a value, all convertible
+    add_columns: tuple[str, ...] = ()         # companion columns the new type brings
+    archive_columns: tuple[tuple[str, str], ...] = ()  # companions the old type had
+    kind: ClassVar[str] = "convert_column"
+
+    def describe(self) -> str:
+        text = (f"convert {self.entity}.{self.field} from {self.from_type} to {self.to_type} "
+                f"({self.rows} rows, all convertible)")
+        if self.add_columns:
+            text += f"; add column {_cols(self.add_columns)}"
+        if self.archive_columns:
+            text += "; archive " + ", ".join(f"{c} -> {a}" for c, a in self.archive_columns)
+        return text
+
+
+@dataclass(frozen=True)
+class AddFeature(Step):
+    entity: str
+    feature: str
+    columns: tuple[str, ...]
+    kind: ClassVar[str] = "add_feature"
+
+    def describe(self) -> str:
+        return f"add feature {self.feature} to {self.entity} (column {_cols(self.columns)})"
+
+
+@dataclass(frozen=True)
+class RemoveFeature(Step):
+    entity: str
+    feature: str
+    columns: tuple[tuple[str, str], ...]
+    kind: ClassVar[str] = "remove_feature"
+
+    def describe(self) -> str:
+        renames = ", ".join(f"{c} -> {a}" for c, a in self.columns)
+        return f"remove feature {self.feature} from {self.entity}: archive {renames}"
+
+
+@dataclass(frozen=True)
+class AddIndex(Step):
+    entity: str
+    name: str
+    columns: tuple[str, ...]
+    kind: ClassVar[str] = "add_index"
+
+    def describe(self) -> str:
+        return f"add index {self.name} on {self.entity} ({_cols(self.columns)})"
+
+
+@dataclass(frozen=True)
+class DropIndex(Step):
+    entity: str
+    name: str
+    columns: tuple[str, ...]
+    kind: ClassVar[str] = "drop_index"
+
+    def describe(self) -> str:
+        return f"drop index {self.name} on {self.entity} ({_cols(self.columns)}); no data lost"
+
+
+@dataclass(frozen=True)
+class AddUniqueConstraint(Step):
+    entity: str
+    name: str
+    columns: tuple[str, ...]
+    kind: ClassVar[str] = "add_unique"
+
+    def describe(self) -> str:
+        return f"add unique constraint {self.name} on {self.entity} ({_cols(self.columns)})"
+
+
+@dataclass(frozen=True)
+class DropUniqueConstraint(Step):
+    entity: str
+    name: str
+    columns: tuple[str, ...]
+    kind: ClassVar[str] = "drop_unique"
+
+    def describe(self) -> str:
+        return (f"drop unique constraint {self.name} on {self.entity} ({_cols(self.columns)}); "
+                "no data lost")
+
+
+@dataclass(frozen=True)
+class AddOption(Step):
+    entity: str
+    field: str
+    value: str
+    kind: ClassVar[str] = "add_option"
+    touches_schema: ClassVar[bool] = False
+
+    def describe(self) -> str:
+        return f"add option {self.value!r} to {self.entity}.{self.field} (metadata only)"
+
+
+@dataclass(frozen=True)
+class RemoveOption(Step):
+    entity: str
+    field: str
+    value: str
+    kind: ClassVar[str] = "remove_option"
+    touches_schema: ClassVar[bool] = False
+
+    def describe(self) -> str:
+        return (f"remove option {self.value!r} from {self.entity}.{self.field} "
+                "(no row uses it; metadata only)")
+
+
+@dataclass(frozen=True)
+class RelabelOption(Step):
+    entity: str
+    field: str
+    value: str
+    kind: ClassVar[str] = "relabel_option"
+    touches_schema: ClassVar[bool] = False
+
+    def describe(self) -> str:
+        return f"change option {self.value!r} of {self.entity}.{self.field} (metadata only)"
+
+
+@dataclass(frozen=True)
+class ChangeLabel(Step):
+    entity: str
+    field: str | None
+    kind: ClassVar[str] = "change_label"
+    touches_schema: ClassVar[bool] = False
+
+    def describe(self) -> str:
+        what = f"{self.entity}.{self.field}" if self.field else f"entity {self.entity}"
+        return f"change label of {what} (metadata only)"
+
+
+@dataclass(frozen=True)
+class ChangeField(Step):
+    """Field properties that live in metadata only (required, help, min/max, pattern...)."""
+
+    entity: str
+    field: str
+    properties: tuple[str, ...]
+    kind: ClassVar[str] = "change_field"
+    touches_schema: ClassVar[bool] = False
+
+    def describe(self) -> str:
+        return (f"change {self.entity}.{self.field}: {_cols(self.properties)} "
+                "(metadata only)")
+
+
+@dataclass(frozen=True)
+class ChangeMetadata(Step):
+    """Any other declaration (entity settings, pipeline, pool, role, app) added/changed/removed."""
+
+    what: str        # entity | pipeline | pool | role | app | registry
+    name: str
+    change: str      # added | changed | removed
+    kind: ClassVar[str] = "change_metadata"
+    touches_schema: ClassVar[bool] = False
+
+    def describe(self) -> str:
+        return f"{self.change} {self.what} {self.name} (metadata only)".replace("  ", " ")
+
+
+@dataclass(frozen=True)
+class Orphan:
+    """Something that named a removed field or entity and will no longer find it."""
+
+    what: str        # role | pool | pipeline | unique_key | index | saved_view ...
+    name: str
+    detail: str
+
+    def describe(self) -> str:
+        return f"{self.what} {self.name}: {self.detail}"
+
+    def to_json(self) -> dict[str, str]:
+        return {"what": self.what, "name": self.name, "detail": self.detail}
+
+
+@dataclass(frozen=True)
+class MigrationPlan:
+    """Everything that applying ``target`` over ``applied`` would do, and what stops it.
+
+    ``problems`` are blocking: while there is one, applying raises
+    ``MigrationError`` with all of them. ``orphans`` are warnings: references that
+    the change leaves dangling in the metadata applied so far or in stored data.
+    """
+
+    applied_fingerprint: str | None
+    target_fingerprint: str
+    steps: tuple[Step, ...] = ()
+    problems: tuple[str, ...] = ()
+    orphans: tuple[Orphan, ...] = ()
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.steps and not self.problems
+
+    @property
+    def blocking(self) -> tuple[str, ...]:
+        return self.problems
+
+    @property
+    def schema_steps(self) -> tuple[Step, ...]:
+        return tuple(s for s in self.steps if s.touches_schema)
+
+    def describe(self) -> str:
+        """Several lines for a person: steps, then what blocks, then what is orphaned."""
+        if self.is_empty:
+            return "Nothing to migrate: the database matches the metadata."
+        lines = [(f"Migration {(self.applied_fingerprint or 'empty database')[:12]} -> "
+                 f"{self.target_fingerprint[:12]}: {len(self.steps)} step(s)")]
+        lines += [f"  {i}. {step.describe()}" for i, step in enumerate(self.steps, 1)]
+        if self.problems:
+            lines.append(f"BLOCKED by {len(self.problems)} problem(s):")
+            lines += [f"  - {p}" for p in self.problems]
+        if self.orphans:
+            lines.append(f"Orphaned by this change ({len(self.orphans)}):")
+            lines += [f"  - {o.describe()}" for o in self.orphans]
+        return "\n".join(lines)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "from": self.applied_fingerprint,
+            "to": self.target_fingerprint,
+            "steps": [s.to_json() for s in self.steps],
+            "problems": list(self.problems),
+            "orphans": [o.to_json() for o in self.orphans],
+        }
