@@ -1,0 +1,282 @@
+"""Users: creation, passwords, login with throttling, deactivation, session validity.
+
+A browser session (signed cookie, owned by the UI) carries the user id and the
+``session_epoch`` it was issued under. Changing the password, deactivating the
+user or logging out everywhere bumps the epoch, so ``session_is_valid`` turns
+every older session down without a session table to sweep.
+
+Functions take the caller's ``Connection`` and write inside its transaction,
+except ``authenticate``: a failed login must be counted even though the call
+raises, so it commits its own bookkeeping before raising.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Engine, func, insert, select, update
+
+from engine.errors import AuthenticationError, DuplicateError, NotFoundError, ValidationError
+from engine.metadata.model import DEFAULT_LOCALE, SUPPORTED_LOCALES
+from engine.permissions import _tables as t
+from engine.permissions import versions
+from engine.permissions._clock import as_utc, utcnow
+from engine.permissions.passwords import hash_password, needs_rehash, verify_password
+from engine.storage.database import write_transaction
+
+#: Failures in a row that lock a login, and for how long.
+MAX_FAILURES = 5
+LOCK_DURATION = dt.timedelta(minutes=15)
+
+_LOGIN = re.compile(r"^[a-z0-9][a-z0-9._@+-]{0,149}$")
+_LEVEL = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+
+
+@dataclass(frozen=True)
+class User:
+    """A user as the engine sees it (never the password hash)."""
+
+    id: int
+    login: str
+    display_name: str
+    email: str | None
+    phone: str | None
+    locale: str
+    active: bool
+    department_id: int | None
+    level: str | None
+    session_epoch: int
+
+
+_USER_COLUMNS = (t.user.c.id, t.user.c.login, t.user.c.display_name, t.user.c.email,
+                 t.user.c.phone, t.user.c.locale, t.user.c.active, t.user.c.department_id,
+                 t.user.c.level, t.user.c.session_epoch)
+
+
+def _user(row: Any) -> User:
+    return User(id=int(row.id), login=row.login, display_name=row.display_name, email=row.email,
+                phone=row.phone, locale=row.locale, active=bool(row.active),
+                department_id=None if row.department_id is None else int(row.department_id),
+                level=row.level, session_epoch=int(row.session_epoch))
+
+
+def normalise_login(login: str) -> str:
+    """Logins compare case-insensitively: stored and looked up lower-cased and trimmed."""
+    return login.strip().lower() if isinstance(login, str) else ""
+
+
+def _check_profile(*, login: str | None = None, display_name: str | None = None,
+                   email: str | None = None, locale: str | None = None,
+                   level: str | None = None) -> None:
+    errors: dict[str, str] = {}
+    if login is not None and not _LOGIN.match(login):
+        errors["login"] = ("1 to 150 characters: letters, digits and . _ @ + -, "
+                           "starting with a letter or digit")
+    if display_name is not None and not (0 < len(display_name.strip()) <= 200):
+        errors["display_name"] = "required, at most 200 characters"
+    if email is not None and (len(email) > 254 or not re.match(r"^[^@\s]+@[^@\s]+$", email)):
+        errors["email"] = "not an email address"
+    if locale is not None and locale not in SUPPORTED_LOCALES:
+        errors["locale"] = f"one of {', '.join(SUPPORTED_LOCALES)}"
+    if level is not None and not _LEVEL.match(level):
+        errors["level"] = "a lower-case identifier of at most 32 characters"
+    if errors:
+        raise ValidationError("user", errors)
+
+
+def create_user(
+    conn: Connection, *, login: str, display_name: str, email: str | None = None,
+    phone: str | None = None, locale: str = DEFAULT_LOCALE, password: str | None = None,
+    department_id: int | None = None, level: str | None = None,
+) -> User:
+    """Create an active user; without a password the user cannot log in until one is set."""
+    login = normalise_login(login)
+    _check_profile(login=login, display_name=display_name, email=email, locale=locale,
+                   level=level)
+    existing = conn.execute(select(t.user.c.id).where(t.user.c.login == login)).scalar()
+    if existing is not None:
+        raise DuplicateError("user", key="login", fields=("login",), values={"login": login},
+                             existing_id=existing)
+    if department_id is not None:
+        _require_department(conn, department_id)
+    user_id = conn.execute(
+        insert(t.user).values(
+            login=login, display_name=display_name.strip(), email=email, phone=phone,
+            locale=locale, active=True, created_at=utcnow(),
+            password_hash=hash_password(password) if password is not None else None,
+            department_id=department_id, level=level, session_epoch=0, failed_logins=0,
+        ).returning(t.user.c.id)
+    ).scalar_one()
+    if department_id is not None:
+        versions.bump(conn, versions.ORG)
+    return get_user(conn, int(user_id))
+
+
+def _require_department(conn: Connection, department_id: int) -> None:
+    found = conn.execute(
+        select(t.department.c.id).where(t.department.c.id == department_id)
+    ).scalar()
+    if found is None:
+        raise ValidationError("user", {"department_id": f"no department {department_id}"})
+
+
+def get_user(conn: Connection, user_id: int) -> User:
+    row = conn.execute(select(*_USER_COLUMNS).where(t.user.c.id == user_id)).first()
+    if row is None:
+        raise NotFoundError("user", user_id)
+    return _user(row)
+
+
+def find_user(conn: Connection, login: str) -> User | None:
+    """The user with this login (any case), or None."""
+    row = conn.execute(
+        select(*_USER_COLUMNS).where(t.user.c.login == normalise_login(login))
+    ).first()
+    return None if row is None else _user(row)
+
+
+def update_profile(
+    conn: Connection, user_id: int, *, display_name: str | None = None,
+    email: str | None = None, phone: str | None = None, locale: str | None = None,
+) -> User:
+    """Change the fields a user may edit about themselves."""
+    _check_profile(display_name=display_name, email=email, locale=locale)
+    values = {k: v for k, v in (("display_name", display_name), ("email", email),
+                                ("phone", phone), ("locale", locale)) if v is not None}
+    get_user(conn, user_id)
+    if values:
+        conn.execute(update(t.user).where(t.user.c.id == user_id).values(**values))
+    return get_user(conn, user_id)
+
+
+def set_password(conn: Connection, user_id: int, password: str) -> User:
+    """Set a new password and end every existing session of the user; clears a lock."""
+    encoded = hash_password(password)
+    get_user(conn, user_id)
+    conn.execute(
+        update(t.user).where(t.user.c.id == user_id).values(
+            password_hash=encoded, session_epoch=t.user.c.session_epoch + 1,
+            failed_logins=0, locked_until=None,
+        )
+    )
+    return get_user(conn, user_id)
+
+
+def end_sessions(conn: Connection, user_id: int) -> User:
+    """Log the user out everywhere (bump the session epoch)."""
+    get_user(conn, user_id)
+    conn.execute(update(t.user).where(t.user.c.id == user_id)
+                 .values(session_epoch=t.user.c.session_epoch + 1))
+    return get_user(conn, user_id)
+
+
+def deactivate_user(conn: Connection, user_id: int) -> User:
+    """Stop the user logging in; their sessions end and their tokens stop working."""
+    get_user(conn, user_id)
+    conn.execute(update(t.user).where(t.user.c.id == user_id)
+                 .values(active=False, session_epoch=t.user.c.session_epoch + 1))
+    # Grants of an inactive user vanish from the policy index: reload everywhere.
+    versions.bump(conn, versions.POLICY)
+    return get_user(conn, user_id)
+
+
+def reactivate_user(conn: Connection, user_id: int) -> User:
+    get_user(conn, user_id)
+    conn.execute(update(t.user).where(t.user.c.id == user_id)
+                 .values(active=True, failed_logins=0, locked_until=None))
+    versions.bump(conn, versions.POLICY)
+    return get_user(conn, user_id)
+
+
+def session_is_valid(conn: Connection, user_id: int, epoch: int) -> bool:
+    """Whether a session issued at ``epoch`` for ``user_id`` still stands."""
+    row = conn.execute(
+        select(t.user.c.active, t.user.c.session_epoch).where(t.user.c.id == user_id)
+    ).first()
+    return row is not None and bool(row.active) and int(row.session_epoch) == epoch
+
+
+def authenticate(
+    engine: Engine, login: str, password: str, *, now: dt.datetime | None = None,
+) -> User:
+    """The active user whose login and password these are, or ``AuthenticationError``.
+
+    After ``MAX_FAILURES`` failures in a row a login is locked for
+    ``LOCK_DURATION`` (even a correct password is refused meanwhile). Unknown
+    logins are locked the same way, counted from ``tp_login_attempt``, so the
+    lock does not reveal which logins exist. Every attempt is recorded.
+    """
+    now = now or utcnow()
+    with write_transaction(engine) as conn:
+        outcome = _attempt(conn, normalise_login(login), password, now)
+    if isinstance(outcome, AuthenticationError):
+        raise outcome
+    return outcome
+
+
+def _attempt(conn: Connection, login: str, password: str,
+             now: dt.datetime) -> User | AuthenticationError:
+    row = conn.execute(
+        select(t.user.c.id, t.user.c.active, t.user.c.password_hash, t.user.c.failed_logins,
+               t.user.c.locked_until).where(t.user.c.login == login)
+    ).first()
+    if row is None:
+        return _unknown_login(conn, login, password, now)
+    locked_until = as_utc(row.locked_until)
+    if locked_until is not None and now < locked_until:
+        _record(conn, login, row.id, now, ok=False, reason="locked")
+        return _locked(locked_until)
+    failures = 0 if locked_until is not None else int(row.failed_logins)  # a lock served resets
+    if not verify_password(row.password_hash, password):
+        failures += 1
+        lock = now + LOCK_DURATION if failures >= MAX_FAILURES else None
+        conn.execute(update(t.user).where(t.user.c.id == row.id)
+                     .values(failed_logins=failures, locked_until=lock))
+        _record(conn, login, row.id, now, ok=False, reason="bad_password")
+        return _locked(lock) if lock else _invalid()
+    if not row.active:
+        _record(conn, login, row.id, now, ok=False, reason="inactive")
+        return AuthenticationError("inactive", "this account is deactivated")
+    values: dict[str, Any] = {"failed_logins": 0, "locked_until": None, "last_login_at": now}
+    if needs_rehash(row.password_hash):
+        values["password_hash"] = hash_password(password)
+    conn.execute(update(t.user).where(t.user.c.id == row.id).values(**values))
+    _record(conn, login, row.id, now, ok=True, reason="ok")
+    return get_user(conn, int(row.id))
+
+
+def _unknown_login(conn: Connection, login: str, password: str,
+                   now: dt.datetime) -> AuthenticationError:
+    verify_password(None, password)  # same time as a wrong password
+    _record(conn, login, None, now, ok=False, reason="unknown")
+    failures = conn.execute(
+        select(func.count()).select_from(t.login_attempt)
+        .where(t.login_attempt.c.login == login, t.login_attempt.c.at > now - LOCK_DURATION,
+               t.login_attempt.c.succeeded.is_(False))
+    ).scalar_one()
+    # The same answer a real login gets after as many failures (no enumeration by lock).
+    return _locked(now + LOCK_DURATION) if failures >= MAX_FAILURES else _invalid()
+
+
+def _record(conn: Connection, login: str, user_id: int | None, now: dt.datetime, *,
+            ok: bool, reason: str) -> None:
+    conn.execute(insert(t.login_attempt).values(login=login[:150], user_id=user_id, at=now,
+                                                succeeded=ok, reason=reason))
+
+
+def _invalid() -> AuthenticationError:
+    return AuthenticationError("invalid", "invalid login or password")
+
+
+def _locked(until: dt.datetime) -> AuthenticationError:
+    return AuthenticationError(
+        "locked", f"too many failed logins; try again after {until:%Y-%m-%d %H:%M} UTC",
+        locked_until=until,
+    )
+
+
+def count_users(conn: Connection) -> int:
+    return int(conn.execute(select(func.count()).select_from(t.user)).scalar_one())
