@@ -1,0 +1,262 @@
+"""Per-entity precomputation: everything the records service needs, built once per schema.
+
+A ``StorageSchema`` is immutable, so an ``EntityPlan`` built from it is too; the
+service keeps one per entity and every call reuses its coercers, validators,
+column lists and row converters instead of rebuilding them per row.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import Column, Table
+
+from engine.metadata.model import Entity, Feature, Field, FieldType, LocalText
+from engine.records.autonumber import AutoNumberFormat, parse_format
+from engine.records.coerce import Coercer, CoercionError, InputSource, coercer
+from engine.records.validate import Validator, validator
+from engine.storage.tables import StorageSchema
+
+#: System values a payload may never write.
+READONLY_SYSTEM = frozenset({"id", "version", "created_at", "updated_at", "created_by",
+                             "pool_id", "stage", "deleted_at"})
+#: Types whose values are JSON documents: no ordering, no equality filters.
+JSON_TYPES = frozenset({FieldType.MULTI_SELECT, FieldType.ADDRESS, FieldType.FILE,
+                        FieldType.GEO_POINT})
+#: Types that may be sorted on and compared with lt/gt (when indexed).
+ORDERED_TYPES = frozenset(FieldType) - JSON_TYPES
+
+
+def _pseudo(name: str, type_: FieldType) -> Field:
+    return Field(name=name, type=type_, label=LocalText.of({"en": name}))
+
+
+SYSTEM_FIELDS: dict[str, Field] = {
+    "id": _pseudo("id", FieldType.INTEGER),
+    "version": _pseudo("version", FieldType.INTEGER),
+    "created_at": _pseudo("created_at", FieldType.DATETIME),
+    "updated_at": _pseudo("updated_at", FieldType.DATETIME),
+    "deleted_at": _pseudo("deleted_at", FieldType.DATETIME),
+    "created_by": _pseudo("created_by", FieldType.USER),
+    "owner_id": _pseudo("owner_id", FieldType.USER),
+    "pool_id": _pseudo("pool_id", FieldType.TEXT),
+    "stage": _pseudo("stage", FieldType.TEXT),
+}
+
+
+def utc(value: datetime | None) -> datetime | None:
+    """Instants come back aware and in UTC from both databases (SQLite returns naive UTC)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    if value.utcoffset():
+        return value.astimezone(UTC)
+    return value
+
+
+@dataclass(frozen=True)
+class FieldPlan:
+    """One field's precomputed behaviour."""
+
+    field: Field
+    name: str
+    coerce_json: Coercer
+    coerce_string: Coercer
+    check: Validator
+    default: Callable[[datetime], Any] | None
+    columns: tuple[str, ...]          # main column first, then companions
+    autonumber: AutoNumberFormat | None
+
+    def coerce(self, value: Any, source: InputSource) -> Any:
+        if source is InputSource.STRING:
+            return self.coerce_string(value)
+        return self.coerce_json(value)
+
+
+@dataclass(frozen=True)
+class UniqueSpec:
+    name: str
+    fields: tuple[str, ...]
+    columns: tuple[Column[Any], ...]
+
+
+def _default(field: Field) -> Callable[[datetime], Any] | None:
+    raw = field.default
+    if raw is None or field.type is FieldType.AUTO_NUMBER:
+        return None
+    if field.type is FieldType.DATE and raw == "today":
+        return lambda now: now.date()
+    if field.type is FieldType.DATETIME and raw == "now":
+        return lambda now: now
+    try:
+        value = coercer(field)(raw)
+    except CoercionError:
+        value = coercer(field, InputSource.STRING)(raw) if isinstance(raw, str) else None
+    if isinstance(value, (dict, list)):
+        # A fresh copy per row: records must not share a mutable default.
+        return lambda now: value.copy()  # type: ignore[union-attr]
+    return lambda now: value
+
+
+def _instant_reader(i: int) -> Callable[[Any], Any]:
+    return lambda row: utc(row[i])
+
+
+def _reader(plan: FieldPlan, index: dict[str, int]) -> Callable[[Any], Any] | None:
+    """A converter from a row tuple to the field value, or None when it is the column as is."""
+    t = plan.field.type
+    main = index[plan.name]
+    if t is FieldType.MONEY:
+        cur = index[plan.columns[1]]
+
+        def money(row: Any) -> Any:
+            amount = row[main]
+            return None if amount is None else {"amount": amount, "currency": row[cur]}
+
+        return money
+    if t is FieldType.GEO_POINT:
+        lng = index[plan.columns[1]]
+
+        def geo(row: Any) -> Any:
+            lat = row[main]
+            return None if lat is None else {"lat": lat, "lng": row[lng]}
+
+        return geo
+    if t is FieldType.DATETIME:
+        return lambda row: utc(row[main])
+    if t is FieldType.DATE:
+        def day(row: Any) -> Any:
+            value = row[main]
+            return value.date() if isinstance(value, datetime) else value
+
+        return day
+    return None
+
+
+class EntityPlan:
+    """Columns, coercers, validators and row converters of one entity."""
+
+    def __init__(self, schema: StorageSchema, entity: Entity) -> None:
+        self.entity = entity
+        self.name = entity.name
+        self.table: Table = schema.table(entity.name)
+        self.activity = entity.has(Feature.ACTIVITY)
+        self.soft_delete = entity.has(Feature.SOFT_DELETE)
+        self.owned = entity.has(Feature.OWNED)
+        pipeline = schema.registry.pipeline_for(entity.name)
+        self.initial_stage = pipeline.initial_stage if pipeline and \
+            entity.has(Feature.PIPELINED) else None
+        self.fields: dict[str, FieldPlan] = {}
+        for f in entity.fields:
+            columns = tuple(c.name for c in self.table.columns
+                            if c.info.get("field") is not None and c.info["field"].name == f.name)
+            columns = (f.name, *(c for c in columns if c != f.name))
+            self.fields[f.name] = FieldPlan(
+                field=f, name=f.name, coerce_json=coercer(f, InputSource.JSON),
+                coerce_string=coercer(f, InputSource.STRING), check=validator(f),
+                default=_default(f), columns=columns,
+                autonumber=parse_format(f) if f.type is FieldType.AUTO_NUMBER else None,
+            )
+        self.required = tuple(p.name for p in self.fields.values()
+                              if p.field.required and p.autonumber is None)
+        self.autonumbers = tuple(p for p in self.fields.values() if p.autonumber is not None)
+        self.with_default = tuple(p for p in self.fields.values() if p.default is not None)
+        self.references = tuple(p for p in self.fields.values()
+                                if p.field.type in (FieldType.REFERENCE, FieldType.USER))
+        # Writable through a payload: fields (not auto numbers), and owner_id on create.
+        self.writable = frozenset(n for n, p in self.fields.items() if p.autonumber is None)
+        self.system_names = frozenset(c.name for c in self.table.columns
+                                      if c.name in SYSTEM_FIELDS)
+        self.uniques = self._uniques()
+        # Row -> record conversion: select every column in table order.
+        self.select_columns = list(self.table.columns)
+        index = {c.name: i for i, c in enumerate(self.select_columns)}
+        plain: list[tuple[str, int]] = [(n, index[n]) for n in SYSTEM_FIELDS
+                                        if n in index and n not in
+                                        ("created_at", "updated_at", "deleted_at")]
+        special: list[tuple[str, Callable[[Any], Any]]] = [
+            (n, _instant_reader(index[n]))
+            for n in ("created_at", "updated_at", "deleted_at") if n in index]
+        for p in self.fields.values():
+            reader = _reader(p, index)
+            if reader is None:
+                plain.append((p.name, index[p.name]))
+            else:
+                special.append((p.name, reader))
+        self._plain_keys = tuple(k for k, _ in plain)
+        self._plain_get = operator.itemgetter(*(i for _, i in plain))
+        self._special = tuple(special)
+        self.sortable = self._sortable()
+
+    def _uniques(self) -> tuple[UniqueSpec, ...]:
+        specs = [UniqueSpec(k.name, k.fields, tuple(self.table.c[f] for f in k.fields))
+                 for k in self.entity.unique_keys]
+        for f in self.entity.fields:
+            if f.unique and not any(s.fields == (f.name,) for s in specs):
+                specs.append(UniqueSpec(f.name, (f.name,), (self.table.c[f.name],)))
+        return tuple(specs)
+
+    def _sortable(self) -> frozenset[str]:
+        """Fields a list may sort on: only those an index leads with (a sort must stay cheap)."""
+        names = {"id", "created_at", "updated_at"}
+        for col in ("owner_id", "pool_id", "stage"):
+            if col in self.system_names:
+                names.add(col)
+        for spec in self.uniques:
+            names.add(spec.fields[0])
+        for index in self.entity.indexes:
+            names.add(index.fields[0])
+        for p in self.references:
+            names.add(p.name)
+        return frozenset(n for n in names
+                         if n in SYSTEM_FIELDS or self.fields[n].field.type in ORDERED_TYPES)
+
+    def lookup(self, name: str) -> Field | None:
+        """The field (or system pseudo-field) called ``name``, if the entity has it."""
+        plan = self.fields.get(name)
+        if plan is not None:
+            return plan.field
+        if name in self.system_names:
+            return SYSTEM_FIELDS[name]
+        return None
+
+    def to_values(self, row: Any) -> dict[str, Any]:
+        """A result row (columns in ``select_columns`` order) as record values."""
+        got = self._plain_get(row)
+        values = dict(zip(self._plain_keys, got if len(self._plain_keys) > 1 else (got,)))
+        for key, read in self._special:
+            values[key] = read(row)
+        return values
+
+    def to_columns(self, values: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:
+        """Write field values into ``out`` as column values (money and geo span two columns)."""
+        fields = self.fields
+        for name, value in values.items():
+            plan = fields.get(name)
+            if plan is None:
+                out[name] = value
+                continue
+            t = plan.field.type
+            if t is FieldType.MONEY:
+                out[name] = None if value is None else value["amount"]
+                out[plan.columns[1]] = None if value is None else value["currency"]
+            elif t is FieldType.GEO_POINT:
+                out[name] = None if value is None else value["lat"]
+                out[plan.columns[1]] = None if value is None else value["lng"]
+            else:
+                out[name] = value
+        return out
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """Equality as a user means it (a date stored as a datetime is the same date)."""
+    if isinstance(a, datetime) and isinstance(b, datetime):
+        return utc(a) == utc(b)
+    if isinstance(a, date) and isinstance(b, date):
+        return a == b
+    return bool(a == b)

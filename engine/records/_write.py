@@ -1,0 +1,225 @@
+"""Payload preparation and the checks that need the database, batched for bulk writes.
+
+``prepare_rows`` coerces, defaults and validates payloads without touching the
+database; ``reference_errors`` and ``duplicates`` look up many rows with a few
+``IN`` queries instead of one SELECT per row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, or_, select
+
+from engine.metadata.model import FieldType
+from engine.records._plan import (
+    JSON_TYPES,
+    READONLY_SYSTEM,
+    SYSTEM_FIELDS,
+    EntityPlan,
+    UniqueSpec,
+)
+from engine.records.coerce import CoercionError, InputSource, coercer
+from engine.storage.system_tables import USER_TABLE
+from engine.storage.tables import StorageSchema
+
+CHUNK = 500
+_OWNER_COERCE = coercer(SYSTEM_FIELDS["owner_id"])
+
+
+def key(index: int | None, name: str) -> str:
+    """The error key of a field: ``phone`` for one record, ``3.phone`` for row 3 of a batch."""
+    return name if index is None else f"{index}.{name}"
+
+
+def payload_errors(plan: EntityPlan, payload: Mapping[str, Any], *, creating: bool,
+                   readonly: frozenset[str], index: int | None,
+                   errors: dict[str, str]) -> None:
+    """Names in a payload that it may not write: unknown, system, generated or read-only."""
+    allowed = plan.writable
+    for name in payload:
+        if name in allowed and name not in readonly:
+            continue
+        if name == "owner_id" and plan.owned and creating and name not in readonly:
+            continue
+        if name in readonly:
+            message = "is read-only for you"
+        elif name in plan.fields:
+            message = "is numbered automatically"
+        elif name in READONLY_SYSTEM or name == "owner_id" and plan.owned:
+            message = "is set by the system"
+        else:
+            message = f"unknown field {name!r}"
+        errors[key(index, name)] = message
+
+
+@dataclass(frozen=True)
+class _Step:
+    name: str
+    coerce: Any
+    check: Any
+    default: Any
+    required: bool
+
+
+class RowPreparer:
+    """Coerce, default and validate create payloads of one entity from one source."""
+
+    def __init__(self, plan: EntityPlan, source: InputSource) -> None:
+        self.plan = plan
+        self.steps = tuple(
+            _Step(fp.name, fp.coerce_string if source is InputSource.STRING else fp.coerce_json,
+                  fp.check, fp.default, fp.field.required)
+            for fp in plan.fields.values() if fp.autonumber is None)
+
+    def prepare(self, rows: Sequence[Mapping[str, Any]], *, now: datetime,
+                readonly: frozenset[str], owner_default: int | None, bulk: bool,
+                errors: dict[str, str]) -> list[dict[str, Any]]:
+        """Field values (every field present, None when empty) per row; errors are collected."""
+        plan = self.plan
+        steps = self.steps
+        allowed = plan.writable - readonly
+        owned = plan.owned
+        out = []
+        for i, row in enumerate(rows):
+            index = i if bulk else None
+            if not allowed.issuperset(row.keys()):
+                payload_errors(plan, row, creating=True, readonly=readonly, index=index,
+                               errors=errors)
+            values: dict[str, Any] = {}
+            for step in steps:
+                name = step.name
+                if name in row:
+                    try:
+                        value = step.coerce(row[name])
+                    except CoercionError as exc:
+                        errors[key(index, name)] = str(exc)
+                        values[name] = None
+                        continue
+                elif step.default is not None:
+                    value = step.default(now)
+                else:
+                    value = None
+                if value is None:
+                    if step.required:
+                        errors[key(index, name)] = "is required"
+                else:
+                    message = step.check(value)
+                    if message is not None:
+                        errors[key(index, name)] = message
+                values[name] = value
+            if owned:
+                if "owner_id" in row:
+                    try:
+                        values["owner_id"] = _OWNER_COERCE(row["owner_id"])
+                    except CoercionError as exc:
+                        errors[key(index, "owner_id")] = str(exc)
+                        values["owner_id"] = None
+                else:
+                    values["owner_id"] = owner_default
+            out.append(values)
+        return out
+
+
+def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def reference_errors(conn: Connection, schema: StorageSchema, plan: EntityPlan,
+                     rows: Sequence[Mapping[str, Any]], *, names: Iterable[str] | None,
+                     bulk: bool, errors: dict[str, str]) -> None:
+    """Every reference (and user) value must name an existing, live record (or active user).
+
+    ``names`` limits the check to fields being written (None: all reference fields).
+    """
+    wanted = None if names is None else set(names)
+    targets = [(fp.name, fp.field.type, fp.field.target) for fp in plan.references
+               if wanted is None or fp.name in wanted]
+    if plan.owned and (wanted is None or "owner_id" in wanted):
+        targets.append(("owner_id", FieldType.USER, None))
+    for name, type_, target in targets:
+        ids = sorted({r[name] for r in rows if r.get(name) is not None})
+        if not ids:
+            continue
+        if type_ is FieldType.USER:
+            table = schema.system[USER_TABLE]
+            live = table.c.active.is_(True)
+            what = "user"
+        else:
+            table = schema.table(str(target))
+            live = table.c.deleted_at.is_(None) if "deleted_at" in table.c else None
+            what = str(target)
+        found: set[int] = set()
+        for chunk in _chunks(ids):
+            stmt = select(table.c.id).where(table.c.id.in_(chunk))
+            if live is not None:
+                stmt = stmt.where(live)
+            found.update(conn.execute(stmt).scalars())
+        for i, r in enumerate(rows):
+            value = r.get(name)
+            if value is not None and value not in found:
+                message = f"no {what} with id {value}" if type_ is not FieldType.USER \
+                    else f"no active user with id {value}"
+                errors.setdefault(key(i if bulk else None, name), message)
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    """Row ``index`` repeats ``spec`` of an existing record (or of an earlier row of the batch)."""
+
+    index: int
+    spec: UniqueSpec
+    values: dict[str, Any]
+    existing_id: int | None
+    earlier_row: int | None = None
+
+
+def _checkable(plan: EntityPlan, spec: UniqueSpec) -> bool:
+    return all(plan.fields[f].field.type not in JSON_TYPES | {FieldType.MONEY}
+               for f in spec.fields if f in plan.fields)
+
+
+def duplicates(conn: Connection, plan: EntityPlan, rows: Sequence[Mapping[str, Any]], *,
+               exclude_id: int | None = None,
+               specs: Sequence[UniqueSpec] | None = None) -> list[Duplicate]:
+    """Rows whose unique keys are already taken (soft-deleted records still hold theirs).
+
+    A key with an empty part is not a key (SQL unique constraints ignore NULLs too).
+    """
+    found: list[Duplicate] = []
+    table = plan.table
+    for spec in specs if specs is not None else plan.uniques:
+        if not _checkable(plan, spec):
+            continue
+        wanted: dict[tuple[Any, ...], int] = {}
+        for i, r in enumerate(rows):
+            k = tuple(r.get(f) for f in spec.fields)
+            if any(v is None for v in k):
+                continue
+            if k in wanted:
+                found.append(Duplicate(i, spec, dict(zip(spec.fields, k)), None, wanted[k]))
+                continue
+            wanted[k] = i
+        if not wanted:
+            continue
+        existing: dict[tuple[Any, ...], int] = {}
+        keys = list(wanted)
+        for chunk in _chunks(keys, CHUNK if len(spec.fields) == 1 else 100):
+            if len(spec.fields) == 1:
+                cond = spec.columns[0].in_([k[0] for k in chunk])
+            else:
+                cond = or_(*(and_(*(c == v for c, v in zip(spec.columns, k))) for k in chunk))
+            stmt = select(table.c.id, *spec.columns).where(cond)
+            if exclude_id is not None:
+                stmt = stmt.where(table.c.id != exclude_id)
+            for row in conn.execute(stmt):
+                existing.setdefault(tuple(row[1:]), row[0])
+        for k, i in wanted.items():
+            if k in existing:
+                found.append(Duplicate(i, spec, dict(zip(spec.fields, k)), existing[k]))
+    found.sort(key=lambda d: d.index)
+    return found

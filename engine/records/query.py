@@ -1,0 +1,328 @@
+"""List state and its translation to SQL: filters, search, sort and keyset pages.
+
+A ``ListQuery`` is one frozen value (the UI parses it from the URL once; saved
+views store it). Every field, operator and sort it names is checked against the
+entity before any SQL is built; values only ever travel as bound parameters.
+Pages are keyset pages: the opaque ``next_token`` carries the last row's sort
+value and id, and the sort is always (field, id) so that ties are stable.
+NULLs sort last in both directions.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import enum
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import ColumnElement, String, and_, cast, false, func, or_, tuple_
+
+from engine.errors import QueryError
+from engine.metadata.model import TEXT_LIKE_TYPES, Field, FieldType, LocalText
+from engine.records._plan import JSON_TYPES, SYSTEM_FIELDS, EntityPlan
+from engine.records.coerce import CoercionError, InputSource, coercer, to_json
+from engine.records.record import Record
+
+MAX_LIMIT = 200
+DEFAULT_LIMIT = 50
+MAX_IN_VALUES = 1000
+
+
+class Op(str, enum.Enum):
+    """Filter operators."""
+
+    EQ = "eq"
+    NE = "ne"
+    IN = "in"
+    LT = "lt"
+    LTE = "lte"
+    GT = "gt"
+    GTE = "gte"
+    BETWEEN = "between"
+    CONTAINS = "contains"
+    STARTS_WITH = "starts_with"
+    IS_EMPTY = "is_empty"
+    NOT_EMPTY = "not_empty"
+
+
+_ORDER_OPS = frozenset({Op.LT, Op.LTE, Op.GT, Op.GTE, Op.BETWEEN})
+_EQUALITY_OPS = frozenset({Op.EQ, Op.NE, Op.IN})
+_EMPTY_OPS = frozenset({Op.IS_EMPTY, Op.NOT_EMPTY})
+_TEXT_OPS = frozenset({Op.CONTAINS, Op.STARTS_WITH})
+
+
+@dataclass(frozen=True)
+class Filter:
+    """``field op value``; filtering by a reference is ``eq`` on the reference field."""
+
+    field: str
+    op: Op | str
+    value: Any = None
+
+
+@dataclass(frozen=True)
+class Sort:
+    """Sort on one indexed field; ties are broken by id in the same direction."""
+
+    field: str = "updated_at"
+    descending: bool = True
+
+    @classmethod
+    def parse(cls, text: str) -> Sort:
+        """``"-updated_at"`` sorts newest first, ``"name"`` ascending."""
+        text = text.strip()
+        if text.startswith("-"):
+            return cls(text[1:], True)
+        return cls(text, False)
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    """Everything a list screen, saved view or API call asks for."""
+
+    filters: tuple[Filter, ...] = ()
+    search: str = ""
+    sort: Sort = field(default_factory=Sort)
+    limit: int = DEFAULT_LIMIT
+    after: str | None = None          # the previous page's next_token
+    include_deleted: bool = False
+    only_deleted: bool = False        # the recycle bin
+
+
+@dataclass(frozen=True)
+class Page:
+    rows: list[Record]
+    next_token: str | None
+    has_more: bool
+
+
+def escape_like(text: str) -> str:
+    """Escape LIKE wildcards so user input matches literally (ESCAPE '\\')."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _field(plan: EntityPlan, name: str, hidden: frozenset[str], what: str) -> Field:
+    found = plan.lookup(name) if isinstance(name, str) else None
+    if found is None or name in hidden:
+        raise QueryError(plan.name, str(name), f"unknown field for {what}")
+    return found
+
+
+def _amount_field(f: Field) -> Field:
+    return Field(name=f.name, type=FieldType.DECIMAL, label=LocalText())
+
+
+def _value(plan: EntityPlan, f: Field, raw: Any) -> Any:
+    """A filter operand, coerced like a payload value of the field."""
+    if f.type is FieldType.MONEY:
+        if isinstance(raw, dict):
+            raw = raw.get("amount")
+        f = _amount_field(f)
+    if f.type is FieldType.MULTI_SELECT:
+        f = Field(name=f.name, type=FieldType.SELECT, label=LocalText(), options=f.options)
+    source = InputSource.STRING if isinstance(raw, str) else InputSource.JSON
+    fp = plan.fields.get(f.name)
+    try:
+        if fp is not None and fp.field is f:
+            value = fp.coerce(raw, source)
+        else:
+            value = coercer(f, source)(raw)
+    except CoercionError as exc:
+        raise QueryError(plan.name, f.name, str(exc)) from None
+    if value is None:
+        raise QueryError(plan.name, f.name, "needs a value (use is_empty for empty)")
+    return value
+
+
+def _allowed_ops(f: Field) -> frozenset[Op]:
+    t = f.type
+    if t in (FieldType.GEO_POINT, FieldType.ADDRESS, FieldType.FILE):
+        return _EMPTY_OPS
+    if t is FieldType.MULTI_SELECT:
+        return _EMPTY_OPS | {Op.CONTAINS}
+    if t is FieldType.BOOLEAN:
+        return _EMPTY_OPS | {Op.EQ, Op.NE}
+    if t in (FieldType.REFERENCE, FieldType.USER):
+        return _EMPTY_OPS | _EQUALITY_OPS
+    if t in TEXT_LIKE_TYPES:
+        return _EMPTY_OPS | _EQUALITY_OPS | _ORDER_OPS | _TEXT_OPS
+    return _EMPTY_OPS | _EQUALITY_OPS | _ORDER_OPS
+
+
+def filter_clause(plan: EntityPlan, flt: Filter, hidden: frozenset[str]) -> ColumnElement[bool]:
+    """One filter as a SQL clause; refuses unknown fields, operators and bad values."""
+    f = _field(plan, flt.field, hidden, "a filter")
+    try:
+        op = Op(flt.op)
+    except ValueError:
+        raise QueryError(plan.name, f.name, f"unknown operator {flt.op!r}") from None
+    if op not in _allowed_ops(f):
+        raise QueryError(plan.name, f.name, f"operator {op.value} does not apply to "
+                                            f"{f.type.value} fields")
+    col = plan.table.c[f.name]
+    text_like = f.type in TEXT_LIKE_TYPES or f.type is FieldType.SELECT
+    if op in _EMPTY_OPS:
+        if f.type in JSON_TYPES and f.type is not FieldType.GEO_POINT:
+            # JSON columns hold SQL NULL or a JSON null for "no value".
+            empty = func.coalesce(cast(col, String), "null") == "null"
+        elif text_like:
+            empty = or_(col.is_(None), col == "")
+        else:
+            empty = col.is_(None)
+        return empty if op is Op.IS_EMPTY else ~empty
+    if op is Op.IN:
+        if not isinstance(flt.value, (list, tuple)) or not flt.value:
+            raise QueryError(plan.name, f.name, "in needs a non-empty list of values")
+        if len(flt.value) > MAX_IN_VALUES:
+            raise QueryError(plan.name, f.name, f"in takes at most {MAX_IN_VALUES} values")
+        return col.in_([_value(plan, f, v) for v in flt.value])
+    if op is Op.BETWEEN:
+        if not isinstance(flt.value, (list, tuple)) or len(flt.value) != 2:
+            raise QueryError(plan.name, f.name, "between needs two values [low, high]")
+        low, high = (_value(plan, f, v) for v in flt.value)
+        return col.between(low, high)
+    if op in _TEXT_OPS:
+        if not isinstance(flt.value, str) or not flt.value:
+            raise QueryError(plan.name, f.name, f"{op.value} needs text")
+        if f.type is FieldType.MULTI_SELECT:
+            option = _value(plan, f, flt.value)
+            return cast(col, String).like(f'%"{escape_like(option)}"%', escape="\\")
+        pattern = escape_like(flt.value)
+        pattern = f"%{pattern}%" if op is Op.CONTAINS else f"{pattern}%"
+        return col.ilike(pattern, escape="\\")
+    value = _value(plan, f, flt.value)
+    if op is Op.EQ:
+        return col == value
+    if op is Op.NE:
+        # "not X" includes the records where the field is empty.
+        return or_(col != value, col.is_(None))
+    return {Op.LT: col < value, Op.LTE: col <= value, Op.GT: col > value,
+            Op.GTE: col >= value}[op]
+
+
+def search_clause(plan: EntityPlan, text: str, hidden: frozenset[str]) -> ColumnElement[bool]:
+    """Case-insensitive substring search over the entity's visible text search fields."""
+    names = [n for n in plan.entity.search_fields if n not in hidden and n in plan.fields
+             and plan.fields[n].field.type in TEXT_LIKE_TYPES]
+    if not names:
+        raise QueryError(plan.name, "search", "this list has no searchable fields")
+    pattern = f"%{escape_like(text.strip())}%"
+    return or_(*(plan.table.c[n].ilike(pattern, escape="\\") for n in names))
+
+
+def deleted_clause(plan: EntityPlan, query: ListQuery) -> ColumnElement[bool] | None:
+    """Hide the recycle bin unless asked; ``only_deleted`` lists it."""
+    if not plan.soft_delete:
+        if query.only_deleted:
+            raise QueryError(plan.name, "only_deleted", "this entity has no recycle bin")
+        return None
+    col = plan.table.c.deleted_at
+    if query.only_deleted:
+        return col.is_not(None)
+    if query.include_deleted:
+        return None
+    return col.is_(None)
+
+
+def where_clauses(plan: EntityPlan, query: ListQuery,
+                  hidden: frozenset[str]) -> list[ColumnElement[bool]]:
+    """Filters, search and the recycle-bin clause of a list or count (no row scope)."""
+    clauses = [filter_clause(plan, f, hidden) for f in query.filters]
+    if query.search and query.search.strip():
+        clauses.append(search_clause(plan, query.search, hidden))
+    deleted = deleted_clause(plan, query)
+    if deleted is not None:
+        clauses.append(deleted)
+    return clauses
+
+
+# --- sort and keyset ----------------------------------------------------------
+
+@dataclass(frozen=True)
+class SortPlan:
+    """A checked sort: the column, whether it can be NULL, and how to encode its values."""
+
+    name: str
+    descending: bool
+    nullable: bool
+    key_field: Field
+
+    def order_by(self, columns: Any) -> list[Any]:
+        col, id_col = columns[self.name], columns["id"]
+        if self.descending:
+            main = col.desc().nulls_last() if self.nullable else col.desc()
+            return [main, id_col.desc()]
+        main = col.asc().nulls_last() if self.nullable else col.asc()
+        return [main, id_col.asc()]
+
+    def key_of(self, record: Record) -> Any:
+        value = record[self.name]
+        if isinstance(value, dict) and "amount" in value:
+            return value["amount"]
+        return value
+
+    def after(self, columns: Any, token: Any) -> ColumnElement[bool]:
+        """Rows strictly after (value, id) in this order, NULLs last."""
+        value, last_id = token
+        col, id_col = columns[self.name], columns["id"]
+        beyond = (lambda a, b: a < b) if self.descending else (lambda a, b: a > b)
+        if value is None:
+            return and_(col.is_(None), beyond(id_col, last_id))
+        # A row-value comparison lets both databases seek the (field, id) index.
+        later = beyond(tuple_(col, id_col), tuple_(value, last_id))
+        return or_(later, col.is_(None)) if self.nullable else later
+
+
+def sort_plan(plan: EntityPlan, sort: Sort, hidden: frozenset[str]) -> SortPlan:
+    f = _field(plan, sort.field, hidden, "sorting")
+    if sort.field not in plan.sortable:
+        raise QueryError(plan.name, sort.field, "cannot sort on a field without an index")
+    nullable = bool(plan.table.c[sort.field].nullable) and sort.field != "id"
+    key = _amount_field(f) if f.type is FieldType.MONEY else f
+    return SortPlan(sort.field, bool(sort.descending), nullable, key)
+
+
+def encode_token(sort: SortPlan, record: Record) -> str:
+    payload = {"s": sort.name, "d": int(sort.descending),
+               "v": to_json(sort.key_field, sort.key_of(record)), "i": record.id}
+    raw = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_token(plan: EntityPlan, sort: SortPlan, token: str) -> tuple[Any, int]:
+    """The (sort value, id) a page token carries; refuses tokens of another sort."""
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        payload = json.loads(raw)
+        name, desc, value, last_id = payload["s"], payload["d"], payload["v"], payload["i"]
+    except (binascii.Error, ValueError, TypeError, KeyError):
+        raise QueryError(plan.name, "", "the page token is not valid") from None
+    if name != sort.name or bool(desc) != sort.descending:
+        raise QueryError(plan.name, "", "the page token belongs to another sort order")
+    if not isinstance(last_id, int) or isinstance(last_id, bool):
+        raise QueryError(plan.name, "", "the page token is not valid")
+    try:
+        key = None if value is None else coercer(sort.key_field)(value)
+    except CoercionError:
+        raise QueryError(plan.name, "", "the page token is not valid") from None
+    return key, last_id
+
+
+def check_limit(plan: EntityPlan, limit: int) -> int:
+    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_LIMIT:
+        raise QueryError(plan.name, "limit", f"must be between 1 and {MAX_LIMIT}")
+    return limit
+
+
+def no_rows() -> ColumnElement[bool]:
+    return false()
+
+
+def as_query(filters: ListQuery | Sequence[Filter]) -> ListQuery:
+    return filters if isinstance(filters, ListQuery) else ListQuery(filters=tuple(filters))
+
+
+__all__ = ["SYSTEM_FIELDS", "Filter", "ListQuery", "Op", "Page", "Sort", "escape_like"]

@@ -1,0 +1,507 @@
+"""The records service: the one way every read and write of entity rows goes.
+
+Each call checks the action with the access policy, ANDs the policy's row scope
+into its statement, validates payloads against the field definitions, keeps
+unique keys unique, locks optimistically with ``version`` and writes the
+activity feed in the same transaction as the change. Nothing partial is ever
+written: any error rolls the whole call back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Row,
+    case,
+    delete,
+    false,
+    func,
+    insert,
+    or_,
+    select,
+    union_all,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.elements import True_
+
+from engine.access import AccessPolicy, Unrestricted
+from engine.actor import Actor
+from engine.errors import (
+    ConflictError,
+    DuplicateError,
+    ForbiddenError,
+    NotFoundError,
+    ValidationError,
+)
+from engine.records import activity as feed
+from engine.records._plan import EntityPlan, same_value
+from engine.records._write import (
+    Duplicate,
+    RowPreparer,
+    duplicates,
+    key,
+    payload_errors,
+    reference_errors,
+)
+from engine.records.autonumber import reserve
+from engine.records.coerce import CoercionError, InputSource
+from engine.records.query import (
+    Filter,
+    ListQuery,
+    Page,
+    as_query,
+    check_limit,
+    decode_token,
+    encode_token,
+    sort_plan,
+    where_clauses,
+)
+from engine.records.record import Record
+from engine.storage.database import write_transaction
+from engine.storage.tables import StorageSchema
+
+ACTIVITY_TABLE = "tp_activity"
+SEQUENCE_TABLE = "tp_sequence"
+DEFAULT_COUNT_CAP = 10_000
+MAX_ACTIVITY_LIMIT = 200
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _live_branches(branches: tuple[ColumnElement[bool], ...]) -> list[ColumnElement[bool]]:
+    # A true() branch adds nothing to a WHERE; leaving it out keeps statements lean.
+    return [b for b in branches if not isinstance(b, True_)]
+
+
+class RecordService:
+    """Create, read, update, delete, restore and list records of any entity."""
+
+    def __init__(self, *, engine: Engine, schema: StorageSchema,
+                 policy: AccessPolicy | None = None,
+                 clock: Callable[[], datetime] = utc_now) -> None:
+        self.engine = engine
+        self.schema = schema
+        self.policy: AccessPolicy = policy if policy is not None else Unrestricted()
+        self.clock = clock
+        self._plans: dict[str, EntityPlan] = {}
+        self._preparers: dict[tuple[str, InputSource], RowPreparer] = {}
+
+    # --- plumbing -------------------------------------------------------------
+
+    def plan(self, entity: str) -> EntityPlan:
+        """The precomputed plan of an entity (built on first use, then reused)."""
+        found = self._plans.get(entity)
+        if found is None:
+            if entity not in self.schema.tables:
+                raise NotFoundError("entity", entity)
+            found = self._plans[entity] = EntityPlan(self.schema, self.schema.registry.entity(entity))
+        return found
+
+    def _preparer(self, plan: EntityPlan, source: InputSource) -> RowPreparer:
+        source = InputSource(source)
+        found = self._preparers.get((plan.name, source))
+        if found is None:
+            found = self._preparers[(plan.name, source)] = RowPreparer(plan, source)
+        return found
+
+    def _record(self, plan: EntityPlan, values: dict[str, Any], hidden: frozenset[str]) -> Record:
+        for name in hidden:
+            values.pop(name, None)
+        return Record(plan.name, values)
+
+    def _scoped_row(self, conn: Connection, plan: EntityPlan, actor: Actor, record_id: Any, *,
+                    action: str | None, deleted: bool | None) -> tuple[Row[Any], bool] | None:
+        """The row if the actor may read it, and whether ``action`` is allowed on it too.
+
+        ``deleted``: False = live rows only, True = recycle bin only, None = both.
+        """
+        if not isinstance(record_id, int) or isinstance(record_id, bool):
+            return None
+        table = plan.table
+        read = self.policy.row_scope(actor, plan.entity, table, "read")
+        if read.is_empty:
+            return None
+        allowed: ColumnElement[Any] = false()
+        if action is not None:
+            scope = self.policy.row_scope(actor, plan.entity, table, action)
+            allowed = or_(*scope.branches) if not scope.is_empty else false()
+        stmt = select(*plan.select_columns, case((allowed, 1), else_=0).label("_allowed")) \
+            .where(table.c.id == record_id, or_(*read.branches))
+        if plan.soft_delete and deleted is not None:
+            col = table.c.deleted_at
+            stmt = stmt.where(col.is_not(None) if deleted else col.is_(None))
+        row = conn.execute(stmt).first()
+        if row is None:
+            return None
+        return row, bool(row[-1])
+
+    def _read_back(self, conn: Connection, plan: EntityPlan, record_id: int,
+                   hidden: frozenset[str]) -> Record:
+        row = conn.execute(select(*plan.select_columns)
+                           .where(plan.table.c.id == record_id)).one()
+        return self._record(plan, plan.to_values(row), hidden)
+
+    def _duplicate_error(self, plan: EntityPlan, dup: Duplicate) -> DuplicateError:
+        return DuplicateError(plan.name, key=dup.spec.name, fields=dup.spec.fields,
+                              values=dup.values, existing_id=dup.existing_id)
+
+    def _bulk_duplicate_errors(self, plan: EntityPlan, dups: Sequence[Duplicate]) -> dict[str, str]:
+        errors: dict[str, str] = {}
+        for d in dups:
+            shown = ", ".join(f"{f}={v!r}" for f, v in d.values.items())
+            where = f"row {d.earlier_row}" if d.earlier_row is not None else f"id {d.existing_id}"
+            errors.setdefault(key(d.index, d.spec.fields[0]),
+                              f"{shown} already exists ({where})")
+        return errors
+
+    def _after_race(self, plan: EntityPlan, rows: Sequence[Mapping[str, Any]], *,
+                    exclude_id: int | None, bulk: bool, exc: IntegrityError) -> Exception:
+        """Turn a unique-constraint violation (a concurrent writer won) into our error."""
+        with self.engine.connect() as conn:
+            dups = [d for d in duplicates(conn, plan, rows, exclude_id=exclude_id)
+                    if d.existing_id is not None]
+        if not dups:
+            return exc
+        if bulk:
+            return ValidationError(plan.name, self._bulk_duplicate_errors(plan, dups))
+        return self._duplicate_error(plan, dups[0])
+
+    # --- create -----------------------------------------------------------------
+
+    def create(self, actor: Actor, entity: str, values: Mapping[str, Any], *,
+               source: InputSource = InputSource.JSON) -> Record:
+        """Validate and insert one record; returns it as stored."""
+        plan = self.plan(entity)
+        self.policy.check_action(actor, plan.entity, "create")
+        hidden = self.policy.hidden_fields(actor, plan.entity)
+        record: list[Record] = []
+        self._insert(actor, plan, [values], source=source, bulk=False,
+                     read_back=lambda conn, ids: record.append(
+                         self._read_back(conn, plan, ids[0], hidden)))
+        return record[0]
+
+    def bulk_create(self, actor: Actor, entity: str, rows: Sequence[Mapping[str, Any]], *,
+                    source: InputSource = InputSource.JSON) -> list[int]:
+        """Insert many records in one transaction, all or nothing; returns their ids in order.
+
+        A bad row raises one ``ValidationError`` whose keys name the row and
+        field (``"3.phone"``); duplicates within the batch or against stored
+        records are reported the same way.
+        """
+        plan = self.plan(entity)
+        self.policy.check_action(actor, plan.entity, "create")
+        if not rows:
+            return []
+        return self._insert(actor, plan, rows, source=source, bulk=True, read_back=None)
+
+    def _insert(self, actor: Actor, plan: EntityPlan, payloads: Sequence[Mapping[str, Any]], *,
+                source: InputSource, bulk: bool,
+                read_back: Callable[[Connection, list[int]], None] | None) -> list[int]:
+        now = self.clock()
+        errors: dict[str, str] = {}
+        readonly = self.policy.readonly_fields(actor, plan.entity) | \
+            self.policy.hidden_fields(actor, plan.entity)
+        rows = self._preparer(plan, source).prepare(
+            payloads, now=now, readonly=readonly, owner_default=actor.user_id, bulk=bulk,
+            errors=errors)
+        try:
+            with write_transaction(self.engine) as conn:
+                reference_errors(conn, self.schema, plan, rows, names=None, bulk=bulk,
+                                 errors=errors)
+                if errors:
+                    raise ValidationError(plan.name, errors)
+                dups = duplicates(conn, plan, rows)
+                if dups:
+                    if bulk:
+                        raise ValidationError(plan.name, self._bulk_duplicate_errors(plan, dups))
+                    raise self._duplicate_error(plan, dups[0])
+                self._number(conn, plan, rows, now)
+                ids = self._insert_rows(conn, plan, rows, actor=actor, now=now)
+                if read_back is not None:
+                    read_back(conn, ids)
+        except IntegrityError as exc:
+            raise self._after_race(plan, rows, exclude_id=None, bulk=bulk, exc=exc) from exc
+        return ids
+
+    def _number(self, conn: Connection, plan: EntityPlan, rows: list[dict[str, Any]],
+                now: datetime) -> None:
+        for fp in plan.autonumbers:
+            fmt = fp.autonumber
+            assert fmt is not None
+            last = reserve(conn, self.schema.system[SEQUENCE_TABLE], entity=plan.name,
+                           field=fp.name, period=fmt.period(now), count=len(rows))
+            first = last - len(rows) + 1
+            for offset, row in enumerate(rows):
+                row[fp.name] = fmt.render(now, first + offset)
+
+    def _insert_rows(self, conn: Connection, plan: EntityPlan, rows: list[dict[str, Any]], *,
+                     actor: Actor, now: datetime) -> list[int]:
+        system = {"created_at": now, "updated_at": now, "created_by": actor.user_id, "version": 1}
+        if plan.initial_stage is not None:
+            system["stage"] = plan.initial_stage
+        to_columns = plan.to_columns
+        params = [to_columns(row, dict(system)) for row in rows]
+        table = plan.table
+        stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+        ids = list(conn.execute(stmt, params).scalars())
+        if plan.activity:
+            conn.execute(insert(self.schema.system[ACTIVITY_TABLE]), [
+                feed.row(plan, record_id=record_id, kind=feed.CREATE, actor_id=actor.user_id,
+                         at=now, changes=feed.created(plan, row))
+                for record_id, row in zip(ids, rows)])
+        return ids
+
+    # --- read -------------------------------------------------------------------
+
+    def get(self, actor: Actor, entity: str, record_id: int, *,
+            include_deleted: bool = False) -> Record:
+        """One record the actor may read; otherwise ``NotFoundError`` (never a hint it exists)."""
+        plan = self.plan(entity)
+        self.policy.check_action(actor, plan.entity, "read")
+        with self.engine.connect() as conn:
+            found = self._scoped_row(conn, plan, actor, record_id, action=None,
+                                     deleted=None if include_deleted else False)
+        if found is None:
+            raise NotFoundError(plan.name, record_id)
+        return self._record(plan, plan.to_values(found[0]),
+                            self.policy.hidden_fields(actor, plan.entity))
+
+    def list(self, actor: Actor, entity: str, query: ListQuery | None = None) -> Page:
+        """One keyset page of the records the actor may read, filtered, searched and sorted."""
+        plan = self.plan(entity)
+        query = query if query is not None else ListQuery()
+        self.policy.check_action(actor, plan.entity, "read")
+        hidden = self.policy.hidden_fields(actor, plan.entity)
+        limit = check_limit(plan, query.limit)
+        sort = sort_plan(plan, query.sort, hidden)
+        where = where_clauses(plan, query, hidden)
+        table = plan.table
+        if query.after:
+            where.append(sort.after(table.c, decode_token(plan, sort, query.after)))
+        scope = self.policy.row_scope(actor, plan.entity, table, "read")
+        if scope.is_empty:
+            return Page([], None, False)
+        cols = plan.select_columns
+        branches = scope.branches
+        with self.engine.connect() as conn:
+            if len(branches) == 1:
+                stmt = select(*cols).where(*where, *_live_branches(branches)) \
+                    .order_by(*sort.order_by(table.c)).limit(limit + 1)
+                rows: Sequence[Any] = conn.execute(stmt).all()
+            else:
+                rows = self._union_rows(conn, plan, sort, where, branches, limit + 1)
+        to_values = plan.to_values
+        records = [self._record(plan, to_values(r), hidden) for r in rows[:limit]]
+        has_more = len(rows) > limit
+        token = encode_token(sort, records[-1]) if has_more else None
+        return Page(records, token, has_more)
+
+    def _union_rows(self, conn: Connection, plan: EntityPlan, sort: Any,
+                    where: list[ColumnElement[bool]],
+                    branches: tuple[ColumnElement[bool], ...], wanted: int) -> list[Any]:
+        # OR across branch columns sends both planners into full sorts; a UNION ALL of
+        # per-branch keyset queries reads at most `wanted` rows per branch.
+        order = sort.order_by(plan.table.c)
+        parts = [select(*plan.select_columns).where(*where, *_live_branches((b,)))
+                 .order_by(*order).limit(wanted).subquery() for b in branches]
+        union = union_all(*(select(p) for p in parts)).subquery("scoped")
+        stmt = select(*union.c).order_by(*sort.order_by(union.c))
+        seen: set[int] = set()
+        rows = []
+        id_index = [c.name for c in plan.select_columns].index("id")
+        for row in conn.execute(stmt):
+            # A row in two branches comes twice; keep the first.
+            if row[id_index] in seen:
+                continue
+            seen.add(row[id_index])
+            rows.append(row)
+            if len(rows) == wanted:
+                break
+        return rows
+
+    def count(self, actor: Actor, entity: str, filters: ListQuery | Sequence[Filter] = (), *,
+              cap: int = DEFAULT_COUNT_CAP) -> int:
+        """How many records match, counting at most ``cap`` (a result of ``cap`` means "cap or more")."""
+        plan = self.plan(entity)
+        self.policy.check_action(actor, plan.entity, "read")
+        hidden = self.policy.hidden_fields(actor, plan.entity)
+        where = where_clauses(plan, as_query(filters), hidden)
+        scope = self.policy.row_scope(actor, plan.entity, plan.table, "read")
+        if scope.is_empty:
+            return 0
+        live = _live_branches(scope.branches)
+        scoped = [or_(*live)] if live and len(live) == len(scope.branches) else []
+        inner = select(plan.table.c.id).where(*where, *scoped).limit(cap).subquery()
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(inner)).scalar_one())
+
+    def activity(self, actor: Actor, entity: str, record_id: int, *, limit: int = 50,
+                 before_id: int | None = None) -> list[feed.ActivityEntry]:
+        """A record's feed, newest first; reading it requires read access to the record."""
+        plan = self.plan(entity)
+        self.get(actor, entity, record_id, include_deleted=True)
+        limit = max(1, min(limit, MAX_ACTIVITY_LIMIT))
+        with self.engine.connect() as conn:
+            return feed.read(conn, self.schema.system[ACTIVITY_TABLE], entity=plan.name,
+                             record_id=record_id, limit=limit, before_id=before_id,
+                             hidden=self.policy.hidden_fields(actor, plan.entity))
+
+    # --- update -----------------------------------------------------------------
+
+    def update(self, actor: Actor, entity: str, record_id: int, values: Mapping[str, Any], *,
+               version: int, source: InputSource = InputSource.JSON) -> Record:
+        """Change the fields in ``values`` if the record is still at ``version``.
+
+        A stale version raises ``ConflictError`` and writes nothing; an update
+        that changes nothing writes nothing and keeps the version.
+        """
+        plan = self.plan(entity)
+        self.policy.check_action(actor, plan.entity, "update")
+        hidden = self.policy.hidden_fields(actor, plan.entity)
+        readonly = self.policy.readonly_fields(actor, plan.entity) | hidden
+        new, errors = self._coerce_update(plan, values, source=InputSource(source),
+                                          readonly=readonly)
+        if errors:
+            raise ValidationError(plan.name, errors)
+        now = self.clock()
+        merged: dict[str, Any] = {}
+        try:
+            with write_transaction(self.engine) as conn:
+                old = self._writable_row(conn, plan, actor, record_id, action="update",
+                                         version=version, deleted=False)
+                changed = {n: v for n, v in new.items() if not same_value(old.get(n), v)}
+                if not changed:
+                    return self._record(plan, old, hidden)
+                merged = {**old, **changed}
+                reference_errors(conn, self.schema, plan, [merged], names=changed, bulk=False,
+                                 errors=errors)
+                if errors:
+                    raise ValidationError(plan.name, errors)
+                touched = [s for s in plan.uniques if any(f in changed for f in s.fields)]
+                dups = duplicates(conn, plan, [merged], exclude_id=record_id, specs=touched)
+                if dups:
+                    raise self._duplicate_error(plan, dups[0])
+                self._bump(conn, plan, record_id, version=version, now=now,
+                           columns=plan.to_columns(changed, {}))
+                if plan.activity:
+                    self._log(conn, plan, record_id, feed.UPDATE, actor, now,
+                              feed.diff(plan, old, changed))
+                return self._read_back(conn, plan, record_id, hidden)
+        except IntegrityError as exc:
+            if not merged:
+                raise
+            raise self._after_race(plan, [merged], exclude_id=record_id, bulk=False,
+                                   exc=exc) from exc
+
+    def _coerce_update(self, plan: EntityPlan, values: Mapping[str, Any], *,
+                       source: InputSource,
+                       readonly: frozenset[str]) -> tuple[dict[str, Any], dict[str, str]]:
+        errors: dict[str, str] = {}
+        payload_errors(plan, values, creating=False, readonly=readonly, index=None,
+                       errors=errors)
+        new: dict[str, Any] = {}
+        for name, raw in values.items():
+            if name in errors or name not in plan.fields:
+                continue
+            fp = plan.fields[name]
+            try:
+                value = fp.coerce(raw, source)
+            except CoercionError as exc:
+                errors[name] = str(exc)
+                continue
+            if value is None:
+                if fp.field.required:
+                    errors[name] = "is required"
+            else:
+                message = fp.check(value)
+                if message is not None:
+                    errors[name] = message
+            new[name] = value
+        return new, errors
+
+    def _writable_row(self, conn: Connection, plan: EntityPlan, actor: Actor, record_id: int, *,
+                      action: str, version: int | None, deleted: bool) -> dict[str, Any]:
+        """The current values of a record the actor may ``action``, at ``version`` if given."""
+        found = self._scoped_row(conn, plan, actor, record_id, action=action, deleted=deleted)
+        if found is None:
+            raise NotFoundError(plan.name, record_id)
+        row, allowed = found
+        if not allowed:
+            raise ForbiddenError(plan.name, action, "the record is outside what you may "
+                                                    f"{action}")
+        old = plan.to_values(row)
+        if version is not None and old["version"] != version:
+            raise ConflictError(plan.name, record_id, expected=version, actual=old["version"])
+        return old
+
+    def _bump(self, conn: Connection, plan: EntityPlan, record_id: int, *, version: int,
+              now: datetime, columns: dict[str, Any]) -> None:
+        """UPDATE ... WHERE id AND version: zero rows means someone else won the race."""
+        table = plan.table
+        result = conn.execute(update(table)
+                              .where(table.c.id == record_id, table.c.version == version)
+                              .values(**columns, updated_at=now, version=version + 1))
+        if result.rowcount != 1:
+            actual = conn.execute(select(table.c.version).where(table.c.id == record_id)) \
+                .scalar_one_or_none()
+            raise ConflictError(plan.name, record_id, expected=version, actual=actual)
+
+    def _log(self, conn: Connection, plan: EntityPlan, record_id: int, kind: str, actor: Actor,
+             now: datetime, changes: Sequence[Mapping[str, Any]] | None) -> None:
+        conn.execute(insert(self.schema.system[ACTIVITY_TABLE]).values(
+            feed.row(plan, record_id=record_id, kind=kind, actor_id=actor.user_id, at=now,
+                     changes=changes)))
+
+    # --- delete and restore -------------------------------------------------------
+
+    def delete(self, actor: Actor, entity: str, record_id: int, *,
+               version: int | None = None) -> None:
+        """Move the record to the recycle bin (soft-delete entities) or delete it for good."""
+        plan = self.plan(entity)
+        self.policy.check_action(actor, plan.entity, "delete")
+        now = self.clock()
+        table = plan.table
+        try:
+            with write_transaction(self.engine) as conn:
+                old = self._writable_row(conn, plan, actor, record_id, action="delete",
+                                         version=version, deleted=False)
+                current = int(old["version"])
+                if plan.soft_delete:
+                    self._bump(conn, plan, record_id, version=current, now=now,
+                               columns={"deleted_at": now})
+                else:
+                    result = conn.execute(delete(table).where(table.c.id == record_id,
+                                                              table.c.version == current))
+                    if result.rowcount != 1:
+                        raise ConflictError(plan.name, record_id, expected=current, actual=None)
+                if plan.activity:
+                    self._log(conn, plan, record_id, feed.DELETE, actor, now, None)
+        except IntegrityError as exc:
+            # A hard delete refused by a RESTRICT foreign key: other records point here.
+            raise ForbiddenError(plan.name, "delete", "other records refer to it") from exc
+
+    def restore(self, actor: Actor, entity: str, record_id: int) -> Record:
+        """Bring a record back from the recycle bin (needs the right to delete it)."""
+        plan = self.plan(entity)
+        self.policy.check_action(actor, plan.entity, "delete")
+        if not plan.soft_delete:
+            raise NotFoundError(plan.name, record_id)
+        hidden = self.policy.hidden_fields(actor, plan.entity)
+        now = self.clock()
+        with write_transaction(self.engine) as conn:
+            old = self._writable_row(conn, plan, actor, record_id, action="delete",
+                                     version=None, deleted=True)
+            self._bump(conn, plan, record_id, version=int(old["version"]), now=now,
+                       columns={"deleted_at": None})
+            if plan.activity:
+                self._log(conn, plan, record_id, feed.RESTORE, actor, now, None)
+            return self._read_back(conn, plan, record_id, hidden)

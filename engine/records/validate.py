@@ -1,0 +1,180 @@
+"""Constraints from a field definition, checked on coerced values.
+
+``validator(field)`` builds, once per field, a function that returns a message
+for a bad value and None for a good one. ``None`` values never reach it:
+required is decided by the caller, which knows whether this is a create or an
+update. Messages are for the person who typed the value.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import String
+
+from engine.metadata.model import Field, FieldType
+from engine.storage.tables import column_type
+
+Validator = Callable[[Any], "str | None"]
+
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
+_URL = re.compile(r"https?://[^\s/?#]+\.[^\s/?#]+([/?#]\S*)?|https?://localhost(:\d+)?([/?#]\S*)?",
+                  re.IGNORECASE)
+_PHONE = re.compile(r"\+?[0-9][0-9 ()\-.]*[0-9](\s*(ext|x|#)\s*\d+)?", re.IGNORECASE)
+DEFAULT_RATING_MAX = 5
+PERCENT_RANGE = (Decimal(0), Decimal(100))
+
+
+def _number_checks(field: Field, *, scale: int | None, precision: int | None,
+                   low: Any, high: Any) -> Callable[[Any], str | None]:
+    low_d = None if low is None else Decimal(str(low))
+    high_d = None if high is None else Decimal(str(high))
+    max_integer_digits = None if precision is None else precision - (scale or 0)
+
+    def check(number: Any) -> str | None:
+        if low_d is not None and number < low_d:
+            return f"must be at least {low}"
+        if high_d is not None and number > high_d:
+            return f"must be at most {high}"
+        if isinstance(number, Decimal):
+            exponent = number.as_tuple().exponent
+            places = -exponent if isinstance(exponent, int) and exponent < 0 else 0
+            # Trailing zeros beyond the scale are harmless (12.500 for 2 places).
+            if scale is not None and places > scale \
+                    and number != number.quantize(Decimal(1).scaleb(-scale)):
+                return f"at most {scale} digits after the decimal point"
+            if max_integer_digits is not None:
+                whole = abs(int(number))
+                if whole and len(str(whole)) > max_integer_digits:
+                    return f"too large: at most {max_integer_digits} digits before the point"
+        return None
+
+    return check
+
+
+def _text_validator(field: Field) -> Validator:
+    type_ = column_type(field)
+    max_length = field.max_length
+    if isinstance(type_, String) and type_.length:
+        max_length = min(max_length or type_.length, type_.length)
+    min_length = field.min_length
+    pattern = re.compile(field.pattern) if field.pattern else None
+    fmt = {FieldType.EMAIL: (_EMAIL, "is not an email address"),
+           FieldType.URL: (_URL, "is not a web address starting with http:// or https://"),
+           FieldType.PHONE: (_PHONE, "is not a phone number")}.get(field.type)
+
+    def check(value: Any) -> str | None:
+        if min_length is not None and len(value) < min_length:
+            return f"must be at least {min_length} characters"
+        if max_length is not None and len(value) > max_length:
+            return f"must be at most {max_length} characters"
+        if fmt is not None and not fmt[0].fullmatch(value):
+            return fmt[1]
+        if pattern is not None and not pattern.fullmatch(value):
+            return f"does not match the pattern {field.pattern}"
+        return None
+
+    return check
+
+
+def _select_validator(field: Field) -> Validator:
+    allowed = frozenset(field.option_values)
+    shown = ", ".join(field.option_values)
+
+    def check(value: Any) -> str | None:
+        if value not in allowed:
+            return f"{value!r} is not one of the options ({shown})"
+        return None
+
+    return check
+
+
+def _multi_select_validator(field: Field) -> Validator:
+    single = _select_validator(field)
+
+    def check(value: Any) -> str | None:
+        for item in value:
+            message = single(item)
+            if message:
+                return message
+        return None
+
+    return check
+
+
+def _file_validator(field: Field) -> Validator:
+    accept = field.accept
+
+    def accepted(content_type: str) -> bool:
+        for pattern in accept:
+            if pattern.endswith("/*") and content_type.startswith(pattern[:-1]):
+                return True
+            if pattern == content_type:
+                return True
+        return False
+
+    def check(value: Any) -> str | None:
+        if not isinstance(value.get("name"), str) or not value["name"]:
+            return "a file needs a name"
+        size = value.get("size")
+        if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
+            return "file size must be a whole number of bytes"
+        if field.max_size is not None and size is not None and size > field.max_size:
+            return f"file is larger than {field.max_size} bytes"
+        if accept:
+            content_type = value.get("content_type")
+            if not isinstance(content_type, str) or not accepted(content_type):
+                return f"file type must be one of {', '.join(accept)}"
+        return None
+
+    return check
+
+
+def _address_validator(field: Field) -> Validator:
+    def check(value: Any) -> str | None:
+        for key, part in value.items():
+            if part is not None and not isinstance(part, (str, int, float)):
+                return f"address part {key!r} must be text"
+        return None
+
+    return check
+
+
+def _nothing(value: Any) -> str | None:
+    return None
+
+
+def validator(field: Field) -> Validator:
+    """The constraint check of one field (None = fine, else a message)."""
+    t = field.type
+    if t in (FieldType.TEXT, FieldType.LONG_TEXT, FieldType.RICH_TEXT, FieldType.EMAIL,
+             FieldType.PHONE, FieldType.URL, FieldType.AUTO_NUMBER):
+        return _text_validator(field)
+    if t is FieldType.SELECT:
+        return _select_validator(field)
+    if t is FieldType.MULTI_SELECT:
+        return _multi_select_validator(field)
+    if t is FieldType.INTEGER:
+        return _number_checks(field, scale=None, precision=None, low=field.min, high=field.max)
+    if t is FieldType.RATING:
+        high = field.max if field.max is not None else DEFAULT_RATING_MAX
+        low = field.min if field.min is not None else 1
+        return _number_checks(field, scale=None, precision=None, low=low, high=high)
+    if t in (FieldType.DECIMAL, FieldType.MONEY, FieldType.PERCENT):
+        type_ = column_type(field)
+        low, high = field.min, field.max
+        if t is FieldType.PERCENT and low is None and high is None:
+            low, high = PERCENT_RANGE
+        checks = _number_checks(field, scale=getattr(type_, "scale", None),
+                                precision=getattr(type_, "precision", None), low=low, high=high)
+        if t is FieldType.MONEY:
+            return lambda value: checks(value["amount"])
+        return checks
+    if t is FieldType.FILE:
+        return _file_validator(field)
+    if t is FieldType.ADDRESS:
+        return _address_validator(field)
+    return _nothing
