@@ -388,6 +388,7 @@ class Registry:
     @property
     def fingerprint(self) -> str:
         """A stable hash of the canonical document: equal metadata, equal hash."""
+        # default=dict: the document is a read-only mapping proxy, which json cannot encode
         canonical = json.dumps(self.document, sort_keys=True, ensure_ascii=False,
-                               separators=(",", ":"))
+                               separators=(",", ":"), default=dict)
         return hashlib.sha256(canonical.encode()).hexdigest()
