@@ -11,13 +11,14 @@ import operator
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Column, Table
 
 from engine.metadata.model import Entity, Feature, Field, FieldType, LocalText
 from engine.records.autonumber import AutoNumberFormat, parse_format
-from engine.records.coerce import Coercer, CoercionError, InputSource, coercer
+from engine.records.coerce import Coercer, CoercionError, InputSource, coercer, to_json
 from engine.records.validate import Validator, validator
 from engine.storage.tables import StorageSchema
 
@@ -27,6 +28,11 @@ READONLY_SYSTEM = frozenset({"id", "version", "created_at", "updated_at", "creat
 #: Types whose values are JSON documents: no ordering, no equality filters.
 JSON_TYPES = frozenset({FieldType.MULTI_SELECT, FieldType.ADDRESS, FieldType.FILE,
                         FieldType.GEO_POINT})
+#: Types whose Python values are already JSON-safe.
+JSON_AS_IS = frozenset({FieldType.TEXT, FieldType.LONG_TEXT, FieldType.RICH_TEXT, FieldType.EMAIL,
+                        FieldType.PHONE, FieldType.URL, FieldType.AUTO_NUMBER, FieldType.SELECT,
+                        FieldType.INTEGER, FieldType.RATING, FieldType.BOOLEAN,
+                        FieldType.REFERENCE, FieldType.USER})
 #: Types that may be sorted on and compared with lt/gt (when indexed).
 ORDERED_TYPES = frozenset(FieldType) - JSON_TYPES
 
@@ -101,6 +107,14 @@ def _default(field: Field) -> Callable[[datetime], Any] | None:
         # A fresh copy per row: records must not share a mutable default.
         return lambda now: value.copy()  # type: ignore[union-attr]
     return lambda now: value
+
+
+def _part(name: str, part: str) -> Callable[[dict[str, Any]], Any]:
+    def get(values: dict[str, Any]) -> Any:
+        value = values[name]
+        return None if value is None else value[part]
+
+    return get
 
 
 def _instant_reader(i: int) -> Callable[[Any], Any]:
@@ -192,6 +206,21 @@ class EntityPlan:
         self._plain_get = operator.itemgetter(*(i for _, i in plain))
         self._special = tuple(special)
         self.sortable = self._sortable()
+        # Field columns in a fixed order, and how each is read from field values.
+        getters: list[tuple[str, Callable[[dict[str, Any]], Any] | None]] = []
+        for p in self.fields.values():
+            if p.field.type is FieldType.MONEY:
+                getters += [(p.name, _part(p.name, "amount")), (p.columns[1], _part(p.name, "currency"))]
+            elif p.field.type is FieldType.GEO_POINT:
+                getters += [(p.name, _part(p.name, "lat")), (p.columns[1], _part(p.name, "lng"))]
+            else:
+                getters.append((p.name, None))
+        self.column_names = tuple(name for name, _ in getters)
+        self._getters = tuple(getters)
+        # Per field: how a value becomes JSON for the activity feed (None = as it is).
+        self.json_out: tuple[tuple[str, Callable[[Any], Any] | None], ...] = tuple(
+            (p.name, None if p.field.type in JSON_AS_IS else partial(to_json, p.field))
+            for p in self.fields.values())
 
     def _uniques(self) -> tuple[UniqueSpec, ...]:
         specs = [UniqueSpec(k.name, k.fields, tuple(self.table.c[f] for f in k.fields))
@@ -232,6 +261,10 @@ class EntityPlan:
         for key, read in self._special:
             values[key] = read(row)
         return values
+
+    def column_values(self, values: dict[str, Any]) -> list[Any]:
+        """Field values as column values in ``column_names`` order."""
+        return [values[name] if get is None else get(values) for name, get in self._getters]
 
     def to_columns(self, values: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:
         """Write field values into ``out`` as column values (money and geo span two columns)."""

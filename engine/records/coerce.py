@@ -80,9 +80,12 @@ def _decimal(value: Any) -> Decimal:
         result = Decimal(repr(value))
     elif isinstance(value, str):
         try:
-            result = Decimal(_number_text(value))
+            result = Decimal(value)
         except InvalidOperation:
-            raise CoercionError(f"{value!r} is not a number") from None
+            try:  # "1,234.50", "1 234,5" style thousands separators from forms
+                result = Decimal(_number_text(value))
+            except InvalidOperation:
+                raise CoercionError(f"{value!r} is not a number") from None
     else:
         raise CoercionError("expected a number")
     if not result.is_finite():
@@ -193,10 +196,10 @@ def _text_coercer(field: Field, source: InputSource) -> Coercer:
     strip = field.type in SINGLE_LINE_TYPES
 
     def coerce(value: Any) -> Any:
-        if not isinstance(value, str):
+        if value.__class__ is not str and not isinstance(value, str):
             raise CoercionError("expected text")
         if strip:
-            value = value.strip()
+            return value.strip() or None
         return value if value.strip() else None
 
     return coerce

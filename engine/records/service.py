@@ -18,6 +18,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     Row,
+    Table,
     case,
     delete,
     false,
@@ -41,6 +42,7 @@ from engine.errors import (
     ValidationError,
 )
 from engine.records import activity as feed
+from engine.records._bulk import DriverInsert
 from engine.records._plan import EntityPlan, same_value
 from engine.records._write import (
     Duplicate,
@@ -94,6 +96,7 @@ class RecordService:
         self.clock = clock
         self._plans: dict[str, EntityPlan] = {}
         self._preparers: dict[tuple[str, InputSource], RowPreparer] = {}
+        self._driver_inserts: dict[tuple[str, tuple[str, ...]], DriverInsert] = {}
 
     # --- plumbing -------------------------------------------------------------
 
@@ -245,20 +248,47 @@ class RecordService:
 
     def _insert_rows(self, conn: Connection, plan: EntityPlan, rows: list[dict[str, Any]], *,
                      actor: Actor, now: datetime) -> list[int]:
-        system = {"created_at": now, "updated_at": now, "created_by": actor.user_id, "version": 1}
+        system: dict[str, Any] = {"created_at": now, "updated_at": now,
+                                  "created_by": actor.user_id, "version": 1}
         if plan.initial_stage is not None:
             system["stage"] = plan.initial_stage
+        table = plan.table
+        activity = self.schema.system[ACTIVITY_TABLE]
+        logged = {"entity": plan.name, "kind": feed.CREATE, "actor_id": actor.user_id,
+                  "at": now, "body": None}
+        if conn.dialect.name == "sqlite":
+            # SQLite cannot return the ids of a multi-row insert in order (SQLAlchemy then
+            # inserts row by row). The write transaction holds the database's write lock,
+            # so ids above the current maximum are ours to assign.
+            start = conn.execute(select(func.max(table.c.id))).scalar_one() or 0
+            ids = list(range(start + 1, start + 1 + len(rows)))
+            column_values = plan.column_values
+            self._driver(table, ("id", *plan.column_names), tuple(system), conn).execute(
+                conn, ([new_id, *column_values(row)] for new_id, row in zip(ids, rows)), system)
+            if plan.activity:
+                created = feed.created
+                self._driver(activity, ("record_id", "changes"), tuple(logged), conn).execute(
+                    conn, ([new_id, created(plan, row)] for new_id, row in zip(ids, rows)),
+                    logged)
+            return ids
         to_columns = plan.to_columns
         params = [to_columns(row, dict(system)) for row in rows]
-        table = plan.table
         stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)
         ids = list(conn.execute(stmt, params).scalars())
         if plan.activity:
-            conn.execute(insert(self.schema.system[ACTIVITY_TABLE]), [
-                feed.row(plan, record_id=record_id, kind=feed.CREATE, actor_id=actor.user_id,
-                         at=now, changes=feed.created(plan, row))
-                for record_id, row in zip(ids, rows)])
+            conn.execute(insert(activity), [
+                {**logged, "record_id": new_id, "changes": feed.created(plan, row)}
+                for new_id, row in zip(ids, rows)])
         return ids
+
+    def _driver(self, table: Table, varying: tuple[str, ...], constant: tuple[str, ...],
+                conn: Connection) -> DriverInsert:
+        cache_key = (table.name, varying + ("|",) + constant)
+        found = self._driver_inserts.get(cache_key)
+        if found is None:
+            found = self._driver_inserts[cache_key] = DriverInsert(
+                table, varying=varying, constant=constant, dialect=conn.dialect)
+        return found
 
     # --- read -------------------------------------------------------------------
 

@@ -33,6 +33,8 @@ def _number_checks(field: Field, *, scale: int | None, precision: int | None,
     low_d = None if low is None else Decimal(str(low))
     high_d = None if high is None else Decimal(str(high))
     max_integer_digits = None if precision is None else precision - (scale or 0)
+    limit = None if max_integer_digits is None else Decimal(10) ** max_integer_digits
+    quantum = Decimal(1).scaleb(-(scale or 0))
 
     def check(number: Any) -> str | None:
         if low_d is not None and number < low_d:
@@ -41,15 +43,12 @@ def _number_checks(field: Field, *, scale: int | None, precision: int | None,
             return f"must be at most {high}"
         if isinstance(number, Decimal):
             exponent = number.as_tuple().exponent
-            places = -exponent if isinstance(exponent, int) and exponent < 0 else 0
             # Trailing zeros beyond the scale are harmless (12.500 for 2 places).
-            if scale is not None and places > scale \
-                    and number != number.quantize(Decimal(1).scaleb(-scale)):
+            if scale is not None and isinstance(exponent, int) and -exponent > scale \
+                    and number != number.quantize(quantum):
                 return f"at most {scale} digits after the decimal point"
-            if max_integer_digits is not None:
-                whole = abs(int(number))
-                if whole and len(str(whole)) > max_integer_digits:
-                    return f"too large: at most {max_integer_digits} digits before the point"
+            if limit is not None and abs(number) >= limit:
+                return f"too large: at most {max_integer_digits} digits before the point"
         return None
 
     return check
