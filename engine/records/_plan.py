@@ -215,6 +215,8 @@ class EntityPlan:
                 getters += [(p.name, _part(p.name, "lat")), (p.columns[1], _part(p.name, "lng"))]
             else:
                 getters.append((p.name, None))
+        if self.owned:
+            getters.append(("owner_id", None))  # set on create, from the payload or the actor
         self.column_names = tuple(name for name, _ in getters)
         self._getters = tuple(getters)
         # Per field: how a value becomes JSON for the activity feed (None = as it is).
