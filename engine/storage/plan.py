@@ -36,12 +36,14 @@ def _cols(columns: tuple[str, ...]) -> str:
 
 
 @dataclass(frozen=True)
-class CreateSystemTable(Step):
-    table: str
-    kind: ClassVar[str] = "create_system_table"
+class CreateSystemTables(Step):
+    """The engine's own tp_* tables that the database lacks (all of them on init)."""
+
+    tables: tuple[str, ...]
+    kind: ClassVar[str] = "create_system_tables"
 
     def describe(self) -> str:
-        return f"create system table {self.table}"
+        return f"create system tables {_cols(self.tables)}"
 
 
 @dataclass(frozen=True)
@@ -354,7 +356,8 @@ class MigrationPlan:
         """Several lines for a person: steps, then what blocks, then what is orphaned."""
         if self.is_empty:
             return "Nothing to migrate: the database matches the metadata."
-        lines = [(f"Migration {(self.applied_fingerprint or 'empty database')[:12]} -> "
+        start = (self.applied_fingerprint or "")[:12] or "empty database"
+        lines = [(f"Migration {start} -> "
                  f"{self.target_fingerprint[:12]}: {len(self.steps)} step(s)")]
         lines += [f"  {i}. {step.describe()}" for i, step in enumerate(self.steps, 1)]
         if self.problems:
