@@ -359,8 +359,8 @@ def _fill_converted(ex: Executor, step: ConvertColumn, temp: str) -> None:
                 batch.append({"b_id": record_id,
                               "b_value": convert_value(value, old=old_field, new=new_field)})
             except Unconvertible:
-                raise MigrationError([f"{step.entity}.{step.field}: row {record_id} cannot "
-                                      f"convert from {step.from_type} to {step.to_type}"]) from None
+                raise MigrationError([(f"{step.entity}.{step.field}: row {record_id} cannot "
+                                      f"convert from {step.from_type} to {step.to_type}")]) from None
         ex.conn.execute(statement, batch)
         last = rows[-1][0]
 

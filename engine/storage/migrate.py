@@ -66,8 +66,8 @@ def _check_foreign_keys(conn: Connection) -> None:
     broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
     if broken:
         tables = sorted({f"{row[0]} -> {row[2]}" for row in broken})
-        raise MigrationError([f"{len(broken)} rows would reference missing records "
-                              f"({', '.join(tables)})"])
+        raise MigrationError([(f"{len(broken)} rows would reference missing records "
+                              f"({', '.join(tables)})")])
 
 
 def apply_migration(engine: Engine, *, target: Registry, actor: str = "system",
@@ -113,7 +113,7 @@ def init_database(engine: Engine, *, target: Registry, actor: str = "system") ->
         applied = applied_registry(conn)
     if applied is not None and applied.fingerprint != target.fingerprint:
         raise MigrationError([
-            f"the database is already initialised with other metadata (version "
+            (f"the database is already initialised with other metadata (version "
             f"{applied.fingerprint[:12]}); run `tidepool migrate --dry-run` to see the "
-            f"changes, then `tidepool migrate` to apply them"])
+            f"changes, then `tidepool migrate` to apply them")])
     return apply_migration(engine, target=target, actor=actor)

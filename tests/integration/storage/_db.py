@@ -57,7 +57,7 @@ def snapshot(engine: Engine) -> dict[str, Any]:
         inspector = inspect(conn)
         for name in sorted(inspector.get_table_names()):
             reflected = Table(name, MetaData(), autoload_with=conn)
-            order = [reflected.c[c] for c in reflected.primary_key.columns.keys()]
+            order = list(reflected.primary_key.columns)
             data = [tuple(r) for r in conn.execute(select(reflected).order_by(*order))]
             result[name] = (
                 [(c["name"], str(c["type"])) for c in inspector.get_columns(name)],

@@ -89,8 +89,8 @@ def test_add_unique_key_refused_with_the_duplicate_count(db_engine: Engine) -> N
     target = registry(base(unique_keys=[{"name": "code", "fields": ["code"]}]))
     plan = apply_migration(db_engine, target=target, dry_run=True)
     assert plan.blocking == (
-        "account.uq_account_code: 5 rows have duplicate values of (code) in 2 group(s); "
-        "the unique constraint cannot be added",)
+        ("account.uq_account_code: 5 rows have duplicate values of (code) in 2 group(s); "
+        "the unique constraint cannot be added"),)
     with pytest.raises(MigrationError) as raised:
         apply_migration(db_engine, target=target)
     assert raised.value.problems == plan.blocking
@@ -104,9 +104,10 @@ def test_add_option_is_metadata_only(db_engine: Engine) -> None:
         base(field("kind", "select", options=options("a", "b", "c")))))
     assert kinds(plan) == ["add_option"] and plan.schema_steps == ()
     assert snapshot(db_engine)["account"] == before
-    assert applied_registry(_conn := db_engine.connect()).entity("account").field(
-        "kind").option_values == ("a", "b", "c")
-    _conn.close()
+    with db_engine.connect() as conn:
+        applied = applied_registry(conn)
+    assert applied is not None
+    assert applied.entity("account").field("kind").option_values == ("a", "b", "c")
 
 
 def test_removing_an_option_still_in_use_is_refused(db_engine: Engine) -> None:
