@@ -91,7 +91,10 @@ def record_version(conn: Connection, *, registry: Registry, plan: Mapping[str, A
         applied_at=dt.datetime.now(dt.UTC),
         applied_by=actor,
     ))
-    return int(result.inserted_primary_key[0])
+    key = result.inserted_primary_key
+    if key is None:  # every supported dialect returns it; say so if one does not
+        raise RuntimeError("the database did not return the new version's id")
+    return int(key[0])
 
 
 def live_archives(conn: Connection) -> list[Archive]:

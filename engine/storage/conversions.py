@@ -115,7 +115,7 @@ def describe_field_type(field: Field) -> str:
         return str(spec)
     if field.type is FieldType.REFERENCE:
         return f"reference({field.target})"
-    return field.type.value
+    return str(field.type.value)
 
 
 def is_widening(old: ColumnSpec, new: ColumnSpec) -> bool:

@@ -61,4 +61,7 @@ def save_customisation(conn: Connection, *, kind: str, name: str, document: Mapp
         conn.execute(table.update().where(table.c.id == existing).values(**values))
         return int(existing)
     result = conn.execute(table.insert().values(kind=kind, name=name, **values))
-    return int(result.inserted_primary_key[0])
+    key = result.inserted_primary_key
+    if key is None:
+        raise RuntimeError("the database did not return the new customisation's id")
+    return int(key[0])

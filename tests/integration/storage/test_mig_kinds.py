@@ -302,3 +302,34 @@ def test_failed_sqlite_foreign_key_check_rolls_back(sqlite_url: str) -> None:
             assert len(metadata_history(conn)) == 1
     finally:
         engine.dispose()
+
+
+def test_converting_an_indexed_unique_column_keeps_its_index_and_key(db_engine: Engine) -> None:
+    keyed = {"unique_keys": [{"name": "code", "fields": ["code"]}],
+             "indexes": [{"name": "ix_account_name_code", "fields": ["name", "code"]}]}
+    seeded(db_engine, **keyed)
+    plan = apply_migration(db_engine, target=registry(
+        entity("account", field("name"), field("code", "integer"), **keyed)))
+    assert kinds(plan) == ["convert_column"]
+    assert rows(db_engine, "account", "code") == [(i,) for i in range(4)]
+    assert uniques(db_engine, "account")["uq_account_code"] == ("code",)
+    assert indexes(db_engine, "account")["ix_account_name_code"] == ("name", "code")
+    with pytest.raises(IntegrityError):
+        insert(db_engine, registry(entity("account", field("name"), field("code", "integer"))),
+               "account", [{"name": "dup", "code": 0}])
+
+
+def test_archived_reference_no_longer_blocks_deleting_its_target(db_engine: Engine) -> None:
+    item = entity("item", field("title"), field("account_id", "reference", target="account"))
+    reg = registry(base(), item)
+    apply_migration(db_engine, target=reg)
+    insert(db_engine, reg, "account", [{"name": "a"}])
+    insert(db_engine, reg, "item", [{"title": "t", "account_id": 1}])
+    with pytest.raises(IntegrityError), db_engine.begin() as conn:  # RESTRICT while it exists
+        conn.execute(text("DELETE FROM account"))
+    plan = apply_migration(db_engine, target=registry(base(), entity("item", field("title"))))
+    assert kinds(plan) == ["drop_index", "archive_field"]
+    assert rows(db_engine, "item", "title", "_archived_account_id_1") == [("t", 1)]
+    with db_engine.begin() as conn:  # archived data is inert: the delete goes through
+        conn.execute(text("DELETE FROM account"))
+    assert rows(db_engine, "item", "_archived_account_id_1") == [(1,)]
