@@ -30,7 +30,7 @@ from sqlalchemy import (
     select,
 )
 
-from engine.metadata.model import OPTION_TYPES, Entity, Field, FieldType, Registry
+from engine.metadata.model import OPTION_TYPES, Entity, Feature, Field, FieldType, Registry
 from engine.metadata.parse import parse_field
 from engine.storage.applied import SYSTEM_TABLES, Archive, live_archives
 from engine.storage.conversions import (
@@ -142,6 +142,7 @@ class _Planner:
                     f.name for f in old.fields if not entity.has_field(f.name))
                 steps += self._entity_steps(old, entity, old_schema, new_schema)
         steps += self._declaration_steps()
+        self._check_removed_stages(old_schema)
         if self.purge:
             steps += self._purge_steps()
         if not steps and self.applied_fingerprint != self.target.fingerprint:
@@ -371,6 +372,27 @@ class _Planner:
         return usage
 
     # -- other metadata and purges ---------------------------------------------------------
+
+    def _check_removed_stages(self, old_schema: StorageSchema) -> None:
+        """Rows sitting in a stage the target pipeline no longer has block the plan."""
+        for name, entity in self.target.entities.items():
+            before = self.applied.entities.get(name)
+            if before is None or not (before.has(Feature.PIPELINED)
+                                      and entity.has(Feature.PIPELINED)):
+                continue
+            old_pipeline = self.applied.pipeline_for(name)
+            new_pipeline = self.target.pipeline_for(name)
+            if old_pipeline is None or new_pipeline is None:
+                continue
+            kept = {s.key for s in new_pipeline.stages}
+            stage = old_schema.table(name).c.stage
+            for key in (s.key for s in old_pipeline.stages if s.key not in kept):
+                count = self.conn.execute(select(func.count()).select_from(old_schema.table(name))
+                                          .where(stage == key)).scalar_one()
+                if count:
+                    self.problems.append(
+                        f"{name}.stage: {count} rows are in stage {key!r}, which pipeline "
+                        f"{new_pipeline.name} no longer has")
 
     def _declaration_steps(self) -> list[Step]:
         steps: list[Step] = []

@@ -333,3 +333,60 @@ def test_archived_reference_no_longer_blocks_deleting_its_target(db_engine: Engi
     with db_engine.begin() as conn:  # archived data is inert: the delete goes through
         conn.execute(text("DELETE FROM account"))
     assert rows(db_engine, "item", "_archived_account_id_1") == [(1,)]
+
+
+def _pipeline(*keys: str) -> dict:
+    return {"sales": {"name": "sales", "entity": "account", "stages": [{"key": k} for k in keys]}}
+
+
+def test_removing_a_stage_that_rows_are_in_is_refused(db_engine: Engine) -> None:
+    reg = registry(base(features=("pipelined",)), pipelines=_pipeline("new", "won", "lost"))
+    apply_migration(db_engine, target=reg)
+    insert(db_engine, reg, "account", [{"name": "a", "stage": "won"},
+                                       {"name": "b", "stage": "new"}])
+    plan = apply_migration(db_engine, dry_run=True, target=registry(
+        base(features=("pipelined",)), pipelines=_pipeline("new", "lost")))
+    assert plan.blocking == (
+        "account.stage: 1 rows are in stage 'won', which pipeline sales no longer has",)
+    plan = apply_migration(db_engine, target=registry(
+        base(features=("pipelined",)), pipelines=_pipeline("new", "won")))
+    assert [s.describe() for s in plan.steps] == ["changed pipeline sales (metadata only)"]
+
+
+ALL_TYPES = [
+    field("t"), field("lt", "long_text"), field("i", "integer"), field("d", "decimal"),
+    field("m", "money"), field("p", "percent"), field("b", "boolean"), field("dt", "date"),
+    field("ts", "datetime"), field("s", "select", options=options("a")),
+    field("ms", "multi_select", options=options("a")), field("u", "user"),
+    field("e", "email"), field("ph", "phone"), field("url", "url"), field("g", "geo_point"),
+    field("ad", "address"), field("rt", "rich_text"), field("r", "rating"), field("f", "file"),
+    field("an", "auto_number"), field("ref", "reference", target="account"),
+]
+
+
+def test_every_field_type_is_created_and_archived_with_its_companions(db_engine: Engine) -> None:
+    full = registry(base(), entity("thing", *ALL_TYPES))
+    apply_migration(db_engine, target=full)
+    insert(db_engine, full, "account", [{"name": "a"}])
+    insert(db_engine, full, "thing", [{"t": "x", "m": Decimal("1.50"), "m_currency": "EUR",
+                                       "g": 1.5, "g_lng": 2.5, "ms": ["a"], "ref": 1,
+                                       "ad": {"city": "Paris"}}])
+    plan = apply_migration(db_engine, target=registry(base(), entity("thing", field("t"))))
+    archived = {c for s in plan.steps if s.kind == "archive_field" for c, _ in s.columns}
+    assert archived == {f["name"] for f in ALL_TYPES[1:]} | {"m_currency", "g_lng"}
+    assert rows(db_engine, "thing", "t", "_archived_m_1", "_archived_m_currency_1",
+                "_archived_g_lng_1", "_archived_ms_1", "_archived_ad_1") == [
+        ("x", Decimal("1.50"), "EUR", 2.5, ["a"], {"city": "Paris"})]
+
+
+def test_decimal_to_money_and_back_moves_the_currency_companion(db_engine: Engine) -> None:
+    seeded(db_engine, field("price", "decimal", precision=18, scale=2),
+           values=[{"name": "a", "price": Decimal("9.99")}])
+    plan = apply_migration(db_engine, target=registry(base(field("price", "money"))))
+    assert kinds(plan) == ["add_column"]  # same numeric(18,2): only the currency is new
+    assert rows(db_engine, "account", "price", "price_currency") == [(Decimal("9.99"), None)]
+    plan = apply_migration(db_engine, target=registry(
+        base(field("price", "decimal", precision=20, scale=4))))
+    assert kinds(plan) == ["widen_type", "archive_field"]
+    assert rows(db_engine, "account", "price", "_archived_price_currency_1") == [
+        (Decimal("9.99"), None)]
