@@ -110,8 +110,7 @@ def create_user(
             department_id=department_id, level=level, session_epoch=0, failed_logins=0,
         ).returning(t.user.c.id)
     ).scalar_one()
-    if department_id is not None:
-        versions.bump(conn, versions.ORG)
+    versions.bump(conn, versions.ORG)  # the org snapshot lists every user
     return get_user(conn, int(user_id))
 
 

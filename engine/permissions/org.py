@@ -248,6 +248,7 @@ class OrgSnapshot:
     departments: dict[int, Department] = field(default_factory=dict)
     user_department: dict[int, int] = field(default_factory=dict)
     user_level: dict[int, str | None] = field(default_factory=dict)
+    user_login: dict[int, str] = field(default_factory=dict)
 
     def department_of(self, user_id: int) -> Department | None:
         dept_id = self.user_department.get(user_id)
@@ -279,13 +280,16 @@ def load_org_snapshot(conn: Connection) -> OrgSnapshot:
     departments = {int(r.id): _department(r) for r in conn.execute(select(*_DEPT_COLUMNS))}
     user_department: dict[int, int] = {}
     user_level: dict[int, str | None] = {}
-    for uid, dept_id, level in conn.execute(
-            select(t.user.c.id, t.user.c.department_id, t.user.c.level)):
+    user_login: dict[int, str] = {}
+    for uid, login, dept_id, level in conn.execute(
+            select(t.user.c.id, t.user.c.login, t.user.c.department_id, t.user.c.level)):
         if dept_id is not None:
             user_department[int(uid)] = int(dept_id)
         user_level[int(uid)] = level
+        user_login[int(uid)] = login
     return OrgSnapshot(version=version, departments=departments,
-                       user_department=user_department, user_level=user_level)
+                       user_department=user_department, user_level=user_level,
+                       user_login=user_login)
 
 
 class OrgCache:

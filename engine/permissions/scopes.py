@@ -1,0 +1,320 @@
+"""Row scopes compiled to SQLAlchemy clauses: the real ``AccessPolicy``.
+
+Each grant a user holds for (entity, action) becomes one branch; branches are
+OR-ed by the records service (a UNION of keyset queries when there are
+several). Scopes:
+
+- ``own``: ``owner_id = :uid``
+- ``department``: ``owner_id IN (users of the anchor department)``
+- ``subtree``: ``owner_id IN (users of departments whose path is in the anchor's range)``
+- ``pool``: ``pool_id IN (:pools) AND owner_id IS NULL``
+- ``shared``: ``id IN (shares of this entity to the user or one of their departments,
+  unexpired; write access for anything but read/export)``
+- ``all``: every row.
+
+The *anchor* of department/subtree is the user's own department for bindings in
+``org`` (or ``pool:*``), and department X for a binding in ``dept:X``. Pools for
+``pool`` are the entity's pools the user is a member of (by user, role or
+department subtree in the registry, or by a ``pool:<name>`` binding); a grant
+held through a ``pool:<name>`` binding covers that pool only.
+
+Grants add up: records shared with the user are added to whatever their roles
+grant, as soon as they hold the action on the entity at all (the ``shared``
+scope alone means "only what is shared with me"). A share with a department
+reaches that department and everything below it.
+
+Entities without an owner (not ``owned``) only know ``all`` and ``shared``: an
+``own``/``department``/``subtree`` grant on one yields no rows (the loader
+refuses such grants anyway), and ``pool`` needs a pooled entity.
+
+Field permissions also add up: a field is hidden if every role that grants
+``read`` on the entity hides it (one role showing it is enough), and read-only
+if every role that grants ``update`` or ``create`` marks it read-only or hides
+it. With no such role every field is hidden (resp. read-only).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement, Connection, Engine, Table, and_, or_, select
+
+from engine.access import RowScope
+from engine.actor import Actor
+from engine.errors import ForbiddenError
+from engine.metadata.model import Entity, Registry
+from engine.permissions import _tables as t
+from engine.permissions._clock import utcnow
+from engine.permissions.index import Grant, PolicyCache, PolicyState
+from engine.permissions.org import Department, users_in_department, users_in_subtree
+
+#: Actions a read-only share allows; everything else needs a write share.
+READ_ACTIONS = frozenset({"read", "export"})
+WRITE_ACTIONS = frozenset({"update", "create"})
+SHARED_GRANT = Grant(role="", domain="", scope="shared")  # the implicit share branch
+
+
+@dataclass(frozen=True)
+class Branch:
+    """One compiled scope branch and the grants it stands for (for ``why``)."""
+
+    key: tuple[object, ...]
+    clause: ColumnElement[bool]
+    grants: tuple[Grant, ...]
+    description: str
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Why a user may or may not ``action`` one record (for admins and ``perms why``)."""
+
+    allowed: bool
+    entity: str
+    record_id: int
+    action: str
+    granted_by: tuple[str, ...]
+    reason: str
+
+    def __str__(self) -> str:
+        verdict = "allowed" if self.allowed else "refused"
+        return f"{self.action} {self.entity} {self.record_id}: {verdict}: {self.reason}"
+
+
+class CasbinAccessPolicy:
+    """``engine.access.AccessPolicy`` from Casbin policies, the org tree and shares."""
+
+    def __init__(self, engine: Engine, registry: Registry, *, check_interval: float = 2.0,
+                 clock: Callable[[], dt.datetime] = utcnow) -> None:
+        self.cache = PolicyCache(engine, check_interval=check_interval)
+        self.registry = registry
+        self._clock = clock
+
+    def set_registry(self, registry: Registry) -> None:
+        """Swap in a new registry after a metadata change (pools and fields come from it)."""
+        self.registry = registry
+
+    def state(self) -> PolicyState:
+        return self.cache.state()
+
+    # --- the AccessPolicy protocol -------------------------------------------------------
+
+    def check_action(self, actor: Actor, entity: Entity, action: str) -> None:
+        if actor.is_system:
+            return
+        if actor.user_id is None:
+            raise ForbiddenError(entity.name, action, "not signed in")
+        if not self.state().index.grants_for(actor.user_id, entity.name, action):
+            raise ForbiddenError(entity.name, action, "none of your roles grants it")
+
+    def row_scope(self, actor: Actor, entity: Entity, table: Table, action: str) -> RowScope:
+        if actor.is_system:
+            return RowScope.everything()
+        if actor.user_id is None:
+            return RowScope.nothing()
+        branches = self.branches(actor.user_id, entity, table, action)
+        return RowScope(tuple(b.clause for b in branches))
+
+    def hidden_fields(self, actor: Actor, entity: Entity) -> frozenset[str]:
+        if actor.is_system:
+            return frozenset()
+        return self._field_rule(actor, entity, actions=frozenset({"read"}), readonly=False)
+
+    def readonly_fields(self, actor: Actor, entity: Entity) -> frozenset[str]:
+        if actor.is_system:
+            return frozenset()
+        return self._field_rule(actor, entity, actions=WRITE_ACTIONS, readonly=True)
+
+    # --- beyond the protocol ---------------------------------------------------------------
+
+    def roles_of(self, user_id: int) -> tuple[str, ...]:
+        return self.state().index.roles_of(user_id)
+
+    def actor_for(self, user_id: int, *, login: str = "", locale: str = "en") -> Actor:
+        """An Actor carrying the user's roles (for display; decisions read the index)."""
+        return Actor(user_id=user_id, login=login, locale=locale, roles=self.roles_of(user_id))
+
+    def enforce(self, user_id: int, domain: str, entity: str, action: str) -> bool:
+        """Casbin's own answer for one domain (the index answers across all domains)."""
+        return self.state().enforce(user_id, domain, entity, action)
+
+    def member_pools(self, user_id: int, entity: str) -> frozenset[str]:
+        """The entity's pools the user works, from the registry and pool bindings."""
+        state = self.state()
+        roles = set(state.index.roles_of(user_id))
+        bound = state.index.pool_domains_of(user_id)
+        dept = state.org.department_of(user_id)
+        login = state.org.user_login.get(user_id)
+        ancestors = {d.code for d in state.org.ancestors_of(dept.id)} if dept else set()
+        found = set()
+        for pool in self.registry.pools.values():
+            if pool.entity != entity:
+                continue
+            m = pool.members
+            if (pool.name in bound or (login is not None and login in m.users)
+                    or roles & set(m.roles) or ancestors & set(m.departments)):
+                found.add(pool.name)
+        return frozenset(found)
+
+    def branches(self, user_id: int, entity: Entity, table: Table, action: str) -> list[Branch]:
+        """The compiled branches for one (user, entity, action), redundant ones dropped."""
+        state = self.state()
+        grants = state.index.grants_for(user_id, entity.name, action)
+        if not grants:
+            return []
+        if any(g.scope == "all" for g in grants):
+            every = [g for g in grants if g.scope == "all"]
+            return [Branch(("all",), RowScope.everything().branches[0], tuple(every),
+                           "every record")]
+        compiled: dict[tuple[object, ...], Branch] = {}
+        for grant in grants:
+            branch = self._compile(state, user_id, entity, table, action, grant)
+            if branch is None:
+                continue
+            if branch.key in compiled:
+                old = compiled[branch.key]
+                branch = Branch(old.key, old.clause, old.grants + branch.grants, old.description)
+            compiled[branch.key] = branch
+        shared = self._shared(state, user_id, entity, table, action, SHARED_GRANT)
+        if ("shared",) not in compiled:
+            compiled[("shared",)] = shared
+        return _drop_redundant(state, user_id, list(compiled.values()))
+
+    def why(self, conn: Connection, *, user_id: int, entity: Entity, table: Table,
+            record_id: int, action: str) -> Explanation:
+        """Which grants let the user ``action`` this record, or why none does."""
+        def explain(allowed: bool, granted: tuple[str, ...], reason: str) -> Explanation:
+            return Explanation(allowed=allowed, entity=entity.name, record_id=record_id,
+                               action=action, granted_by=granted, reason=reason)
+
+        row = conn.execute(select(table).where(table.c.id == record_id)).first()
+        if row is None:
+            return explain(False, (), f"there is no {entity.name} {record_id}")
+        state = self.state()
+        roles = state.index.bindings.get(user_id, ())
+        if not state.index.grants_for(user_id, entity.name, action):
+            held = ", ".join(f"{r} ({d})" for r, d in roles) or "no roles"
+            return explain(False, (), f"none of your roles grants {action} on {entity.name} "
+                                      f"(you hold {held})")
+        granted: list[str] = []
+        for branch in self.branches(user_id, entity, table, action):
+            hit = conn.execute(select(table.c.id)
+                               .where(table.c.id == record_id, branch.clause)).first()
+            if hit is not None:
+                by = "; ".join(g.describe() for g in branch.grants if g.role) or "a share"
+                granted.append(f"{branch.description} (through {by})")
+        if granted:
+            return explain(True, tuple(granted), granted[0])
+        scopes = sorted({g.scope for g in state.index.grants_for(user_id, entity.name, action)})
+        facts = []
+        if "owner_id" in table.c:
+            owner = row._mapping["owner_id"]
+            facts.append(f"it is owned by user {owner}" if owner is not None
+                         else "it has no owner")
+        if "pool_id" in table.c and row._mapping["pool_id"] is not None:
+            facts.append(f"it is in pool {row._mapping['pool_id']}")
+        facts.append("it is not shared with you" + (" for writing"
+                                                    if action not in READ_ACTIONS else ""))
+        return explain(False, (), f"your roles grant {action} on {entity.name} only with scope "
+                                  f"{', '.join(scopes)}, and " + ", ".join(facts))
+
+    # --- compiling ----------------------------------------------------------------------
+
+    def _compile(self, state: PolicyState, user_id: int, entity: Entity, table: Table,
+                 action: str, grant: Grant) -> Branch | None:
+        owned = "owner_id" in table.c
+        scope = grant.scope
+        if scope == "own":
+            if not owned:
+                return None
+            return Branch(("own",), table.c.owner_id == user_id, (grant,), "you own it")
+        if scope in ("department", "subtree"):
+            anchor = self._anchor(state, user_id, grant)
+            if not owned or anchor is None:
+                return None
+            if scope == "department":
+                return Branch(("department", anchor.id),
+                              table.c.owner_id.in_(users_in_department(anchor.id)), (grant,),
+                              f"its owner is in department {anchor.code}")
+            return Branch(("subtree", anchor.path),
+                          table.c.owner_id.in_(users_in_subtree(anchor.path)), (grant,),
+                          f"its owner is in department {anchor.code} or below")
+        if scope == "pool":
+            if not owned or "pool_id" not in table.c:
+                return None
+            pools = self.member_pools(user_id, entity.name)
+            if grant.domain.startswith("pool:"):
+                pools = pools & {grant.domain[5:]}
+            if not pools:
+                return None
+            names = tuple(sorted(pools))
+            return Branch(("pool", names),
+                          and_(table.c.pool_id.in_(names), table.c.owner_id.is_(None)), (grant,),
+                          f"it is unowned in pool {', '.join(names)} which you work")
+        if scope == "shared":
+            return self._shared(state, user_id, entity, table, action, grant)
+        return None
+
+    def _anchor(self, state: PolicyState, user_id: int, grant: Grant) -> Department | None:
+        if grant.domain.startswith("dept:"):
+            return state.org.departments.get(int(grant.domain[5:]))
+        return state.org.department_of(user_id)
+
+    def _shared(self, state: PolicyState, user_id: int, entity: Entity, table: Table,
+                action: str, grant: Grant) -> Branch:
+        dept = state.org.department_of(user_id)
+        departments = dept.ancestor_ids if dept else ()
+        grantee = t.share.c.user_id == user_id
+        if departments:
+            grantee = or_(grantee, t.share.c.department_id.in_(departments))
+        conditions = [t.share.c.entity == entity.name, grantee,
+                      or_(t.share.c.expires_at.is_(None), t.share.c.expires_at > self._clock())]
+        if action not in READ_ACTIONS:
+            conditions.append(t.share.c.access == "write")
+        shared_ids = select(t.share.c.record_id).where(*conditions)
+        return Branch(("shared",), table.c.id.in_(shared_ids), (grant,), "it is shared with you")
+
+    def _field_rule(self, actor: Actor, entity: Entity, *, actions: frozenset[str],
+                    readonly: bool) -> frozenset[str]:
+        every = frozenset(f.name for f in entity.fields)
+        if actor.user_id is None:
+            return every
+        index = self.state().index
+        roles = {r for r in index.roles_of(actor.user_id)
+                 if index.role_actions.get((r, entity.name), frozenset()) & actions}
+        if not roles:
+            return every
+        result = every
+        for role in roles:
+            closed = index.role_hidden.get((role, entity.name), frozenset())
+            if readonly:
+                closed = closed | index.role_readonly.get((role, entity.name), frozenset())
+            result = result & closed
+        if readonly:
+            result = result | self._field_rule(actor, entity, actions=frozenset({"read"}),
+                                               readonly=False)
+        return result
+
+
+def _drop_redundant(state: PolicyState, user_id: int, branches: list[Branch]) -> list[Branch]:
+    """Drop branches another one already covers (fewer UNION arms, same rows).
+
+    A subtree covers the departments inside it; a department or subtree holding the
+    user covers ``own``.
+    """
+    subtrees = [b.key[1] for b in branches if b.key[0] == "subtree"]
+    dept_ids = {b.key[1] for b in branches if b.key[0] == "department"}
+    mine = state.org.department_of(user_id)
+    kept = []
+    for b in branches:
+        if b.key[0] == "department":
+            path = state.org.departments[b.key[1]].path  # type: ignore[index]
+            if any(path.startswith(p) for p in subtrees):  # type: ignore[arg-type]
+                continue
+        if b.key[0] == "own" and mine is not None and (
+                mine.id in dept_ids
+                or any(mine.path.startswith(p) for p in subtrees)):  # type: ignore[arg-type]
+            continue
+        kept.append(b)
+    return kept
