@@ -159,3 +159,18 @@ def test_bad_customisations_are_refused(sqlite_url: str, kind: str, name: str,
             assert load_customisations(conn) == []
     finally:
         engine.dispose()
+
+
+def test_concurrent_migrations_queue_and_apply_once(db_engine: Engine) -> None:
+    """Two `migrate` runs at once: one applies, the other then finds nothing to do."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    apply_migration(db_engine, target=V1)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        plans = list(pool.map(lambda actor: apply_migration(db_engine, target=V2, actor=actor),
+                              ["one", "two"]))
+    assert sorted(p.is_empty for p in plans) == [False, True]
+    with db_engine.connect() as conn:
+        assert [h.fingerprint for h in metadata_history(conn)] == [V1.fingerprint,
+                                                                   V2.fingerprint]
+    assert "city" in columns(db_engine, "account")
