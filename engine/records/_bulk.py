@@ -56,4 +56,4 @@ class DriverInsert:
             row.extend(fixed)
             out.append(tuple(row) if self._identity
                        else tuple(row[j] for j in self._reorder))
-        conn.exec_driver_sql(self.sql, out)  # type: ignore[arg-type]
+        conn.exec_driver_sql(self.sql, out)

@@ -105,7 +105,7 @@ def _default(field: Field) -> Callable[[datetime], Any] | None:
         value = coercer(field, InputSource.STRING)(raw) if isinstance(raw, str) else None
     if isinstance(value, (dict, list)):
         # A fresh copy per row: records must not share a mutable default.
-        return lambda now: value.copy()  # type: ignore[union-attr]
+        return lambda now: value.copy()
     return lambda now: value
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, or_, select
+from sqlalchemy import ColumnElement, Connection, and_, or_, select
 
 from engine.metadata.model import FieldType
 from engine.records._plan import (
@@ -140,7 +140,7 @@ def reference_errors(conn: Connection, schema: StorageSchema, plan: EntityPlan,
             continue
         if type_ is FieldType.USER:
             table = schema.system[USER_TABLE]
-            live = table.c.active.is_(True)
+            live: ColumnElement[bool] | None = table.c.active.is_(True)
             what = "user"
         else:
             table = schema.table(str(target))
@@ -202,6 +202,7 @@ def duplicates(conn: Connection, plan: EntityPlan, rows: Sequence[Mapping[str, A
         existing: dict[tuple[Any, ...], int] = {}
         keys = list(wanted)
         for chunk in _chunks(keys, CHUNK if len(spec.fields) == 1 else 100):
+            cond: ColumnElement[bool]
             if len(spec.fields) == 1:
                 cond = spec.columns[0].in_([k[0] for k in chunk])
             else:

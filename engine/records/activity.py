@@ -78,9 +78,12 @@ def row(plan: EntityPlan, *, record_id: int, kind: str, actor_id: int | None, at
 
 
 def read(conn: Connection, table: Table, *, entity: str, record_id: int, limit: int,
-         before_id: int | None, hidden: frozenset[str]) -> list[ActivityEntry]:
+         before_id: int | None, since: datetime | None,
+         hidden: frozenset[str]) -> list[ActivityEntry]:
     """The newest ``limit`` entries of a record's feed (older than ``before_id`` if given)."""
     stmt = select(table).where(table.c.entity == entity, table.c.record_id == record_id)
+    if since is not None:
+        stmt = stmt.where(table.c.at >= since)
     if before_id is not None:
         stmt = stmt.where(table.c.id < before_id)
     stmt = stmt.order_by(table.c.id.desc()).limit(limit)

@@ -67,8 +67,9 @@ def reserve(conn: Connection, sequence: Table, *, entity: str, field: str, perio
     """
     dialect = conn.dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(sequence).values(entity=entity, field=field, period=period, last_value=count)
-    stmt = stmt.on_conflict_do_update(
+    upsert = insert(sequence).values(entity=entity, field=field, period=period,
+                                     last_value=count)
+    stmt = upsert.on_conflict_do_update(
         index_elements=[sequence.c.entity, sequence.c.field, sequence.c.period],
         set_={"last_value": sequence.c.last_value + count},
     ).returning(sequence.c.last_value)

@@ -195,12 +195,13 @@ def filter_clause(plan: EntityPlan, flt: Filter, hidden: frozenset[str]) -> Colu
         return col.ilike(pattern, escape="\\")
     value = _value(plan, f, flt.value)
     if op is Op.EQ:
-        return col == value
+        return col == value  # type: ignore[no-any-return]
     if op is Op.NE:
         # "not X" includes the records where the field is empty.
         return or_(col != value, col.is_(None))
-    return {Op.LT: col < value, Op.LTE: col <= value, Op.GT: col > value,
-            Op.GTE: col >= value}[op]
+    compared: ColumnElement[bool] = {Op.LT: col < value, Op.LTE: col <= value,
+                                     Op.GT: col > value, Op.GTE: col >= value}[op]
+    return compared
 
 
 def search_clause(plan: EntityPlan, text: str, hidden: frozenset[str]) -> ColumnElement[bool]:
@@ -268,7 +269,9 @@ class SortPlan:
         """Rows strictly after (value, id) in this order, NULLs last."""
         value, last_id = token
         col, id_col = columns[self.name], columns["id"]
-        beyond = (lambda a, b: a < b) if self.descending else (lambda a, b: a > b)
+        def beyond(a: Any, b: Any) -> ColumnElement[bool]:
+            return (a < b) if self.descending else (a > b)  # type: ignore[no-any-return]
+
         if value is None:
             return and_(col.is_(None), beyond(id_col, last_id))
         # A row-value comparison lets both databases seek the (field, id) index.

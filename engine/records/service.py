@@ -9,6 +9,7 @@ written: any error rolls the whole call back.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -145,7 +146,7 @@ class RecordService:
         row = conn.execute(stmt).first()
         if row is None:
             return None
-        return row, bool(row[-1])
+        return row, bool(row[-1])  # type: ignore[return-value]
 
     def _read_back(self, conn: Connection, plan: EntityPlan, record_id: int,
                    hidden: frozenset[str]) -> Record:
@@ -336,8 +337,9 @@ class RecordService:
         return Page(records, token, has_more)
 
     def _union_rows(self, conn: Connection, plan: EntityPlan, sort: Any,
-                    where: list[ColumnElement[bool]],
-                    branches: tuple[ColumnElement[bool], ...], wanted: int) -> list[Any]:
+                    where: builtins.list[ColumnElement[bool]],
+                    branches: tuple[ColumnElement[bool], ...],
+                    wanted: int) -> builtins.list[Any]:
         # OR across branch columns sends both planners into full sorts; a UNION ALL of
         # per-branch keyset queries reads at most `wanted` rows per branch.
         order = sort.order_by(plan.table.c)
@@ -375,14 +377,17 @@ class RecordService:
             return int(conn.execute(select(func.count()).select_from(inner)).scalar_one())
 
     def activity(self, actor: Actor, entity: str, record_id: int, *, limit: int = 50,
-                 before_id: int | None = None) -> list[feed.ActivityEntry]:
+                 before_id: int | None = None) -> builtins.list[feed.ActivityEntry]:
         """A record's feed, newest first; reading it requires read access to the record."""
         plan = self.plan(entity)
-        self.get(actor, entity, record_id, include_deleted=True)
+        record = self.get(actor, entity, record_id, include_deleted=True)
         limit = max(1, min(limit, MAX_ACTIVITY_LIMIT))
         with self.engine.connect() as conn:
+            # Entries older than the record belong to an earlier, hard-deleted record
+            # that had the same id (SQLite reuses the highest id after a delete).
             return feed.read(conn, self.schema.system[ACTIVITY_TABLE], entity=plan.name,
                              record_id=record_id, limit=limit, before_id=before_id,
+                             since=record["created_at"],
                              hidden=self.policy.hidden_fields(actor, plan.entity))
 
     # --- update -----------------------------------------------------------------

@@ -159,12 +159,13 @@ def validator(field: Field) -> Validator:
     if t is FieldType.INTEGER:
         return _number_checks(field, scale=None, precision=None, low=field.min, high=field.max)
     if t is FieldType.RATING:
-        high = field.max if field.max is not None else DEFAULT_RATING_MAX
-        low = field.min if field.min is not None else 1
-        return _number_checks(field, scale=None, precision=None, low=low, high=high)
+        return _number_checks(field, scale=None, precision=None,
+                              low=field.min if field.min is not None else 1,
+                              high=field.max if field.max is not None else DEFAULT_RATING_MAX)
     if t in (FieldType.DECIMAL, FieldType.MONEY, FieldType.PERCENT):
         type_ = column_type(field)
-        low, high = field.min, field.max
+        low: Any = field.min
+        high: Any = field.max
         if t is FieldType.PERCENT and low is None and high is None:
             low, high = PERCENT_RANGE
         checks = _number_checks(field, scale=getattr(type_, "scale", None),

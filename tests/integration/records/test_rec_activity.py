@@ -95,3 +95,14 @@ def test_entities_without_the_feature_log_nothing(db_engine: Engine, system: Act
     svc.bulk_create(system, "note", [{"text": "c"}])
     svc.delete(system, "note", rec.id)
     assert _activity_rows(db_engine, schema) == 0
+
+
+def test_a_reused_id_does_not_inherit_an_old_feed(service: RecordService, system: Actor) -> None:
+    acc = service.create(system, "account", {"name": "A"})
+    old = service.create(system, "contact", {"name": "old", "account": acc.id})
+    service.update(system, "contact", old.id, {"name": "older"}, version=1)
+    service.delete(system, "contact", old.id)
+    new = service.create(system, "contact", {"name": "new", "account": acc.id})
+    entries = service.activity(system, "contact", new.id)
+    assert [e.kind for e in entries] == ["create"]
+    assert {c.field: c.new for c in entries[0].changes}["name"] == "new"
