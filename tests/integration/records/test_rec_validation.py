@@ -61,15 +61,20 @@ def _count(engine: Engine, schema: StorageSchema, table: str) -> int:
         return int(conn.execute(select(func.count()).select_from(t)).scalar_one())
 
 
-@pytest.mark.parametrize("payload,field,message", BAD,
-                         ids=[f"{f}-{i}" for i, (_, f, _) in enumerate(BAD)])
 def test_each_bad_value_is_named(service: RecordService, system: Actor, db_engine: Engine,
-                                 schema: StorageSchema, payload: dict[str, Any], field: str,
-                                 message: str) -> None:
-    with pytest.raises(ValidationError) as err:
-        service.create(system, "account", {"name": "Acme", **payload})
-    assert set(err.value.field_errors) == {field}
-    assert message in err.value.field_errors[field]
+                                 schema: StorageSchema) -> None:
+    # One database for the whole table: a fresh one per case costs more than the cases.
+    wrong: dict[str, object] = {}
+    for payload, field, message in BAD:
+        try:
+            service.create(system, "account", {"name": "Acme", **payload})
+        except ValidationError as err:
+            errors = err.field_errors
+            if set(errors) != {field} or message not in errors[field]:
+                wrong[repr(payload)] = errors
+        else:
+            wrong[repr(payload)] = "accepted"
+    assert wrong == {}
     assert _count(db_engine, schema, "account") == 0
     assert _count(db_engine, schema, "tp_activity") == 0
 
