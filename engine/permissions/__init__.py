@@ -1,0 +1,11 @@
+"""Identity, the org tree and row permissions.
+
+- ``identity``, ``passwords``, ``tokens``: users, Argon2 passwords, login throttling,
+  session epochs, hashed API tokens.
+- ``org``: departments with materialised paths; "subtree" is one range predicate.
+- ``policy_store``: the Casbin model, a Core adapter over ``casbin_rule``, roles synced
+  from the registry, role bindings per domain (org | dept:<id> | pool:<name>).
+- ``index``: the per-policy-version index and the per-process ``PolicyCache``.
+- ``scopes``: ``CasbinAccessPolicy`` (the real ``engine.access.AccessPolicy``) and ``why``.
+- ``versions``: the stamps that tell every process to reload.
+"""
