@@ -7,14 +7,13 @@ column lists and row converters instead of rebuilding them per row.
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import partial
 from typing import Any
 
-from sqlalchemy import Column, Table
+from sqlalchemy import Column, Table, select
 
 from engine.metadata.model import Entity, Feature, Field, FieldType, LocalText
 from engine.records.autonumber import AutoNumberFormat, parse_format
@@ -117,39 +116,33 @@ def _part(name: str, part: str) -> Callable[[dict[str, Any]], Any]:
     return get
 
 
-def _instant_reader(i: int) -> Callable[[Any], Any]:
-    return lambda row: utc(row[i])
-
-
-def _reader(plan: FieldPlan, index: dict[str, int]) -> Callable[[Any], Any] | None:
-    """A converter from a row tuple to the field value, or None when it is the column as is."""
+def _expression(plan: FieldPlan, index: dict[str, int]) -> str:
+    """Python source reading one field's value from a row tuple (see ``_compile_reader``)."""
     t = plan.field.type
     main = index[plan.name]
     if t is FieldType.MONEY:
         cur = index[plan.columns[1]]
-
-        def money(row: Any) -> Any:
-            amount = row[main]
-            return None if amount is None else {"amount": amount, "currency": row[cur]}
-
-        return money
+        return (f"(None if row[{main}] is None else "
+                f"{{'amount': row[{main}], 'currency': row[{cur}]}})")
     if t is FieldType.GEO_POINT:
         lng = index[plan.columns[1]]
-
-        def geo(row: Any) -> Any:
-            lat = row[main]
-            return None if lat is None else {"lat": lat, "lng": row[lng]}
-
-        return geo
+        return f"(None if row[{main}] is None else {{'lat': row[{main}], 'lng': row[{lng}]}})"
     if t is FieldType.DATETIME:
-        return lambda row: utc(row[main])
-    if t is FieldType.DATE:
-        def day(row: Any) -> Any:
-            value = row[main]
-            return value.date() if isinstance(value, datetime) else value
+        return f"_utc(row[{main}])"
+    return f"row[{main}]"
 
-        return day
-    return None
+
+def _compile_reader(entries: list[tuple[str, str]]) -> Callable[[Any], dict[str, Any]]:
+    """One function returning a dict literal: the cheapest row -> values conversion Python has.
+
+    Lists convert every row they return, so this is their hot loop. The source
+    holds only ``repr()`` of registry identifiers and integer column positions.
+    """
+    body = ", ".join(f"{key!r}: {expr}" for key, expr in entries)
+    namespace: dict[str, Any] = {"_utc": utc}
+    exec(f"def to_values(row):\n    return {{{body}}}\n", namespace)  # noqa: S102
+    reader: Callable[[Any], dict[str, Any]] = namespace["to_values"]
+    return reader
 
 
 class EntityPlan:
@@ -189,28 +182,23 @@ class EntityPlan:
         self.uniques = self._uniques()
         # Row -> record conversion: select every column in table order.
         self.select_columns = list(self.table.columns)
+        # Built once: coercing the column list is a visible share of a list call.
+        self.select_all = select(*self.select_columns)
         index = {c.name: i for i, c in enumerate(self.select_columns)}
-        plain: list[tuple[str, int]] = [(n, index[n]) for n in SYSTEM_FIELDS
-                                        if n in index and n not in
-                                        ("created_at", "updated_at", "deleted_at")]
-        special: list[tuple[str, Callable[[Any], Any]]] = [
-            (n, _instant_reader(index[n]))
-            for n in ("created_at", "updated_at", "deleted_at") if n in index]
-        for p in self.fields.values():
-            reader = _reader(p, index)
-            if reader is None:
-                plain.append((p.name, index[p.name]))
-            else:
-                special.append((p.name, reader))
-        self._plain_keys = tuple(k for k, _ in plain)
-        self._plain_get = operator.itemgetter(*(i for _, i in plain))
-        self._special = tuple(special)
+        instants = ("created_at", "updated_at", "deleted_at")
+        entries: list[tuple[str, str]] = [(n, f"row[{index[n]}]") for n in ("id", "version")]
+        entries += [(p.name, _expression(p, index)) for p in self.fields.values()]
+        entries += [(n, f"_utc(row[{index[n]}])" if n in instants else f"row[{index[n]}]")
+                    for n in SYSTEM_FIELDS if n in index and n not in ("id", "version")]
+        #: A result row (columns in ``select_columns`` order) -> record values.
+        self.to_values = _compile_reader(entries)
         self.sortable = self._sortable()
         # Field columns in a fixed order, and how each is read from field values.
         getters: list[tuple[str, Callable[[dict[str, Any]], Any] | None]] = []
         for p in self.fields.values():
             if p.field.type is FieldType.MONEY:
-                getters += [(p.name, _part(p.name, "amount")), (p.columns[1], _part(p.name, "currency"))]
+                getters += [(p.name, _part(p.name, "amount")),
+                            (p.columns[1], _part(p.name, "currency"))]
             elif p.field.type is FieldType.GEO_POINT:
                 getters += [(p.name, _part(p.name, "lat")), (p.columns[1], _part(p.name, "lng"))]
             else:
@@ -255,14 +243,6 @@ class EntityPlan:
         if name in self.system_names:
             return SYSTEM_FIELDS[name]
         return None
-
-    def to_values(self, row: Any) -> dict[str, Any]:
-        """A result row (columns in ``select_columns`` order) as record values."""
-        got = self._plain_get(row)
-        values = dict(zip(self._plain_keys, got if len(self._plain_keys) > 1 else (got,)))
-        for key, read in self._special:
-            values[key] = read(row)
-        return values
 
     def column_values(self, values: dict[str, Any]) -> list[Any]:
         """Field values as column values in ``column_names`` order."""

@@ -150,8 +150,7 @@ class RecordService:
 
     def _read_back(self, conn: Connection, plan: EntityPlan, record_id: int,
                    hidden: frozenset[str]) -> Record:
-        row = conn.execute(select(*plan.select_columns)
-                           .where(plan.table.c.id == record_id)).one()
+        row = conn.execute(plan.select_all.where(plan.table.c.id == record_id)).one()
         return self._record(plan, plan.to_values(row), hidden)
 
     def _duplicate_error(self, plan: EntityPlan, dup: Duplicate) -> DuplicateError:
@@ -321,11 +320,10 @@ class RecordService:
         scope = self.policy.row_scope(actor, plan.entity, table, "read")
         if scope.is_empty:
             return Page([], None, False)
-        cols = plan.select_columns
         branches = scope.branches
         with self.engine.connect() as conn:
             if len(branches) == 1:
-                stmt = select(*cols).where(*where, *_live_branches(branches)) \
+                stmt = plan.select_all.where(*where, *_live_branches(branches)) \
                     .order_by(*sort.order_by(table.c)).limit(limit + 1)
                 rows: Sequence[Any] = conn.execute(stmt).all()
             else:
@@ -343,7 +341,7 @@ class RecordService:
         # OR across branch columns sends both planners into full sorts; a UNION ALL of
         # per-branch keyset queries reads at most `wanted` rows per branch.
         order = sort.order_by(plan.table.c)
-        parts = [select(*plan.select_columns).where(*where, *_live_branches((b,)))
+        parts = [plan.select_all.where(*where, *_live_branches((b,)))
                  .order_by(*order).limit(wanted).subquery() for b in branches]
         union = union_all(*(select(p) for p in parts)).subquery("scoped")
         stmt = select(*union.c).order_by(*sort.order_by(union.c))
