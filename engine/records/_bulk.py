@@ -1,4 +1,4 @@
-"""A lean executemany for SQLite bulk inserts.
+"""Inserting new rows: a lean executemany for SQLite, Core with RETURNING elsewhere.
 
 SQLAlchemy Core spends more time building per-row parameter dicts for an
 executemany than SQLite spends inserting them. For the bulk path we compile the
@@ -11,9 +11,13 @@ the actor) are processed once.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Dialect, Table, insert
+from sqlalchemy import Connection, Dialect, Table, func, insert, select
+
+from engine.records import activity as feed
+from engine.records._plan import EntityPlan
 
 
 class DriverInsert:
@@ -57,3 +61,55 @@ class DriverInsert:
             out.append(tuple(row) if self._identity
                        else tuple(row[j] for j in self._reorder))
         conn.exec_driver_sql(self.sql, out)
+
+
+class RowInserter:
+    """Insert prepared rows of any entity, with their activity rows, and return their ids."""
+
+    def __init__(self, activity: Table) -> None:
+        self.activity = activity
+        self._drivers: dict[tuple[str, tuple[str, ...], tuple[str, ...]], DriverInsert] = {}
+
+    def insert(self, conn: Connection, plan: EntityPlan, rows: list[dict[str, Any]], *,
+               actor_id: int | None, now: datetime) -> list[int]:
+        system: dict[str, Any] = {"created_at": now, "updated_at": now, "created_by": actor_id,
+                                  "version": 1}
+        if plan.initial_stage is not None:
+            system["stage"] = plan.initial_stage
+        table = plan.table
+        logged = {"entity": plan.name, "kind": feed.CREATE, "actor_id": actor_id, "at": now,
+                  "body": None}
+        if conn.dialect.name == "sqlite":
+            # SQLite cannot return the ids of a multi-row insert in order (SQLAlchemy then
+            # inserts row by row). The write transaction holds the database's write lock,
+            # so ids above the current maximum are ours to assign.
+            start = conn.execute(select(func.max(table.c.id))).scalar_one() or 0
+            ids = list(range(start + 1, start + 1 + len(rows)))
+            column_values = plan.column_values
+            self._driver(table, ("id", *plan.column_names), tuple(system), conn).execute(
+                conn, ([new_id, *column_values(row)] for new_id, row in zip(ids, rows)), system)
+            if plan.activity:
+                created = feed.created
+                self._driver(self.activity, ("record_id", "changes"), tuple(logged),
+                             conn).execute(
+                    conn, ([new_id, created(plan, row)] for new_id, row in zip(ids, rows)),
+                    logged)
+            return ids
+        to_columns = plan.to_columns
+        params = [to_columns(row, dict(system)) for row in rows]
+        stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+        ids = list(conn.execute(stmt, params).scalars())
+        if plan.activity:
+            conn.execute(insert(self.activity), [
+                {**logged, "record_id": new_id, "changes": feed.created(plan, row)}
+                for new_id, row in zip(ids, rows)])
+        return ids
+
+    def _driver(self, table: Table, varying: tuple[str, ...], constant: tuple[str, ...],
+                conn: Connection) -> DriverInsert:
+        key = (table.name, varying, constant)
+        found = self._drivers.get(key)
+        if found is None:
+            found = self._drivers[key] = DriverInsert(table, varying=varying,
+                                                      constant=constant, dialect=conn.dialect)
+        return found

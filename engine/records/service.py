@@ -19,7 +19,6 @@ from sqlalchemy import (
     Connection,
     Engine,
     Row,
-    Table,
     case,
     delete,
     false,
@@ -40,10 +39,11 @@ from engine.errors import (
     DuplicateError,
     ForbiddenError,
     NotFoundError,
+    QueryError,
     ValidationError,
 )
 from engine.records import activity as feed
-from engine.records._bulk import DriverInsert
+from engine.records._bulk import RowInserter
 from engine.records._plan import EntityPlan, same_value
 from engine.records._write import (
     Duplicate,
@@ -97,7 +97,7 @@ class RecordService:
         self.clock = clock
         self._plans: dict[str, EntityPlan] = {}
         self._preparers: dict[tuple[str, InputSource], RowPreparer] = {}
-        self._driver_inserts: dict[tuple[str, tuple[str, ...]], DriverInsert] = {}
+        self._inserter = RowInserter(schema.system[ACTIVITY_TABLE])
 
     # --- plumbing -------------------------------------------------------------
 
@@ -228,7 +228,7 @@ class RecordService:
                         raise ValidationError(plan.name, self._bulk_duplicate_errors(plan, dups))
                     raise self._duplicate_error(plan, dups[0])
                 self._number(conn, plan, rows, now)
-                ids = self._insert_rows(conn, plan, rows, actor=actor, now=now)
+                ids = self._inserter.insert(conn, plan, rows, actor_id=actor.user_id, now=now)
                 if read_back is not None:
                     read_back(conn, ids)
         except IntegrityError as exc:
@@ -245,50 +245,6 @@ class RecordService:
             first = last - len(rows) + 1
             for offset, row in enumerate(rows):
                 row[fp.name] = fmt.render(now, first + offset)
-
-    def _insert_rows(self, conn: Connection, plan: EntityPlan, rows: list[dict[str, Any]], *,
-                     actor: Actor, now: datetime) -> list[int]:
-        system: dict[str, Any] = {"created_at": now, "updated_at": now,
-                                  "created_by": actor.user_id, "version": 1}
-        if plan.initial_stage is not None:
-            system["stage"] = plan.initial_stage
-        table = plan.table
-        activity = self.schema.system[ACTIVITY_TABLE]
-        logged = {"entity": plan.name, "kind": feed.CREATE, "actor_id": actor.user_id,
-                  "at": now, "body": None}
-        if conn.dialect.name == "sqlite":
-            # SQLite cannot return the ids of a multi-row insert in order (SQLAlchemy then
-            # inserts row by row). The write transaction holds the database's write lock,
-            # so ids above the current maximum are ours to assign.
-            start = conn.execute(select(func.max(table.c.id))).scalar_one() or 0
-            ids = list(range(start + 1, start + 1 + len(rows)))
-            column_values = plan.column_values
-            self._driver(table, ("id", *plan.column_names), tuple(system), conn).execute(
-                conn, ([new_id, *column_values(row)] for new_id, row in zip(ids, rows)), system)
-            if plan.activity:
-                created = feed.created
-                self._driver(activity, ("record_id", "changes"), tuple(logged), conn).execute(
-                    conn, ([new_id, created(plan, row)] for new_id, row in zip(ids, rows)),
-                    logged)
-            return ids
-        to_columns = plan.to_columns
-        params = [to_columns(row, dict(system)) for row in rows]
-        stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)
-        ids = list(conn.execute(stmt, params).scalars())
-        if plan.activity:
-            conn.execute(insert(activity), [
-                {**logged, "record_id": new_id, "changes": feed.created(plan, row)}
-                for new_id, row in zip(ids, rows)])
-        return ids
-
-    def _driver(self, table: Table, varying: tuple[str, ...], constant: tuple[str, ...],
-                conn: Connection) -> DriverInsert:
-        cache_key = (table.name, varying + ("|",) + constant)
-        found = self._driver_inserts.get(cache_key)
-        if found is None:
-            found = self._driver_inserts[cache_key] = DriverInsert(
-                table, varying=varying, constant=constant, dialect=conn.dialect)
-        return found
 
     # --- read -------------------------------------------------------------------
 
@@ -362,6 +318,8 @@ class RecordService:
               cap: int = DEFAULT_COUNT_CAP) -> int:
         """How many records match, counting at most ``cap`` (a result of ``cap`` means "cap or more")."""
         plan = self.plan(entity)
+        if not isinstance(cap, int) or cap < 1:
+            raise QueryError(plan.name, "cap", "must be a positive whole number")
         self.policy.check_action(actor, plan.entity, "read")
         hidden = self.policy.hidden_fields(actor, plan.entity)
         where = where_clauses(plan, as_query(filters), hidden)

@@ -128,3 +128,9 @@ def test_auto_number_without_seq_is_refused() -> None:
     from engine.metadata.parse import parse_field
     with pytest.raises(MetadataError):
         parse_format(parse_field(field("n", "auto_number", format="X-{YYYY}"), source=Source()))
+
+
+def test_count_cap_must_be_positive(service: RecordService) -> None:
+    with pytest.raises(QueryError) as err:
+        service.count(Actor.system(), "account", cap=0)
+    assert err.value.field == "cap"
