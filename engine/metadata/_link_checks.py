@@ -1,0 +1,182 @@
+"""Cross-checks of pipelines, pools and roles against the entities they name."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from engine.errors import MetadataIssue
+from engine.metadata.located import LocatedDoc
+from engine.metadata.model import OPTION_TYPES, FieldType
+from engine.metadata.world import World, field_types, missing
+
+_OWNED_SCOPES = frozenset({"own", "department", "subtree"})
+_POOL_ACTIONS = frozenset({"claim", "return", "recycle"})
+
+
+def link_issues(world: World) -> Iterator[MetadataIssue]:
+    """Issues of every pipeline, pool and role, and of pipelined entities without a pipeline."""
+    for pipeline in world.pipelines.values():
+        yield from _pipeline_issues(pipeline, world)
+    for entity in world.entities.values():
+        if "pipelined" in (entity.body.get("features") or ()):
+            driving = [p for p in world.pipelines.values() if p.body["entity"] == entity.name]
+            if not driving and not any(kind == "pipeline" for kind, _ in world.broken):
+                yield entity.issue(("features",),
+                                   f"entity {entity.name!r} is pipelined but no pipeline drives "
+                                   f"it (add a pipeline with \"entity\": \"{entity.name}\")")
+            for extra in driving[1:]:
+                yield extra.issue(("entity",),
+                                  f"entity {entity.name!r} already has pipeline "
+                                  f"{driving[0].name!r}; a pipelined entity has exactly one")
+    for pool in world.pools.values():
+        yield from _pool_issues(pool, world)
+    for role in world.roles.values():
+        yield from _role_issues(role, world)
+
+
+def _entity_problem(doc: LocatedDoc, world: World, *, feature: str,
+                    path: tuple[Any, ...] = ("entity",)) -> MetadataIssue | None:
+    name = doc.body["entity"] if path == ("entity",) else _get(doc.body, path)
+    entity = world.entities.get(name)
+    if entity is None:
+        if world.exists("entity", name):
+            return None
+        return doc.issue(path, missing("entity", name, world.entities))
+    if not world.sees(doc.app, entity.app):
+        return doc.issue(path, f"entity {name!r} belongs to app {entity.app!r}, which app "
+                               f"{doc.app!r} does not depend on (add it to depends_on)")
+    if feature and feature not in (entity.body.get("features") or ()):
+        return doc.issue(path, f"entity {name!r} lacks the {feature!r} feature")
+    return None
+
+
+def _get(body: Any, path: tuple[Any, ...]) -> Any:
+    for part in path:
+        body = body[part]
+    return body
+
+
+def _pipeline_issues(pipeline: LocatedDoc, world: World) -> Iterator[MetadataIssue]:
+    problem = _entity_problem(pipeline, world, feature="pipelined")
+    if problem:
+        yield problem
+    entity = world.entities.get(pipeline.body["entity"])
+    types = field_types(entity) if entity else None
+    stages: list[dict[str, Any]] = pipeline.body["stages"]
+    keys: dict[str, int] = {}
+    orders: dict[int, str] = {}
+    for i, stage in enumerate(stages):
+        if stage["key"] in keys:
+            yield pipeline.issue(("stages", i, "key"), f"duplicate stage key {stage['key']!r}")
+        keys.setdefault(stage["key"], i)
+        order = stage.get("order", i)
+        if order in orders:
+            path = ("stages", i, "order") if "order" in stage else ("stages", i)
+            yield pipeline.issue(path, f"order {order} is already used by stage "
+                                       f"{orders[order]!r}")
+        orders.setdefault(order, stage["key"])
+    kinds = {s["key"]: s.get("kind", "open") for s in stages}
+    if "open" not in kinds.values():
+        yield pipeline.issue(("stages",), "a pipeline needs at least one open stage")
+    initial = pipeline.body.get("initial_stage")
+    if initial is not None:
+        if initial not in keys:
+            yield pipeline.issue(("initial_stage",), missing("stage", initial, keys))
+        elif kinds[initial] != "open":
+            yield pipeline.issue(("initial_stage",), f"the initial stage {initial!r} must be "
+                                                     f"open, not {kinds[initial]!r}")
+    for i, stage in enumerate(stages):
+        for j, nxt in enumerate(stage.get("next_stages") or ()):
+            if nxt not in keys:
+                yield pipeline.issue(("stages", i, "next_stages", j), missing("stage", nxt, keys))
+        for j, fname in enumerate(stage.get("required_fields") or ()):
+            if types is not None and fname not in types:
+                yield pipeline.issue(("stages", i, "required_fields", j),
+                                     missing("field", fname, types))
+
+
+def _pool_issues(pool: LocatedDoc, world: World) -> Iterator[MetadataIssue]:
+    problem = _entity_problem(pool, world, feature="pooled")
+    if problem:
+        yield problem
+    body = pool.body
+    for j, role in enumerate((body.get("members") or {}).get("roles") or ()):
+        if not world.exists("role", role):
+            yield pool.issue(("members", "roles", j), missing("role", role, world.roles))
+    entity = world.entities.get(body["entity"])
+    if entity is None:
+        return
+    types = field_types(entity)
+    options = {f["name"]: [o["value"] for o in f.get("options") or ()]
+               for f in entity.body["fields"]}
+    names: set[str] = set()
+    for i, rule in enumerate(body.get("rules") or ()):
+        if rule["name"] in names:
+            yield pool.issue(("rules", i, "name"), f"duplicate rule name {rule['name']!r}")
+        names.add(rule["name"])
+        if "warn_before_hours" in rule and rule["warn_before_hours"] >= rule.get("after_hours", 0):
+            yield pool.issue(("rules", i, "warn_before_hours"),
+                             "the warning must come before the rule fires (less than "
+                             "after_hours)")
+        for fname, values in (rule.get("exempt") or {}).items():
+            if fname not in types:
+                yield pool.issue(("rules", i, "exempt", fname), missing("field", fname, types))
+            elif types[fname] in OPTION_TYPES:
+                for k, value in enumerate(values):
+                    if value not in options[fname]:
+                        yield pool.issue(("rules", i, "exempt", fname, k),
+                                         f"field {fname!r} has no option {value!r}")
+    distribution = body.get("distribution") or {}
+    fname = distribution.get("field")
+    if fname is None:
+        return
+    mode = distribution["mode"]
+    if fname not in types:
+        yield pool.issue(("distribution", "field"), missing("field", fname, types))
+    elif mode == "by_field" and types[fname] is not FieldType.SELECT:
+        yield pool.issue(("distribution", "field"), f"by_field distribution needs a select "
+                                                    f"field; {fname!r} is {types[fname].value!r}")
+    elif mode == "territory" and types[fname] is not FieldType.GEO_POINT:
+        yield pool.issue(("distribution", "field"), f"territory distribution needs a geo_point "
+                                                    f"field; {fname!r} is {types[fname].value!r}")
+    elif mode == "by_field":
+        for value in distribution.get("targets") or {}:
+            if value not in options[fname]:
+                yield pool.issue(("distribution", "targets", value),
+                                 f"field {fname!r} has no option {value!r}")
+
+
+def _role_issues(role: LocatedDoc, world: World) -> Iterator[MetadataIssue]:
+    seen: dict[str, int] = {}
+    for i, grant in enumerate(role.body.get("grants") or ()):
+        name = grant["entity"]
+        if name in seen:
+            yield role.issue(("grants", i, "entity"), f"entity {name!r} already has a grant "
+                                                      f"(grants/{seen[name]}); merge them")
+        seen.setdefault(name, i)
+        problem = _entity_problem(role, world, feature="", path=("grants", i, "entity"))
+        if problem:
+            yield problem
+        entity = world.entities.get(name)
+        if entity is None:
+            continue
+        features = set(entity.body.get("features") or ())
+        types = field_types(entity)
+        if grant["scope"] in _OWNED_SCOPES and "owned" not in features:
+            yield role.issue(("grants", i, "scope"), f"scope {grant['scope']!r} needs an owned "
+                                                     f"entity; {name!r} is not owned")
+        if grant["scope"] == "pool" and "pooled" not in features:
+            yield role.issue(("grants", i, "scope"), f"scope 'pool' needs a pooled entity; "
+                                                     f"{name!r} is not pooled")
+        for j, action in enumerate(grant["actions"]):
+            if action in _POOL_ACTIONS and "pooled" not in features:
+                yield role.issue(("grants", i, "actions", j),
+                                 f"action {action!r} needs a pooled entity; {name!r} is not")
+            if action == "assign" and "owned" not in features:
+                yield role.issue(("grants", i, "actions", j),
+                                 f"action 'assign' needs an owned entity; {name!r} is not")
+        for key in ("hidden_fields", "readonly_fields"):
+            for j, fname in enumerate(grant.get(key) or ()):
+                if fname not in types:
+                    yield role.issue(("grants", i, key, j), missing("field", fname, types))
