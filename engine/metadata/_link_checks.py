@@ -148,13 +148,15 @@ def _pool_issues(pool: LocatedDoc, world: World) -> Iterator[MetadataIssue]:
 
 
 def _role_issues(role: LocatedDoc, world: World) -> Iterator[MetadataIssue]:
-    seen: dict[str, int] = {}
+    seen: dict[tuple[str, str], int] = {}
     for i, grant in enumerate(role.body.get("grants") or ()):
         name = grant["entity"]
-        if name in seen:
-            yield role.issue(("grants", i, "entity"), f"entity {name!r} already has a grant "
-                                                      f"(grants/{seen[name]}); merge them")
-        seen.setdefault(name, i)
+        pair = (name, grant["scope"])
+        if pair in seen:
+            yield role.issue(("grants", i, "scope"),
+                             f"entity {name!r} already has a grant with scope "
+                             f"{grant['scope']!r} (/grants/{seen[pair]}); merge them")
+        seen.setdefault(pair, i)
         problem = _entity_problem(role, world, feature="", path=("grants", i, "entity"))
         if problem:
             yield problem
