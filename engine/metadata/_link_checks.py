@@ -61,7 +61,8 @@ def _pipeline_issues(pipeline: LocatedDoc, world: World) -> Iterator[MetadataIss
     problem = _entity_problem(pipeline, world, feature="pipelined")
     if problem:
         yield problem
-    entity = world.entities.get(pipeline.body["entity"])
+    # Field names are judged only against the entity the pipeline may drive.
+    entity = None if problem else world.entities.get(pipeline.body["entity"])
     types = field_types(entity) if entity else None
     stages: list[dict[str, Any]] = pipeline.body["stages"]
     keys: dict[str, int] = {}
@@ -105,7 +106,7 @@ def _pool_issues(pool: LocatedDoc, world: World) -> Iterator[MetadataIssue]:
         if not world.exists("role", role):
             yield pool.issue(("members", "roles", j), missing("role", role, world.roles))
     entity = world.entities.get(body["entity"])
-    if entity is None:
+    if entity is None or problem:
         return
     types = field_types(entity)
     options = {f["name"]: [o["value"] for o in f.get("options") or ()]
