@@ -61,8 +61,9 @@ def order_packages(packages: Sequence[Package]) -> tuple[AppOrder, list[Metadata
             break
         ordered.append(ready[0])
         del remaining[ready[0]]
+    settled = set(ordered)
     for name in sorted(remaining):
-        cycle = _cycle_from(name, deps, set(ordered))
+        cycle = _cycle_from(name, deps, settled)
         if cycle:
             package = by_name[name]
             index = package.depends_on.index(cycle[1])

@@ -31,6 +31,7 @@ from engine.metadata.model import Registry
 from engine.metadata.names import CUSTOM_APP
 from engine.metadata.overlay import apply_overlay
 from engine.metadata.package import KIND_FOLDERS, DocumentFile, read_package
+from engine.metadata.schema_check import pointer_key
 from engine.metadata.world import World
 
 __all__ = ["Customisation", "check_packages", "load_packages"]
@@ -88,6 +89,8 @@ class _Load:
             self.add_customisations(customisations, apps)
 
         self.report(crosscheck(self.world))
+        # One file's issues together, in document order: how a consultant fixes them.
+        self.issues.sort(key=lambda i: (i.file, pointer_key(i.pointer)))
         if self.issues:
             return None
         return build_registry(apps=apps, entities=self.world.entities,

@@ -39,6 +39,8 @@ _BASE_URI = "https://tidepool.dev/schemas/"
 _IDENTIFIER_PATTERN = "^[a-z][a-z0-9_]{0,62}$"
 _STRUCTURAL = frozenset({"required", "additionalProperties", "unevaluatedProperties", "type",
                          "const", "enum"})
+# Marks the message of a property the document may not have at all (see _drop_shadowed).
+_FORBIDDEN_PREFIX = "property "
 # Properties whose value picks which other properties apply (field type, rule kind...).
 _DISCRIMINATORS = ("type", "kind", "mode")
 
@@ -71,7 +73,7 @@ def validate_document(kind: str, document: Any, *, file: str) -> list[MetadataIs
     issues: list[MetadataIssue] = []
     for error in validator.iter_errors(document):
         issues.extend(_explain(error, document, file))
-    return _dedupe(sorted(issues, key=lambda i: _pointer_key(i.pointer)))
+    return _dedupe(_drop_shadowed(sorted(issues, key=lambda i: pointer_key(i.pointer))))
 
 
 def pointer(path: Iterable[Any]) -> str:
@@ -79,8 +81,17 @@ def pointer(path: Iterable[Any]) -> str:
     return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in path)
 
 
-def _pointer_key(ptr: str) -> list[tuple[int, int, str]]:
+def pointer_key(ptr: str) -> list[tuple[int, int, str]]:
     return [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in ptr.split("/")]
+
+
+def _drop_shadowed(issues: Sequence[MetadataIssue]) -> list[MetadataIssue]:
+    """Drop issues inside a value that may not be there at all: saying that a
+    forbidden "options" list is also too short would only distract."""
+    forbidden = [i.pointer for i in issues if i.message.startswith(_FORBIDDEN_PREFIX)]
+    return [i for i in issues
+            if i.pointer not in forbidden or i.message.startswith(_FORBIDDEN_PREFIX)
+            if not any(i.pointer.startswith(f + "/") for f in forbidden)]
 
 
 def _dedupe(issues: Sequence[MetadataIssue]) -> list[MetadataIssue]:
@@ -148,7 +159,7 @@ def _message(error: SchemaError, root: Any, path: list[Any]) -> str:
         name = match.group(1) if match else error.message
         return f"missing required property {name!r}{_context(root, path)}"
     if v == "not" and error.validator_value == {} and path:
-        return f"{path[-1]!r} is not allowed{_context(root, path[:-1])}"
+        return f"{_FORBIDDEN_PREFIX}{path[-1]!r} is not allowed{_context(root, path[:-1])}"
     if v == "enum":
         allowed = [str(x) for x in error.validator_value]
         message = f"{error.instance!r} is not one of: {', '.join(allowed)}"
@@ -174,7 +185,7 @@ def _message(error: SchemaError, root: Any, path: list[Any]) -> str:
         return f"needs at least {error.validator_value} property(ies)"
     if v == "propertyNames":
         return f"invalid key: {error.message}"
-    return error.message
+    return str(error.message)
 
 
 def _context(root: Any, path: list[Any]) -> str:
@@ -199,8 +210,8 @@ def _type_name(value: Any) -> str:
              "integer": "an integer", "number": "a number", "boolean": "true or false",
              "null": "null"}
     if isinstance(value, list):
-        return " or ".join(names.get(v, v) for v in value)
-    return names.get(value, str(value))
+        return " or ".join(names.get(str(v), str(v)) for v in value)
+    return names.get(str(value), str(value))
 
 
 def _json(value: Any) -> str:
