@@ -84,13 +84,14 @@ def cmd_seed(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
-    from engine.demo import prepare_demo, serve_demo
+    from engine.demo import prepare_demo
+    from ui.serve import serve
 
     url = database_url(args.db or "sqlite:///tidepool-demo.db")
     prepare_demo(url, apps=_app_paths(args), reset=args.reset, out=out)
     if args.no_serve:
         return 0
-    serve_demo(url, host=args.host, port=args.port, out=out)
+    serve(url, host=args.host, port=args.port, out=out, demo=True)
     return 0
 
 

@@ -17,7 +17,7 @@ LAYERS = [
     ("engine.storage",),
     ("engine.access", "engine.permissions"),
     ("engine.records",),
-    ("engine.workflow", "engine.seeding", "engine.demo"),
+    ("engine.workflow", "engine.seeding", "engine.runtime", "engine.demo"),
     ("ui",),
     ("engine.cli",),
 ]
