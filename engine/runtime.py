@@ -7,6 +7,9 @@ applied), so every process sees the same tables as the migration created.
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
@@ -15,7 +18,7 @@ from engine.access import AccessPolicy, Unrestricted
 from engine.errors import TidepoolError
 from engine.metadata.model import Registry
 from engine.records.service import RecordService
-from engine.storage.applied import applied_registry
+from engine.storage.applied import applied_registry, applied_version
 from engine.storage.database import make_engine
 from engine.storage.tables import StorageSchema, build_schema
 
@@ -33,16 +36,70 @@ class Runtime:
     registry: Registry
     schema: StorageSchema
     records: RecordService
+    policy: AccessPolicy
+    version: int | None = None  # the tp_metadata_version id this runtime was built from
+
+
+#: Builds the access policy for a registry (e.g. ``CasbinAccessPolicy``); default: none.
+PolicyFactory = Callable[[Engine, Registry], AccessPolicy]
 
 
 def open_runtime(url: str, *, policy: AccessPolicy | None = None,
-                 engine: Engine | None = None) -> Runtime:
+                 engine: Engine | None = None,
+                 policy_factory: PolicyFactory | None = None) -> Runtime:
     """Connect to ``url`` and build the services for the metadata it has applied."""
     engine = engine or make_engine(url)
     with engine.connect() as conn:
+        version = applied_version(conn)
         registry = applied_registry(conn)
     if registry is None:
         raise NotInitialisedError(url)
+    if policy is None:
+        policy = policy_factory(engine, registry) if policy_factory else Unrestricted()
     schema = build_schema(registry)
-    records = RecordService(engine=engine, schema=schema, policy=policy or Unrestricted())
-    return Runtime(engine=engine, registry=registry, schema=schema, records=records)
+    records = RecordService(engine=engine, schema=schema, policy=policy)
+    return Runtime(engine=engine, registry=registry, schema=schema, records=records,
+                   policy=policy, version=version)
+
+
+class LiveRuntime:
+    """The current ``Runtime`` of a database whose metadata may change while we serve.
+
+    An admin applying a change in one worker process bumps ``tp_metadata_version``;
+    every process notices at its next ``current()`` (the stamp is read at most every
+    ``check_interval`` seconds, 0 = every call) and rebuilds tables and services, so
+    no restart is needed. ``refresh()`` forces the check, e.g. right after a local
+    change.
+    """
+
+    def __init__(self, url: str, *, engine: Engine | None = None,
+                 policy_factory: PolicyFactory | None = None, check_interval: float = 1.0,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.url = url
+        self.engine = engine or make_engine(url)
+        self.policy_factory = policy_factory
+        self.check_interval = check_interval
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        self._runtime = open_runtime(url, engine=self.engine, policy_factory=policy_factory)
+        self._checked_at = monotonic()
+        self.reloads = 0  # observable in tests
+
+    def current(self) -> Runtime:
+        if self._monotonic() - self._checked_at < self.check_interval:
+            return self._runtime
+        return self.refresh()
+
+    def refresh(self) -> Runtime:
+        with self._lock:
+            with self.engine.connect() as conn:
+                version = applied_version(conn)
+            self._checked_at = self._monotonic()
+            if version != self._runtime.version:
+                self._runtime = open_runtime(self.url, engine=self.engine,
+                                             policy_factory=self.policy_factory)
+                self.reloads += 1
+            return self._runtime
+
+    def dispose(self) -> None:
+        self.engine.dispose()

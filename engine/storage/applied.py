@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, MetaData, Table, inspect, select
+from sqlalchemy import Connection, MetaData, Table, func, inspect, select
 
 from engine.metadata.model import Registry
 from engine.metadata.parse import registry_from_document
@@ -114,3 +114,11 @@ def live_archives(conn: Connection) -> list[Archive]:
 def _plain(value: Any) -> Any:
     """Mappings (including read-only proxies) and tuples as plain JSON values."""
     return json.loads(json.dumps(value, default=dict))
+
+
+def applied_version(conn: Connection) -> int | None:
+    """The id of the metadata version last applied (a cheap stamp to poll), or None."""
+    if not _has(conn, METADATA_VERSION_TABLE):
+        return None
+    table = SYSTEM_TABLES[METADATA_VERSION_TABLE]
+    return conn.execute(select(func.max(table.c.id))).scalar_one_or_none()

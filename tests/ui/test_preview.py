@@ -139,3 +139,39 @@ def _minimal(entity, title: str) -> dict[str, object]:  # type: ignore[no-untype
     row = next(generate_rows(entity, count=1, seed=99, start=10_000))
     row[entity.title_field] = title
     return row
+
+
+def test_live_runtime_follows_a_migration_from_another_process(tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    from engine.runtime import LiveRuntime
+    from engine.storage.database import make_engine
+    from engine.storage.migrate import apply_migration
+
+    url = f"sqlite:///{tmp_path / 'live.db'}"
+    prepare_demo(url, apps=[CRM], out=io.StringIO(), rows=1)
+    clock = [0.0]
+    live = LiveRuntime(url, check_interval=5.0, monotonic=lambda: clock[0])
+    before = live.current()
+    assert live.current() is before
+
+    app = tmp_path / "crm"
+    shutil.copytree(CRM, app)
+    entity_file = app / "entities" / "customer.json"
+    doc = json.loads(entity_file.read_text(encoding="utf-8"))
+    doc["fields"].append({"name": "vip_note", "type": "text",
+                          "label": {"en": "VIP note", "zh-CN": "VIP 备注"}})
+    entity_file.write_text(json.dumps(doc), encoding="utf-8")
+    changed = load_packages([app])
+    other = make_engine(url)  # "another worker" applies the change
+    apply_migration(other, target=changed, actor="admin")
+    other.dispose()
+
+    assert live.current() is before  # within the interval: the cached runtime
+    clock[0] = 6.0
+    after = live.current()
+    assert after is not before and live.reloads == 1
+    assert after.registry.entity("customer").has_field("vip_note")
+    assert "vip_note" in after.schema.table("customer").c
+    live.dispose()
