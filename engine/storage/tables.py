@@ -8,32 +8,37 @@ columns (money currency, geo latitude/longitude) carry ``info["part"]``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from sqlalchemy import (
-    Boolean, Column, Date, DateTime, Double, ForeignKey, Index, Integer, MetaData, Numeric,
-    SmallInteger, String, Table, Text, UniqueConstraint,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
 )
 from sqlalchemy.types import TypeEngine
 
 from engine.metadata.model import Entity, Feature, Field, FieldType, OnDelete, Registry
+from engine.metadata.names import SYSTEM_COLUMNS  # noqa: F401  (re-exported for storage callers)
 from engine.storage.system_tables import (
-    NAMING_CONVENTION, USER_TABLE, IdType, JsonType, add_system_tables,
+    NAMING_CONVENTION,
+    USER_TABLE,
+    IdType,
+    JsonType,
+    add_system_tables,
 )
-
-#: System columns and the feature that brings each (None = every entity has it).
-SYSTEM_COLUMNS: dict[str, Feature | None] = {
-    "id": None,
-    "created_at": None,
-    "updated_at": None,
-    "created_by": None,
-    "version": None,
-    "owner_id": Feature.OWNED,
-    "pool_id": Feature.POOLED,
-    "stage": Feature.PIPELINED,
-    "deleted_at": Feature.SOFT_DELETE,
-}
 
 DEFAULT_TEXT_LENGTH = 255
 _FIXED_LENGTHS = {FieldType.EMAIL: 254, FieldType.PHONE: 32, FieldType.URL: 2048,
