@@ -9,9 +9,12 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
+
+from sqlalchemy import Engine
 
 from engine.errors import MetadataError, MigrationError, TidepoolError
 from engine.storage.database import DATABASE_URL_ENV, database_url, make_engine
@@ -46,12 +49,22 @@ def _load(args: argparse.Namespace) -> object:
     return load_packages(_app_paths(args))
 
 
+@contextmanager
+def _engine(args: argparse.Namespace) -> Iterator[Engine]:
+    """The database of ``--db``, disposed when the command ends (no pooled leftovers)."""
+    engine = make_engine(database_url(args.db))
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
 def cmd_init(args: argparse.Namespace, out: TextIO) -> int:
     from engine.storage.migrate import init_database
 
     registry = _load(args)
-    engine = make_engine(database_url(args.db))
-    plan = init_database(engine, target=registry, actor="cli")  # type: ignore[arg-type]
+    with _engine(args) as engine:
+        plan = init_database(engine, target=registry, actor="cli")  # type: ignore[arg-type]
     out.write(plan.describe() + "\n")
     out.write(f"initialised {database_url(args.db)}\n")
     return 0
@@ -61,9 +74,9 @@ def cmd_migrate(args: argparse.Namespace, out: TextIO) -> int:
     from engine.storage.migrate import apply_migration
 
     registry = _load(args)
-    engine = make_engine(database_url(args.db))
-    plan = apply_migration(engine, target=registry, actor="cli", dry_run=args.dry_run,  # type: ignore[arg-type]
-                           purge_archived=args.purge_archived)
+    with _engine(args) as engine:
+        plan = apply_migration(engine, target=registry, actor="cli",  # type: ignore[arg-type]
+                               dry_run=args.dry_run, purge_archived=args.purge_archived)
     out.write(plan.describe() + "\n")
     if args.dry_run:
         out.write("dry run: nothing was changed\n")
@@ -73,10 +86,10 @@ def cmd_migrate(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_seed(args: argparse.Namespace, out: TextIO) -> int:
     from engine.seeding import seed_entity
 
-    engine = make_engine(database_url(args.db))
     started = time.perf_counter()
-    created = seed_entity(engine, entity=args.entity, rows=args.rows, seed=args.seed,
-                          batch_size=args.batch_size)
+    with _engine(args) as engine:
+        created = seed_entity(engine, entity=args.entity, rows=args.rows, seed=args.seed,
+                              batch_size=args.batch_size)
     elapsed = time.perf_counter() - started
     rate = created / elapsed if elapsed else float("inf")
     out.write(f"seeded {created} {args.entity} rows in {elapsed:.1f}s ({rate:,.0f} rows/s)\n")
