@@ -100,13 +100,20 @@ class _Load:
     def add_app(self, documents: Sequence[DocumentFile]) -> None:
         for doc in documents:
             if doc.kind != "overlay":
-                self.add_document(doc)
+                self.add_document(doc, replace=self.replaces_ancestor(doc))
         for doc in documents:
             if doc.kind == "overlay" and doc.valid:
                 self.report(apply_overlay(doc, entities=self.world.entities,
                                           pipelines=self.world.pipelines,
                                           ancestors=self.world.ancestors,
                                           broken=self.world.broken))
+
+    def replaces_ancestor(self, doc: DocumentFile) -> bool:
+        """A pool or role (no overlay form) may replace one of an app it depends on,
+        as a customisation may; this is how exported customisations load as a package."""
+        existing = self.table(doc.kind).get(doc.name) if doc.kind in REPLACEABLE_KINDS else None
+        return existing is not None and \
+            existing.app in self.world.ancestors.get(doc.app, frozenset())
 
     def table(self, kind: str) -> dict[str, LocatedDoc]:
         return {"entity": self.world.entities, "pipeline": self.world.pipelines,

@@ -21,8 +21,9 @@ The transaction is ``write_transaction``'s, with two additions:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from typing import Any
 
 from sqlalchemy import Connection, Engine, text
 
@@ -86,20 +87,33 @@ def apply_migration(engine: Engine, *, target: Registry, actor: str = "system",
             return plan_migration(conn, applied=applied, target=target,
                                   purge_archived=purge_archived)
     with migration_transaction(engine) as conn:
-        applied = applied_registry(conn)
-        plan = plan_migration(conn, applied=applied, target=target,
-                              purge_archived=purge_archived)
-        if plan.problems:
-            raise MigrationError(plan.problems)
-        if plan.is_empty:
-            return plan
-        before = applied or EMPTY_REGISTRY
-        Executor(conn=conn, applied=before, applied_schema=build_schema(before),
-                 target_schema=build_schema(target), actor=actor).run(plan.steps)
-        if applied is None or plan.applied_fingerprint != plan.target_fingerprint \
-                or plan.schema_steps:
-            record_version(conn, registry=target, plan=plan.to_json(), actor=actor)
+        return migrate_in(conn, target=target, actor=actor, purge_archived=purge_archived)
+
+
+def migrate_in(conn: Connection, *, target: Registry, actor: str = "system",
+               purge_archived: bool = False,
+               note: Mapping[str, Any] | None = None) -> MigrationPlan:
+    """``apply_migration``'s work on a connection inside ``migration_transaction``.
+
+    For callers that write more in the same transaction (the admin's
+    configuration service stores its customisation row first), so the rows,
+    the DDL and the new version commit or roll back together. ``note`` is kept
+    with the version's plan (under ``"note"``), e.g. who changed what and why.
+    """
+    applied = applied_registry(conn)
+    plan = plan_migration(conn, applied=applied, target=target, purge_archived=purge_archived)
+    if plan.problems:
+        raise MigrationError(plan.problems)
+    if plan.is_empty:
         return plan
+    before = applied or EMPTY_REGISTRY
+    Executor(conn=conn, applied=before, applied_schema=build_schema(before),
+             target_schema=build_schema(target), actor=actor).run(plan.steps)
+    if applied is None or plan.applied_fingerprint != plan.target_fingerprint \
+            or plan.schema_steps:
+        recorded = plan.to_json() if note is None else {**plan.to_json(), "note": dict(note)}
+        record_version(conn, registry=target, plan=recorded, actor=actor)
+    return plan
 
 
 def init_database(engine: Engine, *, target: Registry, actor: str = "system") -> MigrationPlan:
