@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from engine.errors import MetadataIssue
+from engine.metadata._sharing_checks import sharing_rule_issues
 from engine.metadata.located import LocatedDoc
 from engine.metadata.model import OPTION_TYPES, FieldType
 from engine.metadata.world import World, field_types, missing
@@ -33,6 +34,7 @@ def link_issues(world: World) -> Iterator[MetadataIssue]:
         yield from _pool_issues(pool, world)
     for role in world.roles.values():
         yield from _role_issues(role, world)
+        yield from sharing_rule_issues(role, world)
 
 
 def _entity_problem(doc: LocatedDoc, world: World, *, feature: str,

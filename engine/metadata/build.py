@@ -56,9 +56,12 @@ def build_pool(doc: LocatedDoc) -> Pool:
 
 def build_role(doc: LocatedDoc) -> Role:
     role = parse_role(doc.body, app=doc.app, file=doc.file)
-    return dataclasses.replace(role, grants=tuple(
-        dataclasses.replace(g, source=_source(doc, "grants", i))
-        for i, g in enumerate(role.grants)))
+    return dataclasses.replace(
+        role,
+        grants=tuple(dataclasses.replace(g, source=_source(doc, "grants", i))
+                     for i, g in enumerate(role.grants)),
+        sharing_rules=tuple(dataclasses.replace(r, source=_source(doc, "sharing_rules", i))
+                            for i, r in enumerate(role.sharing_rules)))
 
 
 def build_registry(*, apps: Sequence[tuple[Mapping[str, Any], str]],

@@ -14,9 +14,10 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 DEFAULT_LOCALE = "en"
 SUPPORTED_LOCALES: tuple[str, ...] = ("zh-CN", "en")
@@ -328,6 +329,38 @@ class EntityGrant:
     source: Source = Source()
 
 
+#: Operators of sharing-rule conditions: the same names and meanings as list filters.
+CONDITION_OPS: tuple[str, ...] = (
+    "eq", "ne", "in", "lt", "lte", "gt", "gte", "between", "contains", "starts_with",
+    "is_empty", "not_empty",
+)
+
+
+@dataclass(frozen=True)
+class Condition:
+    """``field op value`` on one record (``value`` is the JSON operand, checked at load)."""
+
+    field: str
+    op: str
+    value: Any = None
+
+
+@dataclass(frozen=True)
+class SharingRule:
+    """Records of ``entity`` matching every condition, shared with a role's holders.
+
+    ``access`` is ``read`` (read, export) or ``write`` (also update);
+    ``departments`` (codes) narrows the holders to those departments and below.
+    """
+
+    name: str
+    entity: str
+    where: tuple[Condition, ...]
+    access: str = "read"
+    departments: tuple[str, ...] = ()
+    source: Source = Source()
+
+
 @dataclass(frozen=True)
 class Role:
     name: str
@@ -335,6 +368,7 @@ class Role:
     grants: tuple[EntityGrant, ...] = ()
     app: str = ""
     source: Source = Source()
+    sharing_rules: tuple[SharingRule, ...] = ()
 
 
 @dataclass(frozen=True)

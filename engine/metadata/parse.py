@@ -19,12 +19,35 @@ where each document has exactly the shape its schema in schemas/ describes.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from engine.metadata.model import (
-    AppInfo, Distribution, Entity, EntityGrant, Feature, Field, FieldType, Index, LocalText,
-    OnDelete, Option, Pipeline, Pool, PoolLimits, PoolMembers, PoolRule, Registry, Role, RowScope,
-    Source, Stage, StageKind, UniqueKey,
+    AppInfo,
+    Condition,
+    Distribution,
+    Entity,
+    EntityGrant,
+    Feature,
+    Field,
+    FieldType,
+    Index,
+    LocalText,
+    OnDelete,
+    Option,
+    Pipeline,
+    Pool,
+    PoolLimits,
+    PoolMembers,
+    PoolRule,
+    Registry,
+    Role,
+    RowScope,
+    SharingRule,
+    Source,
+    Stage,
+    StageKind,
+    UniqueKey,
 )
 
 Doc = Mapping[str, Any]
@@ -198,8 +221,20 @@ def parse_role(doc: Doc, *, app: str = "", file: str = "", pointer: str = "") ->
         )
         for i, g in enumerate(doc.get("grants") or ())
     )
+    rules = tuple(
+        SharingRule(
+            name=r["name"],
+            entity=r["entity"],
+            where=tuple(Condition(field=c["field"], op=c["op"], value=c.get("value"))
+                        for c in r["where"]),
+            access=r["access"],
+            departments=_tuple(r, "departments"),
+            source=Source(file, f"{pointer}/sharing_rules/{i}"),
+        )
+        for i, r in enumerate(doc.get("sharing_rules") or ())
+    )
     return Role(name=doc["name"], label=_text(doc, "label"), grants=grants, app=app,
-                source=Source(file, pointer))
+                source=Source(file, pointer), sharing_rules=rules)
 
 
 def parse_manifest(doc: Doc, *, path: str = "") -> AppInfo:
