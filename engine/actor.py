@@ -14,11 +14,21 @@ from engine.metadata.model import DEFAULT_LOCALE
 
 @dataclass(frozen=True)
 class Actor:
+    """``impersonator_id``/``impersonator_login``: set when an admin views as this user
+    (engine/permissions/view_as.py); such an actor may only read, and records say who
+    really looked."""
+
     user_id: int | None
     login: str = ""
     locale: str = DEFAULT_LOCALE
     roles: tuple[str, ...] = ()
     is_system: bool = False
+    impersonator_id: int | None = None
+    impersonator_login: str = ""
+
+    @property
+    def is_impersonated(self) -> bool:
+        return self.impersonator_id is not None
 
     @classmethod
     def system(cls, login: str = "system") -> Actor:

@@ -18,10 +18,19 @@ The *anchor* of department/subtree is the user's own department for bindings in
 department subtree in the registry, or by a ``pool:<name>`` binding); a grant
 held through a ``pool:<name>`` binding covers that pool only.
 
-Grants add up: records shared with the user are added to whatever their roles
-grant, as soon as they hold the action on the entity at all (the ``shared``
-scope alone means "only what is shared with me"). A share with a department
-reaches that department and everything below it.
+Grants add up: records shared with the user, and records matching a sharing
+rule of one of their roles (``sharing_rules``), are added to whatever their
+roles grant, as soon as they hold the action on the entity at all (the
+``shared`` scope alone means "only what is shared with me"). A read share or
+rule opens read and export, a write one also update; never delete, assign or
+pool work, which only a grant gives (a grant with scope ``shared`` may give
+them on records shared for writing). A share with a department reaches that
+department and everything below it.
+
+Compiled branches are memoised per (user, entity, table, action) for one
+policy state and registry: building them costs about as much as the query
+they filter. The share expiry compares with a bound parameter evaluated at
+execution, so a memoised branch never freezes "now".
 
 Entities without an owner (not ``owned``) only know ``all`` and ``shared``: an
 ``own``/``department``/``subtree`` grant on one yields no rows (the loader
@@ -37,49 +46,28 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, Connection, Engine, Table, and_, or_, select
+from sqlalchemy import Connection, Engine, Table, and_, bindparam, or_, select
 
 from engine.access import RowScope
 from engine.actor import Actor
 from engine.errors import ForbiddenError
 from engine.metadata.model import Entity, Registry
 from engine.permissions import _tables as t
+from engine.permissions._branch import Branch, Explanation
 from engine.permissions._clock import utcnow
 from engine.permissions.index import Grant, PolicyCache, PolicyState
 from engine.permissions.org import Department, users_in_department, users_in_subtree
+from engine.permissions.sharing_rules import SHARE_ACTIONS, rule_branches
+
+__all__ = ["READ_ACTIONS", "SHARE_ACTIONS", "Branch", "CasbinAccessPolicy", "Explanation"]
 
 #: Actions a read-only share allows; everything else needs a write share.
 READ_ACTIONS = frozenset({"read", "export"})
 WRITE_ACTIONS = frozenset({"update", "create"})
 SHARED_GRANT = Grant(role="", domain="", scope="shared")  # the implicit share branch
-
-
-@dataclass(frozen=True)
-class Branch:
-    """One compiled scope branch and the grants it stands for (for ``why``)."""
-
-    key: tuple[object, ...]
-    clause: ColumnElement[bool]
-    grants: tuple[Grant, ...]
-    description: str
-
-
-@dataclass(frozen=True)
-class Explanation:
-    """Why a user may or may not ``action`` one record (for admins and ``perms why``)."""
-
-    allowed: bool
-    entity: str
-    record_id: int
-    action: str
-    granted_by: tuple[str, ...]
-    reason: str
-
-    def __str__(self) -> str:
-        verdict = "allowed" if self.allowed else "refused"
-        return f"{self.action} {self.entity} {self.record_id}: {verdict}: {self.reason}"
+#: Memoised branch lists kept per policy state before the memo starts over.
+MEMO_LIMIT = 50_000
 
 
 class CasbinAccessPolicy:
@@ -90,9 +78,11 @@ class CasbinAccessPolicy:
         self.cache = PolicyCache(engine, check_interval=check_interval)
         self.registry = registry
         self._clock = clock
+        self._memo: dict[tuple[object, ...], list[Branch]] = {}
+        self._memo_for: tuple[PolicyState, Registry] | None = None
 
     def set_registry(self, registry: Registry) -> None:
-        """Swap in a new registry after a metadata change (pools and fields come from it)."""
+        """Swap in a new registry after a metadata change (pools, fields, rules come from it)."""
         self.registry = registry
 
     def state(self) -> PolicyState:
@@ -105,13 +95,20 @@ class CasbinAccessPolicy:
             return
         if actor.user_id is None:
             raise ForbiddenError(entity.name, action, "not signed in")
+        if actor.impersonator_id is not None and action not in READ_ACTIONS:
+            # An admin viewing as someone sees what they see and changes nothing in their
+            # name: every write would be recorded as the other user's.
+            who = actor.login or f"user {actor.user_id}"
+            raise ForbiddenError(entity.name, action, f"you are viewing as {who}, which is "
+                                                      "read-only")
         if not self.state().index.grants_for(actor.user_id, entity.name, action):
             raise ForbiddenError(entity.name, action, "none of your roles grants it")
 
     def row_scope(self, actor: Actor, entity: Entity, table: Table, action: str) -> RowScope:
         if actor.is_system:
             return RowScope.everything()
-        if actor.user_id is None:
+        if actor.user_id is None or (actor.impersonator_id is not None
+                                     and action not in READ_ACTIONS):
             return RowScope.nothing()
         branches = self.branches(actor.user_id, entity, table, action)
         return RowScope(tuple(b.clause for b in branches))
@@ -160,6 +157,20 @@ class CasbinAccessPolicy:
     def branches(self, user_id: int, entity: Entity, table: Table, action: str) -> list[Branch]:
         """The compiled branches for one (user, entity, action), redundant ones dropped."""
         state = self.state()
+        if self._memo_for is None or self._memo_for[0] is not state \
+                or self._memo_for[1] is not self.registry:
+            self._memo, self._memo_for = {}, (state, self.registry)
+        key = (user_id, entity.name, table, action)
+        found = self._memo.get(key)
+        if found is None:
+            found = self._branches(state, user_id, entity, table, action)
+            if len(self._memo) >= MEMO_LIMIT:
+                self._memo = {}
+            self._memo[key] = found
+        return list(found)
+
+    def _branches(self, state: PolicyState, user_id: int, entity: Entity, table: Table,
+                  action: str) -> list[Branch]:
         grants = state.index.grants_for(user_id, entity.name, action)
         if not grants:
             return []
@@ -176,9 +187,13 @@ class CasbinAccessPolicy:
                 old = compiled[branch.key]
                 branch = Branch(old.key, old.clause, old.grants + branch.grants, old.description)
             compiled[branch.key] = branch
-        shared = self._shared(state, user_id, entity, table, action, SHARED_GRANT)
-        if ("shared",) not in compiled:
-            compiled[("shared",)] = shared
+        if action in SHARE_ACTIONS["write"] and ("shared",) not in compiled:
+            compiled[("shared",)] = self._shared(state, user_id, entity, table, action,
+                                                 SHARED_GRANT)
+        for rule in rule_branches(self.registry, roles=state.index.roles_of(user_id),
+                                  org=state.org, user_id=user_id, entity=entity, table=table,
+                                  action=action):
+            compiled.setdefault(rule.key, rule)
         return _drop_redundant(state, user_id, list(compiled.values()))
 
     def why(self, conn: Connection, *, user_id: int, entity: Entity, table: Table,
@@ -202,8 +217,8 @@ class CasbinAccessPolicy:
             hit = conn.execute(select(table.c.id)
                                .where(table.c.id == record_id, branch.clause)).first()
             if hit is not None:
-                by = "; ".join(g.describe() for g in branch.grants if g.role) or "a share"
-                granted.append(f"{branch.description} (through {by})")
+                by = "; ".join(g.describe() for g in branch.grants if g.role)
+                granted.append(branch.description + (f" (through {by})" if by else ""))
         if granted:
             return explain(True, tuple(granted), granted[0])
         scopes = sorted({g.scope for g in state.index.grants_for(user_id, entity.name, action)})
@@ -214,8 +229,11 @@ class CasbinAccessPolicy:
                          else "it has no owner")
         if "pool_id" in table.c and row._mapping["pool_id"] is not None:
             facts.append(f"it is in pool {row._mapping['pool_id']}")
-        facts.append("it is not shared with you" + (" for writing"
-                                                    if action not in READ_ACTIONS else ""))
+        if action in SHARE_ACTIONS["write"]:
+            facts.append("it is not shared with you" + (" for writing"
+                                                        if action not in READ_ACTIONS else ""))
+        else:
+            facts.append(f"a share never gives {action}")
         return explain(False, (), f"your roles grant {action} on {entity.name} only with scope "
                                   f"{', '.join(scopes)}, and " + ", ".join(facts))
 
@@ -268,8 +286,11 @@ class CasbinAccessPolicy:
         grantee = t.share.c.user_id == user_id
         if departments:
             grantee = or_(grantee, t.share.c.department_id.in_(departments))
+        # Evaluated at execution: the memoised branch must not keep the time it was built.
+        now = bindparam("share_now", callable_=self._clock, type_=t.share.c.expires_at.type,
+                        unique=True)
         conditions = [t.share.c.entity == entity.name, grantee,
-                      or_(t.share.c.expires_at.is_(None), t.share.c.expires_at > self._clock())]
+                      or_(t.share.c.expires_at.is_(None), t.share.c.expires_at > now)]
         if action not in READ_ACTIONS:
             conditions.append(t.share.c.access == "write")
         shared_ids = select(t.share.c.record_id).where(*conditions)

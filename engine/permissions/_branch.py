@@ -1,0 +1,39 @@
+"""One compiled scope branch, and the explanation ``why`` builds from branches."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement
+
+from engine.permissions.index import Grant
+
+
+@dataclass(frozen=True)
+class Branch:
+    """One compiled scope branch and what it stands for (for ``why``).
+
+    ``key`` identifies the rows the branch covers, so two grants yielding the
+    same rows share one branch (one UNION arm).
+    """
+
+    key: tuple[object, ...]
+    clause: ColumnElement[bool]
+    grants: tuple[Grant, ...]
+    description: str
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Why a user may or may not ``action`` one record (for admins and ``perms why``)."""
+
+    allowed: bool
+    entity: str
+    record_id: int
+    action: str
+    granted_by: tuple[str, ...]
+    reason: str
+
+    def __str__(self) -> str:
+        verdict = "allowed" if self.allowed else "refused"
+        return f"{self.action} {self.entity} {self.record_id}: {verdict}: {self.reason}"
