@@ -1,0 +1,208 @@
+"""The JSON API under /api/v1: a Starlette sub-application over the records service.
+
+``build_api(live)`` returns the app that ``ui/app.py`` mounts at ``/api/v1``.
+Each request reads ``live.current()``, so entities and fields an admin adds
+show up at once, here and in ``/openapi.json``. Handlers are small and
+synchronous (run in the thread pool, as the database calls block): parse the
+request, make one records-service call, serialise. Authentication, the entity
+check and the body are handled once, in ``_endpoint``, before a handler runs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from engine.actor import Actor
+from engine.permissions.scopes import CasbinAccessPolicy
+from engine.runtime import LiveRuntime, Runtime
+from ui.api.auth import actor_for_token, bearer_token
+from ui.api.body import DEFAULT_MAX_BODY, read_json_object
+from ui.api.openapi import OpenApiCache
+from ui.api.params import (
+    activity_query,
+    etag,
+    list_query,
+    precondition,
+    record_query,
+)
+from ui.api.problems import EXCEPTION_HANDLERS, Problem
+from ui.api.serialise import RecordWriter, activity_entry
+
+#: Ids beyond a signed 64-bit integer cannot exist; refusing them early keeps them out of SQL.
+MAX_ID = 2**63 - 1
+
+
+@dataclass(frozen=True)
+class Call:
+    """One authenticated API request, ready for a handler."""
+
+    request: Request
+    runtime: Runtime
+    actor: Actor
+    entity: str
+    record_id: int
+    body: dict[str, Any] | None
+
+    @property
+    def writer(self) -> RecordWriter:
+        return RecordWriter.of(self.runtime.registry.entity(self.entity))
+
+
+Handler = Callable[[Call], Response]
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def json_response(data: Any, *, status: int = 200,
+                  headers: Mapping[str, str] | None = None) -> Response:
+    body = json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"),
+                      default=_default)
+    return Response(body, status_code=status, media_type="application/json",
+                    headers=dict(headers or {}))
+
+
+def _record_response(call: Call, record: Any, *, status: int = 200,
+                     headers: Mapping[str, str] | None = None) -> Response:
+    return json_response(call.writer.record(record), status=status,
+                         headers={"ETag": etag(record.version), **(headers or {})})
+
+
+# --- handlers: parse, one service call, serialise ---------------------------------------------
+
+def list_records(call: Call) -> Response:
+    query = list_query(call.entity, call.request.query_params)
+    page = call.runtime.records.list(call.actor, call.entity, query)
+    next_url = (str(call.request.url.include_query_params(after=page.next_token))
+                if page.next_token else None)
+    return json_response(
+        {"items": call.writer.records(page.rows), "next": next_url,
+         "next_token": page.next_token},
+        headers={"Link": f'<{next_url}>; rel="next"'} if next_url else None)
+
+
+def create_record(call: Call) -> Response:
+    assert call.body is not None
+    record = call.runtime.records.create(call.actor, call.entity, call.body)
+    location = f"{call.request.url.path.rstrip('/')}/{record.id}"
+    return _record_response(call, record, status=201, headers={"Location": location})
+
+
+def get_record(call: Call) -> Response:
+    include_deleted = record_query(call.entity, call.request.query_params)
+    record = call.runtime.records.get(call.actor, call.entity, call.record_id,
+                                      include_deleted=include_deleted)
+    return _record_response(call, record)
+
+
+def update_record(call: Call) -> Response:
+    assert call.body is not None
+    values = dict(call.body)
+    version = precondition(call.request.headers.get("if-match"), values.pop("version", None),
+                           required=True)
+    assert version is not None
+    if version.from_header:
+        call.request.state.precondition = "if-match"  # a stale version is then a 412
+    record = call.runtime.records.update(call.actor, call.entity, call.record_id, values,
+                                         version=version.version)
+    return _record_response(call, record)
+
+
+def delete_record(call: Call) -> Response:
+    version = precondition(call.request.headers.get("if-match"), None, required=False)
+    if version is not None:
+        call.request.state.precondition = "if-match"
+    call.runtime.records.delete(call.actor, call.entity, call.record_id,
+                                version=version.version if version else None)
+    return Response(status_code=204)
+
+
+def restore_record(call: Call) -> Response:
+    record = call.runtime.records.restore(call.actor, call.entity, call.record_id)
+    return _record_response(call, record)
+
+
+def record_activity(call: Call) -> Response:
+    query = activity_query(call.entity, call.request.query_params)
+    # One entry more than asked tells whether an older page exists.
+    entries = call.runtime.records.activity(call.actor, call.entity, call.record_id,
+                                            limit=query.limit + 1, before_id=query.before)
+    shown = entries[:query.limit]
+    next_url = (str(call.request.url.include_query_params(before=shown[-1].id))
+                if len(entries) > query.limit else None)
+    return json_response({"items": [activity_entry(e) for e in shown], "next": next_url},
+                         headers={"Link": f'<{next_url}>; rel="next"'} if next_url else None)
+
+
+# --- plumbing -----------------------------------------------------------------------------------
+
+def _authenticate(live: LiveRuntime, token: str) -> tuple[Runtime, Actor]:
+    runtime = live.current()
+    return runtime, actor_for_token(runtime, token)
+
+
+def _endpoint(live: LiveRuntime, handlers: Mapping[str, tuple[Handler, bool]], *,
+              max_body: int) -> Endpoint:
+    """One route's endpoint: authenticate, check entity and id, read the body, dispatch.
+
+    ``handlers`` maps a method to its handler and whether it takes a JSON body.
+    """
+    async def endpoint(request: Request) -> Response:
+        token = bearer_token(request.headers.get("authorization"))
+        runtime, actor = await run_in_threadpool(_authenticate, live, token)
+        entity = request.path_params["entity"]
+        if entity not in runtime.registry.entities:
+            raise Problem(404, f"there is no entity {entity!r}")
+        record_id = request.path_params.get("record_id", 0)
+        if record_id > MAX_ID:
+            raise Problem(404, f"{entity} {record_id} not found")
+        method = "GET" if request.method == "HEAD" else request.method
+        handler, takes_body = handlers[method]
+        body = await read_json_object(request, max_bytes=max_body) if takes_body else None
+        call = Call(request=request, runtime=runtime, actor=actor, entity=entity,
+                    record_id=record_id, body=body)
+        return await run_in_threadpool(handler, call)
+
+    return endpoint
+
+
+def build_api(live: LiveRuntime, *, max_body: int = DEFAULT_MAX_BODY) -> Starlette:
+    """The /api/v1 application over ``live`` (built with ``policy_factory=CasbinAccessPolicy``)."""
+    if not isinstance(live.current().policy, CasbinAccessPolicy):
+        # Refused up front: without the real policy every token would read every row.
+        raise TypeError("the API needs a LiveRuntime built with "
+                        "policy_factory=CasbinAccessPolicy")
+    documents = OpenApiCache()
+
+    async def openapi(request: Request) -> Response:
+        token = bearer_token(request.headers.get("authorization"))
+        runtime, _ = await run_in_threadpool(_authenticate, live, token)
+        return json_response(documents.get(runtime))
+
+    def route(path: str, handlers: Mapping[str, tuple[Handler, bool]]) -> Route:
+        return Route(path, _endpoint(live, handlers, max_body=max_body), methods=list(handlers))
+
+    routes = [
+        Route("/openapi.json", openapi, methods=["GET"]),
+        route("/{entity}", {"GET": (list_records, False), "POST": (create_record, True)}),
+        route("/{entity}/{record_id:int}", {"GET": (get_record, False),
+                                           "PATCH": (update_record, True),
+                                           "DELETE": (delete_record, False)}),
+        route("/{entity}/{record_id:int}/restore", {"POST": (restore_record, False)}),
+        route("/{entity}/{record_id:int}/activity", {"GET": (record_activity, False)}),
+    ]
+    return Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS)

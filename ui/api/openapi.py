@@ -1,0 +1,285 @@
+"""The OpenAPI 3.1 document of the API, generated from the current metadata.
+
+Per entity: component schemas ``<entity>`` (a record as returned),
+``<entity>.create`` and ``<entity>.update`` (request bodies) and
+``<entity>.page`` (a list page), and the paths of every operation. Shared parts
+are the bearer security scheme, the problem-details schema and responses, and
+the activity feed. The document is rebuilt when the runtime is (a metadata
+change), and cached in between.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from engine.metadata.model import Entity, Feature, Registry
+from engine.records.query import DEFAULT_LIMIT, MAX_LIMIT, Op
+from engine.runtime import Runtime
+from ui.api._schemas import Schema, create_schema, record_schema, update_schema
+from ui.api.params import DEFAULT_ACTIVITY_LIMIT, MAX_ACTIVITY_LIMIT
+from ui.api.problems import PROBLEM_JSON
+
+API_VERSION = "1"
+JSON = "application/json"
+
+_PROBLEM = {"$ref": "#/components/schemas/Problem"}
+#: Error responses: (component name, status, description).
+ERRORS = {
+    "BadRequest": (400, ("A malformed body, header or query (unknown field, operator, sort, "
+                        "bad page token).")),
+    "Unauthorized": (401, ("No API token, or one that is unknown, revoked or expired, or whose "
+                          "user is deactivated.")),
+    "Forbidden": (403, "Your roles do not allow this action on this entity or record."),
+    "NotFound": (404, "No such record, or one you may not see."),
+    "Conflict": (409, ("A stale version (``current_version`` says the record's) or a "
+                      "duplicate unique value (``existing_id`` names the record).")),
+    "PreconditionFailed": (412, "The If-Match version is stale (``current_version``)."),
+    "PayloadTooLarge": (413, "The body is larger than the API reads."),
+    "UnsupportedMediaType": (415, "The body is not application/json."),
+    "UnprocessableContent": (422, ("Field values that break their definitions; ``errors`` "
+                                  "holds one message per field.")),
+    "PreconditionRequired": (428, "An update without If-Match or a ``version`` member."),
+}
+
+
+def _errors(*names: str) -> dict[str, Any]:
+    return {str(ERRORS[n][0]): {"$ref": f"#/components/responses/{n}"}
+            for n in ("Unauthorized", *names)}
+
+
+def _json(schema: Schema, description: str, headers: dict[str, Any] | None = None) -> Schema:
+    out: Schema = {"description": description, "content": {JSON: {"schema": schema}}}
+    if headers:
+        out["headers"] = headers
+    return out
+
+
+def _ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+_ETAG_HEADER = {"ETag": {"description": 'The record\'s version as a strong ETag, e.g. "3".',
+                         "schema": {"type": "string"}}}
+_LINK_HEADER = {"Link": {"description": 'rel="next": the next page, when there is one.',
+                         "schema": {"type": "string"}}}
+
+
+def _list_parameters(entity: Entity, sortable: frozenset[str]) -> list[Schema]:
+    sorts = sorted(sortable)
+    params: list[Schema] = [
+        {"name": "q", "in": "query", "schema": {"type": "string"},
+         "description": "Search text: a case-insensitive substring of any of "
+                        + (", ".join(entity.search_fields) or "(no searchable fields)")},
+        {"name": "sort", "in": "query",
+         "schema": {"type": "string", "enum": [*sorts, *(f"-{s}" for s in sorts)],
+                    "default": "-updated_at"},
+         "description": "An indexed field; a leading - sorts descending. Ties go by id."},
+        {"$ref": "#/components/parameters/limit"},
+        {"$ref": "#/components/parameters/after"},
+        {"$ref": "#/components/parameters/include_deleted"},
+    ]
+    if entity.has(Feature.SOFT_DELETE):
+        params.append({"name": "only_deleted", "in": "query", "schema": {"type": "boolean"},
+                       "description": "List the recycle bin."})
+    filterable = [f.name for f in entity.fields]
+    params.append({
+        "name": "filter", "in": "query", "style": "deepObject", "explode": True,
+        "description": "filter[<field>][<op>]=<value>; filter[<field>]=<value> means eq. "
+                       "Operators: " + ", ".join(o.value for o in Op) + ". in takes "
+                       "comma-separated values, between two, is_empty/not_empty none. "
+                       "System columns (owner_id, created_at...) filter too.",
+        "schema": {"type": "object", "additionalProperties": False, "properties": {
+            name: {"anyOf": [{"type": "string"},
+                             {"type": "object", "additionalProperties": {"type": "string"}}]}
+            for name in filterable}},
+    })
+    return params
+
+
+def _entity_paths(registry: Registry, entity: Entity, sortable: frozenset[str]) -> Schema:
+    name = entity.name
+    tags = [name]
+    record_id = {"$ref": "#/components/parameters/record_id"}
+    paths: Schema = {
+        f"/{name}": {
+            "get": {"operationId": f"list_{name}", "tags": tags,
+                    "summary": f"List {entity.plural_label.get('en') or name}",
+                    "parameters": _list_parameters(entity, sortable),
+                    "responses": {"200": _json(_ref(f"{name}.page"), "One keyset page.",
+                                               _LINK_HEADER),
+                                  **_errors("BadRequest", "Forbidden")}},
+            "post": {"operationId": f"create_{name}", "tags": tags,
+                     "summary": f"Create a {name}",
+                     "requestBody": {"required": True,
+                                     "content": {JSON: {"schema": _ref(f"{name}.create")}}},
+                     "responses": {
+                         "201": _json(_ref(name), "Created.", {
+                             **_ETAG_HEADER, "Location": {"schema": {"type": "string"},
+                                                          "description": "The new record."}}),
+                         **_errors("BadRequest", "Forbidden", "Conflict", "PayloadTooLarge",
+                                   "UnsupportedMediaType", "UnprocessableContent")}},
+        },
+        f"/{name}/{{record_id}}": {
+            "parameters": [record_id],
+            "get": {"operationId": f"get_{name}", "tags": tags, "summary": f"Get a {name}",
+                    "parameters": [{"$ref": "#/components/parameters/include_deleted"}],
+                    "responses": {"200": _json(_ref(name), "The record.", _ETAG_HEADER),
+                                  **_errors("BadRequest", "Forbidden", "NotFound")}},
+            "patch": {"operationId": f"update_{name}", "tags": tags,
+                      "summary": f"Update a {name}",
+                      "parameters": [{"$ref": "#/components/parameters/if_match"}],
+                      "requestBody": {"required": True,
+                                      "content": {JSON: {"schema": _ref(f"{name}.update")}}},
+                      "responses": {"200": _json(_ref(name), "The updated record.",
+                                                 _ETAG_HEADER),
+                                    **_errors("BadRequest", "Forbidden", "NotFound", "Conflict",
+                                              "PreconditionFailed", "PayloadTooLarge",
+                                              "UnsupportedMediaType", "UnprocessableContent",
+                                              "PreconditionRequired")}},
+            "delete": {"operationId": f"delete_{name}", "tags": tags,
+                       "summary": f"Delete a {name}" + (" (to the recycle bin)"
+                                                        if entity.has(Feature.SOFT_DELETE)
+                                                        else " for good"),
+                       "parameters": [{"$ref": "#/components/parameters/if_match"}],
+                       "responses": {"204": {"description": "Deleted."},
+                                     **_errors("BadRequest", "Forbidden", "NotFound",
+                                               "Conflict", "PreconditionFailed")}},
+        },
+        f"/{name}/{{record_id}}/activity": {
+            "parameters": [record_id],
+            "get": {"operationId": f"activity_{name}", "tags": tags,
+                    "summary": f"The activity feed of a {name}, newest first",
+                    "parameters": [
+                        {"name": "limit", "in": "query",
+                         "schema": {"type": "integer", "minimum": 1,
+                                    "maximum": MAX_ACTIVITY_LIMIT,
+                                    "default": DEFAULT_ACTIVITY_LIMIT}},
+                        {"name": "before", "in": "query", "schema": {"type": "integer"},
+                         "description": "Entries older than this entry id."}],
+                    "responses": {"200": _json(_ref("ActivityPage"), "Feed entries.",
+                                               _LINK_HEADER),
+                                  **_errors("BadRequest", "Forbidden", "NotFound")}},
+        },
+    }
+    if entity.has(Feature.SOFT_DELETE):
+        paths[f"/{name}/{{record_id}}/restore"] = {
+            "parameters": [record_id],
+            "post": {"operationId": f"restore_{name}", "tags": tags,
+                     "summary": f"Bring a {name} back from the recycle bin",
+                     "responses": {"200": _json(_ref(name), "The restored record.",
+                                                _ETAG_HEADER),
+                                   **_errors("Forbidden", "NotFound")}},
+        }
+    return paths
+
+
+def _page_schema(name: str) -> Schema:
+    return {"type": "object", "required": ["items", "next", "next_token"],
+            "additionalProperties": False, "properties": {
+                "items": {"type": "array", "items": _ref(name)},
+                "next": {"type": ["string", "null"], "format": "uri",
+                         "description": "The next page's URL (this query, after=next_token)."},
+                "next_token": {"type": ["string", "null"]}}}
+
+
+def _shared_components() -> Schema:
+    problem: Schema = {
+        "type": "object", "required": ["type", "title", "status", "detail", "instance"],
+        "description": "RFC 9457 problem details.",
+        "properties": {
+            "type": {"type": "string", "format": "uri-reference"},
+            "title": {"type": "string"}, "status": {"type": "integer"},
+            "detail": {"type": "string"}, "instance": {"type": "string"},
+            "errors": {"type": "object", "additionalProperties": {"type": "string"},
+                       "description": "One message per field (422, 400, 409 duplicates)."},
+            "current_version": {"type": ["integer", "null"]},
+            "existing_id": {"type": "integer"}, "key": {"type": "string"}}}
+    entry: Schema = {
+        "type": "object", "required": ["id", "kind", "actor_id", "at", "changes"],
+        "additionalProperties": False,
+        "properties": {
+            "id": {"type": "integer"},
+            "kind": {"type": "string", "examples": ["create", "update", "delete", "restore"]},
+            "actor_id": {"type": ["integer", "null"]},
+            "at": {"type": "string", "format": "date-time"},
+            "changes": {"type": "array", "items": {
+                "type": "object", "required": ["field", "old", "new"],
+                "additionalProperties": False,
+                "properties": {"field": {"type": "string"}, "old": {}, "new": {}}}},
+            "body": {"type": ["string", "null"]}}}
+    return {
+        "schemas": {
+            "Problem": problem,
+            "ActivityEntry": entry,
+            "ActivityPage": {"type": "object", "required": ["items", "next"],
+                             "additionalProperties": False, "properties": {
+                                 "items": {"type": "array", "items": _ref("ActivityEntry")},
+                                 "next": {"type": ["string", "null"], "format": "uri"}}},
+        },
+        "responses": {name: {"description": text, "content": {PROBLEM_JSON: {"schema": _PROBLEM}}}
+                      for name, (_, text) in ERRORS.items()},
+        "parameters": {
+            "record_id": {"name": "record_id", "in": "path", "required": True,
+                          "schema": {"type": "integer", "minimum": 1}},
+            "limit": {"name": "limit", "in": "query",
+                      "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT,
+                                 "default": DEFAULT_LIMIT}},
+            "after": {"name": "after", "in": "query", "schema": {"type": "string"},
+                      "description": "The next_token of the previous page."},
+            "include_deleted": {"name": "include_deleted", "in": "query",
+                                "schema": {"type": "boolean", "default": False},
+                                "description": "Include records in the recycle bin."},
+            "if_match": {"name": "If-Match", "in": "header", "schema": {"type": "string"},
+                         "description": 'The ETag of the version you are changing, e.g. "3".'},
+        },
+        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
+                                       "description": "An API token (tpk_...)."}},
+    }
+
+
+def build_document(runtime: Runtime) -> dict[str, Any]:
+    """The whole OpenAPI 3.1 document for the runtime's registry."""
+    registry = runtime.registry
+    components = _shared_components()
+    paths: Schema = {"/openapi.json": {"get": {
+        "operationId": "openapi", "summary": "This document",
+        "responses": {"200": {"description": "The OpenAPI 3.1 document.",
+                              "content": {JSON: {"schema": {"type": "object"}}}},
+                      **_errors()}}}}
+    tags = []
+    for name in sorted(registry.entities):
+        entity = registry.entity(name)
+        components["schemas"][name] = record_schema(registry, entity)
+        components["schemas"][f"{name}.create"] = create_schema(entity)
+        components["schemas"][f"{name}.update"] = update_schema(entity)
+        components["schemas"][f"{name}.page"] = _page_schema(name)
+        paths.update(_entity_paths(registry, entity, runtime.records.plan(name).sortable))
+        tags.append({"name": name, "description": entity.plural_label.get("en") or name})
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Tidepool API", "version": API_VERSION,
+                 "description": "Records of every entity, generated from the metadata "
+                                "(version " + str(runtime.version) + ")."},
+        "servers": [{"url": "/api/v1"}],
+        "security": [{"bearer": []}],
+        "tags": tags,
+        "paths": paths,
+        "components": components,
+    }
+
+
+class OpenApiCache:
+    """The document of the last runtime asked for; a new runtime (new metadata) rebuilds it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._runtime: Runtime | None = None
+        self._document: dict[str, Any] = {}
+
+    def get(self, runtime: Runtime) -> dict[str, Any]:
+        with self._lock:
+            if self._runtime is not runtime:
+                self._document = build_document(runtime)
+                self._runtime = runtime
+            return self._document
