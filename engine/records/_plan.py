@@ -127,8 +127,8 @@ def _expression(plan: FieldPlan, index: dict[str, int]) -> str:
     if t is FieldType.GEO_POINT:
         lng = index[plan.columns[1]]
         return f"(None if row[{main}] is None else {{'lat': row[{main}], 'lng': row[{lng}]}})"
-    if t is FieldType.DATETIME:
-        return f"_utc(row[{main}])"
+    # Instants need no conversion: the column type reads them aware, in UTC
+    # (engine/storage/system_tables.InstantType).
     return f"row[{main}]"
 
 
@@ -185,10 +185,9 @@ class EntityPlan:
         # Built once: coercing the column list is a visible share of a list call.
         self.select_all = select(*self.select_columns)
         index = {c.name: i for i, c in enumerate(self.select_columns)}
-        instants = ("created_at", "updated_at", "deleted_at")
         entries: list[tuple[str, str]] = [(n, f"row[{index[n]}]") for n in ("id", "version")]
         entries += [(p.name, _expression(p, index)) for p in self.fields.values()]
-        entries += [(n, f"_utc(row[{index[n]}])" if n in instants else f"row[{index[n]}]")
+        entries += [(n, f"row[{index[n]}]")
                     for n in SYSTEM_FIELDS if n in index and n not in ("id", "version")]
         #: A result row (columns in ``select_columns`` order) -> record values.
         self.to_values = _compile_reader(entries)

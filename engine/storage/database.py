@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 
@@ -19,7 +20,7 @@ def database_url(explicit: str | None = None) -> str:
 
 def normalise_url(url: str) -> str:
     """Let users write postgresql:// and still get the psycopg 3 driver."""
-    if url.startswith("postgresql://") or url.startswith("postgres://"):
+    if url.startswith(("postgresql://", "postgres://")):
         return "postgresql+psycopg://" + url.split("://", 1)[1]
     return url
 
@@ -34,7 +35,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     """
     url = normalise_url(url)
     if not url.startswith("sqlite"):
-        return create_engine(url, **kwargs)
+        # Sessions in UTC: instants come back aware in UTC on both databases, so
+        # readers need no per-value conversion.
+        connect_args = kwargs.pop("connect_args", {})
+        connect_args.setdefault("options", "-c timezone=UTC")
+        return create_engine(url, connect_args=connect_args, **kwargs)
     engine = create_engine(url, **kwargs)
 
     @event.listens_for(engine, "connect")

@@ -6,11 +6,50 @@ refuses entity names with that prefix).
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 from sqlalchemy import (
-    JSON, BigInteger, Column, DateTime, ForeignKey, Index, Integer, MetaData, String,
-    Table, Text, UniqueConstraint,
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.sqlite import DATETIME as SQLITE_DATETIME
+
+
+class _UtcSqliteDateTime(SQLITE_DATETIME):
+    """SQLite stores instants as naive UTC text; read them back aware, in one C call.
+
+    The default processor parses with a regex and returns naive values that every
+    caller then had to mark as UTC; lists convert thousands of these per second.
+    """
+
+    cache_ok = True
+
+    def result_processor(self, dialect: Any, coltype: Any) -> Any:
+        parse = datetime.fromisoformat
+
+        def process(value: Any) -> Any:
+            if value is None or value.__class__ is not str:
+                return value
+            return parse(value + "+00:00")
+
+        return process
+
+
+#: Instants: aware datetimes in UTC from both databases (PostgreSQL sessions run
+#: in UTC, see ``make_engine``).
+InstantType = DateTime(timezone=True).with_variant(_UtcSqliteDateTime(), "sqlite")
 
 #: One integer primary key type for every table: BIGINT on PostgreSQL, the
 #: rowid alias INTEGER on SQLite (only INTEGER PRIMARY KEY autoincrements there).
@@ -42,7 +81,7 @@ def add_system_tables(metadata: MetaData) -> dict[str, Table]:
         # create | update | delete | restore | comment | ... (workflow adds its own kinds)
         Column("kind", String(32), nullable=False),
         Column("actor_id", BigInteger, ForeignKey(f"{USER_TABLE}.id", ondelete="SET NULL")),
-        Column("at", DateTime(timezone=True), nullable=False),
+        Column("at", InstantType, nullable=False),
         # [{"field": name, "old": json value, "new": json value}, ...]
         Column("changes", JsonType),
         Column("body", Text),
@@ -75,7 +114,8 @@ def add_system_tables(metadata: MetaData) -> dict[str, Table]:
         UniqueConstraint("kind", "name"),
     )
     from engine.storage.migration_tables import add_migration_tables  # it imports this module
+    from engine.storage.stage_tables import add_stage_tables  # it imports this module
 
     return {**identity,
             **{t.name: t for t in (activity, sequence, metadata_version, customisation)},
-            **add_migration_tables(metadata)}
+            **add_migration_tables(metadata), **add_stage_tables(metadata)}

@@ -15,7 +15,6 @@ from sqlalchemy import (
     Boolean,
     Column,
     Date,
-    DateTime,
     Double,
     ForeignKey,
     Index,
@@ -36,6 +35,7 @@ from engine.storage.system_tables import (
     NAMING_CONVENTION,
     USER_TABLE,
     IdType,
+    InstantType,
     JsonType,
     add_system_tables,
 )
@@ -69,7 +69,7 @@ def column_type(field: Field) -> TypeEngine[object]:
     if t is FieldType.DATE:
         return Date()
     if t is FieldType.DATETIME:
-        return DateTime(timezone=True)
+        return InstantType
     if t in (FieldType.MULTI_SELECT, FieldType.ADDRESS, FieldType.FILE):
         return JsonType
     if t in (FieldType.REFERENCE, FieldType.USER):
@@ -104,8 +104,8 @@ def entity_columns(entity: Entity) -> list[Column[object]]:
     """System columns the entity's features need, then one or more per field."""
     cols: list[Column[object]] = [
         Column("id", IdType, primary_key=True, autoincrement=True),
-        Column("created_at", DateTime(timezone=True), nullable=False),
-        Column("updated_at", DateTime(timezone=True), nullable=False),
+        Column("created_at", InstantType, nullable=False),
+        Column("updated_at", InstantType, nullable=False),
         Column("created_by", IdType, ForeignKey(f"{USER_TABLE}.id", ondelete="SET NULL")),
         Column("version", Integer, nullable=False, default=1),
     ]
@@ -117,7 +117,7 @@ def entity_columns(entity: Entity) -> list[Column[object]]:
     if entity.has(Feature.PIPELINED):
         cols.append(Column("stage", String(63)))
     if entity.has(Feature.SOFT_DELETE):
-        cols.append(Column("deleted_at", DateTime(timezone=True)))
+        cols.append(Column("deleted_at", InstantType))
     for field in entity.fields:
         cols.append(field_column(field))
         for name, type_ in companion_columns(field).items():
