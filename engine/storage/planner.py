@@ -441,11 +441,15 @@ def _constraints(table: Table) -> dict[str, tuple[str, tuple[str, ...]]]:
     return found
 
 
+_WHERE_DECLARED = frozenset({"source", "app", "path"})
+
+
 def _canon(value: Any) -> Any:
-    """A comparable form of metadata that ignores where it was declared."""
+    """A comparable form of metadata that ignores where it was declared (``source``, and
+    the ``app``/``path`` a registry read back from the database does not know)."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return tuple((f.name, _canon(getattr(value, f.name)))
-                     for f in dataclasses.fields(value) if f.name != "source")
+                     for f in dataclasses.fields(value) if f.name not in _WHERE_DECLARED)
     if isinstance(value, (tuple, list)):
         return tuple(_canon(v) for v in value)
     if isinstance(value, (set, frozenset)):
