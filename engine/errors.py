@@ -134,3 +134,21 @@ class AuthenticationError(TidepoolError):
         self.reason = reason
         self.locked_until = locked_until
         super().__init__(message)
+
+
+class StageTransitionError(TidepoolError):
+    """A pipeline move the stage machine refuses: not a next stage of the current one.
+
+    ``allowed`` lists the stages the record may move to from ``from_stage``
+    (empty: a closed stage that cannot be left).
+    """
+
+    def __init__(self, entity: str, record_id: Any, *, from_stage: str | None, to_stage: str,
+                 allowed: Sequence[str], message: str) -> None:
+        self.entity = entity
+        self.record_id = record_id
+        self.from_stage = from_stage
+        self.to_stage = to_stage
+        self.allowed = tuple(allowed)
+        self.message = message
+        super().__init__(f"{entity} {record_id}: {message}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -43,6 +43,7 @@ from engine.errors import (
     ValidationError,
 )
 from engine.records import activity as feed
+from engine.records import aggregate, stages
 from engine.records._bulk import RowInserter
 from engine.records._plan import EntityPlan, same_value
 from engine.records._write import (
@@ -68,6 +69,7 @@ from engine.records.query import (
 )
 from engine.records.record import Record
 from engine.storage.database import write_transaction
+from engine.storage.stage_tables import STAGE_HISTORY_TABLE
 from engine.storage.tables import StorageSchema
 
 ACTIVITY_TABLE = "tp_activity"
@@ -109,6 +111,10 @@ class RecordService:
                 raise NotFoundError("entity", entity)
             found = self._plans[entity] = EntityPlan(self.schema, self.schema.registry.entity(entity))
         return found
+
+    def stage_rules(self, entity: str) -> stages.StageRules | None:
+        """The stage machine of a pipelined entity (None for other entities)."""
+        return stages.rules_for(self.schema.registry, self.plan(entity))
 
     def _preparer(self, plan: EntityPlan, source: InputSource) -> RowPreparer:
         source = InputSource(source)
@@ -213,9 +219,14 @@ class RecordService:
         errors: dict[str, str] = {}
         readonly = self.policy.readonly_fields(actor, plan.entity) | \
             self.policy.hidden_fields(actor, plan.entity)
+        rules = stages.rules_for(self.schema.registry, plan)
+        if rules is not None:  # a payload may name the stage a new record starts in
+            payloads, wanted = stages.split_stage(payloads)
         rows = self._preparer(plan, source).prepare(
             payloads, now=now, readonly=readonly, owner_default=actor.user_id, bulk=bulk,
             errors=errors)
+        if rules is not None:
+            stages.entry_errors(rules, rows, wanted, readonly=readonly, bulk=bulk, errors=errors)
         try:
             with write_transaction(self.engine) as conn:
                 reference_errors(conn, self.schema, plan, rows, names=None, bulk=bulk,
@@ -229,6 +240,10 @@ class RecordService:
                     raise self._duplicate_error(plan, dups[0])
                 self._number(conn, plan, rows, now)
                 ids = self._inserter.insert(conn, plan, rows, actor_id=actor.user_id, now=now)
+                if rules is not None:
+                    stages.place_new(conn, plan, self.schema.system[STAGE_HISTORY_TABLE],
+                                     ids=ids, wanted=wanted, initial=rules.initial, at=now,
+                                     by=actor.user_id)
                 if read_back is not None:
                     read_back(conn, ids)
         except IntegrityError as exc:
@@ -323,14 +338,56 @@ class RecordService:
         self.policy.check_action(actor, plan.entity, "read")
         hidden = self.policy.hidden_fields(actor, plan.entity)
         where = where_clauses(plan, as_query(filters), hidden)
-        scope = self.policy.row_scope(actor, plan.entity, plan.table, "read")
-        if scope.is_empty:
+        scoped = self._read_scope(actor, plan)
+        if scoped is None:
             return 0
-        live = _live_branches(scope.branches)
-        scoped = [or_(*live)] if live and len(live) == len(scope.branches) else []
         inner = select(plan.table.c.id).where(*where, *scoped).limit(cap).subquery()
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(inner)).scalar_one())
+
+    def _read_scope(self, actor: Actor, plan: EntityPlan) -> builtins.list[ColumnElement[bool]] | None:
+        """The read scope as WHERE clauses for a count or aggregate (None: no row at all)."""
+        scope = self.policy.row_scope(actor, plan.entity, plan.table, "read")
+        if scope.is_empty:
+            return None
+        live = _live_branches(scope.branches)
+        return [or_(*live)] if live and len(live) == len(scope.branches) else []
+
+    def group_counts(self, actor: Actor, entity: str, by: str, *,
+                     filters: ListQuery | Sequence[Filter] = (),
+                     sum_field: str | None = None) -> builtins.list[aggregate.Group]:
+        """Per value of ``by``: how many records the actor may read, and their ``sum_field`` total.
+
+        The same filters, search, recycle-bin rule and row scope as ``list``, so a
+        board's column counts match the cards the actor can page through.
+        """
+        plan = self.plan(entity)
+        self.policy.check_action(actor, plan.entity, "read")
+        hidden = self.policy.hidden_fields(actor, plan.entity)
+        where = where_clauses(plan, as_query(filters), hidden)
+        scoped = self._read_scope(actor, plan)
+        if scoped is None:
+            aggregate.check_request(plan, by=by, sum_field=sum_field, hidden=hidden)
+            return []
+        with self.engine.connect() as conn:
+            return aggregate.group_counts(conn, plan, by=by, sum_field=sum_field, hidden=hidden,
+                                          where=[*where, *scoped])
+
+    def stage_history(self, actor: Actor, entity: str,
+                      record_id: int) -> builtins.list[stages.StageVisit]:
+        """A record's stays in each stage, oldest first; needs read access to the record."""
+        plan = self.plan(entity)
+        if stages.rules_for(self.schema.registry, plan) is None:
+            raise QueryError(plan.name, stages.STAGE, "this entity has no pipeline")
+        record = self.get(actor, entity, record_id, include_deleted=True)
+        with self.engine.connect() as conn:
+            return stages.history_of(conn, self.schema.system[STAGE_HISTORY_TABLE], record)
+
+    def time_in_stage(self, actor: Actor, entity: str, record_id: int, *,
+                      now: datetime | None = None) -> dict[str, timedelta]:
+        """Total time the record spent in each stage it visited, the current one until now."""
+        visits = self.stage_history(actor, entity, record_id)
+        return stages.time_in_stage(visits, now if now is not None else self.clock())
 
     def activity(self, actor: Actor, entity: str, record_id: int, *, limit: int = 50,
                  before_id: int | None = None) -> builtins.list[feed.ActivityEntry]:
@@ -353,14 +410,45 @@ class RecordService:
         """Change the fields in ``values`` if the record is still at ``version``.
 
         A stale version raises ``ConflictError`` and writes nothing; an update
-        that changes nothing writes nothing and keeps the version.
+        that changes nothing writes nothing and keeps the version. On a pipelined
+        entity a ``stage`` in ``values`` moves the record (see ``move_stage``).
         """
         plan = self.plan(entity)
+        if stages.STAGE in values and plan.initial_stage is not None:
+            rest = {k: v for k, v in values.items() if k != stages.STAGE}
+            return self.move_stage(actor, entity, record_id, to=values[stages.STAGE],
+                                   version=version, values=rest, source=source)
+        return self._update(actor, plan, record_id, values, version=version, source=source,
+                            move=None)
+
+    def move_stage(self, actor: Actor, entity: str, record_id: int, *, to: str, version: int,
+                   values: Mapping[str, Any] | None = None,
+                   source: InputSource = InputSource.JSON) -> Record:
+        """Move a record to stage ``to`` (writing ``values`` with it) if it is at ``version``.
+
+        Refused with ``StageTransitionError`` when ``to`` is not a next stage of
+        the current one, with ``ValidationError`` naming each field the stage
+        requires that is still empty after ``values`` (or ``stage`` when ``to``
+        is no stage of the pipeline). Needs update access to the record. The move
+        is logged in the activity feed and the stage history, in one transaction.
+        """
+        plan = self.plan(entity)
+        rules = stages.rules_for(self.schema.registry, plan)
+        if rules is None:
+            raise ValidationError(plan.name, {stages.STAGE: "this entity has no pipeline"})
+        return self._update(actor, plan, record_id, values or {}, version=version,
+                            source=source, move=stages.StageMove(rules, to))
+
+    def _update(self, actor: Actor, plan: EntityPlan, record_id: int,
+                values: Mapping[str, Any], *, version: int, source: InputSource,
+                move: stages.StageMove | None) -> Record:
         self.policy.check_action(actor, plan.entity, "update")
         hidden = self.policy.hidden_fields(actor, plan.entity)
         readonly = self.policy.readonly_fields(actor, plan.entity) | hidden
         new, errors = self._coerce_update(plan, values, source=InputSource(source),
                                           readonly=readonly)
+        if move is not None:
+            move.target_errors(readonly, errors)
         if errors:
             raise ValidationError(plan.name, errors)
         now = self.clock()
@@ -370,9 +458,10 @@ class RecordService:
                 old = self._writable_row(conn, plan, actor, record_id, action="update",
                                          version=version, deleted=False)
                 changed = {n: v for n, v in new.items() if not same_value(old.get(n), v)}
-                if not changed:
-                    return self._record(plan, old, hidden)
                 merged = {**old, **changed}
+                moving = move is not None and move.check(plan, record_id, old, merged)
+                if not changed and not moving:
+                    return self._record(plan, old, hidden)
                 reference_errors(conn, self.schema, plan, [merged], names=changed, bulk=False,
                                  errors=errors)
                 if errors:
@@ -381,11 +470,20 @@ class RecordService:
                 dups = duplicates(conn, plan, [merged], exclude_id=record_id, specs=touched)
                 if dups:
                     raise self._duplicate_error(plan, dups[0])
+                # The stage column is written only here: READONLY_SYSTEM keeps it out of
+                # every payload, so no path changes it without the stage rules.
+                stage = {stages.STAGE: move.to} if moving and move is not None else {}
                 self._bump(conn, plan, record_id, version=version, now=now,
-                           columns=plan.to_columns(changed, {}))
+                           columns=plan.to_columns(changed, dict(stage)))
+                if stage:
+                    stages.enter(conn, self.schema.system[STAGE_HISTORY_TABLE],
+                                 entity=plan.name, record_id=record_id,
+                                 stage=stage[stages.STAGE], at=now, by=actor.user_id)
                 if plan.activity:
-                    self._log(conn, plan, record_id, feed.UPDATE, actor, now,
-                              feed.diff(plan, old, changed))
+                    entries = feed.diff(plan, old, changed)
+                    if stage:
+                        entries.insert(0, stages.change(old, stage[stages.STAGE]))
+                    self._log(conn, plan, record_id, feed.UPDATE, actor, now, entries)
                 return self._read_back(conn, plan, record_id, hidden)
         except IntegrityError as exc:
             if not merged:

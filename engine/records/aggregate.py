@@ -1,0 +1,94 @@
+"""Grouped counts and sums over the rows an actor may read (kanban columns, funnels).
+
+The records service hands in the WHERE clauses it built for a list (filters,
+search, recycle bin, the policy's row scope), so an aggregate never counts a row
+the same actor could not list. Money sums are kept per currency: adding yuan to
+dollars would be a number nobody can use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import ColumnElement, Connection, func, literal, select
+
+from engine.errors import QueryError
+from engine.metadata.model import FieldType
+from engine.records._plan import JSON_TYPES, SYSTEM_FIELDS, EntityPlan
+
+#: Field types a group total may add up.
+SUMMABLE = frozenset({FieldType.MONEY, FieldType.INTEGER, FieldType.DECIMAL})
+#: System columns a count may group by.
+GROUPABLE_SYSTEM = frozenset({"stage", "owner_id", "pool_id", "created_by"})
+
+
+@dataclass(frozen=True)
+class Group:
+    """One group: its key, how many rows, and their totals.
+
+    ``sums`` maps a currency code to the total of a money field, or ``""`` to
+    the total of a plain number field; rows with no value add nothing.
+    """
+
+    key: Any
+    count: int
+    sums: dict[str, Decimal] = field(default_factory=dict)
+
+
+def first_money_field(plan: EntityPlan, hidden: frozenset[str] = frozenset()) -> str | None:
+    """The amount a board adds up when nothing names one: the entity's first money field."""
+    return next((p.name for p in plan.fields.values()
+                 if p.field.type is FieldType.MONEY and p.name not in hidden), None)
+
+
+def _group_column(plan: EntityPlan, by: str, hidden: frozenset[str]) -> Any:
+    fp = plan.fields.get(by)
+    if fp is not None and by not in hidden and fp.field.type not in JSON_TYPES \
+            and fp.field.type is not FieldType.MONEY:
+        return plan.table.c[by]
+    if fp is None and by in GROUPABLE_SYSTEM and by in plan.system_names \
+            and by in SYSTEM_FIELDS:
+        return plan.table.c[by]
+    raise QueryError(plan.name, str(by), "cannot group by this field")
+
+
+def check_request(plan: EntityPlan, *, by: str, sum_field: str | None,
+                  hidden: frozenset[str]) -> tuple[Any, Any, Any]:
+    """The group column, the total expression and the currency column (or None), or QueryError."""
+    key_col = _group_column(plan, by, hidden)
+    amount: Any = None
+    currency: Any = None  # the money field's currency column: sums are per currency
+    if sum_field is not None:
+        fp = plan.fields.get(sum_field)
+        if fp is None or sum_field in hidden or fp.field.type not in SUMMABLE:
+            raise QueryError(plan.name, str(sum_field), "cannot add up this field")
+        amount = func.sum(plan.table.c[sum_field])
+        if fp.field.type is FieldType.MONEY:
+            currency = plan.table.c[fp.columns[1]]
+    return key_col, amount, currency
+
+
+def group_counts(conn: Connection, plan: EntityPlan, *, by: str, sum_field: str | None,
+                 hidden: frozenset[str], where: Sequence[ColumnElement[bool]]) -> list[Group]:
+    """Counts (and totals of ``sum_field``) of the rows matching ``where``, per value of ``by``.
+
+    Groups come in no particular order; a value no row has is simply absent.
+    """
+    key_col, amount, currency = check_request(plan, by=by, sum_field=sum_field, hidden=hidden)
+    grouping = [key_col] if currency is None else [key_col, currency]
+    columns = [key_col.label("k"), func.count().label("n")]
+    if amount is not None:
+        columns += [amount.label("total"),
+                    (currency if currency is not None else literal("")).label("cur")]
+    stmt = select(*columns).where(*where).group_by(*grouping)
+    counts: dict[Any, int] = {}
+    sums: dict[Any, dict[str, Decimal]] = {}
+    for row in conn.execute(stmt):
+        counts[row.k] = counts.get(row.k, 0) + int(row.n)
+        bucket = sums.setdefault(row.k, {})
+        if amount is not None and row.total is not None and row.cur is not None:
+            bucket[row.cur] = bucket.get(row.cur, Decimal(0)) + Decimal(str(row.total))
+    return [Group(k, n, sums[k]) for k, n in counts.items()]

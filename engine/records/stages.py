@@ -1,0 +1,268 @@
+"""The stage machine of pipelined entities: allowed moves, entry requirements, history.
+
+A pipelined entity's ``stage`` column holds the key of one stage of its pipeline.
+The records service routes every stage change through here, from a create, an
+update carrying ``stage`` or ``move_stage``:
+
+- a new record starts in the pipeline's initial stage, or in a stage it names;
+- a move must go to one of the current stage's ``next_stages`` (omitted: any
+  stage). A closed stage (won / lost) is terminal unless it lists next stages:
+  listing them is how a pipeline allows reopening;
+- entering a stage needs its ``required_fields`` filled, counting the values
+  written with the move, so one form submit can fill them and move at once;
+- each visit to a stage is a ``tp_stage_history`` row (entered, left, by whom),
+  written in the move's transaction, from which time in stage is computed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Table, insert, select, update
+
+from engine.errors import StageTransitionError, ValidationError
+from engine.metadata.model import Feature, Pipeline, Registry, Stage, StageKind
+from engine.records._plan import EntityPlan, utc
+from engine.records._write import key
+from engine.records.record import Record
+
+STAGE = "stage"
+CLOSED_KINDS = frozenset({StageKind.WON, StageKind.LOST})
+
+
+def is_empty(value: Any) -> bool:
+    """What "not filled" means for a required field: nothing, blank text, an empty list."""
+    if value is None:
+        return True
+    if isinstance(value, str):
+        return not value.strip()
+    if isinstance(value, (list, tuple, dict, set)):
+        return not value
+    return False
+
+
+@dataclass(frozen=True)
+class StageRules:
+    """The rules of one pipeline, as the records service asks them."""
+
+    pipeline: Pipeline
+
+    @property
+    def initial(self) -> str:
+        return self.pipeline.initial_stage
+
+    def find(self, key: Any) -> Stage | None:
+        if not isinstance(key, str):
+            return None
+        return next((s for s in self.pipeline.stages if s.key == key), None)
+
+    def ordered(self) -> tuple[Stage, ...]:
+        """The stages in kanban order."""
+        return tuple(sorted(self.pipeline.stages, key=lambda s: s.order))
+
+    def next_stages(self, current: str | None) -> tuple[str, ...]:
+        """Where a record in ``current`` may move to."""
+        stage = self.find(current)
+        everything = tuple(s.key for s in self.ordered() if s.key != current)
+        if stage is None:
+            # A stage the metadata no longer has (or none at all): let the record out.
+            return everything
+        if stage.next_stages is not None:
+            return tuple(k for k in stage.next_stages if k != current)
+        return () if stage.kind in CLOSED_KINDS else everything
+
+    def check_move(self, entity: str, record_id: Any, current: str | None, to: str) -> None:
+        """Raise ``StageTransitionError`` unless ``current -> to`` is an allowed move."""
+        allowed = self.next_stages(current)
+        if to in allowed:
+            return
+        stage = self.find(current)
+        if not allowed and stage is not None:
+            message = (f"{current} is a closed stage: a record there cannot move"
+                       if stage.kind in CLOSED_KINDS
+                       else f"{current} is a final stage: a record there cannot move")
+        else:
+            message = (f"cannot move from {current} to {to}; "
+                       f"allowed next stages: {', '.join(allowed)}")
+        raise StageTransitionError(entity, record_id, from_stage=current, to_stage=to,
+                                   allowed=allowed, message=message)
+
+    def missing(self, to: str, values: Mapping[str, Any]) -> dict[str, str]:
+        """Per field, why ``values`` may not enter stage ``to`` (empty: they may)."""
+        stage = self.find(to)
+        if stage is None:
+            return {STAGE: f"unknown stage {to!r}"}
+        label = stage.label.get()
+        return {name: f"is required to enter stage {label}"
+                for name in stage.required_fields if is_empty(values.get(name))}
+
+
+def rules_for(registry: Registry, plan: EntityPlan) -> StageRules | None:
+    """The stage rules of a pipelined entity; None for any other entity."""
+    if not plan.entity.has(Feature.PIPELINED):
+        return None
+    pipeline = registry.pipeline_for(plan.name)
+    return StageRules(pipeline) if pipeline is not None else None
+
+
+def target_error(rules: StageRules, to: Any) -> str | None:
+    """Why ``to`` cannot be a stage at all (not a key of the pipeline), else None."""
+    if rules.find(to) is not None:
+        return None
+    known = ", ".join(s.key for s in rules.ordered())
+    return f"unknown stage {to!r} (stages: {known})"
+
+
+@dataclass(frozen=True)
+class StageMove:
+    """A requested move of one record to stage ``to``, checked inside the update."""
+
+    rules: StageRules
+    to: str
+
+    def check(self, plan: EntityPlan, record_id: int, old: Mapping[str, Any],
+              merged: Mapping[str, Any]) -> bool:
+        """True if the record really changes stage; raises if the move is refused.
+
+        Staying in the current stage is not a move (no rule applies, no history).
+        """
+        current = old.get(STAGE)
+        if current == self.to:
+            return False
+        self.rules.check_move(plan.name, record_id, current, self.to)
+        errors = self.rules.missing(self.to, merged)
+        if errors:
+            raise ValidationError(plan.name, errors)
+        return True
+
+    def target_errors(self, readonly: frozenset[str], errors: dict[str, str]) -> None:
+        """Before any SQL: ``to`` must be a stage, and the actor allowed to write stages."""
+        if STAGE in readonly:
+            errors[STAGE] = "is read-only for you"
+            return
+        message = target_error(self.rules, self.to)
+        if message is not None:
+            errors[STAGE] = message
+
+
+def change(old: Mapping[str, Any], to: str) -> dict[str, Any]:
+    """The activity feed's ``{field, old, new}`` entry of a move."""
+    return {"field": STAGE, "old": old.get(STAGE), "new": to}
+
+
+# --- new records -----------------------------------------------------------------------
+
+
+def split_stage(payloads: Sequence[Mapping[str, Any]]
+                ) -> tuple[list[Mapping[str, Any]], list[Any]]:
+    """Payloads without ``stage``, and the stage each asked to start in (None: the initial)."""
+    rest: list[Mapping[str, Any]] = []
+    wanted: list[Any] = []
+    for payload in payloads:
+        if STAGE in payload:
+            rest.append({k: v for k, v in payload.items() if k != STAGE})
+            wanted.append(payload[STAGE])
+        else:
+            rest.append(payload)
+            wanted.append(None)
+    return rest, wanted
+
+
+def entry_errors(rules: StageRules, rows: Sequence[Mapping[str, Any]], wanted: Sequence[Any],
+                 *, readonly: frozenset[str], bulk: bool, errors: dict[str, str]) -> None:
+    """Each new record must start in a real stage and have what that stage requires."""
+    for i, (row, asked) in enumerate(zip(rows, wanted)):
+        at = i if bulk else None
+        if asked is not None:
+            message = "is read-only for you" if STAGE in readonly \
+                else target_error(rules, asked)
+            if message is not None:
+                errors[key(at, STAGE)] = message
+                continue
+        for name, message in rules.missing(rules.initial if asked is None else asked,
+                                           row).items():
+            errors.setdefault(key(at, name), message)
+
+
+# --- history -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StageVisit:
+    """One stay of a record in a stage; ``left_at`` is None while it is still there."""
+
+    stage: str
+    entered_at: datetime
+    left_at: datetime | None
+    entered_by: int | None
+
+    def duration(self, now: datetime) -> timedelta:
+        return (self.left_at or now) - self.entered_at
+
+
+def enter(conn: Connection, table: Table, *, entity: str, record_id: int, stage: str,
+          at: datetime, by: int | None) -> None:
+    """Close the record's open visit and open one in ``stage``."""
+    conn.execute(update(table).where(table.c.entity == entity, table.c.record_id == record_id,
+                                     table.c.left_at.is_(None)).values(left_at=at))
+    conn.execute(insert(table).values(entity=entity, record_id=record_id, stage=stage,
+                                      entered_at=at, left_at=None, entered_by=by))
+
+
+def place_new(conn: Connection, plan: EntityPlan, history: Table, *, ids: Sequence[int],
+              wanted: Sequence[str | None], initial: str, at: datetime,
+              by: int | None) -> None:
+    """New records: move those asked for another stage there, open each one's first visit.
+
+    Rows were inserted in ``initial`` (one constant for the whole batch); the few
+    asking for another stage get one UPDATE per distinct stage.
+    """
+    stages = [w if w is not None else initial for w in wanted]
+    by_stage: dict[str, list[int]] = {}
+    for record_id, stage in zip(ids, stages):
+        if stage != initial:
+            by_stage.setdefault(stage, []).append(record_id)
+    table = plan.table
+    for stage, chosen in by_stage.items():
+        for start in range(0, len(chosen), 500):
+            conn.execute(update(table).where(table.c.id.in_(chosen[start:start + 500]))
+                         .values(stage=stage))
+    if ids:
+        conn.execute(insert(history), [
+            {"entity": plan.name, "record_id": record_id, "stage": stage, "entered_at": at,
+             "left_at": None, "entered_by": by} for record_id, stage in zip(ids, stages)])
+
+
+def history_of(conn: Connection, table: Table, record: Record) -> list[StageVisit]:
+    """A record's visits; a record older than the history (no rows) shows one open visit."""
+    visits = read_history(conn, table, entity=record.entity, record_id=record.id,
+                          since=record["created_at"])
+    if not visits and record.get(STAGE) is not None:
+        visits = [StageVisit(stage=record[STAGE], entered_at=record["created_at"], left_at=None,
+                             entered_by=record.get("created_by"))]
+    return visits
+
+
+def read_history(conn: Connection, table: Table, *, entity: str, record_id: int,
+                 since: datetime | None) -> list[StageVisit]:
+    """A record's visits, oldest first (``since``: ignore rows of an earlier, deleted record)."""
+    stmt = select(table.c.stage, table.c.entered_at, table.c.left_at, table.c.entered_by) \
+        .where(table.c.entity == entity, table.c.record_id == record_id)
+    if since is not None:
+        stmt = stmt.where(table.c.entered_at >= since)
+    visits = []
+    for row in conn.execute(stmt.order_by(table.c.id)):
+        visits.append(StageVisit(stage=row.stage, entered_at=utc(row.entered_at) or row.entered_at,
+                                 left_at=utc(row.left_at), entered_by=row.entered_by))
+    return visits
+
+
+def time_in_stage(visits: Iterable[StageVisit], now: datetime) -> dict[str, timedelta]:
+    """Total time spent in each stage (a stage visited twice adds up), open visit until ``now``."""
+    totals: dict[str, timedelta] = {}
+    for visit in visits:
+        totals[visit.stage] = totals.get(visit.stage, timedelta()) + visit.duration(now)
+    return totals
