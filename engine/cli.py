@@ -7,6 +7,8 @@ plain text for people, exit status for scripts (0 ok, 1 refused/invalid, 2 usage
 from __future__ import annotations
 
 import argparse
+import getpass
+import os
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -17,6 +19,7 @@ from typing import TextIO
 from sqlalchemy import Engine
 
 from engine.errors import MetadataError, MigrationError, TidepoolError
+from engine.metadata.model import Registry
 from engine.storage.database import DATABASE_URL_ENV, database_url, make_engine
 
 #: The app packages used when no --app is given: the CRM shipped in this repository.
@@ -59,28 +62,201 @@ def _engine(args: argparse.Namespace) -> Iterator[Engine]:
         engine.dispose()
 
 
+#: Where ``init`` also looks for the first administrator's password (scripts, containers).
+ADMIN_PASSWORD_ENV = "TIDEPOOL_ADMIN_PASSWORD"
+
+
+def _new_password(prompt: str) -> str | None:
+    """A password typed twice at a terminal; None when there is no terminal to ask."""
+    if not sys.stdin.isatty():
+        return None
+    first = getpass.getpass(f"{prompt}: ")
+    if getpass.getpass(f"{prompt} (again): ") != first:
+        raise TidepoolError("the two passwords differ; nothing was changed")
+    return first
+
+
 def cmd_init(args: argparse.Namespace, out: TextIO) -> int:
+    from engine.permissions.bootstrap import (
+        check_first_admin,
+        create_first_admin,
+        existing_admin,
+        sync_policies,
+    )
+    from engine.storage.database import write_transaction
     from engine.storage.migrate import init_database
 
     registry = _load(args)
+    assert isinstance(registry, Registry)
     with _engine(args) as engine:
-        plan = init_database(engine, target=registry, actor="cli")  # type: ignore[arg-type]
+        with engine.connect() as conn:
+            admin = existing_admin(conn)
+        password = None
+        if admin is None:
+            password = args.admin_password or os.environ.get(ADMIN_PASSWORD_ENV) or \
+                _new_password(f"Password for the administrator {args.admin_login}")
+            if password is None:
+                out.write(f"error: the first administrator needs a password: pass "
+                          f"--admin-password, set {ADMIN_PASSWORD_ENV} or run in a terminal "
+                          f"(nothing was changed)\n")
+                return 2
+            # Refuse a bad password or a registry without the admin role before any DDL.
+            check_first_admin(registry, login=args.admin_login, password=password)
+        plan = init_database(engine, target=registry, actor="cli")
+        sync_policies(engine, registry)
+        if password is not None:
+            with write_transaction(engine) as conn:
+                user = create_first_admin(conn, registry, login=args.admin_login,
+                                          password=password)
     out.write(plan.describe() + "\n")
     out.write(f"initialised {database_url(args.db)}\n")
+    out.write(f"administrator: {user.login} (created)\n" if password is not None
+              else f"administrator: {admin} (already there)\n")
     return 0
 
 
 def cmd_migrate(args: argparse.Namespace, out: TextIO) -> int:
+    from engine.permissions.bootstrap import sync_policies
     from engine.storage.migrate import apply_migration
 
     registry = _load(args)
     with _engine(args) as engine:
         plan = apply_migration(engine, target=registry, actor="cli",  # type: ignore[arg-type]
                                dry_run=args.dry_run, purge_archived=args.purge_archived)
+        # Roles follow the metadata: a changed grant is in force once migrate returns.
+        synced = not args.dry_run and sync_policies(engine, registry)  # type: ignore[arg-type]
     out.write(plan.describe() + "\n")
     if args.dry_run:
         out.write("dry run: nothing was changed\n")
+    if synced:
+        out.write("roles updated from the metadata\n")
     return 1 if plan.blocking else 0
+
+
+# --- perms: users, departments, roles and the explainer, before the admin UI exists ----
+
+def _applied(engine: Engine) -> Registry:
+    from engine.storage.applied import applied_registry
+
+    with engine.connect() as conn:
+        registry = applied_registry(conn)
+    if registry is None:
+        raise TidepoolError("the database is not initialised: run `tidepool init` first")
+    return registry
+
+
+def cmd_perms_why(args: argparse.Namespace, out: TextIO) -> int:
+    from engine.permissions.manage import explain
+
+    with _engine(args) as engine:
+        found = explain(engine, _applied(engine), login=args.user, entity=args.entity,
+                        record_id=args.id, action=args.action)
+    out.write(f"{found}\n")
+    out.writelines(f"  also: {rule}\n" for rule in found.granted_by[1:])
+    return 0 if found.allowed else 1
+
+
+def cmd_perms_dept_add(args: argparse.Namespace, out: TextIO) -> int:
+    from engine.permissions.manage import add_department
+    from engine.storage.database import write_transaction
+
+    with _engine(args) as engine, write_transaction(engine) as conn:
+        new_id = add_department(conn, code=args.code, name=args.name, parent=args.parent)
+    out.write(f"department {args.code} (id {new_id})\n")
+    return 0
+
+
+def cmd_perms_user_add(args: argparse.Namespace, out: TextIO) -> int:
+    from engine.permissions.manage import add_user
+    from engine.storage.database import write_transaction
+
+    password = None
+    if args.password_prompt:
+        password = _new_password(f"Password for {args.login}")
+        if password is None:
+            out.write("error: --password-prompt needs a terminal (nothing was changed)\n")
+            return 2
+    with _engine(args) as engine:
+        registry = _applied(engine)
+        with write_transaction(engine) as conn:
+            user = add_user(conn, registry, login=args.login, display_name=args.name or args.login,
+                            password=password, department=args.department, level=args.level,
+                            email=args.email, roles=args.role or ())
+    out.write(f"user {user.login} (id {user.id})" + ("" if password else
+                                                    ", no password yet: cannot sign in") + "\n")
+    return 0
+
+
+def cmd_perms_bind(args: argparse.Namespace, out: TextIO) -> int:
+    from engine.permissions.manage import bind, unbind
+    from engine.storage.database import write_transaction
+
+    with _engine(args) as engine:
+        registry = _applied(engine)
+        with write_transaction(engine) as conn:
+            if args.unbind:
+                unbind(conn, login=args.user, role=args.role, domain=args.domain)
+                out.write(f"{args.user} no longer holds {args.role} in {args.domain}\n")
+            else:
+                added = bind(conn, registry, login=args.user, role=args.role,
+                             domain=args.domain)
+                out.write(f"{args.user} holds {args.role} in {args.domain}"
+                          + ("" if added else " (already did)") + "\n")
+    return 0
+
+
+def cmd_perms_deactivate(args: argparse.Namespace, out: TextIO) -> int:
+    from engine.permissions.identity import deactivate_user
+    from engine.permissions.manage import user_by_login
+    from engine.storage.database import write_transaction
+
+    with _engine(args) as engine, write_transaction(engine) as conn:
+        deactivate_user(conn, user_by_login(conn, args.user).id)
+    out.write(f"{args.user} is deactivated: sessions and API tokens no longer work\n")
+    return 0
+
+
+def _add_perms(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    perms = sub.add_parser("perms", help="users, departments and roles; why a user may or may "
+                                         "not act on a record").add_subparsers(
+        dest="perms_command", required=True)
+    p = perms.add_parser("why", help="the rule that lets a user act on a record, or why not "
+                                     "(exit 0 allowed, 1 refused)")
+    _add_db(p)
+    p.add_argument("--user", required=True, metavar="LOGIN")
+    p.add_argument("--entity", required=True)
+    p.add_argument("--id", required=True, type=int)
+    p.add_argument("--action", default="read")
+    p.set_defaults(run=cmd_perms_why)
+    p = perms.add_parser("dept-add", help="add a department to the org tree")
+    _add_db(p)
+    p.add_argument("--code", required=True, help="lower-case identifier (pools name it)")
+    p.add_argument("--name", required=True)
+    p.add_argument("--parent", metavar="CODE", help="the parent department (default: top level)")
+    p.set_defaults(run=cmd_perms_dept_add)
+    p = perms.add_parser("user-add", help="add a user, optionally with roles")
+    _add_db(p)
+    p.add_argument("--login", required=True)
+    p.add_argument("--name", help="display name (default: the login)")
+    p.add_argument("--email")
+    p.add_argument("--department", metavar="CODE")
+    p.add_argument("--level", help="e.g. manager, supervisor, rep")
+    p.add_argument("--role", action="append", metavar="ROLE[@DOMAIN]",
+                   help="repeatable; DOMAIN is org (default), dept:<code> or pool:<name>")
+    p.add_argument("--password-prompt", action="store_true",
+                   help="ask for the user's password (otherwise they cannot sign in yet)")
+    p.set_defaults(run=cmd_perms_user_add)
+    p = perms.add_parser("bind", help="give a user a role in a domain (--unbind takes it away)")
+    _add_db(p)
+    p.add_argument("--user", required=True, metavar="LOGIN")
+    p.add_argument("--role", required=True)
+    p.add_argument("--domain", default="org", help="org (default), dept:<code> or pool:<name>")
+    p.add_argument("--unbind", action="store_true")
+    p.set_defaults(run=cmd_perms_bind)
+    p = perms.add_parser("deactivate", help="stop a user signing in; ends sessions and tokens")
+    _add_db(p)
+    p.add_argument("--user", required=True, metavar="LOGIN")
+    p.set_defaults(run=cmd_perms_deactivate)
 
 
 def cmd_seed(args: argparse.Namespace, out: TextIO) -> int:
@@ -97,14 +273,23 @@ def cmd_seed(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
-    from engine.demo import prepare_demo
+    from engine.demo import DEMO_PASSWORD, prepare_demo
     from ui.serve import serve
 
     url = database_url(args.db or "sqlite:///tidepool-demo.db")
     prepare_demo(url, apps=_app_paths(args), reset=args.reset, out=out)
     if args.no_serve:
         return 0
-    serve(url, host=args.host, port=args.port, out=out, demo=True)
+    serve(url, host=args.host, port=args.port, out=out,
+          banner=f"Demo: sign in as admin, manager, sup_east, rep_east1... "
+                 f"with the password {DEMO_PASSWORD}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
+    from ui.serve import serve
+
+    serve(database_url(args.db), host=args.host, port=args.port, out=out)
     return 0
 
 
@@ -117,9 +302,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.set_defaults(run=cmd_check)
 
-    p = sub.add_parser("init", help="create the tables of the app packages in an empty database")
+    p = sub.add_parser("init", help="create the tables of the app packages in an empty "
+                                    "database, and the first administrator")
     _add_db(p)
     _add_apps(p)
+    p.add_argument("--admin-login", default="admin", help="the first administrator's login")
+    p.add_argument("--admin-password",
+                   help=f"their password (visible to other local users: prefer the prompt "
+                        f"or ${ADMIN_PASSWORD_ENV})")
     p.set_defaults(run=cmd_init)
 
     p = sub.add_parser("migrate", help="bring the database to the app packages' metadata")
@@ -129,6 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--purge-archived", action="store_true",
                    help="drop archived columns of removed fields (their data is lost)")
     p.set_defaults(run=cmd_migrate)
+    _add_perms(sub)
 
     p = sub.add_parser("seed", help="insert synthetic rows at scale (benchmarks, demos)")
     _add_db(p)
@@ -146,6 +337,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.set_defaults(run=cmd_demo)
+
+    p = sub.add_parser("serve", help="serve the web app (and the JSON API) under uvicorn")
+    _add_db(p)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.set_defaults(run=cmd_serve)
     return parser
 
 

@@ -1,110 +1,190 @@
-"""The Starlette application: server-rendered pages over the records service.
+"""The Starlette application: every screen area composed over one ``UIContext``.
 
-This is the read-only preview that the demo serves until the generic screens
-land (list with keyset pages and search, detail with the activity feed). Route
-handlers parse, make one service call, render; no SQL here.
+``create_app`` builds the context (runtime, settings, templates), asks each
+screen module in ``SCREEN_MODULES`` for its routes (``routes(ui) ->
+list[BaseRoute]``), mounts the JSON API from ``API_MODULE`` at ``/api/v1`` and
+wraps everything in the session, CSRF and security-header middleware. Engine
+errors become HTTP statuses in one table (``exception_handlers``). A module in
+the lists that does not exist yet is skipped, so areas can land in any order.
+See docs/ui.md, "Adding screens".
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
+import importlib.util
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse
-from starlette.routing import Mount, Route
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from engine.actor import Actor
-from engine.errors import ForbiddenError, NotFoundError, TidepoolError
-from engine.records.query import ListQuery
-from engine.runtime import Runtime
-from ui.views import detail_view, home_view, list_view
+from engine.errors import (
+    AuthenticationError,
+    ConflictError,
+    DuplicateError,
+    ForbiddenError,
+    NotFoundError,
+    QueryError,
+    TidepoolError,
+    ValidationError,
+)
+from engine.runtime import LiveRuntime
+from ui.auth import Session, SessionMiddleware
+from ui.context import HERE, LoginRequired, UIContext, UISettings
+from ui.csrf import CSRFMiddleware
 
-HERE = Path(__file__).resolve().parent
+#: Screen areas, in route order. Each module defines ``routes(ui: UIContext) -> list[BaseRoute]``.
+#: Add an area by appending one line; a module that does not exist (yet) is skipped.
+SCREEN_MODULES: list[str] = [
+    "ui.auth",
+    "ui.screens.home",
+    "ui.screens.records",
+    "ui.kanban.routes",
+    "ui.admin.routes",
+]
+#: The JSON API: ``build_api(live: LiveRuntime) -> ASGIApp``, mounted at ``API_PREFIX``.
+API_MODULE = "ui.api"
+API_PREFIX = "/api/v1"
 
-ActorResolver = Callable[[Request], Actor]
+_SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"same-origin"),
+    # Scripts only from our own static files (htmx is vendored); no inline script.
+    (b"content-security-policy",
+     (b"default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+      b"img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'self'")),
+]
 
 
-def _locale(request: Request) -> str:
-    """?lang= wins, then the browser's Accept-Language; metadata labels follow it."""
-    lang = request.query_params.get("lang")
-    if lang in ("zh-CN", "en"):
-        return lang
-    return "zh-CN" if "zh" in request.headers.get("accept-language", "") else "en"
+def _optional_module(name: str) -> Any | None:
+    """The module if it exists; errors *inside* an existing module are not hidden."""
+    try:
+        spec = importlib.util.find_spec(name)
+    except ModuleNotFoundError:  # a parent package is missing
+        return None
+    return importlib.import_module(name) if spec is not None else None
 
 
-def _templates() -> Environment:
-    return Environment(loader=FileSystemLoader(HERE / "templates"),
-                       autoescape=select_autoescape(["html"]), auto_reload=False)
+def _screen_routes(ui: UIContext, modules: Sequence[str]) -> list[BaseRoute]:
+    routes: list[BaseRoute] = []
+    for name in modules:
+        module = _optional_module(name)
+        if module is not None:
+            routes.extend(module.routes(ui))
+    return routes
 
 
-def create_app(runtime: Runtime, *, resolve_actor: ActorResolver,
-               banner: str = "") -> Starlette:
-    """Build the app; ``resolve_actor`` tells who is asking (login arrives with the UI issue)."""
-    env = _templates()
+class SecurityHeadersMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
 
-    def render(name: str, request: Request, status: int = 200, **context: Any) -> HTMLResponse:
-        html = env.get_template(name).render(banner=banner, locale=_locale(request), **context)
-        return HTMLResponse(html, status_code=status)
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
 
-    async def home(request: Request) -> HTMLResponse:
-        return render("pages/home.html", request,
-                      view=home_view(runtime.registry, locale=_locale(request)))
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                present = {k.lower() for k, _ in message.get("headers", [])}
+                message["headers"] = list(message.get("headers", [])) + [
+                    h for h in _SECURITY_HEADERS if h[0] not in present]
+            await send(message)
 
-    async def entity_list(request: Request) -> HTMLResponse:
-        entity = _entity(request)
-        actor = resolve_actor(request)
-        query = ListQuery(search=request.query_params.get("q") or None,
-                          after=request.query_params.get("after") or None)
-        page = runtime.records.list(actor, entity.name, query)
-        return render("pages/list.html", request,
-                      view=list_view(entity, page, locale=_locale(request),
-                                     search=query.search or ""))
+        await self.app(scope, receive, send_with_headers)
 
-    async def entity_detail(request: Request) -> HTMLResponse:
-        entity = _entity(request)
-        actor = resolve_actor(request)
-        try:
-            record_id = int(request.path_params["record_id"])
-        except ValueError:
-            raise HTTPException(404) from None
-        record = runtime.records.get(actor, entity.name, record_id)
-        feed = runtime.records.activity(actor, entity.name, record_id)
-        return render("pages/detail.html", request,
-                      view=detail_view(entity, record, feed, locale=_locale(request)))
 
-    def _entity(request: Request) -> Any:
-        name = request.path_params["entity"]
-        if name not in runtime.registry.entities:
-            raise HTTPException(404)
-        return runtime.registry.entity(name)
+def _error_handlers(ui: UIContext) -> dict[Any, Callable[..., Any]]:
+    def page(status: int, message: str, request: Request) -> Response:
+        return ui.render(request, "pages/error.html", {"status": status, "message": message},
+                         status=status)
 
-    async def not_found(request: Request, exc: Exception) -> HTMLResponse:
-        return render("pages/error.html", request, status=404, message="Not found")
+    async def login_required(request: Request, exc: Exception) -> Response:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        if request.method != "GET":
+            target = "/"
+        from urllib.parse import quote
 
-    async def forbidden(request: Request, exc: Exception) -> HTMLResponse:
-        return render("pages/error.html", request, status=403, message=str(exc))
+        response = ui.redirect(request, f"/login?next={quote(target, safe='/')}")
+        if ui.session(request).user_id is not None:  # an ended session: forget it
+            ui.start_session(request, response, Session.anonymous())
+        return response
 
-    async def bad_request(request: Request, exc: Exception) -> HTMLResponse:
-        return render("pages/error.html", request, status=400, message=str(exc))
+    async def not_found(request: Request, exc: Exception) -> Response:
+        return page(404, ui.t(request, "Not found."), request)
 
-    async def http_error(request: Request, exc: Exception) -> HTMLResponse:
-        status = getattr(exc, "status_code", 500)
-        return render("pages/error.html", request, status=status,
-                      message=getattr(exc, "detail", "Error"))
+    async def forbidden(request: Request, exc: Exception) -> Response:
+        reason = getattr(exc, "reason", "") or str(exc)
+        return page(403, ui.t(request, "You may not do this.") + f" ({reason})", request)
 
-    routes = [
-        Route("/", home),
-        Route("/e/{entity}", entity_list),
-        Route("/e/{entity}/{record_id}", entity_detail),
-        Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
-    ]
-    return Starlette(routes=routes, exception_handlers={
-        NotFoundError: not_found, ForbiddenError: forbidden, TidepoolError: bad_request,
-        HTTPException: http_error,
-    })
+    async def bad_query(request: Request, exc: Exception) -> Response:
+        return page(400, str(exc), request)
+
+    async def conflict(request: Request, exc: Exception) -> Response:
+        return page(409, ui.t(request, "Someone else changed this record meanwhile. "
+                                       "Reload it and make your change again."), request)
+
+    async def invalid(request: Request, exc: Exception) -> Response:
+        return page(422, str(exc), request)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        if exc.status_code == 404:
+            return await not_found(request, exc)
+        return page(exc.status_code, str(exc.detail), request)
+
+    async def other(request: Request, exc: Exception) -> Response:
+        return page(400, str(exc), request)
+
+    return {
+        LoginRequired: login_required, AuthenticationError: login_required,
+        NotFoundError: not_found, ForbiddenError: forbidden, QueryError: bad_query,
+        ConflictError: conflict, ValidationError: invalid, DuplicateError: invalid,
+        HTTPException: http_error, TidepoolError: other,
+    }
+
+
+def create_app(live: LiveRuntime, *, secret_key: bytes, upload_dir: Path | None = None,
+               max_upload_bytes: int = 10 * 1024 * 1024, https: bool | None = None,
+               banner: str = "", screen_modules: Sequence[str] | None = None,
+               api_module: str | None = API_MODULE) -> Starlette:
+    """Build the web app over ``live``.
+
+    Parameters:
+        live: the database's runtime (built with ``CasbinAccessPolicy`` as policy factory).
+        secret_key: signs sessions and CSRF tokens (``ui.secret.load_secret_key``).
+        upload_dir: where file fields store uploads; None refuses uploads.
+        max_upload_bytes: the largest form body accepted.
+        https: force the cookies' Secure flag; None follows each request's scheme.
+        banner: a line shown on every page (the demo's hint).
+        screen_modules: override ``SCREEN_MODULES`` (tests).
+        api_module: the module providing ``build_api``; None mounts no API.
+    """
+    if len(secret_key) < 32:
+        raise ValueError("secret_key must be at least 32 bytes")
+    settings = UISettings(secret_key=secret_key, upload_dir=upload_dir,
+                          max_upload_bytes=max_upload_bytes, https=https, banner=banner)
+    ui = UIContext(live, settings)
+    routes = _screen_routes(ui, SCREEN_MODULES if screen_modules is None else screen_modules)
+    api = _optional_module(api_module) if api_module else None
+    if api is not None:
+        routes.append(Mount(API_PREFIX, app=api.build_api(live), name="api"))
+    routes.append(Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"))
+    app = Starlette(
+        routes=routes, exception_handlers=_error_handlers(ui),
+        middleware=[
+            Middleware(SecurityHeadersMiddleware),
+            Middleware(SessionMiddleware, codec=ui.codec, https=https),
+            Middleware(CSRFMiddleware, secret=secret_key, max_body=max_upload_bytes + 65536,
+                       exempt_prefixes=(API_PREFIX + "/",)),
+        ])
+    app.state.ui = ui
+    return app

@@ -1,29 +1,47 @@
-"""Serve the app under uvicorn (``tidepool serve`` / ``tidepool demo``)."""
+"""Serve the app under uvicorn (``tidepool serve`` and ``tidepool demo``)."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import TextIO
 
-from starlette.requests import Request
+from sqlalchemy.engine import make_url
+from starlette.applications import Starlette
 
-from engine.actor import Actor
-from engine.runtime import open_runtime
+from engine.permissions.scopes import CasbinAccessPolicy
+from engine.runtime import LiveRuntime
 from ui.app import create_app
+from ui.secret import load_secret_key
 
-PREVIEW_BANNER = ("Preview: records are read-only here until sign-in and forms land; "
-                  "use the CLI to change data.")
+UPLOAD_DIR_ENV = "TIDEPOOL_UPLOAD_DIR"
+
+
+def default_upload_dir(url: str) -> Path | None:
+    """``$TIDEPOOL_UPLOAD_DIR``, else ``uploads/`` beside a SQLite database file."""
+    configured = os.environ.get(UPLOAD_DIR_ENV)
+    if configured:
+        return Path(configured)
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database \
+            and parsed.database != ":memory:":
+        return Path(parsed.database).resolve().parent / "uploads"
+    return None
+
+
+def build_app(url: str, *, banner: str = "", https: bool | None = None) -> Starlette:
+    """The app for ``url`` with the real permission policy, key and upload directory."""
+    live = LiveRuntime(url, policy_factory=CasbinAccessPolicy)
+    return create_app(live, secret_key=load_secret_key(url), upload_dir=default_upload_dir(url),
+                      banner=banner, https=https)
 
 
 def serve(url: str, *, host: str = "127.0.0.1", port: int = 8000, out: TextIO,
-          demo: bool = False) -> None:
+          banner: str = "") -> None:
     import uvicorn
 
-    runtime = open_runtime(url)
-
-    def viewer(request: Request) -> Actor:
-        return Actor.system("preview")
-
-    app = create_app(runtime, resolve_actor=viewer, banner=PREVIEW_BANNER if demo else "")
-    out.write(f"serving {url} on http://{host}:{port}/\n")
+    app = build_app(url, banner=banner)
+    out.write(f"serving {make_url(url).render_as_string(hide_password=True)} "
+              f"on http://{host}:{port}/\n")
     out.flush()
     uvicorn.run(app, host=host, port=port, log_level="info")

@@ -1,0 +1,350 @@
+"""What every screen area shares: the runtime, who is asking, and how pages render.
+
+One ``UIContext`` is built by ``ui.app.create_app`` and handed to each area's
+``routes(ui)``. Route handlers use it to find the signed-in actor
+(``ui.actor(request)``), translate (``ui.t``), and render (``ui.render``), which
+decides in one place between a full page and an htmx fragment. Areas contribute
+navigation links (``add_nav``) and record action buttons (``add_detail_actions``)
+without editing each other's code. See docs/ui.md, "Adding screens".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
+from jinja2.runtime import Context
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from engine.actor import Actor
+from engine.errors import ForbiddenError
+from engine.metadata.model import SUPPORTED_LOCALES, Entity
+from engine.permissions.identity import User, get_user, session_is_valid
+from engine.records.record import Record
+from engine.runtime import LiveRuntime, Runtime
+from ui import i18n
+from ui.auth import Session, SessionCodec, is_secure, session_of, set_session_cookie
+from ui.csrf import SAFE_METHODS, csrf_token
+
+HERE = Path(__file__).resolve().parent
+#: The role whose holders reach the admin area (``require_admin``).
+ADMIN_ROLE = "admin"
+ONE_YEAR = 365 * 24 * 3600
+
+
+class LoginRequired(Exception):
+    """Raised by ``UIContext.actor`` for an anonymous or ended session; the app
+    answers with a redirect to the sign-in page."""
+
+
+@dataclass(frozen=True)
+class UISettings:
+    """Options of one app instance (``create_app`` fills them).
+
+    Parameters:
+        secret_key: signs session cookies and derives CSRF tokens.
+        upload_dir: where uploaded files are stored (None: uploads refused).
+        max_upload_bytes: the largest request body a form may send.
+        https: force the cookies' ``Secure`` flag on/off; None follows the request scheme.
+        banner: a line shown on every page (e.g. the demo's password hint).
+    """
+
+    secret_key: bytes
+    upload_dir: Path | None = None
+    max_upload_bytes: int = 10 * 1024 * 1024
+    https: bool | None = None
+    banner: str = ""
+
+
+@dataclass(frozen=True)
+class NavLink:
+    label: str
+    url: str
+    active: bool = False
+
+
+@dataclass(frozen=True)
+class ActionButton:
+    """A button on a record's detail page, contributed by any area.
+
+    ``method`` "get" renders a link; anything else a small form posting to
+    ``url`` (with the CSRF token), confirmed first when ``confirm`` is set.
+    """
+
+    label: str
+    url: str
+    method: str = "post"
+    confirm: str | None = None
+    style: str = ""  # "" | "danger" | "secondary"
+
+
+#: A route handler: the request and its parsed form (None for GET), run in a worker thread.
+Handler = Callable[[Request, FormData | None], Response]
+#: Contributes navigation links for the signed-in actor.
+NavProvider = Callable[[Request, Actor], Sequence[NavLink]]
+#: Contributes action buttons to one record's detail page.
+DetailActionProvider = Callable[[Request, Actor, Entity, Record], Sequence[ActionButton]]
+
+
+@dataclass(frozen=True)
+class LanguageLink:
+    code: str
+    name: str
+    url: str
+    current: bool
+
+
+@dataclass(frozen=True)
+class Chrome:
+    """What ``base.html`` shows around every page."""
+
+    locale: str
+    csrf_token: str
+    languages: list[LanguageLink]
+    user_name: str = ""
+    nav: list[NavLink] = field(default_factory=list)
+    banner: str = ""
+    path: str = "/"
+
+
+def is_fragment_request(request: Request) -> bool:
+    """An htmx request that swaps part of a page (``HX-Request-Type: partial``).
+
+    Boosted links, history restores and ``HX-Request-Type: full`` get whole pages.
+    """
+    h = request.headers
+    return (h.get("hx-request") == "true" and h.get("hx-request-type", "partial") != "full"
+            and h.get("hx-boosted") != "true" and h.get("hx-history-restore-request") != "true")
+
+
+@pass_context
+def _gettext(context: Context, message: str) -> str:
+    return i18n.translations(context.get("locale", "en")).gettext(message)
+
+
+@pass_context
+def _ngettext(context: Context, singular: str, plural: str, n: int) -> str:
+    return i18n.translations(context.get("locale", "en")).ngettext(singular, plural, n)
+
+
+def build_templates(directory: Path = HERE / "templates") -> Environment:
+    env = Environment(loader=FileSystemLoader(directory), autoescape=select_autoescape(["html"]),
+                      extensions=["jinja2.ext.i18n"], auto_reload=False,
+                      trim_blocks=True, lstrip_blocks=True)
+    env.install_gettext_callables(_gettext, _ngettext, newstyle=True)  # type: ignore[attr-defined]
+    return env
+
+
+class UIContext:
+    """Shared services of the UI; one per app.
+
+    Parameters:
+        live: the database's current runtime (reloads when metadata changes).
+        settings: the app's options.
+        templates: the Jinja environment (autoescaping, gettext installed).
+    """
+
+    def __init__(self, live: LiveRuntime, settings: UISettings, *,
+                 templates: Environment | None = None) -> None:
+        self.live = live
+        self.settings = settings
+        self.templates = templates or build_templates()
+        self.codec = SessionCodec(settings.secret_key)
+        self._nav: list[NavProvider] = []
+        self._detail_actions: list[DetailActionProvider] = []
+
+    # --- the runtime --------------------------------------------------------------------------
+
+    def endpoint(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        """A Starlette endpoint running ``handler(request, form)`` in a worker thread.
+
+        Database calls are blocking; running them off the event loop keeps one slow
+        query from stalling every other request. The form (urlencoded or multipart)
+        is read first, on the loop, and closed (temporary upload files) afterwards.
+        """
+        async def run(request: Request) -> Response:
+            form = None
+            if request.method not in SAFE_METHODS:
+                form = await request.form(max_files=20, max_fields=2000)
+            try:
+                return await run_in_threadpool(handler, request, form)
+            finally:
+                if form is not None:
+                    await form.close()
+
+        run.__name__ = getattr(handler, "__name__", "endpoint")
+        return run
+
+    def runtime(self) -> Runtime:
+        """The current runtime; call once per request and keep it for that request."""
+        return self.live.current()
+
+    # --- who is asking -------------------------------------------------------------------------
+
+    def session(self, request: Request) -> Session:
+        return session_of(request)
+
+    def user(self, request: Request) -> User | None:
+        """The signed-in user, or None (anonymous, or the session was ended)."""
+        if "tp_user" in request.state._state:
+            return request.state.tp_user  # type: ignore[no-any-return]
+        session = self.session(request)
+        user = None
+        if session.user_id is not None:
+            with self.runtime().engine.connect() as conn:
+                if session_is_valid(conn, session.user_id, session.epoch):
+                    user = get_user(conn, session.user_id)
+        request.state.tp_user = user
+        return user
+
+    def actor(self, request: Request) -> Actor:
+        """The signed-in user as an ``Actor`` with their roles; ``LoginRequired`` otherwise."""
+        if "tp_actor" in request.state._state:
+            return request.state.tp_actor  # type: ignore[no-any-return]
+        user = self.user(request)
+        if user is None:
+            raise LoginRequired()
+        policy = self.runtime().policy
+        actor_for = getattr(policy, "actor_for", None)
+        actor = actor_for(user.id, login=user.login, locale=self.locale(request)) \
+            if actor_for is not None else Actor(user_id=user.id, login=user.login,
+                                                locale=self.locale(request))
+        request.state.tp_actor = actor
+        return actor
+
+    def require_admin(self, request: Request) -> Actor:
+        """The actor if they hold the admin role; ``ForbiddenError`` (403) otherwise."""
+        actor = self.actor(request)
+        if ADMIN_ROLE not in actor.roles:
+            raise ForbiddenError("admin", "configure", "only administrators may do this")
+        return actor
+
+    def may(self, actor: Actor, entity: Entity, action: str) -> bool:
+        """Whether the actor holds ``action`` on the entity at all (for showing buttons)."""
+        try:
+            self.runtime().policy.check_action(actor, entity, action)
+        except ForbiddenError:
+            return False
+        return True
+
+    # --- language ------------------------------------------------------------------------------
+
+    def locale(self, request: Request) -> str:
+        if "tp_locale" in request.state._state:
+            return request.state.tp_locale  # type: ignore[no-any-return]
+        user = self.user(request)
+        locale = i18n.negotiate(param=request.query_params.get(i18n.LANG_PARAM),
+                                cookie=request.cookies.get(i18n.LANG_COOKIE),
+                                user_locale=user.locale if user else None,
+                                accept_language=request.headers.get("accept-language", ""))
+        request.state.tp_locale = locale
+        return locale
+
+    def t(self, request: Request, message: str, **values: object) -> str:
+        """``message`` translated to the request's locale (``%(name)s`` filled from values)."""
+        return i18n.t(self.locale(request), message, **values)
+
+    # --- contributions from screen areas -------------------------------------------------------
+
+    def add_nav(self, provider: NavProvider) -> None:
+        self._nav.append(provider)
+
+    def add_detail_actions(self, provider: DetailActionProvider) -> None:
+        self._detail_actions.append(provider)
+
+    def detail_actions(self, request: Request, actor: Actor, entity: Entity,
+                       record: Record) -> list[ActionButton]:
+        return [b for p in self._detail_actions for b in p(request, actor, entity, record)]
+
+    def nav(self, request: Request, actor: Actor) -> list[NavLink]:
+        """Entities the actor may read (in registry order), then contributed links."""
+        locale = self.locale(request)
+        path = request.url.path
+        links = []
+        for entity in self.runtime().registry.entities.values():
+            if self.may(actor, entity, "read"):
+                url = f"/e/{entity.name}"
+                links.append(NavLink(entity.plural_label.get(locale) or entity.label.get(locale),
+                                     url, active=path == url or path.startswith(url + "/")))
+        for provider in self._nav:
+            links.extend(provider(request, actor))
+        return links
+
+    # --- rendering -----------------------------------------------------------------------------
+
+    def csrf_token(self, request: Request) -> str:
+        return csrf_token(self.settings.secret_key, self.session(request).sid)
+
+    def chrome(self, request: Request) -> Chrome:
+        locale = self.locale(request)
+        user = self.user(request)
+        languages = [LanguageLink(code, i18n.LANGUAGE_NAMES[code],
+                                  _with_param(request, i18n.LANG_PARAM, code), code == locale)
+                     for code in SUPPORTED_LOCALES]
+        nav = self.nav(request, self.actor(request)) if user is not None else []
+        return Chrome(locale=locale, csrf_token=self.csrf_token(request), languages=languages,
+                      user_name=user.display_name if user else "", nav=nav,
+                      banner=self.settings.banner, path=request.url.path)
+
+    def render(self, request: Request, template: str, view: Any, *, status: int = 200,
+               fragment: str | None = None, headers: Mapping[str, str] | None = None,
+               context: Mapping[str, Any] | None = None) -> HTMLResponse:
+        """Render ``template`` as a page, or as a fragment for a partial htmx request.
+
+        A fragment request renders ``fragment`` if given, else ``template`` without
+        the page chrome (``layout`` is ``_bare.html`` instead of ``base.html``).
+        Responses say ``Vary: HX-Request`` since one URL answers both ways.
+        """
+        partial = is_fragment_request(request)
+        name = fragment if (partial and fragment) else template
+        values: dict[str, Any] = {
+            "view": view, "locale": self.locale(request), "csrf_token": self.csrf_token(request),
+            "layout": "_bare.html" if partial else "base.html",
+            "chrome": None if partial else self.chrome(request),
+            **(context or {}),
+        }
+        html = self.templates.get_template(name).render(values)
+        response = HTMLResponse(html, status_code=status, headers=dict(headers or {}))
+        response.headers["Vary"] = "HX-Request"
+        self._remember_locale(request, response)
+        return response
+
+    def redirect(self, request: Request, url: str) -> Response:
+        """See Other for a plain request; ``HX-Redirect`` for htmx (it follows the
+        redirect itself otherwise and would swap the whole page into a fragment)."""
+        if request.headers.get("hx-request") == "true":
+            response: Response = Response(status_code=204, headers={"HX-Redirect": url})
+        else:
+            response = RedirectResponse(url, status_code=303)
+        self._remember_locale(request, response)
+        return response
+
+    def start_session(self, request: Request, response: Response, session: Session, *,
+                      locale: str | None = None) -> None:
+        """Put a new session cookie on ``response`` (sign-in, sign-out)."""
+        set_session_cookie(response, self.codec, session,
+                           secure=is_secure(request, self.settings.https))
+        if locale and i18n.supported(locale) and not request.cookies.get(i18n.LANG_COOKIE):
+            self.set_locale_cookie(request, response, locale)
+
+    def set_locale_cookie(self, request: Request, response: Response, locale: str) -> None:
+        response.set_cookie(i18n.LANG_COOKIE, locale, max_age=ONE_YEAR, httponly=True,
+                            samesite="lax", secure=is_secure(request, self.settings.https))
+
+    def _remember_locale(self, request: Request, response: Response) -> None:
+        chosen = i18n.supported(request.query_params.get(i18n.LANG_PARAM))
+        if chosen and chosen != request.cookies.get(i18n.LANG_COOKIE):
+            self.set_locale_cookie(request, response, chosen)
+
+
+def _with_param(request: Request, name: str, value: str) -> str:
+    params = dict(request.query_params)
+    params[name] = value
+    return f"{request.url.path}?{urlencode(params)}"

@@ -1,0 +1,1 @@
+"""The business users' screens: home, entity lists, record detail and forms."""
