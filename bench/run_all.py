@@ -1,0 +1,43 @@
+"""Run every benchmark of bench/ in turn; each rewrites its section of bench/RESULTS.md.
+
+``make bench`` calls this. Pass ``--quick`` for small sizes (a smoke run, minutes
+instead of the full 1M-row runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+from collections.abc import Sequence
+from pathlib import Path
+
+#: Arguments for a quick run, per benchmark module.
+QUICK = {
+    "bench_records": ["--bulk-rows", "5000", "--sizes", "5000,20000", "--runs", "30"],
+    "bench_permissions": ["--rows", "20000"],
+}
+
+
+def benchmarks() -> list[str]:
+    here = Path(__file__).resolve().parent
+    return sorted(m.name for m in pkgutil.iter_modules([str(here)])
+                  if m.name.startswith("bench_"))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run_all", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small sizes, no RESULTS.md update")
+    parser.add_argument("--only", action="append", help="run only these benchmark modules")
+    args = parser.parse_args(argv)
+    status = 0
+    for name in args.only or benchmarks():
+        module = importlib.import_module(f"bench.{name}")
+        extra = [*QUICK.get(name, []), "--no-write"] if args.quick else []
+        print(f"== {name} {' '.join(extra)}", flush=True)
+        status = max(status, int(module.main(extra)))
+    return status
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
