@@ -19,9 +19,11 @@ from engine.storage.identity_tables import (
     SHARE_TABLE,
     add_identity_tables,
 )
-from engine.storage.system_tables import NAMING_CONVENTION, USER_TABLE
+from engine.storage.system_tables import NAMING_CONVENTION, USER_TABLE, add_system_tables
 
 _tables = add_identity_tables(MetaData(naming_convention=NAMING_CONVENTION))
+#: The activity log, where "view as" is recorded (the system tables include identity's).
+activity: Table = add_system_tables(MetaData(naming_convention=NAMING_CONVENTION))["tp_activity"]
 
 user: Table = _tables[USER_TABLE]
 department: Table = _tables[DEPARTMENT_TABLE]

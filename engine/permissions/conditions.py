@@ -58,18 +58,24 @@ def condition_clause(entity: Entity, columns: Any, cond: Condition) -> ColumnEle
         else:
             empty = col.is_(None)
         return empty if op == "is_empty" else ~empty
+    clause: ColumnElement[bool]
     if op == "in":
-        return col.in_([_operand(ftype, v) for v in cond.value])
-    if op == "between":
+        clause = col.in_([_operand(ftype, v) for v in cond.value])
+    elif op == "between":
         low, high = (_operand(ftype, v) for v in cond.value)
-        return col.between(low, high)
-    if op in ("contains", "starts_with"):
-        if ftype is FieldType.MULTI_SELECT:
-            # Options are stored as a JSON array of strings: match the quoted option.
-            return cast(col, String).like(f'%"{escape_like(cond.value)}"%', escape="\\")
+        clause = col.between(low, high)
+    elif op in ("contains", "starts_with") and ftype is FieldType.MULTI_SELECT:
+        # Options are stored as a JSON array of strings: match the quoted option.
+        clause = cast(col, String).like(f'%"{escape_like(cond.value)}"%', escape="\\")
+    elif op in ("contains", "starts_with"):
         pattern = escape_like(cond.value)
-        return col.ilike(f"%{pattern}%" if op == "contains" else f"{pattern}%", escape="\\")
-    value = _operand(ftype, cond.value)
+        clause = col.ilike(f"%{pattern}%" if op == "contains" else f"{pattern}%", escape="\\")
+    else:
+        return _compare(col, op, _operand(ftype, cond.value))
+    return clause
+
+
+def _compare(col: Any, op: str, value: Any) -> ColumnElement[bool]:
     if op == "eq":
         return col == value  # type: ignore[no-any-return]
     if op == "ne":

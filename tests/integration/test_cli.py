@@ -23,6 +23,7 @@ from engine.storage.database import make_engine
 from tests.conftest import REPO_ROOT
 
 CRM = REPO_ROOT / "apps" / "crm"
+ADMIN = ("--admin-password", "first-admin-pw")  # init refuses to run without one
 
 
 def run(*argv: str) -> tuple[int, str]:
@@ -70,7 +71,7 @@ def test_check_reports_every_error_with_file_and_pointer(tmp_path: Path) -> None
 
 def test_init_migrate_dry_run_and_apply_keep_rows(db_url: str, tmp_path: Path) -> None:
     app = copy_crm(tmp_path)
-    code, out = run("init", "--db", db_url, "--app", str(app))
+    code, out = run("init", "--db", db_url, "--app", str(app), *ADMIN)
     assert code == 0, out
     code, out = run("seed", "--db", db_url, "--entity", "customer", "--rows", "50")
     assert code == 0, out
@@ -97,7 +98,7 @@ def test_init_migrate_dry_run_and_apply_keep_rows(db_url: str, tmp_path: Path) -
 
 def test_migrate_refuses_a_lossy_change_and_exits_1(sqlite_url: str, tmp_path: Path) -> None:
     app = copy_crm(tmp_path)
-    assert run("init", "--db", sqlite_url, "--app", str(app))[0] == 0
+    assert run("init", "--db", sqlite_url, "--app", str(app), *ADMIN)[0] == 0
     assert run("seed", "--db", sqlite_url, "--entity", "customer", "--rows", "5")[0] == 0
 
     def shrink(doc: dict) -> None:  # type: ignore[type-arg]
@@ -117,18 +118,18 @@ def test_migrate_refuses_a_lossy_change_and_exits_1(sqlite_url: str, tmp_path: P
 
 def test_init_twice_with_other_metadata_is_refused(sqlite_url: str, tmp_path: Path) -> None:
     app = copy_crm(tmp_path)
-    assert run("init", "--db", sqlite_url, "--app", str(app))[0] == 0
-    assert run("init", "--db", sqlite_url, "--app", str(app))[0] == 0  # same metadata: no-op
+    assert run("init", "--db", sqlite_url, "--app", str(app), *ADMIN)[0] == 0
+    assert run("init", "--db", sqlite_url, "--app", str(app), *ADMIN)[0] == 0  # same metadata: no-op
     edit_entity(app, "contact", lambda d: d["fields"].append(
         {"name": "nickname", "type": "text", "label": {"en": "Nickname", "zh-CN": "昵称"}}))
-    code, out = run("init", "--db", sqlite_url, "--app", str(app))
+    code, out = run("init", "--db", sqlite_url, "--app", str(app), *ADMIN)
     assert code == 1 and "migrate" in out
 
 
 def test_seed_refuses_an_unknown_entity_and_an_empty_database(sqlite_url: str) -> None:
     code, out = run("seed", "--db", sqlite_url, "--entity", "customer", "--rows", "1")
     assert code == 1 and "tidepool init" in out
-    assert run("init", "--db", sqlite_url)[0] == 0
+    assert run("init", "--db", sqlite_url, *ADMIN)[0] == 0
     code, out = run("seed", "--db", sqlite_url, "--entity", "nothing", "--rows", "1")
     assert code == 1 and "no entity 'nothing'" in out
 
