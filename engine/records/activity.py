@@ -21,6 +21,8 @@ CREATE = "create"
 UPDATE = "update"
 DELETE = "delete"
 RESTORE = "restore"
+COMMENT = "comment"
+ASSIGN = "assign"
 
 
 @dataclass(frozen=True)

@@ -76,6 +76,7 @@ ACTIVITY_TABLE = "tp_activity"
 SEQUENCE_TABLE = "tp_sequence"
 DEFAULT_COUNT_CAP = 10_000
 MAX_ACTIVITY_LIMIT = 200
+MAX_COMMENT_LENGTH = 10_000
 
 
 def utc_now() -> datetime:
@@ -276,11 +277,15 @@ class RecordService:
         return self._record(plan, plan.to_values(found[0]),
                             self.policy.hidden_fields(actor, plan.entity))
 
-    def list(self, actor: Actor, entity: str, query: ListQuery | None = None) -> Page:
-        """One keyset page of the records the actor may read, filtered, searched and sorted."""
+    def list(self, actor: Actor, entity: str, query: ListQuery | None = None, *,
+             action: str = "read") -> Page:
+        """One keyset page of the records the actor may read, filtered, searched and sorted.
+
+        ``action="export"`` lists what the actor may export instead (its grant and scope).
+        """
         plan = self.plan(entity)
         query = query if query is not None else ListQuery()
-        self.policy.check_action(actor, plan.entity, "read")
+        self.policy.check_action(actor, plan.entity, action)
         hidden = self.policy.hidden_fields(actor, plan.entity)
         limit = check_limit(plan, query.limit)
         sort = sort_plan(plan, query.sort, hidden)
@@ -288,7 +293,7 @@ class RecordService:
         table = plan.table
         if query.after:
             where.append(sort.after(table.c, decode_token(plan, sort, query.after)))
-        scope = self.policy.row_scope(actor, plan.entity, table, "read")
+        scope = self.policy.row_scope(actor, plan.entity, table, action)
         if scope.is_empty:
             return Page([], None, False)
         branches = scope.branches
@@ -549,6 +554,50 @@ class RecordService:
         conn.execute(insert(self.schema.system[ACTIVITY_TABLE]).values(
             feed.row(plan, record_id=record_id, kind=kind, actor_id=actor.user_id, at=now,
                      changes=changes)))
+
+    # --- comments and assignment --------------------------------------------------
+
+    def comment(self, actor: Actor, entity: str, record_id: int, body: str) -> None:
+        """Add a comment to a record's feed; anyone who may read the record may comment."""
+        plan = self.plan(entity)
+        text = body.strip() if isinstance(body, str) else ""
+        if not plan.activity:
+            raise ForbiddenError(plan.name, "comment", "this entity keeps no activity feed")
+        if not text or len(text) > MAX_COMMENT_LENGTH:
+            raise ValidationError(plan.name, {"body": "is required" if not text else
+                                              f"at most {MAX_COMMENT_LENGTH} characters"})
+        self.get(actor, entity, record_id)
+        with write_transaction(self.engine) as conn:
+            conn.execute(insert(self.schema.system[ACTIVITY_TABLE]).values(
+                {**feed.row(plan, record_id=record_id, kind=feed.COMMENT,
+                            actor_id=actor.user_id, at=self.clock(), changes=None),
+                 "body": text}))
+
+    def assign(self, actor: Actor, entity: str, record_id: int, owner_id: int | None, *,
+               version: int | None = None) -> Record:
+        """Give a record to another owner (the ``assign`` action on the record)."""
+        plan = self.plan(entity)
+        if not plan.owned:
+            raise ForbiddenError(plan.name, "assign", "this entity has no owners")
+        self.policy.check_action(actor, plan.entity, "assign")
+        hidden = self.policy.hidden_fields(actor, plan.entity)
+        now = self.clock()
+        with write_transaction(self.engine) as conn:
+            old = self._writable_row(conn, plan, actor, record_id, action="assign",
+                                     version=version, deleted=False)
+            errors: dict[str, str] = {}
+            reference_errors(conn, self.schema, plan, [{**old, "owner_id": owner_id}],
+                             names={"owner_id": owner_id}, bulk=False, errors=errors)
+            if errors:
+                raise ValidationError(plan.name, errors)
+            if old.get("owner_id") == owner_id:
+                return self._record(plan, old, hidden)
+            self._bump(conn, plan, record_id, version=int(old["version"]), now=now,
+                       columns={"owner_id": owner_id})
+            if plan.activity:
+                self._log(conn, plan, record_id, feed.ASSIGN, actor, now,
+                          [{"field": "owner_id", "old": old.get("owner_id"), "new": owner_id}])
+            return self._read_back(conn, plan, record_id, hidden)
 
     # --- delete and restore -------------------------------------------------------
 
