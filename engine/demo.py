@@ -97,9 +97,10 @@ def prepare_demo(url: str, *, apps: Sequence[Path], reset: bool = False,
         if applied is None:
             init_database(engine, target=registry, actor="demo")
             out.write(f"initialised {url}\n")
-        elif applied.fingerprint != registry.fingerprint:
-            apply_migration(engine, target=registry, actor="demo")
-            out.write(f"migrated {url} to the app packages\n")
+        else:  # also creates engine tables added since the database was made
+            plan = apply_migration(engine, target=registry, actor="demo")
+            if not plan.is_empty:
+                out.write(f"migrated {url} to the app packages\n")
         with write_transaction(engine) as conn:
             sync_roles(conn, registry)
         reps = prepare_people(engine, registry, out=out)

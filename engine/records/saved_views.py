@@ -1,0 +1,126 @@
+"""Saved list views: named list states, personal or shared.
+
+A view stores the list screen's query parameters (``{"param": ["value", ...]}``),
+not rows; opening one runs the list through the records service as whoever
+opens it, so a shared view never shows anyone more than their permissions do.
+Only the owner may change or delete a view; a shared view is visible to every
+user who may read the entity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, delete, insert, or_, select, update
+
+from engine.errors import DuplicateError, ForbiddenError, NotFoundError, ValidationError
+from engine.storage.database import write_transaction
+from engine.storage.tables import StorageSchema
+from engine.storage.view_tables import SAVED_VIEW_TABLE
+
+MAX_NAME = 100
+MAX_PARAMS = 100
+
+
+@dataclass(frozen=True)
+class SavedView:
+    id: int
+    owner_id: int
+    entity: str
+    name: str
+    shared: bool
+    state: dict[str, list[str]]
+
+
+def _view(row: Any) -> SavedView:
+    return SavedView(id=int(row.id), owner_id=int(row.owner_id), entity=row.entity,
+                     name=row.name, shared=bool(row.shared),
+                     state={str(k): [str(v) for v in vs] for k, vs in (row.state or {}).items()})
+
+
+def _check(name: str, state: Mapping[str, Sequence[str]]) -> tuple[str, dict[str, list[str]]]:
+    clean = name.strip() if isinstance(name, str) else ""
+    errors = {}
+    if not clean or len(clean) > MAX_NAME:
+        errors["name"] = f"required, at most {MAX_NAME} characters"
+    values = {str(k): [str(v) for v in vs] for k, vs in state.items()}
+    if sum(len(vs) for vs in values.values()) > MAX_PARAMS:
+        errors["state"] = f"at most {MAX_PARAMS} parameters"
+    if errors:
+        raise ValidationError("saved_view", errors)
+    return clean, values
+
+
+class SavedViews:
+    """The saved views of one database."""
+
+    def __init__(self, engine: Engine, schema: StorageSchema) -> None:
+        self.engine = engine
+        self.table = schema.system[SAVED_VIEW_TABLE]
+
+    def visible(self, user_id: int, entity: str) -> list[SavedView]:
+        """The user's own views of the entity, then those others share, by name."""
+        t = self.table
+        stmt = select(t).where(t.c.entity == entity,
+                               or_(t.c.owner_id == user_id, t.c.shared.is_(True))) \
+            .order_by((t.c.owner_id != user_id), t.c.name, t.c.id)
+        with self.engine.connect() as conn:
+            return [_view(r) for r in conn.execute(stmt)]
+
+    def get(self, user_id: int, view_id: int) -> SavedView:
+        """A view the user owns or that is shared; ``NotFoundError`` otherwise."""
+        t = self.table
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t).where(
+                t.c.id == view_id, or_(t.c.owner_id == user_id, t.c.shared.is_(True)))).first()
+        if row is None:
+            raise NotFoundError("saved_view", view_id)
+        return _view(row)
+
+    def save(self, user_id: int, entity: str, name: str, state: Mapping[str, Sequence[str]],
+             *, shared: bool = False) -> SavedView:
+        """Create the user's view ``name`` of the entity, or replace it if it exists."""
+        clean, values = _check(name, state)
+        t = self.table
+        now = datetime.now(UTC)
+        with write_transaction(self.engine) as conn:
+            existing = conn.execute(select(t.c.id).where(
+                t.c.owner_id == user_id, t.c.entity == entity, t.c.name == clean)).scalar()
+            if existing is None:
+                view_id = conn.execute(insert(t).values(
+                    owner_id=user_id, entity=entity, name=clean, shared=shared, state=values,
+                    created_at=now, updated_at=now).returning(t.c.id)).scalar_one()
+            else:
+                view_id = existing
+                conn.execute(update(t).where(t.c.id == existing).values(
+                    shared=shared, state=values, updated_at=now))
+            return _view(conn.execute(select(t).where(t.c.id == view_id)).one())
+
+    def rename(self, user_id: int, view_id: int, name: str) -> SavedView:
+        view = self._own(user_id, view_id)
+        clean, _ = _check(name, {})
+        t = self.table
+        with write_transaction(self.engine) as conn:
+            taken = conn.execute(select(t.c.id).where(
+                t.c.owner_id == user_id, t.c.entity == view.entity, t.c.name == clean,
+                t.c.id != view_id)).scalar()
+            if taken is not None:
+                raise DuplicateError("saved_view", key="name", fields=("name",),
+                                     values={"name": clean}, existing_id=taken)
+            conn.execute(update(t).where(t.c.id == view_id).values(
+                name=clean, updated_at=datetime.now(UTC)))
+        return self.get(user_id, view_id)
+
+    def delete(self, user_id: int, view_id: int) -> None:
+        self._own(user_id, view_id)
+        with write_transaction(self.engine) as conn:
+            conn.execute(delete(self.table).where(self.table.c.id == view_id))
+
+    def _own(self, user_id: int, view_id: int) -> SavedView:
+        view = self.get(user_id, view_id)
+        if view.owner_id != user_id:
+            raise ForbiddenError("saved_view", "change", "only its owner may change a view")
+        return view
