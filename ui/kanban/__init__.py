@@ -1,0 +1,1 @@
+"""The kanban board of pipelined entities (routes in ``ui.kanban.routes``)."""

@@ -1,0 +1,200 @@
+"""Kanban routes: the board of a pipelined entity, its columns' pages, and card moves.
+
+- ``GET  /e/{entity}/kanban``: a column per stage (count, amount total, first cards).
+- ``GET  /e/{entity}/kanban/column/{stage}?after=``: the next keyset page of a column.
+- ``POST /e/{entity}/kanban/{id}/move`` (``to`` or ``dropped``, ``version``, and values
+  of fields the target stage requires): moves through ``RecordService.move_stage``.
+  An htmx request gets the card in its new column and every column head
+  (``<hx-partial>``); a refusal (422 rules, 403, 404, 409) re-renders the card
+  where it was, saying why and asking for missing fields. A plain form post is
+  redirected on success and gets the card on a page of its own when refused.
+- ``GET  /e/{entity}/{id}/stage?to=``: that page, from the record's detail actions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from engine.actor import Actor
+from engine.errors import (
+    ConflictError,
+    ForbiddenError,
+    NotFoundError,
+    QueryError,
+    StageTransitionError,
+    ValidationError,
+)
+from engine.metadata.model import Entity, Feature
+from engine.records import InputSource, Record
+from engine.records.stages import STAGE
+from ui.auth import safe_next
+from ui.context import ActionButton, NavLink, UIContext, is_fragment_request
+from ui.kanban.board import Board, CardView, FieldInput, MovedView, MovePage
+
+
+def _pipelined(ui: UIContext, request: Request) -> Entity:
+    name = request.path_params["entity"]
+    entity = ui.runtime().registry.entities.get(name)
+    if entity is None or not entity.has(Feature.PIPELINED):
+        raise NotFoundError("entity", name)
+    return entity
+
+
+def _board(ui: UIContext, request: Request, actor: Actor, entity: Entity) -> Board:
+    records = ui.runtime().records
+    rules = records.stage_rules(entity.name)
+    if rules is None:  # pipelined, but the pipeline is missing: nothing to show
+        raise NotFoundError("pipeline", entity.name)
+
+    def t(message: str, **values: object) -> str:
+        return ui.t(request, message, **values)
+
+    return Board(records, actor, entity, rules, locale=ui.locale(request), t=t)
+
+
+def _version(form: FormData) -> int:
+    raw = str(form.get("version", ""))
+    if not raw.isdigit():
+        raise QueryError("record", "version", "the form must send the record's version")
+    return int(raw)
+
+
+def routes(ui: UIContext) -> list[BaseRoute]:
+    def board(request: Request, form: FormData | None) -> Response:
+        actor = ui.actor(request)
+        b = _board(ui, request, actor, _pipelined(ui, request))
+        return ui.render(request, "kanban/board.html", b.board(request.query_params.get("q", "")))
+
+    def column(request: Request, form: FormData | None) -> Response:
+        actor = ui.actor(request)
+        b = _board(ui, request, actor, _pipelined(ui, request))
+        stage = request.path_params["stage"]
+        if b.rules.find(stage) is None:
+            raise NotFoundError("stage", stage)
+        cards, more = b.cards(stage, search=request.query_params.get("q", ""),
+                              after=request.query_params.get("after") or None)
+        return ui.render(request, "kanban/_more.html", {"stage": stage, "cards": cards,
+                                                        "more_url": more})
+
+    def move(request: Request, form: FormData | None) -> Response:
+        assert form is not None
+        actor = ui.actor(request)
+        entity = _pipelined(ui, request)
+        b = _board(ui, request, actor, entity)
+        record_id = int(request.path_params["record_id"])
+        to = str(form.get("dropped") or form.get("to") or "")
+        stage = b.rules.find(to)
+        # Only what the target stage asks for rides along with a move.
+        values = {n: str(form[n]) for n in (stage.required_fields if stage else ())
+                  if n in form}
+        refuse = _refusal(ui, request, b, record_id, next_url=str(form.get("next") or ""))
+        try:
+            moved = ui.runtime().records.move_stage(
+                actor, entity.name, record_id, to=to, version=_version(form), values=values,
+                source=InputSource.STRING)
+        except StageTransitionError as exc:
+            return refuse(422, b.transition_message(exc), None)
+        except ValidationError as exc:
+            errors = exc.field_errors
+            return refuse(422, b.invalid_message(exc, to),
+                          lambda r: (b.inputs_for(r, to, values, errors), to))
+        except ConflictError:
+            return refuse(409, ui.t(request, "Someone else changed this record meanwhile: "
+                                             "this is how it is now."), None)
+        except ForbiddenError:
+            return refuse(403, ui.t(request, "You may not move this record."), None)
+        except NotFoundError:
+            return refuse(404, "", None)
+        if not is_fragment_request(request):
+            return ui.redirect(request, safe_next(str(form.get("next") or b.board_url())))
+        heads = b.heads()
+        return ui.render(request, "kanban/_moved.html",
+                         MovedView(card=b.card(moved), heads=list(heads.values())))
+
+    def stage_page(request: Request, form: FormData | None) -> Response:
+        actor = ui.actor(request)
+        entity = _pipelined(ui, request)
+        b = _board(ui, request, actor, entity)
+        record = ui.runtime().records.get(actor, entity.name, int(request.path_params["record_id"]))
+        to = request.query_params.get("to", "")
+        card = b.card(record, inputs=b.inputs_for(record, to, {}, {}), target=to) \
+            if to in b.rules.next_stages(record.get(STAGE)) else b.card(record)
+        return ui.render(request, "kanban/move.html",
+                         MovePage(title=card.title, card=card, board_url=b.board_url()),
+                         context={"card": card, "next": f"/e/{entity.name}/{record.id}"})
+
+    ui.add_nav(lambda request, actor: _nav(ui, request, actor))
+    ui.add_detail_actions(lambda request, actor, entity, record:
+                          _stage_buttons(ui, request, actor, entity, record))
+    return [
+        Route("/e/{entity}/kanban", ui.endpoint(board), name="kanban"),
+        Route("/e/{entity}/kanban/column/{stage}", ui.endpoint(column), name="kanban_column"),
+        Route("/e/{entity}/kanban/{record_id:int}/move", ui.endpoint(move), methods=["POST"],
+              name="kanban_move"),
+        Route("/e/{entity}/{record_id:int}/stage", ui.endpoint(stage_page), name="stage_page"),
+    ]
+
+
+Inputs = Callable[[Record], tuple[list[FieldInput], str]]
+
+
+def _refusal(ui: UIContext, request: Request, b: Board, record_id: int, *,
+             next_url: str) -> Callable[[int, str, Inputs | None], Response]:
+    """A refused move: the card as it is now, saying why; a gone card if it cannot be read."""
+    def refuse(status: int, message: str, inputs: Inputs | None) -> Response:
+        try:
+            record = ui.runtime().records.get(b.actor, b.entity.name, record_id)
+        except NotFoundError:
+            status, record = 404, None
+        if record is None:
+            card = CardView(id=record_id, version=0, title="", url="", amount="", stage="",
+                            move_url="", options=[],
+                            error=ui.t(request, "This record is gone or no longer yours "
+                                                "to see."))
+        else:
+            fields, target = inputs(record) if inputs is not None else ([], "")
+            card = b.card(record, error=message, inputs=fields, target=target)
+        return ui.render(request, "kanban/move.html",
+                         MovePage(title=card.title or b.entity.label.get(b.locale), card=card,
+                                  board_url=b.board_url()),
+                         status=status, fragment="kanban/_card.html",
+                         context={"card": card, "next": safe_next(next_url) if next_url else ""})
+    return refuse
+
+
+def _nav(ui: UIContext, request: Request, actor: Actor) -> list[NavLink]:
+    """A board link for each pipelined entity the actor may read."""
+    links = []
+    locale = ui.locale(request)
+    for entity in ui.runtime().registry.entities.values():
+        if entity.has(Feature.PIPELINED) and ui.may(actor, entity, "read"):
+            url = f"/e/{entity.name}/kanban"
+            label = ui.t(request, "%(entity)s board",
+                         entity=entity.plural_label.get(locale) or entity.label.get(locale))
+            links.append(NavLink(label, url, active=request.url.path == url))
+    return links
+
+
+def _stage_buttons(ui: UIContext, request: Request, actor: Actor, entity: Entity,
+                   record: Record) -> list[ActionButton]:
+    """On a record's page: one "move to" link per stage it may go to next."""
+    if not entity.has(Feature.PIPELINED) or not ui.may(actor, entity, "update"):
+        return []
+    rules = ui.runtime().records.stage_rules(entity.name)
+    if rules is None:
+        return []
+    locale = ui.locale(request)
+    buttons = []
+    for key in rules.next_stages(record.get(STAGE)):
+        stage = rules.find(key)
+        assert stage is not None
+        buttons.append(ActionButton(
+            label=ui.t(request, "Move to %(stage)s", stage=stage.label.get(locale)),
+            url=f"/e/{entity.name}/{record.id}/stage?to={key}", method="get",
+            style="secondary"))
+    return buttons
