@@ -1,0 +1,186 @@
+"""Lists through the API: keyset pages that visit every visible row once, the filter
+syntax, sort and search, refusals of bad queries with 400, and the paged activity feed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from engine.actor import Actor
+from tests.ui.api.conftest import API, World
+
+INDUSTRIES = ["retail", "saas", "catering", None]
+ROWS = 30
+
+
+class Seeded:
+    def __init__(self, ids: list[int], rows: list[dict[str, Any]], rep1: set[int],
+                 pool: set[int]) -> None:
+        self.ids = ids
+        self.rows = rows
+        self.rep1 = rep1
+        self.pool = pool
+
+    def where(self, test: Any) -> set[int]:
+        return {i for i, row in zip(self.ids, self.rows) if test(row)}
+
+
+@pytest.fixture
+def seeded(world: World) -> Seeded:
+    """30 rows: a third each owned by rep1, by rep2, and waiting in the pool."""
+    owners = [world.users["rep1"], world.users["rep2"], None]
+    rows = []
+    for i in range(ROWS):
+        rows.append({
+            "name": f"Cust {i:02d}", "industry": INDUSTRIES[i % 4], "employees": i,
+            "owner_id": owners[i % 3] or world.users["admin"],
+            "website": f"https://x{i}.example.com" if i % 5 == 0 else None,
+            "licence_no": f"91310000MA1FL{i:04d}X" if i % 2 == 0 else None,
+            "phone": f"+86 138 0000 {i:04d}", "tags": ["vip"] if i % 7 == 0 else None,
+        })
+    ids = world.live.current().records.bulk_create(Actor.system("test"), "customer", rows)
+    pool = {ids[i] for i in range(ROWS) if i % 3 == 2}
+    for record_id in pool:
+        world.put_in_pool("customer", record_id, "customer_pool")
+    rep1 = {ids[i] for i in range(ROWS) if i % 3 == 0}
+    return Seeded(ids, rows, rep1, pool)
+
+
+def _walk(world: World, login: str, params: dict[str, str]) -> list[dict[str, Any]]:
+    """Every page of a list, following the ``next`` links (and checking the Link header)."""
+    response = world.get(login, "/customer", params=params)
+    seen: list[dict[str, Any]] = []
+    for _ in range(100):
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert len(body["items"]) <= int(params.get("limit", 50))
+        seen += body["items"]
+        if body["next"] is None:
+            assert body["next_token"] is None and "link" not in response.headers
+            return seen
+        assert body["next"].startswith(f"https://crm.test{API}/customer?")
+        assert response.headers["link"] == f'<{body["next"]}>; rel="next"'
+        response = world.client.get(body["next"], headers=world.auth(login))
+    raise AssertionError("the pages never ended")
+
+
+@pytest.mark.parametrize("sort", [None, "id", "-id", "industry", "-industry", "licence_no",
+                                  "-updated_at"])
+def test_pages_visit_every_visible_row_once(world: World, seeded: Seeded,
+                                            sort: str | None) -> None:
+    for login, limit, expected in (("rep1", 3, seeded.rep1 | seeded.pool),
+                                   ("admin", 7, set(seeded.ids))):
+        params = {"limit": str(limit), **({"sort": sort} if sort else {})}
+        rows = _walk(world, login, params)
+        ids = [r["id"] for r in rows]
+        assert len(ids) == len(set(ids)) and set(ids) == expected, (login, sort)
+        if sort:
+            key = sort.lstrip("-")
+            values = [r[key] for r in rows]
+            present = [v for v in values if v is not None]
+            assert present == sorted(present, reverse=sort.startswith("-"))
+            assert values == present + [None] * (len(values) - len(present))  # NULLs last
+
+
+def test_filters_sort_and_search(world: World, seeded: Seeded) -> None:
+    def ids(params: dict[str, str], login: str = "admin") -> set[int]:
+        response = world.get(login, "/customer", params={"limit": "200", **params})
+        assert response.status_code == 200, response.text
+        return {r["id"] for r in response.json()["items"]}
+
+    assert ids({"filter[industry]": "retail"}) == seeded.where(lambda r: r["industry"] == "retail")
+    assert ids({"filter[industry][eq]": "retail"}) == ids({"filter[industry]": "retail"})
+    assert ids({"filter[industry][in]": "retail,saas"}) == \
+        seeded.where(lambda r: r["industry"] in ("retail", "saas"))
+    assert ids({"filter[industry][in]": ["retail", "saas"]}) == \
+        ids({"filter[industry][in]": "retail,saas"})
+    assert ids({"filter[industry][is_empty]": ""}) == \
+        seeded.where(lambda r: r["industry"] is None)
+    assert ids({"filter[employees][gte]": "25"}) == seeded.where(lambda r: r["employees"] >= 25)
+    assert ids({"filter[employees][between]": "5,9"}) == \
+        seeded.where(lambda r: 5 <= r["employees"] <= 9)
+    assert ids({"filter[employees][ne]": "3"}) == seeded.where(lambda r: r["employees"] != 3)
+    assert ids({"filter[website][not_empty]": "true"}) == \
+        seeded.where(lambda r: r["website"] is not None)
+    assert ids({"filter[name][starts_with]": "Cust 1"}) == \
+        seeded.where(lambda r: r["name"].startswith("Cust 1"))
+    assert ids({"filter[tags][contains]": "vip"}) == seeded.where(lambda r: r["tags"])
+    assert ids({"filter[industry]": "retail", "filter[employees][lt]": "10"}) == \
+        seeded.where(lambda r: r["industry"] == "retail" and r["employees"] < 10)
+    assert ids({"filter[owner_id]": str(world.users["rep1"])}) == seeded.rep1
+    assert ids({"filter[pool_id]": "customer_pool"}, login="rep1") == seeded.pool
+    # Search: a substring of name, phone or licence number; LIKE wildcards match literally.
+    assert ids({"q": "Cust 2"}) == seeded.where(lambda r: r["name"].startswith("Cust 2"))
+    assert ids({"q": "0000 0007"}) == seeded.where(lambda r: r["employees"] == 7)
+    assert ids({"q": "%"}) == set() and ids({"q": "_"}) == set()
+    assert ids({"q": "Cust"}, login="rep1") == seeded.rep1 | seeded.pool
+    # Sort with a filter and a limit: the first rows in order.
+    first = world.get("admin", "/customer", params={"sort": "-licence_no", "limit": "2",
+                                                    "filter[industry]": "retail"}).json()
+    licences = sorted((r["licence_no"] for r in seeded.rows
+                       if r["industry"] == "retail" and r["licence_no"]), reverse=True)
+    assert [r["licence_no"] for r in first["items"]] == licences[:2]
+
+
+@pytest.mark.parametrize("params,field", [
+    ({"filter[nope]": "1"}, "nope"),
+    ({"filter[employees][like]": "1"}, "employees"),
+    ({"filter[employees][gte]": "lots"}, "employees"),
+    ({"filter[employees][between]": "1"}, "employees"),
+    ({"filter[employees][gte]": ["1", "2"]}, "employees"),
+    ({"filter[website][is_empty]": "no"}, "website"),
+    ({"filter[location][eq]": "1,2"}, "location"),
+    ({"filter[]": "1"}, "filter[]"),
+    ({"filters[name]": "x"}, "filters[name]"),
+    ({"page": "2"}, "page"),
+    ({"sort": "notes"}, "notes"),
+    ({"sort": "--id"}, "-id"),
+    ({"sort": ["id", "name"]}, "sort"),
+    ({"limit": "0"}, "limit"),
+    ({"limit": "201"}, "limit"),
+    ({"limit": "ten"}, "limit"),
+    ({"after": "not-a-token"}, "query"),
+    ({"include_deleted": "maybe"}, "include_deleted"),
+])
+def test_bad_queries_are_400_naming_the_part(sqlite_world: World, params: dict[str, Any],
+                                             field: str) -> None:
+    response = sqlite_world.get("admin", "/customer", params=params)
+    assert response.status_code == 400, response.text
+    body = response.json()
+    assert body["type"] == "urn:tidepool:problem:bad-query"
+    assert list(body["errors"]) == [field]
+
+
+def test_a_page_token_belongs_to_its_sort(world: World, seeded: Seeded) -> None:
+    page = world.get("admin", "/customer", params={"sort": "id", "limit": "2"}).json()
+    other = world.get("admin", "/customer", params={"sort": "-id", "after": page["next_token"]})
+    assert other.status_code == 400 and "another sort" in other.json()["detail"]
+    recycle = world.get("admin", "/follow_up", params={"only_deleted": "true"})
+    assert recycle.status_code == 400 and "recycle bin" in recycle.json()["detail"]
+
+
+def test_the_activity_feed_pages_backwards(world: World) -> None:
+    record = world.create("rep1", "customer", {"name": "Busy", "employees": 0})
+    for n in range(1, 8):
+        assert world.patch("rep1", f"/customer/{record['id']}",
+                           {"version": n, "employees": n}).status_code == 200
+    url = f"{API}/customer/{record['id']}/activity?limit=3"
+    entries: list[dict[str, Any]] = []
+    sizes = []
+    while url:
+        response = world.client.get(url, headers=world.auth("rep1"))
+        assert response.status_code == 200, response.text
+        body = response.json()
+        sizes.append(len(body["items"]))
+        entries += body["items"]
+        url = body["next"]
+    assert sizes == [3, 3, 2]
+    ids = [e["id"] for e in entries]
+    assert ids == sorted(ids, reverse=True) and len(set(ids)) == 8
+    assert [e["kind"] for e in entries] == ["update"] * 7 + ["create"]
+    assert [c["new"] for e in entries[:7] for c in e["changes"]] == [7, 6, 5, 4, 3, 2, 1]
+    path = f"/customer/{record['id']}/activity"
+    for params in ({"limit": "0"}, {"limit": "101"}, {"before": "x"}, {"after": "1"}):
+        bad = world.get("rep1", path, params=params)
+        assert bad.status_code == 400, params
