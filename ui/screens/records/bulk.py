@@ -1,0 +1,73 @@
+"""Bulk actions over selected records: update a field, assign, delete.
+
+Each record goes through the records service on its own, so every permission
+and validation check applies per record; one refused record does not stop the
+others, and the result says which ones failed and why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from engine.actor import Actor
+from engine.errors import (
+    ConflictError,
+    DuplicateError,
+    ForbiddenError,
+    NotFoundError,
+    TidepoolError,
+    ValidationError,
+)
+from engine.metadata.model import Entity
+from engine.records.coerce import InputSource
+from engine.runtime import Runtime
+
+MAX_BULK = 500
+ACTIONS = ("update", "assign", "delete")
+
+
+@dataclass
+class BulkResult:
+    done: int = 0
+    failed: list[tuple[int, str]] = field(default_factory=list)
+
+
+def _reason(exc: TidepoolError) -> str:
+    if isinstance(exc, ValidationError):
+        return "; ".join(f"{k}: {v}" for k, v in exc.field_errors.items())
+    if isinstance(exc, NotFoundError):
+        return "not found"
+    if isinstance(exc, ForbiddenError):
+        return exc.reason or "forbidden"
+    return str(exc)
+
+
+def run_bulk(runtime: Runtime, actor: Actor, entity: Entity, ids: Sequence[int], *,
+             action: str, field_name: str = "", value: str = "",
+             owner: int | None = None) -> BulkResult:
+    """Apply ``action`` to each record; ``ValidationError`` if the action itself is malformed."""
+    if action not in ACTIONS:
+        raise ValidationError(entity.name, {"action": f"one of {', '.join(ACTIONS)}"})
+    if action == "update" and not entity.has_field(field_name):
+        raise ValidationError(entity.name, {"field": "choose a field to update"})
+    result = BulkResult()
+    records = runtime.records
+    for record_id in ids[:MAX_BULK]:
+        try:
+            if action == "delete":
+                records.delete(actor, entity.name, record_id)
+            else:
+                current = records.get(actor, entity.name, record_id)
+                if action == "assign":
+                    records.assign(actor, entity.name, record_id, owner,
+                                   version=current.version)
+                else:
+                    records.update(actor, entity.name, record_id, {field_name: value},
+                                   version=current.version, source=InputSource.STRING)
+        except (ValidationError, NotFoundError, ForbiddenError, ConflictError,
+                DuplicateError) as exc:
+            result.failed.append((record_id, _reason(exc)))
+        else:
+            result.done += 1
+    return result

@@ -1,0 +1,170 @@
+"""Field values as people read them: option labels, names, formatted numbers.
+
+``Names`` resolves the ids that references and user fields hold into titles and
+display names in one batch per page, through the records service as the
+signed-in actor: a referenced record the actor may not read stays ``#id`` and
+gets no link.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from engine.actor import Actor
+from engine.errors import ForbiddenError, NotFoundError, QueryError
+from engine.metadata.model import Entity, Field, FieldType
+from engine.permissions.directory import people_by_id
+from engine.records.coerce import to_string
+from engine.records.query import Filter, ListQuery
+from engine.records.record import Record
+from engine.runtime import Runtime
+from ui.i18n import t
+
+#: Fields the engine adds to owned/pooled/pipelined entities, shown under these labels.
+SYSTEM_LABELS = {"owner_id": "Owner", "pool_id": "Pool", "stage": "Stage",
+                 "created_at": "Created", "updated_at": "Updated", "created_by": "Created by",
+                 "id": "ID", "version": "Version", "deleted_at": "Deleted"}
+LONG_TYPES = frozenset({FieldType.LONG_TEXT, FieldType.RICH_TEXT, FieldType.ADDRESS,
+                        FieldType.FILE})
+
+
+@dataclass
+class Names:
+    """Titles of referenced records and names of users, fetched once per page."""
+
+    records: dict[tuple[str, int], str] = field(default_factory=dict)
+    people: dict[int, str] = field(default_factory=dict)
+
+    def title(self, entity: str, record_id: int) -> str | None:
+        return self.records.get((entity, record_id))
+
+    def person(self, user_id: int) -> str:
+        return self.people.get(user_id, f"#{user_id}")
+
+
+def resolve_names(runtime: Runtime, actor: Actor, entity: Entity, records: Iterable[Record],
+                  *, fields: Iterable[Field] | None = None,
+                  extra_people: Iterable[int] = ()) -> Names:
+    """Batch-load what ``records`` reference (only what ``actor`` may read)."""
+    rows = list(records)
+    shown = list(fields) if fields is not None else list(entity.fields)
+    wanted: dict[str, set[int]] = {}
+    people: set[int] = set(extra_people)
+    for record in rows:
+        for key in ("owner_id", "created_by"):
+            if isinstance(record.get(key), int):
+                people.add(record[key])
+        for f in shown:
+            value = record.get(f.name)
+            if value is None:
+                continue
+            if f.type is FieldType.REFERENCE and f.target:
+                wanted.setdefault(f.target, set()).add(int(value))
+            elif f.type is FieldType.USER:
+                people.add(int(value))
+    names = Names()
+    for target, ids in wanted.items():
+        names.records.update(titles(runtime, actor, target, ids))
+    names.people = {pid: p.display_name for pid, p in people_by_id(runtime.engine, people).items()}
+    return names
+
+
+def titles(runtime: Runtime, actor: Actor, entity: str, ids: Iterable[int]) -> dict[tuple[str, int], str]:
+    target = runtime.registry.entities.get(entity)
+    wanted = sorted(set(ids))
+    if target is None or not wanted:
+        return {}
+    found: dict[tuple[str, int], str] = {}
+    title_field = target.field(target.title_field)
+    for start in range(0, len(wanted), 200):
+        chunk = wanted[start:start + 200]
+        query = ListQuery(filters=(Filter("id", "in", chunk),), limit=len(chunk))
+        try:
+            page = runtime.records.list(actor, entity, query)
+        except (ForbiddenError, NotFoundError, QueryError):
+            return {}
+        for record in page.rows:
+            text = to_string(title_field, record.get(title_field.name)) if \
+                title_field.name in record else ""
+            found[(entity, record.id)] = text or f"#{record.id}"
+    return found
+
+
+def option_label(f: Field, value: Any, locale: str) -> str:
+    option = f.option(value) if isinstance(value, str) else None
+    return (option.label.get(locale) or option.value) if option else str(value)
+
+
+def _number(value: Decimal | float, places: int | None = None) -> str:
+    if isinstance(value, Decimal) and places is None:
+        places = max(0, -value.as_tuple().exponent) if isinstance(
+            value.as_tuple().exponent, int) else 2
+    return f"{value:,.{places}f}" if places is not None else f"{value:,}"
+
+
+def display(f: Field, value: Any, locale: str, names: Names | None = None) -> str:
+    """One value as text for lists, details and exports (no markup)."""
+    if value is None or value == "" or value == []:
+        return ""
+    typ = f.type
+    if typ is FieldType.SELECT:
+        return option_label(f, value, locale)
+    if typ is FieldType.MULTI_SELECT:
+        return ", ".join(option_label(f, v, locale) for v in value)
+    if typ is FieldType.BOOLEAN:
+        return t(locale, "Yes") if value else t(locale, "No")
+    if typ is FieldType.MONEY:
+        return f"{value['currency']} {_number(value['amount'], 2)}"
+    if typ is FieldType.PERCENT:
+        return f"{_number(value)}%"
+    if typ in (FieldType.INTEGER, FieldType.DECIMAL):
+        return _number(value)
+    if typ is FieldType.RATING:
+        return "★" * int(value)
+    if typ is FieldType.DATETIME and isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M UTC")
+    if typ is FieldType.DATE and isinstance(value, date):
+        return value.isoformat()
+    if typ is FieldType.REFERENCE:
+        title = names.title(f.target or "", int(value)) if names else None
+        return title or f"#{value}"
+    if typ is FieldType.USER:
+        return names.person(int(value)) if names else f"#{value}"
+    if typ is FieldType.GEO_POINT:
+        return f"{value['lat']}, {value['lng']}"
+    if typ is FieldType.ADDRESS:
+        return address_text(value)
+    if typ is FieldType.FILE:
+        return str(value.get("name", ""))
+    return to_string(f, value)
+
+
+def address_text(value: Mapping[str, Any]) -> str:
+    if "text" in value and len(value) == 1:
+        return str(value["text"])
+    order = ("text", "street", "district", "city", "province", "postcode", "country")
+    parts = [str(value[k]) for k in order if value.get(k)]
+    parts += [str(v) for k, v in sorted(value.items()) if k not in order and v]
+    return ", ".join(parts)
+
+
+def system_label(name: str, locale: str) -> str:
+    return t(locale, SYSTEM_LABELS.get(name, name))
+
+
+def system_display(name: str, value: Any, names: Names,
+                   labels: Mapping[str, Mapping[str, str]] | None = None) -> str:
+    """A system value as text; ``labels`` maps pool and stage keys to their labels."""
+    if value is None:
+        return ""
+    if name in ("owner_id", "created_by"):
+        return names.person(int(value))
+    if name in ("pool_id", "stage"):
+        return (labels or {}).get(name, {}).get(value, str(value))
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M UTC")
+    return str(value)

@@ -1,0 +1,75 @@
+"""A record's activity feed as people read it: who did what, field by field."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from engine.metadata.model import Entity
+from engine.records.activity import ActivityEntry
+from engine.records.coerce import CoercionError, coerce
+from ui.i18n import t
+from ui.screens.records.display import Names, display, system_display, system_label
+
+_KINDS = {"create": "created the record", "update": "changed", "delete": "deleted the record",
+          "restore": "restored the record", "comment": "commented", "assign": "assigned",
+          "stage": "moved the stage", "claim": "claimed", "return": "returned it to the pool"}
+
+
+@dataclass(frozen=True)
+class Change:
+    label: str
+    old: str
+    new: str
+
+
+@dataclass(frozen=True)
+class FeedEntry:
+    id: int
+    at: str
+    at_iso: str
+    who: str
+    kind: str
+    what: str
+    changes: list[Change]
+    body: str | None
+
+
+def _value(entity: Entity, name: str, value: Any, locale: str, names: Names,
+           labels: Mapping[str, Mapping[str, str]]) -> str:
+    if not entity.has_field(name):
+        return system_display(name, value, names, labels)
+    f = entity.field(name)
+    try:
+        return display(f, coerce(f, value), locale, names)
+    except CoercionError:  # the field changed type since: show what was written
+        return "" if value is None else str(value)
+
+
+def feed_entries(entity: Entity, entries: Sequence[ActivityEntry], locale: str, names: Names,
+                 labels: Mapping[str, Mapping[str, str]]) -> list[FeedEntry]:
+    out = []
+    for e in entries:
+        changes = []
+        for c in e.changes:
+            label = entity.field(c.field).label.get(locale) if entity.has_field(c.field) \
+                else system_label(c.field, locale)
+            changes.append(Change(label, _value(entity, c.field, c.old, locale, names, labels),
+                                  _value(entity, c.field, c.new, locale, names, labels)))
+        who = t(locale, "System") if e.actor_id is None else names.person(e.actor_id)
+        out.append(FeedEntry(id=e.id, at=e.at.strftime("%Y-%m-%d %H:%M"),
+                             at_iso=e.at.isoformat(), who=who, kind=e.kind,
+                             what=t(locale, _KINDS.get(e.kind, e.kind)), changes=changes,
+                             body=e.body))
+    return out
+
+
+def people_in(entries: Sequence[ActivityEntry]) -> set[int]:
+    """Everyone a feed names: authors, and owners that changed hands."""
+    found = {e.actor_id for e in entries if e.actor_id is not None}
+    for e in entries:
+        for c in e.changes:
+            if c.field in ("owner_id", "created_by"):
+                found.update(v for v in (c.old, c.new) if isinstance(v, int))
+    return found

@@ -1,0 +1,233 @@
+"""Create and edit forms: a widget per field, per-field errors (422), stale edits (409)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.datastructures import FormData, UploadFile
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from engine.actor import Actor
+from engine.errors import ConflictError, DuplicateError, ValidationError
+from engine.metadata.model import Entity, Field, FieldType
+from engine.permissions.directory import search_people
+from engine.records.coerce import InputSource
+from engine.records.query import ListQuery
+from engine.records.record import Record
+from engine.runtime import Runtime
+from ui.context import UIContext
+from ui.screens.records import files
+from ui.screens.records._common import entity_of, record_id_of
+from ui.screens.records.display import display, titles
+from ui.screens.records.listing import Choice
+from ui.screens.records.widgets import (
+    NOT_EDITABLE,
+    Widget,
+    build_widget,
+    changed_payload,
+    initial_texts,
+)
+
+REFERENCE_CHOICES = 20
+
+
+@dataclass(frozen=True)
+class FormView:
+    entity: str
+    title: str
+    action: str
+    cancel_url: str
+    widgets: list[Widget]
+    is_new: bool
+    version: int | None = None
+    errors: list[str] = field(default_factory=list)
+    conflict: str = ""
+    multipart: bool = False
+
+
+def _fields(runtime: Runtime, actor: Actor, entity: Entity) -> tuple[list[Field], frozenset[str]]:
+    hidden = runtime.policy.hidden_fields(actor, entity)
+    readonly = runtime.policy.readonly_fields(actor, entity)
+    shown = [f for f in entity.fields if f.name not in hidden and f.type not in NOT_EDITABLE]
+    return shown, readonly
+
+
+def _reference_choices(runtime: Runtime, actor: Actor, f: Field, current: Any,
+                       locale: str) -> list[Choice]:
+    """The first records of the target (what works without JavaScript) plus the current one."""
+    target = runtime.registry.entities.get(f.target or "")
+    if target is None:
+        return []
+    try:
+        page = runtime.records.list(actor, target.name, ListQuery(limit=REFERENCE_CHOICES))
+    except Exception:  # noqa: BLE001 - no read access: the picker stays empty
+        return []
+    title = target.field(target.title_field)
+    found = {r.id: display(title, r.get(title.name), locale) or f"#{r.id}" for r in page.rows}
+    if current not in (None, "") and str(current).isdigit() and int(current) not in found:
+        names = titles(runtime, actor, target.name, [int(current)])
+        found[int(current)] = names.get((target.name, int(current)), f"#{current}")
+    return [Choice(str(i), label, str(i) == str(current)) for i, label in found.items()]
+
+
+def form_view(ui: UIContext, request: Request, runtime: Runtime, actor: Actor, entity: Entity,
+              *, record: Record | None, texts: Mapping[str, Mapping[str, Any]],
+              errors: Mapping[str, str] | None = None, conflict: str = "") -> FormView:
+    locale = ui.locale(request)
+    fields, readonly = _fields(runtime, actor, entity)
+    errors = dict(errors or {})
+    people: list[Choice] | None = None
+    widgets = []
+    for f in fields:
+        mine = texts.get(f.name, {f.name: ""})
+        options = None
+        if f.type is FieldType.REFERENCE:
+            options = _reference_choices(runtime, actor, f, mine.get(f.name), locale)
+        elif f.type is FieldType.USER:
+            if people is None:
+                people = [Choice(str(p.id), p.display_name)
+                          for p in search_people(runtime.engine, limit=200)]
+            options = [Choice(c.value, c.label, c.value == mine.get(f.name)) for c in people]
+        file_name = file_url = ""
+        if f.type is FieldType.FILE and record is not None and record.get(f.name):
+            file_name = str(record[f.name].get("name", ""))
+            file_url = f"/e/{entity.name}/{record.id}/files/{f.name}"
+        widgets.append(build_widget(
+            f, locale=locale, texts=mine, error=ui.t(request, errors.pop(f.name))
+            if f.name in errors else "", readonly=f.name in readonly, options=options,
+            file_name=file_name, file_url=file_url))
+    general = [f"{k}: {ui.t(request, v)}" for k, v in errors.items()]
+    label = entity.label.get(locale)
+    if record is None:
+        return FormView(entity.name, ui.t(request, "New %(what)s", what=label),
+                        f"/e/{entity.name}/new", f"/e/{entity.name}", widgets, True,
+                        errors=general, multipart=any(w.kind == "file" for w in widgets))
+    url = f"/e/{entity.name}/{record.id}"
+    return FormView(entity.name, ui.t(request, "Edit %(what)s", what=label), f"{url}/edit", url,
+                    widgets, False, version=record.version, errors=general, conflict=conflict,
+                    multipart=any(w.kind == "file" for w in widgets))
+
+
+def _uploads(ui: UIContext, entity: Entity, fields: list[Field], readonly: frozenset[str],
+             form: FormData, payload: dict[str, str], errors: dict[str, str]) -> list[dict[str, Any]]:
+    """Store uploaded files into ``payload``; returns what was stored (to discard on failure)."""
+    stored = []
+    for f in fields:
+        if f.type is not FieldType.FILE or f.name in readonly:
+            continue
+        upload = form.get(f.name)
+        if isinstance(upload, UploadFile) and upload.filename:
+            try:
+                value = files.store_upload(
+                    ui.settings.upload_dir, entity.name, f, filename=upload.filename,
+                    content_type=upload.content_type or "", stream=upload.file,
+                    max_bytes=ui.settings.max_upload_bytes)
+            except files.UploadRefused as exc:
+                errors[f.name] = str(exc)
+                continue
+            stored.append(value)
+            payload[f.name] = json.dumps(value)
+        elif form.get(f"{f.name}.remove") == "1":
+            payload[f.name] = ""
+    return stored
+
+
+def _field_errors(exc: ValidationError | DuplicateError) -> dict[str, str]:
+    if isinstance(exc, ValidationError):
+        return exc.field_errors
+    return {exc.fields[0]: f"already exists (#{exc.existing_id})"}
+
+
+def routes(ui: UIContext) -> list[BaseRoute]:
+    def new_form(request: Request, form: FormData | None) -> Response:
+        runtime, actor = ui.runtime(), ui.actor(request)
+        entity = entity_of(runtime, request)
+        runtime.policy.check_action(actor, entity, "create")
+        prefill = {f.name: {f.name: request.query_params.get(f.name, "")} for f in entity.fields}
+        view = form_view(ui, request, runtime, actor, entity, record=None, texts=prefill)
+        return ui.render(request, "records/form.html", view, fragment="records/_form.html")
+
+    def create(request: Request, form: FormData | None) -> Response:
+        assert form is not None
+        runtime, actor = ui.runtime(), ui.actor(request)
+        entity = entity_of(runtime, request)
+        runtime.policy.check_action(actor, entity, "create")
+        fields, readonly = _fields(runtime, actor, entity)
+        payload, posted = changed_payload([f for f in fields if f.name not in readonly], form,
+                                          None)
+        errors: dict[str, str] = {}
+        stored = _uploads(ui, entity, fields, readonly, form, payload, errors)
+        try:
+            if errors:
+                raise ValidationError(entity.name, errors)
+            record = runtime.records.create(actor, entity.name, payload,
+                                            source=InputSource.STRING)
+        except (ValidationError, DuplicateError) as exc:
+            for value in stored:
+                files.discard(ui.settings.upload_dir, value)
+            view = form_view(ui, request, runtime, actor, entity, record=None, texts=posted,
+                             errors={**errors, **_field_errors(exc)})
+            return ui.render(request, "records/form.html", view, status=422,
+                             fragment="records/_form.html")
+        return ui.redirect(request, f"/e/{entity.name}/{record.id}")
+
+    def edit_form(request: Request, form: FormData | None) -> Response:
+        runtime, actor = ui.runtime(), ui.actor(request)
+        entity = entity_of(runtime, request)
+        record = runtime.records.get(actor, entity.name, record_id_of(request))
+        runtime.policy.check_action(actor, entity, "update")
+        texts = {f.name: initial_texts(f, record.get(f.name)) for f in entity.fields}
+        view = form_view(ui, request, runtime, actor, entity, record=record, texts=texts)
+        return ui.render(request, "records/form.html", view, fragment="records/_form.html")
+
+    def save(request: Request, form: FormData | None) -> Response:
+        assert form is not None
+        runtime, actor = ui.runtime(), ui.actor(request)
+        entity = entity_of(runtime, request)
+        record = runtime.records.get(actor, entity.name, record_id_of(request))
+        version = str(form.get("version", ""))
+        fields, readonly = _fields(runtime, actor, entity)
+        payload, posted = changed_payload([f for f in fields if f.name not in readonly], form,
+                                          record)
+        errors: dict[str, str] = {}
+        stored = _uploads(ui, entity, fields, readonly, form, payload, errors)
+        try:
+            if errors:
+                raise ValidationError(entity.name, errors)
+            runtime.records.update(actor, entity.name, record.id, payload,
+                                   version=int(version) if version.isdigit() else -1,
+                                   source=InputSource.STRING)
+        except (ValidationError, DuplicateError, ConflictError) as exc:
+            for value in stored:
+                files.discard(ui.settings.upload_dir, value)
+            status, conflict, field_errors = 422, "", {}
+            if isinstance(exc, ConflictError):
+                status, conflict = 409, ui.t(
+                    request, "Someone else changed this record while you were editing it. "
+                             "Your changes are below but were not saved: open the record "
+                             "again to see the new values, then make your change again.")
+            else:
+                field_errors = _field_errors(exc)
+            shown = {f.name: initial_texts(f, record.get(f.name)) for f in entity.fields}
+            view = form_view(ui, request, runtime, actor, entity, record=record,
+                             texts={**shown, **posted}, errors={**errors, **field_errors},
+                             conflict=conflict)
+            if status == 409:  # keep the version the user edited: a second save is stale too
+                view = FormView(**{**view.__dict__, "version": int(version or 0)})
+            return ui.render(request, "records/form.html", view, status=status,
+                             fragment="records/_form.html")
+        return ui.redirect(request, f"/e/{entity.name}/{record.id}")
+
+    return [
+        Route("/e/{entity}/new", ui.endpoint(new_form), methods=["GET"], name="new"),
+        Route("/e/{entity}/new", ui.endpoint(create), methods=["POST"], name="create"),
+        Route("/e/{entity}/{record_id:int}/edit", ui.endpoint(edit_form), methods=["GET"],
+              name="edit"),
+        Route("/e/{entity}/{record_id:int}/edit", ui.endpoint(save), methods=["POST"],
+              name="save"),
+    ]

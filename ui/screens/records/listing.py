@@ -1,0 +1,204 @@
+"""The list screen's view model: columns, rows, filters, saved views and bulk actions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from engine.actor import Actor
+from engine.metadata.model import Entity, Field, FieldType
+from engine.permissions.directory import Person
+from engine.records.query import Page
+from engine.records.saved_views import SavedView
+from ui.i18n import t
+from ui.screens.records.display import LONG_TYPES, Names, display
+from ui.screens.records.state import PAGE_SIZES, ListState, sorted_by, toggled_sort
+
+#: Columns a list shows when the user has not chosen.
+DEFAULT_COLUMNS = 6
+#: Types a list cell cannot usefully show.
+NOT_LISTED = LONG_TYPES | {FieldType.GEO_POINT}
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    label: str
+    sort_url: str | None  # None: not sortable
+    sorted: str  # "", "asc" or "desc"
+
+
+@dataclass(frozen=True)
+class Cell:
+    text: str
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class Row:
+    id: int
+    url: str
+    cells: list[Cell]
+
+
+@dataclass(frozen=True)
+class Choice:
+    value: str
+    label: str
+    selected: bool = False
+
+
+@dataclass(frozen=True)
+class FilterWidget:
+    """One field's filter: ``kind`` picks the inputs the template draws."""
+
+    field: str
+    label: str
+    kind: str  # options | range | boolean | id | text
+    input_type: str = "text"  # for range: number | date | datetime-local
+    choices: list[Choice] = field(default_factory=list)
+    low: str = ""
+    high: str = ""
+    value: str = ""
+    empty: bool = False
+    active: bool = False
+    op: str = ""  # options: "in" (several) or "contains" (one option of a multi-select)
+
+
+@dataclass(frozen=True)
+class SavedViewLink:
+    id: int
+    name: str
+    url: str
+    shared: bool
+    mine: bool
+
+
+@dataclass(frozen=True)
+class ListView:
+    entity: str
+    title: str
+    base_url: str
+    state: ListState
+    columns: list[Column]
+    rows: list[Row]
+    next_url: str | None
+    count_text: str
+    searchable: bool
+    filters: list[FilterWidget]
+    column_choices: list[Choice]
+    page_sizes: list[Choice]
+    hidden_params: list[tuple[str, str]]
+    saved_views: list[SavedViewLink]
+    saved_state: str
+    can_create: bool
+    can_update: bool
+    can_assign: bool
+    can_delete: bool
+    can_export: bool
+    bulk_fields: list[Choice]
+    people: list[Choice]
+    export_csv: str
+    export_xlsx: str
+    notice: str = ""
+
+
+def visible_fields(entity: Entity, hidden: frozenset[str]) -> list[Field]:
+    return [f for f in entity.fields if f.name not in hidden]
+
+
+def default_columns(entity: Entity, hidden: frozenset[str]) -> list[str]:
+    """The title field first, then the next short fields."""
+    chosen = [entity.title_field] if entity.title_field not in hidden else []
+    for f in visible_fields(entity, hidden):
+        if len(chosen) >= DEFAULT_COLUMNS:
+            break
+        if f.name not in chosen and f.type not in NOT_LISTED:
+            chosen.append(f.name)
+    return chosen
+
+
+def filter_widgets(entity: Entity, state: ListState, fields: Sequence[Field],
+                   locale: str) -> list[FilterWidget]:
+    widgets = []
+    for f in fields:
+        if f.type in (FieldType.GEO_POINT, FieldType.ADDRESS, FieldType.FILE):
+            continue
+        label = f.label.get(locale)
+        empty = bool(state.filter_values(f.name, "is_empty"))
+        if f.type in (FieldType.SELECT, FieldType.MULTI_SELECT):
+            op = "in" if f.type is FieldType.SELECT else "contains"
+            chosen = set(state.filter_values(f.name, op))
+            widgets.append(FilterWidget(f.name, label, "options", choices=[
+                Choice(o.value, o.label.get(locale) or o.value, o.value in chosen)
+                for o in f.options], empty=empty, active=bool(chosen) or empty, op=op))
+        elif f.type in (FieldType.INTEGER, FieldType.DECIMAL, FieldType.MONEY,
+                        FieldType.PERCENT, FieldType.RATING, FieldType.DATE, FieldType.DATETIME):
+            kind = {FieldType.DATE: "date", FieldType.DATETIME: "datetime-local"}.get(
+                f.type, "number")
+            low = (state.filter_values(f.name, "gte") or ("",))[0]
+            high = (state.filter_values(f.name, "lte") or ("",))[0]
+            widgets.append(FilterWidget(f.name, label, "range", input_type=kind, low=low,
+                                        high=high, empty=empty, active=bool(low or high or empty)))
+        elif f.type is FieldType.BOOLEAN:
+            value = (state.filter_values(f.name, "eq") or ("",))[0]
+            widgets.append(FilterWidget(f.name, label, "boolean", value=value, choices=[
+                Choice("", t(locale, "Any"), value == ""),
+                Choice("true", t(locale, "Yes"), value == "true"),
+                Choice("false", t(locale, "No"), value == "false")], empty=empty,
+                active=bool(value or empty)))
+        elif f.type in (FieldType.REFERENCE, FieldType.USER):
+            value = (state.filter_values(f.name, "eq") or ("",))[0]
+            widgets.append(FilterWidget(f.name, label, "id", value=value, empty=empty,
+                                        active=bool(value or empty)))
+        else:
+            value = (state.filter_values(f.name, "contains") or ("",))[0]
+            widgets.append(FilterWidget(f.name, label, "text", value=value, empty=empty,
+                                        active=bool(value or empty)))
+    return widgets
+
+
+def build_rows(entity: Entity, page: Page, columns: Sequence[Field], names: Names,
+               locale: str) -> list[Row]:
+    rows = []
+    for record in page.rows:
+        url = f"/e/{entity.name}/{record.id}"
+        cells = []
+        for i, f in enumerate(columns):
+            value = record.get(f.name)
+            text = display(f, value, locale, names)
+            link = None
+            if i == 0:
+                text, link = text or f"#{record.id}", url
+            elif f.type is FieldType.REFERENCE and value is not None \
+                    and names.title(f.target or "", int(value)):
+                link = f"/e/{f.target}/{value}"
+            cells.append(Cell(text, link))
+        rows.append(Row(record.id, url, cells))
+    return rows
+
+
+def count_text(count: int, cap: int, locale: str) -> str:
+    if count >= cap:
+        return t(locale, "%(n)s+ records", n=f"{cap:,}")
+    return t(locale, "%(n)s records", n=f"{count:,}")
+
+
+def columns_of(entity: Entity, state: ListState, fields: Sequence[Field],
+               sortable: frozenset[str], locale: str) -> list[Column]:
+    return [Column(f.name, f.label.get(locale),
+                   state.url(sort=toggled_sort(state, f.name)) if f.name in sortable else None,
+                   sorted_by(state, f.name)) for f in fields]
+
+
+def saved_view_links(views: Sequence[SavedView], actor: Actor) -> list[SavedViewLink]:
+    return [SavedViewLink(v.id, v.name, f"/e/{v.entity}/views/{v.id}", v.shared,
+                          v.owner_id == actor.user_id) for v in views]
+
+
+def page_sizes(state: ListState) -> list[Choice]:
+    return [Choice(str(n), str(n), n == state.limit) for n in PAGE_SIZES]
+
+
+def people_choices(people: Sequence[Person]) -> list[Choice]:
+    return [Choice(str(p.id), p.display_name) for p in people]

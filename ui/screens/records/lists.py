@@ -1,0 +1,211 @@
+"""List screens: the list page, its rows fragment, exports, bulk actions, saved views.
+
+Handlers parse the request, call the records service (through the helpers in
+this package) and render; the list state lives in the URL (``state.py``).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl, urlencode
+
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from engine.actor import Actor
+from engine.errors import NotFoundError, QueryError
+from engine.metadata.model import Entity
+from engine.permissions.directory import search_people
+from engine.records.query import Filter, ListQuery
+from engine.records.saved_views import SavedViews
+from engine.runtime import Runtime
+from ui.context import UIContext
+from ui.screens.records import export
+from ui.screens.records._common import entity_of
+from ui.screens.records.bulk import MAX_BULK, run_bulk
+from ui.screens.records.display import display, resolve_names
+from ui.screens.records.listing import (
+    Choice,
+    ListView,
+    build_rows,
+    columns_of,
+    count_text,
+    default_columns,
+    filter_widgets,
+    page_sizes,
+    people_choices,
+    saved_view_links,
+    visible_fields,
+)
+from ui.screens.records.state import ListState, choose_columns
+
+COUNT_CAP = 10_000
+_BULK_PERMISSION = {"update": "update", "assign": "assign", "delete": "delete"}
+
+
+def build_list(ui: UIContext, request: Request, runtime: Runtime, actor: Actor, entity: Entity,
+               state: ListState, *, notice: str = "") -> ListView:
+    locale = ui.locale(request)
+    hidden = runtime.policy.hidden_fields(actor, entity)
+    fields = visible_fields(entity, hidden)
+    by_name = {f.name: f for f in fields}
+    names = [f.name for f in fields]
+    columns = [by_name[c] for c in choose_columns(state.cols, names,
+                                                  default_columns(entity, hidden), entity.name)]
+    page = runtime.records.list(actor, entity.name, state.query())
+    labels = resolve_names(runtime, actor, entity, page.rows, fields=columns)
+    rows = build_rows(entity, page, columns, labels, locale)
+    next_url = state.next_url(page.next_token) if page.has_more and page.next_token else None
+    headers = columns_of(entity, state, columns, runtime.records.plan(entity.name).sortable,
+                         locale)
+    if state.after:  # "load more": only rows are drawn, skip the rest
+        return ListView(entity.name, "", f"/e/{entity.name}", state, headers, rows, next_url,
+                        "", False, [], [], [], [], [], "", False, False, False, False, False,
+                        [], [], "", "", notice)
+    count = runtime.records.count(actor, entity.name, state.query(), cap=COUNT_CAP)
+    can = {a: ui.may(actor, entity, a)
+           for a in ("create", "update", "assign", "delete", "export")}
+    readonly = runtime.policy.readonly_fields(actor, entity)
+    views = SavedViews(runtime.engine, runtime.schema).visible(actor.user_id or 0, entity.name)
+    query = urlencode(state.params())
+    return ListView(
+        entity=entity.name, title=entity.plural_label.get(locale) or entity.label.get(locale),
+        base_url=f"/e/{entity.name}", state=state,
+        columns=headers,
+        rows=rows, next_url=next_url, count_text=count_text(count, COUNT_CAP, locale),
+        searchable=any(n in names for n in entity.search_fields),
+        filters=filter_widgets(entity, state, fields, locale),
+        column_choices=[Choice(f.name, f.label.get(locale), f in columns) for f in fields],
+        page_sizes=page_sizes(state),
+        hidden_params=[("sort", state.sort)],
+        saved_views=saved_view_links(views, actor), saved_state=query,
+        can_create=can["create"], can_update=can["update"], can_assign=can["assign"],
+        can_delete=can["delete"], can_export=can["export"],
+        bulk_fields=[Choice(f.name, f.label.get(locale)) for f in fields
+                     if f.name not in readonly and f.type.value != "auto_number"],
+        people=people_choices(search_people(runtime.engine, limit=200)) if can["assign"] else [],
+        export_csv=f"/e/{entity.name}/export.csv" + (f"?{query}" if query else ""),
+        export_xlsx=f"/e/{entity.name}/export.xlsx" + (f"?{query}" if query else ""),
+        notice=notice)
+
+
+def _selected_ids(form: FormData) -> list[int]:
+    ids = []
+    for raw in form.getlist("ids"):
+        if isinstance(raw, str) and raw.isdigit() and len(raw) < 19:
+            ids.append(int(raw))
+    return list(dict.fromkeys(ids))[:MAX_BULK]
+
+
+def _download(data: bytes, entity: Entity, fmt: str) -> Response:
+    media = {"csv": "text/csv; charset=utf-8", "xlsx":
+             "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}[fmt]
+    return Response(data, media_type=media, headers={
+        "Content-Disposition": f'attachment; filename="{entity.name}.{fmt}"'})
+
+
+def routes(ui: UIContext) -> list[BaseRoute]:
+    def list_page(request: Request, form: FormData | None) -> Response:
+        runtime, actor = ui.runtime(), ui.actor(request)
+        entity = entity_of(runtime, request)
+        state = ListState.parse(entity.name, request.query_params.multi_items())
+        view = build_list(ui, request, runtime, actor, entity, state)
+        fragment = "records/_rows.html" if state.after else "records/_results.html"
+        return ui.render(request, "records/list.html", view, fragment=fragment)
+
+    def export_file(request: Request, form: FormData | None) -> Response:
+        runtime, actor = ui.runtime(), ui.actor(request)
+        entity = entity_of(runtime, request)
+        fmt = request.path_params["fmt"]
+        if fmt not in ("csv", "xlsx"):
+            raise NotFoundError("export", fmt)
+        state = ListState.parse(entity.name, request.query_params.multi_items())
+        return _export(runtime, actor, entity, state.query(), fmt, ui.locale(request))
+
+    def bulk(request: Request, form: FormData | None) -> Response:
+        assert form is not None
+        runtime, actor = ui.runtime(), ui.actor(request)
+        entity = entity_of(runtime, request)
+        state = ListState.parse(entity.name, parse_qsl(str(form.get("state", ""))))
+        action, ids = str(form.get("action", "")), _selected_ids(form)
+        if action in ("export_csv", "export_xlsx"):
+            query = ListQuery(filters=(Filter("id", "in", ids or [0]),), sort=state.query().sort)
+            return _export(runtime, actor, entity, query, action[7:], ui.locale(request))
+        if action in _BULK_PERMISSION:
+            runtime.policy.check_action(actor, entity, _BULK_PERMISSION[action])
+        owner = str(form.get("owner", ""))
+        result = run_bulk(runtime, actor, entity, ids, action=action,
+                          field_name=str(form.get("field", "")), value=str(form.get("value", "")),
+                          owner=int(owner) if owner.isdigit() else None)
+        notice = ui.t(request, "%(done)s of %(total)s records changed.", done=result.done,
+                      total=len(ids))
+        if result.failed:
+            notice += " " + ui.t(request, "Not changed: %(list)s", list="; ".join(
+                f"#{i}: {why}" for i, why in result.failed[:20]))
+        view = build_list(ui, request, runtime, actor, entity, state, notice=notice)
+        return ui.render(request, "records/list.html", view,
+                         status=200 if result.done or not ids else 422)
+
+    def save_view(request: Request, form: FormData | None) -> Response:
+        assert form is not None
+        runtime, actor = ui.runtime(), ui.actor(request)
+        entity = entity_of(runtime, request)
+        runtime.policy.check_action(actor, entity, "read")
+        state = ListState.parse(entity.name, parse_qsl(str(form.get("state", ""))))
+        saved = SavedViews(runtime.engine, runtime.schema).save(
+            actor.user_id or 0, entity.name, str(form.get("name", "")), state.saved(),
+            shared=form.get("shared") == "1")
+        return ui.redirect(request, f"/e/{entity.name}/views/{saved.id}")
+
+    def open_view(request: Request, form: FormData | None) -> Response:
+        runtime, actor = ui.runtime(), ui.actor(request)
+        entity = entity_of(runtime, request)
+        view = SavedViews(runtime.engine, runtime.schema).get(
+            actor.user_id or 0, request.path_params["view_id"])
+        if view.entity != entity.name:
+            raise NotFoundError("saved_view", view.id)
+        return ui.redirect(request, ListState.from_saved(entity.name, view.state).url())
+
+    def delete_view(request: Request, form: FormData | None) -> Response:
+        runtime, actor = ui.runtime(), ui.actor(request)
+        entity = entity_of(runtime, request)
+        SavedViews(runtime.engine, runtime.schema).delete(actor.user_id or 0,
+                                                          request.path_params["view_id"])
+        return ui.redirect(request, f"/e/{entity.name}")
+
+    def lookup(request: Request, form: FormData | None) -> Response:
+        """Options for a reference picker: records of the entity matching ``q``."""
+        runtime, actor = ui.runtime(), ui.actor(request)
+        entity = entity_of(runtime, request)
+        picker = request.query_params.get("for", "")
+        text = request.query_params.get(f"find.{picker}" if picker else "q", "").strip()
+        try:
+            page = runtime.records.list(actor, entity.name, ListQuery(search=text, limit=20))
+        except QueryError:  # no searchable fields: the newest ones
+            page = runtime.records.list(actor, entity.name, ListQuery(limit=20))
+        title = entity.field(entity.title_field)
+        options = [Choice(str(r.id), display(title, r.get(title.name), ui.locale(request))
+                          or f"#{r.id}") for r in page.rows]
+        return ui.render(request, "records/_options.html", options,
+                         context={"blank": request.query_params.get("required") != "1"})
+
+    return [
+        Route("/e/{entity}", ui.endpoint(list_page), name="list"),
+        Route("/e/{entity}/export.{fmt}", ui.endpoint(export_file), name="export"),
+        Route("/e/{entity}/bulk", ui.endpoint(bulk), methods=["POST"], name="bulk"),
+        Route("/e/{entity}/views", ui.endpoint(save_view), methods=["POST"], name="save_view"),
+        Route("/e/{entity}/views/{view_id:int}", ui.endpoint(open_view), name="open_view"),
+        Route("/e/{entity}/views/{view_id:int}/delete", ui.endpoint(delete_view),
+              methods=["POST"], name="delete_view"),
+        Route("/e/{entity}/lookup", ui.endpoint(lookup), name="lookup"),
+    ]
+
+
+def _export(runtime: Runtime, actor: Actor, entity: Entity, query: ListQuery, fmt: str,
+            locale: str) -> Response:
+    hidden = runtime.policy.hidden_fields(actor, entity)
+    fields = visible_fields(entity, hidden)
+    records = export.export_records(runtime, actor, entity, query)
+    write = export.to_csv if fmt == "csv" else export.to_xlsx
+    return _download(write(runtime, actor, entity, fields, records, locale), entity, fmt)
