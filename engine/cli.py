@@ -293,6 +293,18 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def cmd_customisations_export(args: argparse.Namespace, out: TextIO) -> int:
+    from engine.configure.export import export_package
+
+    with _engine(args) as engine:
+        written = export_package(engine, apps=_app_paths(args), out=Path(args.out),
+                                 name=args.name)
+    root = Path(args.out)
+    out.writelines(f"{path.relative_to(root).as_posix()}\n" for path in written)
+    out.write(f"exported {len(written) - 1} customisation(s) to {root} as app {args.name!r}\n")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tidepool", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -320,6 +332,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="drop archived columns of removed fields (their data is lost)")
     p.set_defaults(run=cmd_migrate)
     _add_perms(sub)
+
+    custom = sub.add_parser("customisations", help="what admins configured in the UI"
+                            ).add_subparsers(dest="action", required=True)
+    p = custom.add_parser("export", help="write the customisations as an app package folder "
+                                         "(which `tidepool check` accepts)")
+    _add_db(p)
+    _add_apps(p)
+    p.add_argument("--out", required=True, metavar="DIR", help="a new or empty folder")
+    p.add_argument("--name", default="site", help="the exported app's name (default: site)")
+    p.set_defaults(run=cmd_customisations_export)
 
     p = sub.add_parser("seed", help="insert synthetic rows at scale (benchmarks, demos)")
     _add_db(p)

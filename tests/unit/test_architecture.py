@@ -17,7 +17,8 @@ LAYERS = [
     ("engine.storage",),
     ("engine.access", "engine.permissions"),
     ("engine.records",),
-    ("engine.workflow", "engine.seeding", "engine.runtime", "engine.demo"),
+    ("engine.workflow", "engine.seeding", "engine.runtime", "engine.demo",
+     "engine.configure"),
     ("ui",),
     ("engine.cli",),
 ]
