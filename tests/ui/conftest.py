@@ -84,9 +84,12 @@ def sign_in(client: TestClient, login: str, password: str = DEMO_PASSWORD) -> Te
 def client_for(app) -> Iterator[Callable[[str], TestClient]]:  # type: ignore[no-untyped-def]
     made: list[TestClient] = []
 
-    def make(login: str | None) -> TestClient:
+    def make(login: str | None, *, lang: str = "en") -> TestClient:
+        """A client (signed in as ``login``) reading pages in ``lang`` (a cookie)."""
         client = TestClient(app, base_url="http://testserver")
         client.__enter__()
+        if lang:
+            client.cookies.set("tp_lang", lang)
         made.append(client)
         if login is not None:
             sign_in(client, login)
@@ -95,3 +98,19 @@ def client_for(app) -> Iterator[Callable[[str], TestClient]]:  # type: ignore[no
     yield make
     for client in made:
         client.__exit__(None, None, None)
+
+
+def make_record(db: DemoDB, entity: str, values: dict[str, object], *,
+                owner: str | None = None) -> int:
+    """Insert a record as the engine (owned by the demo user ``owner``); returns its id."""
+    from engine.actor import Actor
+
+    payload = dict(values)
+    if owner is not None:
+        payload["owner_id"] = db.user_id(owner)
+    return db.live.current().records.create(Actor.system("test"), entity, payload).id
+
+
+def fragment(html: str) -> bool:
+    """Whether a response is an htmx fragment (no page chrome)."""
+    return "<html" not in html and 'class="top"' not in html
