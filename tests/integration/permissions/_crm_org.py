@@ -22,6 +22,7 @@ policy compiles, so the tests compare two implementations of the same rules.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -118,7 +119,9 @@ class CrmOrg:
         return sorted(i for (e, i) in self.facts if e == entity)
 
 
+@functools.cache
 def crm_registry() -> Registry:
+    """The CRM app's registry (immutable, so loaded once per test run)."""
     return load_packages([CRM])
 
 
@@ -185,19 +188,24 @@ def seed_crm(engine: Engine, registry: Registry | None = None, *,
         if entity in SOFT_DELETE:
             specs += [("del_r1", "r1", None, True), ("del_r3", "r3", None, True)]
         table = schema.table(entity)
-        for key, owner, pool_name, deleted in specs:
+        payloads = []
+        for key, owner, _, _ in specs:
             n += 1
-            payload = _payload(entity, key, n, anchor.id)
-            record = system.create(root, entity, {
-                **payload, "owner_id": users[owner] if owner else None})
-            if pool_name:
-                with write_transaction(engine) as conn:
-                    conn.execute(update(table).where(table.c.id == record.id)
+            payloads.append(_payload(entity, key, n, anchor.id))
+        created = system.bulk_create(root, entity, [
+            {**p, "owner_id": users[spec[1]] if spec[1] else None}
+            for p, spec in zip(payloads, specs, strict=True)])
+        with write_transaction(engine) as conn:
+            for (key, owner, pool_name, deleted), payload, rid in zip(specs, payloads, created,
+                                                                     strict=True):
+                if pool_name:   # pool_id is the pool engine's to set, not a payload's
+                    conn.execute(update(table).where(table.c.id == rid)
                                  .values(pool_id=pool_name))
+                ids[(entity, key)] = rid
+                facts[(entity, rid)] = Fact(entity, key, owner, pool_name, deleted, payload)
+        for key, _, _, deleted in specs:
             if deleted:
-                system.delete(root, entity, record.id)
-            ids[(entity, key)] = record.id
-            facts[(entity, record.id)] = Fact(entity, key, owner, pool_name, deleted, payload)
+                system.delete(root, entity, ids[(entity, key)])
     with write_transaction(engine) as conn:
         for entity, key, grantee, access, expires in SHARES:
             target = ({"department_id": depts[grantee[5:]]} if grantee.startswith("dept:")
