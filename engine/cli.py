@@ -116,11 +116,13 @@ def cmd_init(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace, out: TextIO) -> int:
+    from engine.configure.service import configured_registry
     from engine.permissions.bootstrap import sync_policies
     from engine.storage.migrate import apply_migration
 
-    registry = _load(args)
     with _engine(args) as engine:
+        # the packages plus what admins configured, which a migrate must not undo
+        registry = configured_registry(engine, _app_paths(args))
         plan = apply_migration(engine, target=registry, actor="cli",  # type: ignore[arg-type]
                                dry_run=args.dry_run, purge_archived=args.purge_archived)
         # Roles follow the metadata: a changed grant is in force once migrate returns.

@@ -20,8 +20,8 @@ from typing import Any, TextIO
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.engine import make_url
 
+from engine.configure.service import configured_registry
 from engine.errors import TidepoolError
-from engine.metadata.loader import load_packages
 from engine.metadata.model import Feature, FieldType, Registry
 from engine.permissions.identity import create_user, find_user
 from engine.permissions.org import create_department
@@ -89,9 +89,10 @@ def prepare_demo(url: str, *, apps: Sequence[Path], reset: bool = False,
     """Initialise (or migrate) ``url`` to ``apps`` and fill empty entities with sample rows."""
     if reset:
         _remove_sqlite_file(url)
-    registry = load_packages(apps)
     engine = make_engine(url)
     try:
+        # packages + what admins configured: the packages alone would undo their changes
+        registry = configured_registry(engine, apps)
         with engine.connect() as conn:
             applied = applied_registry(conn)
         if applied is None:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, inspect
 
 from engine.actor import Actor
 from engine.configure.changes import Change
@@ -34,7 +34,11 @@ from engine.metadata.loader import load_packages
 from engine.metadata.model import Registry
 from engine.permissions.policy_store import sync_roles
 from engine.storage.applied import applied_registry, applied_version
-from engine.storage.customisations import load_customisations, save_customisation
+from engine.storage.customisations import (
+    CUSTOMISATION_TABLE,
+    load_customisations,
+    save_customisation,
+)
 from engine.storage.migrate import migrate_in, migration_transaction
 from engine.storage.plan import MigrationPlan
 from engine.storage.planner import plan_migration
@@ -131,6 +135,18 @@ class ConfigService:
                               note=note)
             sync_roles(conn, prepared.target)
         return plan
+
+
+def configured_registry(engine: Engine, apps: Sequence[Path | str]) -> Registry:
+    """The app packages plus the customisations stored in the database (none on a new one).
+
+    What ``migrate`` and the demo must target: the packages alone would undo
+    every change an admin made (their fields archived, their roles reverted).
+    """
+    with engine.connect() as conn:
+        has_table = inspect(conn).has_table(CUSTOMISATION_TABLE)
+        stored = ConfigService(engine, apps=apps).stored(conn) if has_table else []
+    return load_packages(apps, customisations=stored)
 
 
 def refusal(change: Change, issues: Sequence[MetadataIssue],
