@@ -183,10 +183,18 @@ def _system(name: str, registry: Registry, entity: Entity) -> Schema:
         pools = sorted(p.name for p in registry.pools.values() if p.entity == entity.name)
         return {"type": ["string", "null"], "enum": [*pools, None], "readOnly": True}
     if name == "stage":
-        pipeline = registry.pipeline_for(entity.name)
-        stages = [s.key for s in pipeline.stages] if pipeline else []
-        return {"type": ["string", "null"], "enum": [*stages, None], "readOnly": True}
+        return {**stage_schema(registry, entity), "type": ["string", "null"],
+                "enum": [*stage_schema(registry, entity)["enum"], None]}
     raise AssertionError(f"unknown system column {name}")
+
+
+def stage_schema(registry: Registry, entity: Entity) -> Schema:
+    """The pipeline stage: given on create or not, changed by an update naming a next stage."""
+    pipeline = registry.pipeline_for(entity.name)
+    stages = [s.key for s in pipeline.stages] if pipeline else []
+    return {"type": "string", "enum": stages,
+            "description": "the pipeline stage; an update naming it moves the record (only to "
+                           "a next stage, with the fields that stage requires)"}
 
 
 def system_columns(entity: Entity) -> list[str]:
@@ -210,23 +218,29 @@ def record_schema(registry: Registry, entity: Entity) -> Schema:
             "additionalProperties": False}
 
 
-def create_schema(entity: Entity) -> Schema:
+def create_schema(registry: Registry, entity: Entity) -> Schema:
     """The body of a create: writable fields; required ones without a default must be given."""
     properties: Schema = {f.name: field_schema(f, write=True) for f in entity.fields
                           if f.type is not FieldType.AUTO_NUMBER}
     if entity.has(Feature.OWNED):
         properties["owner_id"] = {"type": ["integer", "null"], "minimum": 1,
                                   "description": "the owning user (default: you)"}
+    if entity.has(Feature.PIPELINED):
+        properties["stage"] = {**stage_schema(registry, entity),
+                               "description": "the stage to start in (default: the pipeline's "
+                                              "first), with the fields that stage requires"}
     required = [f.name for f in entity.fields if f.required and f.default is None
                 and f.type is not FieldType.AUTO_NUMBER]
     return {"type": "object", "properties": properties, "required": required,
             "additionalProperties": False}
 
 
-def update_schema(entity: Entity) -> Schema:
+def update_schema(registry: Registry, entity: Entity) -> Schema:
     """The body of an update: any writable fields, and ``version`` unless If-Match carries it."""
     properties: Schema = {f.name: field_schema(f, write=True) for f in entity.fields
                           if f.type is not FieldType.AUTO_NUMBER}
+    if entity.has(Feature.PIPELINED):
+        properties["stage"] = stage_schema(registry, entity)
     properties["version"] = {"type": "integer", "minimum": 1,
                              "description": "the version you are changing (or send If-Match)"}
     return {"type": "object", "properties": properties, "additionalProperties": False}

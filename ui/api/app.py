@@ -136,6 +136,38 @@ def restore_record(call: Call) -> Response:
     return _record_response(call, record)
 
 
+def comment_record(call: Call) -> Response:
+    assert call.body is not None
+    unknown = sorted(set(call.body) - {"body"})
+    if unknown:
+        raise Problem(422, "some fields are not valid", kind="validation",
+                      errors={name: f"unknown field {name!r}" for name in unknown})
+    call.runtime.records.comment(call.actor, call.entity, call.record_id,
+                                 call.body.get("body"))  # type: ignore[arg-type]
+    return Response(status_code=204)
+
+
+def assign_record(call: Call) -> Response:
+    assert call.body is not None
+    values = dict(call.body)
+    version = precondition(call.request.headers.get("if-match"), values.pop("version", None),
+                           required=False)
+    if version is not None and version.from_header:
+        call.request.state.precondition = "if-match"
+    errors = {name: f"unknown field {name!r}" for name in sorted(set(values) - {"owner_id"})}
+    owner = values.get("owner_id")
+    if "owner_id" not in values:
+        errors["owner_id"] = "is required (null gives the record to no one)"
+    elif owner is not None and (not isinstance(owner, int) or isinstance(owner, bool)
+                                or owner < 1):
+        errors["owner_id"] = "must be a user id or null"
+    if errors:
+        raise Problem(422, "some fields are not valid", kind="validation", errors=errors)
+    record = call.runtime.records.assign(call.actor, call.entity, call.record_id, owner,
+                                         version=version.version if version else None)
+    return _record_response(call, record)
+
+
 def record_activity(call: Call) -> Response:
     query = activity_query(call.entity, call.request.query_params)
     # One entry more than asked tells whether an older page exists.
@@ -204,5 +236,7 @@ def build_api(live: LiveRuntime, *, max_body: int = DEFAULT_MAX_BODY) -> Starlet
                                            "DELETE": (delete_record, False)}),
         route("/{entity}/{record_id:int}/restore", {"POST": (restore_record, False)}),
         route("/{entity}/{record_id:int}/activity", {"GET": (record_activity, False)}),
+        route("/{entity}/{record_id:int}/comments", {"POST": (comment_record, True)}),
+        route("/{entity}/{record_id:int}/assign", {"POST": (assign_record, True)}),
     ]
     return Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS)

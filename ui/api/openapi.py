@@ -32,8 +32,9 @@ ERRORS = {
                           "user is deactivated.")),
     "Forbidden": (403, "Your roles do not allow this action on this entity or record."),
     "NotFound": (404, "No such record, or one you may not see."),
-    "Conflict": (409, ("A stale version (``current_version`` says the record's) or a "
-                      "duplicate unique value (``existing_id`` names the record).")),
+    "Conflict": (409, ("A stale version (``current_version`` says the record's), a "
+                      "duplicate unique value (``existing_id`` names the record), or a stage "
+                      "move the pipeline refuses (``allowed`` lists the next stages).")),
     "PreconditionFailed": (412, "The If-Match version is stale (``current_version``)."),
     "PayloadTooLarge": (413, "The body is larger than the API reads."),
     "UnsupportedMediaType": (415, "The body is not application/json."),
@@ -162,6 +163,35 @@ def _entity_paths(registry: Registry, entity: Entity, sortable: frozenset[str]) 
                                   **_errors("BadRequest", "Forbidden", "NotFound")}},
         },
     }
+    if entity.has(Feature.ACTIVITY):
+        paths[f"/{name}/{{record_id}}/comments"] = {
+            "parameters": [record_id],
+            "post": {"operationId": f"comment_{name}", "tags": tags,
+                     "summary": f"Comment on a {name} (in its activity feed)",
+                     "requestBody": {"required": True, "content": {JSON: {"schema": {
+                         "type": "object", "required": ["body"], "additionalProperties": False,
+                         "properties": {"body": {"type": "string", "minLength": 1}}}}}},
+                     "responses": {"204": {"description": "Added to the feed."},
+                                   **_errors("Forbidden", "NotFound", "PayloadTooLarge",
+                                             "UnsupportedMediaType", "UnprocessableContent")}},
+        }
+    if entity.has(Feature.OWNED):
+        paths[f"/{name}/{{record_id}}/assign"] = {
+            "parameters": [record_id],
+            "post": {"operationId": f"assign_{name}", "tags": tags,
+                     "summary": f"Give a {name} to another owner",
+                     "parameters": [{"$ref": "#/components/parameters/if_match"}],
+                     "requestBody": {"required": True, "content": {JSON: {"schema": {
+                         "type": "object", "required": ["owner_id"],
+                         "additionalProperties": False, "properties": {
+                             "owner_id": {"type": ["integer", "null"], "minimum": 1},
+                             "version": {"type": "integer", "minimum": 1}}}}}},
+                     "responses": {"200": _json(_ref(name), "The record with its new owner.",
+                                                _ETAG_HEADER),
+                                   **_errors("Forbidden", "NotFound", "Conflict",
+                                             "PreconditionFailed", "PayloadTooLarge",
+                                             "UnsupportedMediaType", "UnprocessableContent")}},
+        }
     if entity.has(Feature.SOFT_DELETE):
         paths[f"/{name}/{{record_id}}/restore"] = {
             "parameters": [record_id],
@@ -194,7 +224,9 @@ def _shared_components() -> Schema:
             "errors": {"type": "object", "additionalProperties": {"type": "string"},
                        "description": "One message per field (422, 400, 409 duplicates)."},
             "current_version": {"type": ["integer", "null"]},
-            "existing_id": {"type": "integer"}, "key": {"type": "string"}}}
+            "existing_id": {"type": "integer"}, "key": {"type": "string"},
+            "from_stage": {"type": ["string", "null"]}, "to_stage": {"type": "string"},
+            "allowed": {"type": "array", "items": {"type": "string"}}}}
     entry: Schema = {
         "type": "object", "required": ["id", "kind", "actor_id", "at", "changes"],
         "additionalProperties": False,
@@ -251,8 +283,8 @@ def build_document(runtime: Runtime) -> dict[str, Any]:
     for name in sorted(registry.entities):
         entity = registry.entity(name)
         components["schemas"][name] = record_schema(registry, entity)
-        components["schemas"][f"{name}.create"] = create_schema(entity)
-        components["schemas"][f"{name}.update"] = update_schema(entity)
+        components["schemas"][f"{name}.create"] = create_schema(registry, entity)
+        components["schemas"][f"{name}.update"] = update_schema(registry, entity)
         components["schemas"][f"{name}.page"] = _page_schema(name)
         paths.update(_entity_paths(registry, entity, runtime.records.plan(name).sortable))
         tags.append({"name": name, "description": entity.plural_label.get("en") or name})

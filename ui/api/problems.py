@@ -25,6 +25,7 @@ from engine.errors import (
     ForbiddenError,
     NotFoundError,
     QueryError,
+    StageTransitionError,
     TidepoolError,
     ValidationError,
 )
@@ -95,6 +96,11 @@ def _from_engine(request: Request, exc: TidepoolError) -> Response:
                                     current_version=exc.actual)
         return problem_response(request, 409, str(exc), kind="stale-version",
                                 current_version=exc.actual)
+    if isinstance(exc, StageTransitionError):
+        # 409: the move is refused by the record's current stage, not by the payload's shape.
+        return problem_response(request, 409, str(exc), kind="stage-transition",
+                                from_stage=exc.from_stage, to_stage=exc.to_stage,
+                                allowed=list(exc.allowed), errors={"stage": exc.message})
     if isinstance(exc, QueryError):
         return problem_response(request, 400, str(exc), kind="bad-query",
                                 errors={exc.field or "query": exc.message})

@@ -60,6 +60,10 @@ def test_every_entity_and_operation_appears_and_is_routed(sqlite_world: World) -
         expected |= {f"{op}_{name}" for op in OPERATIONS}
         if entity.has(Feature.SOFT_DELETE):
             expected.add(f"restore_{name}")
+        if entity.has(Feature.ACTIVITY):
+            expected.add(f"comment_{name}")
+        if entity.has(Feature.OWNED):
+            expected.add(f"assign_{name}")
         for suffix in ("", ".create", ".update", ".page"):
             assert name + suffix in doc["components"]["schemas"]
     found = {op["operationId"] for path in doc["paths"].values()
@@ -96,6 +100,9 @@ def test_field_types_map_to_json_schema(sqlite_world: World) -> None:
     assert follow["code"]["readOnly"] and "code" not in schemas["follow_up.create"]["properties"]
     assert follow["happened_at"]["format"] == "date-time"
     assert schemas["opportunity"]["properties"]["stage"]["enum"][0] == "research"
+    assert schemas["opportunity.update"]["properties"]["stage"]["enum"][-1] == "lost"
+    assert schemas["opportunity.create"]["properties"]["stage"]["enum"][0] == "research"
+    assert "stage" not in schemas["customer.update"]["properties"]
     assert schemas["contact"]["properties"]["birthday"]["format"] == "date"
     sort = next(p for p in _document(sqlite_world)["paths"]["/customer"]["get"]["parameters"]
                 if p.get("name") == "sort")
