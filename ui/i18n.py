@@ -51,6 +51,11 @@ def translations(locale: str) -> _gettext.NullTranslations:
     return _gettext.GNUTranslations(buffer)
 
 
+def N_(message: str) -> str:
+    """Mark a message for extraction where it is defined; translate it where it is used."""
+    return message
+
+
 def t(locale: str, message: str, **values: object) -> str:
     """``message`` in ``locale``; ``%(name)s`` placeholders are filled from ``values``."""
     text = translations(locale).gettext(message)

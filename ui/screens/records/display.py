@@ -22,12 +22,13 @@ from engine.records.coerce import to_string
 from engine.records.query import Filter, ListQuery
 from engine.records.record import Record
 from engine.runtime import Runtime
-from ui.i18n import t
+from ui.i18n import N_, t
 
 #: Fields the engine adds to owned/pooled/pipelined entities, shown under these labels.
-SYSTEM_LABELS = {"owner_id": "Owner", "pool_id": "Pool", "stage": "Stage",
-                 "created_at": "Created", "updated_at": "Updated", "created_by": "Created by",
-                 "id": "ID", "version": "Version", "deleted_at": "Deleted"}
+SYSTEM_LABELS = {"owner_id": N_("Owner"), "pool_id": N_("Pool"), "stage": N_("Stage"),
+                 "created_at": N_("Created"), "updated_at": N_("Updated"),
+                 "created_by": N_("Created by"), "id": N_("ID"), "version": N_("Version"),
+                 "deleted_at": N_("Deleted")}
 LONG_TYPES = frozenset({FieldType.LONG_TEXT, FieldType.RICH_TEXT, FieldType.ADDRESS,
                         FieldType.FILE})
 

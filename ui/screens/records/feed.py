@@ -9,12 +9,13 @@ from typing import Any
 from engine.metadata.model import Entity
 from engine.records.activity import ActivityEntry
 from engine.records.coerce import CoercionError, coerce
-from ui.i18n import t
+from ui.i18n import N_, t
 from ui.screens.records.display import Names, display, system_display, system_label
 
-_KINDS = {"create": "created the record", "update": "changed", "delete": "deleted the record",
-          "restore": "restored the record", "comment": "commented", "assign": "assigned",
-          "stage": "moved the stage", "claim": "claimed", "return": "returned it to the pool"}
+_KINDS = {"create": N_("created the record"), "update": N_("changed"),
+          "delete": N_("deleted the record"), "restore": N_("restored the record"),
+          "comment": N_("commented"), "assign": N_("assigned"), "stage": N_("moved the stage"),
+          "claim": N_("claimed"), "return": N_("returned it to the pool")}
 
 
 @dataclass(frozen=True)

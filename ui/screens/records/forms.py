@@ -21,6 +21,7 @@ from engine.records.query import ListQuery
 from engine.records.record import Record
 from engine.runtime import Runtime
 from ui.context import UIContext
+from ui.i18n import N_
 from ui.screens.records import files
 from ui.screens.records._common import entity_of, record_id_of
 from ui.screens.records.display import display, titles
@@ -34,6 +35,9 @@ from ui.screens.records.widgets import (
 )
 
 REFERENCE_CHOICES = 20
+#: The records service's fixed per-field messages, translated when shown.
+ENGINE_MESSAGES = (N_("is required"), N_("is read-only for you"), N_("is set by the system"),
+                   N_("is numbered automatically"))
 
 
 @dataclass(frozen=True)
