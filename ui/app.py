@@ -33,6 +33,7 @@ from engine.errors import (
     ForbiddenError,
     NotFoundError,
     QueryError,
+    StageTransitionError,
     TidepoolError,
     ValidationError,
 )
@@ -135,6 +136,10 @@ def _error_handlers(ui: UIContext) -> dict[Any, Callable[..., Any]]:
     async def invalid(request: Request, exc: Exception) -> Response:
         return page(422, str(exc), request)
 
+    async def stage_refused(request: Request, exc: Exception) -> Response:
+        # 409 as in the API: the record's current stage refuses the move.
+        return page(409, getattr(exc, "message", str(exc)), request)
+
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         if exc.status_code == 404:
@@ -148,6 +153,7 @@ def _error_handlers(ui: UIContext) -> dict[Any, Callable[..., Any]]:
         LoginRequired: login_required, AuthenticationError: login_required,
         NotFoundError: not_found, ForbiddenError: forbidden, QueryError: bad_query,
         ConflictError: conflict, ValidationError: invalid, DuplicateError: invalid,
+        StageTransitionError: stage_refused,
         HTTPException: http_error, TidepoolError: other,
     }
 

@@ -5,7 +5,8 @@
 - ``POST /e/{entity}/kanban/{id}/move`` (``to`` or ``dropped``, ``version``, and values
   of fields the target stage requires): moves through ``RecordService.move_stage``.
   An htmx request gets the card in its new column and every column head
-  (``<hx-partial>``); a refusal (422 rules, 403, 404, 409) re-renders the card
+  (``<hx-partial>``); a refusal (409 transition or stale version, 422 missing
+  fields, 403, 404) re-renders the card
   where it was, saying why and asking for missing fields. A plain form post is
   redirected on success and gets the card on a page of its own when refused.
 - ``GET  /e/{entity}/{id}/stage?to=``: that page, from the record's detail actions.
@@ -98,7 +99,8 @@ def routes(ui: UIContext) -> list[BaseRoute]:
                 actor, entity.name, record_id, to=to, version=_version(form), values=values,
                 source=InputSource.STRING)
         except StageTransitionError as exc:
-            return refuse(422, b.transition_message(exc), None)
+            # 409 as in the API: the record's current stage refuses it, not the payload.
+            return refuse(409, b.transition_message(exc), None)
         except ValidationError as exc:
             errors = exc.field_errors
             return refuse(422, b.invalid_message(exc, to),

@@ -113,7 +113,7 @@ def test_a_refused_transition_returns_the_card_saying_why(client_for: Client,
                     expected_close="2027-01-31")
     rep = client_for("rep_east1")
     refused = move(rep, deal, "quote")
-    assert refused.status_code == 422
+    assert refused.status_code == 409
     assert f'id="card-{deal.id}"' in refused.text and "hx-partial" not in refused.text
     assert "Cannot move from Background research to Quote. Allowed: Offer, Lost." \
         in refused.text
@@ -198,7 +198,7 @@ def test_plain_form_posts_redirect_or_show_the_card_on_a_page(
     token = csrf(rep)
     refused = rep.post(f"{BOARD}/{deal.id}/move",
                        data={"to": "quote", "version": "1", "csrf_token": token})
-    assert refused.status_code == 422
+    assert refused.status_code == 409
     assert "<html" in refused.text and "Back to the board" in refused.text
     done = rep.post(f"{BOARD}/{deal.id}/move",
                     data={"to": "offer", "version": "1", "csrf_token": token,
