@@ -8,7 +8,7 @@ moves a card offers are computed here; templates only lay them out.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -22,11 +22,10 @@ from engine.records.aggregate import Group, first_money_field
 from engine.records.coerce import to_string
 from engine.records.record import Record
 from engine.records.stages import STAGE, StageRules
+from ui import i18n
 
 #: Cards per column page (the "more" button fetches the next keyset page).
 CARDS_PER_PAGE = 20
-#: ``t(message, **values)``: the request's translation function.
-Translate = Callable[..., str]
 
 _INPUT_TYPES = {FieldType.DATE: "date", FieldType.DATETIME: "datetime-local",
                 FieldType.INTEGER: "number", FieldType.DECIMAL: "number",
@@ -128,13 +127,12 @@ class Board:
     """Builds board, column and card views of one pipelined entity for one viewer."""
 
     def __init__(self, records: RecordService, actor: Actor, entity: Entity,
-                 rules: StageRules, *, locale: str, t: Translate) -> None:
+                 rules: StageRules, *, locale: str) -> None:
         self.records = records
         self.actor = actor
         self.entity = entity
         self.rules = rules
         self.locale = locale
-        self.t = t
         self.amount_field = first_money_field(records.plan(entity.name),
                                               records.policy.hidden_fields(actor, entity))
         self.base = f"/e/{entity.name}/kanban"
@@ -231,15 +229,15 @@ class Board:
         return FieldInput(name=f.name, label=f.label.get(self.locale),
                           input_type="select" if options else _INPUT_TYPES.get(f.type, "text"),
                           value=current, options=options,
-                          error=self.t("Required to enter this stage.") if error else "")
+                          error=i18n.t(self.locale, "Required to enter this stage.") if error else "")
 
     # --- refusals -----------------------------------------------------------------------
 
     def transition_message(self, exc: StageTransitionError) -> str:
         if not exc.allowed:
-            return self.t("%(stage)s is a final stage: the record cannot move from it.",
+            return i18n.t(self.locale, "%(stage)s is a final stage: the record cannot move from it.",
                           stage=self.stage_label(exc.from_stage))
-        return self.t("Cannot move from %(from)s to %(to)s. Allowed: %(allowed)s.",
+        return i18n.t(self.locale, "Cannot move from %(from)s to %(to)s. Allowed: %(allowed)s.",
                       **{"from": self.stage_label(exc.from_stage),
                          "to": self.stage_label(exc.to_stage),
                          "allowed": ", ".join(self.stage_label(k) for k in exc.allowed)})
@@ -253,13 +251,13 @@ class Board:
                   if n not in required]
         parts = []
         if missing:
-            parts.append(self.t("To enter %(stage)s, fill in: %(fields)s.",
+            parts.append(i18n.t(self.locale, "To enter %(stage)s, fill in: %(fields)s.",
                                 stage=self.stage_label(target), fields=", ".join(missing)))
         parts.extend(others)
         return " ".join(parts)
 
     def _label(self, name: str) -> str:
         if name == STAGE:
-            return self.t("Stage")
+            return i18n.t(self.locale, "Stage")
         return self.entity.field(name).label.get(self.locale) \
             if self.entity.has_field(name) else name

@@ -52,10 +52,7 @@ def _board(ui: UIContext, request: Request, actor: Actor, entity: Entity) -> Boa
     if rules is None:  # pipelined, but the pipeline is missing: nothing to show
         raise NotFoundError("pipeline", entity.name)
 
-    def t(message: str, **values: object) -> str:
-        return ui.t(request, message, **values)
-
-    return Board(records, actor, entity, rules, locale=ui.locale(request), t=t)
+    return Board(records, actor, entity, rules, locale=ui.locale(request))
 
 
 def _version(form: FormData) -> int:

@@ -122,6 +122,9 @@ def test_a_refused_transition_returns_the_card_saying_why(client_for: Client,
                                               deal.id)["stage"] == "research"
     bogus = move(rep, deal, "nowhere")
     assert bogus.status_code == 422
+    chinese = rep.post(f"{BOARD}/{deal.id}/move?lang=zh-CN", headers=htmx(rep),
+                       data={"to": "quote", "version": str(deal.version)})
+    assert "不能从背景调研移到报价。可移到：方案提供, 输单。" in chinese.text
 
 
 def test_missing_fields_are_asked_for_and_count_when_given(client_for: Client,
