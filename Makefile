@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast bench check lint clean
+.PHONY: demo test test-fast bench check lint clean chromium
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Tidepool needs Python 3.11"'
@@ -18,12 +18,16 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/tidepool demo
 
-## test: set up and run the whole suite (SQLite + a throwaway PostgreSQL), slow tests included
-test: $(STAMP)
+## chromium: Debian's Chromium for the browser tests (Playwright drives /usr/bin/chromium)
+chromium:
+	@command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+
+## test: set up and run the whole suite (SQLite + a throwaway PostgreSQL, browser tests), slow tests included
+test: $(STAMP) chromium
 	$(BIN)/python -m pytest
 
 ## test-fast: the suite without the slow scale tests
-test-fast: $(STAMP)
+test-fast: $(STAMP) chromium
 	$(BIN)/python -m pytest -m 'not slow'
 
 ## bench: the benchmarks of bench/ (writes bench/RESULTS.md)

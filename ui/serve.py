@@ -9,8 +9,10 @@ from typing import TextIO
 from sqlalchemy.engine import make_url
 from starlette.applications import Starlette
 
+from engine.permissions.policy_store import sync_roles
 from engine.permissions.scopes import CasbinAccessPolicy
 from engine.runtime import LiveRuntime
+from engine.storage.database import write_transaction
 from ui.app import create_app
 from ui.secret import load_secret_key
 
@@ -32,6 +34,8 @@ def default_upload_dir(url: str) -> Path | None:
 def build_app(url: str, *, banner: str = "", https: bool | None = None) -> Starlette:
     """The app for ``url`` with the real permission policy, key and upload directory."""
     live = LiveRuntime(url, policy_factory=CasbinAccessPolicy)
+    with write_transaction(live.engine) as conn:  # roles as the applied metadata declares them
+        sync_roles(conn, live.current().registry)
     return create_app(live, secret_key=load_secret_key(url), upload_dir=default_upload_dir(url),
                       banner=banner, https=https)
 
