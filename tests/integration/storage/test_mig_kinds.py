@@ -68,7 +68,7 @@ def test_add_index(db_engine: Engine) -> None:
     target = registry(base(indexes=[{"name": "ix_account_code", "fields": ["code"]}]))
     plan = apply_migration(db_engine, target=target)
     assert kinds(plan) == ["add_index"]
-    assert indexes(db_engine, "account")["ix_account_code"] == ("code",)
+    assert indexes(db_engine, "account")["ix_account_code"] == ("code", "id")  # id: keyset tie-breaker
 
 
 def test_add_unique_key_when_rows_are_distinct(db_engine: Engine) -> None:
@@ -313,7 +313,7 @@ def test_converting_an_indexed_unique_column_keeps_its_index_and_key(db_engine: 
     assert kinds(plan) == ["convert_column"]
     assert rows(db_engine, "account", "code") == [(i,) for i in range(4)]
     assert uniques(db_engine, "account")["uq_account_code"] == ("code",)
-    assert indexes(db_engine, "account")["ix_account_name_code"] == ("name", "code")
+    assert indexes(db_engine, "account")["ix_account_name_code"] == ("name", "code", "id")
     with pytest.raises(IntegrityError):
         insert(db_engine, registry(entity("account", field("name"), field("code", "integer"))),
                "account", [{"name": "dup", "code": 0}])
