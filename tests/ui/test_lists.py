@@ -18,7 +18,7 @@ Client = Callable[[str | None], TestClient]
 
 
 def _ids(html: str, entity: str = "customer") -> list[int]:
-    return [int(i) for i in re.findall(rf'<tr id="row-(\d+)"', html)] if entity else []
+    return [int(i) for i in re.findall(r'<tr id="row-(\d+)"', html)] if entity else []
 
 
 @pytest.fixture(scope="module")
