@@ -159,7 +159,8 @@ def entity_table_args(entity: Entity) -> list[object]:
     if entity.has(Feature.POOLED):
         args.append(Index(f"ix_{entity.name}_pool_recent", "pool_id", "updated_at", "id"))
     if entity.has(Feature.PIPELINED):
-        args.append(Index(f"ix_{entity.name}_stage", "stage"))
+        # A kanban column is a keyset page of one stage, newest first.
+        args.append(Index(f"ix_{entity.name}_stage_recent", "stage", "updated_at", "id"))
     return args
 
 
