@@ -81,6 +81,10 @@ class ConfigService:
         return [Customisation(r["kind"], r["name"], r["document"])
                 for r in load_customisations(conn)]
 
+    def packages(self) -> Registry:
+        """The app packages alone: what decides which parts a customisation may redefine."""
+        return load_packages(self.apps)
+
     def configured(self) -> Registry:
         """Packages plus the stored customisations: what the next change starts from."""
         with self.engine.connect() as conn:
