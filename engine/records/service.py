@@ -27,7 +27,6 @@ from sqlalchemy import (
     insert,
     or_,
     select,
-    union_all,
     update,
 )
 from sqlalchemy.exc import IntegrityError
@@ -47,6 +46,7 @@ from engine.records import activity as feed
 from engine.records import aggregate, stages
 from engine.records._bulk import RowInserter
 from engine.records._plan import EntityPlan, same_value
+from engine.records._union import union_page
 from engine.records._write import (
     Duplicate,
     RowPreparer,
@@ -320,10 +320,10 @@ class RecordService:
                         after: tuple[Any, int] | None) -> tuple[Any, dict[str, Any]]:
         """The single-branch page SELECT, with the keyset position as bound parameters.
 
-        Pages without filters or search (the default list, "load more") repeat one
-        statement shape; it is built once per shape and scope branch, because building
-        and cache-keying a fresh Core statement cost a fifth of a page
-        (bench/bench_records.py).
+        Paging through one list (the default list, "load more" with the same filters
+        and search) repeats one statement with other keyset positions; it is built
+        once per shape and scope branch, because building and cache-keying a fresh
+        Core statement cost a fifth of a page (bench/bench_records.py).
         """
         params: dict[str, Any] = {}
         marker: tuple[Any, Any] | None = None
@@ -334,14 +334,16 @@ class RecordService:
                 params["after_value"] = after[0]
                 value = bindparam("after_value", type_=plan.table.c[sort.name].type)
             marker = (value, bindparam("after_id", type_=plan.table.c["id"].type))
-        key = None
-        if not query.filters and not query.search:
-            shape = None if after is None else after[0] is None
-            key = (plan.name, sort, wanted, query.include_deleted, query.only_deleted, shape,
-                   branch)
-            found = self._statements.get(key)
-            if found is not None:
-                return found, params
+        shape = None if after is None else after[0] is None
+        key: tuple[Any, ...] | None = (
+            plan.name, sort, wanted, query.include_deleted, query.only_deleted, shape, branch,
+            query.filters, query.search, hidden)
+        try:
+            found = self._statements.get(key)  # type: ignore[arg-type]
+        except TypeError:  # a filter value that cannot be hashed (a list): build afresh
+            key = found = None
+        if found is not None:
+            return found, params
         where = where_clauses(plan, query, hidden)
         if marker is not None:
             where.append(sort.after(plan.table.c, marker))
@@ -357,25 +359,10 @@ class RecordService:
                     where: builtins.list[ColumnElement[bool]],
                     branches: tuple[ColumnElement[bool], ...],
                     wanted: int) -> builtins.list[Any]:
-        # OR across branch columns sends both planners into full sorts; a UNION ALL of
-        # per-branch keyset queries reads at most `wanted` rows per branch.
-        order = sort.order_by(plan.table.c)
-        parts = [plan.select_all.where(*where, *_live_branches((b,)))
-                 .order_by(*order).limit(wanted).subquery() for b in branches]
-        union = union_all(*(select(p) for p in parts)).subquery("scoped")
-        stmt = select(*union.c).order_by(*sort.order_by(union.c))
-        seen: set[int] = set()
-        rows = []
-        id_index = [c.name for c in plan.select_columns].index("id")
-        for row in conn.execute(stmt):
-            # A row in two branches comes twice; keep the first.
-            if row[id_index] in seen:
-                continue
-            seen.add(row[id_index])
-            rows.append(row)
-            if len(rows) == wanted:
-                break
-        return rows
+        # OR across branch columns sends both planners into full sorts; a UNION of
+        # per-branch keyset queries of (sort key, id) reads at most `wanted` keys per
+        # branch and drops duplicates in SQL; only the page's ids fetch whole rows.
+        return conn.execute(union_page(plan, sort, where, branches, wanted)).all()
 
     def count(self, actor: Actor, entity: str, filters: ListQuery | Sequence[Filter] = (), *,
               cap: int = DEFAULT_COUNT_CAP) -> int:
