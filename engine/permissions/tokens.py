@@ -82,14 +82,30 @@ def revoke_token(conn: Connection, token_id: int) -> None:
                  .values(revoked_at=utcnow()))
 
 
-def verify_token(conn: Connection, plaintext: str, *, now: dt.datetime | None = None) -> User:
-    """The active user a presented token belongs to, or ``AuthenticationError``."""
+#: ``last_used_at`` is refreshed at most this often: recording every request would
+#: make each API read a write (and on SQLite take the database's one write lock).
+LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class TokenCheck:
+    """A valid token: whose it is, and whether its last use should be recorded."""
+
+    user: User
+    token_id: int
+    needs_touch: bool
+
+
+def check_token(conn: Connection, plaintext: str, *, now: dt.datetime | None = None
+                ) -> TokenCheck:
+    """Validate a presented token without writing; ``AuthenticationError`` if unusable."""
     now = now or utcnow()
     if not isinstance(plaintext, str) or not plaintext.startswith(TOKEN_PREFIX):
         raise AuthenticationError("invalid", "invalid API token")
     row = conn.execute(
         select(t.api_token.c.id, t.api_token.c.user_id, t.api_token.c.expires_at,
-               t.api_token.c.revoked_at).where(t.api_token.c.token_hash == token_hash(plaintext))
+               t.api_token.c.revoked_at, t.api_token.c.last_used_at)
+        .where(t.api_token.c.token_hash == token_hash(plaintext))
     ).first()
     if row is None:
         raise AuthenticationError("invalid", "invalid API token")
@@ -101,5 +117,24 @@ def verify_token(conn: Connection, plaintext: str, *, now: dt.datetime | None = 
     user = get_user(conn, int(row.user_id))
     if not user.active:
         raise AuthenticationError("inactive", "this account is deactivated")
-    conn.execute(update(t.api_token).where(t.api_token.c.id == row.id).values(last_used_at=now))
-    return user
+    last_used = as_utc(row.last_used_at)
+    stale = last_used is None or now - last_used >= LAST_USED_RESOLUTION
+    return TokenCheck(user=user, token_id=int(row.id), needs_touch=stale)
+
+
+def touch_token(conn: Connection, token_id: int, *, now: dt.datetime | None = None) -> None:
+    """Record a use of the token."""
+    conn.execute(update(t.api_token).where(t.api_token.c.id == token_id)
+                 .values(last_used_at=now or utcnow()))
+
+
+def verify_token(conn: Connection, plaintext: str, *, now: dt.datetime | None = None) -> User:
+    """The active user a presented token belongs to, or ``AuthenticationError``.
+
+    Records the use (at most once per ``LAST_USED_RESOLUTION``) on ``conn``.
+    """
+    now = now or utcnow()
+    check = check_token(conn, plaintext, now=now)
+    if check.needs_touch:
+        touch_token(conn, check.token_id, now=now)
+    return check.user

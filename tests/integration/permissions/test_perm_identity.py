@@ -193,3 +193,24 @@ def test_bad_user_input_is_refused(ident_engine: Engine) -> None:
         with pytest.raises(NotFoundError):
             set_password(conn, 9999, "long enough password")
         assert find_user(conn, "bob") is None
+
+
+def test_token_use_is_recorded_at_most_once_a_minute(ident_engine: Engine) -> None:
+    from engine.permissions.tokens import LAST_USED_RESOLUTION, check_token
+
+    user_id = _make(ident_engine)
+    start = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
+    with write_transaction(ident_engine) as conn:
+        _, token = create_token(conn, user_id, name="api")
+        assert check_token(conn, token, now=start).needs_touch  # never used yet
+        verify_token(conn, token, now=start)
+        first = list_tokens(conn, user_id)[0].last_used_at
+        assert first == start
+        soon = start + LAST_USED_RESOLUTION / 2
+        assert not check_token(conn, token, now=soon).needs_touch  # a read stays a read
+        verify_token(conn, token, now=soon)
+        assert list_tokens(conn, user_id)[0].last_used_at == first
+        later = start + LAST_USED_RESOLUTION
+        assert check_token(conn, token, now=later).needs_touch
+        verify_token(conn, token, now=later)
+        assert list_tokens(conn, user_id)[0].last_used_at == later
