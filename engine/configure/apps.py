@@ -44,7 +44,7 @@ def find_apps(names: Sequence[str], *, search: Sequence[Path] | None = None) -> 
             continue
         for folder in sorted(p for p in root.iterdir() if (p / MANIFEST_FILE).is_file()):
             name = _manifest_name(folder)
-            if name in names and name not in found:
+            if name is not None and name in names and name not in found:
                 found[name] = folder
     missing = [n for n in names if n not in found]
     if missing:

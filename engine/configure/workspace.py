@@ -74,8 +74,9 @@ class Workspace:
         return self.edited[key]
 
     def app_of(self, kind: str, name: str) -> str:
-        table = {"entity": self.base.entities, "pipeline": self.base.pipelines}[kind]
-        return table[name].app
+        if kind == "entity":
+            return self.base.entities[name].app
+        return self.base.pipelines[name].app
 
     def is_package_owned(self, kind: str, name: str) -> bool:
         """True when a package declares it (stored as an overlay; roles are replaced whole)."""

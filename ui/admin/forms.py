@@ -106,8 +106,8 @@ def field_spec(form: FormData, *, current: FieldSpec | None = None) -> FieldSpec
             extra.pop(key, None) if value is None else extra.__setitem__(key, value)
     for key in TEXT_EXTRAS:
         if key in form:
-            value = _text(form, key)
-            extra.pop(key, None) if not value else extra.__setitem__(key, value)
+            given = _text(form, key)
+            extra.pop(key, None) if not given else extra.__setitem__(key, given)
     def kept(key: str, value: Any) -> Any:  # no input on the form: keep the current value
         return value if key in form or current is None else getattr(current, key)
 
@@ -179,7 +179,7 @@ def remove_stage(pipeline: str, key: str) -> RemoveStage:
 def add_pipeline(form: FormData) -> AddPipeline:
     rows = zip(_column(form, "st_key"), _column(form, "st_en"), _column(form, "st_zh"),
                _column(form, "st_kind"), _column(form, "st_probability"), strict=False)
-    stages = []
+    stages: list[StageSpec] = []
     for key, en, zh, kind, probability in rows:
         if not key:
             continue

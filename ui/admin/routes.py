@@ -246,7 +246,8 @@ def routes(ui: UIContext) -> list[BaseRoute]:
         def page(errors: dict[str, str] | None = None, status: int = 200) -> Response:
             view = views.new_pipeline_view(
                 service().configured(), ui.locale(request), errors=errors,
-                entity=str((form or {}).get("entity") or request.query_params.get("entity", "")))
+                entity=str((form.get("entity") if form is not None else None)
+                           or request.query_params.get("entity", "")))
             if form is not None:
                 view.values.update({k: str(v) for k, v in form.items()})
             return ui.render(request, "admin/pipeline_new.html", view, status=status)
