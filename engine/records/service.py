@@ -299,16 +299,10 @@ class RecordService:
         if scope.is_empty:
             return Page([], None, False)
         branches = scope.branches
+        stmt, params = self._page_statement(plan, query, sort, hidden, branches, limit + 1,
+                                            after)
         with self.engine.connect() as conn:
-            if len(branches) == 1:
-                stmt, params = self._page_statement(plan, query, sort, hidden, branches[0],
-                                                    limit + 1, after)
-                rows: Sequence[Any] = conn.execute(stmt, params).all()
-            else:
-                where = where_clauses(plan, query, hidden)
-                if after is not None:
-                    where.append(sort.after(table.c, after))
-                rows = self._union_rows(conn, plan, sort, where, branches, limit + 1)
+            rows: Sequence[Any] = conn.execute(stmt, params).all()
         to_values = plan.to_values
         records = [self._record(plan, to_values(r), hidden) for r in rows[:limit]]
         has_more = len(rows) > limit
@@ -316,9 +310,13 @@ class RecordService:
         return Page(records, token, has_more)
 
     def _page_statement(self, plan: EntityPlan, query: ListQuery, sort: Any,
-                        hidden: frozenset[str], branch: ColumnElement[bool], wanted: int,
+                        hidden: frozenset[str], branches: tuple[ColumnElement[bool], ...],
+                        wanted: int,
                         after: tuple[Any, int] | None) -> tuple[Any, dict[str, Any]]:
-        """The single-branch page SELECT, with the keyset position as bound parameters.
+        """The page SELECT, with the keyset position as bound parameters.
+
+        One scope branch is a plain WHERE; several are a UNION of per-branch keyset
+        queries (``_union.union_page``), whose building costs more than the page.
 
         Paging through one list (the default list, "load more" with the same filters
         and search) repeats one statement with other keyset positions; it is built
@@ -336,7 +334,7 @@ class RecordService:
             marker = (value, bindparam("after_id", type_=plan.table.c["id"].type))
         shape = None if after is None else after[0] is None
         key: tuple[Any, ...] | None = (
-            plan.name, sort, wanted, query.include_deleted, query.only_deleted, shape, branch,
+            plan.name, sort, wanted, query.include_deleted, query.only_deleted, shape, branches,
             query.filters, query.search, hidden)
         try:
             found = self._statements.get(key)  # type: ignore[arg-type]
@@ -347,22 +345,16 @@ class RecordService:
         where = where_clauses(plan, query, hidden)
         if marker is not None:
             where.append(sort.after(plan.table.c, marker))
-        stmt = plan.select_all.where(*where, *_live_branches((branch,))) \
-            .order_by(*sort.order_by(plan.table.c)).limit(wanted)
+        if len(branches) == 1:
+            stmt = plan.select_all.where(*where, *_live_branches(branches)) \
+                .order_by(*sort.order_by(plan.table.c)).limit(wanted)
+        else:
+            stmt = union_page(plan, sort, where, branches, wanted)
         if key is not None:
             if len(self._statements) >= MAX_CACHED_STATEMENTS:
                 self._statements.clear()  # scope branches of old policy versions
             self._statements[key] = stmt
         return stmt, params
-
-    def _union_rows(self, conn: Connection, plan: EntityPlan, sort: Any,
-                    where: builtins.list[ColumnElement[bool]],
-                    branches: tuple[ColumnElement[bool], ...],
-                    wanted: int) -> builtins.list[Any]:
-        # OR across branch columns sends both planners into full sorts; a UNION of
-        # per-branch keyset queries of (sort key, id) reads at most `wanted` keys per
-        # branch and drops duplicates in SQL; only the page's ids fetch whole rows.
-        return conn.execute(union_page(plan, sort, where, branches, wanted)).all()
 
     def count(self, actor: Actor, entity: str, filters: ListQuery | Sequence[Filter] = (), *,
               cap: int = DEFAULT_COUNT_CAP) -> int:
