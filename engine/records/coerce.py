@@ -27,7 +27,7 @@ import json
 import math
 import re
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -408,8 +408,15 @@ def coerce(field: Field, value: Any, *, source: InputSource = InputSource.JSON) 
 
 # --- output ------------------------------------------------------------------
 
-def _datetime_json(value: datetime) -> str:
-    if value.tzinfo is None:
+_ZERO = timedelta(0)
+
+
+def instant_json(value: datetime) -> str:
+    """An instant as ISO 8601 in UTC (naive values are taken as UTC)."""
+    offset = value.utcoffset()
+    if offset == _ZERO:  # what both databases return: no conversion needed
+        return value.isoformat()
+    if offset is None:
         value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC).isoformat()
 
@@ -433,12 +440,34 @@ def to_json(field: Field, value: Any) -> Any:
     if t is FieldType.DATE:
         return value.isoformat()
     if t is FieldType.DATETIME:
-        return _datetime_json(value)
+        return instant_json(value)
     if t is FieldType.MULTI_SELECT:
         return list(value)
     if t in (FieldType.GEO_POINT, FieldType.ADDRESS, FieldType.FILE):
         return dict(value)
     return value
+
+
+def _money_json(value: Any) -> dict[str, Any]:
+    return {"amount": _decimal_json(value["amount"]), "currency": value["currency"]}
+
+
+def _date_json(value: Any) -> str:
+    return str(value.isoformat())
+
+
+_JSON_WRITERS: dict[FieldType, Callable[[Any], Any]] = {
+    FieldType.DECIMAL: _decimal_json, FieldType.PERCENT: _decimal_json,
+    FieldType.MONEY: _money_json, FieldType.DATE: _date_json,
+    FieldType.DATETIME: instant_json, FieldType.MULTI_SELECT: list,
+    FieldType.GEO_POINT: dict, FieldType.ADDRESS: dict, FieldType.FILE: dict,
+}
+
+
+def json_writer(field: Field) -> Callable[[Any], Any] | None:
+    """``to_json`` for one field as a function of non-None values; None when values are
+    already JSON-safe. Serialisers that write many rows keep one per field."""
+    return _JSON_WRITERS.get(field.type)
 
 
 def to_string(field: Field, value: Any) -> str:
