@@ -1,7 +1,7 @@
 """A seeded CRM org for the records-service permission tests, and an oracle for it.
 
 The CRM app's own metadata (apps/crm: roles rep / supervisor / manager / admin,
-lead and customer pools, the managers' key-account sharing rule) over an org
+lead and customer pools, the managers' A-grade sharing rule) over an org
 of three levels::
 
     sales (m, ms, a)                  manager level
@@ -79,7 +79,7 @@ SHARES: list[tuple[str, str, str, str, dt.datetime | None]] = [
     ("lead", "r1", "ss", "write", None),
     ("customer", "r5", "sn", "read", None),
 ]
-KEY_ACCOUNT = ("customer", "r2")   # tagged key_account: the managers' sharing rule
+A_GRADE = ("customer", "r2")   # grade A: shared with every manager by their sharing rule
 
 
 @dataclass(frozen=True)
@@ -137,8 +137,8 @@ def _payload(entity: str, key: str, n: int, customer_id: int) -> dict[str, Any]:
         return {"company_name": title, "phone": f"1380000{n:04d}", "channel": "sem",
                 "status": "new"}
     if entity == "customer":
-        tags = ["key_account"] if (entity, key) == KEY_ACCOUNT else ["chain"]
-        return {"name": title, "grade": "B", "tags": tags,
+        grade = "A" if (entity, key) == A_GRADE else "B"
+        return {"name": title, "grade": grade, "tags": ["chain"],
                 "annual_revenue": {"amount": "1000.00", "currency": "CNY"}}
     if entity == "contact":
         return {"name": title, "customer": customer_id}

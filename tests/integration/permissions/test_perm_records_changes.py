@@ -49,10 +49,15 @@ def _keys(crm: CrmOrg, login: str, entity: str = "lead",
 
 
 def test_moving_a_user_moves_their_records_between_scopes_at_once(crm: CrmOrg) -> None:
+    slow = CasbinAccessPolicy(crm.engine, crm.registry, clock=lambda: NOW, check_interval=3600)
+    slow_records = RecordService(engine=crm.engine, schema=crm.schema, policy=slow)
     assert "r1" in _keys(crm, "sn", "customer") and "r1" not in _keys(crm, "ss", "customer")
+    assert "r1" in _keys(crm, "sn", "customer", records=slow_records)
     with write_transaction(crm.engine) as conn:
         move_user(conn, crm.users["r1"], department_id=crm.departments["south"])
     assert "r1" not in _keys(crm, "sn", "customer") and "r1" in _keys(crm, "ss", "customer")
+    # Out at once even where the org snapshot is an hour old: membership is read in SQL.
+    assert "r1" not in _keys(crm, "sn", "customer", records=slow_records)
     assert "r1" in _keys(crm, "ms", "customer")          # the south manager's subtree grew
     rid = crm.id("customer", "r1")
     with pytest.raises(NotFoundError):
@@ -67,9 +72,13 @@ def test_moving_a_department_moves_its_subtree_between_scopes(crm: CrmOrg) -> No
     with write_transaction(crm.engine) as conn:
         move_department(conn, crm.departments["north_key"],
                         new_parent_id=crm.departments["south"])
-    # Who sits below the anchor is read in SQL: both processes see the move at once.
-    assert "r5" in _keys(crm, "ms") and "r5" in _keys(crm, "ms", records=slow_records)
-    assert "r5" in _keys(crm, "m")                      # still under sales
+    # This process reloads the org at once. The slow one lists the subtree's owners
+    # from its older snapshot, checked against who sits there now: it shows less,
+    # never more, until it reads the new stamp.
+    assert "r5" in _keys(crm, "ms") and "r5" in _keys(crm, "m")
+    assert _keys(crm, "ms", records=slow_records) <= _keys(crm, "ms")
+    slow.cache.refresh()
+    assert "r5" in _keys(crm, "ms", records=slow_records)
     # Moving the anchor itself (south under north) changes its path: this process
     # reloads the org at once; the slow one keeps the old path, which now matches no
     # department, so it shows less (never more) until it reads the new stamp.

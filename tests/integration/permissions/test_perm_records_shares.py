@@ -2,7 +2,7 @@
 
 Shares: with a user or a department (and everything below it), read or write,
 expiring, revoked; a share opens read/export/update and never delete. Sharing
-rules: the CRM's key accounts for every manager, and rules written for the
+rules: the CRM's A-grade customers for every manager, and rules written for the
 test (write access, narrowed to departments), evaluated on every query.
 """
 
@@ -123,9 +123,10 @@ def test_bad_shares_are_refused_and_nothing_is_written(crm: CrmOrg, change: dict
         assert conn.execute(select(t.share.c.id)).all() == before
 
 
-def test_key_accounts_are_shared_with_every_manager_while_they_match(crm: CrmOrg) -> None:
+def test_a_grade_customers_are_shared_with_every_manager_while_they_match(
+        crm: CrmOrg) -> None:
     records = crm.records
-    key = crm.id("customer", "r2")                # north, tagged key_account
+    key = crm.id("customer", "r2")                # north, grade A
     other = crm.id("customer", "r1")
     ms = crm.actor("ms")                           # manager of the south subtree only
     assert key in _ids(crm, "ms", "customer") and other not in _ids(crm, "ms", "customer")
@@ -136,15 +137,14 @@ def test_key_accounts_are_shared_with_every_manager_while_they_match(crm: CrmOrg
     with crm.engine.connect() as conn:
         why = crm.policy.why(conn, user_id=crm.users["ms"], entity=crm.registry.entity(
             "customer"), table=crm.schema.table("customer"), record_id=key, action="read")
-    assert why.allowed and "sharing rule key_accounts of role manager" in why.reason
-    # Tagging a record shares it at once; untagging takes it back.
+    assert why.allowed and "sharing rule a_grade_customers of role manager" in why.reason
+    # A record that comes to match is shared at once; one that stops matching, no more.
     system = Actor.system()
     current = records.get(system, "customer", other)
-    records.update(system, "customer", other, {"tags": ["key_account"]},
-                   version=current.version)
+    records.update(system, "customer", other, {"grade": "A"}, version=current.version)
     assert other in _ids(crm, "ms", "customer")
     current = records.get(system, "customer", key)
-    records.update(system, "customer", key, {"tags": []}, version=current.version)
+    records.update(system, "customer", key, {"grade": "C"}, version=current.version)
     assert key not in _ids(crm, "ms", "customer")
 
 
