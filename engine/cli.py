@@ -123,10 +123,10 @@ def cmd_migrate(args: argparse.Namespace, out: TextIO) -> int:
     with _engine(args) as engine:
         # the packages plus what admins configured, which a migrate must not undo
         registry = configured_registry(engine, _app_paths(args))
-        plan = apply_migration(engine, target=registry, actor="cli",  # type: ignore[arg-type]
+        plan = apply_migration(engine, target=registry, actor="cli",
                                dry_run=args.dry_run, purge_archived=args.purge_archived)
         # Roles follow the metadata: a changed grant is in force once migrate returns.
-        synced = not args.dry_run and sync_policies(engine, registry)  # type: ignore[arg-type]
+        synced = not args.dry_run and sync_policies(engine, registry)
     out.write(plan.describe() + "\n")
     if args.dry_run:
         out.write("dry run: nothing was changed\n")

@@ -77,10 +77,10 @@ class RowGenerator:
                                                                  else 10_000))
             return index + low if unique else rng.randint(low, high)
         if t in (FieldType.DECIMAL, FieldType.MONEY, FieldType.PERCENT):
-            low = field.min if field.min is not None else 0
-            high = field.max if field.max is not None else (100 if t is FieldType.PERCENT
-                                                            else 1_000_000)
-            amount = Decimal(str(round(rng.uniform(float(low), float(high)), 2)))
+            floor = float(field.min) if field.min is not None else 0.0
+            ceiling = float(field.max) if field.max is not None else (
+                100.0 if t is FieldType.PERCENT else 1_000_000.0)
+            amount = Decimal(str(round(rng.uniform(floor, ceiling), 2)))
             if t is FieldType.MONEY:
                 return {"amount": amount, "currency": field.currency or "CNY"}
             return amount

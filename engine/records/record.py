@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import ItemsView, Iterator, KeysView, Mapping, ValuesView
 from typing import Any
 
 
@@ -43,6 +43,23 @@ class Record(Mapping[str, Any]):
 
     def __len__(self) -> int:
         return len(self._values)
+
+    # Mapping's mixins would go through __getitem__ per key; serialisers and
+    # templates iterate whole pages of records, so delegate to the dict.
+    def items(self) -> ItemsView[str, Any]:
+        return self._values.items()
+
+    def keys(self) -> KeysView[str]:
+        return self._values.keys()
+
+    def values(self) -> ValuesView[Any]:
+        return self._values.values()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._values.get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._values
 
     def __repr__(self) -> str:
         return f"Record({self._entity!r}, {self._values!r})"

@@ -31,6 +31,7 @@ from sqlalchemy import (
 )
 
 from engine.metadata.model import OPTION_TYPES, Entity, Feature, Field, FieldType, Registry
+from engine.metadata.names import SYSTEM_COLUMNS
 from engine.metadata.parse import parse_field
 from engine.storage.applied import SYSTEM_TABLES, Archive, live_archives
 from engine.storage.conversions import (
@@ -67,7 +68,6 @@ from engine.storage.plan import (
     WidenType,
 )
 from engine.storage.tables import (
-    SYSTEM_COLUMNS,
     StorageSchema,
     build_schema,
     companion_columns,

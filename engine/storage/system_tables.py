@@ -49,7 +49,8 @@ class _UtcSqliteDateTime(SQLITE_DATETIME):
 
 #: Instants: aware datetimes in UTC from both databases (PostgreSQL sessions run
 #: in UTC, see ``make_engine``).
-InstantType = DateTime(timezone=True).with_variant(_UtcSqliteDateTime(), "sqlite")
+InstantType = DateTime(timezone=True).with_variant(
+    _UtcSqliteDateTime(), "sqlite")  # type: ignore[no-untyped-call]
 
 #: One integer primary key type for every table: BIGINT on PostgreSQL, the
 #: rowid alias INTEGER on SQLite (only INTEGER PRIMARY KEY autoincrements there).

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import (
     Boolean,
@@ -47,7 +48,7 @@ _ONDELETE = {OnDelete.RESTRICT: "RESTRICT", OnDelete.CASCADE: "CASCADE",
              OnDelete.SET_NULL: "SET NULL"}
 
 
-def column_type(field: Field) -> TypeEngine[object]:
+def column_type(field: Field) -> TypeEngine[Any]:
     """The SQL type of a field's main column."""
     t = field.type
     if t is FieldType.TEXT:
@@ -86,7 +87,7 @@ def _fits_int32(field: Field) -> bool:
             and -(2**31) <= field.min and field.max < 2**31)
 
 
-def companion_columns(field: Field) -> dict[str, TypeEngine[object]]:
+def companion_columns(field: Field) -> dict[str, TypeEngine[Any]]:
     """Extra columns a field type spans, by full column name."""
     if field.type is FieldType.MONEY:
         return {f"{field.name}_currency": String(3)}
