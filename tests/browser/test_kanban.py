@@ -9,8 +9,6 @@ saved under ``test-artifacts/`` when a step fails.
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
 import threading
 import time
@@ -64,16 +62,6 @@ def server_url(kanban_demo: DemoDB) -> Iterator[str]:
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    executable = os.environ.get("TIDEPOOL_CHROMIUM") or shutil.which("chromium") \
-        or shutil.which("chromium-browser")
-    with playwright_sync.sync_playwright() as p:
-        launched = p.chromium.launch(headless=True, executable_path=executable)
-        yield launched
-        launched.close()
 
 
 @contextmanager
