@@ -92,9 +92,13 @@ class CoreAdapter(Adapter):  # type: ignore[misc]
         self.conn = conn
 
     def load_policy(self, model: Model) -> None:
-        for rule in load_rules(self.conn):
+        # Appended directly, as Casbin's own file adapter does: ``model.add_policy``
+        # checks each rule against a list (quadratic: 20 ms at 1,000 users, growing).
+        for rule in dict.fromkeys(load_rules(self.conn)):
             ptype = rule[0]
-            model.add_policy(ptype[0], ptype, list(rule[1:]))
+            sec = model.model.get(ptype[0], {})
+            if ptype in sec:
+                sec[ptype].policy.append(list(rule[1:]))
 
     def save_policy(self, model: Model) -> bool:
         rules: list[Rule] = []

@@ -25,10 +25,12 @@ import pytest
 
 from engine.actor import Actor
 from engine.errors import ConflictError, ForbiddenError, NotFoundError
-from engine.records import ListQuery
+from engine.permissions import scopes
+from engine.records import ListQuery, RecordService
 from engine.storage.database import make_engine
 from tests.integration.permissions._crm_org import (
     ENTITIES,
+    NOW,
     SOFT_DELETE,
     USERS,
     CrmOrg,
@@ -172,3 +174,20 @@ def test_restore_needs_delete_on_a_recycled_row_in_scope(crm: CrmOrg, login: str
         if got == "done":
             crm.records.delete(Actor.system(), entity, rid)   # leave the bin as found
         assert got == expected, (rid, fact)
+
+
+@pytest.mark.parametrize("login", ["m", "ms", "sn", "ss", "r4"])
+def test_large_departments_use_the_walking_clause_with_the_same_rows(
+        crm: CrmOrg, login: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past MAX_OWNER_LIST owners a department scope walks the recent index instead of
+    listing owners (a planner choice); the rows must not change."""
+    monkeypatch.setattr(scopes, "MAX_OWNER_LIST", 1)
+    policy = scopes.CasbinAccessPolicy(crm.engine, crm.registry, clock=lambda: NOW)
+    records = RecordService(engine=crm.engine, schema=crm.schema, policy=policy)
+    oracle = Oracle(crm)
+    actor = policy.actor_for(crm.users[login], login=login)
+    for entity in ENTITIES:
+        expected = oracle.live(entity, oracle.allowed(login, entity, "read"))
+        listed = {r.id for r in records.list(actor, entity, ListQuery(limit=200)).rows}
+        assert listed == expected, entity
+        assert records.count(actor, entity) == len(expected)
