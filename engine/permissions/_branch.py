@@ -21,6 +21,13 @@ class Branch:
     clause: ColumnElement[bool]
     grants: tuple[Grant, ...]
     description: str
+    #: The UNION arms the clause runs as when one arm would plan badly (``_owners``);
+    #: empty: the clause is the one arm.
+    arms: tuple[ColumnElement[bool], ...] = ()
+
+    @property
+    def runs_as(self) -> tuple[ColumnElement[bool], ...]:
+        return self.arms or (self.clause,)
 
 
 @dataclass(frozen=True)

@@ -102,7 +102,7 @@ def build_index(p_rules: list[list[str]], g_rules: list[list[str]], *,
         if scope == FIELD_SCOPE:
             entity, _, field_name = obj.partition(".")
             (hidden if act == HIDE else readonly if act == READONLY else {})[
-                (role, entity)].add(field_name)  # type: ignore[index]
+                (role, entity)].add(field_name)
             continue
         if (dom, scope) not in templates[(role, obj, act)]:
             templates[(role, obj, act)].append((dom, scope))

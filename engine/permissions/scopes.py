@@ -49,14 +49,11 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import (
-    ColumnElement,
     Connection,
     Engine,
-    Select,
     Table,
     and_,
     bindparam,
-    false,
     or_,
     select,
     union_all,
@@ -69,6 +66,7 @@ from engine.metadata.model import Entity, Registry
 from engine.permissions import _tables as t
 from engine.permissions._branch import Branch, Explanation
 from engine.permissions._clock import utcnow
+from engine.permissions._owners import owner_arms
 from engine.permissions.index import Grant, PolicyCache, PolicyState
 from engine.permissions.org import Department, users_in_department, users_in_subtree
 from engine.permissions.sharing_rules import SHARE_ACTIONS, rule_branches
@@ -81,8 +79,6 @@ WRITE_ACTIONS = frozenset({"update", "create"})
 SHARED_GRANT = Grant(role="", domain="", scope="shared")  # the implicit share branch
 #: Memoised branch lists kept per policy state before the memo starts over.
 MEMO_LIMIT = 50_000
-#: Owners of a department scope listed literally up to this many (see ``_owners_clause``).
-MAX_OWNER_LIST = 100
 
 
 class CasbinAccessPolicy:
@@ -93,6 +89,7 @@ class CasbinAccessPolicy:
         self.cache = PolicyCache(engine, check_interval=check_interval)
         self.registry = registry
         self._clock = clock
+        self._dialect = engine.dialect.name
         self._memo: dict[tuple[object, ...], list[Branch]] = {}
         self._memo_for: tuple[PolicyState, Registry] | None = None
 
@@ -126,7 +123,7 @@ class CasbinAccessPolicy:
                                      and action not in READ_ACTIONS):
             return RowScope.nothing()
         branches = self.branches(actor.user_id, entity, table, action)
-        return RowScope(tuple(b.clause for b in branches))
+        return RowScope(tuple(arm for b in branches for arm in b.runs_as))
 
     def hidden_fields(self, actor: Actor, entity: Entity) -> frozenset[str]:
         if actor.is_system:
@@ -200,7 +197,8 @@ class CasbinAccessPolicy:
                 continue
             if branch.key in compiled:
                 old = compiled[branch.key]
-                branch = Branch(old.key, old.clause, old.grants + branch.grants, old.description)
+                branch = Branch(old.key, old.clause, old.grants + branch.grants, old.description,
+                                old.arms)
             compiled[branch.key] = branch
         if action in SHARE_ACTIONS["write"] and ("shared",) not in compiled:
             compiled[("shared",)] = self._shared(state, user_id, entity, table, action,
@@ -267,14 +265,19 @@ class CasbinAccessPolicy:
             if not owned or anchor is None:
                 return None
             if scope == "department":
-                return Branch(("department", anchor.id),
-                              _owners_clause(table, state.org.users_in(anchor.id),
-                                             users_in_department(anchor.id)), (grant,),
-                              f"its owner is in department {anchor.code}")
-            return Branch(("subtree", anchor.path),
-                          _owners_clause(table, state.org.users_under(anchor.id),
-                                         users_in_subtree(anchor.path)), (grant,),
-                          f"its owner is in department {anchor.code} or below")
+                arms = owner_arms(self._dialect, table, state.org.users_in(anchor.id),
+                                  users_in_department(anchor.id))
+                key: tuple[object, ...] = ("department", anchor.id)
+                description = f"its owner is in department {anchor.code}"
+            else:
+                arms = owner_arms(self._dialect, table, state.org.users_under(anchor.id),
+                                  users_in_subtree(anchor.path))
+                key = ("subtree", anchor.path)
+                description = f"its owner is in department {anchor.code} or below"
+            if not arms:
+                return None
+            return Branch(key, or_(*arms), (grant,), description,
+                          arms=arms if len(arms) > 1 else ())
         if scope == "pool":
             if not owned or "pool_id" not in table.c:
                 return None
@@ -309,9 +312,9 @@ class CasbinAccessPolicy:
             conditions.append(t.share.c.access == "write")
         # One SELECT per kind of grantee: each seeks its own index (user_id, entity,
         # record_id) or (department_id, ...); an OR of the two scans the share table.
-        shared_ids = select(t.share.c.record_id).where(t.share.c.user_id == user_id, *conditions)
-        if departments:
-            shared_ids = union_all(shared_ids, select(t.share.c.record_id).where(
+        to_user = select(t.share.c.record_id).where(t.share.c.user_id == user_id, *conditions)
+        shared_ids: Any = to_user if not departments else union_all(
+            to_user, select(t.share.c.record_id).where(
                 t.share.c.department_id.in_(departments), *conditions))
         return Branch(("shared",), table.c.id.in_(shared_ids), (grant,), "it is shared with you")
 
@@ -335,30 +338,6 @@ class CasbinAccessPolicy:
             result = result | self._field_rule(actor, entity, actions=frozenset({"read"}),
                                                readonly=False)
         return result
-
-
-def _owners_clause(table: Table, owners: frozenset[int],
-                   subquery: Select[Any]) -> ColumnElement[bool]:
-    """``owner_id`` among the department's users, in the shape each planner does best.
-
-    A short literal list (from the org snapshot) lets both planners seek the
-    (owner_id, updated_at, id) index per owner; the subquery alone hides its size,
-    so SQLite walked the whole recent index for a team of three (60 ms at 20k rows).
-    The subquery stays ANDed in: it reads who sits there *now*, so a user moved out
-    is out at once in every process, and a snapshot older than a move can only
-    show less, never more.
-
-    Many owners hold much of the table, and a page is found fastest by walking the
-    recent index and keeping their rows; seeking each owner would fetch and sort
-    all their rows (at 1M rows, 332 owners: 0.30 ms walking, 0.70 ms seeking, and
-    4.7 ms when SQLite chose to seek through the subquery). ``owner_id + 0`` hides
-    the owner index from both planners so they walk.
-    """
-    if not owners:
-        return false()
-    if len(owners) <= MAX_OWNER_LIST:
-        return and_(table.c.owner_id.in_(sorted(owners)), table.c.owner_id.in_(subquery))
-    return (table.c.owner_id + 0).in_(subquery)
 
 
 def _drop_redundant(state: PolicyState, user_id: int, branches: list[Branch]) -> list[Branch]:

@@ -25,7 +25,7 @@ import pytest
 
 from engine.actor import Actor
 from engine.errors import ConflictError, ForbiddenError, NotFoundError
-from engine.permissions import scopes
+from engine.permissions import _owners, scopes
 from engine.records import ListQuery, RecordService
 from engine.storage.database import make_engine
 from tests.integration.permissions._crm_org import (
@@ -179,9 +179,11 @@ def test_restore_needs_delete_on_a_recycled_row_in_scope(crm: CrmOrg, login: str
 @pytest.mark.parametrize("login", ["m", "ms", "sn", "ss", "r4"])
 def test_large_departments_use_the_walking_clause_with_the_same_rows(
         crm: CrmOrg, login: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Past MAX_OWNER_LIST owners a department scope walks the recent index instead of
-    listing owners (a planner choice); the rows must not change."""
-    monkeypatch.setattr(scopes, "MAX_OWNER_LIST", 1)
+    """Past MAX_OWNER_LIST (SQLite) or MAX_OWNER_ARMS (PostgreSQL) owners a department
+    scope walks the recent index instead of seeking each owner (a planner choice); the
+    rows must not change."""
+    monkeypatch.setattr(_owners, "MAX_OWNER_LIST", 0)
+    monkeypatch.setattr(_owners, "MAX_OWNER_ARMS", 0)
     policy = scopes.CasbinAccessPolicy(crm.engine, crm.registry, clock=lambda: NOW)
     records = RecordService(engine=crm.engine, schema=crm.schema, policy=policy)
     oracle = Oracle(crm)

@@ -1,0 +1,59 @@
+""""Owned by someone in these departments", written the way each planner finds a page fast.
+
+The department and subtree scopes are the ones where the planners differ most
+(bench/bench_permissions.py, 1M rows; EXPLAIN in the comments below). Every
+form also checks membership *as the query runs* (a subquery on the users), so
+an org snapshot older than a move can only show fewer rows, never more: a user
+moved out of a department is out of its scope at once in every process.
+
+SQLite reads ``owner_id IN (a, b, c) ORDER BY updated_at LIMIT n`` per owner
+through the (owner_id, updated_at, id) index: a literal list of up to
+``MAX_OWNER_LIST`` owners (0.27 ms for 11 owners, 0.58 ms for 31). Hidden in a
+subquery, the same owners made it walk the whole recent index (60 ms for a team
+of three at 20k rows).
+
+PostgreSQL cannot merge per-value index scans: an IN list fetches and sorts every
+row of every owner (7.9 ms for 11 owners). Up to ``MAX_OWNER_ARMS`` owners each
+becomes its own UNION arm, an index scan that stops after a page (2.9 ms); past
+that, walking the recent index and keeping the owners' rows wins (4.5 ms for
+31 owners, 1.6 ms for 332), with the members fetched once as an array
+(``= ANY(ARRAY(...))``, an InitPlan) rather than as a semi-join (8.1 ms for 31).
+
+Many owners hold much of the table, and both planners find a page fastest by
+walking the recent index: ``owner_id + 0`` hides the owner index from them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import BigInteger, ColumnElement, Select, Table, and_, any_, cast, func, select
+from sqlalchemy.dialects.postgresql import ARRAY
+
+#: SQLite: owners listed literally up to this many, then the recent-index walk.
+MAX_OWNER_LIST = 100
+#: PostgreSQL: one UNION arm per owner up to this many, then the recent-index walk.
+MAX_OWNER_ARMS = 16
+
+
+def owner_arms(dialect: str, table: Table, owners: frozenset[int],
+               members: Select[Any]) -> tuple[ColumnElement[bool], ...]:
+    """The UNION arms for "owner_id is one of the department's users".
+
+    ``owners`` are the users per the org snapshot (what the planner is told);
+    ``members`` selects who is there now (what decides). No owner: no arm.
+    """
+    if not owners:
+        return ()
+    owner = table.c.owner_id
+    listed = sorted(owners)
+    if dialect == "postgresql":
+        ids = members.subquery()
+        current = any_(cast(select(func.array_agg(ids.c[0])).scalar_subquery(),
+                            ARRAY(BigInteger)))
+        if len(listed) <= MAX_OWNER_ARMS:
+            return tuple(and_(owner == uid, owner == current) for uid in listed)
+        return ((owner + 0) == current,)
+    if len(listed) <= MAX_OWNER_LIST:
+        return (and_(owner.in_(listed), owner.in_(members)),)
+    return ((owner + 0).in_(members),)
