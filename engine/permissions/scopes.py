@@ -5,8 +5,10 @@ OR-ed by the records service (a UNION of keyset queries when there are
 several). Scopes:
 
 - ``own``: ``owner_id = :uid``
-- ``department``: ``owner_id IN (users of the anchor department)``
-- ``subtree``: ``owner_id IN (users of departments whose path is in the anchor's range)``
+- ``department``: ``owner_id`` among the users of the anchor department
+- ``subtree``: ``owner_id`` among the users of departments whose path is in the
+  anchor's range (both written per planner, sometimes as several UNION arms:
+  ``_owners``)
 - ``pool``: ``pool_id IN (:pools) AND owner_id IS NULL``
 - ``shared``: ``id IN (shares of this entity to the user or one of their departments,
   unexpired; write access for anything but read/export)``
