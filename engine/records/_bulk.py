@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, Dialect, Table, func, insert, select
@@ -36,6 +37,10 @@ class DriverInsert:
         self.constant = tuple(constant)
         self._reorder = tuple(columns.index(key) for key in order)
         self._identity = self._reorder == tuple(range(len(columns)))
+        # itemgetter reorders a row in C; with one column it returns the bare value.
+        getter = itemgetter(*self._reorder)
+        self._pick: Callable[[Sequence[Any]], tuple[Any, ...]] = (
+            getter if len(self._reorder) > 1 else (lambda row: (getter(row),)))
         processors = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
                       for name in varying]
         self._processors: tuple[tuple[int, Callable[[Any], Any]], ...] = tuple(
@@ -50,6 +55,7 @@ class DriverInsert:
             for proc, value in zip(self._constant_processors,
                                    (constants[name] for name in self.constant)))
         processors = self._processors
+        pick = self._pick
         out = []
         for raw in rows:
             row = raw if raw.__class__ is list else list(raw)
@@ -58,8 +64,7 @@ class DriverInsert:
                 if value is not None:
                     row[i] = proc(value)
             row.extend(fixed)
-            out.append(tuple(row) if self._identity
-                       else tuple(row[j] for j in self._reorder))
+            out.append(tuple(row) if self._identity else pick(row))
         conn.exec_driver_sql(self.sql, out)
 
 

@@ -10,6 +10,8 @@ written: any error rolls the whole call back.
 from __future__ import annotations
 
 import builtins
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -77,8 +79,10 @@ ACTIVITY_TABLE = "tp_activity"
 SEQUENCE_TABLE = "tp_sequence"
 DEFAULT_COUNT_CAP = 10_000
 MAX_ACTIVITY_LIMIT = 200
-#: Prebuilt list statements kept per service (shapes x scope branches).
-MAX_CACHED_STATEMENTS = 512
+#: Prebuilt list statements kept per service (shapes x scope branches), least
+#: recently used dropped first: each user's scope has its own branches, so a
+#: busy server needs room for a few per active user.
+MAX_CACHED_STATEMENTS = 4096
 MAX_COMMENT_LENGTH = 10_000
 
 
@@ -104,7 +108,8 @@ class RecordService:
         self._plans: dict[str, EntityPlan] = {}
         self._preparers: dict[tuple[str, InputSource], RowPreparer] = {}
         self._inserter = RowInserter(schema.system[ACTIVITY_TABLE])
-        self._statements: dict[tuple[Any, ...], Any] = {}
+        self._statements: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+        self._statements_lock = threading.Lock()  # handlers run in a thread pool
 
     # --- plumbing -------------------------------------------------------------
 
@@ -337,7 +342,10 @@ class RecordService:
             plan.name, sort, wanted, query.include_deleted, query.only_deleted, shape, branches,
             query.filters, query.search, hidden)
         try:
-            found = self._statements.get(key)  # type: ignore[arg-type]
+            with self._statements_lock:
+                found = self._statements.get(key)  # type: ignore[arg-type]
+                if found is not None:
+                    self._statements.move_to_end(key)  # type: ignore[arg-type]
         except TypeError:  # a filter value that cannot be hashed (a list): build afresh
             key = found = None
         if found is not None:
@@ -351,9 +359,10 @@ class RecordService:
         else:
             stmt = union_page(plan, sort, where, branches, wanted)
         if key is not None:
-            if len(self._statements) >= MAX_CACHED_STATEMENTS:
-                self._statements.clear()  # scope branches of old policy versions
-            self._statements[key] = stmt
+            with self._statements_lock:
+                self._statements[key] = stmt
+                while len(self._statements) > MAX_CACHED_STATEMENTS:
+                    self._statements.popitem(last=False)
         return stmt, params
 
     def count(self, actor: Actor, entity: str, filters: ListQuery | Sequence[Filter] = (), *,
