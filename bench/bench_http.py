@@ -34,7 +34,7 @@ from pathlib import Path
 import httpx2 as httpx
 from sqlalchemy import func, insert, literal, select, text
 
-from bench.bench_records import database
+from bench.databases import database
 from bench.results import write_section
 from engine.demo import DEMO_PASSWORD, prepare_demo
 from engine.permissions.identity import find_user

@@ -31,15 +31,15 @@ import sqlite3
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, event, text
 
 from bench._perm_org import ENTITY, Org, existing, prepare
+from bench.databases import database
 from bench.results import write_section
 from bench.timing import Timing, ratio, time_calls
 from engine.access import Unrestricted
@@ -250,24 +250,6 @@ def bench_calls(engine: Engine, backend: str, org: Org, *, runs: int) -> list[Ca
     return results
 
 
-@contextmanager
-def database(backend: str, workdir: Path, sqlite_file: Path | None = None) -> Iterator[str]:
-    if backend == "sqlite":
-        yield f"sqlite:///{sqlite_file or workdir / 'perm.db'}"
-        return
-    from tests.support.pgcluster import start_cluster
-
-    cluster = start_cluster()
-    try:
-        admin = create_engine(cluster.url(), isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text('CREATE DATABASE "perm"'))
-        admin.dispose()
-        yield cluster.url("perm")
-    finally:
-        cluster.stop()
-
-
 def _ms(t: Timing) -> str:
     return f"{t.median_ms:.2f} ({t.p95_ms:.2f})"
 
@@ -370,7 +352,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     users = 0
     with tempfile.TemporaryDirectory(prefix="tidepool-perm-") as tmp:
         for backend in backends:
-            with database(backend, Path(tmp), args.sqlite_file) as url:
+            with database(backend, Path(tmp), name="perm", sqlite_file=args.sqlite_file) as url:
                 engine = make_engine(url)
                 try:
                     found = existing(engine, rows=args.rows) if backend == "sqlite" else None

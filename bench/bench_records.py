@@ -25,14 +25,14 @@ import platform
 import sqlite3
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, func, insert, literal, select, text
+from sqlalchemy import Engine, event, func, insert, literal, select, text
 
+from bench.databases import database
 from bench.results import write_section
 from bench.timing import Timing, ratio, time_calls
 from engine.actor import Actor
@@ -74,24 +74,6 @@ class ListResult:
     @property
     def driver_ratio(self) -> float:
         return ratio(self.service, self.driver)
-
-
-@contextmanager
-def database(backend: str, workdir: Path) -> Iterator[str]:
-    if backend == "sqlite":
-        yield f"sqlite:///{workdir / 'bench.db'}"
-        return
-    from tests.support.pgcluster import start_cluster
-
-    cluster = start_cluster()
-    try:
-        admin = create_engine(cluster.url(), isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text('CREATE DATABASE "bench"'))
-        admin.dispose()
-        yield cluster.url("bench")
-    finally:
-        cluster.stop()
 
 
 def _runtime(url: str) -> Runtime:

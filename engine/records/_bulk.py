@@ -15,7 +15,7 @@ from datetime import datetime
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Connection, Dialect, Table, func, insert, select
+from sqlalchemy import Connection, Dialect, Table, func, insert, select, text
 
 from engine.records import activity as feed
 from engine.records._plan import EntityPlan
@@ -68,6 +68,11 @@ class DriverInsert:
         conn.exec_driver_sql(self.sql, out)
 
 
+#: ``n`` fresh ids from a table's id sequence (serial or identity column).
+_NEXT_IDS = text("SELECT nextval(pg_get_serial_sequence(:table, 'id')) "
+                 "FROM generate_series(1, :n)")
+
+
 class RowInserter:
     """Insert prepared rows of any entity, with their activity rows, and return their ids."""
 
@@ -101,9 +106,19 @@ class RowInserter:
                     logged)
             return ids
         to_columns = plan.to_columns
-        params = [to_columns(row, dict(system)) for row in rows]
-        stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)
-        ids = list(conn.execute(stmt, params).scalars())
+        if conn.dialect.name == "postgresql":
+            # Take the ids from the table's sequence first, then a plain executemany
+            # (psycopg pipelines it). A multi-row INSERT ... RETURNING in parameter
+            # order was 7x slower than the same insert without it (bench_records).
+            ids = sorted(conn.execute(_NEXT_IDS, {"table": table.name, "n": len(rows)})
+                         .scalars())
+            params = [to_columns(row, {**system, "id": new_id})
+                      for new_id, row in zip(ids, rows)]
+            conn.execute(insert(table), params)
+        else:
+            params = [to_columns(row, dict(system)) for row in rows]
+            stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+            ids = list(conn.execute(stmt, params).scalars())
         if plan.activity:
             conn.execute(insert(self.activity), [
                 {**logged, "record_id": new_id, "changes": feed.created(plan, row)}
