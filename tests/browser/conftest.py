@@ -13,6 +13,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -41,10 +42,9 @@ def browser_demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoDB]:
     db.live.dispose()
 
 
-@pytest.fixture(scope="session")
-def live_server(browser_demo: DemoDB) -> Iterator[str]:
-    """The base URL (``http://127.0.0.1:<port>``) of the app serving the demo database."""
-    app = create_app(browser_demo.live, secret_key=SECRET, upload_dir=browser_demo.upload_dir)
+@contextmanager
+def serve_in_thread(app: Any) -> Iterator[str]:
+    """Serve ``app`` under uvicorn in a thread on 127.0.0.1; yields the base URL."""
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                                            lifespan="off"))
@@ -55,9 +55,19 @@ def live_server(browser_demo: DemoDB) -> Iterator[str]:
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("uvicorn did not start")
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def live_server(browser_demo: DemoDB) -> Iterator[str]:
+    """The base URL (``http://127.0.0.1:<port>``) of the app serving the demo database."""
+    app = create_app(browser_demo.live, secret_key=SECRET, upload_dir=browser_demo.upload_dir)
+    with serve_in_thread(app) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

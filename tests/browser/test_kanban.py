@@ -9,9 +9,6 @@ saved under ``test-artifacts/`` when a step fails.
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -21,17 +18,12 @@ import pytest
 from engine.actor import Actor
 from engine.demo import DEMO_PASSWORD
 from engine.records import ListQuery, Record
+from tests.browser.conftest import serve_in_thread
 from tests.conftest import REPO_ROOT
 from tests.ui.conftest import SECRET, DemoDB, make_demo
+from ui.app import create_app
 
-playwright_sync = pytest.importorskip("playwright.sync_api")
 ARTIFACTS = REPO_ROOT / "test-artifacts"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -43,25 +35,10 @@ def kanban_demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoDB]:
 
 @pytest.fixture(scope="module")
 def server_url(kanban_demo: DemoDB) -> Iterator[str]:
-    import uvicorn
-
-    from ui.app import create_app
-
     app = create_app(kanban_demo.live, secret_key=SECRET, api_module=None,
                      screen_modules=["ui.auth", "ui.screens.home", "ui.kanban.routes"])
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("the app did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve_in_thread(app) as url:
+        yield url
 
 
 @contextmanager
