@@ -32,3 +32,12 @@ def test_bench_http_runs_on_sqlite(capsys: pytest.CaptureFixture[str]) -> None:
     rows = [line.split("|") for line in out.splitlines() if line.startswith("| sqlite |")]
     assert sorted((r[3].strip(), r[4].strip()) for r in rows) == sorted(
         (target, clients) for target in ("bare", "api", "html") for clients in ("1", "2"))
+
+
+@pytest.mark.slow
+def test_run_all_quick_runs_every_benchmark(capsys: pytest.CaptureFixture[str]) -> None:
+    from bench import run_all
+
+    assert set(run_all.QUICK) == set(run_all.benchmarks())  # each has quick arguments
+    assert run_all.main(["--quick", "--only", "bench_records"]) == 0
+    assert "== bench_records" in capsys.readouterr().out
