@@ -16,13 +16,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import uvicorn
-from sqlalchemy import event
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 
+from bench.bench_records import captured_statement
 from engine.permissions.identity import find_user
 from engine.permissions.scopes import CasbinAccessPolicy
 from engine.records.query import ListQuery
@@ -39,18 +39,9 @@ def captured_list_sql(live: LiveRuntime, login: str, entity: str) -> tuple[str, 
     if user is None:
         raise SystemExit(f"no user {login!r}")
     actor = runtime.policy.actor_for(user.id)  # type: ignore[attr-defined]
-    seen: list[tuple[str, Any]] = []
-
-    def grab(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
-             executemany: bool) -> None:
-        seen.append((statement, parameters))
-
-    event.listen(runtime.engine, "before_cursor_execute", grab)
-    try:
-        runtime.records.list(actor, entity, ListQuery(limit=50))
-    finally:
-        event.remove(runtime.engine, "before_cursor_execute", grab)
-    return seen[-1]
+    captured = captured_statement(
+        runtime.engine, lambda: runtime.records.list(actor, entity, ListQuery(limit=50)))
+    return captured.sql, captured.params
 
 
 def build(url: str, *, login: str, entity: str) -> Starlette:

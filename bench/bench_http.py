@@ -32,9 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx2 as httpx
-from sqlalchemy import func, insert, literal, select, text
 
-from bench.databases import database
+from bench.databases import copy_rows_until, database
 from bench.results import write_section
 from engine.demo import DEMO_PASSWORD, prepare_demo
 from engine.permissions.identity import find_user
@@ -72,24 +71,10 @@ class Load:
 def grow(url: str, rows: int) -> int:
     """Copy the demo's rows (owners and pool membership kept) until ENTITY holds ``rows``."""
     runtime = open_runtime(url)
-    table = runtime.schema.table(ENTITY)
-    entity = runtime.registry.entity(ENTITY)
-    unique = {f for key in entity.unique_keys for f in key.fields} | {
-        f.name for f in entity.fields if f.unique}
-    columns = [c for c in table.c if c.name != "id"]
-    source = [literal(None, c.type).label(c.name) if c.name in unique else c for c in columns]
-    while True:
-        with runtime.engine.connect() as conn:
-            count = int(conn.execute(select(func.count()).select_from(table)).scalar_one())
-        if count >= rows:
-            break
-        with runtime.engine.begin() as conn:
-            conn.execute(insert(table).from_select(
-                columns, select(*source).order_by(table.c.id).limit(rows - count)))
-    with runtime.engine.begin() as conn:
-        conn.execute(text("ANALYZE"))
-    runtime.engine.dispose()
-    return count
+    try:
+        return copy_rows_until(runtime, ENTITY, rows)
+    finally:
+        runtime.engine.dispose()
 
 
 def api_token(url: str) -> str:

@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, event, func, insert, literal, select, text
+from sqlalchemy import Engine, event, insert, select, text
 
-from bench.databases import database
+from bench.databases import copy_rows_until, database
 from bench.results import write_section
 from bench.timing import Timing, ratio, time_calls
 from engine.actor import Actor
@@ -119,32 +119,6 @@ def bench_bulk(runtime: Runtime, backend: str, rows: int) -> BulkResult:
 
 # --- list ------------------------------------------------------------------------
 
-def grow(runtime: Runtime, size: int) -> None:
-    """Copy rows until the table holds ``size`` of them (unique columns left empty)."""
-    table = runtime.schema.table(ENTITY)
-    entity = runtime.registry.entity(ENTITY)
-    unique = {f for key in entity.unique_keys for f in key.fields} | {
-        f.name for f in entity.fields if f.unique}
-    columns = [c for c in table.c if c.name != "id"]
-    source = [literal(None, c.type).label(c.name) if c.name in unique else c for c in columns]
-    while True:
-        with runtime.engine.connect() as conn:
-            count = conn.execute(select(func.count()).select_from(table)).scalar_one()
-        if count >= size:
-            break
-        with runtime.engine.begin() as conn:
-            conn.execute(insert(table).from_select(
-                columns, select(*source).order_by(table.c.id).limit(size - count)))
-    if runtime.engine.dialect.name == "postgresql":
-        # VACUUM too: fresh rows have no visibility map, and autovacuum kicking in
-        # mid-measurement made the PostgreSQL timings noisy.
-        with runtime.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(text("VACUUM ANALYZE"))
-    else:
-        with runtime.engine.begin() as conn:
-            conn.execute(text("ANALYZE"))
-
-
 @dataclass(frozen=True)
 class Captured:
     """The last statement a call executed: as a Core object and as driver SQL."""
@@ -173,7 +147,8 @@ def captured_statement(engine: Engine, call: Callable[[], object]) -> Captured:
     finally:
         event.remove(engine, "before_execute", grab_core)
         event.remove(engine, "before_cursor_execute", grab_driver)
-    return Captured(*core[-1], *driver[-1])
+    (clause, clause_params), (sql, params) = core[-1], driver[-1]
+    return Captured(clause, clause_params, sql, params)
 
 
 def list_cases(runtime: Runtime) -> list[tuple[str, ListQuery]]:
@@ -210,7 +185,8 @@ def bench_list(runtime: Runtime, backend: str, size: int, *, runs: int) -> list[
 
         # Interleave two rounds and keep each side's better median: the other core
         # may be busy, and no side should pay for it alone.
-        calls = {"service": service, "core": core, "driver": driver}
+        calls: dict[str, Callable[[], object]] = {"service": service, "core": core,
+                                                  "driver": driver}
         timings: dict[str, list[Timing]] = {k: [] for k in calls}
         for _ in range(2):
             for name, call in calls.items():
@@ -293,7 +269,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  service {bulk[-1].service_rate:,.0f} rows/s, "
                   f"raw {bulk[-1].raw_rate:,.0f} rows/s", flush=True)
             for size in sizes:
-                grow(runtime, size)
+                copy_rows_until(runtime, ENTITY, size)
                 lists += bench_list(runtime, backend, size, runs=args.runs)
             runtime.engine.dispose()
     command = "python -m bench.bench_records" + (f" {' '.join(argv)}" if argv else "")
