@@ -21,6 +21,7 @@ from engine.actor import Actor
 from engine.errors import ConflictError, NotFoundError
 from engine.metadata.parse import registry_from_document
 from engine.permissions import _tables as t
+from engine.permissions.identity import create_user
 from engine.permissions.shares import share_record
 from engine.records import ListQuery, RecordService
 from engine.storage.applied import SYSTEM_TABLES
@@ -229,3 +230,30 @@ def test_identity_columns_never_reuse_ids(db_engine: Engine,
     first = service.create(SYSTEM, "project", {"title": "a"})
     service.delete(SYSTEM, "project", first.id)
     assert service.create(SYSTEM, "project", {"title": "b"}).id > first.id
+
+
+# --- an entity archived, made again, then purged ------------------------------------------
+
+
+def test_an_entity_made_again_starts_above_its_archived_ids_and_a_purge_forgets_them(
+        db_engine: Engine) -> None:
+    with_project = registry_from_document({"apps": [], "entities": {"project": PROJECT}})
+    without = registry_from_document({"apps": [], "entities": {}})
+    init_database(db_engine, target=with_project)
+    service = RecordService(engine=db_engine, schema=build_schema(with_project))
+    old = [service.create(SYSTEM, "project", {"title": f"old {n}"}).id for n in range(3)]
+    with write_transaction(db_engine) as conn:
+        user = create_user(conn, login="grantee", display_name="Grantee")
+        share_record(conn, build_schema(with_project).table("project"), old[-1],
+                     user_id=user.id)
+
+    apply_migration(db_engine, target=without)        # archived: rows and shares kept
+    apply_migration(db_engine, target=with_project)   # a new, empty project table
+    service = RecordService(engine=db_engine, schema=build_schema(with_project))
+    new = service.create(SYSTEM, "project", {"title": "new"})
+    assert new.id > max(old)   # the share on the archived row can never reach it
+    assert _pointing_at(db_engine, "project", old[-1])["tp_share"] == 1
+
+    apply_migration(db_engine, target=with_project, purge_archived=True)
+    assert set(_pointing_at(db_engine, "project", old[-1]).values()) == {0}
+    assert _pointing_at(db_engine, "project", new.id)["tp_activity"] == 1   # live rows kept
