@@ -61,6 +61,8 @@ def add_identity_tables(metadata: MetaData) -> dict[str, Table]:
         # Every session carries the epoch it was issued under; bumping it (password
         # change, deactivation, "log out everywhere") ends all older sessions at once.
         Column("session_epoch", Integer, nullable=False, default=0),
+        # No longer read: sign-in throttling counts tp_signin_failure (per login and
+        # client). Kept, and reset on success, so older databases need no change.
         Column("failed_logins", Integer, nullable=False, default=0),
         Column("locked_until", DateTime(timezone=True)),
         Column("last_login_at", DateTime(timezone=True)),
