@@ -1,11 +1,13 @@
 # Everything installs itself into .venv: a fresh machine needs only Python 3.11,
-# gcc, the PostgreSQL 15 server binaries (tests) and this repository.
+# gcc and this repository (the PostgreSQL server binaries the tests need are found, or
+# installed from Debian's packages by `make postgres`).
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+LINTED := engine apps ui tests bench
 
-.PHONY: demo test test-fast bench check lint clean chromium
+.PHONY: demo test test-fast bench check lint clean chromium postgres
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Tidepool needs Python 3.11"'
@@ -22,12 +24,26 @@ demo: $(STAMP)
 chromium:
 	@command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 
-## test: set up and run the whole suite (SQLite + a throwaway PostgreSQL, browser tests), slow tests included
-test: $(STAMP) chromium
+## postgres: the PostgreSQL server binaries (initdb, pg_ctl) the tests start a throwaway cluster
+## with: found as tests/support/pgcluster.py finds them, else installed from Debian's packages
+postgres:
+	@if $(PYTHON) -c 'import sys; sys.path.insert(0, "."); from tests.support.pgcluster import find_bindir; print("PostgreSQL server binaries:", find_bindir())' 2>/dev/null; then :; else \
+	  echo "PostgreSQL server binaries (initdb, pg_ctl) not found: installing Debian's postgresql-15 (or postgresql) with apt-get..."; \
+	  { apt-get update && { apt-get install -y postgresql-15 || apt-get install -y postgresql; }; } || { \
+	    echo "Could not install PostgreSQL. Install the server binaries yourself (Debian: apt-get install postgresql) or set TIDEPOOL_PG_BINDIR to the directory holding initdb and pg_ctl." >&2; exit 1; }; \
+	fi
+
+## test: set up, lint (ruff, mypy strict) and run the whole suite (SQLite + a throwaway
+## PostgreSQL, browser tests), slow tests included
+test: $(STAMP) chromium postgres
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/mypy engine ui
 	$(BIN)/python -m pytest
 
-## test-fast: the suite without the slow scale tests
-test-fast: $(STAMP) chromium
+## test-fast: lint, then the suite without the slow scale tests
+test-fast: $(STAMP) chromium postgres
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/mypy engine ui
 	$(BIN)/python -m pytest -m 'not slow'
 
 ## bench: the benchmarks of bench/ (writes bench/RESULTS.md)
@@ -37,8 +53,10 @@ bench: $(STAMP)
 check: $(STAMP)
 	$(BIN)/tidepool check apps/crm
 
+## lint: ruff over the code and tests, mypy (strict, pyproject.toml) over the engine and UI
 lint: $(STAMP)
-	$(BIN)/ruff check engine apps ui tests bench
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/mypy engine ui
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis

@@ -46,6 +46,7 @@ from ui.csrf import CSRFMiddleware
 #: Add an area by appending one line; a module that does not exist (yet) is skipped.
 SCREEN_MODULES: list[str] = [
     "ui.auth",
+    "ui.account",
     "ui.screens.home",
     "ui.screens.records",
     "ui.kanban.routes",

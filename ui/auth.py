@@ -181,7 +181,8 @@ def routes(ui: UIContext) -> list[BaseRoute]:
         login_name, password = str(form.get("login", "")), str(form.get("password", ""))
         target = safe_next(str(form.get("next", "")))
         try:
-            user = authenticate(ui.runtime().engine, login_name, password)
+            user = authenticate(ui.runtime().engine, login_name, password,
+                                client=request.client.host if request.client else None)
         except AuthenticationError as exc:
             view = LoginView(login=login_name, next=target,
                              error=_auth_message(ui, request, exc))

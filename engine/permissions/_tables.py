@@ -17,6 +17,7 @@ from engine.storage.identity_tables import (
     POLICY_VERSION_TABLE,
     ROLE_BINDING_TABLE,
     SHARE_TABLE,
+    SIGNIN_FAILURE_TABLE,
     add_identity_tables,
 )
 from engine.storage.system_tables import NAMING_CONVENTION, USER_TABLE, add_system_tables
@@ -29,6 +30,7 @@ user: Table = _tables[USER_TABLE]
 department: Table = _tables[DEPARTMENT_TABLE]
 api_token: Table = _tables[API_TOKEN_TABLE]
 login_attempt: Table = _tables[LOGIN_ATTEMPT_TABLE]
+signin_failure: Table = _tables[SIGNIN_FAILURE_TABLE]
 role_binding: Table = _tables[ROLE_BINDING_TABLE]
 casbin_rule: Table = _tables[CASBIN_RULE_TABLE]
 policy_version: Table = _tables[POLICY_VERSION_TABLE]

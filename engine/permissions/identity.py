@@ -22,14 +22,19 @@ from sqlalchemy import Connection, Engine, func, insert, select, update
 from engine.errors import AuthenticationError, DuplicateError, NotFoundError, ValidationError
 from engine.metadata.model import DEFAULT_LOCALE, SUPPORTED_LOCALES
 from engine.permissions import _tables as t
-from engine.permissions import versions
-from engine.permissions._clock import as_utc, utcnow
-from engine.permissions.passwords import hash_password, needs_rehash, verify_password
+from engine.permissions import throttle, versions
+from engine.permissions._clock import utcnow
+from engine.permissions.passwords import (
+    check_password_rules,
+    hash_password,
+    needs_rehash,
+    verify_password,
+)
 from engine.storage.database import write_transaction
 
-#: Failures in a row that lock a login, and for how long.
-MAX_FAILURES = 5
-LOCK_DURATION = dt.timedelta(minutes=15)
+#: Failures that lock a login (for the clients that failed), and for how long.
+MAX_FAILURES = throttle.LOGIN_FAILURES
+LOCK_DURATION = throttle.WINDOW
 
 _LOGIN = re.compile(r"^[a-z0-9][a-z0-9._@+-]{0,149}$")
 _LEVEL = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
@@ -152,15 +157,22 @@ def update_profile(
 
 
 def set_password(conn: Connection, user_id: int, password: str) -> User:
-    """Set a new password and end every existing session of the user; clears a lock."""
+    """Set a new password (an administrator's reset, or ``change_password``).
+
+    Ends every existing session of the user, revokes their API tokens and lifts
+    any sign-in lock on the login.
+    """
     encoded = hash_password(password)
-    get_user(conn, user_id)
+    user = get_user(conn, user_id)
     conn.execute(
         update(t.user).where(t.user.c.id == user_id).values(
             password_hash=encoded, session_epoch=t.user.c.session_epoch + 1,
             failed_logins=0, locked_until=None,
         )
     )
+    throttle.clear(conn, login=user.login)
+    # Whoever knew the old password may have made tokens with it.
+    _revoke_tokens(conn, user_id)
     return get_user(conn, user_id)
 
 
@@ -179,15 +191,29 @@ def deactivate_user(conn: Connection, user_id: int) -> User:
                  .values(active=False, session_epoch=t.user.c.session_epoch + 1))
     # Grants of an inactive user vanish from the policy index: reload everywhere.
     versions.bump(conn, versions.POLICY)
+    versions.bump(conn, versions.TOKENS)  # cached token checks must see the user inactive
     return get_user(conn, user_id)
 
 
 def reactivate_user(conn: Connection, user_id: int) -> User:
+    """Let a deactivated user sign in again -- with none of their old API tokens.
+
+    A token made before the deactivation may have leaked with whatever caused
+    it; the user makes new ones after signing in.
+    """
     get_user(conn, user_id)
     conn.execute(update(t.user).where(t.user.c.id == user_id)
                  .values(active=True, failed_logins=0, locked_until=None))
+    _revoke_tokens(conn, user_id)
     versions.bump(conn, versions.POLICY)
     return get_user(conn, user_id)
+
+
+def _revoke_tokens(conn: Connection, user_id: int) -> None:
+    # tokens.py imports this module (User, get_user); the revocation lives there.
+    from engine.permissions.tokens import revoke_user_tokens
+
+    revoke_user_tokens(conn, user_id)
 
 
 def session_is_valid(conn: Connection, user_id: int, epoch: int) -> bool:
@@ -199,65 +225,110 @@ def session_is_valid(conn: Connection, user_id: int, epoch: int) -> bool:
 
 
 def authenticate(
-    engine: Engine, login: str, password: str, *, now: dt.datetime | None = None,
+    engine: Engine, login: str, password: str, *, client: str | None = None,
+    now: dt.datetime | None = None,
 ) -> User:
     """The active user whose login and password these are, or ``AuthenticationError``.
 
-    After ``MAX_FAILURES`` failures in a row a login is locked for
-    ``LOCK_DURATION`` (even a correct password is refused meanwhile). Unknown
-    logins are locked the same way, counted from ``tp_login_attempt``, so the
-    lock does not reveal which logins exist. Every attempt is recorded.
+    ``client`` is the address the attempt came from: failures are throttled per
+    client and per login (``throttle``), and a locked login still opens for a
+    client that has not failed on it. Every attempt takes the same path --
+    exactly one Argon2 verification (against a dummy hash when the login is
+    unknown, has no password or is throttled) -- and gets the same answer
+    whether the login exists or not, so neither time nor message tells them
+    apart. Every attempt is recorded; the bookkeeping commits even though the
+    call raises.
     """
     now = now or utcnow()
     with write_transaction(engine) as conn:
-        outcome = _attempt(conn, normalise_login(login), password, now)
+        outcome = _attempt(conn, normalise_login(login), password, client, now)
     if isinstance(outcome, AuthenticationError):
         raise outcome
     return outcome
 
 
-def _attempt(conn: Connection, login: str, password: str,
+def _attempt(conn: Connection, login: str, password: str, client: str | None,
              now: dt.datetime) -> User | AuthenticationError:
     row = conn.execute(
-        select(t.user.c.id, t.user.c.active, t.user.c.password_hash, t.user.c.failed_logins,
-               t.user.c.locked_until).where(t.user.c.login == login)
+        select(t.user.c.id, t.user.c.active, t.user.c.password_hash)
+        .where(t.user.c.login == login)
     ).first()
-    if row is None:
-        return _unknown_login(conn, login, password, now)
-    locked_until = as_utc(row.locked_until)
-    if locked_until is not None and now < locked_until:
-        _record(conn, login, row.id, now, ok=False, reason="locked")
-        return _locked(locked_until)
-    failures = 0 if locked_until is not None else int(row.failed_logins)  # a lock served resets
-    if not verify_password(row.password_hash, password):
-        failures += 1
-        lock = now + LOCK_DURATION if failures >= MAX_FAILURES else None
-        conn.execute(update(t.user).where(t.user.c.id == row.id)
-                     .values(failed_logins=failures, locked_until=lock))
-        _record(conn, login, row.id, now, ok=False, reason="bad_password")
-        return _locked(lock) if lock else _invalid()
+    user_id = None if row is None else int(row.id)
+    refused = throttle.throttled(conn, login=login, client=client, now=now)
+    # One verification on every path: a throttled or unknown login costs what a real one does.
+    matches = verify_password(None if refused or row is None else row.password_hash, password)
+    if refused is not None:
+        # Not counted again: the lock does not move while it is served.
+        _record(conn, login, user_id, now, ok=False, reason=f"throttled_{refused.scope}")
+        return _locked(refused.until)
+    if row is None or not matches:
+        return _failed(conn, login, user_id, client, now,
+                       reason="unknown" if row is None else "bad_password")
     if not row.active:
-        _record(conn, login, row.id, now, ok=False, reason="inactive")
+        _record(conn, login, user_id, now, ok=False, reason="inactive")
         return AuthenticationError("inactive", "this account is deactivated")
+    throttle.clear(conn, login=login)
     values: dict[str, Any] = {"failed_logins": 0, "locked_until": None, "last_login_at": now}
     if needs_rehash(row.password_hash):
         values["password_hash"] = hash_password(password)
     conn.execute(update(t.user).where(t.user.c.id == row.id).values(**values))
-    _record(conn, login, row.id, now, ok=True, reason="ok")
+    _record(conn, login, user_id, now, ok=True, reason="ok")
     return get_user(conn, int(row.id))
 
 
-def _unknown_login(conn: Connection, login: str, password: str,
-                   now: dt.datetime) -> AuthenticationError:
-    verify_password(None, password)  # same time as a wrong password
-    _record(conn, login, None, now, ok=False, reason="unknown")
-    failures = conn.execute(
-        select(func.count()).select_from(t.login_attempt)
-        .where(t.login_attempt.c.login == login, t.login_attempt.c.at > now - LOCK_DURATION,
-               t.login_attempt.c.succeeded.is_(False))
-    ).scalar_one()
-    # The same answer a real login gets after as many failures (no enumeration by lock).
-    return _locked(now + LOCK_DURATION) if failures >= MAX_FAILURES else _invalid()
+def _failed(conn: Connection, login: str, user_id: int | None, client: str | None,
+            now: dt.datetime, *, reason: str) -> AuthenticationError:
+    """Count a failure; the one that reaches a limit already answers "locked"."""
+    throttle.record_failure(conn, login=login, client=client, now=now)
+    _record(conn, login, user_id, now, ok=False, reason=reason)
+    refused = throttle.throttled(conn, login=login, client=client, now=now)
+    return _locked(refused.until) if refused is not None else _invalid()
+
+
+def change_password(
+    engine: Engine, user_id: int, *, current: str, new: str, client: str | None = None,
+    now: dt.datetime | None = None,
+) -> User:
+    """A user changes their own password, proving the current one first.
+
+    A wrong current password counts as a failed sign-in of that login from that
+    client (a stolen session must not become a free password oracle) and raises
+    ``ValidationError`` on ``current_password``; a throttled client is refused
+    with ``AuthenticationError`` ("locked") after the same one verification. On
+    success every session of the user ends (the caller starts a new one for the
+    browser that made the change), their API tokens are revoked and the new
+    user (with the new session epoch) is returned.
+    """
+    now = now or utcnow()
+    with write_transaction(engine) as conn:
+        outcome = _change(conn, user_id, current=current, new=new, client=client, now=now)
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
+def _change(conn: Connection, user_id: int, *, current: str, new: str, client: str | None,
+            now: dt.datetime) -> User | ValidationError | AuthenticationError:
+    user = get_user(conn, user_id)
+    encoded = conn.execute(select(t.user.c.password_hash).where(t.user.c.id == user_id)
+                           ).scalar_one_or_none()
+    refused = throttle.throttled(conn, login=user.login, client=client, now=now)
+    matches = verify_password(None if refused else encoded, current)
+    if refused is not None:
+        _record(conn, user.login, user_id, now, ok=False, reason=f"throttled_{refused.scope}")
+        return _locked(refused.until)
+    if not matches:
+        failure = _failed(conn, user.login, user_id, client, now, reason="bad_current_password")
+        if failure.reason == "locked":
+            return failure
+        return ValidationError("user", {"current_password": "not your current password"})
+    if new == current:
+        return ValidationError("user", {"password": "must differ from the current password"})
+    try:
+        check_password_rules(new)
+    except ValidationError as exc:
+        return exc
+    return set_password(conn, user_id, new)
 
 
 def _record(conn: Connection, login: str, user_id: int | None, now: dt.datetime, *,

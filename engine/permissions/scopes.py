@@ -83,6 +83,17 @@ SHARED_GRANT = Grant(role="", domain="", scope="shared")  # the implicit share b
 MEMO_LIMIT = 50_000
 
 
+class _Memo:
+    """Compiled branches of one policy state and registry, never of any other."""
+
+    __slots__ = ("entries", "registry", "state")
+
+    def __init__(self, state: PolicyState, registry: Registry) -> None:
+        self.state = state
+        self.registry = registry
+        self.entries: dict[tuple[object, ...], list[Branch]] = {}
+
+
 class CasbinAccessPolicy:
     """``engine.access.AccessPolicy`` from Casbin policies, the org tree and shares."""
 
@@ -92,8 +103,7 @@ class CasbinAccessPolicy:
         self.registry = registry
         self._clock = clock
         self._dialect = engine.dialect.name
-        self._memo: dict[tuple[object, ...], list[Branch]] = {}
-        self._memo_for: tuple[PolicyState, Registry] | None = None
+        self._memo: _Memo | None = None
 
     def set_registry(self, registry: Registry) -> None:
         """Swap in a new registry after a metadata change (pools, fields, rules come from it)."""
@@ -152,14 +162,17 @@ class CasbinAccessPolicy:
 
     def member_pools(self, user_id: int, entity: str) -> frozenset[str]:
         """The entity's pools the user works, from the registry and pool bindings."""
-        state = self.state()
+        return self._member_pools(self.state(), self.registry, user_id, entity)
+
+    def _member_pools(self, state: PolicyState, registry: Registry, user_id: int,
+                      entity: str) -> frozenset[str]:
         roles = set(state.index.roles_of(user_id))
         bound = state.index.pool_domains_of(user_id)
         dept = state.org.department_of(user_id)
         login = state.org.user_login.get(user_id)
         ancestors = {d.code for d in state.org.ancestors_of(dept.id)} if dept else set()
         found = set()
-        for pool in self.registry.pools.values():
+        for pool in registry.pools.values():
             if pool.entity != entity:
                 continue
             m = pool.members
@@ -169,22 +182,32 @@ class CasbinAccessPolicy:
         return frozenset(found)
 
     def branches(self, user_id: int, entity: Entity, table: Table, action: str) -> list[Branch]:
-        """The compiled branches for one (user, entity, action), redundant ones dropped."""
+        """The compiled branches for one (user, entity, action), redundant ones dropped.
+
+        Build, then publish under what was read at build time: the state and
+        registry are read once, the branches are built from those two and stored
+        in the memo that belongs to those two. A thread that reloaded the policy
+        meanwhile has published a new memo; what this thread built lands in the
+        old one, which nobody reads again, so a memo never holds branches of
+        another policy version (a revoked grant cannot outlive the change).
+        """
         state = self.state()
-        if self._memo_for is None or self._memo_for[0] is not state \
-                or self._memo_for[1] is not self.registry:
-            self._memo, self._memo_for = {}, (state, self.registry)
+        registry = self.registry
+        memo = self._memo
+        if memo is None or memo.state is not state or memo.registry is not registry:
+            memo = _Memo(state, registry)
+            self._memo = memo
         key = (user_id, entity.name, table, action)
-        found = self._memo.get(key)
+        found = memo.entries.get(key)
         if found is None:
-            found = self._branches(state, user_id, entity, table, action)
-            if len(self._memo) >= MEMO_LIMIT:
-                self._memo = {}
-            self._memo[key] = found
+            found = self._branches(state, registry, user_id, entity, table, action)
+            if len(memo.entries) >= MEMO_LIMIT:
+                memo.entries.clear()
+            memo.entries[key] = found
         return list(found)
 
-    def _branches(self, state: PolicyState, user_id: int, entity: Entity, table: Table,
-                  action: str) -> list[Branch]:
+    def _branches(self, state: PolicyState, registry: Registry, user_id: int, entity: Entity,
+                  table: Table, action: str) -> list[Branch]:
         grants = state.index.grants_for(user_id, entity.name, action)
         if not grants:
             return []
@@ -194,7 +217,7 @@ class CasbinAccessPolicy:
                            "every record")]
         compiled: dict[tuple[object, ...], Branch] = {}
         for grant in grants:
-            branch = self._compile(state, user_id, entity, table, action, grant)
+            branch = self._compile(state, registry, user_id, entity, table, action, grant)
             if branch is None:
                 continue
             if branch.key in compiled:
@@ -205,7 +228,7 @@ class CasbinAccessPolicy:
         if action in SHARE_ACTIONS["write"] and ("shared",) not in compiled:
             compiled[("shared",)] = self._shared(state, user_id, entity, table, action,
                                                  SHARED_GRANT)
-        for rule in rule_branches(self.registry, roles=state.index.roles_of(user_id),
+        for rule in rule_branches(registry, roles=state.index.roles_of(user_id),
                                   org=state.org, user_id=user_id, entity=entity, table=table,
                                   action=action):
             compiled.setdefault(rule.key, rule)
@@ -254,8 +277,8 @@ class CasbinAccessPolicy:
 
     # --- compiling ----------------------------------------------------------------------
 
-    def _compile(self, state: PolicyState, user_id: int, entity: Entity, table: Table,
-                 action: str, grant: Grant) -> Branch | None:
+    def _compile(self, state: PolicyState, registry: Registry, user_id: int, entity: Entity,
+                 table: Table, action: str, grant: Grant) -> Branch | None:
         owned = "owner_id" in table.c
         scope = grant.scope
         if scope == "own":
@@ -283,7 +306,7 @@ class CasbinAccessPolicy:
         if scope == "pool":
             if not owned or "pool_id" not in table.c:
                 return None
-            pools = self.member_pools(user_id, entity.name)
+            pools = self._member_pools(state, registry, user_id, entity.name)
             if grant.domain.startswith("pool:"):
                 pools = pools & {grant.domain[5:]}
             if not pools:

@@ -11,10 +11,11 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import ColumnElement, Connection, insert, select, update
 
 from engine.errors import AuthenticationError, NotFoundError, ValidationError
 from engine.permissions import _tables as t
+from engine.permissions import versions
 from engine.permissions._clock import as_utc, utcnow
 from engine.permissions.identity import User, get_user
 
@@ -77,9 +78,31 @@ def list_tokens(conn: Connection, user_id: int) -> list[TokenInfo]:
 def revoke_token(conn: Connection, token_id: int) -> None:
     """Revoke a token for good (idempotent: a second revoke keeps the first time)."""
     get_token(conn, token_id)
-    conn.execute(update(t.api_token)
-                 .where(t.api_token.c.id == token_id, t.api_token.c.revoked_at.is_(None))
-                 .values(revoked_at=utcnow()))
+    _revoke(conn, t.api_token.c.id == token_id)
+
+
+def revoke_user_tokens(conn: Connection, user_id: int) -> int:
+    """Revoke every live token of a user; returns how many.
+
+    Called when a password is changed or reset and when a user is reactivated:
+    a token made before is not proof of who holds it now.
+    """
+    return _revoke(conn, t.api_token.c.user_id == user_id)
+
+
+def _revoke(conn: Connection, which: ColumnElement[bool]) -> int:
+    """The one place tokens stop working: revoke, then move the ``tokens`` stamp.
+
+    Every process that caches token checks keys them by that stamp, so a
+    revocation counts from the next request everywhere (in the same
+    transaction as the revocation, like the policy and org stamps).
+    """
+    done = conn.execute(update(t.api_token)
+                        .where(which, t.api_token.c.revoked_at.is_(None))
+                        .values(revoked_at=utcnow()))
+    if done.rowcount:
+        versions.bump(conn, versions.TOKENS)
+    return int(done.rowcount)
 
 
 #: ``last_used_at`` is refreshed at most this often: recording every request would

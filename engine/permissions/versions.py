@@ -15,6 +15,7 @@ from engine.permissions._clock import utcnow
 
 POLICY = "policy"  # roles, role bindings (casbin_rule)
 ORG = "org"        # departments, users' departments and levels
+TOKENS = "tokens"  # API tokens revoked, or their user deactivated or reactivated
 
 
 def current(conn: Connection, name: str) -> int:

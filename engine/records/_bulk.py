@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Dialect, Table, func, insert, select, text
 
 from engine.records import activity as feed
 from engine.records._plan import EntityPlan
+from engine.storage.record_ids import uses_autoincrement
 
 
 class DriverInsert:
@@ -73,12 +74,17 @@ _NEXT_IDS = text("SELECT nextval(pg_get_serial_sequence(:table, 'id')) "
                  "FROM generate_series(1, :n)")
 
 
+#: The highest id an AUTOINCREMENT table ever handed out (SQLite).
+_HIGH_WATER = text("SELECT seq FROM sqlite_sequence WHERE name = :table")
+
+
 class RowInserter:
     """Insert prepared rows of any entity, with their activity rows, and return their ids."""
 
     def __init__(self, activity: Table) -> None:
         self.activity = activity
         self._drivers: dict[tuple[str, tuple[str, ...], tuple[str, ...]], DriverInsert] = {}
+        self._sequenced: dict[str, bool] = {}   # table -> AUTOINCREMENT (SQLite)
 
     def insert(self, conn: Connection, plan: EntityPlan, rows: list[dict[str, Any]], *,
                actor_id: int | None, now: datetime) -> list[int]:
@@ -92,8 +98,9 @@ class RowInserter:
         if conn.dialect.name == "sqlite":
             # SQLite cannot return the ids of a multi-row insert in order (SQLAlchemy then
             # inserts row by row). The write transaction holds the database's write lock,
-            # so ids above the current maximum are ours to assign.
-            start = conn.execute(select(func.max(table.c.id))).scalar_one() or 0
+            # so ids above the current maximum are ours to assign -- and above the
+            # highest ever handed out: a deleted record's id is never reused.
+            start = self._sqlite_high_water(conn, table)
             ids = list(range(start + 1, start + 1 + len(rows)))
             column_values = plan.column_values
             self._driver(table, ("id", *plan.column_names), tuple(system), conn).execute(
@@ -124,6 +131,16 @@ class RowInserter:
                 {**logged, "record_id": new_id, "changes": feed.created(plan, row)}
                 for new_id, row in zip(ids, rows)])
         return ids
+
+    def _sqlite_high_water(self, conn: Connection, table: Table) -> int:
+        largest = int(conn.execute(select(func.max(table.c.id))).scalar_one() or 0)
+        sequenced = self._sequenced.get(table.name)
+        if sequenced is None:
+            sequenced = self._sequenced[table.name] = uses_autoincrement(conn, table.name)
+        if not sequenced:
+            return largest
+        seq = conn.execute(_HIGH_WATER, {"table": table.name}).scalar_one_or_none()
+        return max(largest, int(seq or 0))
 
     def _driver(self, table: Table, varying: tuple[str, ...], constant: tuple[str, ...],
                 conn: Connection) -> DriverInsert:

@@ -47,6 +47,7 @@ from engine.errors import (
 from engine.records import activity as feed
 from engine.records import aggregate, stages
 from engine.records._bulk import RowInserter
+from engine.records._cascade import remove_dependents
 from engine.records._plan import EntityPlan, same_value
 from engine.records._union import union_page
 from engine.records._write import (
@@ -648,6 +649,7 @@ class RecordService:
                     self._bump(conn, plan, record_id, version=current, now=now,
                                columns={"deleted_at": now})
                 else:
+                    remove_dependents(conn, self.schema, plan.name, [record_id])
                     result = conn.execute(delete(table).where(table.c.id == record_id,
                                                               table.c.version == current))
                     if result.rowcount != 1:

@@ -19,7 +19,7 @@ import json
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from alembic.migration import MigrationContext
 from alembic.operations import BatchOperations, Operations
@@ -31,10 +31,16 @@ from sqlalchemy import (
     Table,
     UniqueConstraint,
     bindparam,
+    func,
     inspect,
     select,
+    text,
     update,
 )
+from sqlalchemy import (
+    column as column_clause,
+)
+from sqlalchemy import table as table_clause
 
 from engine.errors import MigrationError
 from engine.metadata.model import Registry
@@ -57,6 +63,7 @@ from engine.storage.plan import (
     CreateTable,
     DropIndex,
     DropUniqueConstraint,
+    NeverReuseIds,
     PurgeArchived,
     RelabelOption,
     RemoveFeature,
@@ -64,6 +71,12 @@ from engine.storage.plan import (
     RestoreField,
     Step,
     WidenType,
+)
+from engine.storage.record_ids import (
+    dependent_tables,
+    forget_records,
+    highest_referenced_id,
+    seed_ids,
 )
 from engine.storage.system_tables import NAMING_CONVENTION
 from engine.storage.tables import StorageSchema
@@ -100,9 +113,30 @@ class Executor:
     # -- helpers -----------------------------------------------------------------------
 
     @contextmanager
-    def batch(self, table: str) -> Iterator[BatchOperations]:
-        with self.ops.batch_alter_table(table, naming_convention=NAMING_CONVENTION) as batch:
+    def batch(self, table: str, *,
+              recreate: Literal["auto", "always", "never"] = "auto") -> Iterator[BatchOperations]:
+        """Alembic's batch mode, keeping what its reflection would lose on SQLite.
+
+        A rebuilt table would come back without AUTOINCREMENT and with the
+        high-water mark of the ids it still holds: the id of the newest deleted
+        record would be handed out again. Both are put back.
+        """
+        high = self._high_water(table)
+        with self.ops.batch_alter_table(table, naming_convention=NAMING_CONVENTION,
+                                        recreate=recreate,
+                                        table_kwargs={"sqlite_autoincrement": True}) as batch:
             yield batch
+        seed_ids(self.conn, table, above=high)
+
+    def _high_water(self, table: str) -> int:
+        if not self.sqlite:
+            return 0
+        seq = self.conn.execute(text("SELECT seq FROM sqlite_sequence WHERE name = :t"),
+                                {"t": table}).scalar_one_or_none() \
+            if inspect(self.conn).has_table("sqlite_sequence") else None
+        largest = self.conn.execute(select(func.max(table_clause(table, column_clause("id")).c.id))
+                                    ).scalar_one_or_none()
+        return max(int(seq or 0), int(largest or 0))
 
     def target_column(self, entity: str, name: str, *, as_name: str | None = None) -> Column[Any]:
         # A fresh column: Column._copy() leaves out foreign keys bound to a table.
@@ -199,6 +233,21 @@ def _create_system_tables(ex: Executor, step: CreateSystemTables) -> None:
 
 def _create_table(ex: Executor, step: CreateTable) -> None:
     ex.target_schema.table(step.entity).create(ex.conn)
+    # An entity made again under an archived name: its new ids start above every id
+    # that shares, history or activity still name, so none of them reaches a new record.
+    dependents = dependent_tables(SYSTEM_TABLES)
+    seed_ids(ex.conn, step.entity,
+             above=highest_referenced_id(ex.conn, dependents, step.entity))
+
+
+def _never_reuse_ids(ex: Executor, step: NeverReuseIds) -> None:
+    if not ex.sqlite:
+        return  # identity sequences never hand an id out twice
+    with ex.batch(step.entity, recreate="always"):
+        pass
+    dependents = dependent_tables(SYSTEM_TABLES)
+    seed_ids(ex.conn, step.entity,
+             above=highest_referenced_id(ex.conn, dependents, step.entity))
 
 
 def _archive_table(ex: Executor, step: ArchiveTable) -> None:
@@ -266,6 +315,9 @@ def _purge_archived(ex: Executor, step: PurgeArchived) -> None:
     if step.field is None:
         if inspector.has_table(step.archived[0]):
             ex.ops.drop_table(step.archived[0])
+        live = (table_clause(step.entity, column_clause("id"))
+                if inspector.has_table(step.entity) else None)
+        forget_records(ex.conn, dependent_tables(SYSTEM_TABLES), step.entity, keep=live)
     else:
         table = _archive_table_name(ex, step.archive_id)
         present = {c["name"] for c in inspector.get_columns(table)}
@@ -415,6 +467,7 @@ def _drop_unique(ex: Executor, step: DropUniqueConstraint) -> None:
 EXECUTORS: Mapping[type[Step], Run] = {
     CreateSystemTables: _create_system_tables,
     CreateTable: _create_table,
+    NeverReuseIds: _never_reuse_ids,
     ArchiveTable: _archive_table,
     AddColumn: _add_column,
     AddFeature: _add_feature,

@@ -32,6 +32,7 @@ from engine.storage.system_tables import USER_TABLE, IdType
 DEPARTMENT_TABLE = "tp_department"
 API_TOKEN_TABLE = "tp_api_token"
 LOGIN_ATTEMPT_TABLE = "tp_login_attempt"
+SIGNIN_FAILURE_TABLE = "tp_signin_failure"
 ROLE_BINDING_TABLE = "tp_role_binding"
 CASBIN_RULE_TABLE = "casbin_rule"
 POLICY_VERSION_TABLE = "tp_policy_version"
@@ -60,6 +61,8 @@ def add_identity_tables(metadata: MetaData) -> dict[str, Table]:
         # Every session carries the epoch it was issued under; bumping it (password
         # change, deactivation, "log out everywhere") ends all older sessions at once.
         Column("session_epoch", Integer, nullable=False, default=0),
+        # No longer read: sign-in throttling counts tp_signin_failure (per login and
+        # client). Kept, and reset on success, so older databases need no change.
         Column("failed_logins", Integer, nullable=False, default=0),
         Column("locked_until", DateTime(timezone=True)),
         Column("last_login_at", DateTime(timezone=True)),
@@ -105,6 +108,18 @@ def add_identity_tables(metadata: MetaData) -> dict[str, Table]:
         Column("reason", String(32), nullable=False),  # ok | bad_password | unknown | locked | ...
         Index("ix_tp_login_attempt_login", "login", "at"),
     )
+    # Recent failed sign-ins, what the throttle counts (engine/permissions/throttle.py):
+    # per login, per client and per (login, client). A success clears its login's rows;
+    # rows past the window are pruned. tp_login_attempt stays the full audit trail.
+    signin_failure = Table(
+        SIGNIN_FAILURE_TABLE, metadata,
+        Column("id", IdType, primary_key=True, autoincrement=True),
+        Column("login", String(150), nullable=False),
+        Column("client", String(64), nullable=False),  # the client's address, "" if unknown
+        Column("at", DateTime(timezone=True), nullable=False),
+        Index("ix_tp_signin_failure_login", "login", "client", "at"),
+        Index("ix_tp_signin_failure_client", "client", "at"),
+    )
     role_binding = Table(
         ROLE_BINDING_TABLE, metadata,
         Column("id", IdType, primary_key=True, autoincrement=True),
@@ -146,6 +161,6 @@ def add_identity_tables(metadata: MetaData) -> dict[str, Table]:
         Index("ix_tp_share_department", "department_id", "entity", "record_id"),
         Index("ix_tp_share_record", "entity", "record_id"),
     )
-    tables = (user, department, api_token, login_attempt, role_binding, casbin_rule,
-              policy_version, share)
+    tables = (user, department, api_token, login_attempt, signin_failure, role_binding,
+              casbin_rule, policy_version, share)
     return {t.name: t for t in tables}

@@ -57,6 +57,21 @@ class CreateTable(Step):
 
 
 @dataclass(frozen=True)
+class NeverReuseIds(Step):
+    """An entity table made before ids were AUTOINCREMENT on SQLite: rebuilt, rows and
+    ids kept, so a deleted record's id is never handed to a new one; rows of shares
+    and the like left behind by earlier hard deletes lose their power to grant."""
+
+    entity: str
+    rows: int
+    kind: ClassVar[str] = "never_reuse_ids"
+
+    def describe(self) -> str:
+        return (f"rebuild table {self.entity} so ids are never reused "
+                f"({self.rows} rows kept with their ids)")
+
+
+@dataclass(frozen=True)
 class ArchiveTable(Step):
     """A removed entity: its table is renamed, never dropped; its indexes go."""
 

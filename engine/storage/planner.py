@@ -29,6 +29,7 @@ from sqlalchemy import (
     inspect,
     select,
 )
+from sqlalchemy import table as table_clause
 
 from engine.metadata.model import OPTION_TYPES, Entity, Feature, Field, FieldType, Registry
 from engine.metadata.names import SYSTEM_COLUMNS
@@ -59,6 +60,7 @@ from engine.storage.plan import (
     DropIndex,
     DropUniqueConstraint,
     MigrationPlan,
+    NeverReuseIds,
     PurgeArchived,
     RelabelOption,
     RemoveFeature,
@@ -67,6 +69,7 @@ from engine.storage.plan import (
     Step,
     WidenType,
 )
+from engine.storage.record_ids import uses_autoincrement
 from engine.storage.tables import (
     StorageSchema,
     build_schema,
@@ -124,7 +127,7 @@ class _Planner:
     # -- entry -----------------------------------------------------------------------------
 
     def plan(self) -> MigrationPlan:
-        steps: list[Step] = list(self._system_tables())
+        steps: list[Step] = [*self._system_tables(), *self._id_steps()]
         if self.applied_fingerprint == self.target.fingerprint and not self.purge:
             return MigrationPlan(self.applied_fingerprint, self.target.fingerprint, tuple(steps))
         old_schema, new_schema = build_schema(self.applied), build_schema(self.target)
@@ -161,6 +164,16 @@ class _Planner:
         missing = tuple(t.name for t in metadata.sorted_tables if t.name not in existing)
         if missing:
             yield CreateSystemTables(missing)
+
+    def _id_steps(self) -> Iterable[Step]:
+        """Kept entity tables that would hand a deleted record's id to the next one."""
+        existing = set(self.inspector.get_table_names())
+        for name in self.applied.entities:
+            if (name in self.target.entities and name in existing
+                    and not uses_autoincrement(self.conn, name)):
+                rows = self.conn.execute(
+                    select(func.count()).select_from(table_clause(name))).scalar_one()
+                yield NeverReuseIds(name, int(rows))
 
     def _archive_table(self, table: Table) -> ArchiveTable:
         if self._tables_taken is None:

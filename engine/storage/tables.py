@@ -28,6 +28,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.schema import SchemaItem
 from sqlalchemy.types import TypeEngine
 
 from engine.metadata.model import Entity, Feature, Field, FieldType, OnDelete, Registry
@@ -128,7 +129,7 @@ def entity_columns(entity: Entity) -> list[Column[object]]:
 
 def field_column(field: Field) -> Column[object]:
     """The main column of a field, with its foreign key when it references something."""
-    args: list[object] = []
+    args: list[ForeignKey] = []
     if field.type is FieldType.REFERENCE and field.target:
         args.append(ForeignKey(f"{field.target}.id", ondelete=_ONDELETE[field.on_delete]))
     elif field.type is FieldType.USER:
@@ -138,9 +139,9 @@ def field_column(field: Field) -> Column[object]:
     return Column(field.name, column_type(field), *args, nullable=True, info={"field": field})
 
 
-def entity_table_args(entity: Entity) -> list[object]:
+def entity_table_args(entity: Entity) -> list[SchemaItem]:
     """Unique constraints and indexes: declared ones plus the ones list scopes need."""
-    args: list[object] = []
+    args: list[SchemaItem] = []
     for key in entity.unique_keys:
         args.append(UniqueConstraint(*key.fields, name=f"uq_{entity.name}_{key.name}"))
     for field in entity.fields:
@@ -187,5 +188,8 @@ def build_schema(registry: Registry) -> StorageSchema:
         tables[entity.name] = Table(
             entity.name, metadata, *entity_columns(entity), *entity_table_args(entity),
             info={"entity": entity},
+            # A deleted record's id is never handed out again: shares, history and
+            # activity name records by id (engine/storage/record_ids.py).
+            sqlite_autoincrement=True,
         )
     return StorageSchema(registry=registry, metadata=metadata, tables=tables, system=system)

@@ -29,7 +29,8 @@ def find_bindir() -> Path:
     candidates = [explicit] if explicit else []
     pg_config = shutil.which("pg_config")
     if pg_config:
-        out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True)
+        out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True,
+                             check=False)
         candidates.append(out.stdout.strip())
     candidates += sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)
     for c in candidates:
@@ -92,7 +93,7 @@ class Cluster:
         result = subprocess.run(
             self._cmd("pg_ctl", "-D", str(self.datadir), "-o", opts, "-l",
                       str(self.root / "server.log"), "-w", "-t", "60", "start"),
-            capture_output=True, text=True,
+            capture_output=True, text=True, check=False,
         )
         if result.returncode != 0:
             log = (self.root / "server.log")
@@ -101,7 +102,7 @@ class Cluster:
 
     def stop(self) -> None:
         subprocess.run(self._cmd("pg_ctl", "-D", str(self.datadir), "-m", "immediate", "stop"),
-                       capture_output=True)
+                       capture_output=True, check=False)
         shutil.rmtree(self.root, ignore_errors=True)
 
 

@@ -126,7 +126,10 @@ def test_deactivated_user_cannot_log_in_and_sessions_and_tokens_stop(
         again = reactivate_user(conn, user_id)
         assert session_is_valid(conn, user_id, again.session_epoch)
         assert not session_is_valid(conn, user_id, user.session_epoch)  # old one stays dead
-        assert verify_token(conn, token).id == user_id
+        # Reactivation does not revive old tokens (issue 8): they were revoked.
+        with pytest.raises(AuthenticationError) as err:
+            verify_token(conn, token)
+        assert err.value.reason == "revoked"
 
 
 def test_password_change_and_logout_everywhere_end_old_sessions(ident_engine: Engine) -> None:

@@ -102,8 +102,8 @@ def option_label(f: Field, value: Any, locale: str) -> str:
 
 def _number(value: Decimal | float, places: int | None = None) -> str:
     if isinstance(value, Decimal) and places is None:
-        places = max(0, -value.as_tuple().exponent) if isinstance(
-            value.as_tuple().exponent, int) else 2
+        exponent = value.as_tuple().exponent
+        places = max(0, -exponent) if isinstance(exponent, int) else 2
     return f"{value:,.{places}f}" if places is not None else f"{value:,}"
 
 
