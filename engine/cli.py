@@ -116,17 +116,20 @@ def cmd_init(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace, out: TextIO) -> int:
-    from engine.configure.service import configured_registry
-    from engine.permissions.bootstrap import sync_policies
+    from engine.configure.service import configured_registry, migrate_configured
     from engine.storage.migrate import apply_migration
 
+    synced = False
     with _engine(args) as engine:
-        # the packages plus what admins configured, which a migrate must not undo
-        registry = configured_registry(engine, _app_paths(args))
-        plan = apply_migration(engine, target=registry, actor="cli",
-                               dry_run=args.dry_run, purge_archived=args.purge_archived)
-        # Roles follow the metadata: a changed grant is in force once migrate returns.
-        synced = not args.dry_run and sync_policies(engine, registry)
+        if args.dry_run:
+            # the packages plus what admins configured, which a migrate must not undo
+            registry = configured_registry(engine, _app_paths(args))
+            plan = apply_migration(engine, target=registry, actor="cli", dry_run=True,
+                                   purge_archived=args.purge_archived)
+        else:
+            # target, DDL and roles in one locked transaction (see migrate_configured)
+            plan, synced = migrate_configured(engine, _app_paths(args), actor="cli",
+                                              purge_archived=args.purge_archived)
     out.write(plan.describe() + "\n")
     if args.dry_run:
         out.write("dry run: nothing was changed\n")

@@ -141,6 +141,26 @@ class ConfigService:
         return plan
 
 
+def migrate_configured(engine: Engine, apps: Sequence[Path | str], *, actor: str = "system",
+                       purge_archived: bool = False) -> tuple[MigrationPlan, bool]:
+    """``tidepool migrate``: packages + stored customisations, applied with the roles.
+
+    The customisations are read, the DDL run, the version recorded and the
+    roles resynced in ONE migration transaction under the migration lock: read
+    outside it, an admin change applied meanwhile would be undone by this
+    migration; synced in a second transaction, a crash between the two left
+    new metadata guarded by the old grants. Returns the plan and whether the
+    role policies changed. Blocking problems raise ``MigrationError``.
+    """
+    with migration_transaction(engine) as conn:
+        has_table = inspect(conn).has_table(CUSTOMISATION_TABLE)
+        stored = ConfigService(engine, apps=apps).stored(conn) if has_table else []
+        target = load_packages(apps, customisations=stored)
+        plan = migrate_in(conn, target=target, actor=actor, purge_archived=purge_archived)
+        synced = sync_roles(conn, target)
+    return plan, synced
+
+
 def configured_registry(engine: Engine, apps: Sequence[Path | str]) -> Registry:
     """The app packages plus the customisations stored in the database (none on a new one).
 

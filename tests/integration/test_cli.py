@@ -163,3 +163,37 @@ def test_usage_errors_exit_2(argv: list[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         main(argv, out=io.StringIO())
     assert exc.value.code == 2
+
+
+def test_migrate_applies_ddl_version_and_roles_in_one_transaction(
+        db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failure while resyncing roles leaves no column and no version behind."""
+    import engine.configure.service as service
+    from engine.storage.applied import applied_version
+
+    app = copy_crm(tmp_path)
+    code, out = run("init", "--db", db_url, "--app", str(app), *ADMIN)
+    assert code == 0, out
+    engine = make_engine(db_url)
+    with engine.connect() as conn:
+        before = applied_version(conn)
+    edit_entity(app, "customer", lambda d: d["fields"].append(
+        {"name": "vip_level", "type": "integer", "label": {"en": "VIP level", "zh-CN": "VIP 等级"}}))
+
+    def broken_sync(conn, registry):  # type: ignore[no-untyped-def]
+        raise RuntimeError("role store unavailable")
+
+    monkeypatch.setattr(service, "sync_roles", broken_sync)
+    with pytest.raises(RuntimeError, match="role store unavailable"):
+        run("migrate", "--db", db_url, "--app", str(app))
+    with engine.connect() as conn:
+        assert "vip_level" not in {c["name"] for c in inspect(conn).get_columns("customer")}
+        assert applied_version(conn) == before
+
+    monkeypatch.undo()
+    code, out = run("migrate", "--db", db_url, "--app", str(app))
+    assert code == 0, out
+    with engine.connect() as conn:
+        assert "vip_level" in {c["name"] for c in inspect(conn).get_columns("customer")}
+        assert applied_version(conn) != before
+    engine.dispose()
