@@ -168,7 +168,7 @@ def test_usage_errors_exit_2(argv: list[str]) -> None:
 def test_migrate_applies_ddl_version_and_roles_in_one_transaction(
         db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A failure while resyncing roles leaves no column and no version behind."""
-    import engine.configure.service as service
+    from engine.configure import service
     from engine.storage.applied import applied_version
 
     app = copy_crm(tmp_path)
