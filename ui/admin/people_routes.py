@@ -130,7 +130,7 @@ def people_routes(ui: UIContext, admin: Callable[[Any], Any]) -> list[BaseRoute]
     both = ["GET", "POST"]
     return [
         Route("/admin/users", admin(users), methods=both),
-        Route("/admin/users/{user_id:int}/{what}", admin(user_action), methods=["POST"]),
+        Route("/admin/users/{user_id:id}/{what}", admin(user_action), methods=["POST"]),
         Route("/admin/org", admin(departments), methods=both),
-        Route("/admin/org/{dept_id:int}/{what}", admin(department_action), methods=["POST"]),
+        Route("/admin/org/{dept_id:id}/{what}", admin(department_action), methods=["POST"]),
     ]

@@ -36,7 +36,7 @@ STRATEGIES: dict[FieldType, st.SearchStrategy[Any]] = {
     FieldType.INTEGER: st.integers(-(2**63), 2**63 - 1),
     FieldType.RATING: st.integers(1, 10),
     FieldType.DECIMAL: st.decimals(allow_nan=False, allow_infinity=False, places=4,
-                                   min_value=-(10**14), max_value=10**14),
+                                   min_value=-(10**14) + 1, max_value=10**14 - 1),
     FieldType.PERCENT: st.decimals(allow_nan=False, allow_infinity=False, places=4,
                                    min_value=-1000, max_value=1000),
     FieldType.MONEY: st.fixed_dictionaries({
