@@ -38,9 +38,11 @@ from engine.errors import (
     ValidationError,
 )
 from engine.runtime import LiveRuntime
+from ui.api.body import DEFAULT_MAX_BODY
 from ui.auth import Session, SessionMiddleware
 from ui.context import HERE, LoginRequired, UIContext, UISettings
 from ui.csrf import CSRFMiddleware
+from ui.limits import FORM_OVERHEAD, BodyLimitMiddleware, default_rules
 
 #: Screen areas, in route order. Each module defines ``routes(ui: UIContext) -> list[BaseRoute]``.
 #: Add an area by appending one line; a module that does not exist (yet) is skipped.
@@ -189,7 +191,11 @@ def create_app(live: LiveRuntime, *, secret_key: bytes, upload_dir: Path | None 
         middleware=[
             Middleware(SecurityHeadersMiddleware),
             Middleware(SessionMiddleware, codec=ui.codec, https=https),
-            Middleware(CSRFMiddleware, secret=secret_key, max_body=max_upload_bytes + 65536,
+            # Before anything reads a body: per-route size, nothing from anonymous visitors.
+            Middleware(BodyLimitMiddleware, rules=default_rules(
+                max_upload_bytes=max_upload_bytes, api_prefix=API_PREFIX,
+                api_max_body=DEFAULT_MAX_BODY), open_prefixes=(API_PREFIX + "/",)),
+            Middleware(CSRFMiddleware, secret=secret_key, max_body=max_upload_bytes + FORM_OVERHEAD,
                        exempt_prefixes=(API_PREFIX + "/",)),
         ])
     app.state.ui = ui
