@@ -34,6 +34,7 @@ from engine.errors import (
     NotFoundError,
     QueryError,
     StageTransitionError,
+    StatementTimeoutError,
     TidepoolError,
     ValidationError,
 )
@@ -148,6 +149,11 @@ def _error_handlers(ui: UIContext) -> dict[Any, Callable[..., Any]]:
             return await not_found(request, exc)
         return page(exc.status_code, str(exc.detail), request)
 
+    async def timed_out(request: Request, exc: Exception) -> Response:
+        return page(503, ui.t(request, "The database took too long and the request was "
+                                       "stopped. Narrow the filter or search and try again."),
+                    request)
+
     async def other(request: Request, exc: Exception) -> Response:
         return page(400, str(exc), request)
 
@@ -155,7 +161,7 @@ def _error_handlers(ui: UIContext) -> dict[Any, Callable[..., Any]]:
         LoginRequired: login_required, AuthenticationError: login_required,
         NotFoundError: not_found, ForbiddenError: forbidden, QueryError: bad_query,
         ConflictError: conflict, ValidationError: invalid, DuplicateError: invalid,
-        StageTransitionError: stage_refused,
+        StageTransitionError: stage_refused, StatementTimeoutError: timed_out,
         HTTPException: http_error, TidepoolError: other,
     }
 
