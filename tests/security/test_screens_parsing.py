@@ -76,3 +76,24 @@ def test_form_versions_that_are_not_numbers_are_refused(client_for: Client,
                                               "ids": ["²", "99999999999999999999"],
                                               "owner": "²"})
     assert bulk.status_code in (200, 403, 422)
+
+
+def test_admin_forms_read_numbers_and_ids_with_limits(client_for: Client) -> None:
+    admin = client_for("admin")
+    token = csrf(admin)
+    for extra in ({"min": HUGE}, {"max": "1e999"}, {"max_length": "9" * 5000},
+                  {"min": "nan"}, {"precision": "²"}):
+        response = admin.post("/admin/entities/customer/fields/new", data={
+            "csrf_token": token, "name": "shelves", "type": "integer", "label_en": "Shelves",
+            **extra})
+        assert response.status_code == 422, (extra, response.status_code)
+        assert "a number" in response.text
+    stale = admin.post("/admin/entities/customer/fields/new", data={
+        "csrf_token": token, "name": "shelves", "type": "integer", "label_en": "Shelves",
+        "confirm": "1", "version": "²"})
+    assert stale.status_code in (200, 409, 422), stale.status_code
+    for department in ("²", "99999999999999999999"):
+        response = admin.post("/admin/users", data={
+            "csrf_token": token, "login": "newbie2", "display_name": "New",
+            "password": "a-long-enough-password", "locale": "en", "department_id": department})
+        assert response.status_code == 422, (department, response.status_code)
