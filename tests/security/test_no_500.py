@@ -6,10 +6,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from sqlalchemy import update
 from starlette.testclient import TestClient
 
 from engine.actor import Actor
-from tests.security.conftest import DemoDB, World, csrf, raw_call
+from engine.storage.database import write_transaction
+from tests.security.conftest import DemoDB, World, csrf, make_record, raw_call
 
 Client = Callable[..., TestClient]
 _LEAKS = re.compile(r"Traceback|sqlalchemy|psycopg|sqlite3|SELECT |INSERT INTO|File \"/")
@@ -146,3 +148,24 @@ def test_errors_never_carry_tracebacks_or_sql(world: World) -> None:
     for response in probes:
         assert 400 <= response.status_code < 500  # type: ignore[attr-defined]
         assert _clean(response.text), response.text  # type: ignore[attr-defined]
+
+
+def test_a_stored_key_too_long_for_the_file_system_is_a_404(client_for: Client,
+                                                            demo_db: DemoDB) -> None:
+    # A stored key of 5,000 characters (as older versions let a client send) made the
+    # download's is_file() raise "File name too long". Written straight into the table:
+    # the records service may refuse such a key today, the row may still exist.
+    kind = demo_db.live.current().registry.entity("follow_up").field("kind").options[0].value
+    customer = make_record(demo_db, "customer", {"name": "Keys"}, owner="rep_east1")
+    record = make_record(demo_db, "follow_up", {
+        "customer": customer, "kind": kind, "content": "c", "happened_at": "2026-01-01T00:00Z"},
+        owner="rep_east1")
+    table = demo_db.live.current().schema.table("follow_up")
+    with write_transaction(demo_db.live.engine) as conn:
+        conn.execute(update(table).where(table.c.id == record).values(attachment={
+            "name": "a.pdf", "size": 3, "content_type": "application/pdf",
+            "key": "follow_up/" + "k" * 5000}))
+    rep = client_for("rep_east1")
+    assert rep.get(f"/e/follow_up/{record}").status_code == 200
+    download = rep.get(f"/e/follow_up/{record}/files/attachment")
+    assert download.status_code == 404 and _clean(download.text)
