@@ -153,3 +153,16 @@ class StageTransitionError(TidepoolError):
         self.allowed = tuple(allowed)
         self.message = message
         super().__init__(f"{entity} {record_id}: {message}")
+
+
+class StatementTimeoutError(TidepoolError):
+    """A database statement ran past the configured statement timeout and was cancelled.
+
+    Nothing it would have written is kept (the transaction rolls back). A narrower
+    filter or search usually helps; the bound is ``TIDEPOOL_STATEMENT_TIMEOUT``.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        super().__init__(f"the database took longer than {seconds:g} seconds and the "
+                         "request was stopped; narrow the filter or search and try again")

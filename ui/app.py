@@ -34,13 +34,16 @@ from engine.errors import (
     NotFoundError,
     QueryError,
     StageTransitionError,
+    StatementTimeoutError,
     TidepoolError,
     ValidationError,
 )
 from engine.runtime import LiveRuntime
+from ui.api.body import DEFAULT_MAX_BODY
 from ui.auth import Session, SessionMiddleware
 from ui.context import HERE, LoginRequired, UIContext, UISettings
 from ui.csrf import CSRFMiddleware
+from ui.limits import FORM_OVERHEAD, BodyLimitMiddleware, default_rules
 
 #: Screen areas, in route order. Each module defines ``routes(ui: UIContext) -> list[BaseRoute]``.
 #: Add an area by appending one line; a module that does not exist (yet) is skipped.
@@ -147,6 +150,11 @@ def _error_handlers(ui: UIContext) -> dict[Any, Callable[..., Any]]:
             return await not_found(request, exc)
         return page(exc.status_code, str(exc.detail), request)
 
+    async def timed_out(request: Request, exc: Exception) -> Response:
+        return page(503, ui.t(request, "The database took too long and the request was "
+                                       "stopped. Narrow the filter or search and try again."),
+                    request)
+
     async def other(request: Request, exc: Exception) -> Response:
         return page(400, str(exc), request)
 
@@ -154,7 +162,7 @@ def _error_handlers(ui: UIContext) -> dict[Any, Callable[..., Any]]:
         LoginRequired: login_required, AuthenticationError: login_required,
         NotFoundError: not_found, ForbiddenError: forbidden, QueryError: bad_query,
         ConflictError: conflict, ValidationError: invalid, DuplicateError: invalid,
-        StageTransitionError: stage_refused,
+        StageTransitionError: stage_refused, StatementTimeoutError: timed_out,
         HTTPException: http_error, TidepoolError: other,
     }
 
@@ -190,7 +198,11 @@ def create_app(live: LiveRuntime, *, secret_key: bytes, upload_dir: Path | None 
         middleware=[
             Middleware(SecurityHeadersMiddleware),
             Middleware(SessionMiddleware, codec=ui.codec, https=https),
-            Middleware(CSRFMiddleware, secret=secret_key, max_body=max_upload_bytes + 65536,
+            # Before anything reads a body: per-route size, nothing from anonymous visitors.
+            Middleware(BodyLimitMiddleware, rules=default_rules(
+                max_upload_bytes=max_upload_bytes, api_prefix=API_PREFIX,
+                api_max_body=DEFAULT_MAX_BODY), open_prefixes=(API_PREFIX + "/",)),
+            Middleware(CSRFMiddleware, secret=secret_key, max_body=max_upload_bytes + FORM_OVERHEAD,
                        exempt_prefixes=(API_PREFIX + "/",)),
         ])
     app.state.ui = ui

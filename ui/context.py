@@ -32,6 +32,7 @@ from engine.runtime import LiveRuntime, Runtime
 from ui import i18n
 from ui.auth import Session, SessionCodec, is_secure, session_of, set_session_cookie
 from ui.csrf import SAFE_METHODS, csrf_token
+from ui.limits import FORM_LIMITS
 
 HERE = Path(__file__).resolve().parent
 #: The role whose holders reach the admin area (``require_admin``).
@@ -172,7 +173,7 @@ class UIContext:
         async def run(request: Request) -> Response:
             form = None
             if request.method not in SAFE_METHODS:
-                form = await request.form(max_files=20, max_fields=2000)
+                form = await request.form(**FORM_LIMITS)
             try:
                 return await run_in_threadpool(handler, request, form)
             finally:

@@ -20,9 +20,13 @@ import hmac
 from collections.abc import Callable, Sequence
 
 from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ui.limits import FORM_LIMITS
 
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
@@ -76,7 +80,14 @@ class CSRFMiddleware:
                 scope, receive, send)
             return
         replay = _replayer(body, receive)
-        form = await Request(scope, replay()).form()
+        try:
+            form = await Request(scope, replay()).form(**FORM_LIMITS)
+        except (HTTPException, MultiPartException) as exc:
+            # No boundary, too many fields, a field too large: the client's mistake.
+            detail = exc.detail if isinstance(exc, HTTPException) else exc.message
+            await PlainTextResponse(f"The form could not be read: {detail}",
+                                    status_code=400)(scope, receive, send)
+            return
         try:
             candidate = form.get(CSRF_FIELD)
             ok = isinstance(candidate, str) and token_matches(self.secret, sid, candidate)

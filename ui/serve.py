@@ -12,7 +12,7 @@ from starlette.applications import Starlette
 from engine.permissions.policy_store import sync_roles
 from engine.permissions.scopes import CasbinAccessPolicy
 from engine.runtime import LiveRuntime
-from engine.storage.database import write_transaction
+from engine.storage.database import make_engine, statement_timeout_setting, write_transaction
 from ui.app import create_app
 from ui.secret import load_secret_key
 
@@ -33,7 +33,9 @@ def default_upload_dir(url: str) -> Path | None:
 
 def build_app(url: str, *, banner: str = "", https: bool | None = None) -> Starlette:
     """The app for ``url`` with the real permission policy, key and upload directory."""
-    live = LiveRuntime(url, policy_factory=CasbinAccessPolicy)
+    # Every statement a request runs is bounded (docs/security.md, "Statement timeout").
+    engine = make_engine(url, statement_timeout=statement_timeout_setting())
+    live = LiveRuntime(url, engine=engine, policy_factory=CasbinAccessPolicy)
     with write_transaction(live.engine) as conn:  # roles as the applied metadata declares them
         sync_roles(conn, live.current().registry)
     return create_app(live, secret_key=load_secret_key(url), upload_dir=default_upload_dir(url),

@@ -18,6 +18,12 @@ address, file      ``dict``
 Coercion only gets the *shape* right; constraints from the field definition
 (required, ranges, options, patterns...) are checked in ``validate``. Every
 failure raises ``CoercionError`` with a message meant for the person who typed it.
+
+One constraint is checked here, first: a number must fit its column
+(``NumberLimits``: digits before the point from the declared precision and
+scale, whole numbers and ids within signed 64-bit), read lexically while it is
+still short text, because ``Decimal`` makes ``1e999999999`` cheap to read and
+ruinous to turn into an ``int``, quantize or send to a database.
 """
 
 from __future__ import annotations
@@ -27,13 +33,29 @@ import json
 import math
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal, InvalidOperation
-from typing import Any
+from decimal import Decimal
+from typing import Any, NoReturn
 
 from engine.metadata.model import Field, FieldType
 
 Coercer = Callable[[Any], Any]
+
+#: Ids and integers are signed 64-bit, as both databases store them.
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+MAX_ID = INT64_MAX
+#: Longest text read as a number, separators included: far above what any column holds
+#: (precision is at most 38), short enough that reading it costs microseconds.
+MAX_NUMBER_TEXT = 100
+#: Most significant digits a number may carry (trailing zeros included).
+MAX_NUMBER_DIGITS = 60
+#: Most digits of an exponent: "1e999999999" is read (cheaply: a ``Decimal`` keeps the
+#: exponent apart) so that it is refused as out of range rather than as not a number.
+MAX_EXPONENT_DIGITS = 12
+#: Longest text read as a date or an instant ("2026-11-23T10:00:00.000000+08:00" is 32).
+MAX_DATE_TEXT = 64
 
 
 class InputSource(str, enum.Enum):
@@ -59,6 +81,46 @@ _FALSE = frozenset({"false", "no", "n", "0", "off", "否", "错", "假"})
 _THOUSANDS = re.compile(r"[,\s_\u00a0]")
 _CURRENCY = re.compile(r"^[A-Za-z]{3}$")
 _LIST_SPLIT = re.compile(r"[,，;；]")
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]{1,"
+                     + str(MAX_EXPONENT_DIGITS) + "})?")
+#: What an IRI may not contain: controls, space, the excluded ASCII and a % that starts no
+#: percent-encoding (RFC 3987, 2.2).
+_NOT_IN_IRI = re.compile(r'[\x00-\x20\x7f"<>\\^`{|}]|%(?![0-9A-Fa-f]{2})')
+_NOT_FINITE = frozenset({"nan", "snan", "inf", "infinity"})
+_PLAIN_INTEGER = re.compile(r"[+-]?[0-9]{1,19}")
+
+
+@dataclass(frozen=True)
+class NumberLimits:
+    """How large a number a field's column holds, checked before any arbitrary-precision work.
+
+    A ``Decimal`` keeps an exponent apart from its digits, so ``1e999999999`` is
+    cheap to read but ruinous to turn into an ``int`` or to quantize; the
+    limits refuse it while it is still a short text or a small tuple.
+    """
+
+    integer_digits: int          # digits before the point the column holds
+    scale: int | None = None     # digits after the point (None: integers)
+    low: int | None = None       # whole-number range (integers only)
+    high: int | None = None
+
+
+INTEGER_LIMITS = NumberLimits(integer_digits=19, low=INT64_MIN, high=INT64_MAX)
+
+
+def number_limits(field: Field) -> NumberLimits:
+    """The limits of a numeric field, from the precision and scale its column is declared with."""
+    if field.type in (FieldType.INTEGER, FieldType.RATING, FieldType.REFERENCE, FieldType.USER):
+        return INTEGER_LIMITS
+    default_scale = {FieldType.MONEY: 2}.get(field.type, 4)
+    scale = field.scale if field.scale is not None else default_scale
+    precision = 9 if field.type is FieldType.PERCENT else (field.precision or 18)
+    return NumberLimits(integer_digits=max(precision - scale, 1), scale=scale)
+
+
+_DEFAULT_DECIMAL = NumberLimits(integer_digits=18, scale=18)
+#: Latitude and longitude: three digits before the point, any after (they become floats).
+_GEO_LIMITS = NumberLimits(integer_digits=3)
 
 
 # --- parsing helpers --------------------------------------------------------
@@ -67,59 +129,128 @@ def _number_text(text: str) -> str:
     return _THOUSANDS.sub("", text.strip())
 
 
-def _decimal(value: Any) -> Decimal:
+def _number_literal(value: str) -> Decimal:
+    """A number from text, read lexically first: length, digits and exponent are bounded
+    before ``Decimal`` sees it. Thousands separators ("1,234.50") are dropped."""
+    text = value.strip()
+    if len(text) > MAX_NUMBER_TEXT:
+        raise CoercionError(f"is too long for a number (at most {MAX_NUMBER_TEXT} characters)")
+    if not _NUMBER.fullmatch(text):
+        if text.lstrip("+-").lower() in _NOT_FINITE:
+            raise CoercionError("expected a finite number")
+        text = _number_text(text)
+        if not _NUMBER.fullmatch(text):
+            raise CoercionError(f"{value[:MAX_NUMBER_TEXT]!r} is not a number")
+    return Decimal(text)
+
+
+def _within(number: Decimal, limits: NumberLimits) -> Decimal:
+    """``number`` if its column can hold it; every check here is O(digits), digits bounded."""
+    if not number.is_finite():
+        raise CoercionError("expected a finite number")
+    if number.is_zero():
+        return Decimal(0)  # 0E+999999999 is zero; its exponent must not travel on
+    digits = number.as_tuple().digits
+    if len(digits) > MAX_NUMBER_DIGITS:
+        raise CoercionError(f"has too many digits (at most {MAX_NUMBER_DIGITS})")
+    if number.adjusted() >= limits.integer_digits:
+        _too_large(limits)
+    exponent = number.adjusted() - len(digits) + 1
+    if limits.scale is not None and exponent < -(limits.scale + MAX_NUMBER_DIGITS):
+        raise CoercionError(f"at most {limits.scale} digits after the decimal point")
+    return number
+
+
+def _too_large(limits: NumberLimits) -> NoReturn:
+    if limits.high is not None:
+        raise CoercionError(f"is out of range (at most {limits.high})")
+    raise CoercionError(f"too large: at most {limits.integer_digits} digits before the point")
+
+
+def _decimal(value: Any, limits: NumberLimits = _DEFAULT_DECIMAL) -> Decimal:
     if isinstance(value, bool):
         raise CoercionError("expected a number")
     if isinstance(value, Decimal):
         result = value
     elif isinstance(value, int):
+        if value.bit_length() > 4 * MAX_NUMBER_DIGITS:
+            raise CoercionError(f"has too many digits (at most {MAX_NUMBER_DIGITS})")
         result = Decimal(value)
     elif isinstance(value, float):
         if not math.isfinite(value):
             raise CoercionError("expected a finite number")
         result = Decimal(repr(value))
     elif isinstance(value, str):
-        try:
-            result = Decimal(value)
-        except InvalidOperation:
-            try:  # "1,234.50", "1 234,5" style thousands separators from forms
-                result = Decimal(_number_text(value))
-            except InvalidOperation:
-                raise CoercionError(f"{value!r} is not a number") from None
+        result = _number_literal(value)
     else:
         raise CoercionError("expected a number")
-    if not result.is_finite():
-        raise CoercionError("expected a finite number")
-    return result
+    return _within(result, limits)
 
 
-def _integer_json(value: Any) -> int:
+def _whole(number: Decimal, limits: NumberLimits, shown: str) -> int:
+    """A bounded ``Decimal`` as an ``int``; refused unless whole and inside the range."""
+    number = _within(number, limits)
+    if number != number.to_integral_value():
+        raise CoercionError(f"{shown} is not a whole number")
+    return _in_range(int(number), limits)
+
+
+def _in_range(number: int, limits: NumberLimits) -> int:
+    if limits.low is not None and number < limits.low:
+        raise CoercionError(f"is out of range (at least {limits.low})")
+    if limits.high is not None and number > limits.high:
+        raise CoercionError(f"is out of range (at most {limits.high})")
+    return number
+
+
+def _integer_json(value: Any, limits: NumberLimits = INTEGER_LIMITS) -> int:
     if isinstance(value, bool):
         raise CoercionError("expected a whole number")
     if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
-        return int(value)
+        return _in_range(value, limits)
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise CoercionError("expected a whole number")
+        return _whole(Decimal(repr(value)), limits, repr(value))
+    if isinstance(value, Decimal) and value.is_finite():
+        return _whole(value, limits, "the value")
     raise CoercionError("expected a whole number")
 
 
-def _integer_string(value: str) -> int:
-    text = _number_text(value)
-    if re.fullmatch(r"[+-]?\d+", text):
-        return int(text)
+def _integer_string(value: str, limits: NumberLimits = INTEGER_LIMITS) -> int:
+    text = value.strip()
+    if _PLAIN_INTEGER.fullmatch(text):
+        return _in_range(int(text), limits)
     try:
-        number = Decimal(text)
-    except InvalidOperation:
-        raise CoercionError(f"{value!r} is not a whole number") from None
-    if number.is_finite() and number == number.to_integral_value():
-        return int(number)
-    raise CoercionError(f"{value!r} is not a whole number")
+        number = _number_literal(value)
+    except CoercionError as exc:
+        if "too long" in str(exc):
+            raise
+        raise CoercionError(f"{value[:MAX_NUMBER_TEXT]!r} is not a whole number") from None
+    return _whole(number, limits, repr(value))
 
 
-def _percent_string(value: str) -> Decimal:
-    return _decimal(value.strip().removesuffix("%"))
+def read_id(value: Any) -> int:
+    """A record id from text or JSON: a positive whole number within signed 64-bit.
+
+    For ids that arrive from a URL or a form; raises ``CoercionError``.
+    """
+    if isinstance(value, str):
+        text = value.strip()
+        if not re.fullmatch(r"[0-9]{1,19}", text):
+            raise CoercionError("expected a record id (a positive whole number)")
+        number = int(text)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    else:
+        raise CoercionError("expected a record id (a positive whole number)")
+    if not 0 < number <= MAX_ID:
+        raise CoercionError(f"expected a record id between 1 and {MAX_ID}")
+    return number
+
+
+def _percent_string(value: str, limits: NumberLimits = _DEFAULT_DECIMAL) -> Decimal:
+    return _decimal(value.strip().removesuffix("%"), limits)
 
 
 def _boolean_json(value: Any) -> bool:
@@ -138,7 +269,7 @@ def _boolean_string(value: str) -> bool:
         return True
     if text in _FALSE:
         return False
-    raise CoercionError(f"{value!r} is not yes/no (use true/false, yes/no, 1/0, 是/否)")
+    raise CoercionError(f"{value[:40]!r} is not yes/no (use true/false, yes/no, 1/0, 是/否)")
 
 
 def _date(value: Any) -> date:
@@ -150,9 +281,11 @@ def _date(value: Any) -> date:
         raise CoercionError("expected a date such as 2026-11-23")
     text = value.strip().replace("/", "-")
     try:
+        if len(text) > MAX_DATE_TEXT:
+            raise ValueError(text)
         return date.fromisoformat(text)
     except ValueError:
-        raise CoercionError(f"{value!r} is not a date such as 2026-11-23") from None
+        raise CoercionError(f"{value[:MAX_DATE_TEXT]!r} is not a date such as 2026-11-23") from None
 
 
 def _datetime(value: Any) -> datetime:
@@ -161,21 +294,27 @@ def _datetime(value: Any) -> datetime:
     elif isinstance(value, str):
         text = value.strip().replace("/", "-")
         try:
+            if len(text) > MAX_DATE_TEXT:
+                raise ValueError(text)
             parsed = datetime.fromisoformat(text)
         except ValueError:
             raise CoercionError(
-                f"{value!r} is not a date and time such as 2026-11-23 10:00") from None
+                f"{value[:MAX_DATE_TEXT]!r} is not a date and time such as 2026-11-23 10:00"
+            ) from None
     else:
         raise CoercionError("expected a date and time such as 2026-11-23 10:00")
     # Naive input means UTC: the engine stores every instant in UTC.
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # 0001-01-01 00:00+01:00 is before the first instant Python holds
+        raise CoercionError("is out of range (years 1 to 9999 in UTC)") from None
 
 
 def _currency(value: Any) -> str:
     if not isinstance(value, str) or not _CURRENCY.match(value.strip()):
-        raise CoercionError(f"currency {value!r} is not a three-letter code such as CNY")
+        raise CoercionError(f"currency {str(value)[:40]!r} is not a three-letter code such as CNY")
     return value.strip().upper()
 
 
@@ -183,7 +322,7 @@ def _json_object(value: Any) -> dict[str, Any]:
     if isinstance(value, str):
         try:
             value = json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise CoercionError("expected a JSON object") from None
     if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
         raise CoercionError("expected an object")
@@ -192,12 +331,25 @@ def _json_object(value: Any) -> dict[str, Any]:
 
 # --- per type coercers ------------------------------------------------------
 
+def web_address(text: str) -> str:
+    """``text`` with the characters an IRI (RFC 3987) may not hold percent-encoded.
+
+    People paste addresses such as ``https://x.example/search?q="a b"``; browsers send
+    them encoded, and so are they stored, so every stored address is a valid IRI
+    (the API documents url fields with ``format: iri``). Valid IRIs are unchanged.
+    """
+    return _NOT_IN_IRI.sub(lambda m: "".join(f"%{b:02X}" for b in m.group().encode()), text)
+
+
 def _text_coercer(field: Field, source: InputSource) -> Coercer:
     strip = field.type in SINGLE_LINE_TYPES
+    is_url = field.type is FieldType.URL
 
     def coerce(value: Any) -> Any:
         if value.__class__ is not str and not isinstance(value, str):
             raise CoercionError("expected text")
+        if is_url:
+            return web_address(value.strip()) or None
         if strip:
             return value.strip() or None
         return value if value.strip() else None
@@ -245,6 +397,7 @@ def _multi_select_coercer(field: Field, source: InputSource) -> Coercer:
 
 def _money_coercer(field: Field, source: InputSource) -> Coercer:
     default_currency = field.currency
+    limits = number_limits(field)
 
     def with_currency(amount: Decimal, currency: Any) -> dict[str, Any]:
         if currency is None or currency == "":
@@ -261,18 +414,18 @@ def _money_coercer(field: Field, source: InputSource) -> Coercer:
             amount = value.get("amount")
             if amount is None or amount == "":
                 return None
-            return with_currency(_decimal(amount), value.get("currency"))
+            return with_currency(_decimal(amount, limits), value.get("currency"))
         if isinstance(value, str):
             text = value.strip()
             if not text:
                 return None
             parts = text.split()
             if len(parts) == 2 and _CURRENCY.match(parts[0]):
-                return with_currency(_decimal(parts[1]), parts[0])
+                return with_currency(_decimal(parts[1], limits), parts[0])
             if len(parts) == 2 and _CURRENCY.match(parts[1]):
-                return with_currency(_decimal(parts[0]), parts[1])
-            return with_currency(_decimal(text), None)
-        return with_currency(_decimal(value), None)
+                return with_currency(_decimal(parts[0], limits), parts[1])
+            return with_currency(_decimal(text, limits), None)
+        return with_currency(_decimal(value, limits), None)
 
     return coerce
 
@@ -280,7 +433,7 @@ def _money_coercer(field: Field, source: InputSource) -> Coercer:
 def _geo_coercer(field: Field, source: InputSource) -> Coercer:
     def point(lat: Any, lng: Any) -> dict[str, float]:
         try:
-            la, ln = float(_decimal(lat)), float(_decimal(lng))
+            la, ln = float(_decimal(lat, _GEO_LIMITS)), float(_decimal(lng, _GEO_LIMITS))
         except CoercionError:
             raise CoercionError("expected a point as 'latitude,longitude'") from None
         if not -90.0 <= la <= 90.0:
@@ -331,33 +484,41 @@ def _id_coercer(field: Field, source: InputSource) -> Coercer:
         number = _integer_json(value)
         if number <= 0:
             raise CoercionError("expected a record id (a positive whole number)")
-        return number
+        return number  # _integer_json keeps it within signed 64-bit
 
     return coerce
 
 
-def _scalar_coercer(parse_json: Callable[[Any], Any],
-                    parse_string: Callable[[str], Any]) -> Callable[[Field, InputSource], Coercer]:
+def _scalar_coercer(parse_json: Callable[..., Any],
+                    parse_string: Callable[..., Any], *,
+                    numeric: bool = False) -> Callable[[Field, InputSource], Coercer]:
     def build(field: Field, source: InputSource) -> Coercer:
+        if numeric:  # the field's own limits, computed once per coercer
+            limits = number_limits(field)
+            read_json: Callable[[Any], Any] = lambda v: parse_json(v, limits)
+            read_string: Callable[[str], Any] = lambda v: parse_string(v, limits)
+        else:
+            read_json, read_string = parse_json, parse_string
+
         def coerce(value: Any) -> Any:
             if isinstance(value, str):
                 if not value.strip():
                     return None
-                return parse_string(value) if source is InputSource.STRING else parse_json(value)
-            return parse_json(value)
+                return read_string(value) if source is InputSource.STRING else read_json(value)
+            return read_json(value)
 
         return coerce
 
     return build
 
 
-def _integer_json_lenient(value: Any) -> int:
+def _integer_json_lenient(value: Any, limits: NumberLimits = INTEGER_LIMITS) -> int:
     # JSON sends whole numbers as numbers; a string is accepted only when it is plain.
     if isinstance(value, str):
-        if re.fullmatch(r"\s*[+-]?\d+\s*", value):
-            return int(value)
+        if _PLAIN_INTEGER.fullmatch(value.strip()):
+            return _in_range(int(value), limits)
         raise CoercionError("expected a whole number")
-    return _integer_json(value)
+    return _integer_json(value, limits)
 
 
 _BUILDERS: dict[FieldType, Callable[[Field, InputSource], Coercer]] = {
@@ -370,10 +531,10 @@ _BUILDERS: dict[FieldType, Callable[[Field, InputSource], Coercer]] = {
     FieldType.AUTO_NUMBER: _text_coercer,
     FieldType.SELECT: _select_coercer,
     FieldType.MULTI_SELECT: _multi_select_coercer,
-    FieldType.INTEGER: _scalar_coercer(_integer_json_lenient, _integer_string),
-    FieldType.RATING: _scalar_coercer(_integer_json_lenient, _integer_string),
-    FieldType.DECIMAL: _scalar_coercer(_decimal, _decimal),
-    FieldType.PERCENT: _scalar_coercer(_decimal, _percent_string),
+    FieldType.INTEGER: _scalar_coercer(_integer_json_lenient, _integer_string, numeric=True),
+    FieldType.RATING: _scalar_coercer(_integer_json_lenient, _integer_string, numeric=True),
+    FieldType.DECIMAL: _scalar_coercer(_decimal, _decimal, numeric=True),
+    FieldType.PERCENT: _scalar_coercer(_decimal, _percent_string, numeric=True),
     FieldType.MONEY: _money_coercer,
     FieldType.BOOLEAN: _scalar_coercer(_boolean_json, _boolean_string),
     FieldType.DATE: _scalar_coercer(_date, _date),

@@ -23,12 +23,19 @@ from sqlalchemy import ColumnElement, String, and_, cast, false, func, or_, tupl
 from engine.errors import QueryError
 from engine.metadata.model import TEXT_LIKE_TYPES, Field, FieldType, LocalText
 from engine.records._plan import JSON_TYPES, SYSTEM_FIELDS, EntityPlan
-from engine.records.coerce import CoercionError, InputSource, coercer, to_json
+from engine.records.coerce import MAX_ID, CoercionError, InputSource, coercer, to_json
 from engine.records.record import Record
 
 MAX_LIMIT = 200
 DEFAULT_LIMIT = 50
 MAX_IN_VALUES = 1000
+#: Longest search text: a person types a name or a phone number, not a page. SQLite also
+#: refuses LIKE patterns past 50,000 bytes, which would otherwise be a server error.
+MAX_SEARCH_LENGTH = 200
+#: Longest text a filter compares with (eq, contains, starts_with...): the longest text column.
+MAX_FILTER_TEXT = 2048
+#: Longest page token: a sort value (at most a text column's 2,048 characters) and an id.
+MAX_TOKEN_LENGTH = 12_000
 
 
 class Op(str, enum.Enum):
@@ -123,6 +130,9 @@ def _value(plan: EntityPlan, f: Field, raw: Any) -> Any:
         f = _amount_field(f)
     if f.type is FieldType.MULTI_SELECT:
         f = Field(name=f.name, type=FieldType.SELECT, label=LocalText(), options=f.options)
+    if isinstance(raw, str) and len(raw) > MAX_FILTER_TEXT:
+        raise QueryError(plan.name, f.name, f"the value is longer than {MAX_FILTER_TEXT} "
+                                            "characters")
     source = InputSource.STRING if isinstance(raw, str) else InputSource.JSON
     fp = plan.fields.get(f.name)
     try:
@@ -187,6 +197,9 @@ def filter_clause(plan: EntityPlan, flt: Filter, hidden: frozenset[str]) -> Colu
     if op in _TEXT_OPS:
         if not isinstance(flt.value, str) or not flt.value:
             raise QueryError(plan.name, f.name, f"{op.value} needs text")
+        if len(flt.value) > MAX_FILTER_TEXT:
+            raise QueryError(plan.name, f.name, f"the value is longer than {MAX_FILTER_TEXT} "
+                                                "characters")
         if f.type is FieldType.MULTI_SELECT:
             option = _value(plan, f, flt.value)
             return cast(col, String).like(f'%"{escape_like(option)}"%', escape="\\")
@@ -210,6 +223,8 @@ def search_clause(plan: EntityPlan, text: str, hidden: frozenset[str]) -> Column
              and plan.fields[n].field.type in TEXT_LIKE_TYPES]
     if not names:
         raise QueryError(plan.name, "search", "this list has no searchable fields")
+    if len(text) > MAX_SEARCH_LENGTH:
+        raise QueryError(plan.name, "search", f"is longer than {MAX_SEARCH_LENGTH} characters")
     pattern = f"%{escape_like(text.strip())}%"
     return or_(*(plan.table.c[n].ilike(pattern, escape="\\") for n in names))
 
@@ -297,15 +312,19 @@ def encode_token(sort: SortPlan, record: Record) -> str:
 
 def decode_token(plan: EntityPlan, sort: SortPlan, token: str) -> tuple[Any, int]:
     """The (sort value, id) a page token carries; refuses tokens of another sort."""
+    if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:
+        raise QueryError(plan.name, "", "the page token is not valid")
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         payload = json.loads(raw)
         name, desc, value, last_id = payload["s"], payload["d"], payload["v"], payload["i"]
-    except (binascii.Error, ValueError, TypeError, KeyError):
+    except (binascii.Error, ValueError, TypeError, KeyError, RecursionError):
         raise QueryError(plan.name, "", "the page token is not valid") from None
     if name != sort.name or bool(desc) != sort.descending:
         raise QueryError(plan.name, "", "the page token belongs to another sort order")
-    if not isinstance(last_id, int) or isinstance(last_id, bool):
+    if not isinstance(last_id, int) or isinstance(last_id, bool) or not 0 < last_id <= MAX_ID:
+        raise QueryError(plan.name, "", "the page token is not valid")
+    if not isinstance(value, (str, int, float, bool, type(None))):
         raise QueryError(plan.name, "", "the page token is not valid")
     try:
         key = None if value is None else coercer(sort.key_field)(value)

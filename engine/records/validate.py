@@ -25,6 +25,8 @@ _URL = re.compile(r"https?://[^\s/?#]+\.[^\s/?#]+([/?#]\S*)?|https?://localhost(
                   re.IGNORECASE)
 _PHONE = re.compile(r"\+?[0-9][0-9 ()\-.]*[0-9](\s*(ext|x|#)\s*\d+)?", re.IGNORECASE)
 DEFAULT_RATING_MAX = 5
+#: Longest file name kept (what file systems allow; uploads are cut to 200 characters).
+MAX_FILE_NAME = 255
 PERCENT_RANGE = (Decimal(0), Decimal(100))
 
 
@@ -34,7 +36,6 @@ def _number_checks(field: Field, *, scale: int | None, precision: int | None,
     high_d = None if high is None else Decimal(str(high))
     max_integer_digits = None if precision is None else precision - (scale or 0)
     limit = None if max_integer_digits is None else Decimal(10) ** max_integer_digits
-    quantum = Decimal(1).scaleb(-(scale or 0))
 
     def check(number: Any) -> str | None:
         if low_d is not None and number < low_d:
@@ -42,10 +43,11 @@ def _number_checks(field: Field, *, scale: int | None, precision: int | None,
         if high_d is not None and number > high_d:
             return f"must be at most {high}"
         if isinstance(number, Decimal):
-            exponent = number.as_tuple().exponent
-            # Trailing zeros beyond the scale are harmless (12.500 for 2 places).
+            _, digits, exponent = number.as_tuple()
+            # Trailing zeros beyond the scale are harmless (12.500 for 2 places). Read from
+            # the digits, not by quantize: that is exact whatever the context's precision.
             if scale is not None and isinstance(exponent, int) and -exponent > scale \
-                    and number != number.quantize(quantum):
+                    and any(digits[-(-exponent - scale):]):
                 return f"at most {scale} digits after the decimal point"
             if limit is not None and abs(number) >= limit:
                 return f"too large: at most {max_integer_digits} digits before the point"
@@ -118,6 +120,8 @@ def _file_validator(field: Field) -> Validator:
     def check(value: Any) -> str | None:
         if not isinstance(value.get("name"), str) or not value["name"]:
             return "a file needs a name"
+        if len(value["name"]) > MAX_FILE_NAME:
+            return f"a file name has at most {MAX_FILE_NAME} characters"
         size = value.get("size")
         if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
             return "file size must be a whole number of bytes"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -10,8 +12,15 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, Engine, create_engine, event
 
+from engine.errors import StatementTimeoutError
+
 DEFAULT_DATABASE_URL = "sqlite:///tidepool.db"
 DATABASE_URL_ENV = "TIDEPOOL_DATABASE_URL"
+#: Seconds one SQL statement of a served request may run (0 = no bound).
+STATEMENT_TIMEOUT_ENV = "TIDEPOOL_STATEMENT_TIMEOUT"
+DEFAULT_STATEMENT_TIMEOUT = 30.0
+#: SQLite calls the progress handler every this many virtual-machine steps (~0.1 ms).
+_PROGRESS_STEPS = 10_000
 
 
 def database_url(explicit: str | None = None) -> str:
@@ -26,12 +35,86 @@ def normalise_url(url: str) -> str:
     return url
 
 
+def statement_timeout_setting(explicit: float | None = None) -> float:
+    """The server's statement timeout in seconds: ``explicit``, else
+    $TIDEPOOL_STATEMENT_TIMEOUT, else ``DEFAULT_STATEMENT_TIMEOUT``; 0 turns it off."""
+    if explicit is not None:
+        return explicit
+    raw = os.environ.get(STATEMENT_TIMEOUT_ENV, "").strip()
+    if not raw:
+        return DEFAULT_STATEMENT_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{STATEMENT_TIMEOUT_ENV} must be a number of seconds, "
+                         f"not {raw!r}") from None
+    if not 0 <= value < 86_400:
+        raise ValueError(f"{STATEMENT_TIMEOUT_ENV} must be between 0 and 86400 seconds")
+    return value
+
+
+def _is_timeout(error: BaseException | None) -> bool:
+    if error is None:
+        return False
+    if type(error).__name__ == "QueryCanceled":  # psycopg: statement_timeout fired
+        return True
+    return isinstance(error, sqlite3.OperationalError) and str(error) == "interrupted"
+
+
+def _bound_statements(engine: Engine, seconds: float, *, sqlite: bool) -> None:
+    """Turn a statement that outlives ``seconds`` into ``StatementTimeoutError``.
+
+    PostgreSQL enforces it itself (``statement_timeout``, set per connection);
+    SQLite has no such setting, so a progress handler interrupts a statement
+    past its deadline (set before each statement, cleared after it).
+    """
+    if sqlite:
+        @event.listens_for(engine, "connect")
+        def _progress(dbapi_connection: Any, record: Any) -> None:
+            deadline: list[float | None] = [None]
+            record.info["tp_deadline"] = deadline
+
+            def expired() -> int:
+                due = deadline[0]
+                return 1 if due is not None and time.monotonic() > due else 0
+
+            dbapi_connection.set_progress_handler(expired, _PROGRESS_STEPS)
+
+        @event.listens_for(engine, "before_cursor_execute")
+        def _start(conn: Any, *_: Any) -> None:
+            deadline = conn.info.get("tp_deadline")
+            if deadline is not None:
+                deadline[0] = time.monotonic() + seconds
+
+        @event.listens_for(engine, "after_cursor_execute")
+        def _stop(conn: Any, *_: Any) -> None:
+            deadline = conn.info.get("tp_deadline")
+            if deadline is not None:
+                deadline[0] = None
+
+    @event.listens_for(engine, "handle_error")
+    def _timeout(context: Any) -> None:
+        if sqlite:
+            deadline = context.connection.info.get("tp_deadline") \
+                if context.connection is not None else None
+            if deadline is not None:
+                deadline[0] = None
+        if _is_timeout(context.original_exception):
+            raise StatementTimeoutError(seconds) from context.original_exception
+
+
 def _json_dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+def make_engine(url: str, *, statement_timeout: float | None = None, **kwargs: Any) -> Engine:
     """Create an engine; on SQLite turn on foreign keys, WAL and real transactions.
+
+    ``statement_timeout`` (seconds; None or 0: none) bounds every statement, so
+    that one request cannot hold a connection and the database for minutes:
+    the server passes ``statement_timeout_setting()``; the command line (migrations,
+    imports, seeding) runs unbounded. A statement past it raises
+    ``StatementTimeoutError``.
 
     pysqlite's own transaction handling does not BEGIN before DDL, which would
     make a migration half-applied on error. We take over: the driver runs in
@@ -48,9 +131,17 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         # Sessions in UTC: instants come back aware in UTC on both databases, so
         # readers need no per-value conversion.
         connect_args = kwargs.pop("connect_args", {})
-        connect_args.setdefault("options", "-c timezone=UTC")
-        return create_engine(url, connect_args=connect_args, **kwargs)
+        options = "-c timezone=UTC"
+        if statement_timeout:
+            options += f" -c statement_timeout={max(int(statement_timeout * 1000), 1)}"
+        connect_args.setdefault("options", options)
+        pg_engine = create_engine(url, connect_args=connect_args, **kwargs)
+        if statement_timeout:
+            _bound_statements(pg_engine, statement_timeout, sqlite=False)
+        return pg_engine
     engine = create_engine(url, **kwargs)
+    if statement_timeout:
+        _bound_statements(engine, statement_timeout, sqlite=True)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

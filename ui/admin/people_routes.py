@@ -25,6 +25,7 @@ from engine.actor import Actor
 from engine.configure.people import Directory, People
 from engine.errors import DuplicateError, ValidationError
 from ui.context import UIContext
+from ui.limits import whole_number
 
 
 @dataclass
@@ -43,9 +44,10 @@ def _id(raw: Any, key: str) -> int | None:
     text = str(raw or "").strip()
     if text == "":
         return None
-    if not text.isdigit():
+    number = whole_number(text)
+    if number is None:
         raise ValidationError("form", {key: "choose one from the list"})
-    return int(text)
+    return number
 
 
 def people_routes(ui: UIContext, admin: Callable[[Any], Any]) -> list[BaseRoute]:
@@ -130,7 +132,7 @@ def people_routes(ui: UIContext, admin: Callable[[Any], Any]) -> list[BaseRoute]
     both = ["GET", "POST"]
     return [
         Route("/admin/users", admin(users), methods=both),
-        Route("/admin/users/{user_id:int}/{what}", admin(user_action), methods=["POST"]),
+        Route("/admin/users/{user_id:id}/{what}", admin(user_action), methods=["POST"]),
         Route("/admin/org", admin(departments), methods=both),
-        Route("/admin/org/{dept_id:int}/{what}", admin(department_action), methods=["POST"]),
+        Route("/admin/org/{dept_id:id}/{what}", admin(department_action), methods=["POST"]),
     ]

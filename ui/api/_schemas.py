@@ -67,7 +67,9 @@ def _text(field: Field) -> Schema:
     if field.type is FieldType.EMAIL:
         schema["format"] = "email"
     elif field.type is FieldType.URL:
-        schema["format"] = "uri"
+        # An IRI: addresses may hold Chinese (or any) letters; what an IRI may not hold
+        # is percent-encoded when stored (engine.records.coerce.web_address).
+        schema["format"] = "iri"
     return schema
 
 

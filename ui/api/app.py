@@ -159,7 +159,7 @@ def assign_record(call: Call) -> Response:
     if "owner_id" not in values:
         errors["owner_id"] = "is required (null gives the record to no one)"
     elif owner is not None and (not isinstance(owner, int) or isinstance(owner, bool)
-                                or owner < 1):
+                                or not 1 <= owner <= MAX_ID):
         errors["owner_id"] = "must be a user id or null"
     if errors:
         raise Problem(422, "some fields are not valid", kind="validation", errors=errors)
@@ -231,12 +231,12 @@ def build_api(live: LiveRuntime, *, max_body: int = DEFAULT_MAX_BODY) -> Starlet
     routes = [
         Route("/openapi.json", openapi, methods=["GET"]),
         route("/{entity}", {"GET": (list_records, False), "POST": (create_record, True)}),
-        route("/{entity}/{record_id:int}", {"GET": (get_record, False),
+        route("/{entity}/{record_id:id}", {"GET": (get_record, False),
                                            "PATCH": (update_record, True),
                                            "DELETE": (delete_record, False)}),
-        route("/{entity}/{record_id:int}/restore", {"POST": (restore_record, False)}),
-        route("/{entity}/{record_id:int}/activity", {"GET": (record_activity, False)}),
-        route("/{entity}/{record_id:int}/comments", {"POST": (comment_record, True)}),
-        route("/{entity}/{record_id:int}/assign", {"POST": (assign_record, True)}),
+        route("/{entity}/{record_id:id}/restore", {"POST": (restore_record, False)}),
+        route("/{entity}/{record_id:id}/activity", {"GET": (record_activity, False)}),
+        route("/{entity}/{record_id:id}/comments", {"POST": (comment_record, True)}),
+        route("/{entity}/{record_id:id}/assign", {"POST": (assign_record, True)}),
     ]
     return Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS)

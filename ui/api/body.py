@@ -8,6 +8,7 @@ Duplicate keys and NaN/Infinity are refused rather than silently resolved.
 from __future__ import annotations
 
 import json
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -17,6 +18,9 @@ from ui.api.problems import Problem
 
 #: Largest request body the API reads (bytes); a record payload is far smaller.
 DEFAULT_MAX_BODY = 1_048_576
+#: Deepest nesting of objects and arrays a body may have (a record payload is 3 deep).
+MAX_DEPTH = 32
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _is_json(content_type: str) -> bool:
@@ -38,6 +42,27 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
+def _check_shape(value: Any) -> None:
+    """Refuse nesting past ``MAX_DEPTH`` and lone surrogates ("\\ud800"), which no
+    database or response encoder can take; iterative, so depth costs no stack."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            if not item.isascii() and _SURROGATE.search(item):
+                raise Problem(400, "the body holds a lone surrogate (\\ud800-\\udfff), "
+                                   "which is not a character", kind="bad-body")
+        elif isinstance(item, (dict, list)):
+            if depth >= MAX_DEPTH:
+                raise Problem(400, f"the body nests deeper than {MAX_DEPTH} levels",
+                              kind="bad-body")
+            if isinstance(item, dict):
+                stack.extend((key, depth + 1) for key in item)
+                stack.extend((part, depth + 1) for part in item.values())
+            else:
+                stack.extend((part, depth + 1) for part in item)
+
+
 def parse_json_object(raw: bytes) -> dict[str, Any]:
     """A JSON object from UTF-8 bytes, or a 400 problem saying what is wrong."""
     try:
@@ -45,10 +70,15 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
                            object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
     except UnicodeDecodeError:
         raise Problem(400, "the body is not UTF-8", kind="bad-body") from None
+    except RecursionError:
+        raise Problem(400, f"the body nests deeper than {MAX_DEPTH} levels",
+                      kind="bad-body") from None
     except ValueError as exc:
-        raise Problem(400, f"the body is not valid JSON: {exc}", kind="bad-body") from None
+        raise Problem(400, f"the body is not valid JSON: {str(exc)[:200]}",
+                      kind="bad-body") from None
     if not isinstance(value, dict):
         raise Problem(400, "the body must be a JSON object", kind="bad-body")
+    _check_shape(value)
     return value
 
 

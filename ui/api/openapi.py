@@ -14,6 +14,7 @@ import threading
 from typing import Any
 
 from engine.metadata.model import Entity, Feature, Registry
+from engine.records.coerce import MAX_ID
 from engine.records.query import DEFAULT_LIMIT, MAX_LIMIT, Op
 from engine.runtime import Runtime
 from ui.api._schemas import Schema, create_schema, record_schema, update_schema
@@ -40,13 +41,19 @@ ERRORS = {
     "UnsupportedMediaType": (415, "The body is not application/json."),
     "UnprocessableContent": (422, ("Field values that break their definitions; ``errors`` "
                                   "holds one message per field.")),
-    "PreconditionRequired": (428, "An update without If-Match or a ``version`` member."),
+    "PreconditionRequired": (428, ("An update without If-Match or a ``version`` member, or an "
+                                  "If-Match that names no version (``*``).")),
+    "ServiceUnavailable": (503, ("A database statement ran past the statement timeout; "
+                                "nothing was written. Narrow the request and try again.")),
 }
+#: What any request may answer, whatever the operation: no or a bad token, a malformed
+#: query or header, a statement stopped by the timeout.
+_ALWAYS = ("Unauthorized", "BadRequest", "ServiceUnavailable")
 
 
 def _errors(*names: str) -> dict[str, Any]:
     return {str(ERRORS[n][0]): {"$ref": f"#/components/responses/{n}"}
-            for n in ("Unauthorized", *names)}
+            for n in dict.fromkeys((*_ALWAYS, *names))}
 
 
 def _json(schema: Schema, description: str, headers: dict[str, Any] | None = None) -> Schema:
@@ -145,7 +152,8 @@ def _entity_paths(registry: Registry, entity: Entity, sortable: frozenset[str]) 
                        "parameters": [{"$ref": "#/components/parameters/if_match"}],
                        "responses": {"204": {"description": "Deleted."},
                                      **_errors("BadRequest", "Forbidden", "NotFound",
-                                               "Conflict", "PreconditionFailed")}},
+                                               "Conflict", "PreconditionFailed",
+                                               "PreconditionRequired")}},
         },
         f"/{name}/{{record_id}}/activity": {
             "parameters": [record_id],
@@ -190,7 +198,8 @@ def _entity_paths(registry: Registry, entity: Entity, sortable: frozenset[str]) 
                                                 _ETAG_HEADER),
                                    **_errors("Forbidden", "NotFound", "Conflict",
                                              "PreconditionFailed", "PayloadTooLarge",
-                                             "UnsupportedMediaType", "UnprocessableContent")}},
+                                             "UnsupportedMediaType", "UnprocessableContent",
+                                             "PreconditionRequired")}},
         }
     if entity.has(Feature.SOFT_DELETE):
         paths[f"/{name}/{{record_id}}/restore"] = {
@@ -253,7 +262,7 @@ def _shared_components() -> Schema:
                       for name, (_, text) in ERRORS.items()},
         "parameters": {
             "record_id": {"name": "record_id", "in": "path", "required": True,
-                          "schema": {"type": "integer", "minimum": 1}},
+                          "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID}},
             "limit": {"name": "limit", "in": "query",
                       "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT,
                                  "default": DEFAULT_LIMIT}},

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from starlette.datastructures import QueryParams
 
 from engine.errors import QueryError
+from engine.records.coerce import CoercionError, read_id
 from engine.records.query import DEFAULT_LIMIT, Filter, ListQuery, Op, Sort
 from ui.api.problems import Problem
 
@@ -49,6 +50,13 @@ def _whole(entity: str, name: str, raw: str) -> int:
     if not re.fullmatch(r"[0-9]{1,9}", text):
         raise QueryError(entity, name, "must be a positive whole number")
     return int(text)
+
+
+def _entry_id(entity: str, raw: str) -> int:
+    try:
+        return read_id(raw)
+    except CoercionError:
+        raise QueryError(entity, "before", "must be an activity entry id") from None
 
 
 def _single(entity: str, params: QueryParams, name: str) -> str | None:
@@ -113,7 +121,7 @@ def activity_query(entity: str, params: QueryParams) -> ActivityQuery:
     if not 1 <= limit <= MAX_ACTIVITY_LIMIT:
         raise QueryError(entity, "limit", f"must be between 1 and {MAX_ACTIVITY_LIMIT}")
     raw_before = _single(entity, params, "before")
-    before = None if raw_before is None else _whole(entity, "before", raw_before)
+    before = None if raw_before is None else _entry_id(entity, raw_before)
     return ActivityQuery(limit, before)
 
 
@@ -160,7 +168,7 @@ def precondition(if_match: str | None, body_version: object, *,
     member: int | None = None
     if body_version is not None:
         if not isinstance(body_version, int) or isinstance(body_version, bool) \
-                or body_version < 1:
+                or not 1 <= body_version < 2**63:
             raise Problem(422, "some fields are not valid", kind="validation",
                           errors={"version": "must be the record's version, a whole number"})
         member = body_version

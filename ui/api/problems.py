@@ -26,6 +26,7 @@ from engine.errors import (
     NotFoundError,
     QueryError,
     StageTransitionError,
+    StatementTimeoutError,
     TidepoolError,
     ValidationError,
 )
@@ -109,6 +110,9 @@ def _from_engine(request: Request, exc: TidepoolError) -> Response:
         return problem_response(request, 404, f"{exc.entity} {exc.record_id} not found")
     if isinstance(exc, ForbiddenError):
         return problem_response(request, 403, str(exc))
+    if isinstance(exc, StatementTimeoutError):
+        # 503: the request may succeed later or narrower; nothing was written.
+        return problem_response(request, 503, str(exc), kind="statement-timeout")
     if isinstance(exc, AuthenticationError):
         return problem_response(request, 401, str(exc),
                                 headers={"WWW-Authenticate": challenge("invalid_token", str(exc))})

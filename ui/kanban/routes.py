@@ -36,6 +36,7 @@ from engine.records.stages import STAGE
 from ui.auth import safe_next
 from ui.context import ActionButton, NavLink, UIContext, is_fragment_request
 from ui.kanban.board import Board, CardView, FieldInput, MovedView, MovePage
+from ui.limits import whole_number
 
 
 def _pipelined(ui: UIContext, request: Request) -> Entity:
@@ -56,10 +57,10 @@ def _board(ui: UIContext, request: Request, actor: Actor, entity: Entity) -> Boa
 
 
 def _version(form: FormData) -> int:
-    raw = str(form.get("version", ""))
-    if not raw.isdigit():
+    version = whole_number(str(form.get("version", "")))
+    if version is None:
         raise QueryError("record", "version", "the form must send the record's version")
-    return int(raw)
+    return version
 
 
 def routes(ui: UIContext) -> list[BaseRoute]:
@@ -133,9 +134,9 @@ def routes(ui: UIContext) -> list[BaseRoute]:
     return [
         Route("/e/{entity}/kanban", ui.endpoint(board), name="kanban"),
         Route("/e/{entity}/kanban/column/{stage}", ui.endpoint(column), name="kanban_column"),
-        Route("/e/{entity}/kanban/{record_id:int}/move", ui.endpoint(move), methods=["POST"],
+        Route("/e/{entity}/kanban/{record_id:id}/move", ui.endpoint(move), methods=["POST"],
               name="kanban_move"),
-        Route("/e/{entity}/{record_id:int}/stage", ui.endpoint(stage_page), name="stage_page"),
+        Route("/e/{entity}/{record_id:id}/stage", ui.endpoint(stage_page), name="stage_page"),
     ]
 
 

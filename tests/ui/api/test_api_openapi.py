@@ -88,7 +88,7 @@ def test_field_types_map_to_json_schema(sqlite_world: World) -> None:
     assert customer["annual_revenue"]["properties"]["amount"]["pattern"]
     assert customer["annual_revenue"]["required"] == ["amount", "currency"]
     assert customer["location"]["required"] == ["lat", "lng"]
-    assert customer["website"]["format"] == "uri" and customer["name"]["maxLength"] == 200
+    assert customer["website"]["format"] == "iri" and customer["name"]["maxLength"] == 200
     assert customer["source_lead"]["x-target"] == "lead"
     assert customer["id"]["readOnly"] and customer["version"]["readOnly"]
     assert customer["pool_id"]["readOnly"] and customer["created_at"]["format"] == "date-time"

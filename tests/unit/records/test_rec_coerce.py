@@ -11,7 +11,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.metadata.model import Field, FieldType, LocalText, Option
-from engine.records.coerce import CoercionError, InputSource, coerce, to_json, to_string
+from engine.records.coerce import (
+    CoercionError,
+    InputSource,
+    coerce,
+    to_json,
+    to_string,
+    web_address,
+)
 
 OPTIONS = tuple(Option(v, LocalText.of({"en": v.upper(), "zh-CN": f"选{v}"}))
                 for v in ("red", "green", "blue"))
@@ -29,14 +36,14 @@ STRATEGIES: dict[FieldType, st.SearchStrategy[Any]] = {
     FieldType.TEXT: _single_line,
     FieldType.EMAIL: _single_line,
     FieldType.PHONE: _single_line,
-    FieldType.URL: _single_line,
+    FieldType.URL: _single_line.map(web_address),  # stored addresses are IRIs
     FieldType.AUTO_NUMBER: _single_line,
     FieldType.LONG_TEXT: _multi_line,
     FieldType.RICH_TEXT: _multi_line,
     FieldType.INTEGER: st.integers(-(2**63), 2**63 - 1),
     FieldType.RATING: st.integers(1, 10),
     FieldType.DECIMAL: st.decimals(allow_nan=False, allow_infinity=False, places=4,
-                                   min_value=-(10**14), max_value=10**14),
+                                   min_value=-(10**14) + 1, max_value=10**14 - 1),
     FieldType.PERCENT: st.decimals(allow_nan=False, allow_infinity=False, places=4,
                                    min_value=-1000, max_value=1000),
     FieldType.MONEY: st.fixed_dictionaries({
@@ -176,3 +183,15 @@ def test_failures_say_what_is_wrong(type_: FieldType, raw: Any, message: str) ->
     with pytest.raises(CoercionError) as err:
         coerce(f, raw, source=InputSource.STRING if isinstance(raw, str) else InputSource.JSON)
     assert message in str(err.value)
+
+
+@pytest.mark.parametrize("typed,stored", [
+    ('https://x.example/?q="a b"', "https://x.example/?q=%22a%20b%22"),
+    ("https://例子.测试/路径", "https://例子.测试/路径"),
+    ("https://x.example/100%", "https://x.example/100%25"),
+    ("https://x.example/a%2Fb{|}", "https://x.example/a%2Fb%7B%7C%7D"),
+])
+def test_web_addresses_are_kept_as_iris(typed: str, stored: str) -> None:
+    f = _field(FieldType.URL)
+    assert coerce(f, typed) == stored
+    assert coerce(f, stored) == stored  # reading a stored address again changes nothing

@@ -17,6 +17,7 @@ from engine.records.query import Filter, ListQuery
 from engine.records.record import Record
 from engine.runtime import Runtime
 from ui.context import ActionButton, UIContext
+from ui.limits import whole_number
 from ui.screens.records import files
 from ui.screens.records._common import entity_of, record_id_of
 from ui.screens.records.display import (
@@ -208,7 +209,7 @@ def routes(ui: UIContext) -> list[BaseRoute]:
         entity = entity_of(runtime, request)
         version = str(form.get("version", "")) if form is not None else ""
         runtime.records.delete(actor, entity.name, record_id_of(request),
-                               version=int(version) if version.isdigit() else None)
+                               version=whole_number(version))
         return ui.redirect(request, f"/e/{entity.name}")
 
     def download(request: Request, form: FormData | None) -> Response:
@@ -225,15 +226,15 @@ def routes(ui: UIContext) -> list[BaseRoute]:
                             content_disposition_type="attachment")
 
     return [
-        Route("/e/{entity}/{record_id:int}", ui.endpoint(show), methods=["GET"], name="detail"),
-        Route("/e/{entity}/{record_id:int}", ui.endpoint(delete), methods=["DELETE"],
+        Route("/e/{entity}/{record_id:id}", ui.endpoint(show), methods=["GET"], name="detail"),
+        Route("/e/{entity}/{record_id:id}", ui.endpoint(delete), methods=["DELETE"],
               name="delete_record"),
-        Route("/e/{entity}/{record_id:int}/comments", ui.endpoint(comment), methods=["POST"],
+        Route("/e/{entity}/{record_id:id}/comments", ui.endpoint(comment), methods=["POST"],
               name="comment"),
-        Route("/e/{entity}/{record_id:int}/delete", ui.endpoint(confirm_delete),
+        Route("/e/{entity}/{record_id:id}/delete", ui.endpoint(confirm_delete),
               methods=["GET"], name="confirm_delete"),
-        Route("/e/{entity}/{record_id:int}/delete", ui.endpoint(delete), methods=["POST"],
+        Route("/e/{entity}/{record_id:id}/delete", ui.endpoint(delete), methods=["POST"],
               name="delete"),
-        Route("/e/{entity}/{record_id:int}/files/{field}", ui.endpoint(download),
+        Route("/e/{entity}/{record_id:id}/files/{field}", ui.endpoint(download),
               name="download"),
     ]

@@ -79,7 +79,10 @@ def stored_path(upload_dir: Path | None, value: Any) -> Path | None:
     if upload_dir is None or not isinstance(value, dict) or not isinstance(value.get("key"), str):
         return None
     root = upload_dir.resolve()
-    path = (root / str(value["key"])).resolve()
-    if root not in path.parents or not path.is_file():
+    try:
+        path = (root / str(value["key"])).resolve()
+        if root not in path.parents or not path.is_file():
+            return None
+    except (OSError, ValueError):  # a name too long for the file system, a NUL byte
         return None
     return path

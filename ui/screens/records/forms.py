@@ -22,6 +22,7 @@ from engine.records.record import Record
 from engine.runtime import Runtime
 from ui.context import UIContext
 from ui.i18n import N_
+from ui.limits import whole_number
 from ui.screens.records import files
 from ui.screens.records._common import entity_of, record_id_of
 from ui.screens.records.display import display, titles
@@ -73,7 +74,7 @@ def _reference_choices(runtime: Runtime, actor: Actor, f: Field, current: Any,
         return []
     title = target.field(target.title_field)
     found = {r.id: display(title, r.get(title.name), locale) or f"#{r.id}" for r in page.rows}
-    if current not in (None, "") and str(current).isdigit() and int(current) not in found:
+    if whole_number(str(current or "")) is not None and int(current) not in found:
         names = titles(runtime, actor, target.name, [int(current)])
         found[int(current)] = names.get((target.name, int(current)), f"#{current}")
     return [Choice(str(i), label, str(i) == str(current)) for i, label in found.items()]
@@ -204,7 +205,7 @@ def routes(ui: UIContext) -> list[BaseRoute]:
             if errors:
                 raise ValidationError(entity.name, errors)
             runtime.records.update(actor, entity.name, record.id, payload,
-                                   version=int(version) if version.isdigit() else -1,
+                                   version=whole_number(version) or -1,
                                    source=InputSource.STRING)
         except (ValidationError, DuplicateError, ConflictError) as exc:
             for value in stored:
@@ -222,7 +223,7 @@ def routes(ui: UIContext) -> list[BaseRoute]:
                              texts={**shown, **posted}, errors={**errors, **field_errors},
                              conflict=conflict)
             if status == 409:  # keep the version the user edited: a second save is stale too
-                view = FormView(**{**view.__dict__, "version": int(version or 0)})
+                view = FormView(**{**view.__dict__, "version": whole_number(version) or 0})
             return ui.render(request, "records/form.html", view, status=status,
                              fragment="records/_form.html")
         return ui.redirect(request, f"/e/{entity.name}/{record.id}")
@@ -230,8 +231,8 @@ def routes(ui: UIContext) -> list[BaseRoute]:
     return [
         Route("/e/{entity}/new", ui.endpoint(new_form), methods=["GET"], name="new"),
         Route("/e/{entity}/new", ui.endpoint(create), methods=["POST"], name="create"),
-        Route("/e/{entity}/{record_id:int}/edit", ui.endpoint(edit_form), methods=["GET"],
+        Route("/e/{entity}/{record_id:id}/edit", ui.endpoint(edit_form), methods=["GET"],
               name="edit"),
-        Route("/e/{entity}/{record_id:int}/edit", ui.endpoint(save), methods=["POST"],
+        Route("/e/{entity}/{record_id:id}/edit", ui.endpoint(save), methods=["POST"],
               name="save"),
     ]

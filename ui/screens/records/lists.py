@@ -21,6 +21,7 @@ from engine.records.query import Filter, ListQuery
 from engine.records.saved_views import SavedViews
 from engine.runtime import Runtime
 from ui.context import UIContext
+from ui.limits import whole_number
 from ui.screens.records import export
 from ui.screens.records._common import entity_of
 from ui.screens.records.bulk import MAX_BULK, run_bulk
@@ -93,8 +94,9 @@ def build_list(ui: UIContext, request: Request, runtime: Runtime, actor: Actor, 
 def _selected_ids(form: FormData) -> list[int]:
     ids = []
     for raw in form.getlist("ids"):
-        if isinstance(raw, str) and raw.isdigit() and len(raw) < 19:
-            ids.append(int(raw))
+        number = whole_number(raw) if isinstance(raw, str) else None
+        if number is not None:
+            ids.append(number)
     return list(dict.fromkeys(ids))[:MAX_BULK]
 
 
@@ -137,7 +139,7 @@ def routes(ui: UIContext) -> list[BaseRoute]:
         owner = str(form.get("owner", ""))
         result = run_bulk(runtime, actor, entity, ids, action=action,
                           field_name=str(form.get("field", "")), value=str(form.get("value", "")),
-                          owner=int(owner) if owner.isdigit() else None)
+                          owner=whole_number(owner))
         notice = ui.t(request, "%(done)s of %(total)s records changed.", done=result.done,
                       total=len(ids))
         if result.failed:
@@ -195,8 +197,8 @@ def routes(ui: UIContext) -> list[BaseRoute]:
         Route("/e/{entity}/export.{fmt}", ui.endpoint(export_file), name="export"),
         Route("/e/{entity}/bulk", ui.endpoint(bulk), methods=["POST"], name="bulk"),
         Route("/e/{entity}/views", ui.endpoint(save_view), methods=["POST"], name="save_view"),
-        Route("/e/{entity}/views/{view_id:int}", ui.endpoint(open_view), name="open_view"),
-        Route("/e/{entity}/views/{view_id:int}/delete", ui.endpoint(delete_view),
+        Route("/e/{entity}/views/{view_id:id}", ui.endpoint(open_view), name="open_view"),
+        Route("/e/{entity}/views/{view_id:id}/delete", ui.endpoint(delete_view),
               methods=["POST"], name="delete_view"),
         Route("/e/{entity}/lookup", ui.endpoint(lookup), name="lookup"),
     ]

@@ -16,6 +16,7 @@ one, before any SQL); columns are checked here against what the actor sees.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from urllib.parse import urlencode
@@ -44,7 +45,9 @@ class FilterParam:
 
     def to_filter(self) -> Filter:
         if self.op in _LIST_OPS:
-            return Filter(self.field, self.op, list(self.values))
+            # "f.id.in=1,2" means 1 and 2, as in the API: commas separate the values.
+            items = [v.strip() for raw in self.values for v in raw.split(",") if v.strip()]
+            return Filter(self.field, self.op, items)
         if self.op in _FLAG_OPS:
             return Filter(self.field, self.op)
         return Filter(self.field, self.op, self.values[0])
@@ -77,8 +80,8 @@ class ListState:
             elif key == "after" and value:
                 after = value
             elif key == "n" and value:
-                if not value.isdigit():
-                    raise QueryError(entity, "limit", "must be a whole number")
+                if not re.fullmatch(r"[0-9]{1,4}", value):
+                    raise QueryError(entity, "limit", f"must be one of {PAGE_SIZES}")
                 limit = int(value)
             elif key.startswith(FILTER_PREFIX) and value:
                 name, _, op = key[len(FILTER_PREFIX):].rpartition(".")
