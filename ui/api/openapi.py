@@ -33,7 +33,8 @@ ERRORS = {
     "Forbidden": (403, "Your roles do not allow this action on this entity or record."),
     "NotFound": (404, "No such record, or one you may not see."),
     "Conflict": (409, ("A stale version (``current_version`` says the record's), a "
-                      "duplicate unique value (``existing_id`` names the record), or a stage "
+                      "duplicate unique value (``existing_id`` names the record, left out when "
+                      "you may not read it), or a stage "
                       "move the pipeline refuses (``allowed`` lists the next stages).")),
     "PreconditionFailed": (412, "The If-Match version is stale (``current_version``)."),
     "PayloadTooLarge": (413, "The body is larger than the API reads."),
@@ -224,7 +225,10 @@ def _shared_components() -> Schema:
             "errors": {"type": "object", "additionalProperties": {"type": "string"},
                        "description": "One message per field (422, 400, 409 duplicates)."},
             "current_version": {"type": ["integer", "null"]},
-            "existing_id": {"type": "integer"}, "key": {"type": "string"},
+            "existing_id": {"type": "integer",
+                            "description": "The record holding a duplicate key; left out "
+                                           "when you may not read it."},
+            "key": {"type": "string"},
             "from_stage": {"type": ["string", "null"]}, "to_stage": {"type": "string"},
             "allowed": {"type": "array", "items": {"type": "string"}}}}
     entry: Schema = {

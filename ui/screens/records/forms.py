@@ -37,7 +37,14 @@ from ui.screens.records.widgets import (
 REFERENCE_CHOICES = 20
 #: The records service's fixed per-field messages, translated when shown.
 ENGINE_MESSAGES = (N_("is required"), N_("is read-only for you"), N_("is set by the system"),
-                   N_("is numbered automatically"))
+                   N_("is numbered automatically"),
+                   # engine/records/_scope_checks.py: the owner a write names
+                   N_("only you may own the records you create: giving one to someone else "
+                      "needs the assign permission"),
+                   N_("you may not give records to this owner"),
+                   N_("you may not create records you own here"),
+                   N_("you may not leave this record without an owner"),
+                   N_("already exists (held by a record you cannot see)"))
 
 
 @dataclass(frozen=True)
@@ -144,6 +151,8 @@ def _uploads(ui: UIContext, entity: Entity, fields: list[Field], readonly: froze
 def _field_errors(exc: ValidationError | DuplicateError) -> dict[str, str]:
     if isinstance(exc, ValidationError):
         return exc.field_errors
+    if exc.existing_id is None:  # held by a record the user may not know about
+        return {exc.fields[0]: "already exists (held by a record you cannot see)"}
     return {exc.fields[0]: f"already exists (#{exc.existing_id})"}
 
 
