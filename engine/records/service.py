@@ -45,9 +45,10 @@ from engine.errors import (
     QueryError,
     ValidationError,
 )
+from engine.metadata.model import FieldType
 from engine.records import _scope_checks as scope_checks
 from engine.records import activity as feed
-from engine.records import aggregate, stages
+from engine.records import aggregate, stages, uploads
 from engine.records._bulk import RowInserter
 from engine.records._plan import EntityPlan, same_value
 from engine.records._union import union_page
@@ -76,6 +77,7 @@ from engine.records.record import Record
 from engine.storage.database import write_transaction
 from engine.storage.stage_tables import STAGE_HISTORY_TABLE
 from engine.storage.tables import StorageSchema
+from engine.storage.upload_tables import UPLOAD_TABLE
 
 ACTIVITY_TABLE = "tp_activity"
 SEQUENCE_TABLE = "tp_sequence"
@@ -247,6 +249,10 @@ class RecordService:
         errors: dict[str, str] = {}
         readonly = self.policy.readonly_fields(actor, plan.entity) | \
             self.policy.hidden_fields(actor, plan.entity)
+        # File values name uploads the server issued; bound to the new rows below.
+        payloads, taken = uploads.resolve(self.engine, self.schema.system[UPLOAD_TABLE], plan,
+                                          actor, payloads, source=source, bulk=bulk,
+                                          errors=errors)
         rules = stages.rules_for(self.schema.registry, plan)
         if rules is not None:  # a payload may name the stage a new record starts in
             payloads, wanted = stages.split_stage(payloads)
@@ -274,6 +280,8 @@ class RecordService:
                 errors = scope_checks.owner_errors(
                     conn, self.policy, actor, plan, rows=rows, ids=ids,
                     keys=[key(i if bulk else None, "owner_id") for i in range(len(rows))])
+                uploads.attach(conn, self.schema.system[UPLOAD_TABLE], taken, ids=ids, now=now,
+                               errors=errors)
                 if errors:
                     raise ValidationError(plan.name, errors)
                 if rules is not None:
@@ -508,8 +516,13 @@ class RecordService:
         self.policy.check_action(actor, plan.entity, "update")
         hidden = self.policy.hidden_fields(actor, plan.entity)
         readonly = self.policy.readonly_fields(actor, plan.entity) | hidden
-        new, errors = self._coerce_update(plan, values, source=InputSource(source),
+        upload_errors: dict[str, str] = {}
+        resolved, taken = uploads.resolve(self.engine, self.schema.system[UPLOAD_TABLE], plan,
+                                          actor, [values], source=source, bulk=False,
+                                          errors=upload_errors)
+        new, errors = self._coerce_update(plan, resolved[0], source=InputSource(source),
                                           readonly=readonly)
+        errors.update(upload_errors)
         if move is not None:
             move.target_errors(readonly, errors)
         if errors:
@@ -539,6 +552,11 @@ class RecordService:
                 stage = {stages.STAGE: move.to} if moving and move is not None else {}
                 self._bump(conn, plan, record_id, version=version, now=now,
                            columns=plan.to_columns(changed, dict(stage)))
+                uploads.attach(conn, self.schema.system[UPLOAD_TABLE],
+                               [t for t in taken if t.field in changed], ids=[record_id],
+                               now=now, errors=errors)
+                if errors:
+                    raise ValidationError(plan.name, errors)
                 if stage:
                     stages.enter(conn, self.schema.system[STAGE_HISTORY_TABLE],
                                  entity=plan.name, record_id=record_id,
@@ -631,6 +649,30 @@ class RecordService:
                 {**feed.row(plan, record_id=record_id, kind=feed.COMMENT,
                             actor_id=actor.user_id, at=self.clock(), changes=None),
                  "body": text}))
+
+    def register_upload(self, actor: Actor, entity: str, field: str, *, storage_key: str,
+                        name: str, size: int, content_type: str) -> str:
+        """Record bytes the server stored for a file field; returns the token a write names.
+
+        Only someone who may create or update records of the entity, and write the
+        field, may upload to it (``uploads`` explains the flow).
+        """
+        plan = self.plan(entity)
+        fp = plan.fields.get(field)
+        if fp is None or fp.field.type is not FieldType.FILE or \
+                field in self.policy.hidden_fields(actor, plan.entity):
+            raise ValidationError(plan.name, {field: "is not a file field"})
+        try:
+            self.policy.check_action(actor, plan.entity, "create")
+        except ForbiddenError:
+            self.policy.check_action(actor, plan.entity, "update")
+        if field in self.policy.readonly_fields(actor, plan.entity):
+            raise ValidationError(plan.name, {field: "is read-only for you"})
+        with write_transaction(self.engine) as conn:
+            return uploads.register(conn, self.schema.system[UPLOAD_TABLE], entity=plan.name,
+                                    field=field, uploaded_by=actor.user_id,
+                                    storage_key=storage_key, name=name, size=size,
+                                    content_type=content_type, now=self.clock())
 
     def assign(self, actor: Actor, entity: str, record_id: int, owner_id: int | None, *,
                version: int | None = None) -> Record:

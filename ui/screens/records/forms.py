@@ -124,9 +124,12 @@ def form_view(ui: UIContext, request: Request, runtime: Runtime, actor: Actor, e
                     multipart=any(w.kind == "file" for w in widgets))
 
 
-def _uploads(ui: UIContext, entity: Entity, fields: list[Field], readonly: frozenset[str],
-             form: FormData, payload: dict[str, str], errors: dict[str, str]) -> list[dict[str, Any]]:
-    """Store uploaded files into ``payload``; returns what was stored (to discard on failure)."""
+def _uploads(ui: UIContext, runtime: Runtime, actor: Actor, entity: Entity, fields: list[Field],
+             readonly: frozenset[str], form: FormData, payload: dict[str, str],
+             errors: dict[str, str]) -> list[dict[str, Any]]:
+    """Store uploaded files and put their upload ids in ``payload``; returns what was stored
+    (to discard on failure). The storage key never leaves the server: the records
+    service swaps the upload id for it (engine/records/uploads.py)."""
     stored = []
     for f in fields:
         if f.type is not FieldType.FILE or f.name in readonly:
@@ -142,7 +145,10 @@ def _uploads(ui: UIContext, entity: Entity, fields: list[Field], readonly: froze
                 errors[f.name] = str(exc)
                 continue
             stored.append(value)
-            payload[f.name] = json.dumps(value)
+            token = runtime.records.register_upload(
+                actor, entity.name, f.name, storage_key=value["key"], name=value["name"],
+                size=value["size"], content_type=value["content_type"])
+            payload[f.name] = json.dumps({"upload_id": token})
         elif form.get(f"{f.name}.remove") == "1":
             payload[f.name] = ""
     return stored
@@ -174,7 +180,7 @@ def routes(ui: UIContext) -> list[BaseRoute]:
         payload, posted = changed_payload([f for f in fields if f.name not in readonly], form,
                                           None)
         errors: dict[str, str] = {}
-        stored = _uploads(ui, entity, fields, readonly, form, payload, errors)
+        stored = _uploads(ui, runtime, actor, entity, fields, readonly, form, payload, errors)
         try:
             if errors:
                 raise ValidationError(entity.name, errors)
@@ -208,7 +214,7 @@ def routes(ui: UIContext) -> list[BaseRoute]:
         payload, posted = changed_payload([f for f in fields if f.name not in readonly], form,
                                           record)
         errors: dict[str, str] = {}
-        stored = _uploads(ui, entity, fields, readonly, form, payload, errors)
+        stored = _uploads(ui, runtime, actor, entity, fields, readonly, form, payload, errors)
         try:
             if errors:
                 raise ValidationError(entity.name, errors)
