@@ -250,9 +250,10 @@ class RecordService:
         readonly = self.policy.readonly_fields(actor, plan.entity) | \
             self.policy.hidden_fields(actor, plan.entity)
         # File values name uploads the server issued; bound to the new rows below.
+        upload_errors: dict[str, str] = {}
         payloads, taken = uploads.resolve(self.engine, self.schema.system[UPLOAD_TABLE], plan,
                                           actor, payloads, source=source, bulk=bulk,
-                                          errors=errors)
+                                          errors=upload_errors)
         rules = stages.rules_for(self.schema.registry, plan)
         if rules is not None:  # a payload may name the stage a new record starts in
             payloads, wanted = stages.split_stage(payloads)
@@ -261,6 +262,7 @@ class RecordService:
             errors=errors)
         if rules is not None:
             stages.entry_errors(rules, rows, wanted, readonly=readonly, bulk=bulk, errors=errors)
+        errors.update(upload_errors)
         try:
             with write_transaction(self.engine) as conn:
                 reference_errors(conn, self.schema, plan, rows, names=None, bulk=bulk,
@@ -657,22 +659,27 @@ class RecordService:
         Only someone who may create or update records of the entity, and write the
         field, may upload to it (``uploads`` explains the flow).
         """
-        plan = self.plan(entity)
-        fp = plan.fields.get(field)
-        if fp is None or fp.field.type is not FieldType.FILE or \
-                field in self.policy.hidden_fields(actor, plan.entity):
-            raise ValidationError(plan.name, {field: "is not a file field"})
-        try:
-            self.policy.check_action(actor, plan.entity, "create")
-        except ForbiddenError:
-            self.policy.check_action(actor, plan.entity, "update")
-        if field in self.policy.readonly_fields(actor, plan.entity):
-            raise ValidationError(plan.name, {field: "is read-only for you"})
+        plan = self.check_upload(actor, entity, field)
         with write_transaction(self.engine) as conn:
             return uploads.register(conn, self.schema.system[UPLOAD_TABLE], entity=plan.name,
                                     field=field, uploaded_by=actor.user_id,
                                     storage_key=storage_key, name=name, size=size,
                                     content_type=content_type, now=self.clock())
+
+    def check_upload(self, actor: Actor, entity: str, field: str) -> EntityPlan:
+        """Refuse an upload before its bytes are read: the actor may not write this file field."""
+        plan = self.plan(entity)
+        try:
+            self.policy.check_action(actor, plan.entity, "create")
+        except ForbiddenError:
+            self.policy.check_action(actor, plan.entity, "update")
+        fp = plan.fields.get(field)
+        if fp is None or fp.field.type is not FieldType.FILE or \
+                field in self.policy.hidden_fields(actor, plan.entity):
+            raise ValidationError(plan.name, {field: "is not a file field"})
+        if field in self.policy.readonly_fields(actor, plan.entity):
+            raise ValidationError(plan.name, {field: "is read-only for you"})
+        return plan
 
     def assign(self, actor: Actor, entity: str, record_id: int, owner_id: int | None, *,
                version: int | None = None) -> Record:

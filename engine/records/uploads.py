@@ -85,12 +85,14 @@ def resolve(engine: Engine, table: Table, plan: EntityPlan, actor: Actor,
 
     A token that was not issued for this entity and field to this actor, or was
     used already, and any client value carrying its own storage key, are errors
-    on the field. Returns the uploads to ``attach`` once the rows are written.
+    on the field (the value is dropped, so no later check talks over the error).
+    Returns the uploads to ``attach`` once the rows are written.
     """
     names = file_fields(plan)
     if not names or not any(n in p for p in payloads for n in names):
         return list(payloads), []
     wanted: list[tuple[int, str, str]] = []
+    refused: list[tuple[int, str]] = []
     for i, payload in enumerate(payloads):
         for name in names:
             value = _value(payload.get(name), source)
@@ -101,16 +103,21 @@ def resolve(engine: Engine, table: Table, plan: EntityPlan, actor: Actor,
                 wanted.append((i, name, token))
             elif not actor.is_system:
                 errors[_error_key(i, name, bulk)] = KEY_REFUSED
-    if not wanted:
+                refused.append((i, name))
+    if not wanted and not refused:
         return list(payloads), []
     tokens = sorted({t for _, _, t in wanted if 0 < len(t) <= MAX_TOKEN})
     stmt = select(table).where(table.c.token.in_(tokens), table.c.entity == plan.name,
                                table.c.attached_at.is_(None))
     if not actor.is_system:
         stmt = stmt.where(table.c.uploaded_by == actor.user_id)
-    with engine.connect() as conn:
-        found = {row.token: row for row in conn.execute(stmt)} if tokens else {}
+    found = {}
+    if tokens:
+        with engine.connect() as conn:
+            found = {row.token: row for row in conn.execute(stmt)}
     out = [dict(p) for p in payloads]
+    for i, name in refused:
+        out[i].pop(name, None)
     pending: list[Pending] = []
     used: set[str] = set()
     for i, name, token in wanted:
@@ -118,6 +125,7 @@ def resolve(engine: Engine, table: Table, plan: EntityPlan, actor: Actor,
         key = _error_key(i, name, bulk)
         if row is None or row.field != name or token in used:
             errors[key] = NOT_ISSUED
+            out[i].pop(name, None)
             continue
         used.add(token)
         stored = {"name": row.name, "size": int(row.size), "content_type": row.content_type,

@@ -45,6 +45,8 @@ async def receive_upload(request: Request, runtime: Runtime, actor: Actor, entit
     """Stream the body to a spool file (bounded), store it, register it; the answer body."""
     field = request.path_params["field"]
     definition = file_field(runtime, entity, field)
+    # Who may not write the field is refused before a byte of the body is read.
+    await run_in_threadpool(runtime.records.check_upload, actor, entity, field)
     if upload_dir is None:
         raise Problem(422, "some fields are not valid", kind="validation",
                       errors={field: "file uploads are not enabled on this server"})
