@@ -44,7 +44,10 @@ ENGINE_MESSAGES = (N_("is required"), N_("is read-only for you"), N_("is set by 
                    N_("you may not give records to this owner"),
                    N_("you may not create records you own here"),
                    N_("you may not leave this record without an owner"),
-                   N_("already exists (held by a record you cannot see)"))
+                   N_("already exists (held by a record you cannot see)"),
+                   # engine/records/uploads.py: a file value that is not a fresh upload
+                   N_("no upload with this upload_id for this field: upload the file first"),
+                   N_("a file is set by uploading it: send the upload_id the upload returned"))
 
 
 @dataclass(frozen=True)
