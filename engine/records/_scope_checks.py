@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Table, or_, select
+from sqlalchemy import Connection, Table, case, or_, select
 
 from engine.access import AccessPolicy, RowScope
 from engine.actor import Actor
@@ -62,7 +62,30 @@ def readable_ids(conn: Connection, policy: AccessPolicy, actor: Actor, plan: Ent
                    ids)
 
 
+def _outside(conn: Connection, table: Table, scope: RowScope, ids: Iterable[int]) -> set[int]:
+    """Which of ``ids`` the scope does not cover (others' ids may come back: callers look
+    theirs up). Only the offenders are fetched, usually none."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return set()
+    if scope.is_empty:
+        return set(wanted)
+    # CASE, not NOT(...): a scope clause on a NULL owner is NULL, which NOT would keep NULL.
+    outside = case((or_(*scope.branches), 0), else_=1) == 1
+    if wanted[-1] - wanted[0] < 2 * len(wanted) + CHUNK:
+        # A bulk insert's ids are (nearly) contiguous: one range scan, not IN lists.
+        return set(conn.execute(select(table.c.id).where(
+            table.c.id.between(wanted[0], wanted[-1]), outside)).scalars())
+    found: set[int] = set()
+    for start in range(0, len(wanted), CHUNK):
+        chunk = wanted[start:start + CHUNK]
+        found.update(conn.execute(select(table.c.id).where(table.c.id.in_(chunk),
+                                                           outside)).scalars())
+    return found
+
+
 def _within(conn: Connection, table: Table, scope: RowScope, ids: Iterable[int]) -> set[int]:
+    """Which of ``ids`` the scope covers."""
     wanted = sorted(set(ids))
     if not wanted or scope.is_empty:
         return set()
@@ -105,17 +128,17 @@ def owner_errors(conn: Connection, policy: AccessPolicy, actor: Actor, plan: Ent
             for i in given:
                 errors[keys[i]] = NEEDS_ASSIGN
         else:
-            inside = _within(conn, plan.table, assign, (ids[i] for i in given))
+            outside = _outside(conn, plan.table, assign, (ids[i] for i in given))
             for i in given:
-                if ids[i] not in inside:
+                if ids[i] in outside:
                     errors[keys[i]] = NO_OWNER if rows[i].get("owner_id") is None \
                         else OUTSIDE_ASSIGN
     if kept:
         create = policy.row_scope(actor, plan.entity, plan.table, "create")
-        inside = _within(conn, plan.table, RowScope(create.branches + assign.branches),
-                         (ids[i] for i in kept))
+        outside = _outside(conn, plan.table, RowScope(create.branches + assign.branches),
+                           (ids[i] for i in kept))
         for i in kept:
-            if ids[i] not in inside:
+            if ids[i] in outside:
                 errors[keys[i]] = OUTSIDE_CREATE
     return errors
 
@@ -126,6 +149,6 @@ def assign_error(conn: Connection, policy: AccessPolicy, actor: Actor, plan: Ent
     if actor.is_system:
         return None
     scope = policy.row_scope(actor, plan.entity, plan.table, "assign")
-    if record_id in _within(conn, plan.table, scope, (record_id,)):
+    if record_id not in _outside(conn, plan.table, scope, (record_id,)):
         return None
     return NO_OWNER if owner_id is None else OUTSIDE_ASSIGN
