@@ -314,5 +314,12 @@ def test_screens_bulk_assign_refuses_targets_outside_scope(screens: Any) -> None
                                               "owner": str(db.user_id("rep_west1"))})
     assert page.status_code in (200, 422), page.text[:2000]
     assert "you may not give records to this owner" in page.text
+    # The picker offers only owners the write accepts: the supervisor's own department.
+    listed = sup.get("/e/customer").text
+    picker = re.search(r'<select name="owner"[^>]*>(.*?)</select>', listed, re.DOTALL)
+    assert picker is not None
+    offered = set(re.findall(r'<option value="(\d+)"', picker.group(1)))
+    assert str(db.user_id("rep_east1")) in offered and str(db.user_id("sup_east")) in offered
+    assert str(db.user_id("rep_west1")) not in offered
     record = db.live.current().records.get(Actor.system(), "customer", mine)
     assert record["owner_id"] == db.user_id("rep_east1")
