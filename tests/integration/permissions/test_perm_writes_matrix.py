@@ -192,3 +192,18 @@ def test_references_accept_exactly_the_records_the_writer_can_read(crm: CrmOrg,
             messages.add(value["customer"].replace(str(rid), "N"))
     # Deleted, invisible and absent ids all read the same: nothing to probe.
     assert messages == {"no customer with id N"}
+
+
+@pytest.mark.parametrize(("login", "entity"), CASES, ids=IDS)
+def test_the_owner_picker_offers_exactly_the_owners_the_write_accepts(crm: CrmOrg, login: str,
+                                                                      entity: str) -> None:
+    from engine.permissions.assignable import assignable_owners
+
+    oracle = Oracle(crm)
+    offered = assignable_owners(crm.policy, crm.actor(login), entity)
+    accepted = {crm.users[u] for u in USER_IDS
+                if may_own(oracle, login, entity, u, creating=False)}
+    if offered is None:   # anyone: every active user is accepted
+        assert accepted == {crm.users[u] for u in USER_IDS if u not in INACTIVE}
+    else:
+        assert {i for i in offered if i not in {crm.users[u] for u in INACTIVE}} == accepted
