@@ -18,6 +18,7 @@ QUICK = {
     "bench_permissions": ["--rows", "20000", "--users", "200", "--runs", "20"],
     "bench_http": ["--rows", "2000", "--requests", "40"],
     "bench_signin": ["--runs", "5", "--backends", "sqlite"],
+    "bench_write_scope": ["--rows", "2000", "--runs", "3"],
 }
 
 

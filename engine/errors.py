@@ -10,6 +10,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+#: Who holds a duplicate key when the writer may not see it (DuplicateError, bulk errors).
+HIDDEN_HOLDER = "held by a record you cannot see"
+
 
 class TidepoolError(Exception):
     """Base class of every error the engine raises on purpose."""
@@ -82,7 +85,12 @@ class ConflictError(TidepoolError):
 
 
 class DuplicateError(TidepoolError):
-    """A unique key already belongs to another record, which is named."""
+    """A unique key already belongs to another record, named when the writer may read it.
+
+    ``existing_id`` is None when the holder is a record the writer cannot see: the
+    error then says only that such a record holds the key (its id would tell them
+    which ids exist, and that a hidden record has this value is all they need).
+    """
 
     def __init__(
         self, entity: str, *, key: str, fields: Sequence[str], values: Mapping[str, Any],
@@ -94,7 +102,8 @@ class DuplicateError(TidepoolError):
         self.values = dict(values)
         self.existing_id = existing_id
         shown = ", ".join(f"{f}={self.values.get(f)!r}" for f in self.fields)
-        super().__init__(f"{entity} with {shown} already exists (id {existing_id})")
+        held = f"id {existing_id}" if existing_id is not None else HIDDEN_HOLDER
+        super().__init__(f"{entity} with {shown} already exists ({held})")
 
 
 class MigrationError(TidepoolError):

@@ -191,7 +191,8 @@ def create_app(live: LiveRuntime, *, secret_key: bytes, upload_dir: Path | None 
     routes = _screen_routes(ui, SCREEN_MODULES if screen_modules is None else screen_modules)
     api = _optional_module(api_module) if api_module else None
     if api is not None:
-        routes.append(Mount(API_PREFIX, app=api.build_api(live), name="api"))
+        routes.append(Mount(API_PREFIX, app=api.build_api(
+            live, upload_dir=upload_dir, max_upload_bytes=max_upload_bytes), name="api"))
     routes.append(Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"))
     app = Starlette(
         routes=routes, exception_handlers=_error_handlers(ui),

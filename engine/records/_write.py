@@ -7,13 +7,14 @@ database; ``reference_errors`` and ``duplicates`` look up many rows with a few
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, or_, select
+from sqlalchemy import ColumnElement, Connection, Table, and_, or_, select
 
+from engine.access import RowScope
 from engine.metadata.model import FieldType
 from engine.records._plan import (
     JSON_TYPES,
@@ -124,10 +125,14 @@ def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
 
 def reference_errors(conn: Connection, schema: StorageSchema, plan: EntityPlan,
                      rows: Sequence[Mapping[str, Any]], *, names: Iterable[str] | None,
-                     bulk: bool, errors: dict[str, str]) -> None:
+                     bulk: bool, errors: dict[str, str],
+                     scope: Callable[[str], tuple[Table, RowScope]] | None = None) -> None:
     """Every reference (and user) value must name an existing, live record (or active user).
 
     ``names`` limits the check to fields being written (None: all reference fields).
+    ``scope`` gives the writer's read scope of a target entity: a reference may then
+    name only a record the writer can read, and one they cannot read gets the very
+    message of one that does not exist, so writes cannot probe which ids exist.
     """
     wanted = None if names is None else set(names)
     targets = [(fp.name, fp.field.type, fp.field.target) for fp in plan.references
@@ -138,19 +143,24 @@ def reference_errors(conn: Connection, schema: StorageSchema, plan: EntityPlan,
         ids = sorted({r[name] for r in rows if r.get(name) is not None})
         if not ids:
             continue
+        visible: RowScope | None = None
         if type_ is FieldType.USER:
             table = schema.system[USER_TABLE]
             live: ColumnElement[bool] | None = table.c.active.is_(True)
             what = "user"
         else:
             table = schema.table(str(target))
+            if scope is not None:
+                table, visible = scope(str(target))
             live = table.c.deleted_at.is_(None) if "deleted_at" in table.c else None
             what = str(target)
         found: set[int] = set()
-        for chunk in _chunks(ids):
+        for chunk in _chunks(ids) if visible is None or not visible.is_empty else ():
             stmt = select(table.c.id).where(table.c.id.in_(chunk))
             if live is not None:
                 stmt = stmt.where(live)
+            if visible is not None:
+                stmt = stmt.where(or_(*visible.branches))
             found.update(conn.execute(stmt).scalars())
         for i, r in enumerate(rows):
             value = r.get(name)

@@ -37,6 +37,7 @@ from sqlalchemy.sql.elements import True_
 from engine.access import AccessPolicy, Unrestricted
 from engine.actor import Actor
 from engine.errors import (
+    HIDDEN_HOLDER,
     ConflictError,
     DuplicateError,
     ForbiddenError,
@@ -44,8 +45,10 @@ from engine.errors import (
     QueryError,
     ValidationError,
 )
+from engine.metadata.model import FieldType
+from engine.records import _scope_checks as scope_checks
 from engine.records import activity as feed
-from engine.records import aggregate, stages
+from engine.records import aggregate, stages, uploads
 from engine.records._bulk import RowInserter
 from engine.records._cascade import remove_dependents
 from engine.records._plan import EntityPlan, same_value
@@ -75,6 +78,7 @@ from engine.records.record import Record
 from engine.storage.database import write_transaction
 from engine.storage.stage_tables import STAGE_HISTORY_TABLE
 from engine.storage.tables import StorageSchema
+from engine.storage.upload_tables import UPLOAD_TABLE
 
 ACTIVITY_TABLE = "tp_activity"
 SEQUENCE_TABLE = "tp_sequence"
@@ -165,35 +169,51 @@ class RecordService:
             return None
         return row, bool(row[-1])  # type: ignore[return-value]
 
+    def _reference_scope(self, actor: Actor) -> Callable[[str], tuple[Any, Any]]:
+        """The actor's read scope per entity: what a reference they write may name."""
+        return scope_checks.scope_for(self.policy, actor, self.schema.registry,
+                                      self.schema.table, "read")
+
     def _read_back(self, conn: Connection, plan: EntityPlan, record_id: int,
                    hidden: frozenset[str]) -> Record:
         row = conn.execute(plan.select_all.where(plan.table.c.id == record_id)).one()
         return self._record(plan, plan.to_values(row), hidden)
 
-    def _duplicate_error(self, plan: EntityPlan, dup: Duplicate) -> DuplicateError:
-        return DuplicateError(plan.name, key=dup.spec.name, fields=dup.spec.fields,
-                              values=dup.values, existing_id=dup.existing_id)
+    def _seen(self, conn: Connection, actor: Actor, plan: EntityPlan,
+              dups: Sequence[Duplicate]) -> set[int]:
+        """The holders of duplicate keys that the actor may know about (read)."""
+        return scope_checks.readable_ids(conn, self.policy, actor, plan,
+                                         (d.existing_id for d in dups
+                                          if d.existing_id is not None))
 
-    def _bulk_duplicate_errors(self, plan: EntityPlan, dups: Sequence[Duplicate]) -> dict[str, str]:
+    def _duplicate_error(self, plan: EntityPlan, dup: Duplicate, seen: set[int]) -> DuplicateError:
+        return DuplicateError(plan.name, key=dup.spec.name, fields=dup.spec.fields,
+                              values=dup.values,
+                              existing_id=dup.existing_id if dup.existing_id in seen else None)
+
+    def _bulk_duplicate_errors(self, plan: EntityPlan, dups: Sequence[Duplicate],
+                               seen: set[int]) -> dict[str, str]:
         errors: dict[str, str] = {}
         for d in dups:
             shown = ", ".join(f"{f}={v!r}" for f, v in d.values.items())
-            where = f"row {d.earlier_row}" if d.earlier_row is not None else f"id {d.existing_id}"
+            where = f"row {d.earlier_row}" if d.earlier_row is not None else \
+                f"id {d.existing_id}" if d.existing_id in seen else HIDDEN_HOLDER
             errors.setdefault(key(d.index, d.spec.fields[0]),
                               f"{shown} already exists ({where})")
         return errors
 
-    def _after_race(self, plan: EntityPlan, rows: Sequence[Mapping[str, Any]], *,
+    def _after_race(self, actor: Actor, plan: EntityPlan, rows: Sequence[Mapping[str, Any]], *,
                     exclude_id: int | None, bulk: bool, exc: IntegrityError) -> Exception:
         """Turn a unique-constraint violation (a concurrent writer won) into our error."""
         with self.engine.connect() as conn:
             dups = [d for d in duplicates(conn, plan, rows, exclude_id=exclude_id)
                     if d.existing_id is not None]
+            seen = self._seen(conn, actor, plan, dups)
         if not dups:
             return exc
         if bulk:
-            return ValidationError(plan.name, self._bulk_duplicate_errors(plan, dups))
-        return self._duplicate_error(plan, dups[0])
+            return ValidationError(plan.name, self._bulk_duplicate_errors(plan, dups, seen))
+        return self._duplicate_error(plan, dups[0], seen)
 
     # --- create -----------------------------------------------------------------
 
@@ -230,6 +250,11 @@ class RecordService:
         errors: dict[str, str] = {}
         readonly = self.policy.readonly_fields(actor, plan.entity) | \
             self.policy.hidden_fields(actor, plan.entity)
+        # File values name uploads the server issued; bound to the new rows below.
+        upload_errors: dict[str, str] = {}
+        payloads, taken = uploads.resolve(self.engine, self.schema.system[UPLOAD_TABLE], plan,
+                                          actor, payloads, source=source, bulk=bulk,
+                                          errors=upload_errors)
         rules = stages.rules_for(self.schema.registry, plan)
         if rules is not None:  # a payload may name the stage a new record starts in
             payloads, wanted = stages.split_stage(payloads)
@@ -238,19 +263,30 @@ class RecordService:
             errors=errors)
         if rules is not None:
             stages.entry_errors(rules, rows, wanted, readonly=readonly, bulk=bulk, errors=errors)
+        errors.update(upload_errors)
         try:
             with write_transaction(self.engine) as conn:
                 reference_errors(conn, self.schema, plan, rows, names=None, bulk=bulk,
-                                 errors=errors)
+                                 errors=errors, scope=self._reference_scope(actor))
                 if errors:
                     raise ValidationError(plan.name, errors)
                 dups = duplicates(conn, plan, rows)
                 if dups:
+                    seen = self._seen(conn, actor, plan, dups)
                     if bulk:
-                        raise ValidationError(plan.name, self._bulk_duplicate_errors(plan, dups))
-                    raise self._duplicate_error(plan, dups[0])
+                        raise ValidationError(plan.name,
+                                              self._bulk_duplicate_errors(plan, dups, seen))
+                    raise self._duplicate_error(plan, dups[0], seen)
                 self._number(conn, plan, rows, now)
                 ids = self._inserter.insert(conn, plan, rows, actor_id=actor.user_id, now=now)
+                # Checked on the written rows, in this transaction: refused rows roll back.
+                errors = scope_checks.owner_errors(
+                    conn, self.policy, actor, plan, rows=rows, ids=ids,
+                    keys=[key(i if bulk else None, "owner_id") for i in range(len(rows))])
+                uploads.attach(conn, self.schema.system[UPLOAD_TABLE], taken, ids=ids, now=now,
+                               errors=errors)
+                if errors:
+                    raise ValidationError(plan.name, errors)
                 if rules is not None:
                     stages.place_new(conn, plan, self.schema.system[STAGE_HISTORY_TABLE],
                                      ids=ids, wanted=wanted, initial=rules.initial, at=now,
@@ -258,7 +294,8 @@ class RecordService:
                 if read_back is not None:
                     read_back(conn, ids)
         except IntegrityError as exc:
-            raise self._after_race(plan, rows, exclude_id=None, bulk=bulk, exc=exc) from exc
+            raise self._after_race(actor, plan, rows, exclude_id=None, bulk=bulk,
+                                   exc=exc) from exc
         return ids
 
     def _number(self, conn: Connection, plan: EntityPlan, rows: list[dict[str, Any]],
@@ -482,8 +519,13 @@ class RecordService:
         self.policy.check_action(actor, plan.entity, "update")
         hidden = self.policy.hidden_fields(actor, plan.entity)
         readonly = self.policy.readonly_fields(actor, plan.entity) | hidden
-        new, errors = self._coerce_update(plan, values, source=InputSource(source),
+        upload_errors: dict[str, str] = {}
+        resolved, taken = uploads.resolve(self.engine, self.schema.system[UPLOAD_TABLE], plan,
+                                          actor, [values], source=source, bulk=False,
+                                          errors=upload_errors)
+        new, errors = self._coerce_update(plan, resolved[0], source=InputSource(source),
                                           readonly=readonly)
+        errors.update(upload_errors)
         if move is not None:
             move.target_errors(readonly, errors)
         if errors:
@@ -500,18 +542,24 @@ class RecordService:
                 if not changed and not moving:
                     return self._record(plan, old, hidden)
                 reference_errors(conn, self.schema, plan, [merged], names=changed, bulk=False,
-                                 errors=errors)
+                                 errors=errors, scope=self._reference_scope(actor))
                 if errors:
                     raise ValidationError(plan.name, errors)
                 touched = [s for s in plan.uniques if any(f in changed for f in s.fields)]
                 dups = duplicates(conn, plan, [merged], exclude_id=record_id, specs=touched)
                 if dups:
-                    raise self._duplicate_error(plan, dups[0])
+                    raise self._duplicate_error(plan, dups[0],
+                                                self._seen(conn, actor, plan, dups))
                 # The stage column is written only here: READONLY_SYSTEM keeps it out of
                 # every payload, so no path changes it without the stage rules.
                 stage = {stages.STAGE: move.to} if moving and move is not None else {}
                 self._bump(conn, plan, record_id, version=version, now=now,
                            columns=plan.to_columns(changed, dict(stage)))
+                uploads.attach(conn, self.schema.system[UPLOAD_TABLE],
+                               [t for t in taken if t.field in changed], ids=[record_id],
+                               now=now, errors=errors)
+                if errors:
+                    raise ValidationError(plan.name, errors)
                 if stage:
                     stages.enter(conn, self.schema.system[STAGE_HISTORY_TABLE],
                                  entity=plan.name, record_id=record_id,
@@ -525,7 +573,7 @@ class RecordService:
         except IntegrityError as exc:
             if not merged:
                 raise
-            raise self._after_race(plan, [merged], exclude_id=record_id, bulk=False,
+            raise self._after_race(actor, plan, [merged], exclude_id=record_id, bulk=False,
                                    exc=exc) from exc
 
     def _coerce_update(self, plan: EntityPlan, values: Mapping[str, Any], *,
@@ -605,6 +653,35 @@ class RecordService:
                             actor_id=actor.user_id, at=self.clock(), changes=None),
                  "body": text}))
 
+    def register_upload(self, actor: Actor, entity: str, field: str, *, storage_key: str,
+                        name: str, size: int, content_type: str) -> str:
+        """Record bytes the server stored for a file field; returns the token a write names.
+
+        Only someone who may create or update records of the entity, and write the
+        field, may upload to it (``uploads`` explains the flow).
+        """
+        plan = self.check_upload(actor, entity, field)
+        with write_transaction(self.engine) as conn:
+            return uploads.register(conn, self.schema.system[UPLOAD_TABLE], entity=plan.name,
+                                    field=field, uploaded_by=actor.user_id,
+                                    storage_key=storage_key, name=name, size=size,
+                                    content_type=content_type, now=self.clock())
+
+    def check_upload(self, actor: Actor, entity: str, field: str) -> EntityPlan:
+        """Refuse an upload before its bytes are read: the actor may not write this file field."""
+        plan = self.plan(entity)
+        try:
+            self.policy.check_action(actor, plan.entity, "create")
+        except ForbiddenError:
+            self.policy.check_action(actor, plan.entity, "update")
+        fp = plan.fields.get(field)
+        if fp is None or fp.field.type is not FieldType.FILE or \
+                field in self.policy.hidden_fields(actor, plan.entity):
+            raise ValidationError(plan.name, {field: "is not a file field"})
+        if field in self.policy.readonly_fields(actor, plan.entity):
+            raise ValidationError(plan.name, {field: "is read-only for you"})
+        return plan
+
     def assign(self, actor: Actor, entity: str, record_id: int, owner_id: int | None, *,
                version: int | None = None) -> Record:
         """Give a record to another owner (the ``assign`` action on the record)."""
@@ -626,6 +703,10 @@ class RecordService:
                 return self._record(plan, old, hidden)
             self._bump(conn, plan, record_id, version=int(old["version"]), now=now,
                        columns={"owner_id": owner_id})
+            refused = scope_checks.assign_error(conn, self.policy, actor, plan,
+                                                record_id=record_id, owner_id=owner_id)
+            if refused is not None:  # the record as given away is outside the assign scope
+                raise ValidationError(plan.name, {"owner_id": refused})
             if plan.activity:
                 self._log(conn, plan, record_id, feed.ASSIGN, actor, now,
                           [{"field": "owner_id", "old": old.get("owner_id"), "new": owner_id}])

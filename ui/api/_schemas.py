@@ -149,11 +149,18 @@ def value_schema(field: Field, *, write: bool) -> Schema:
         return {"type": "object",
                 "additionalProperties": {"type": ["string", "number", "null"]}}
     if t is FieldType.FILE:
-        file: Schema = {"type": "object", "required": ["name"], "properties": {
+        if write:  # the server issued the storage key: a write names the upload only
+            return {"type": "object", "required": ["upload_id"], "additionalProperties": False,
+                    "description": f"Upload first (POST /{{entity}}/files/{field.name}), "
+                                   "then send the upload_id it returned.",
+                    "properties": {"upload_id": {"type": "string", "minLength": 1}}}
+        file: Schema = {"type": "object", "required": ["name", "url"],
+                        "additionalProperties": False, "properties": {
             "name": {"type": "string", "minLength": 1},
             "size": {"type": "integer", "minimum": 0,
                      **({"maximum": field.max_size} if field.max_size is not None else {})},
-            "content_type": {"type": "string"}}}
+            "content_type": {"type": "string"},
+            "url": {"type": "string", "description": "Download it here (read access needed)."}}}
         if field.accept:
             file["properties"]["content_type"]["x-accept"] = list(field.accept)
         return file

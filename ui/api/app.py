@@ -14,6 +14,7 @@ import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -25,6 +26,7 @@ from starlette.routing import Route
 from engine.actor import Actor
 from engine.permissions.scopes import CasbinAccessPolicy
 from engine.runtime import LiveRuntime, Runtime
+from ui.api import files
 from ui.api.auth import actor_for_token, bearer_token
 from ui.api.body import DEFAULT_MAX_BODY, read_json_object
 from ui.api.openapi import OpenApiCache
@@ -176,7 +178,8 @@ def record_activity(call: Call) -> Response:
     shown = entries[:query.limit]
     next_url = (str(call.request.url.include_query_params(before=shown[-1].id))
                 if len(entries) > query.limit else None)
-    return json_response({"items": [activity_entry(e) for e in shown], "next": next_url},
+    return json_response({"items": [activity_entry(e, files=call.writer.files) for e in shown],
+                          "next": next_url},
                          headers={"Link": f'<{next_url}>; rel="next"'} if next_url else None)
 
 
@@ -212,8 +215,14 @@ def _endpoint(live: LiveRuntime, handlers: Mapping[str, tuple[Handler, bool]], *
     return endpoint
 
 
-def build_api(live: LiveRuntime, *, max_body: int = DEFAULT_MAX_BODY) -> Starlette:
-    """The /api/v1 application over ``live`` (built with ``policy_factory=CasbinAccessPolicy``)."""
+def build_api(live: LiveRuntime, *, max_body: int = DEFAULT_MAX_BODY,
+              upload_dir: Path | None = None,
+              max_upload_bytes: int = 10 * 1024 * 1024) -> Starlette:
+    """The /api/v1 application over ``live`` (built with ``policy_factory=CasbinAccessPolicy``).
+
+    ``upload_dir``: where file fields keep their bytes (None refuses uploads);
+    ``max_upload_bytes``: the largest file an upload takes.
+    """
     if not isinstance(live.current().policy, CasbinAccessPolicy):
         # Refused up front: without the real policy every token would read every row.
         raise TypeError("the API needs a LiveRuntime built with "
@@ -228,6 +237,20 @@ def build_api(live: LiveRuntime, *, max_body: int = DEFAULT_MAX_BODY) -> Starlet
     def route(path: str, handlers: Mapping[str, tuple[Handler, bool]]) -> Route:
         return Route(path, _endpoint(live, handlers, max_body=max_body), methods=list(handlers))
 
+    async def upload(request: Request) -> Response:
+        token = bearer_token(request.headers.get("authorization"))
+        runtime, actor = await run_in_threadpool(_authenticate, live, token)
+        entity = request.path_params["entity"]
+        if entity not in runtime.registry.entities:
+            raise Problem(404, f"there is no entity {entity!r}")
+        body = await files.receive_upload(request, runtime, actor, entity,
+                                          upload_dir=upload_dir, max_bytes=max_upload_bytes)
+        return json_response(body, status=201)
+
+    def download(call: Call) -> Response:
+        return files.download(call.runtime, call.actor, call.entity, call.record_id,
+                              call.request.path_params["field"], upload_dir=upload_dir)
+
     routes = [
         Route("/openapi.json", openapi, methods=["GET"]),
         route("/{entity}", {"GET": (list_records, False), "POST": (create_record, True)}),
@@ -238,5 +261,7 @@ def build_api(live: LiveRuntime, *, max_body: int = DEFAULT_MAX_BODY) -> Starlet
         route("/{entity}/{record_id:id}/activity", {"GET": (record_activity, False)}),
         route("/{entity}/{record_id:id}/comments", {"POST": (comment_record, True)}),
         route("/{entity}/{record_id:id}/assign", {"POST": (assign_record, True)}),
+        Route("/{entity}/files/{field}", upload, methods=["POST"]),
+        route("/{entity}/{record_id:id}/files/{field}", {"GET": (download, False)}),
     ]
     return Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS)

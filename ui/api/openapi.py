@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from engine.metadata.model import Entity, Feature, Registry
+from engine.metadata.model import Entity, Feature, FieldType, Registry
 from engine.records.coerce import MAX_ID
 from engine.records.query import DEFAULT_LIMIT, MAX_LIMIT, Op
 from engine.runtime import Runtime
@@ -34,7 +34,8 @@ ERRORS = {
     "Forbidden": (403, "Your roles do not allow this action on this entity or record."),
     "NotFound": (404, "No such record, or one you may not see."),
     "Conflict": (409, ("A stale version (``current_version`` says the record's), a "
-                      "duplicate unique value (``existing_id`` names the record), or a stage "
+                      "duplicate unique value (``existing_id`` names the record, left out when "
+                      "you may not read it), or a stage "
                       "move the pipeline refuses (``allowed`` lists the next stages).")),
     "PreconditionFailed": (412, "The If-Match version is stale (``current_version``)."),
     "PayloadTooLarge": (413, "The body is larger than the API reads."),
@@ -201,6 +202,9 @@ def _entity_paths(registry: Registry, entity: Entity, sortable: frozenset[str]) 
                                              "UnsupportedMediaType", "UnprocessableContent",
                                              "PreconditionRequired")}},
         }
+    for field in entity.fields:
+        if field.type is FieldType.FILE:
+            paths.update(_file_paths(name, field.name, tags, record_id))
     if entity.has(Feature.SOFT_DELETE):
         paths[f"/{name}/{{record_id}}/restore"] = {
             "parameters": [record_id],
@@ -211,6 +215,37 @@ def _entity_paths(registry: Registry, entity: Entity, sortable: frozenset[str]) 
                                    **_errors("Forbidden", "NotFound")}},
         }
     return paths
+
+
+def _file_paths(name: str, field: str, tags: list[str], record_id: Schema) -> Schema:
+    """Upload (an opaque ``upload_id`` for a create or update) and download through the record."""
+    upload: Schema = {
+        "type": "object", "required": ["upload_id", "name", "size", "content_type"],
+        "additionalProperties": False, "properties": {
+            "upload_id": {"type": "string",
+                          "description": f"Set {field} to {{\"upload_id\": ...}} in a create "
+                                         "or update; good once, for this field, for you."},
+            "name": {"type": "string"}, "size": {"type": "integer", "minimum": 0},
+            "content_type": {"type": "string"}}}
+    return {
+        f"/{name}/files/{field}": {"post": {
+            "operationId": f"upload_{name}_{field}", "tags": tags,
+            "summary": f"Upload a file for {name}.{field}",
+            "parameters": [{"name": "name", "in": "query", "schema": {"type": "string"},
+                            "description": "The file's name."}],
+            "requestBody": {"required": True, "content": {"*/*": {"schema": {
+                "type": "string", "format": "binary"}}}},
+            "responses": {"201": _json(upload, "Stored: write the upload_id to the field."),
+                          **_errors("Forbidden", "NotFound", "PayloadTooLarge",
+                                    "UnprocessableContent")}}},
+        f"/{name}/{{record_id}}/files/{field}": {"parameters": [record_id], "get": {
+            "operationId": f"download_{name}_{field}", "tags": tags,
+            "summary": f"Download {name}.{field} (needs read access to the record)",
+            "responses": {"200": {"description": "The file, as an attachment.",
+                                  "content": {"application/octet-stream": {"schema": {
+                                      "type": "string", "format": "binary"}}}},
+                          **_errors("NotFound")}}},
+    }
 
 
 def _page_schema(name: str) -> Schema:
@@ -233,7 +268,10 @@ def _shared_components() -> Schema:
             "errors": {"type": "object", "additionalProperties": {"type": "string"},
                        "description": "One message per field (422, 400, 409 duplicates)."},
             "current_version": {"type": ["integer", "null"]},
-            "existing_id": {"type": "integer"}, "key": {"type": "string"},
+            "existing_id": {"type": "integer",
+                            "description": "The record holding a duplicate key; left out "
+                                           "when you may not read it."},
+            "key": {"type": "string"},
             "from_stage": {"type": ["string", "null"]}, "to_stage": {"type": "string"},
             "allowed": {"type": "array", "items": {"type": "string"}}}}
     entry: Schema = {

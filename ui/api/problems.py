@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from engine.errors import (
+    HIDDEN_HOLDER,
     AuthenticationError,
     ConflictError,
     DuplicateError,
@@ -90,7 +91,8 @@ def _from_engine(request: Request, exc: TidepoolError) -> Response:
         return problem_response(
             request, 409, str(exc), kind="duplicate", existing_id=exc.existing_id,
             key=exc.key, errors={f: f"already used by {exc.entity} {exc.existing_id}"
-                                 for f in exc.fields})
+                                 if exc.existing_id is not None else
+                                 f"already {HIDDEN_HOLDER}" for f in exc.fields})
     if isinstance(exc, ConflictError):
         if getattr(request.state, "precondition", None) == "if-match":
             return problem_response(request, 412, str(exc), kind="stale-version",

@@ -12,10 +12,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from engine.metadata.model import Entity
+from engine.metadata.model import Entity, FieldType
 from engine.records.activity import ActivityEntry
 from engine.records.coerce import instant_json, json_writer
 from engine.records.record import Record
+from engine.records.uploads import public_value
+
+#: Where ui/app.py mounts the API: file values link to their download route under it.
+API_PATH = "/api/v1"
 
 
 def _instant(value: datetime) -> str:
@@ -36,10 +40,15 @@ class RecordWriter:
     """
 
     writers: dict[str, Callable[[Any], Any] | None]
+    #: File fields: shown as name, size, type and download URL, never the storage key.
+    files: frozenset[str] = frozenset()
+    entity: str = ""
 
     @classmethod
     def of(cls, entity: Entity) -> RecordWriter:
-        return cls({f.name: json_writer(f) for f in entity.fields})
+        return cls({f.name: json_writer(f) for f in entity.fields},
+                   frozenset(f.name for f in entity.fields if f.type is FieldType.FILE),
+                   entity.name)
 
     def record(self, record: Record) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -53,19 +62,32 @@ class RecordWriter:
                 out[name] = instant_json(value) if isinstance(value, datetime) else value
             else:
                 out[name] = writer(value)  # type: ignore[operator]
+        for name in self.files:
+            value = out.get(name)
+            if isinstance(value, dict):
+                out[name] = {**public_value(value),
+                             "url": f"{API_PATH}/{self.entity}/{record.id}/files/{name}"}
         return out
 
     def records(self, records: Iterable[Record]) -> list[dict[str, Any]]:
         return [self.record(r) for r in records]
 
 
-def activity_entry(entry: ActivityEntry) -> dict[str, Any]:
-    """One feed line; ``changes`` values are already JSON-safe (stored through ``to_json``)."""
+def _shown(field: str, value: Any, files: frozenset[str]) -> Any:
+    return public_value(value) if field in files and isinstance(value, dict) else value
+
+
+def activity_entry(entry: ActivityEntry, *, files: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """One feed line; ``changes`` values are already JSON-safe (stored through ``to_json``).
+
+    ``files``: the entity's file fields, whose storage keys the feed never shows.
+    """
     return {
         "id": entry.id,
         "kind": entry.kind,
         "actor_id": entry.actor_id,
         "at": _instant(entry.at),
-        "changes": [{"field": c.field, "old": c.old, "new": c.new} for c in entry.changes],
+        "changes": [{"field": c.field, "old": _shown(c.field, c.old, files),
+                     "new": _shown(c.field, c.new, files)} for c in entry.changes],
         "body": entry.body,
     }

@@ -8,9 +8,11 @@ mounted at /api/v1 as ui/app.py mounts it.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -74,6 +76,12 @@ class World:
         return self.client.patch(API + path, json=body,
                                  headers={**self.auth(login), **kw.pop("headers", {})}, **kw)
 
+    def upload(self, login: str, path: str, data: bytes, *, name: str,
+               content_type: str) -> Any:
+        """POST raw file bytes to an upload route (``/follow_up/files/attachment``)."""
+        return self.client.post(API + path, content=data, params={"name": name},
+                                headers={**self.auth(login), "Content-Type": content_type})
+
     def delete(self, login: str, path: str, **kw: Any) -> Any:
         return self.client.delete(API + path,
                                   headers={**self.auth(login), **kw.pop("headers", {})}, **kw)
@@ -122,13 +130,16 @@ def open_world(url: str) -> Iterator[World]:
     engine, registry, users, tokens, token_ids = seed(url)
     # check_interval=0: every request sees a metadata change made by another process.
     live = LiveRuntime(url, engine=engine, policy_factory=CasbinAccessPolicy, check_interval=0)
-    outer = Starlette(routes=[Mount(API, app=build_api(live, max_body=64_000))])
+    uploads = tempfile.TemporaryDirectory()
+    outer = Starlette(routes=[Mount(API, app=build_api(
+        live, max_body=64_000, upload_dir=Path(uploads.name), max_upload_bytes=64_000))])
     try:
         with TestClient(outer, base_url="https://crm.test") as client:
             yield World(url=url, engine=engine, registry=registry, live=live, client=client,
                         users=users, tokens=tokens, token_ids=token_ids)
     finally:
         live.dispose()
+        uploads.cleanup()
 
 
 @pytest.fixture

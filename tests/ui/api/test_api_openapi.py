@@ -12,7 +12,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 
-from engine.metadata.model import Feature
+from engine.metadata.model import Feature, FieldType
 from tests.conftest import REPO_ROOT
 from tests.ui.api.conftest import API, CRM, World
 
@@ -64,6 +64,9 @@ def test_every_entity_and_operation_appears_and_is_routed(sqlite_world: World) -
             expected.add(f"comment_{name}")
         if entity.has(Feature.OWNED):
             expected.add(f"assign_{name}")
+        for f in entity.fields:
+            if f.type is FieldType.FILE:
+                expected |= {f"upload_{name}_{f.name}", f"download_{name}_{f.name}"}
         for suffix in ("", ".create", ".update", ".page"):
             assert name + suffix in doc["components"]["schemas"]
     found = {op["operationId"] for path in doc["paths"].values()
@@ -127,10 +130,13 @@ def test_real_bodies_validate_against_their_components(world: World) -> None:
     bodies["opportunity"] = {"name": "Big deal", "customer": customer["id"],
                              "amount": {"amount": "150000", "currency": "CNY"},
                              "expected_close": "2026-12-31", "probability": 40, "owner_id": rep1}
+    photo = world.upload("admin", "/follow_up/files/attachment", b"\xff\xd8" + b"0" * 1022,
+                         name="photo.jpg", content_type="image/jpeg")
+    assert photo.status_code == 201, photo.text
     bodies["follow_up"] = {"kind": "visit", "content": "on site", "customer": customer["id"],
                            "happened_at": "2026-03-01T10:00:00Z", "check_in": [30.2, 120.1],
-                           "attachment": {"name": "photo.jpg", "size": 1024,
-                                          "content_type": "image/jpeg"}, "owner_id": rep1}
+                           "attachment": {"upload_id": photo.json()["upload_id"]},
+                           "owner_id": rep1}
     for entity, body in bodies.items():
         if entity != "customer":
             created = world.create("admin", entity, body)

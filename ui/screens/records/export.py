@@ -3,8 +3,10 @@
 Rows come from ``RecordService.list(action="export")`` page by page, so an
 export holds exactly the rows the actor may export -- never another rep's
 private rows -- and at most ``EXPORT_CAP`` of them. Cells are the texts the
-screen shows (option labels, names). A cell that a spreadsheet would run as a
-formula (starting with = + - @ or a control character) is written as text.
+screen shows (option labels, names). A header or cell that a spreadsheet would
+run as a formula (starting with = + - @, a tab or a carriage return, or the
+full-width ＝ ＋ － ＠ that Excel also reads as formula signs) is written as text,
+behind a leading apostrophe. Headers too: their labels are admin-defined text.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from engine.runtime import Runtime
 from ui.screens.records.display import Names, display, resolve_names, system_display, system_label
 
 EXPORT_CAP = 10_000
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n",
+                  "\uff1d", "\uff0b", "\uff0d", "\uff20")
 
 
 def export_records(runtime: Runtime, actor: Actor, entity: Entity,
@@ -43,6 +46,7 @@ def export_records(runtime: Runtime, actor: Actor, entity: Entity,
 
 
 def safe_cell(text: str) -> str:
+    """The text as a spreadsheet shows it, never run: formula starters get an apostrophe."""
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 
@@ -63,7 +67,7 @@ def to_csv(runtime: Runtime, actor: Actor, entity: Entity, fields: Sequence[Fiel
     header, body = _table(runtime, actor, entity, fields, records, locale)
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(header)
+    writer.writerow([safe_cell(c) for c in header])
     writer.writerows([safe_cell(c) for c in row] for row in body)
     return ("\ufeff" + out.getvalue()).encode()  # the BOM makes Excel read UTF-8 (Chinese)
 
@@ -73,7 +77,7 @@ def to_xlsx(runtime: Runtime, actor: Actor, entity: Entity, fields: Sequence[Fie
     header, body = _table(runtime, actor, entity, fields, records, locale)
     book = Workbook(write_only=True)
     sheet = book.create_sheet(title=entity.name[:31])
-    sheet.append(header)
+    sheet.append([safe_cell(c) for c in header])
     for row in body:
         sheet.append([safe_cell(c) for c in row])
     out = io.BytesIO()

@@ -45,6 +45,8 @@ def _value(entity: Entity, name: str, value: Any, locale: str, names: Names,
     try:
         return display(f, coerce(f, value), locale, names)
     except CoercionError:  # the field changed type since: show what was written
+        if isinstance(value, dict):  # ...but never a file's storage key
+            value = {k: v for k, v in value.items() if k != "key"}
         return "" if value is None else str(value)
 
 

@@ -38,7 +38,17 @@ from ui.screens.records.widgets import (
 REFERENCE_CHOICES = 20
 #: The records service's fixed per-field messages, translated when shown.
 ENGINE_MESSAGES = (N_("is required"), N_("is read-only for you"), N_("is set by the system"),
-                   N_("is numbered automatically"))
+                   N_("is numbered automatically"),
+                   # engine/records/_scope_checks.py: the owner a write names
+                   N_("only you may own the records you create: giving one to someone else "
+                      "needs the assign permission"),
+                   N_("you may not give records to this owner"),
+                   N_("you may not create records you own here"),
+                   N_("you may not leave this record without an owner"),
+                   N_("already exists (held by a record you cannot see)"),
+                   # engine/records/uploads.py: a file value that is not a fresh upload
+                   N_("no upload with this upload_id for this field: upload the file first"),
+                   N_("a file is set by uploading it: send the upload_id the upload returned"))
 
 
 @dataclass(frozen=True)
@@ -118,9 +128,12 @@ def form_view(ui: UIContext, request: Request, runtime: Runtime, actor: Actor, e
                     multipart=any(w.kind == "file" for w in widgets))
 
 
-def _uploads(ui: UIContext, entity: Entity, fields: list[Field], readonly: frozenset[str],
-             form: FormData, payload: dict[str, str], errors: dict[str, str]) -> list[dict[str, Any]]:
-    """Store uploaded files into ``payload``; returns what was stored (to discard on failure)."""
+def _uploads(ui: UIContext, runtime: Runtime, actor: Actor, entity: Entity, fields: list[Field],
+             readonly: frozenset[str], form: FormData, payload: dict[str, str],
+             errors: dict[str, str]) -> list[dict[str, Any]]:
+    """Store uploaded files and put their upload ids in ``payload``; returns what was stored
+    (to discard on failure). The storage key never leaves the server: the records
+    service swaps the upload id for it (engine/records/uploads.py)."""
     stored = []
     for f in fields:
         if f.type is not FieldType.FILE or f.name in readonly:
@@ -136,7 +149,10 @@ def _uploads(ui: UIContext, entity: Entity, fields: list[Field], readonly: froze
                 errors[f.name] = str(exc)
                 continue
             stored.append(value)
-            payload[f.name] = json.dumps(value)
+            token = runtime.records.register_upload(
+                actor, entity.name, f.name, storage_key=value["key"], name=value["name"],
+                size=value["size"], content_type=value["content_type"])
+            payload[f.name] = json.dumps({"upload_id": token})
         elif form.get(f"{f.name}.remove") == "1":
             payload[f.name] = ""
     return stored
@@ -145,6 +161,8 @@ def _uploads(ui: UIContext, entity: Entity, fields: list[Field], readonly: froze
 def _field_errors(exc: ValidationError | DuplicateError) -> dict[str, str]:
     if isinstance(exc, ValidationError):
         return exc.field_errors
+    if exc.existing_id is None:  # held by a record the user may not know about
+        return {exc.fields[0]: "already exists (held by a record you cannot see)"}
     return {exc.fields[0]: f"already exists (#{exc.existing_id})"}
 
 
@@ -166,7 +184,7 @@ def routes(ui: UIContext) -> list[BaseRoute]:
         payload, posted = changed_payload([f for f in fields if f.name not in readonly], form,
                                           None)
         errors: dict[str, str] = {}
-        stored = _uploads(ui, entity, fields, readonly, form, payload, errors)
+        stored = _uploads(ui, runtime, actor, entity, fields, readonly, form, payload, errors)
         try:
             if errors:
                 raise ValidationError(entity.name, errors)
@@ -200,7 +218,7 @@ def routes(ui: UIContext) -> list[BaseRoute]:
         payload, posted = changed_payload([f for f in fields if f.name not in readonly], form,
                                           record)
         errors: dict[str, str] = {}
-        stored = _uploads(ui, entity, fields, readonly, form, payload, errors)
+        stored = _uploads(ui, runtime, actor, entity, fields, readonly, form, payload, errors)
         try:
             if errors:
                 raise ValidationError(entity.name, errors)

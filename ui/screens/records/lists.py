@@ -16,7 +16,9 @@ from starlette.routing import BaseRoute, Route
 from engine.actor import Actor
 from engine.errors import NotFoundError, QueryError
 from engine.metadata.model import Entity
+from engine.permissions.assignable import assignable_owners
 from engine.permissions.directory import search_people
+from engine.permissions.scopes import CasbinAccessPolicy
 from engine.records.query import Filter, ListQuery
 from engine.records.saved_views import SavedViews
 from engine.runtime import Runtime
@@ -85,10 +87,20 @@ def build_list(ui: UIContext, request: Request, runtime: Runtime, actor: Actor, 
         can_delete=can["delete"], can_export=can["export"],
         bulk_fields=[Choice(f.name, f.label.get(locale)) for f in fields
                      if f.name not in readonly and f.type.value != "auto_number"],
-        people=people_choices(search_people(runtime.engine, limit=200)) if can["assign"] else [],
+        people=_assignable_people(runtime, actor, entity) if can["assign"] else [],
         export_csv=f"/e/{entity.name}/export.csv" + (f"?{query}" if query else ""),
         export_xlsx=f"/e/{entity.name}/export.xlsx" + (f"?{query}" if query else ""),
         notice=notice)
+
+
+def _assignable_people(runtime: Runtime, actor: Actor, entity: Entity) -> list[Choice]:
+    """The bulk-assign picker: only owners the records service will accept."""
+    people = search_people(runtime.engine, limit=200)
+    if isinstance(runtime.policy, CasbinAccessPolicy):
+        allowed = assignable_owners(runtime.policy, actor, entity.name)
+        if allowed is not None:
+            people = [p for p in people if p.id in allowed]
+    return people_choices(people)
 
 
 def _selected_ids(form: FormData) -> list[int]:
