@@ -151,8 +151,10 @@ def test_deleting_a_parent_removes_what_named_it_and_its_cascaded_children(
         with pytest.raises(NotFoundError):
             service.get(SYSTEM, "workitem", rec.id)
         assert set(_pointing_at(db_engine, "workitem", rec.id).values()) == {0}
-    assert _pointing_at(db_engine, "project", project.id) == {
-        "tp_activity": 1, "tp_share": 0, "tp_stage_history": 0}   # the delete's audit entry
+    left = _pointing_at(db_engine, "project", project.id)
+    assert left.pop("tp_activity") == 1   # the delete's audit entry
+    assert {"tp_share", "tp_stage_history"} <= left.keys()
+    assert set(left.values()) == {0}, left   # every other table naming the record
     untouched = _pointing_at(db_engine, "workitem", other.id)
     assert untouched["tp_share"] == 1 and untouched["tp_stage_history"] == 1
 
