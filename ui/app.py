@@ -188,7 +188,8 @@ def create_app(live: LiveRuntime, *, secret_key: bytes, upload_dir: Path | None 
         routes=routes, exception_handlers=_error_handlers(ui),
         middleware=[
             Middleware(SecurityHeadersMiddleware),
-            Middleware(SessionMiddleware, codec=ui.codec, https=https),
+            Middleware(SessionMiddleware, codec=ui.codec, https=https,
+                       exempt_prefixes=(API_PREFIX + "/",)),
             Middleware(CSRFMiddleware, secret=secret_key, max_body=max_upload_bytes + 65536,
                        exempt_prefixes=(API_PREFIX + "/",)),
         ])

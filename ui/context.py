@@ -26,7 +26,8 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from engine.actor import Actor
 from engine.errors import ForbiddenError
 from engine.metadata.model import SUPPORTED_LOCALES, Entity
-from engine.permissions.identity import User, get_user, session_is_valid
+from engine.permissions.identity import User
+from engine.permissions.versions import one_read_per_request
 from engine.records.record import Record
 from engine.runtime import LiveRuntime, Runtime
 from ui import i18n
@@ -174,7 +175,7 @@ class UIContext:
             if request.method not in SAFE_METHODS:
                 form = await request.form(max_files=20, max_fields=2000)
             try:
-                return await run_in_threadpool(handler, request, form)
+                return await run_in_threadpool(_once, handler, request, form)
             finally:
                 if form is not None:
                     await form.close()
@@ -198,9 +199,10 @@ class UIContext:
         session = self.session(request)
         user = None
         if session.user_id is not None:
-            with self.runtime().engine.connect() as conn:
-                if session_is_valid(conn, session.user_id, session.epoch):
-                    user = get_user(conn, session.user_id)
+            # From the process's credential cache: no database work for a session
+            # checked within the last minute, unless a sign-out, password change or
+            # deactivation moved the credentials stamp since.
+            user = self.live.credentials.session_user(session.user_id, session.epoch)
         request.state.tp_user = user
         return user
 
@@ -342,6 +344,11 @@ class UIContext:
         chosen = i18n.supported(request.query_params.get(i18n.LANG_PARAM))
         if chosen and chosen != request.cookies.get(i18n.LANG_COOKIE):
             self.set_locale_cookie(request, response, chosen)
+
+
+def _once(handler: Handler, request: Request, form: FormData | None) -> Response:
+    with one_read_per_request():  # the caches' stamp checks share one statement
+        return handler(request, form)
 
 
 def _with_param(request: Request, name: str, value: str) -> str:

@@ -148,6 +148,7 @@ def update_profile(
     get_user(conn, user_id)
     if values:
         conn.execute(update(t.user).where(t.user.c.id == user_id).values(**values))
+        versions.credentials_changed(conn)  # cached sessions carry the name and locale
     return get_user(conn, user_id)
 
 
@@ -161,6 +162,7 @@ def set_password(conn: Connection, user_id: int, password: str) -> User:
             failed_logins=0, locked_until=None,
         )
     )
+    versions.credentials_changed(conn)
     return get_user(conn, user_id)
 
 
@@ -169,6 +171,7 @@ def end_sessions(conn: Connection, user_id: int) -> User:
     get_user(conn, user_id)
     conn.execute(update(t.user).where(t.user.c.id == user_id)
                  .values(session_epoch=t.user.c.session_epoch + 1))
+    versions.credentials_changed(conn)
     return get_user(conn, user_id)
 
 
@@ -179,6 +182,7 @@ def deactivate_user(conn: Connection, user_id: int) -> User:
                  .values(active=False, session_epoch=t.user.c.session_epoch + 1))
     # Grants of an inactive user vanish from the policy index: reload everywhere.
     versions.bump(conn, versions.POLICY)
+    versions.credentials_changed(conn)  # cached token and session checks end everywhere
     return get_user(conn, user_id)
 
 
@@ -187,6 +191,7 @@ def reactivate_user(conn: Connection, user_id: int) -> User:
     conn.execute(update(t.user).where(t.user.c.id == user_id)
                  .values(active=True, failed_logins=0, locked_until=None))
     versions.bump(conn, versions.POLICY)
+    versions.credentials_changed(conn)
     return get_user(conn, user_id)
 
 

@@ -178,13 +178,14 @@ class PolicyCache:
     def refresh(self) -> PolicyState:
         """Read the stamps now and rebuild if either moved."""
         with self._lock:
-            with self.engine.connect() as conn:
-                stamps = versions.current_all(conn)
-                state = self._state
-                if (state is None or state.policy_version != stamps.get(versions.POLICY, 0)
-                        or state.org_version != stamps.get(versions.ORG, 0)):
+            stamps = versions.stamps(self.engine)  # one statement, shared within a request
+            state = self._state
+            if (state is None or state.policy_version != stamps.get(versions.POLICY, 0)
+                    or state.org_version != stamps.get(versions.ORG, 0)):
+                with self.engine.connect() as conn:
+                    stamps = versions.current_all(conn)  # read with the state it loads
                     state = load_state(conn, org_cache=self._org_cache, stamps=stamps)
-                    self._state = state
-                    self.reloads += 1
+                self._state = state
+                self.reloads += 1
             self._checked_at = self._monotonic()
             return state

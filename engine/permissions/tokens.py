@@ -15,6 +15,7 @@ from sqlalchemy import Connection, insert, select, update
 
 from engine.errors import AuthenticationError, NotFoundError, ValidationError
 from engine.permissions import _tables as t
+from engine.permissions import versions
 from engine.permissions._clock import as_utc, utcnow
 from engine.permissions.identity import User, get_user
 
@@ -80,6 +81,7 @@ def revoke_token(conn: Connection, token_id: int) -> None:
     conn.execute(update(t.api_token)
                  .where(t.api_token.c.id == token_id, t.api_token.c.revoked_at.is_(None))
                  .values(revoked_at=utcnow()))
+    versions.credentials_changed(conn)  # cached token checks end in every process
 
 
 #: ``last_used_at`` is refreshed at most this often: recording every request would
@@ -94,6 +96,7 @@ class TokenCheck:
     user: User
     token_id: int
     needs_touch: bool
+    expires_at: dt.datetime | None = None  # lets a cached check expire on time
 
 
 def check_token(conn: Connection, plaintext: str, *, now: dt.datetime | None = None
@@ -119,7 +122,7 @@ def check_token(conn: Connection, plaintext: str, *, now: dt.datetime | None = N
         raise AuthenticationError("inactive", "this account is deactivated")
     last_used = as_utc(row.last_used_at)
     stale = last_used is None or now - last_used >= LAST_USED_RESOLUTION
-    return TokenCheck(user=user, token_id=int(row.id), needs_touch=stale)
+    return TokenCheck(user=user, token_id=int(row.id), needs_touch=stale, expires_at=expires_at)
 
 
 def touch_token(conn: Connection, token_id: int, *, now: dt.datetime | None = None) -> None:

@@ -8,13 +8,28 @@ row per request is how every process learns it must reload.
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, insert, select, update
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+from sqlalchemy import Connection, Engine, func, insert, literal, select, union_all, update
 
 from engine.permissions import _tables as t
 from engine.permissions._clock import utcnow
+from engine.storage.applied import METADATA_VERSION_TABLE, SYSTEM_TABLES
 
 POLICY = "policy"  # roles, role bindings (casbin_rule)
 ORG = "org"        # departments, users' departments and levels
+#: Who a token or a session belongs to: token revocation, deactivation, reactivation,
+#: password changes, ended sessions and profile edits (``credentials.CredentialCache``).
+CREDENTIALS = "credentials"
+#: Not a row of ``tp_policy_version``: the newest applied ``tp_metadata_version`` id,
+#: read by ``stamps`` in the same statement (``LiveRuntime`` reloads when it moves).
+METADATA = "metadata"
+
+#: Per request (``one_read_per_request``): the stamps already read, by engine.
+_request_stamps: ContextVar[dict[int, dict[str, int]] | None] = ContextVar(
+    "tidepool_request_stamps", default=None)
 
 
 def current(conn: Connection, name: str) -> int:
@@ -42,3 +57,50 @@ def bump(conn: Connection, name: str) -> int:
     if done.rowcount == 0:
         conn.execute(insert(t.policy_version).values(name=name, version=1, changed_at=now))
     return current(conn, name)
+
+
+def credentials_changed(conn: Connection) -> int:
+    """Tell every process that a token or a user's sign-in state changed.
+
+    Call it in the transaction that revokes a token, deactivates or reactivates a
+    user, changes a password or ends sessions: each process's ``CredentialCache``
+    reads this stamp at most every ``check_interval`` (0.5 s) and drops what it
+    cached when it moved, so the change holds in every worker within a second.
+    """
+    return bump(conn, CREDENTIALS)
+
+
+def stamps(engine: Engine) -> dict[str, int]:
+    """Every stamp and the applied metadata version, in one statement.
+
+    Inside ``one_read_per_request`` the first call reads and the others reuse it:
+    the metadata, policy and credential caches each check their stamp on their
+    own interval, and when several come due in the same request they share one
+    statement instead of running three (issue 13: a list page is its query plus
+    at most one more).
+    """
+    shared = _request_stamps.get()
+    if shared is not None:
+        found = shared.get(id(engine))
+        if found is not None:
+            return found
+    meta = SYSTEM_TABLES[METADATA_VERSION_TABLE]
+    statement = union_all(
+        select(t.policy_version.c.name, t.policy_version.c.version),
+        select(literal(METADATA), func.coalesce(func.max(meta.c.id), 0)),
+    )
+    with engine.connect() as conn:
+        found = {str(name): int(version or 0) for name, version in conn.execute(statement)}
+    if shared is not None:
+        shared[id(engine)] = found
+    return found
+
+
+@contextmanager
+def one_read_per_request() -> Iterator[None]:
+    """Within the block, ``stamps`` reads the database at most once per engine."""
+    token = _request_stamps.set({})
+    try:
+        yield
+    finally:
+        _request_stamps.reset(token)

@@ -12,6 +12,14 @@ from sqlalchemy import Connection, Engine, create_engine, event
 
 DEFAULT_DATABASE_URL = "sqlite:///tidepool.db"
 DATABASE_URL_ENV = "TIDEPOOL_DATABASE_URL"
+#: Connections each process keeps open, and how many more it may open under a burst
+#: (docs/scaling.md: a PostgreSQL server needs workers x (size + overflow) connections).
+POOL_SIZE_ENV = "TIDEPOOL_DB_POOL_SIZE"
+MAX_OVERFLOW_ENV = "TIDEPOOL_DB_MAX_OVERFLOW"
+#: PostgreSQL only: a statement running longer is cancelled (milliseconds; unset = none).
+STATEMENT_TIMEOUT_ENV = "TIDEPOOL_STATEMENT_TIMEOUT_MS"
+DEFAULT_POOL_SIZE = 10
+DEFAULT_MAX_OVERFLOW = 20
 
 
 def database_url(explicit: str | None = None) -> str:
@@ -24,6 +32,20 @@ def normalise_url(url: str) -> str:
     if url.startswith(("postgresql://", "postgres://")):
         return "postgresql+psycopg://" + url.split("://", 1)[1]
     return url
+
+
+def _env_int(name: str, default: int) -> int:
+    """A non-negative integer setting from the environment; a bad value is an error."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number, not {raw!r}") from None
+    if value < 0:
+        raise ValueError(f"{name} must not be negative")
+    return value
 
 
 def _json_dumps(value: Any) -> str:
@@ -44,11 +66,21 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     # faster than the standard library (bench/bench_records.py).
     kwargs.setdefault("json_serializer", _json_dumps)
     kwargs.setdefault("json_deserializer", orjson.loads)
+    in_memory = ":memory:" in url or "mode=memory" in url or url.rstrip("/") == "sqlite:"
+    if not in_memory and "poolclass" not in kwargs:
+        # SQLAlchemy's default (5 + 10) made a server with 8 clients open and close
+        # connections all the time; one request holds one connection (issue 13).
+        kwargs.setdefault("pool_size", _env_int(POOL_SIZE_ENV, DEFAULT_POOL_SIZE))
+        kwargs.setdefault("max_overflow", _env_int(MAX_OVERFLOW_ENV, DEFAULT_MAX_OVERFLOW))
     if not url.startswith("sqlite"):
         # Sessions in UTC: instants come back aware in UTC on both databases, so
         # readers need no per-value conversion.
         connect_args = kwargs.pop("connect_args", {})
-        connect_args.setdefault("options", "-c timezone=UTC")
+        options = "-c timezone=UTC"
+        timeout = _env_int(STATEMENT_TIMEOUT_ENV, 0)
+        if timeout > 0:
+            options += f" -c statement_timeout={timeout}"
+        connect_args.setdefault("options", options)
         return create_engine(url, connect_args=connect_args, **kwargs)
     engine = create_engine(url, **kwargs)
 
