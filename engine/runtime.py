@@ -95,13 +95,17 @@ class LiveRuntime:
     def current(self) -> Runtime:
         if self._monotonic() - self._checked_at < self.check_interval:
             return self._runtime
-        return self.refresh()
+        return self._check(fresh=False)
 
     def refresh(self) -> Runtime:
+        """Read the metadata stamp now (e.g. right after a change) and reload if it moved."""
+        return self._check(fresh=True)
+
+    def _check(self, *, fresh: bool) -> Runtime:
         with self._lock:
             # One statement for every stamp (shared with the policy and credential caches
             # within a request: ``versions.one_read_per_request``).
-            version = versions.stamps(self.engine).get(versions.METADATA) or None
+            version = versions.stamps(self.engine, fresh=fresh).get(versions.METADATA) or None
             self._checked_at = self._monotonic()
             if version != self._runtime.version:
                 self._runtime = open_runtime(self.url, engine=self.engine,

@@ -173,12 +173,16 @@ class PolicyCache:
         state = self._state
         if state is not None and now - self._checked_at < self.check_interval:
             return state
-        return self.refresh()
+        return self._check(fresh=False)
 
     def refresh(self) -> PolicyState:
         """Read the stamps now and rebuild if either moved."""
+        return self._check(fresh=True)
+
+    def _check(self, *, fresh: bool) -> PolicyState:
         with self._lock:
-            stamps = versions.stamps(self.engine)  # one statement, shared within a request
+            # One statement, shared within a request unless ``fresh``.
+            stamps = versions.stamps(self.engine, fresh=fresh)
             state = self._state
             if (state is None or state.policy_version != stamps.get(versions.POLICY, 0)
                     or state.org_version != stamps.get(versions.ORG, 0)):

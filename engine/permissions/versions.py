@@ -70,17 +70,18 @@ def credentials_changed(conn: Connection) -> int:
     return bump(conn, CREDENTIALS)
 
 
-def stamps(engine: Engine) -> dict[str, int]:
+def stamps(engine: Engine, *, fresh: bool = False) -> dict[str, int]:
     """Every stamp and the applied metadata version, in one statement.
 
     Inside ``one_read_per_request`` the first call reads and the others reuse it:
     the metadata, policy and credential caches each check their stamp on their
     own interval, and when several come due in the same request they share one
     statement instead of running three (issue 13: a list page is its query plus
-    at most one more).
+    at most one more). ``fresh=True`` reads anyway: a forced refresh right after a
+    change made in this request.
     """
     shared = _request_stamps.get()
-    if shared is not None:
+    if shared is not None and not fresh:
         found = shared.get(id(engine))
         if found is not None:
             return found
