@@ -28,6 +28,7 @@ from engine.permissions.versions import one_read_per_request
 from engine.runtime import LiveRuntime, Runtime
 from ui.api.auth import actor_for_token, bearer_token
 from ui.api.body import DEFAULT_MAX_BODY, read_json_object
+from ui.api.bulk import MAX_BULK_BODY, bulk_create
 from ui.api.openapi import OpenApiCache
 from ui.api.params import (
     activity_query,
@@ -236,12 +237,16 @@ def build_api(live: LiveRuntime, *, max_body: int = DEFAULT_MAX_BODY) -> Starlet
         runtime, _ = await run_in_threadpool(_authenticate, live, token)
         return json_response(documents.get(runtime))
 
-    def route(path: str, handlers: Mapping[str, tuple[Handler, bool]]) -> Route:
-        return Route(path, _endpoint(live, handlers, max_body=max_body), methods=list(handlers))
+    def route(path: str, handlers: Mapping[str, tuple[Handler, bool]], *,
+              body_limit: int | None = None) -> Route:
+        return Route(path, _endpoint(live, handlers, max_body=body_limit or max_body),
+                     methods=list(handlers))
 
     routes = [
         Route("/openapi.json", openapi, methods=["GET"]),
         route("/{entity}", {"GET": (list_records, False), "POST": (create_record, True)}),
+        route("/{entity}/bulk", {"POST": (bulk_create, True)},
+              body_limit=max(max_body, MAX_BULK_BODY)),
         route("/{entity}/{record_id:int}", {"GET": (get_record, False),
                                            "PATCH": (update_record, True),
                                            "DELETE": (delete_record, False)}),
