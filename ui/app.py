@@ -179,10 +179,13 @@ def create_app(live: LiveRuntime, *, secret_key: bytes, upload_dir: Path | None 
     settings = UISettings(secret_key=secret_key, upload_dir=upload_dir,
                           max_upload_bytes=max_upload_bytes, https=https, banner=banner)
     ui = UIContext(live, settings)
-    routes = _screen_routes(ui, SCREEN_MODULES if screen_modules is None else screen_modules)
+    routes: list[BaseRoute] = []
     api = _optional_module(api_module) if api_module else None
     if api is not None:
+        # First: an API request otherwise tried every screen route's pattern before
+        # reaching the mount (about 50 regex matches, a tenth of a point read's CPU).
         routes.append(Mount(API_PREFIX, app=api.build_api(live), name="api"))
+    routes += _screen_routes(ui, SCREEN_MODULES if screen_modules is None else screen_modules)
     routes.append(Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"))
     app = Starlette(
         routes=routes, exception_handlers=_error_handlers(ui),
