@@ -167,6 +167,7 @@ class PolicyCache:
         self._org_cache = OrgCache()
         self._lock = threading.Lock()
         self.reloads = 0  # how many times the state was rebuilt (observable in tests)
+        self.stamps: dict[str, int] = {}  # as last read (the share stamp is read from here)
 
     def state(self) -> PolicyState:
         now = self._monotonic()
@@ -183,6 +184,7 @@ class PolicyCache:
         with self._lock:
             # One statement, shared within a request unless ``fresh``.
             stamps = versions.stamps(self.engine, fresh=fresh)
+            self.stamps = stamps
             state = self._state
             if (state is None or state.policy_version != stamps.get(versions.POLICY, 0)
                     or state.org_version != stamps.get(versions.ORG, 0)):

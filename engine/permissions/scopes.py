@@ -66,6 +66,7 @@ from engine.actor import Actor
 from engine.errors import ForbiddenError
 from engine.metadata.model import Entity, Registry
 from engine.permissions import _tables as t
+from engine.permissions import versions
 from engine.permissions._branch import Branch, Explanation
 from engine.permissions._clock import utcnow
 from engine.permissions._owners import owner_arms
@@ -93,7 +94,8 @@ class CasbinAccessPolicy:
         self._clock = clock
         self._dialect = engine.dialect.name
         self._memo: dict[tuple[object, ...], list[Branch]] = {}
-        self._memo_for: tuple[PolicyState, Registry] | None = None
+        self._memo_for: tuple[PolicyState, Registry, tuple[int, int]] | None = None
+        self._has_shares: dict[tuple[int, str], bool] = {}
 
     def set_registry(self, registry: Registry) -> None:
         """Swap in a new registry after a metadata change (pools, fields, rules come from it)."""
@@ -171,9 +173,11 @@ class CasbinAccessPolicy:
     def branches(self, user_id: int, entity: Entity, table: Table, action: str) -> list[Branch]:
         """The compiled branches for one (user, entity, action), redundant ones dropped."""
         state = self.state()
+        shares = (self.cache.stamps.get(versions.SHARES, 0), versions.local_bumps(versions.SHARES))
         if self._memo_for is None or self._memo_for[0] is not state \
-                or self._memo_for[1] is not self.registry:
-            self._memo, self._memo_for = {}, (state, self.registry)
+                or self._memo_for[1] is not self.registry or self._memo_for[2] != shares:
+            self._memo, self._memo_for = {}, (state, self.registry, shares)
+            self._has_shares = {}
         key = (user_id, entity.name, table, action)
         found = self._memo.get(key)
         if found is None:
@@ -202,7 +206,8 @@ class CasbinAccessPolicy:
                 branch = Branch(old.key, old.clause, old.grants + branch.grants, old.description,
                                 old.arms)
             compiled[branch.key] = branch
-        if action in SHARE_ACTIONS["write"] and ("shared",) not in compiled:
+        if action in SHARE_ACTIONS["write"] and ("shared",) not in compiled \
+                and self._may_have_shares(state, user_id, entity):
             compiled[("shared",)] = self._shared(state, user_id, entity, table, action,
                                                  SHARED_GRANT)
         for rule in rule_branches(self.registry, roles=state.index.roles_of(user_id),
@@ -293,8 +298,33 @@ class CasbinAccessPolicy:
                           and_(table.c.pool_id.in_(names), table.c.owner_id.is_(None)), (grant,),
                           f"it is unowned in pool {', '.join(names)} which you work")
         if scope == "shared":
+            if not self._may_have_shares(state, user_id, entity):
+                return None
             return self._shared(state, user_id, entity, table, action, grant)
         return None
+
+    def _may_have_shares(self, state: PolicyState, user_id: int, entity: Entity) -> bool:
+        """Whether any share of ``entity`` names the user or one of their departments.
+
+        Without one, the "shared with me" arm is left out: a scope ``own`` then runs
+        as one indexed keyset query instead of a two-arm UNION (issue 13). Checked
+        once per user and entity until the share stamp moves (a new share anywhere:
+        other processes see it at their next stamp read, this one at once); expired
+        shares still count, and the arm's own SQL decides what they show.
+        """
+        key = (user_id, entity.name)
+        found = self._has_shares.get(key)
+        if found is None:
+            dept = state.org.department_of(user_id)
+            named = [t.share.c.user_id == user_id]
+            if dept is not None and dept.ancestor_ids:
+                named.append(t.share.c.department_id.in_(dept.ancestor_ids))
+            with self.cache.engine.connect() as conn:
+                found = any(conn.execute(select(t.share.c.id).where(
+                    t.share.c.entity == entity.name, grantee).limit(1)).first() is not None
+                    for grantee in named)
+            self._has_shares[key] = found
+        return found
 
     def _anchor(self, state: PolicyState, user_id: int, grant: Grant) -> Department | None:
         if grant.domain.startswith("dept:"):

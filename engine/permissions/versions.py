@@ -23,6 +23,9 @@ ORG = "org"        # departments, users' departments and levels
 #: Who a token or a session belongs to: token revocation, deactivation, reactivation,
 #: password changes, ended sessions and profile edits (``credentials.CredentialCache``).
 CREDENTIALS = "credentials"
+#: Who may have shares of what: a new share (``shares.share_record``). Scopes add the
+#: "shared with me" arm only for users who may have one (``scopes``).
+SHARES = "shares"
 #: Not a row of ``tp_policy_version``: the newest applied ``tp_metadata_version`` id,
 #: read by ``stamps`` in the same statement (``LiveRuntime`` reloads when it moves).
 METADATA = "metadata"
@@ -46,8 +49,19 @@ def current_all(conn: Connection) -> dict[str, int]:
     return {name: int(version) for name, version in rows}
 
 
+#: Bumps made by this process, per stamp: a cache may look at them to see its own
+#: process's changes at once, before its next read of the stamps.
+_local_bumps: dict[str, int] = {}
+
+
+def local_bumps(name: str) -> int:
+    """How many times this process has bumped ``name`` (committed or not)."""
+    return _local_bumps.get(name, 0)
+
+
 def bump(conn: Connection, name: str) -> int:
     """Advance the stamp of ``name`` inside the caller's transaction; return the new one."""
+    _local_bumps[name] = _local_bumps.get(name, 0) + 1
     now = utcnow()
     done = conn.execute(
         update(t.policy_version)
