@@ -159,6 +159,8 @@ class UIContext:
         self.templates = templates or build_templates()
         self.codec = SessionCodec(settings.secret_key)
         self._nav: list[NavProvider] = []
+        self._nav_cache: dict[tuple[object, ...], tuple[tuple[str, str], ...]] = {}
+        self._nav_pins: tuple[object, object] = (None, None)
         self._detail_actions: list[DetailActionProvider] = []
 
     # --- the runtime --------------------------------------------------------------------------
@@ -269,15 +271,32 @@ class UIContext:
         """Entities the actor may read (in registry order), then contributed links."""
         locale = self.locale(request)
         path = request.url.path
-        links = []
-        for entity in self.runtime().registry.entities.values():
-            if self.may(actor, entity, "read"):
-                url = f"/e/{entity.name}"
-                links.append(NavLink(entity.plural_label.get(locale) or entity.label.get(locale),
-                                     url, active=path == url or path.startswith(url + "/")))
+        links = [NavLink(label, url, active=path == url or path.startswith(url + "/"))
+                 for label, url in self._entity_links(actor, locale)]
         for provider in self._nav:
             links.extend(provider(request, actor))
         return links
+
+    def _entity_links(self, actor: Actor, locale: str) -> tuple[tuple[str, str], ...]:
+        """(label, url) of the entities the actor may read, cached per role set, locale,
+        registry and policy state: every page showed them, and checking each entity
+        per request cost more than rendering them."""
+        runtime = self.runtime()
+        state = getattr(runtime.policy, "state", None)
+        pins = (runtime.registry, state() if state is not None else None)
+        if pins[0] is not self._nav_pins[0] or pins[1] is not self._nav_pins[1]:
+            self._nav_cache, self._nav_pins = {}, pins  # a new registry or policy: start over
+        key = (actor.roles, actor.impersonator_id is not None, locale)
+        found = self._nav_cache.get(key)
+        if found is None:
+            found = tuple(
+                (entity.plural_label.get(locale) or entity.label.get(locale), f"/e/{entity.name}")
+                for entity in runtime.registry.entities.values()
+                if self.may(actor, entity, "read"))
+            if len(self._nav_cache) >= 1000:
+                self._nav_cache.clear()
+            self._nav_cache[key] = found
+        return found
 
     # --- rendering -----------------------------------------------------------------------------
 
