@@ -31,6 +31,7 @@ def test_bench_http_runs_on_sqlite(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     rows = [[c.strip() for c in line.split("|")] for line in out.splitlines()
             if line.startswith("| sqlite |")]
+    assert out.count("rows/s (") == 2  # bulk create, with 1 and 2 workers
     assert sorted((r[3], r[4], r[5]) for r in rows) == sorted(
         (workers, op, target) for workers in ("1", "2")
         for op, target in (("list", "api"), ("list", "bare"), ("get", "api"), ("get", "bare"),
