@@ -21,7 +21,8 @@ per request (all its processes, from /proc), SQL statements per request (one
 worker: the worker's own count), and the CPU of the SQL statement alone,
 executed in a loop in this process with the same driver (``sql ms``).
 
-Results go to the ``HTTP (issue 4)`` section of bench/RESULTS.md.
+Results go to the ``HTTP (issue 13)`` section of bench/RESULTS.md (the ``HTTP (issue 4)``
+section holds the earlier single-worker httpx measurements).
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ from engine.storage.database import write_transaction
 
 REPO = Path(__file__).resolve().parent.parent
 CRM = REPO / "apps" / "crm"
-HEADING = "HTTP (issue 4)"
+HEADING = "HTTP (issue 13)"
 ENTITY = "customer"
 REP = "rep_east1"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -68,7 +69,7 @@ READING = """
 
 Reading: `x bare` is the bare endpoint's req/s over the endpoint's (same run, same worker count); `x sql` is the endpoint's server CPU per request over the CPU of its SQL statement run alone in a loop in the client process (for PostgreSQL that is the driver's side; the server's own CPU is not in either figure). `2w/1w` is two workers' req/s over one worker's. CPU per request counts every server process and is the steadier figure: the load generator runs on the same two cores, and this machine is shared with other sessions (load average 12-15 during the runs), so req/s and the worker ratios move from run to run, and a second worker rarely finds a free core.
 
-What moved them (issue 13): statements per API read from 3 plus stamp reads to 1.0-1.1 (token and session checks from a per-process cache keyed by token hash, invalidated by the `credentials` stamp; every stamp in one statement shared within a request); one thread hop instead of two; no session cookie on API responses; the point-read statement built once per scope shape; the API mount matched before ~50 screen routes; orjson for API bodies; TCP_NODELAY on every worker's accepted sockets (uvicorn's multi-worker path dropped it, #3149). In-process profile (SQLite, warm): point read 0.98 -> 0.47 ms CPU, 50-row list 2.13 -> 1.19 ms. Not yet moved: the HTML list page (count, saved views, owner names and ~50 rows of Jinja per request; deferred count/filter fragments are the next step) and patch (read, update, activity insert: 4 statements)."""
+What moved them (issue 13): statements per API read from 3 plus stamp reads to 1.0-1.1 (token and session checks from a per-process cache keyed by token hash, invalidated by the `credentials` stamp; every stamp in one statement shared within a request); one thread hop instead of two; no session cookie on API responses; the point-read statement built once per scope shape; the API mount matched before ~50 screen routes; orjson for API bodies; TCP_NODELAY on every worker's accepted sockets (uvicorn's multi-worker path dropped it, #3149). In-process profile (SQLite, warm): point read 0.98 -> 0.47 ms CPU, 50-row list 2.13 -> 1.19 ms. The HTML list page dropped from ~15.9 to ~7.5 ms of CPU (one run before, one after, same machine) once its count became a deferred htmx fragment and the navigation a per-role cache; it still renders ~50 rows through Jinja and reads saved views and owner names (3.1 statements). Patch is read, update and activity insert (4 statements). Not met here: API list CPU within 2x its SQL (5x on SQLite, where the statement is cheap and Python's row handling is not), the HTML list within 2x of the bare endpoint, and a 2-worker gain that a machine with no free core cannot show."""
 
 
 @dataclass(frozen=True)
