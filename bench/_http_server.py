@@ -1,21 +1,32 @@
-"""The server side of bench/bench_http.py: the real app plus a bare baseline endpoint.
+"""The server side of bench/bench_http.py: the real app plus bare baseline endpoints.
 
-Run as ``python -m bench._http_server --db URL --port N --login LOGIN``. It serves
-the Tidepool app (sessions, CSRF, the API, permissions: everything as in
-production) and, mounted beside it at ``/bare/list``, a bare Starlette endpoint that
-runs the very SQL statement the records service issues for LOGIN's first list page
-of ENTITY (captured at start-up) and returns the rows as JSON. No session, no
-permission evaluation, no mapping: the floor any endpoint with that query stands on.
+Run as ``python -m bench._http_server --db URL --port N --login LOGIN --entity E
+--record ID --workers W``. It serves the Tidepool app (sessions, CSRF, the API,
+permissions: everything as in production, through ``ui.serve.run_workers``, so
+with the same sockets and TCP_NODELAY as ``tidepool serve``) and, beside it,
+bare Starlette endpoints that run the very SQL statements the records service
+issues for LOGIN (captured at start-up) and return the rows as JSON: no token,
+no session, no permission evaluation, no mapping: the floor any endpoint with
+that query stands on.
+
+- ``/bare/list``: LOGIN's first list page of ENTITY;
+- ``/bare/get``: the point read of record ID;
+- ``/bare/patch?id=N``: one ``UPDATE ... RETURNING`` of the version and
+  ``updated_at`` of record N in a write transaction;
+- ``/bare/stats``: how many SQL statements this worker process has run (transaction
+  control left out), for statements per request.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
+import os
 from collections.abc import Sequence
 from typing import Any
 
-import uvicorn
+from sqlalchemy import event, update
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -27,38 +38,84 @@ from engine.permissions.identity import find_user
 from engine.permissions.scopes import CasbinAccessPolicy
 from engine.records.query import ListQuery
 from engine.runtime import LiveRuntime
+from engine.storage.database import write_transaction
 from ui.app import create_app
+from ui.serve import run_workers
 
 SECRET = b"bench-only-secret-key-not-for-production-use"
+ENV = "TIDEPOOL_BENCH_SERVER"  # JSON: db, login, entity, record
+_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
 
 
-def captured_list_sql(live: LiveRuntime, login: str, entity: str) -> tuple[str, Any]:
+def captured_sql(live: LiveRuntime, login: str, entity: str,
+                 record: int) -> dict[str, tuple[str, Any]]:
+    """The driver-level SQL and parameters of LOGIN's list page and point read."""
     runtime = live.current()
     with runtime.engine.connect() as conn:
         user = find_user(conn, login)
     if user is None:
         raise SystemExit(f"no user {login!r}")
     actor = runtime.policy.actor_for(user.id)  # type: ignore[attr-defined]
-    captured = captured_statement(
-        runtime.engine, lambda: runtime.records.list(actor, entity, ListQuery(limit=50)))
-    return captured.sql, captured.params
+    found = {}
+    for name, call in (("list", lambda: runtime.records.list(actor, entity, ListQuery(limit=50))),
+                       ("get", lambda: runtime.records.get(actor, entity, record))):
+        captured = captured_statement(runtime.engine, call)
+        found[name] = (captured.sql, captured.params)
+    return found
 
 
-def build(url: str, *, login: str, entity: str) -> Starlette:
+def build(url: str, *, login: str, entity: str, record: int) -> Starlette:
     live = LiveRuntime(url, policy_factory=CasbinAccessPolicy)
     app = create_app(live, secret_key=SECRET)
-    sql, params = captured_list_sql(live, login, entity)
+    sql = captured_sql(live, login, entity, record)
     engine = live.current().engine
+    table = live.current().schema.table(entity)
+    statements = [0]
 
-    def run() -> list[Any]:
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if not statement.lstrip().upper().startswith(_CONTROL):
+            statements[0] += 1
+
+    event.listen(engine, "before_cursor_execute", count)
+
+    def run(name: str) -> list[Any]:
+        text, params = sql[name]
         with engine.connect() as conn:
-            return [list(row) for row in conn.exec_driver_sql(sql, params).fetchall()]
+            return [list(row) for row in conn.exec_driver_sql(text, params).fetchall()]
 
-    async def bare(request: Request) -> Response:
-        rows = await run_in_threadpool(run)
-        return Response(json.dumps(rows, default=str), media_type="application/json")
+    def patch(record_id: int) -> list[Any]:
+        with write_transaction(engine) as conn:
+            row = conn.execute(update(table).where(table.c.id == record_id)
+                               .values(version=table.c.version + 1,
+                                       updated_at=dt.datetime.now(dt.UTC))
+                               .returning(table)).one()
+        return list(row)
 
-    return Starlette(routes=[Route("/bare/list", bare), Mount("/", app)])
+    def rows(found: Any) -> Response:
+        return Response(json.dumps(found, default=str), media_type="application/json")
+
+    async def bare_list(request: Request) -> Response:
+        return rows(await run_in_threadpool(run, "list"))
+
+    async def bare_get(request: Request) -> Response:
+        return rows(await run_in_threadpool(run, "get"))
+
+    async def bare_patch(request: Request) -> Response:
+        return rows(await run_in_threadpool(patch, int(request.query_params["id"])))
+
+    async def stats(request: Request) -> Response:
+        return rows({"statements": statements[0], "pid": os.getpid()})
+
+    return Starlette(routes=[Route("/bare/list", bare_list), Route("/bare/get", bare_get),
+                             Route("/bare/patch", bare_patch, methods=["POST"]),
+                             Route("/bare/stats", stats), Mount("/", app)])
+
+
+def app_from_environment() -> Starlette:
+    """The app each worker builds (settings from ``TIDEPOOL_BENCH_SERVER``)."""
+    settings = json.loads(os.environ[ENV])
+    return build(settings["db"], login=settings["login"], entity=settings["entity"],
+                 record=settings["record"])
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -67,9 +124,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--login", required=True)
     parser.add_argument("--entity", required=True)
+    parser.add_argument("--record", type=int, required=True)
+    parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args(argv)
-    app = build(args.db, login=args.login, entity=args.entity)
-    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
+    os.environ[ENV] = json.dumps({"db": args.db, "login": args.login, "entity": args.entity,
+                                  "record": args.record})
+    run_workers("bench._http_server:app_from_environment", host="127.0.0.1", port=args.port,
+                workers=args.workers, log_level="warning")
 
 
 if __name__ == "__main__":

@@ -277,6 +277,16 @@ def cmd_seed(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def _positive_int(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
 def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
     from engine.demo import DEMO_PASSWORD, prepare_demo
     from ui.serve import serve
@@ -294,7 +304,7 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
     from ui.serve import serve
 
-    serve(database_url(args.db), host=args.host, port=args.port, out=out)
+    serve(database_url(args.db), host=args.host, port=args.port, out=out, workers=args.workers)
     return 0
 
 
@@ -369,6 +379,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_db(p)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=_positive_int, default=None,
+                   help="worker processes (default: one per CPU)")
     p.set_defaults(run=cmd_serve)
     return parser
 

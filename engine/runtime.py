@@ -17,6 +17,8 @@ from sqlalchemy import Engine
 from engine.access import AccessPolicy, Unrestricted
 from engine.errors import TidepoolError
 from engine.metadata.model import Registry
+from engine.permissions import versions
+from engine.permissions.credentials import CHECK_INTERVAL, TTL, CredentialCache
 from engine.records.service import RecordService
 from engine.storage.applied import applied_registry, applied_version
 from engine.storage.database import make_engine
@@ -82,18 +84,28 @@ class LiveRuntime:
         self._monotonic = monotonic
         self._lock = threading.Lock()
         self._runtime = open_runtime(url, engine=self.engine, policy_factory=policy_factory)
+        # Token and session checks, kept across metadata reloads. check_interval=0
+        # ("see every change at once", as tests ask) also turns their caching off.
+        self.credentials = CredentialCache(
+            self.engine, check_interval=min(CHECK_INTERVAL, check_interval),
+            ttl=TTL if check_interval > 0 else 0.0)
         self._checked_at = monotonic()
         self.reloads = 0  # observable in tests
 
     def current(self) -> Runtime:
         if self._monotonic() - self._checked_at < self.check_interval:
             return self._runtime
-        return self.refresh()
+        return self._check(fresh=False)
 
     def refresh(self) -> Runtime:
+        """Read the metadata stamp now (e.g. right after a change) and reload if it moved."""
+        return self._check(fresh=True)
+
+    def _check(self, *, fresh: bool) -> Runtime:
         with self._lock:
-            with self.engine.connect() as conn:
-                version = applied_version(conn)
+            # One statement for every stamp (shared with the policy and credential caches
+            # within a request: ``versions.one_read_per_request``).
+            version = versions.stamps(self.engine, fresh=fresh).get(versions.METADATA) or None
             self._checked_at = self._monotonic()
             if version != self._runtime.version:
                 self._runtime = open_runtime(self.url, engine=self.engine,

@@ -40,6 +40,7 @@ from engine.errors import (
 )
 from engine.runtime import LiveRuntime
 from ui.api.body import DEFAULT_MAX_BODY
+from ui.api.bulk import MAX_BULK_BODY
 from ui.auth import Session, SessionMiddleware
 from ui.context import HERE, LoginRequired, UIContext, UISettings
 from ui.csrf import CSRFMiddleware
@@ -188,21 +189,26 @@ def create_app(live: LiveRuntime, *, secret_key: bytes, upload_dir: Path | None 
     settings = UISettings(secret_key=secret_key, upload_dir=upload_dir,
                           max_upload_bytes=max_upload_bytes, https=https, banner=banner)
     ui = UIContext(live, settings)
-    routes = _screen_routes(ui, SCREEN_MODULES if screen_modules is None else screen_modules)
+    routes: list[BaseRoute] = []
     api = _optional_module(api_module) if api_module else None
     if api is not None:
+        # First: an API request otherwise tried every screen route's pattern before
+        # reaching the mount (about 50 regex matches, a tenth of a point read's CPU).
         routes.append(Mount(API_PREFIX, app=api.build_api(
             live, upload_dir=upload_dir, max_upload_bytes=max_upload_bytes), name="api"))
+    routes += _screen_routes(ui, SCREEN_MODULES if screen_modules is None else screen_modules)
     routes.append(Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"))
     app = Starlette(
         routes=routes, exception_handlers=_error_handlers(ui),
         middleware=[
             Middleware(SecurityHeadersMiddleware),
-            Middleware(SessionMiddleware, codec=ui.codec, https=https),
+            Middleware(SessionMiddleware, codec=ui.codec, https=https,
+                       exempt_prefixes=(API_PREFIX + "/",)),
             # Before anything reads a body: per-route size, nothing from anonymous visitors.
             Middleware(BodyLimitMiddleware, rules=default_rules(
                 max_upload_bytes=max_upload_bytes, api_prefix=API_PREFIX,
-                api_max_body=DEFAULT_MAX_BODY), open_prefixes=(API_PREFIX + "/",)),
+                api_max_body=DEFAULT_MAX_BODY, api_bulk_body=MAX_BULK_BODY),
+                open_prefixes=(API_PREFIX + "/",)),
             Middleware(CSRFMiddleware, secret=secret_key, max_body=max_upload_bytes + FORM_OVERHEAD,
                        exempt_prefixes=(API_PREFIX + "/",)),
         ])

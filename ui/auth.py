@@ -108,15 +108,20 @@ class SessionMiddleware:
     """Read the session cookie into the scope; give a new visitor an anonymous session.
 
     A response that sets the cookie itself (sign-in, sign-out) keeps its own.
+    Paths under ``exempt_prefixes`` (the token-authenticated API) get no session:
+    the API never reads one, and signing a cookie for every API response cost CPU.
     """
 
-    def __init__(self, app: ASGIApp, *, codec: SessionCodec, https: bool | None) -> None:
+    def __init__(self, app: ASGIApp, *, codec: SessionCodec, https: bool | None,
+                 exempt_prefixes: tuple[str, ...] = ()) -> None:
         self.app = app
         self.codec = codec
         self.https = https
+        self.exempt_prefixes = exempt_prefixes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or (self.exempt_prefixes
+                                       and scope["path"].startswith(self.exempt_prefixes)):
             await self.app(scope, receive, send)
             return
         conn = HTTPConnection(scope)

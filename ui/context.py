@@ -26,7 +26,8 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from engine.actor import Actor
 from engine.errors import ForbiddenError
 from engine.metadata.model import SUPPORTED_LOCALES, Entity
-from engine.permissions.identity import User, get_user, session_is_valid
+from engine.permissions.identity import User
+from engine.permissions.versions import one_read_per_request
 from engine.records.record import Record
 from engine.runtime import LiveRuntime, Runtime
 from ui import i18n
@@ -159,6 +160,8 @@ class UIContext:
         self.templates = templates or build_templates()
         self.codec = SessionCodec(settings.secret_key)
         self._nav: list[NavProvider] = []
+        self._nav_cache: dict[tuple[object, ...], tuple[tuple[str, str], ...]] = {}
+        self._nav_pins: tuple[object, object] = (None, None)
         self._detail_actions: list[DetailActionProvider] = []
 
     # --- the runtime --------------------------------------------------------------------------
@@ -175,7 +178,7 @@ class UIContext:
             if request.method not in SAFE_METHODS:
                 form = await request.form(**FORM_LIMITS)
             try:
-                return await run_in_threadpool(handler, request, form)
+                return await run_in_threadpool(_once, handler, request, form)
             finally:
                 if form is not None:
                     await form.close()
@@ -199,9 +202,10 @@ class UIContext:
         session = self.session(request)
         user = None
         if session.user_id is not None:
-            with self.runtime().engine.connect() as conn:
-                if session_is_valid(conn, session.user_id, session.epoch):
-                    user = get_user(conn, session.user_id)
+            # From the process's credential cache: no database work for a session
+            # checked within the last minute, unless a sign-out, password change or
+            # deactivation moved the credentials stamp since.
+            user = self.live.credentials.session_user(session.user_id, session.epoch)
         request.state.tp_user = user
         return user
 
@@ -268,15 +272,32 @@ class UIContext:
         """Entities the actor may read (in registry order), then contributed links."""
         locale = self.locale(request)
         path = request.url.path
-        links = []
-        for entity in self.runtime().registry.entities.values():
-            if self.may(actor, entity, "read"):
-                url = f"/e/{entity.name}"
-                links.append(NavLink(entity.plural_label.get(locale) or entity.label.get(locale),
-                                     url, active=path == url or path.startswith(url + "/")))
+        links = [NavLink(label, url, active=path == url or path.startswith(url + "/"))
+                 for label, url in self._entity_links(actor, locale)]
         for provider in self._nav:
             links.extend(provider(request, actor))
         return links
+
+    def _entity_links(self, actor: Actor, locale: str) -> tuple[tuple[str, str], ...]:
+        """(label, url) of the entities the actor may read, cached per role set, locale,
+        registry and policy state: every page showed them, and checking each entity
+        per request cost more than rendering them."""
+        runtime = self.runtime()
+        state = getattr(runtime.policy, "state", None)
+        pins = (runtime.registry, state() if state is not None else None)
+        if pins[0] is not self._nav_pins[0] or pins[1] is not self._nav_pins[1]:
+            self._nav_cache, self._nav_pins = {}, pins  # a new registry or policy: start over
+        key = (actor.roles, actor.impersonator_id is not None, locale)
+        found = self._nav_cache.get(key)
+        if found is None:
+            found = tuple(
+                (entity.plural_label.get(locale) or entity.label.get(locale), f"/e/{entity.name}")
+                for entity in runtime.registry.entities.values()
+                if self.may(actor, entity, "read"))
+            if len(self._nav_cache) >= 1000:
+                self._nav_cache.clear()
+            self._nav_cache[key] = found
+        return found
 
     # --- rendering -----------------------------------------------------------------------------
 
@@ -343,6 +364,11 @@ class UIContext:
         chosen = i18n.supported(request.query_params.get(i18n.LANG_PARAM))
         if chosen and chosen != request.cookies.get(i18n.LANG_COOKIE):
             self.set_locale_cookie(request, response, chosen)
+
+
+def _once(handler: Handler, request: Request, form: FormData | None) -> Response:
+    with one_read_per_request():  # the caches' stamp checks share one statement
+        return handler(request, form)
 
 
 def _with_param(request: Request, name: str, value: str) -> str:

@@ -113,12 +113,16 @@ class BodyRule:
     max_bytes: int
 
 
-def default_rules(*, max_upload_bytes: int, api_prefix: str,
-                  api_max_body: int) -> tuple[BodyRule, ...]:
-    """The app's limits, first match wins: record forms may carry uploads, the API its own
-    limit, the sign-in forms a little, everything else ``DEFAULT_FORM_BODY``."""
+def default_rules(*, max_upload_bytes: int, api_prefix: str, api_max_body: int,
+                  api_bulk_body: int) -> tuple[BodyRule, ...]:
+    """The app's limits, first match wins: record forms and API uploads may carry a file,
+    API bulk creates many records, the rest of the API its own limit, the sign-in forms
+    a little, everything else ``DEFAULT_FORM_BODY``."""
+    api = re.escape(api_prefix)
     return (
-        BodyRule(re.escape(api_prefix) + "/", api_max_body),
+        BodyRule(api + r"/[^/]+/files/[^/]+$", max_upload_bytes),
+        BodyRule(api + r"/[^/]+/bulk$", api_bulk_body),
+        BodyRule(api + "/", api_max_body),
         BodyRule(r"/(login|logout|language)$", SMALL_FORM_BODY),
         BodyRule(r"/e/[^/]+/(new|[0-9]+/edit)$", max_upload_bytes + FORM_OVERHEAD),
         BodyRule(r"/", DEFAULT_FORM_BODY),

@@ -1,22 +1,47 @@
-"""Serve the app under uvicorn (``tidepool serve`` and ``tidepool demo``)."""
+"""Serve the app under uvicorn (``tidepool serve`` and ``tidepool demo``), with N workers.
+
+Why uvicorn, and what we change about it (docs/scaling.md, "Workers"):
+
+- ``--workers N`` runs N processes accepting on one listening socket bound here.
+  uvicorn's own multi-worker path binds with ``socket.socket(family)``: the socket's
+  ``proto`` is 0, so asyncio's ``_set_nodelay`` (which checks ``proto ==
+  IPPROTO_TCP``) leaves Nagle's algorithm on for every accepted connection, and
+  keep-alive clients wait for delayed ACKs: two workers were slower than one
+  (uvicorn issue #3149; measured in issue 13). ``bind_socket`` creates the socket
+  with ``IPPROTO_TCP``, which survives the hand-over to spawned workers, and
+  ``NoDelayProtocol`` sets ``TCP_NODELAY`` on each accepted socket as well, so no
+  path of uvicorn's can lose it.
+- Workers are spawned processes that import ``app_from_environment``; every cache
+  a process holds (registry, policy index, credentials) is kept valid across
+  processes by the version stamps, as with several servers.
+"""
 
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from sqlalchemy.engine import make_url
 from starlette.applications import Starlette
+from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
 from engine.permissions.policy_store import sync_roles
 from engine.permissions.scopes import CasbinAccessPolicy
 from engine.runtime import LiveRuntime
-from engine.storage.database import make_engine, statement_timeout_setting, write_transaction
+from engine.storage.database import (
+    DATABASE_URL_ENV,
+    make_engine,
+    statement_timeout_setting,
+    write_transaction,
+)
 from ui.app import create_app
 from ui.secret import load_secret_key
 
 UPLOAD_DIR_ENV = "TIDEPOOL_UPLOAD_DIR"
+#: The banner line for spawned workers (they read their settings from the environment).
+BANNER_ENV = "TIDEPOOL_BANNER"
 
 
 def default_upload_dir(url: str) -> Path | None:
@@ -31,23 +56,112 @@ def default_upload_dir(url: str) -> Path | None:
     return None
 
 
-def build_app(url: str, *, banner: str = "", https: bool | None = None) -> Starlette:
-    """The app for ``url`` with the real permission policy, key and upload directory."""
+def build_app(url: str, *, banner: str = "", https: bool | None = None,
+              sync: bool = True) -> Starlette:
+    """The app for ``url`` with the real permission policy, key and upload directory.
+
+    ``sync=False`` skips syncing the roles (the parent process of the workers did).
+    """
     # Every statement a request runs is bounded (docs/security.md, "Statement timeout").
     engine = make_engine(url, statement_timeout=statement_timeout_setting())
     live = LiveRuntime(url, engine=engine, policy_factory=CasbinAccessPolicy)
-    with write_transaction(live.engine) as conn:  # roles as the applied metadata declares them
-        sync_roles(conn, live.current().registry)
+    if sync:
+        with write_transaction(live.engine) as conn:  # roles as the applied metadata declares
+            sync_roles(conn, live.current().registry)
     return create_app(live, secret_key=load_secret_key(url), upload_dir=default_upload_dir(url),
                       banner=banner, https=https)
 
 
-def serve(url: str, *, host: str = "127.0.0.1", port: int = 8000, out: TextIO,
-          banner: str = "") -> None:
+def app_from_environment() -> Starlette:
+    """The app a spawned worker serves: the database from ``TIDEPOOL_DATABASE_URL``."""
+    url = os.environ.get(DATABASE_URL_ENV)
+    if not url:
+        raise RuntimeError(f"{DATABASE_URL_ENV} is not set for the worker")
+    return build_app(url, banner=os.environ.get(BANNER_ENV, ""), sync=False)
+
+
+class NoDelayProtocol(AutoHTTPProtocol):  # type: ignore[misc,valid-type]
+    """uvicorn's HTTP protocol (httptools if installed, else h11) with ``TCP_NODELAY``
+    set on every accepted TCP connection: a response is sent at once, not held back
+    until the client's delayed ACK."""
+
+    def connection_made(self, transport: Any) -> None:
+        set_nodelay(transport.get_extra_info("socket"))
+        super().connection_made(transport)
+
+
+def set_nodelay(sock: Any) -> None:
+    """Turn Nagle's algorithm off on a TCP socket (other sockets are left alone)."""
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket that keeps ``IPPROTO_TCP`` across the hand-over to workers."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+def default_workers() -> int:
+    """One worker per CPU this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def server_config(*, host: str, port: int, workers: int, log_level: str = "info",
+                  app: str = "ui.serve:app_from_environment") -> Any:
+    """The uvicorn configuration ``serve`` runs (``app``, a factory, is imported by each
+    worker)."""
     import uvicorn
 
-    app = build_app(url, banner=banner)
+    return uvicorn.Config(app, factory=True, host=host, port=port, workers=workers,
+                          http="ui.serve:NoDelayProtocol", log_level=log_level,
+                          access_log=False, proxy_headers=False)
+
+
+def run_workers(app: str, *, host: str, port: int, workers: int,
+                log_level: str = "info") -> None:
+    """Serve the app factory ``app`` ("module:function") with ``workers`` processes on one
+    socket bound here (benchmarks serve their own app through this too)."""
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    if workers < 1:
+        raise ValueError("workers must be at least 1")
+    config = server_config(host=host, port=port, workers=workers, log_level=log_level, app=app)
+    sock = bind_socket(host, port)
+    try:
+        if workers == 1:
+            uvicorn.Server(config).run(sockets=[sock])
+        else:
+            Multiprocess(config, sockets=[sock]).run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sock.close()
+
+
+def serve(url: str, *, host: str = "127.0.0.1", port: int = 8000, out: TextIO,
+          banner: str = "", workers: int | None = None) -> None:
+    """Serve ``url`` on ``host:port`` with ``workers`` processes (default: the CPU count)."""
+    workers = workers or default_workers()
+    live = LiveRuntime(url, policy_factory=CasbinAccessPolicy)  # fail early if not initialised
+    with write_transaction(live.engine) as conn:
+        sync_roles(conn, live.current().registry)
+    live.dispose()
+    os.environ[DATABASE_URL_ENV] = url  # spawned workers inherit it
+    os.environ[BANNER_ENV] = banner
     out.write(f"serving {make_url(url).render_as_string(hide_password=True)} "
-              f"on http://{host}:{port}/\n")
+              f"on http://{host}:{port}/ with {workers} worker{'s' if workers > 1 else ''}\n")
     out.flush()
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    run_workers("ui.serve:app_from_environment", host=host, port=port, workers=workers)

@@ -153,6 +153,7 @@ def update_profile(
     get_user(conn, user_id)
     if values:
         conn.execute(update(t.user).where(t.user.c.id == user_id).values(**values))
+        versions.credentials_changed(conn)  # cached sessions carry the name and locale
     return get_user(conn, user_id)
 
 
@@ -173,6 +174,7 @@ def set_password(conn: Connection, user_id: int, password: str) -> User:
     throttle.clear(conn, login=user.login)
     # Whoever knew the old password may have made tokens with it.
     _revoke_tokens(conn, user_id)
+    versions.credentials_changed(conn)
     return get_user(conn, user_id)
 
 
@@ -181,6 +183,7 @@ def end_sessions(conn: Connection, user_id: int) -> User:
     get_user(conn, user_id)
     conn.execute(update(t.user).where(t.user.c.id == user_id)
                  .values(session_epoch=t.user.c.session_epoch + 1))
+    versions.credentials_changed(conn)
     return get_user(conn, user_id)
 
 
@@ -191,7 +194,7 @@ def deactivate_user(conn: Connection, user_id: int) -> User:
                  .values(active=False, session_epoch=t.user.c.session_epoch + 1))
     # Grants of an inactive user vanish from the policy index: reload everywhere.
     versions.bump(conn, versions.POLICY)
-    versions.bump(conn, versions.TOKENS)  # cached token checks must see the user inactive
+    versions.credentials_changed(conn)  # cached token and session checks end everywhere
     return get_user(conn, user_id)
 
 
@@ -206,6 +209,7 @@ def reactivate_user(conn: Connection, user_id: int) -> User:
                  .values(active=True, failed_logins=0, locked_until=None))
     _revoke_tokens(conn, user_id)
     versions.bump(conn, versions.POLICY)
+    versions.credentials_changed(conn)
     return get_user(conn, user_id)
 
 

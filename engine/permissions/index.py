@@ -167,24 +167,31 @@ class PolicyCache:
         self._org_cache = OrgCache()
         self._lock = threading.Lock()
         self.reloads = 0  # how many times the state was rebuilt (observable in tests)
+        self.stamps: dict[str, int] = {}  # as last read (the share stamp is read from here)
 
     def state(self) -> PolicyState:
         now = self._monotonic()
         state = self._state
         if state is not None and now - self._checked_at < self.check_interval:
             return state
-        return self.refresh()
+        return self._check(fresh=False)
 
     def refresh(self) -> PolicyState:
         """Read the stamps now and rebuild if either moved."""
+        return self._check(fresh=True)
+
+    def _check(self, *, fresh: bool) -> PolicyState:
         with self._lock:
-            with self.engine.connect() as conn:
-                stamps = versions.current_all(conn)
-                state = self._state
-                if (state is None or state.policy_version != stamps.get(versions.POLICY, 0)
-                        or state.org_version != stamps.get(versions.ORG, 0)):
+            # One statement, shared within a request unless ``fresh``.
+            stamps = versions.stamps(self.engine, fresh=fresh)
+            self.stamps = stamps
+            state = self._state
+            if (state is None or state.policy_version != stamps.get(versions.POLICY, 0)
+                    or state.org_version != stamps.get(versions.ORG, 0)):
+                with self.engine.connect() as conn:
+                    stamps = versions.current_all(conn)  # read with the state it loads
                     state = load_state(conn, org_cache=self._org_cache, stamps=stamps)
-                    self._state = state
-                    self.reloads += 1
+                self._state = state
+                self.reloads += 1
             self._checked_at = self._monotonic()
             return state

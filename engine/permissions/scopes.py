@@ -66,6 +66,7 @@ from engine.actor import Actor
 from engine.errors import ForbiddenError
 from engine.metadata.model import Entity, Registry
 from engine.permissions import _tables as t
+from engine.permissions import versions
 from engine.permissions._branch import Branch, Explanation
 from engine.permissions._clock import utcnow
 from engine.permissions._owners import owner_arms
@@ -86,11 +87,13 @@ MEMO_LIMIT = 50_000
 class _Memo:
     """Compiled branches of one policy state and registry, never of any other."""
 
-    __slots__ = ("entries", "registry", "state")
+    __slots__ = ("entries", "registry", "shares", "state")
 
-    def __init__(self, state: PolicyState, registry: Registry) -> None:
+    def __init__(self, state: PolicyState, registry: Registry,
+                 shares: tuple[int, int]) -> None:
         self.state = state
         self.registry = registry
+        self.shares = shares  # the share stamp: whether a "shared with me" arm is built
         self.entries: dict[tuple[object, ...], list[Branch]] = {}
 
 
@@ -104,6 +107,8 @@ class CasbinAccessPolicy:
         self._clock = clock
         self._dialect = engine.dialect.name
         self._memo: _Memo | None = None
+        #: (share stamp, user id, entity) -> may the user have shares of it
+        self._has_shares: dict[tuple[object, ...], bool] = {}
 
     def set_registry(self, registry: Registry) -> None:
         """Swap in a new registry after a metadata change (pools, fields, rules come from it)."""
@@ -193,9 +198,11 @@ class CasbinAccessPolicy:
         """
         state = self.state()
         registry = self.registry
+        shares = self._share_stamp()
         memo = self._memo
-        if memo is None or memo.state is not state or memo.registry is not registry:
-            memo = _Memo(state, registry)
+        if memo is None or memo.state is not state or memo.registry is not registry \
+                or memo.shares != shares:
+            memo = _Memo(state, registry, shares)
             self._memo = memo
         key = (user_id, entity.name, table, action)
         found = memo.entries.get(key)
@@ -225,7 +232,8 @@ class CasbinAccessPolicy:
                 branch = Branch(old.key, old.clause, old.grants + branch.grants, old.description,
                                 old.arms)
             compiled[branch.key] = branch
-        if action in SHARE_ACTIONS["write"] and ("shared",) not in compiled:
+        if action in SHARE_ACTIONS["write"] and ("shared",) not in compiled \
+                and self._may_have_shares(state, user_id, entity):
             compiled[("shared",)] = self._shared(state, user_id, entity, table, action,
                                                  SHARED_GRANT)
         for rule in rule_branches(registry, roles=state.index.roles_of(user_id),
@@ -316,8 +324,40 @@ class CasbinAccessPolicy:
                           and_(table.c.pool_id.in_(names), table.c.owner_id.is_(None)), (grant,),
                           f"it is unowned in pool {', '.join(names)} which you work")
         if scope == "shared":
+            if not self._may_have_shares(state, user_id, entity):
+                return None
             return self._shared(state, user_id, entity, table, action, grant)
         return None
+
+    def _may_have_shares(self, state: PolicyState, user_id: int, entity: Entity) -> bool:
+        """Whether any share of ``entity`` names the user or one of their departments.
+
+        Without one, the "shared with me" arm is left out: a scope ``own`` then runs
+        as one indexed keyset query instead of a two-arm UNION (issue 13). Checked
+        once per user and entity until the share stamp moves (a new share anywhere:
+        other processes see it at their next stamp read, this one at once); expired
+        shares still count, and the arm's own SQL decides what they show.
+        """
+        key = (self._share_stamp(), user_id, entity.name)
+        found = self._has_shares.get(key)
+        if found is None:
+            dept = state.org.department_of(user_id)
+            named = [t.share.c.user_id == user_id]
+            if dept is not None and dept.ancestor_ids:
+                named.append(t.share.c.department_id.in_(dept.ancestor_ids))
+            with self.cache.engine.connect() as conn:
+                found = any(conn.execute(select(t.share.c.id).where(
+                    t.share.c.entity == entity.name, grantee).limit(1)).first() is not None
+                    for grantee in named)
+            if len(self._has_shares) >= MEMO_LIMIT:
+                self._has_shares = {}
+            self._has_shares[key] = found
+        return found
+
+    def _share_stamp(self) -> tuple[int, int]:
+        # Keyed by the stamp read before the query: an answer from before a new
+        # share lands under the old stamp, which readers of the new one never see.
+        return (self.cache.stamps.get(versions.SHARES, 0), versions.local_bumps(versions.SHARES))
 
     def _anchor(self, state: PolicyState, user_id: int, grant: Grant) -> Department | None:
         if grant.domain.startswith("dept:"):

@@ -23,6 +23,7 @@ from sqlalchemy import Connection, Table, delete, insert, select, update
 
 from engine.errors import NotFoundError, ValidationError
 from engine.permissions import _tables as t
+from engine.permissions import versions
 from engine.permissions._clock import as_utc, utcnow
 
 ACCESS_LEVELS = ("read", "write")
@@ -86,6 +87,8 @@ def share_record(
         conn.execute(update(t.share).where(t.share.c.id == existing)
                      .values(access=access, expires_at=expires_at, created_by=created_by))
         return get_share(conn, int(existing))
+    # A first share may open the "shared with me" arm of the grantee's scopes.
+    versions.bump(conn, versions.SHARES)
     new_id = conn.execute(insert(t.share).values(
         entity=table.name, record_id=record_id, user_id=user_id, department_id=department_id,
         access=access, expires_at=expires_at, created_at=now, created_by=created_by,

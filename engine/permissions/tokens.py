@@ -101,7 +101,7 @@ def _revoke(conn: Connection, which: ColumnElement[bool]) -> int:
                         .where(which, t.api_token.c.revoked_at.is_(None))
                         .values(revoked_at=utcnow()))
     if done.rowcount:
-        versions.bump(conn, versions.TOKENS)
+        versions.credentials_changed(conn)
     return int(done.rowcount)
 
 
@@ -117,6 +117,7 @@ class TokenCheck:
     user: User
     token_id: int
     needs_touch: bool
+    expires_at: dt.datetime | None = None  # lets a cached check expire on time
 
 
 def check_token(conn: Connection, plaintext: str, *, now: dt.datetime | None = None
@@ -142,7 +143,7 @@ def check_token(conn: Connection, plaintext: str, *, now: dt.datetime | None = N
         raise AuthenticationError("inactive", "this account is deactivated")
     last_used = as_utc(row.last_used_at)
     stale = last_used is None or now - last_used >= LAST_USED_RESOLUTION
-    return TokenCheck(user=user, token_id=int(row.id), needs_touch=stale)
+    return TokenCheck(user=user, token_id=int(row.id), needs_touch=stale, expires_at=expires_at)
 
 
 def touch_token(conn: Connection, token_id: int, *, now: dt.datetime | None = None) -> None:

@@ -8,14 +8,31 @@ row per request is how every process learns it must reload.
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, insert, select, update
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+from sqlalchemy import Connection, Engine, func, insert, literal, select, union_all, update
 
 from engine.permissions import _tables as t
 from engine.permissions._clock import utcnow
+from engine.storage.applied import METADATA_VERSION_TABLE, SYSTEM_TABLES
 
 POLICY = "policy"  # roles, role bindings (casbin_rule)
 ORG = "org"        # departments, users' departments and levels
-TOKENS = "tokens"  # API tokens revoked, or their user deactivated or reactivated
+#: Who a token or a session belongs to: token revocation, deactivation, reactivation,
+#: password changes, ended sessions and profile edits (``credentials.CredentialCache``).
+CREDENTIALS = "credentials"
+#: Who may have shares of what: a new share (``shares.share_record``). Scopes add the
+#: "shared with me" arm only for users who may have one (``scopes``).
+SHARES = "shares"
+#: Not a row of ``tp_policy_version``: the newest applied ``tp_metadata_version`` id,
+#: read by ``stamps`` in the same statement (``LiveRuntime`` reloads when it moves).
+METADATA = "metadata"
+
+#: Per request (``one_read_per_request``): the stamps already read, by engine.
+_request_stamps: ContextVar[dict[int, dict[str, int]] | None] = ContextVar(
+    "tidepool_request_stamps", default=None)
 
 
 def current(conn: Connection, name: str) -> int:
@@ -32,8 +49,19 @@ def current_all(conn: Connection) -> dict[str, int]:
     return {name: int(version) for name, version in rows}
 
 
+#: Bumps made by this process, per stamp: a cache may look at them to see its own
+#: process's changes at once, before its next read of the stamps.
+_local_bumps: dict[str, int] = {}
+
+
+def local_bumps(name: str) -> int:
+    """How many times this process has bumped ``name`` (committed or not)."""
+    return _local_bumps.get(name, 0)
+
+
 def bump(conn: Connection, name: str) -> int:
     """Advance the stamp of ``name`` inside the caller's transaction; return the new one."""
+    _local_bumps[name] = _local_bumps.get(name, 0) + 1
     now = utcnow()
     done = conn.execute(
         update(t.policy_version)
@@ -43,3 +71,51 @@ def bump(conn: Connection, name: str) -> int:
     if done.rowcount == 0:
         conn.execute(insert(t.policy_version).values(name=name, version=1, changed_at=now))
     return current(conn, name)
+
+
+def credentials_changed(conn: Connection) -> int:
+    """Tell every process that a token or a user's sign-in state changed.
+
+    Call it in the transaction that revokes a token, deactivates or reactivates a
+    user, changes a password or ends sessions: each process's ``CredentialCache``
+    reads this stamp at most every ``check_interval`` (0.5 s) and drops what it
+    cached when it moved, so the change holds in every worker within a second.
+    """
+    return bump(conn, CREDENTIALS)
+
+
+def stamps(engine: Engine, *, fresh: bool = False) -> dict[str, int]:
+    """Every stamp and the applied metadata version, in one statement.
+
+    Inside ``one_read_per_request`` the first call reads and the others reuse it:
+    the metadata, policy and credential caches each check their stamp on their
+    own interval, and when several come due in the same request they share one
+    statement instead of running three (issue 13: a list page is its query plus
+    at most one more). ``fresh=True`` reads anyway: a forced refresh right after a
+    change made in this request.
+    """
+    shared = _request_stamps.get()
+    if shared is not None and not fresh:
+        found = shared.get(id(engine))
+        if found is not None:
+            return found
+    meta = SYSTEM_TABLES[METADATA_VERSION_TABLE]
+    statement = union_all(
+        select(t.policy_version.c.name, t.policy_version.c.version),
+        select(literal(METADATA), func.coalesce(func.max(meta.c.id), 0)),
+    )
+    with engine.connect() as conn:
+        found = {str(name): int(version or 0) for name, version in conn.execute(statement)}
+    if shared is not None:
+        shared[id(engine)] = found
+    return found
+
+
+@contextmanager
+def one_read_per_request() -> Iterator[None]:
+    """Within the block, ``stamps`` reads the database at most once per engine."""
+    token = _request_stamps.set({})
+    try:
+        yield
+    finally:
+        _request_stamps.reset(token)

@@ -22,9 +22,7 @@ from sqlalchemy import (
     Engine,
     Row,
     bindparam,
-    case,
     delete,
-    false,
     func,
     insert,
     or_,
@@ -52,6 +50,7 @@ from engine.records import aggregate, stages, uploads
 from engine.records._bulk import RowInserter
 from engine.records._cascade import remove_dependents
 from engine.records._plan import EntityPlan, same_value
+from engine.records._point import RECORD_ID, point_statement
 from engine.records._union import union_page
 from engine.records._write import (
     Duplicate,
@@ -155,19 +154,16 @@ class RecordService:
         read = self.policy.row_scope(actor, plan.entity, table, "read")
         if read.is_empty:
             return None
-        allowed: ColumnElement[Any] = false()
+        allowed = None
         if action is not None:
             scope = self.policy.row_scope(actor, plan.entity, table, action)
-            allowed = or_(*scope.branches) if not scope.is_empty else false()
-        stmt = select(*plan.select_columns, case((allowed, 1), else_=0).label("_allowed")) \
-            .where(table.c.id == record_id, or_(*read.branches))
-        if plan.soft_delete and deleted is not None:
-            col = table.c.deleted_at
-            stmt = stmt.where(col.is_not(None) if deleted else col.is_(None))
-        row = conn.execute(stmt).first()
+            allowed = () if scope.is_empty else scope.branches
+        # Built once per scope shape (engine/records/_point.py); only the id is bound.
+        stmt = point_statement(plan, read.branches, allowed, deleted=deleted)
+        row = conn.execute(stmt, {RECORD_ID: record_id}).first()
         if row is None:
             return None
-        return row, bool(row[-1])  # type: ignore[return-value]
+        return row, bool(row[-1])
 
     def _reference_scope(self, actor: Actor) -> Callable[[str], tuple[Any, Any]]:
         """The actor's read scope per entity: what a reference they write may name."""

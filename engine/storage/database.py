@@ -21,6 +21,12 @@ STATEMENT_TIMEOUT_ENV = "TIDEPOOL_STATEMENT_TIMEOUT"
 DEFAULT_STATEMENT_TIMEOUT = 30.0
 #: SQLite calls the progress handler every this many virtual-machine steps (~0.1 ms).
 _PROGRESS_STEPS = 10_000
+#: Connections each process keeps open, and how many more it may open under a burst
+#: (docs/scaling.md: a PostgreSQL server needs workers x (size + overflow) connections).
+POOL_SIZE_ENV = "TIDEPOOL_DB_POOL_SIZE"
+MAX_OVERFLOW_ENV = "TIDEPOOL_DB_MAX_OVERFLOW"
+DEFAULT_POOL_SIZE = 10
+DEFAULT_MAX_OVERFLOW = 20
 
 
 def database_url(explicit: str | None = None) -> str:
@@ -103,6 +109,20 @@ def _bound_statements(engine: Engine, seconds: float, *, sqlite: bool) -> None:
             raise StatementTimeoutError(seconds) from context.original_exception
 
 
+def _env_int(name: str, default: int) -> int:
+    """A non-negative integer setting from the environment; a bad value is an error."""
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number, not {raw!r}") from None
+    if value < 0:
+        raise ValueError(f"{name} must not be negative")
+    return value
+
+
 def _json_dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
@@ -127,6 +147,12 @@ def make_engine(url: str, *, statement_timeout: float | None = None, **kwargs: A
     # faster than the standard library (bench/bench_records.py).
     kwargs.setdefault("json_serializer", _json_dumps)
     kwargs.setdefault("json_deserializer", orjson.loads)
+    in_memory = ":memory:" in url or "mode=memory" in url or url.rstrip("/") == "sqlite:"
+    if not in_memory and "poolclass" not in kwargs:
+        # SQLAlchemy's default (5 + 10) made a server with 8 clients open and close
+        # connections all the time; one request holds one connection (issue 13).
+        kwargs.setdefault("pool_size", _env_int(POOL_SIZE_ENV, DEFAULT_POOL_SIZE))
+        kwargs.setdefault("max_overflow", _env_int(MAX_OVERFLOW_ENV, DEFAULT_MAX_OVERFLOW))
     if not url.startswith("sqlite"):
         # Sessions in UTC: instants come back aware in UTC on both databases, so
         # readers need no per-value conversion.

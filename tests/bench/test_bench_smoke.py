@@ -25,13 +25,21 @@ def test_bench_records_runs_on_sqlite(capsys: pytest.CaptureFixture[str]) -> Non
 
 @pytest.mark.slow
 def test_bench_http_runs_on_sqlite(capsys: pytest.CaptureFixture[str]) -> None:
-    code = bench_http.main(["--rows", "300", "--requests", "8", "--concurrency", "2",
+    code = bench_http.main(["--rows", "300", "--seconds", "0.3", "--clients", "2",
                             "--no-write"])
     assert code == 0
     out = capsys.readouterr().out
-    rows = [line.split("|") for line in out.splitlines() if line.startswith("| sqlite |")]
-    assert sorted((r[3].strip(), r[4].strip()) for r in rows) == sorted(
-        (target, clients) for target in ("bare", "api", "html") for clients in ("1", "2"))
+    rows = [[c.strip() for c in line.split("|")] for line in out.splitlines()
+            if line.startswith("| sqlite |")]
+    assert out.count("rows/s (") == 2  # bulk create, with 1 and 2 workers
+    assert sorted((r[3], r[4], r[5]) for r in rows) == sorted(
+        (workers, op, target) for workers in ("1", "2")
+        for op, target in (("list", "api"), ("list", "bare"), ("get", "api"), ("get", "bare"),
+                           ("patch", "api"), ("patch", "bare"), ("html", "page")))
+    # One worker counts SQL statements per request: the API list is its page query
+    # plus, now and then, a stamp read.
+    api_list = next(r for r in rows if r[3] == "1" and r[4] == "list" and r[5] == "api")
+    assert 1 <= float(api_list[9]) < 2
 
 
 @pytest.mark.slow

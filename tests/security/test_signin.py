@@ -138,7 +138,7 @@ def test_one_client_is_throttled_across_logins(engine: Engine) -> None:
 
 def _token_stamp(engine: Engine) -> int:
     with engine.connect() as conn:
-        return versions.current(conn, versions.TOKENS)
+        return versions.current(conn, versions.CREDENTIALS)
 
 
 def test_a_password_reset_change_or_reactivation_revokes_api_tokens(engine: Engine) -> None:

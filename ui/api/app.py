@@ -10,13 +10,13 @@ check and the body are handled once, in ``_endpoint``, before a handler runs.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import orjson
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -25,10 +25,12 @@ from starlette.routing import Route
 
 from engine.actor import Actor
 from engine.permissions.scopes import CasbinAccessPolicy
+from engine.permissions.versions import one_read_per_request
 from engine.runtime import LiveRuntime, Runtime
 from ui.api import files
 from ui.api.auth import actor_for_token, bearer_token
 from ui.api.body import DEFAULT_MAX_BODY, read_json_object
+from ui.api.bulk import MAX_BULK_BODY, bulk_create
 from ui.api.openapi import OpenApiCache
 from ui.api.params import (
     activity_query,
@@ -72,8 +74,9 @@ def _default(value: Any) -> Any:
 
 def json_response(data: Any, *, status: int = 200,
                   headers: Mapping[str, str] | None = None) -> Response:
-    body = json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"),
-                      default=_default)
+    # orjson: a 50-record page serialised about 7x faster than with json.dumps, and it
+    # writes datetimes itself (ISO 8601, the offset kept: +00:00 as isoformat does).
+    body = orjson.dumps(data, default=_default, option=orjson.OPT_NON_STR_KEYS)
     return Response(body, status_code=status, media_type="application/json",
                     headers=dict(headers or {}))
 
@@ -187,7 +190,7 @@ def record_activity(call: Call) -> Response:
 
 def _authenticate(live: LiveRuntime, token: str) -> tuple[Runtime, Actor]:
     runtime = live.current()
-    return runtime, actor_for_token(runtime, token)
+    return runtime, actor_for_token(runtime, token, live.credentials)
 
 
 def _endpoint(live: LiveRuntime, handlers: Mapping[str, tuple[Handler, bool]], *,
@@ -195,22 +198,32 @@ def _endpoint(live: LiveRuntime, handlers: Mapping[str, tuple[Handler, bool]], *
     """One route's endpoint: authenticate, check entity and id, read the body, dispatch.
 
     ``handlers`` maps a method to its handler and whether it takes a JSON body.
+    The body (bounded by ``max_body``) is read on the event loop; then one trip to
+    the thread pool authenticates (from the process's credential cache, usually
+    without touching the database) and runs the handler: each thread hand-off cost
+    about as much CPU as a point read's SQL (issue 13).
     """
-    async def endpoint(request: Request) -> Response:
-        token = bearer_token(request.headers.get("authorization"))
-        runtime, actor = await run_in_threadpool(_authenticate, live, token)
+    def run(request: Request, token: str, body: dict[str, Any] | None) -> Response:
+        with one_read_per_request():
+            return dispatch(request, token, body)
+
+    def dispatch(request: Request, token: str, body: dict[str, Any] | None) -> Response:
+        runtime, actor = _authenticate(live, token)
         entity = request.path_params["entity"]
         if entity not in runtime.registry.entities:
             raise Problem(404, f"there is no entity {entity!r}")
         record_id = request.path_params.get("record_id", 0)
         if record_id > MAX_ID:
             raise Problem(404, f"{entity} {record_id} not found")
-        method = "GET" if request.method == "HEAD" else request.method
-        handler, takes_body = handlers[method]
+        handler, _ = handlers["GET" if request.method == "HEAD" else request.method]
+        return handler(Call(request=request, runtime=runtime, actor=actor, entity=entity,
+                            record_id=record_id, body=body))
+
+    async def endpoint(request: Request) -> Response:
+        token = bearer_token(request.headers.get("authorization"))
+        _, takes_body = handlers["GET" if request.method == "HEAD" else request.method]
         body = await read_json_object(request, max_bytes=max_body) if takes_body else None
-        call = Call(request=request, runtime=runtime, actor=actor, entity=entity,
-                    record_id=record_id, body=body)
-        return await run_in_threadpool(handler, call)
+        return await run_in_threadpool(run, request, token, body)
 
     return endpoint
 
@@ -234,8 +247,10 @@ def build_api(live: LiveRuntime, *, max_body: int = DEFAULT_MAX_BODY,
         runtime, _ = await run_in_threadpool(_authenticate, live, token)
         return json_response(documents.get(runtime))
 
-    def route(path: str, handlers: Mapping[str, tuple[Handler, bool]]) -> Route:
-        return Route(path, _endpoint(live, handlers, max_body=max_body), methods=list(handlers))
+    def route(path: str, handlers: Mapping[str, tuple[Handler, bool]], *,
+              body_limit: int | None = None) -> Route:
+        return Route(path, _endpoint(live, handlers, max_body=body_limit or max_body),
+                     methods=list(handlers))
 
     async def upload(request: Request) -> Response:
         token = bearer_token(request.headers.get("authorization"))
@@ -254,6 +269,8 @@ def build_api(live: LiveRuntime, *, max_body: int = DEFAULT_MAX_BODY,
     routes = [
         Route("/openapi.json", openapi, methods=["GET"]),
         route("/{entity}", {"GET": (list_records, False), "POST": (create_record, True)}),
+        route("/{entity}/bulk", {"POST": (bulk_create, True)},
+              body_limit=max(max_body, MAX_BULK_BODY)),
         route("/{entity}/{record_id:id}", {"GET": (get_record, False),
                                            "PATCH": (update_record, True),
                                            "DELETE": (delete_record, False)}),

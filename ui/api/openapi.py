@@ -18,6 +18,7 @@ from engine.records.coerce import MAX_ID
 from engine.records.query import DEFAULT_LIMIT, MAX_LIMIT, Op
 from engine.runtime import Runtime
 from ui.api._schemas import Schema, create_schema, record_schema, update_schema
+from ui.api.bulk import MAX_RECORDS
 from ui.api.params import DEFAULT_ACTIVITY_LIMIT, MAX_ACTIVITY_LIMIT
 from ui.api.problems import PROBLEM_JSON
 
@@ -129,6 +130,7 @@ def _entity_paths(registry: Registry, entity: Entity, sortable: frozenset[str]) 
                          **_errors("BadRequest", "Forbidden", "Conflict", "PayloadTooLarge",
                                    "UnsupportedMediaType", "UnprocessableContent")}},
         },
+        f"/{name}/bulk": _bulk_path(entity, tags),
         f"/{name}/{{record_id}}": {
             "parameters": [record_id],
             "get": {"operationId": f"get_{name}", "tags": tags, "summary": f"Get a {name}",
@@ -246,6 +248,40 @@ def _file_paths(name: str, field: str, tags: list[str], record_id: Schema) -> Sc
                                       "type": "string", "format": "binary"}}}},
                           **_errors("NotFound")}}},
     }
+
+
+def _bulk_path(entity: Entity, tags: list[str]) -> Schema:
+    """``POST /{entity}/bulk`` (ui/api/bulk.py)."""
+    name = entity.name
+    result: Schema = {"type": "object", "required": ["index"], "properties": {
+        "index": {"type": "integer", "minimum": 0},
+        "id": {"type": "integer", "description": "The new record (created rows)."},
+        "errors": {"type": "object", "additionalProperties": {"type": "string"},
+                   "description": "Why the row was refused, per field."}}}
+    return {"post": {
+        "operationId": f"bulk_create_{name}", "tags": tags,
+        "summary": f"Create up to {MAX_RECORDS} {entity.plural_label.get('en') or name} at once",
+        "description": ("`atomic` true (default): all or nothing, a refusal is one 422 whose "
+                        "`errors` are keyed `<row>.<field>`. false: the valid rows are "
+                        "created and every row gets a result."),
+        "requestBody": {"required": True, "content": {JSON: {"schema": {
+            "type": "object", "required": ["records"], "additionalProperties": False,
+            "properties": {
+                "records": {"type": "array", "minItems": 1, "maxItems": MAX_RECORDS,
+                            "items": _ref(f"{name}.create")},
+                "atomic": {"type": "boolean", "default": True}}}}}},
+        "responses": {
+            "201": _json({"type": "object", "required": ["created", "ids"], "properties": {
+                "created": {"type": "integer"},
+                "ids": {"type": "array", "items": {"type": "integer"}}}},
+                "All created (atomic), ids in the order sent."),
+            "200": _json({"type": "object", "required": ["created", "failed", "results"],
+                          "properties": {"created": {"type": "integer"},
+                                         "failed": {"type": "integer"},
+                                         "results": {"type": "array", "items": result}}},
+                         "One result per row (atomic false)."),
+            **_errors("BadRequest", "Forbidden", "PayloadTooLarge", "UnsupportedMediaType",
+                      "UnprocessableContent")}}}
 
 
 def _page_schema(name: str) -> Schema:

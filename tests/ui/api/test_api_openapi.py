@@ -16,7 +16,7 @@ from engine.metadata.model import Feature, FieldType
 from tests.conftest import REPO_ROOT
 from tests.ui.api.conftest import API, CRM, World
 
-OPERATIONS = ("list", "create", "get", "update", "delete", "activity")
+OPERATIONS = ("list", "create", "get", "update", "delete", "activity", "bulk_create")
 
 
 def _document(world: World) -> dict[str, Any]:

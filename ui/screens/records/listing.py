@@ -102,6 +102,8 @@ class ListView:
     export_csv: str
     export_xlsx: str
     notice: str = ""
+    #: Where the count is loaded from after the page (``count_text`` is then empty).
+    count_url: str = ""
 
 
 def visible_fields(entity: Entity, hidden: frozenset[str]) -> list[Field]:

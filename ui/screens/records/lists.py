@@ -66,17 +66,19 @@ def build_list(ui: UIContext, request: Request, runtime: Runtime, actor: Actor, 
         return ListView(entity.name, "", f"/e/{entity.name}", state, headers, rows, next_url,
                         "", False, [], [], [], [], [], "", False, False, False, False, False,
                         [], [], "", "", notice)
-    count = runtime.records.count(actor, entity.name, state.query(), cap=COUNT_CAP)
     can = {a: ui.may(actor, entity, a)
            for a in ("create", "update", "assign", "delete", "export")}
     readonly = runtime.policy.readonly_fields(actor, entity)
     views = SavedViews(runtime.engine, runtime.schema).visible(actor.user_id or 0, entity.name)
     query = urlencode(state.params())
+    # The (capped) count is a second query as costly as the page: it is loaded by
+    # htmx right after the page is shown (``count_fragment``), not before.
+    count_url = f"/e/{entity.name}/count" + (f"?{query}" if query else "")
     return ListView(
         entity=entity.name, title=entity.plural_label.get(locale) or entity.label.get(locale),
         base_url=f"/e/{entity.name}", state=state,
         columns=headers,
-        rows=rows, next_url=next_url, count_text=count_text(count, COUNT_CAP, locale),
+        rows=rows, next_url=next_url, count_text="", count_url=count_url,
         searchable=any(n in names for n in entity.search_fields),
         filters=filter_widgets(entity, state, fields, locale),
         column_choices=[Choice(f.name, f.label.get(locale), f in columns) for f in fields],
@@ -101,6 +103,16 @@ def _assignable_people(runtime: Runtime, actor: Actor, entity: Entity) -> list[C
         if allowed is not None:
             people = [p for p in people if p.id in allowed]
     return people_choices(people)
+
+
+def count_fragment(ui: UIContext, request: Request) -> Response:
+    """``<span>N records</span>`` for the list's filters, scoped as the list is."""
+    runtime, actor = ui.runtime(), ui.actor(request)
+    entity = entity_of(runtime, request)
+    state = ListState.parse(entity.name, request.query_params.multi_items())
+    count = runtime.records.count(actor, entity.name, state.query(), cap=COUNT_CAP)
+    text = count_text(count, COUNT_CAP, ui.locale(request))
+    return ui.render(request, "records/_count.html", text, fragment="records/_count.html")
 
 
 def _selected_ids(form: FormData) -> list[int]:
@@ -207,6 +219,8 @@ def routes(ui: UIContext) -> list[BaseRoute]:
     return [
         Route("/e/{entity}", ui.endpoint(list_page), name="list"),
         Route("/e/{entity}/export.{fmt}", ui.endpoint(export_file), name="export"),
+        Route("/e/{entity}/count", ui.endpoint(lambda request, form: count_fragment(ui, request)),
+              name="count"),
         Route("/e/{entity}/bulk", ui.endpoint(bulk), methods=["POST"], name="bulk"),
         Route("/e/{entity}/views", ui.endpoint(save_view), methods=["POST"], name="save_view"),
         Route("/e/{entity}/views/{view_id:id}", ui.endpoint(open_view), name="open_view"),
