@@ -115,9 +115,11 @@ class BodyRule:
 
 def default_rules(*, max_upload_bytes: int, api_prefix: str,
                   api_max_body: int) -> tuple[BodyRule, ...]:
-    """The app's limits, first match wins: record forms may carry uploads, the API its own
-    limit, the sign-in forms a little, everything else ``DEFAULT_FORM_BODY``."""
+    """The app's limits, first match wins: API uploads and record forms may carry a file, the
+    API its own limit, the sign-in forms a little, everything else ``DEFAULT_FORM_BODY``."""
     return (
+        # An API upload is the file itself; its route checks the field's own max_size too.
+        BodyRule(re.escape(api_prefix) + r"/[^/]+/files/[^/]+$", max_upload_bytes),
         BodyRule(re.escape(api_prefix) + "/", api_max_body),
         BodyRule(r"/(login|logout|language)$", SMALL_FORM_BODY),
         BodyRule(r"/e/[^/]+/(new|[0-9]+/edit)$", max_upload_bytes + FORM_OVERHEAD),
