@@ -9,10 +9,15 @@ cut off at the limit, not spooled to disk.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 from starlette.testclient import TestClient
 
+from engine.permissions.tokens import create_token
+from engine.storage.database import write_transaction
 from tests.security.conftest import csrf, raw_call
+from tests.ui.conftest import SECRET, make_demo
+from ui.app import create_app
 from ui.limits import DEFAULT_FORM_BODY, FORM_OVERHEAD, MIB, SMALL_FORM_BODY
 
 Client = Callable[..., TestClient]
@@ -152,3 +157,26 @@ def test_form_parse_errors_are_400_when_signed_in(client_for: Client) -> None:
     response = rep.post("/e/follow_up/new", data={"csrf_token": token}, files=files,
                         headers={"X-CSRF-Token": token})
     assert response.status_code == 400 and "Too many files" in response.text
+
+
+def test_api_uploads_take_files_up_to_the_upload_limit(tmp_path: Path) -> None:
+    # The API reads 1 MiB of JSON, but an upload route takes the app's largest upload.
+    demo = make_demo(tmp_path)
+    with write_transaction(demo.live.engine) as conn:
+        _, token = create_token(conn, demo.user_id("rep_east1"), name="uploads")
+    app = create_app(demo.live, secret_key=SECRET, upload_dir=tmp_path / "uploads",
+                     max_upload_bytes=3 * MIB)
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/pdf"}
+    try:
+        with TestClient(app) as client:
+            ok = client.post("/api/v1/follow_up/files/attachment", params={"name": "big.pdf"},
+                             content=b"%PDF" + b"0" * (2 * MIB), headers=headers)
+            assert ok.status_code == 201, ok.text
+            big = client.post("/api/v1/follow_up/files/attachment", params={"name": "big.pdf"},
+                              content=b"%PDF" + b"0" * (3 * MIB), headers=headers)
+            assert big.status_code == 413
+            json_body = client.post("/api/v1/customer", content=b"{" + b" " * (2 * MIB) + b"}",
+                                    headers={**headers, "Content-Type": "application/json"})
+            assert json_body.status_code == 413
+    finally:
+        demo.live.dispose()
