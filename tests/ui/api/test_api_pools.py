@@ -53,10 +53,19 @@ def test_forbidden_pool_operations(world: World) -> None:
     assert world.post("rep1", "/customer/999999/claim").status_code == 404
 
 
-def test_lock_is_refused_without_a_lock_cap(world: World) -> None:
+def test_lock_and_unlock_a_held_record(world: World) -> None:
     record = world.create("rep1", "customer", {"name": "Mine"})
-    locked = world.post("rep1", f"/customer/{record['id']}/lock")
-    assert locked.status_code == 403, locked.text
+    path = f"/customer/{record['id']}"
+    locked = world.post("rep1", f"{path}/lock", {"reason": "contract next week"})
+    assert locked.status_code == 200, locked.text
+    again = world.post("rep1", f"{path}/lock")
+    assert (again.status_code, again.json()["limit"]) == (409, "locked")
+    assert world.post("rep3", f"{path}/lock").status_code == 404
+    assert world.post("rep1", f"{path}/unlock").status_code == 200
+    twice = world.post("rep1", f"{path}/unlock")
+    assert (twice.status_code, twice.json()["limit"]) == (409, "not_locked")
+    kinds = [e["kind"] for e in world.get("rep1", f"{path}/activity").json()["items"][:2]]
+    assert kinds == ["unlock", "lock"]
 
 
 def test_openapi_lists_the_pool_operations_of_pooled_entities(world: World) -> None:
