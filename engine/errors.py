@@ -175,3 +175,19 @@ class StatementTimeoutError(TidepoolError):
         self.seconds = seconds
         super().__init__(f"the database took longer than {seconds:g} seconds and the "
                          "request was stopped; narrow the filter or search and try again")
+
+
+class PoolLimitError(TidepoolError):
+    """A pool operation refused by the record's state or a pool limit.
+
+    ``limit`` names what stopped it: ``taken`` (someone else holds the record now),
+    ``not_held``, ``max_held``, ``daily_claims``, ``reclaim_cooldown_days``,
+    ``new_record_hours``, ``max_locked``, ``locked``.
+    """
+
+    def __init__(self, entity: str, record_id: Any, *, limit: str, message: str) -> None:
+        self.entity = entity
+        self.record_id = record_id
+        self.limit = limit
+        self.message = message
+        super().__init__(f"{entity} {record_id}: {message}")

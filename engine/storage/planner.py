@@ -48,6 +48,7 @@ from engine.storage.plan import (
     AddFeature,
     AddIndex,
     AddOption,
+    AddSystemColumns,
     AddUniqueConstraint,
     ArchiveField,
     ArchiveTable,
@@ -164,6 +165,12 @@ class _Planner:
         missing = tuple(t.name for t in metadata.sorted_tables if t.name not in existing)
         if missing:
             yield CreateSystemTables(missing)
+        for table in metadata.sorted_tables:
+            if table.name in existing:
+                have = self._taken_columns(table.name)
+                lacking = tuple(c.name for c in table.columns if c.name not in have)
+                if lacking:
+                    yield AddSystemColumns(table.name, lacking)
 
     def _id_steps(self) -> Iterable[Step]:
         """Kept entity tables that would hand a deleted record's id to the next one."""

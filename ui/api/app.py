@@ -27,7 +27,7 @@ from engine.actor import Actor
 from engine.permissions.scopes import CasbinAccessPolicy
 from engine.permissions.versions import one_read_per_request
 from engine.runtime import LiveRuntime, Runtime
-from ui.api import files
+from ui.api import files, pools
 from ui.api.auth import actor_for_token, bearer_token
 from ui.api.body import DEFAULT_MAX_BODY, read_json_object
 from ui.api.bulk import MAX_BULK_BODY, bulk_create
@@ -193,11 +193,12 @@ def _authenticate(live: LiveRuntime, token: str) -> tuple[Runtime, Actor]:
     return runtime, actor_for_token(runtime, token, live.credentials)
 
 
-def _endpoint(live: LiveRuntime, handlers: Mapping[str, tuple[Handler, bool]], *,
+def _endpoint(live: LiveRuntime, handlers: Mapping[str, tuple[Handler, bool | None]], *,
               max_body: int) -> Endpoint:
     """One route's endpoint: authenticate, check entity and id, read the body, dispatch.
 
-    ``handlers`` maps a method to its handler and whether it takes a JSON body.
+    ``handlers`` maps a method to its handler and whether it takes a JSON body
+    (None: an optional one, e.g. a claim with or without a reason).
     The body (bounded by ``max_body``) is read on the event loop; then one trip to
     the thread pool authenticates (from the process's credential cache, usually
     without touching the database) and runs the handler: each thread hand-off cost
@@ -222,7 +223,9 @@ def _endpoint(live: LiveRuntime, handlers: Mapping[str, tuple[Handler, bool]], *
     async def endpoint(request: Request) -> Response:
         token = bearer_token(request.headers.get("authorization"))
         _, takes_body = handlers["GET" if request.method == "HEAD" else request.method]
-        body = await read_json_object(request, max_bytes=max_body) if takes_body else None
+        body = await read_json_object(request, max_bytes=max_body,
+                                      required=takes_body is True) \
+            if takes_body is not False else None
         return await run_in_threadpool(run, request, token, body)
 
     return endpoint
@@ -247,7 +250,7 @@ def build_api(live: LiveRuntime, *, max_body: int = DEFAULT_MAX_BODY,
         runtime, _ = await run_in_threadpool(_authenticate, live, token)
         return json_response(documents.get(runtime))
 
-    def route(path: str, handlers: Mapping[str, tuple[Handler, bool]], *,
+    def route(path: str, handlers: Mapping[str, tuple[Handler, bool | None]], *,
               body_limit: int | None = None) -> Route:
         return Route(path, _endpoint(live, handlers, max_body=body_limit or max_body),
                      methods=list(handlers))
@@ -280,5 +283,8 @@ def build_api(live: LiveRuntime, *, max_body: int = DEFAULT_MAX_BODY,
         route("/{entity}/{record_id:id}/assign", {"POST": (assign_record, True)}),
         Route("/{entity}/files/{field}", upload, methods=["POST"]),
         route("/{entity}/{record_id:id}/files/{field}", {"GET": (download, False)}),
+        *(route(f"/{{entity}}/{{record_id:id}}/{operation}",
+                {"POST": (pools.handler(operation, _record_response), None)})
+          for operation in pools.OPERATIONS),
     ]
     return Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS)

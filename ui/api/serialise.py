@@ -94,4 +94,5 @@ def activity_entry(entry: ActivityEntry, *, files: frozenset[str] = frozenset())
         "changes": [{"field": c.field, "old": _shown(c.field, c.old, files),
                      "new": _shown(c.field, c.new, files)} for c in entry.changes],
         "body": entry.body,
+        "via": entry.via,
     }

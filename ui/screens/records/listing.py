@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from engine.actor import Actor
 from engine.metadata.model import Entity, Field, FieldType
@@ -104,6 +105,10 @@ class ListView:
     notice: str = ""
     #: Where the count is loaded from after the page (``count_text`` is then empty).
     count_url: str = ""
+    tabs: list[Any] = field(default_factory=list)  # ui.pools.tabs.Tab: mine / pool / team
+    can_claim: bool = False  # pooled entity and the actor holds claim: a claim column
+    claim_ids: frozenset[int] = frozenset()  # rows in a pool, claimable from the list
+    can_recycle: bool = False  # leaders: bulk recycle (the reason in the value box)
 
 
 def visible_fields(entity: Entity, hidden: frozenset[str]) -> list[Field]:
