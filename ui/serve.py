@@ -13,6 +13,7 @@ from engine.permissions.policy_store import sync_roles
 from engine.permissions.scopes import CasbinAccessPolicy
 from engine.runtime import LiveRuntime
 from engine.storage.database import write_transaction
+from engine.workflow.scheduler import DEFAULT_INTERVAL, RuleScheduler
 from ui.app import create_app
 from ui.secret import load_secret_key
 
@@ -41,11 +42,21 @@ def build_app(url: str, *, banner: str = "", https: bool | None = None) -> Starl
 
 
 def serve(url: str, *, host: str = "127.0.0.1", port: int = 8000, out: TextIO,
-          banner: str = "") -> None:
+          banner: str = "", rules_interval: float | None = DEFAULT_INTERVAL) -> None:
+    """Serve until stopped; pool rules run every ``rules_interval`` seconds (None: never)."""
     import uvicorn
 
     app = build_app(url, banner=banner)
+    live = app.state.ui.live
+    scheduler = None
+    if rules_interval:
+        scheduler = RuleScheduler(lambda: live.current().records, interval=rules_interval)
+        scheduler.start()
     out.write(f"serving {make_url(url).render_as_string(hide_password=True)} "
               f"on http://{host}:{port}/\n")
     out.flush()
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="info")
+    finally:
+        if scheduler is not None:
+            scheduler.stop()
