@@ -100,13 +100,15 @@ def clock_rows(events: Sequence[WriteEvent], *, pooled: frozenset[str],
     owned: dict[tuple[str, int], dict[str, Any]] = {}
     touched: dict[tuple[str, int], dict[str, Any]] = {}
     for event in events:
+        # Only a new owner restarts the claimed clock: a record going back to a pool
+        # carries its pool in pool_id and no rule reads its clock until it is claimed.
         if event.entity in pooled and event.kind != CREATE and event.after is not None \
-                and event.changed("owner_id"):
+                and event.after.get("owner_id") is not None and event.changed("owner_id"):
             before = event.before or {}
             after = event.after
             key = (event.entity, event.record_id)
             owned[key] = {"entity": event.entity, "record_id": event.record_id,
-                          "owned_at": event.at if after.get("owner_id") is not None else None,
+                          "owned_at": event.at,
                           "pool": after.get("pool_id") or before.get("pool_id")}
         if event.kind == CREATE and event.after is not None:
             for field, target in touches.get(event.entity, ()):

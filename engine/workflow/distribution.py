@@ -77,7 +77,9 @@ def target_of(pool: Pool, values: Mapping[str, Any]) -> tuple[Target | None, str
         target = dict(dist.targets).get(value) if value is not None else None
         if target is None:
             return None, f"no distribution target for {dist.field}={value!r}"
-        return target, f"{dist.field}={value} -> {target.kind} {target.key}"
+        # The reason names the target, not the value: records of one target share it,
+        # so a batch goes to each user in one statement.
+        return target, f"by {dist.field} to {target.kind} {target.key}"
     if dist.mode == "territory":
         point = values.get(dist.field or "")
         if not isinstance(point, Mapping) or point.get("lat") is None \

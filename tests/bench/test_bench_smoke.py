@@ -41,3 +41,15 @@ def test_run_all_quick_runs_every_benchmark(capsys: pytest.CaptureFixture[str]) 
     assert set(run_all.QUICK) == set(run_all.benchmarks())  # each has quick arguments
     assert run_all.main(["--quick", "--only", "bench_records"]) == 0
     assert "== bench_records" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_bench_rules_runs_on_sqlite(capsys: pytest.CaptureFixture[str]) -> None:
+    from bench import bench_rules
+
+    code = bench_rules.main(["--rows", "2000", "--new", "300", "--batch", "70",
+                             "--backends", "sqlite", "--no-write"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "| sqlite | 2,000 | 200 |" in out        # 10% moved, equal to the hand UPDATE
+    assert "| sqlite | 300 |" in out
