@@ -209,13 +209,17 @@ def cmd_perms_bind(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_perms_deactivate(args: argparse.Namespace, out: TextIO) -> int:
-    from engine.permissions.identity import deactivate_user
+    from engine.configure.people import deactivate_and_release
     from engine.permissions.manage import user_by_login
-    from engine.storage.database import write_transaction
+    from engine.runtime import open_runtime
 
-    with _engine(args) as engine, write_transaction(engine) as conn:
-        deactivate_user(conn, user_by_login(conn, args.user).id)
-    out.write(f"{args.user} is deactivated: sessions and API tokens no longer work\n")
+    with _engine(args) as engine:
+        runtime = open_runtime(database_url(args.db), engine=engine)
+        with engine.connect() as conn:
+            user_id = user_by_login(conn, args.user).id
+        deactivate_and_release(runtime.records, user_id)
+    out.write(f"{args.user} is deactivated: sessions and API tokens no longer work, and "
+              "the records they held are back in their pools\n")
     return 0
 
 

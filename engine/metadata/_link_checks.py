@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from engine.errors import MetadataIssue
 from engine.metadata._sharing_checks import sharing_rule_issues
-from engine.metadata.conditions import tree_problems
+from engine.metadata.conditions import condition_problem, tree_problems
 from engine.metadata.located import LocatedDoc
 from engine.metadata.model import FieldType
 from engine.metadata.world import World, field_types, missing
@@ -123,6 +124,7 @@ def _pool_issues(pool: LocatedDoc, world: World) -> Iterator[MetadataIssue]:
         names.add(rule["name"])
         yield from _rule_issues(pool, i, rule, fields, world, pipelined=pipelined)
     yield from _touch_issues(pool, world)
+    yield from _limit_issues(pool, entity)
     distribution = body.get("distribution") or {}
     fname = distribution.get("field")
     if fname is None:
@@ -211,6 +213,30 @@ def _touch_issues(pool: LocatedDoc, world: World) -> Iterator[MetadataIssue]:
             yield pool.issue(("touch", i, "field"),
                              f"{touch['entity']}.{touch['field']} must be a reference to "
                              f"{target!r} to touch its records")
+
+
+def _limit_issues(pool: LocatedDoc, entity: LocatedDoc) -> Iterator[MetadataIssue]:
+    """held_excludes conditions name fields of the pool's entity; time_zone is a real zone."""
+    limits = pool.body.get("limits") or {}
+    zone = limits.get("time_zone")
+    if zone is not None:
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            yield pool.issue(("limits", "time_zone"), f"unknown time zone {zone!r}")
+    by_name = {f["name"]: f for f in entity.body["fields"]}
+    for k, cond in enumerate(limits.get("held_excludes") or ()):
+        f = by_name.get(cond["field"])
+        if f is None:
+            yield pool.issue(("limits", "held_excludes", k, "field"),
+                             missing("field", cond["field"], by_name))
+            continue
+        options = [o["value"] for o in f.get("options") or ()]
+        problem = condition_problem(FieldType(f["type"]), cond["op"], cond.get("value"),
+                                    options=options)
+        if problem:
+            at = "op" if problem.startswith("operator") else "value"
+            yield pool.issue(("limits", "held_excludes", k, at), f"{cond['field']}: {problem}")
 
 
 def _role_issues(role: LocatedDoc, world: World) -> Iterator[MetadataIssue]:

@@ -120,7 +120,7 @@ def clock_rows(events: Sequence[WriteEvent], *, pooled: frozenset[str],
 
 
 def keep_clocks(tx: Transaction, events: Sequence[WriteEvent]) -> None:
-    """In-transaction hook: owner changes restart ``owned_at``; touching creates set ``touched_at``."""
+    """In-transaction hook: a new owner restarts ``owned_at``; a touching create, ``touched_at``."""
     registry = tx.service.schema.registry
     pooled = frozenset(p.entity for p in registry.pools.values())
     touches = touches_by_entity(registry)

@@ -1,161 +1,127 @@
-"""A small pooled world for the rule and distribution tests, on SQLite and PostgreSQL.
-
-Entities are neutral: ``item`` (owned, pooled, pipelined) and ``visit``, whose
-``item`` reference touches an item when a visit is created. The org tree is
-company > team_a (leader ``lead_a``: reps a1, a2, a3) and team_b (rep b1);
-``boss`` holds role ``chief``. The records service runs with a controllable
-clock and the engine's write hooks installed (the runtime's providers).
-"""
+"""A CRM demo database with real permissions, pools whose limits each test chooses, a clock."""
 
 from __future__ import annotations
 
-import copy
+import dataclasses
+import io
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 
 from engine.actor import Actor
-from engine.metadata.parse import registry_from_document
-from engine.permissions.identity import create_user
-from engine.permissions.org import create_department, set_leader
-from engine.permissions.policy_store import bind_role
-from engine.records import RecordService
+from engine.demo import prepare_demo
+from engine.metadata.model import PoolLimits, Registry
+from engine.permissions.identity import find_user
+from engine.permissions.scopes import CasbinAccessPolicy
+from engine.records.service import RecordService
 from engine.runtime import install_hooks
-from engine.storage.database import write_transaction
-from engine.storage.tables import StorageSchema, build_schema
-
-T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
-DAY = timedelta(days=1)
-
-
-def label(text: str) -> dict[str, str]:
-    return {"en": text, "zh-CN": text}
-
-
-def _field(name: str, type_: str, **extra: Any) -> dict[str, Any]:
-    return {"name": name, "type": type_, "label": label(name), **extra}
-
-
-def _options(*values: str) -> list[dict[str, Any]]:
-    return [{"value": v, "label": label(v)} for v in values]
-
-
-ITEM = {
-    "name": "item", "label": label("Item"), "title_field": "name",
-    "features": ["owned", "pooled", "pipelined", "activity", "soft_delete"],
-    "fields": [
-        _field("name", "text"),
-        _field("grade", "select", options=_options("A", "B", "C")),
-        _field("channel", "select", options=_options("web", "fair", "other")),
-        _field("tags", "multi_select", options=_options("key", "new")),
-        _field("spot", "geo_point"),
-        _field("size", "integer"),
-    ],
-}
-VISIT = {
-    "name": "visit", "label": label("Visit"), "title_field": "note",
-    "features": ["owned", "activity"],
-    "fields": [_field("note", "text"), _field("item", "reference", target="item")],
-}
-PIPELINE = {
-    "name": "item_flow", "entity": "item", "label": label("Flow"), "initial_stage": "new",
-    "stages": [{"key": "new", "label": label("New"), "order": 1},
-               {"key": "talk", "label": label("Talk"), "order": 2},
-               {"key": "won", "label": label("Won"), "order": 3, "kind": "won"}],
-}
-ROLE = {"name": "chief", "label": label("Chief"),
-        "grants": [{"entity": "item", "actions": ["read"], "scope": "all"}]}
-BASE_POOL: dict[str, Any] = {
-    "name": "item_pool", "entity": "item", "label": label("Item pool"),
-    "members": {"departments": ["team_a"]},
-    "touch": [{"entity": "visit", "field": "item"}],
-}
+from engine.storage.applied import applied_registry
+from engine.storage.database import make_engine
+from engine.storage.tables import build_schema
+from engine.workflow.pools import PoolService
+from tests.conftest import REPO_ROOT
+from tests.integration.workflow._rules_world import make_rules_world  # noqa: F401 (fixture)
 
 
 class Clock:
-    """The records service's clock: set ``now``; each call moves a microsecond on."""
+    """Now, moved by hand (``advance``); each read is a microsecond later."""
 
     def __init__(self) -> None:
-        self.now = T0
+        self.now = datetime.now(UTC)
 
     def __call__(self) -> datetime:
         self.now += timedelta(microseconds=1)
         return self.now
 
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
 
-@dataclass
+
+@dataclasses.dataclass
 class World:
     engine: Engine
-    schema: StorageSchema
+    registry: Registry
     records: RecordService
+    pools: PoolService
     clock: Clock
-    users: dict[str, int] = field(default_factory=dict)
-    system: Actor = field(default_factory=lambda: Actor.system("test"))
 
-    def at(self, when: datetime) -> None:
-        self.clock.now = when
-
-    def item(self, owner: str | None, **values: Any) -> int:
-        payload = {"name": values.pop("name", "x"), **values,
-                   "owner_id": None if owner is None else self.users[owner]}
-        return self.records.create(self.system, "item", payload).id
-
-    def visit(self, item_id: int) -> int:
-        return self.records.create(self.system, "visit", {"note": "v", "item": item_id,
-                                                          "owner_id": None}).id
-
-    def row(self, item_id: int) -> Any:
-        table = self.schema.table("item")
+    def actor(self, login: str) -> Actor:
         with self.engine.connect() as conn:
-            return conn.execute(select(table).where(table.c.id == item_id)).one()
+            user = find_user(conn, login)
+        assert user is not None, login
+        return self.records.policy.actor_for(user.id, login=login)  # type: ignore[attr-defined]
 
-    def owner(self, item_id: int) -> str | None:
-        owner_id = self.row(item_id).owner_id
-        names = {v: k for k, v in self.users.items()}
-        return None if owner_id is None else names[int(owner_id)]
+    def uid(self, login: str) -> int:
+        user_id = self.actor(login).user_id
+        assert user_id is not None
+        return user_id
 
-    def ledger(self, item_id: int) -> list[Any]:
-        ledger = self.schema.system["tp_pool_event"]
+    def row(self, entity: str, record_id: int) -> dict[str, Any]:
+        table = self.records.schema.table(entity)
         with self.engine.connect() as conn:
-            return conn.execute(select(ledger).where(ledger.c.entity == "item",
-                                                     ledger.c.record_id == item_id)
-                                .order_by(ledger.c.id)).all()
+            return dict(conn.execute(select(table).where(table.c.id == record_id)).one()._mapping)
+
+    def put_in_pool(self, entity: str, *ids: int, pool: str | None = None) -> None:
+        name = pool or next(p.name for p in self.registry.pools.values() if p.entity == entity)
+        table = self.records.schema.table(entity)
+        with self.engine.begin() as conn:
+            conn.execute(update(table).where(table.c.id.in_(ids))
+                         .values(owner_id=None, pool_id=name))
+
+    def pooled(self, entity: str) -> list[int]:
+        table = self.records.schema.table(entity)
+        with self.engine.connect() as conn:
+            return list(conn.execute(select(table.c.id).where(
+                table.c.owner_id.is_(None), table.c.pool_id.is_not(None))
+                .order_by(table.c.id)).scalars())
+
+    def held_by(self, entity: str, login: str) -> list[int]:
+        table = self.records.schema.table(entity)
+        with self.engine.connect() as conn:
+            return list(conn.execute(select(table.c.id).where(
+                table.c.owner_id == self.uid(login)).order_by(table.c.id)).scalars())
+
+    def ledger(self, entity: str, record_id: int) -> list[dict[str, Any]]:
+        table = self.records.schema.system["tp_pool_event"]
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(
+                select(table).where(table.c.entity == entity, table.c.record_id == record_id)
+                .order_by(table.c.id))]
 
 
-def _org(engine: Engine) -> dict[str, int]:
-    with write_transaction(engine) as conn:
-        company = create_department(conn, code="company", name="Company")
-        team_a = create_department(conn, code="team_a", name="A", parent_id=company.id)
-        team_b = create_department(conn, code="team_b", name="B", parent_id=company.id)
-        users: dict[str, int] = {}
-        for login, dept in (("lead_a", company.id), ("a1", team_a.id), ("a2", team_a.id),
-                            ("a3", team_a.id), ("b1", team_b.id), ("boss", company.id)):
-            users[login] = create_user(conn, login=login, display_name=login,
-                                       department_id=dept).id
-        set_leader(conn, team_a.id, users["lead_a"])
-        bind_role(conn, user_id=users["boss"], role="chief")
-    return users
+WorldFactory = Callable[..., World]
 
 
 @pytest.fixture
-def make_world(db_engine: Engine) -> Iterator[Callable[..., World]]:
-    """``make_world(rules=[...], distribution={...}, limits={...})`` builds the world once."""
+def make_world(db_url: str) -> Iterator[WorldFactory]:
+    """``make_world(customer_pool=PoolLimits(...))``: the demo with those pool limits."""
+    prepare_demo(db_url, apps=[REPO_ROOT / "apps" / "crm"], out=io.StringIO(), rows=30)
+    engines: list[Engine] = []
 
-    def make(**pool: Any) -> World:
-        body = copy.deepcopy(BASE_POOL)
-        body.update(pool)
-        registry = registry_from_document({
-            "entities": {"item": ITEM, "visit": VISIT}, "pipelines": {"item_flow": PIPELINE},
-            "pools": {"item_pool": body}, "roles": {"chief": ROLE}})
-        schema = build_schema(registry)
-        schema.metadata.create_all(db_engine)
+    def make(**limits: PoolLimits) -> World:
+        # Room for the concurrency tests' threads, each on its own connection.
+        engine = make_engine(db_url, pool_size=10, max_overflow=50)
+        engines.append(engine)
+        with engine.connect() as conn:
+            base = applied_registry(conn)
+        assert base is not None
+        pools = {name: dataclasses.replace(p, limits=limits.get(name, PoolLimits()))
+                 for name, p in base.pools.items()}
+        registry = dataclasses.replace(base, pools=pools)
         clock = Clock()
-        records = install_hooks(RecordService(engine=db_engine, schema=schema, clock=clock))
-        return World(engine=db_engine, schema=schema, records=records, clock=clock,
-                     users=_org(db_engine))
+        records = install_hooks(RecordService(
+            engine=engine, schema=build_schema(registry),
+            policy=CasbinAccessPolicy(engine, registry), clock=clock))
+        return World(engine, registry, records, PoolService(records), clock)
 
     yield make
+    for engine in engines:
+        engine.dispose()
+
+
+@pytest.fixture
+def world(make_world: WorldFactory) -> World:
+    return make_world()

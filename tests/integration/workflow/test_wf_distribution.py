@@ -11,7 +11,7 @@ from sqlalchemy import update
 from engine.permissions import _tables as perm_tables
 from engine.storage.rule_tables import UNPLACED_TABLE
 from engine.workflow.distribution import unplaced_reasons
-from tests.integration.workflow.conftest import World
+from tests.integration.workflow._rules_world import World
 
 Make = Callable[..., World]
 
@@ -25,8 +25,8 @@ def _unplaced(w: World, item_id: int) -> str:
     return found[item_id][0] if item_id in found else ""
 
 
-def test_round_robin_in_turn_skipping_inactive_users(make_world: Make) -> None:
-    w = make_world(distribution={"mode": "round_robin", "team": {"department": "team_a"}})
+def test_round_robin_in_turn_skipping_inactive_users(make_rules_world: Make) -> None:
+    w = make_rules_world(distribution={"mode": "round_robin", "team": {"department": "team_a"}})
     first = [w.owner(w.item(None)) for _ in range(4)]
     assert first == ["a1", "a2", "a3", "a1"]
     with w.engine.begin() as conn:
@@ -40,8 +40,9 @@ def test_round_robin_in_turn_skipping_inactive_users(make_world: Make) -> None:
     assert w.owner(w.item("b1")) == "b1"
 
 
-def test_capacity_is_respected_and_unplaced_records_stay_in_the_pool(make_world: Make) -> None:
-    w = make_world(distribution={"mode": "round_robin"}, limits={"max_held": 1})
+def test_capacity_is_respected_and_unplaced_records_stay_in_the_pool(
+        make_rules_world: Make) -> None:
+    w = make_rules_world(distribution={"mode": "round_robin"}, limits={"max_held": 1})
     w.item("a2")                                   # a2 is full already
     placed = [w.owner(w.item(None)) for _ in range(2)]
     assert placed == ["a1", "a3"]                  # the pool's members: team_a
@@ -51,8 +52,8 @@ def test_capacity_is_respected_and_unplaced_records_stay_in_the_pool(make_world:
     assert "max_held" in _unplaced(w, left)
 
 
-def test_by_field_value(make_world: Make) -> None:
-    w = make_world(distribution={"mode": "by_field", "field": "channel", "targets": {
+def test_by_field_value(make_rules_world: Make) -> None:
+    w = make_rules_world(distribution={"mode": "by_field", "field": "channel", "targets": {
         "web": {"department": "team_b"}, "fair": {"user": "a3"}}})
     assert w.owner(w.item(None, channel="web")) == "b1"
     assert w.owner(w.item(None, channel="fair")) == "a3"
@@ -61,8 +62,8 @@ def test_by_field_value(make_world: Make) -> None:
     assert "no distribution target for channel='other'" in _unplaced(w, other)
 
 
-def test_by_territory(make_world: Make) -> None:
-    w = make_world(distribution={"mode": "territory", "field": "spot", "territories": {
+def test_by_territory(make_rules_world: Make) -> None:
+    w = make_rules_world(distribution={"mode": "territory", "field": "spot", "territories": {
         "north": {"polygon": NORTH, "target": {"department": "team_a"}},
         "south": {"polygon": SOUTH, "target": {"user": "b1"}}}})
     assert w.owner(w.item(None, spot={"lat": 39.9, "lng": 116.4})) == "a1"
@@ -74,8 +75,8 @@ def test_by_territory(make_world: Make) -> None:
     assert "no spot" in _unplaced(w, nowhere)
 
 
-def test_unknown_targets_leave_the_reason(make_world: Make) -> None:
-    w = make_world(distribution={"mode": "by_field", "field": "channel", "targets": {
+def test_unknown_targets_leave_the_reason(make_rules_world: Make) -> None:
+    w = make_rules_world(distribution={"mode": "by_field", "field": "channel", "targets": {
         "web": {"department": "no_such_team"}, "fair": {"user": "nobody"}}})
     web = w.item(None, channel="web")
     fair = w.item(None, channel="fair")
@@ -84,8 +85,8 @@ def test_unknown_targets_leave_the_reason(make_world: Make) -> None:
     assert UNPLACED_TABLE in w.schema.system
 
 
-def test_a_bulk_create_is_placed_as_one_batch(make_world: Make) -> None:
-    w = make_world(distribution={"mode": "round_robin"}, limits={"max_held": 3})
+def test_a_bulk_create_is_placed_as_one_batch(make_rules_world: Make) -> None:
+    w = make_rules_world(distribution={"mode": "round_robin"}, limits={"max_held": 3})
     with w.records.transaction(w.system) as tx:
         ids = tx.bulk_create("item", [{"name": f"n{i}", "owner_id": None} for i in range(11)])
     owners = [w.owner(i) for i in ids]
@@ -98,8 +99,8 @@ def test_a_bulk_create_is_placed_as_one_batch(make_world: Make) -> None:
     assert [w.owner(w.item(None)) for _ in range(2)] == ["a1", None]
 
 
-def test_without_distribution_unowned_records_enter_the_pool(make_world: Make) -> None:
-    w = make_world()
+def test_without_distribution_unowned_records_enter_the_pool(make_rules_world: Make) -> None:
+    w = make_rules_world()
     item = w.item(None)
     assert (w.row(item).owner_id, w.row(item).pool_id) == (None, "item_pool")
     assert _unplaced(w, item) == ""

@@ -14,7 +14,7 @@ from engine.records import RecordService
 from engine.runtime import install_hooks
 from engine.storage.database import make_engine
 from engine.workflow.rule_runner import RunReport, run_rules
-from tests.integration.workflow.conftest import DAY, T0, World
+from tests.integration.workflow._rules_world import DAY, T0, World
 
 RULE = {"name": "idle", "kind": "drop", "clock": "created", "after": {"days": 3}}
 ROWS = 120
@@ -22,9 +22,9 @@ ROWS = 120
 
 @pytest.mark.parametrize("ttl", [timedelta(minutes=5), timedelta(0)],
                          ids=["leased", "lease-expires-at-once"])
-def test_two_runners_move_each_record_once(make_world: Callable[..., World], db_url: str,
+def test_two_runners_move_each_record_once(make_rules_world: Callable[..., World], db_url: str,
                                            ttl: timedelta) -> None:
-    w = make_world(rules=[RULE])
+    w = make_rules_world(rules=[RULE])
     owners = ["a1", "a2", "a3"]
     with w.records.transaction(w.system) as tx:
         tx.bulk_create("item", [{"name": f"r{i}", "owner_id": w.users[owners[i % 3]]}

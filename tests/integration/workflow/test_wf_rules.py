@@ -18,7 +18,7 @@ from sqlalchemy import insert, select, update
 from engine.permissions import _tables as perm_tables
 from engine.workflow.forecast import drop_forecast
 from engine.workflow.rule_runner import preview, run_rules
-from tests.integration.workflow.conftest import DAY, T0, World
+from tests.integration.workflow._rules_world import DAY, T0, World
 
 Make = Callable[..., World]
 
@@ -37,8 +37,8 @@ def _activity(world: World, item_id: int) -> list[Any]:
                             .order_by(table.c.id)).all()
 
 
-def test_touched_clock_drops_untouched_records_only(make_world: Make) -> None:
-    w = make_world(rules=[UNTOUCHED])
+def test_touched_clock_drops_untouched_records_only(make_rules_world: Make) -> None:
+    w = make_rules_world(rules=[UNTOUCHED])
     idle = w.item("a1")
     visited = w.item("a1")
     w.at(T0 + 5 * DAY)
@@ -58,8 +58,8 @@ def test_touched_clock_drops_untouched_records_only(make_world: Make) -> None:
     assert w.owner(visited) is None
 
 
-def test_durations_per_value_and_exemptions(make_world: Make) -> None:
-    w = make_world(rules=[UNTOUCHED])
+def test_durations_per_value_and_exemptions(make_rules_world: Make) -> None:
+    w = make_rules_world(rules=[UNTOUCHED])
     plain = w.item("a1", grade="C")
     slow = w.item("a1", grade="B")
     gold = w.item("a1", grade="A")
@@ -74,8 +74,8 @@ def test_durations_per_value_and_exemptions(make_world: Make) -> None:
     assert (w.owner(gold), w.owner(key)) == ("a1", "a1")
 
 
-def test_locked_records_never_drop(make_world: Make) -> None:
-    w = make_world(rules=[UNTOUCHED])
+def test_locked_records_never_drop(make_rules_world: Make) -> None:
+    w = make_rules_world(rules=[UNTOUCHED])
     locked = w.item("a1")
     lock = w.schema.system["tp_pool_lock"]
     with w.engine.begin() as conn:
@@ -85,9 +85,9 @@ def test_locked_records_never_drop(make_world: Make) -> None:
     assert w.owner(locked) == "a1"
 
 
-def test_claimed_clock_restarts_on_reassignment(make_world: Make) -> None:
+def test_claimed_clock_restarts_on_reassignment(make_rules_world: Make) -> None:
     rule = {"name": "held", "kind": "drop", "clock": "claimed", "after": {"days": 10}}
-    w = make_world(rules=[rule])
+    w = make_rules_world(rules=[rule])
     moved_on = w.item("a1")
     stays = w.item("a1")
     w.at(T0 + 4 * DAY)
@@ -99,8 +99,8 @@ def test_claimed_clock_restarts_on_reassignment(make_world: Make) -> None:
     assert w.owner(moved_on) is None
 
 
-def test_stage_changed_clock(make_world: Make) -> None:
-    w = make_world(rules=[{"name": "stuck", "kind": "drop", "clock": "stage_changed",
+def test_stage_changed_clock(make_rules_world: Make) -> None:
+    w = make_rules_world(rules=[{"name": "stuck", "kind": "drop", "clock": "stage_changed",
                            "after": {"days": 5}}])
     moving = w.item("a1")
     resting = w.item("a2")
@@ -115,12 +115,12 @@ def test_stage_changed_clock(make_world: Make) -> None:
     assert w.owner(moving) is None
 
 
-def test_created_clock_with_a_when_condition(make_world: Make) -> None:
+def test_created_clock_with_a_when_condition(make_rules_world: Make) -> None:
     rule = {"name": "old", "kind": "drop", "clock": "created", "after": {"hours": 720},
             "when": {"all": [{"field": "size", "op": "gte", "value": 100},
                              {"any": [{"field": "channel", "op": "eq", "value": "web"},
                                       {"field": "channel", "op": "is_empty"}]}]}}
-    w = make_world(rules=[rule])
+    w = make_rules_world(rules=[rule])
     big = w.item("a1", size=500)
     big_fair = w.item("a1", size=500, channel="fair")
     small = w.item("a1", size=5)
@@ -140,9 +140,9 @@ def _return(w: World, item_id: int, login: str) -> None:
     assert w.owner(item_id) is None, login
 
 
-def test_returned_n_times_goes_to_the_leader_then_counts_again(make_world: Make) -> None:
+def test_returned_n_times_goes_to_the_leader_then_counts_again(make_rules_world: Make) -> None:
     rule = {"name": "bounced", "kind": "returned", "times": 2, "action": "assign_to_leader"}
-    w = make_world(rules=[rule])
+    w = make_rules_world(rules=[rule])
     item = w.item("a1")
     _return(w, item, "a1")
     w.records.assign(w.system, "item", item, w.users["a2"])
@@ -155,10 +155,10 @@ def test_returned_n_times_goes_to_the_leader_then_counts_again(make_world: Make)
     assert run_rules(w.records, now=T0 + DAY).moved == 0  # one return since it fired
 
 
-def test_returned_to_a_role_holder(make_world: Make) -> None:
+def test_returned_to_a_role_holder(make_rules_world: Make) -> None:
     rule = {"name": "bounced", "kind": "returned", "times": 1, "action": "assign_to_role",
             "role": "chief"}
-    w = make_world(rules=[rule])
+    w = make_rules_world(rules=[rule])
     item = w.item("b1")
     _return(w, item, "b1")
     assert preview(w.records, now=T0)[0].record_id == item
@@ -166,8 +166,8 @@ def test_returned_to_a_role_holder(make_world: Make) -> None:
     assert w.owner(item) == "boss"
 
 
-def test_inactive_owners_records_drop(make_world: Make) -> None:
-    w = make_world(rules=[{"name": "gone", "kind": "owner_inactive"}])
+def test_inactive_owners_records_drop(make_rules_world: Make) -> None:
+    w = make_rules_world(rules=[{"name": "gone", "kind": "owner_inactive"}])
     kept = w.item("a1")
     dropped = w.item("a2")
     with w.engine.begin() as conn:
@@ -178,8 +178,8 @@ def test_inactive_owners_records_drop(make_world: Make) -> None:
                                                                          "item_pool")
 
 
-def test_dry_run_lists_exactly_what_the_run_moves(make_world: Make) -> None:
-    w = make_world(rules=[UNTOUCHED, {"name": "gone", "kind": "owner_inactive"}])
+def test_dry_run_lists_exactly_what_the_run_moves(make_rules_world: Make) -> None:
+    w = make_rules_world(rules=[UNTOUCHED, {"name": "gone", "kind": "owner_inactive"}])
     ids = [w.item(login, grade=grade) for login, grade in
            (("a1", "C"), ("a2", "B"), ("a3", "A"), ("a1", None), ("b1", "C"))]
     w.at(T0 + 3 * DAY)
@@ -198,8 +198,8 @@ def test_dry_run_lists_exactly_what_the_run_moves(make_world: Make) -> None:
     assert moved == {r for _, r in listed} and real.moved == len(listed)
 
 
-def test_warnings_once_before_the_drop_and_forecasts(make_world: Make) -> None:
-    w = make_world(rules=[UNTOUCHED])
+def test_warnings_once_before_the_drop_and_forecasts(make_rules_world: Make) -> None:
+    w = make_rules_world(rules=[UNTOUCHED])
     soon = w.item("a1")
     later = w.item("a2", grade="B")
     exempt = w.item("a3", grade="A")

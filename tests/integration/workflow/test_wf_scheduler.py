@@ -18,7 +18,7 @@ from engine.storage.database import make_engine
 from engine.workflow.rule_runner import run_rules
 from engine.workflow.scheduler import RuleScheduler
 from tests.conftest import REPO_ROOT
-from tests.integration.workflow.conftest import DAY, T0, World
+from tests.integration.workflow._rules_world import DAY, T0, World
 
 
 def run(*argv: str) -> tuple[int, str]:
@@ -57,8 +57,8 @@ def test_rules_run_cli_previews_then_moves(sqlite_url: str, tmp_path: Path) -> N
     assert code == 2 and "ISO 8601" in out
 
 
-def test_scheduler_runs_on_its_interval_and_stops(make_world: Callable[..., World]) -> None:
-    w = make_world(rules=[{"name": "idle", "kind": "drop", "clock": "created",
+def test_scheduler_runs_on_its_interval_and_stops(make_rules_world: Callable[..., World]) -> None:
+    w = make_rules_world(rules=[{"name": "idle", "kind": "drop", "clock": "created",
                            "after": {"days": 1}}])
     item = w.item("a1")
     scheduler = RuleScheduler(lambda: w.records, interval=0.05, clock=lambda: T0 + 2 * DAY)
@@ -76,7 +76,7 @@ def test_scheduler_runs_on_its_interval_and_stops(make_world: Callable[..., Worl
         RuleScheduler(lambda: w.records, interval=0)
 
 
-def test_an_unknown_pool_is_refused(make_world: Callable[..., World]) -> None:
-    w = make_world()
+def test_an_unknown_pool_is_refused(make_rules_world: Callable[..., World]) -> None:
+    w = make_rules_world()
     with pytest.raises(NotFoundError):
         run_rules(w.records, pool="nope")
