@@ -183,8 +183,10 @@ def guard(registry: Registry, system: Mapping[str, Table], table: Table, pool: P
     since it was selected stays where it is.
     """
     sql = rule_sql(registry, system, table, pool, rule, now=now, alias="guard")
+    # The id range bounds the subquery as well as the list would (the UPDATE itself
+    # names the ids) without binding every id a second time.
     inner = select(sql.table.c.id).select_from(sql.source) \
-        .where(sql.where, sql.table.c.id.in_(ids))
+        .where(sql.where, sql.table.c.id.between(min(ids), max(ids)))
     return table.c.id.in_(inner)
 
 
