@@ -31,15 +31,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Table, and_, delete, func, or_, select, update
+from sqlalchemy import Connection, Table, case, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from engine.metadata.model import Pool, Registry, Target
 from engine.permissions import _tables as t
+from engine.permissions.conditions import conditions_clause
 from engine.permissions.org import subtree_condition
 from engine.records.events import CREATE, WriteEvent
-from engine.storage.rule_tables import CLOCK_TABLE, CURSOR_TABLE, UNPLACED_TABLE
+from engine.storage.rule_tables import CURSOR_TABLE, UNPLACED_TABLE
 from engine.workflow.rules import default_pool
 from engine.workflow.territory import territory_of
 
@@ -131,17 +132,18 @@ def target_users(conn: Connection, pool: Pool, target: Target | None
     return ids, None if ids else f"no active user in department {target.key}"
 
 
-def held_counts(conn: Connection, registry: Registry, system: Mapping[str, Table],
-                table: Table, pool: Pool, users: Sequence[int]) -> dict[int, int]:
-    """Records of ``pool`` each user holds now (the capacity ``max_held`` caps)."""
+def held_counts(conn: Connection, registry: Registry, table: Table, pool: Pool,
+                users: Sequence[int]) -> dict[int, int]:
+    """Records each user holds that count to ``max_held``: the same count as a claim's
+    capacity guard (engine/workflow/limits.py), so push and pull share one capacity."""
     query = select(table.c.owner_id, func.count()).where(table.c.owner_id.in_(list(users)))
     if "deleted_at" in table.c:
         query = query.where(table.c.deleted_at.is_(None))
-    if sum(1 for p in registry.pools.values() if p.entity == pool.entity) > 1:
-        clocks = system[CLOCK_TABLE]
-        query = query.select_from(table.outerjoin(
-            clocks, and_(clocks.c.entity == pool.entity, clocks.c.record_id == table.c.id))
-        ).where(func.coalesce(clocks.c.pool, default_pool(registry, pool.entity)) == pool.name)
+    excludes = pool.limits.held_excludes
+    if excludes:
+        # NULL (a condition on an empty field) counts the record, as the guard does.
+        matches = conditions_clause(registry.entity(pool.entity), table.c, excludes)
+        query = query.where(case((matches, 1), else_=0) == 0)
     rows = conn.execute(query.group_by(table.c.owner_id))
     return {int(owner): int(n) for owner, n in rows}
 
@@ -199,8 +201,8 @@ class Distributor:
                 found = problem
             else:
                 cap = self.pool.limits.max_held
-                held = held_counts(self.conn, self.registry, self.system, self.table,
-                                   self.pool, users) if cap is not None else {}
+                held = held_counts(self.conn, self.registry, self.table, self.pool,
+                                   users) if cap is not None else {}
                 found = _Turns(self.conn, self.system[CURSOR_TABLE], scope, users, held, cap)
             self._turns[scope] = found
         return found

@@ -104,3 +104,12 @@ def test_without_distribution_unowned_records_enter_the_pool(make_rules_world: M
     item = w.item(None)
     assert (w.row(item).owner_id, w.row(item).pool_id) == (None, "item_pool")
     assert _unplaced(w, item) == ""
+
+
+def test_capacity_counts_like_a_claim_does(make_rules_world: Make) -> None:
+    """held_excludes: records matching it do not count to max_held, for pushes too."""
+    w = make_rules_world(distribution={"mode": "round_robin"}, limits={
+        "max_held": 1, "held_excludes": [{"field": "grade", "op": "eq", "value": "A"}]})
+    w.item("a1", grade="A")                         # does not count
+    w.item("a2", grade="B")                         # counts: a2 is full
+    assert [w.owner(w.item(None)) for _ in range(3)] == ["a1", "a3", None]
