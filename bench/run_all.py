@@ -17,6 +17,7 @@ QUICK = {
     "bench_records": ["--bulk-rows", "5000", "--sizes", "5000,20000", "--runs", "30"],
     "bench_permissions": ["--rows", "20000", "--users", "200", "--runs", "20"],
     "bench_http": ["--rows", "2000", "--requests", "40"],
+    "bench_pools": ["--claims", "100", "--clients", "4"],
     "bench_rules": ["--rows", "20000", "--new", "2000"],
 }
 

@@ -22,6 +22,7 @@ from sqlalchemy import Engine
 from engine.errors import MetadataError, MigrationError, TidepoolError
 from engine.metadata.model import Registry
 from engine.storage.database import DATABASE_URL_ENV, database_url, make_engine
+from engine.workflow.commands import add_pool_commands
 
 #: The app packages used when no --app is given: the CRM shipped in this repository.
 DEFAULT_APPS = (Path(__file__).resolve().parent.parent / "apps" / "crm",)
@@ -384,6 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="drop archived columns of removed fields (their data is lost)")
     p.set_defaults(run=cmd_migrate)
     _add_perms(sub)
+    add_pool_commands(sub)
 
     custom = sub.add_parser("customisations", help="what admins configured in the UI"
                             ).add_subparsers(dest="action", required=True)

@@ -31,6 +31,7 @@ from engine.errors import (
 )
 from engine.metadata.model import Pool
 from engine.records._plan import EntityPlan
+from engine.records.events import ASSIGN, WriteEvent
 from engine.records.record import Record
 from engine.records.service import RecordService
 from engine.records.transaction import Transaction
@@ -462,3 +463,32 @@ class PoolService:
     def release_held(self, user_id: int, *, reason: str = "owner deactivated") -> int:
         with self.records.transaction(Actor.system(via="deactivation")) as tx:
             return release_held(tx, user_id, reason=reason)
+
+
+def enforce_capacity(tx: Transaction, events: Sequence[WriteEvent]) -> None:
+    """In-transaction hook: a generic assignment may not push a holder past capacity.
+
+    Pool operations count capacity in their UPDATE; a plain ``records.assign`` does
+    not know pools, so its events are checked here, after taking the same per-user
+    lock (READ COMMITTED then counts every committed holder's row, so two parallel
+    assignments cannot both slip under the cap).
+    """
+    for event in events:
+        owner = None if event.after is None else event.after.get("owner_id")
+        if event.kind != ASSIGN or owner is None or not event.changed("owner_id") \
+                or "pool_id" not in (event.after or {}):
+            continue
+        plan = tx.service.plan(event.entity)
+        if not pools_of(tx, plan.name):
+            continue
+        pool = home_pool(tx, plan, event.record_id, (event.before or {}).get("pool_id"))
+        cap = pool.limits.max_held
+        if cap is None:
+            continue
+        limits.serialise(tx.conn, entity=plan.name, pool=pool.name, user_id=int(owner))
+        entity = tx.service.schema.registry.entity(plan.name)
+        held = tx.conn.execute(select(limits.held_count(plan, entity, pool, int(owner)))).scalar()
+        if int(held or 0) > cap:
+            raise PoolLimitError(plan.name, event.record_id, limit="max_held",
+                                 message=f"the assignee holds {cap} records already, the most "
+                                         f"pool {pool.name} allows")

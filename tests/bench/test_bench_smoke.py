@@ -44,6 +44,18 @@ def test_run_all_quick_runs_every_benchmark(capsys: pytest.CaptureFixture[str]) 
 
 
 @pytest.mark.slow
+def test_bench_pools_runs_on_sqlite(capsys: pytest.CaptureFixture[str]) -> None:
+    from bench import bench_pools
+
+    code = bench_pools.main(["--claims", "20", "--clients", "2", "--backends", "sqlite",
+                             "--no-write"])
+    assert code == 0
+    rows = [line.split("|") for line in capsys.readouterr().out.splitlines()
+            if line.startswith("| sqlite |")]
+    assert [(r[2].strip()) for r in rows] == ["2"]
+
+
+@pytest.mark.slow
 def test_bench_rules_runs_on_sqlite(capsys: pytest.CaptureFixture[str]) -> None:
     from bench import bench_rules
 

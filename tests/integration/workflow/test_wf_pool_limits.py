@@ -166,3 +166,14 @@ def test_one_below_capacity_twenty_concurrent_claims_one_succeeds(
     assert sorted({e.limit for e in refused if isinstance(e, PoolLimitError)}) == ["max_held"]
     assert len(refused) == 19
     assert len(world.held_by("customer", "rep_east1")) == len(mine) + 1
+
+
+def test_a_plain_assignment_respects_capacity_too(make_world: WorldFactory) -> None:
+    probe = make_world()
+    held = len(probe.held_by("customer", "rep_east2"))
+    world = make_world(customer_pool=PoolLimits(max_held=held))
+    record_id = world.held_by("customer", "rep_east1")[0]
+    assert _limit_of(lambda: world.records.assign(world.actor("sup_east"), "customer",
+                                                  record_id, world.uid("rep_east2"))) \
+        == "max_held"
+    assert world.row("customer", record_id)["owner_id"] == world.uid("rep_east1")
