@@ -91,6 +91,14 @@ def _pipeline_issues(pipeline: LocatedDoc, world: World) -> Iterator[MetadataIss
         elif kinds[initial] != "open":
             yield pipeline.issue(("initial_stage",), f"the initial stage {initial!r} must be "
                                                      f"open, not {kinds[initial]!r}")
+    prob = pipeline.body.get("probability_field")
+    if prob is not None and types is not None:
+        if prob not in types:
+            yield pipeline.issue(("probability_field",), missing("field", prob, types))
+        elif types[prob] not in (FieldType.PERCENT, FieldType.DECIMAL, FieldType.INTEGER):
+            yield pipeline.issue(("probability_field",),
+                                 f"the probability field must be percent, decimal or integer; "
+                                 f"{prob!r} is {types[prob].value!r}")
     for i, stage in enumerate(stages):
         for j, nxt in enumerate(stage.get("next_stages") or ()):
             if nxt not in keys:

@@ -244,6 +244,7 @@ class Pipeline:
     initial_stage: str
     app: str = ""
     source: Source = Source()
+    probability_field: str | None = None  # takes the stage's probability on entry
 
     def stage(self, key: str) -> Stage:
         for s in self.stages:

@@ -56,6 +56,7 @@ ITEM = {
         _field("tags", "multi_select", options=_options("key", "new")),
         _field("spot", "geo_point"),
         _field("size", "integer"),
+        _field("chance", "percent", min=0, max=100),
     ],
 }
 VISIT = {
@@ -65,8 +66,9 @@ VISIT = {
 }
 PIPELINE = {
     "name": "item_flow", "entity": "item", "label": label("Flow"), "initial_stage": "new",
-    "stages": [{"key": "new", "label": label("New"), "order": 1},
-               {"key": "talk", "label": label("Talk"), "order": 2},
+    "probability_field": "chance",
+    "stages": [{"key": "new", "label": label("New"), "order": 1, "probability": 10},
+               {"key": "talk", "label": label("Talk"), "order": 2, "probability": 60},
                {"key": "won", "label": label("Won"), "order": 3, "kind": "won"}],
 }
 ROLE = {"name": "chief", "label": label("Chief"),

@@ -190,6 +190,10 @@ CASES = [
     Case("duplicate-stage-key", lambda files: files[FLOW]["stages"].append(
         {"key": "talk", "label": L("Again"), "order": 9}),
          FLOW, "/stages/4/key", "duplicate stage key 'talk'"),
+    Case("probability-field-missing", setter(FLOW, "probability_field", value="odds"),
+         FLOW, "/probability_field", "no field 'odds'"),
+    Case("probability-field-not-a-number", setter(FLOW, "probability_field", value="name"),
+         FLOW, "/probability_field", "must be percent, decimal or integer"),
     Case("initial-stage-missing", setter(FLOW, "initial_stage", value="start"),
          FLOW, "/initial_stage", "no stage 'start'"),
     Case("initial-stage-closed", setter(FLOW, "initial_stage", value="won"),
