@@ -20,6 +20,7 @@ QUICK = {
     "bench_signin": ["--runs", "5", "--backends", "sqlite"],
     "bench_write_scope": ["--rows", "2000", "--runs", "3"],
     "bench_pools": ["--claims", "100", "--clients", "4"],
+    "bench_rules": ["--rows", "20000", "--new", "2000"],
 }
 
 

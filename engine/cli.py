@@ -7,6 +7,7 @@ plain text for people, exit status for scripts (0 ok, 1 refused/invalid, 2 usage
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import getpass
 import os
 import sys
@@ -309,7 +310,35 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
     from ui.serve import serve
 
-    serve(database_url(args.db), host=args.host, port=args.port, out=out, workers=args.workers)
+    serve(database_url(args.db), host=args.host, port=args.port, out=out, workers=args.workers,
+          rules_interval=args.rules_interval or None)
+    return 0
+
+
+def cmd_rules_run(args: argparse.Namespace, out: TextIO) -> int:
+    from engine.runtime import open_runtime
+    from engine.workflow.rule_report import write_report
+    from engine.workflow.rule_runner import run_rules
+
+    now = None
+    if args.at is not None:
+        if not args.dry_run:
+            out.write("error: --at only previews (use it with --dry-run)\n")
+            return 2
+        try:
+            now = dt.datetime.fromisoformat(args.at)
+        except ValueError:
+            out.write(f"error: --at {args.at!r} is not an ISO 8601 date-time\n")
+            return 2
+        now = now.replace(tzinfo=dt.UTC) if now.tzinfo is None else now.astimezone(dt.UTC)
+    if args.batch < 1:
+        out.write("error: --batch must be at least 1\n")
+        return 2
+    with _engine(args) as engine:
+        runtime = open_runtime(database_url(args.db), engine=engine)
+        report = run_rules(runtime.records, pool=args.pool, rule=args.rule,
+                           dry_run=args.dry_run, batch=args.batch, now=now)
+    write_report(report, out)
     return 0
 
 
@@ -323,6 +352,23 @@ def cmd_customisations_export(args: argparse.Namespace, out: TextIO) -> int:
     out.writelines(f"{path.relative_to(root).as_posix()}\n" for path in written)
     out.write(f"exported {len(written) - 1} customisation(s) to {root} as app {args.name!r}\n")
     return 0
+
+
+def _add_rules(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    rules = sub.add_parser("rules", help="automatic pool rules"
+                           ).add_subparsers(dest="action", required=True)
+    p = rules.add_parser("run", help="run the pool rules once now (safe beside a running "
+                                     "server: each rule runs in one process at a time)")
+    _add_db(p)
+    p.add_argument("--dry-run", action="store_true",
+                   help="list the records that would move and why; change nothing")
+    p.add_argument("--pool", help="only this pool's rules")
+    p.add_argument("--rule", help="only the rule of this name")
+    p.add_argument("--batch", type=int, default=1000, help="records moved per transaction")
+    p.add_argument("--at", metavar="DATETIME",
+                   help="with --dry-run: what would move at this ISO 8601 time (UTC unless "
+                        "it carries an offset), e.g. tomorrow")
+    p.set_defaults(run=cmd_rules_run)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -387,7 +433,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--workers", type=_positive_int, default=None,
                    help="worker processes (default: one per CPU)")
+    p.add_argument("--rules-interval", type=float, default=300.0, metavar="SECONDS",
+                   help="run the pool rules every SECONDS while serving (0: never; "
+                        "default 300)")
     p.set_defaults(run=cmd_serve)
+    _add_rules(sub)
     return parser
 
 

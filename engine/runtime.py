@@ -24,6 +24,7 @@ from engine.records.service import RecordService
 from engine.storage.applied import applied_registry, applied_version
 from engine.storage.database import make_engine
 from engine.storage.tables import StorageSchema, build_schema
+from engine.workflow import automation
 
 
 class NotInitialisedError(TidepoolError):
@@ -54,6 +55,7 @@ HookProvider = Callable[[RecordService], None]
 #: layers register like any app would (one per line, so branches merge cleanly).
 HOOK_PROVIDERS: tuple[HookProvider, ...] = (
     workflow.install,
+    automation.install,
 )
 
 

@@ -36,6 +36,7 @@ from engine.storage.database import (
     statement_timeout_setting,
     write_transaction,
 )
+from engine.workflow.scheduler import DEFAULT_INTERVAL, RuleScheduler
 from ui.app import create_app
 from ui.secret import load_secret_key
 
@@ -152,16 +153,30 @@ def run_workers(app: str, *, host: str, port: int, workers: int,
 
 
 def serve(url: str, *, host: str = "127.0.0.1", port: int = 8000, out: TextIO,
-          banner: str = "", workers: int | None = None) -> None:
-    """Serve ``url`` on ``host:port`` with ``workers`` processes (default: the CPU count)."""
+          banner: str = "", workers: int | None = None,
+          rules_interval: float | None = DEFAULT_INTERVAL) -> None:
+    """Serve ``url`` on ``host:port`` with ``workers`` processes (default: the CPU count).
+
+    The pool rules run every ``rules_interval`` seconds (None: never) in this, the
+    supervising process: once per server, not once per worker (their job leases
+    make several servers on one database safe too).
+    """
     workers = workers or default_workers()
     live = LiveRuntime(url, policy_factory=CasbinAccessPolicy)  # fail early if not initialised
     with write_transaction(live.engine) as conn:
         sync_roles(conn, live.current().registry)
-    live.dispose()
+    scheduler = None
+    if rules_interval:
+        scheduler = RuleScheduler(lambda: live.current().records, interval=rules_interval)
+        scheduler.start()
     os.environ[DATABASE_URL_ENV] = url  # spawned workers inherit it
     os.environ[BANNER_ENV] = banner
     out.write(f"serving {make_url(url).render_as_string(hide_password=True)} "
               f"on http://{host}:{port}/ with {workers} worker{'s' if workers > 1 else ''}\n")
     out.flush()
-    run_workers("ui.serve:app_from_environment", host=host, port=port, workers=workers)
+    try:
+        run_workers("ui.serve:app_from_environment", host=host, port=port, workers=workers)
+    finally:
+        if scheduler is not None:
+            scheduler.stop()
+        live.dispose()

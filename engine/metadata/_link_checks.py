@@ -8,9 +8,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from engine.errors import MetadataIssue
 from engine.metadata._sharing_checks import sharing_rule_issues
-from engine.metadata.conditions import condition_problem
+from engine.metadata.conditions import condition_problem, tree_problems
 from engine.metadata.located import LocatedDoc
-from engine.metadata.model import OPTION_TYPES, FieldType
+from engine.metadata.model import FieldType
 from engine.metadata.world import World, field_types, missing
 
 _OWNED_SCOPES = frozenset({"own", "department", "subtree"})
@@ -91,6 +91,14 @@ def _pipeline_issues(pipeline: LocatedDoc, world: World) -> Iterator[MetadataIss
         elif kinds[initial] != "open":
             yield pipeline.issue(("initial_stage",), f"the initial stage {initial!r} must be "
                                                      f"open, not {kinds[initial]!r}")
+    prob = pipeline.body.get("probability_field")
+    if prob is not None and types is not None:
+        if prob not in types:
+            yield pipeline.issue(("probability_field",), missing("field", prob, types))
+        elif types[prob] not in (FieldType.PERCENT, FieldType.DECIMAL, FieldType.INTEGER):
+            yield pipeline.issue(("probability_field",),
+                                 f"the probability field must be percent, decimal or integer; "
+                                 f"{prob!r} is {types[prob].value!r}")
     for i, stage in enumerate(stages):
         for j, nxt in enumerate(stage.get("next_stages") or ()):
             if nxt not in keys:
@@ -115,23 +123,15 @@ def _pool_issues(pool: LocatedDoc, world: World) -> Iterator[MetadataIssue]:
     types = field_types(entity)
     options = {f["name"]: [o["value"] for o in f.get("options") or ()]
                for f in entity.body["fields"]}
+    fields = {f["name"]: f for f in entity.body["fields"]}
+    pipelined = "pipelined" in (entity.body.get("features") or ())
     names: set[str] = set()
     for i, rule in enumerate(body.get("rules") or ()):
         if rule["name"] in names:
             yield pool.issue(("rules", i, "name"), f"duplicate rule name {rule['name']!r}")
         names.add(rule["name"])
-        if "warn_before_hours" in rule and rule["warn_before_hours"] >= rule.get("after_hours", 0):
-            yield pool.issue(("rules", i, "warn_before_hours"),
-                             "the warning must come before the rule fires (less than "
-                             "after_hours)")
-        for fname, values in (rule.get("exempt") or {}).items():
-            if fname not in types:
-                yield pool.issue(("rules", i, "exempt", fname), missing("field", fname, types))
-            elif types[fname] in OPTION_TYPES:
-                for k, value in enumerate(values):
-                    if value not in options[fname]:
-                        yield pool.issue(("rules", i, "exempt", fname, k),
-                                         f"field {fname!r} has no option {value!r}")
+        yield from _rule_issues(pool, i, rule, fields, world, pipelined=pipelined)
+    yield from _touch_issues(pool, world)
     yield from _limit_issues(pool, entity)
     distribution = body.get("distribution") or {}
     fname = distribution.get("field")
@@ -151,6 +151,76 @@ def _pool_issues(pool: LocatedDoc, world: World) -> Iterator[MetadataIssue]:
             if value not in options[fname]:
                 yield pool.issue(("distribution", "targets", value),
                                  f"field {fname!r} has no option {value!r}")
+    for name, territory in (distribution.get("territories") or {}).items():
+        for k, (lng, lat) in enumerate(territory["polygon"]):
+            if not (-180 <= lng <= 180 and -90 <= lat <= 90):
+                yield pool.issue(("distribution", "territories", name, "polygon", k),
+                                 f"[{lng}, {lat}] is not a [longitude, latitude] point "
+                                 f"(longitude -180..180, latitude -90..90)")
+        if len({tuple(p) for p in territory["polygon"]}) < 3:
+            yield pool.issue(("distribution", "territories", name, "polygon"),
+                             "a polygon needs at least 3 distinct corners")
+
+
+def _rule_issues(pool: LocatedDoc, i: int, rule: dict[str, Any],
+                 fields: dict[str, dict[str, Any]], world: World, *,
+                 pipelined: bool) -> Iterator[MetadataIssue]:
+    """A rule's clock, durations, conditions and assignee against the pool's entity."""
+    after = rule.get("after") or {}
+    per = after.get("per_value")
+    if per is not None:
+        f = fields.get(per["field"])
+        if f is None:
+            yield pool.issue(("rules", i, "after", "per_value", "field"),
+                             missing("field", per["field"], fields))
+        elif f["type"] != "select":
+            yield pool.issue(("rules", i, "after", "per_value", "field"),
+                             f"durations per value need a select field; {per['field']!r} is "
+                             f"{f['type']!r}")
+        else:
+            known = [o["value"] for o in f.get("options") or ()]
+            for value in per["values"]:
+                if value not in known:
+                    yield pool.issue(("rules", i, "after", "per_value", "values", value),
+                                     f"field {per['field']!r} has no option {value!r}")
+    if "warn_before_hours" in rule and after:
+        unit = 24 if "days" in after else 1
+        durations = [after.get("days", after.get("hours", 0)),
+                     *((per or {}).get("values") or {}).values()]
+        if rule["warn_before_hours"] >= min(durations) * unit:
+            yield pool.issue(("rules", i, "warn_before_hours"),
+                             "the warning must come before the rule fires (less than the "
+                             "shortest duration in after)")
+    if rule.get("clock") == "stage_changed" and not pipelined:
+        yield pool.issue(("rules", i, "clock"), "the stage_changed clock needs a pipelined "
+                                                "entity")
+    for key in ("when", "exempt"):
+        if key in rule:
+            for path, message in tree_problems(rule[key], fields):
+                yield pool.issue(("rules", i, key, *path), message)
+    role = rule.get("role")
+    if role is not None and not world.exists("role", role):
+        yield pool.issue(("rules", i, "role"), missing("role", role, world.roles))
+
+
+def _touch_issues(pool: LocatedDoc, world: World) -> Iterator[MetadataIssue]:
+    """Each touching entity exists and its field references the pool's entity."""
+    target = pool.body["entity"]
+    for i, touch in enumerate(pool.body.get("touch") or ()):
+        entity = world.entities.get(touch["entity"])
+        if entity is None:
+            if not world.exists("entity", touch["entity"]):
+                yield pool.issue(("touch", i, "entity"),
+                                 missing("entity", touch["entity"], world.entities))
+            continue
+        field = next((f for f in entity.body["fields"] if f["name"] == touch["field"]), None)
+        if field is None:
+            yield pool.issue(("touch", i, "field"),
+                             missing("field", touch["field"], field_types(entity)))
+        elif field["type"] != "reference" or field.get("target") != target:
+            yield pool.issue(("touch", i, "field"),
+                             f"{touch['entity']}.{touch['field']} must be a reference to "
+                             f"{target!r} to touch its records")
 
 
 def _limit_issues(pool: LocatedDoc, entity: LocatedDoc) -> Iterator[MetadataIssue]:

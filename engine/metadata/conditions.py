@@ -11,10 +11,10 @@ nothing. Compiling a condition to SQL is engine/permissions/conditions.py.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from engine.metadata.model import TEXT_LIKE_TYPES, FieldType
+from engine.metadata.model import TEXT_LIKE_TYPES, Condition, ConditionGroup, FieldType
 
 MAX_IN_VALUES = 1000
 
@@ -98,3 +98,52 @@ def _parses(parse: Any, value: Any) -> bool:
     except ValueError:
         return False
     return True
+
+
+# --- condition trees (AND/OR groups), as pool rules declare them -----------------------
+
+def parse_tree(doc: Any) -> Any:
+    """A JSON condition tree as ``Condition`` / ``ConditionGroup`` values (None stays None).
+
+    The shape was checked by the schema: ``{"all": [...]}``, ``{"any": [...]}``
+    or ``{"field", "op", "value"}``.
+    """
+    if doc is None:
+        return None
+    for key, any_ in (("all", False), ("any", True)):
+        if key in doc:
+            return ConditionGroup(any=any_, items=tuple(parse_tree(d) for d in doc[key]))
+    return Condition(field=doc["field"], op=doc["op"], value=doc.get("value"))
+
+
+def tree_problems(doc: Any, fields: Mapping[str, Mapping[str, Any]],
+                  path: tuple[Any, ...] = ()) -> Iterator[tuple[tuple[Any, ...], str]]:
+    """(JSON path, message) for every condition of a JSON tree that does not fit ``fields``.
+
+    ``fields`` maps a field name to its JSON declaration (``type``, ``options``).
+    """
+    for key in ("all", "any"):
+        if isinstance(doc, dict) and key in doc:
+            for i, item in enumerate(doc[key]):
+                yield from tree_problems(item, fields, (*path, key, i))
+            return
+    field = fields.get(doc["field"])
+    if field is None:
+        known = ", ".join(sorted(fields))
+        yield (*path, "field"), f"unknown field {doc['field']!r} (fields: {known})"
+        return
+    options = [o["value"] for o in field.get("options") or ()]
+    problem = condition_problem(FieldType(field["type"]), doc["op"], doc.get("value"),
+                                options=options)
+    if problem:
+        at = "op" if problem.startswith("operator") else "value"
+        yield (*path, at), f"{doc['field']}: {problem}"
+
+
+def tree_fields(node: Any) -> Iterator[str]:
+    """The field names a parsed condition tree names (for orphan checks and indexes)."""
+    if isinstance(node, ConditionGroup):
+        for item in node.items:
+            yield from tree_fields(item)
+    elif isinstance(node, Condition):
+        yield node.field

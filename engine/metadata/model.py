@@ -244,6 +244,7 @@ class Pipeline:
     initial_stage: str
     app: str = ""
     source: Source = Source()
+    probability_field: str | None = None  # takes the stage's probability on entry
 
     def stage(self, key: str) -> Stage:
         for s in self.stages:
@@ -273,24 +274,71 @@ class PoolLimits:
 
 
 @dataclass(frozen=True)
+class RuleAfter:
+    """How long a rule's clock may run, in hours, optionally per value of one field."""
+
+    hours: int
+    field: str | None = None
+    per_value: tuple[tuple[str, int], ...] = ()   # (option value, hours)
+
+    @property
+    def shortest(self) -> int:
+        return min((self.hours, *(h for _, h in self.per_value)))
+
+
+@dataclass(frozen=True)
 class PoolRule:
-    """An automatic rule, e.g. drop back after 7 days without a follow-up."""
+    """An automatic pool rule: a clock that ran out (drop), N returns, an inactive owner.
+
+    ``when`` narrows the records the rule looks at and ``exempt`` spares some;
+    both are condition trees (``Condition`` / ``ConditionGroup``) compiled by the
+    one condition compiler. Locked records never drop.
+    """
 
     name: str
-    kind: str                      # no_follow_up | no_deal | returned_times | owner_inactive
-    after_hours: int | None = None
-    times: int | None = None
-    action: str = "return_to_pool"  # return_to_pool | assign_to_supervisor
+    kind: str                       # drop | returned | owner_inactive
+    clock: str | None = None        # claimed | touched | stage_changed | created (drop)
+    after: RuleAfter | None = None  # drop
+    times: int | None = None        # returned
+    when: Any = None
+    exempt: Any = None
     warn_before_hours: int | None = None
-    exempt: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (field, values) pairs that exempt a record
+    action: str = "return_to_pool"  # return_to_pool | assign_to_leader | assign_to_role
+    role: str | None = None         # assign_to_role
+    label: LocalText = LocalText()
     source: Source = Source()
+
+
+@dataclass(frozen=True)
+class Touch:
+    """Creating a record of ``entity`` whose reference ``field`` names a pooled record touches it."""
+
+    entity: str
+    field: str
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where distribution sends records: a department (its users in turn) or one user."""
+
+    kind: str   # department | user
+    key: str    # department code or user login
+
+
+@dataclass(frozen=True)
+class Territory:
+    name: str
+    polygon: tuple[tuple[float, float], ...]   # (longitude, latitude) corners
+    target: Target
 
 
 @dataclass(frozen=True)
 class Distribution:
     mode: str = "none"            # none | round_robin | by_field | territory
-    field: str | None = None       # by_field: e.g. channel
-    targets: tuple[tuple[str, str], ...] = ()  # (field value or territory, department)
+    field: str | None = None       # by_field: a select field; territory: a geo_point field
+    team: Target | None = None     # round_robin
+    targets: tuple[tuple[str, Target], ...] = ()  # by_field: (option value, target)
+    territories: tuple[Territory, ...] = ()       # territory, by name
 
 
 @dataclass(frozen=True)
@@ -302,6 +350,7 @@ class Pool:
     limits: PoolLimits = PoolLimits()
     rules: tuple[PoolRule, ...] = ()
     distribution: Distribution = Distribution()
+    touch: tuple[Touch, ...] = ()
     app: str = ""
     source: Source = Source()
 
@@ -347,6 +396,17 @@ class Condition:
     field: str
     op: str
     value: Any = None
+
+
+@dataclass(frozen=True)
+class ConditionGroup:
+    """Conditions joined by AND (``any`` false) or OR (``any`` true); groups nest.
+
+    JSON: ``{"all": [...]}`` or ``{"any": [...]}``, each item a condition or a group.
+    """
+
+    any: bool
+    items: tuple[Any, ...]
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from engine.metadata.conditions import parse_tree
 from engine.metadata.model import (
     AppInfo,
     Condition,
@@ -43,10 +44,14 @@ from engine.metadata.model import (
     Registry,
     Role,
     RowScope,
+    RuleAfter,
     SharingRule,
     Source,
     Stage,
     StageKind,
+    Target,
+    Territory,
+    Touch,
     UniqueKey,
 )
 
@@ -162,24 +167,59 @@ def parse_pipeline(doc: Doc, *, app: str = "", file: str = "", pointer: str = ""
         label=_text(doc, "label"),
         stages=stages,
         initial_stage=doc.get("initial_stage") or (stages[0].key if stages else ""),
+        probability_field=doc.get("probability_field"),
         app=app,
         source=Source(file, pointer),
+    )
+
+
+def _duration(doc: Doc) -> RuleAfter:
+    unit = 24 if "days" in doc else 1
+    per = doc.get("per_value") or {}
+    return RuleAfter(hours=doc.get("days", doc.get("hours", 0)) * unit,
+                     field=per.get("field"),
+                     per_value=tuple(sorted((k, v * unit)
+                                            for k, v in (per.get("values") or {}).items())))
+
+
+def _target(doc: Doc | None) -> Target | None:
+    if not doc:
+        return None
+    kind, key = next(iter(doc.items()))
+    return Target(kind=kind, key=key)
+
+
+def _distribution(doc: Doc) -> Distribution:
+    return Distribution(
+        mode=doc.get("mode", "none"),
+        field=doc.get("field"),
+        team=_target(doc.get("team")),
+        targets=tuple(sorted((k, t) for k, v in (doc.get("targets") or {}).items()
+                             if (t := _target(v)) is not None)),
+        territories=tuple(
+            Territory(name=name, polygon=tuple((float(p[0]), float(p[1]))
+                                               for p in t["polygon"]),
+                      target=_target(t["target"]) or Target("user", ""))
+            for name, t in sorted((doc.get("territories") or {}).items())),
     )
 
 
 def parse_pool(doc: Doc, *, app: str = "", file: str = "", pointer: str = "") -> Pool:
     members = doc.get("members") or {}
     limits = doc.get("limits") or {}
-    distribution = doc.get("distribution") or {}
     rules = tuple(
         PoolRule(
             name=r["name"],
             kind=r["kind"],
-            after_hours=r.get("after_hours"),
+            clock=r.get("clock"),
+            after=_duration(r["after"]) if "after" in r else None,
             times=r.get("times"),
-            action=r.get("action", "return_to_pool"),
+            when=parse_tree(r.get("when")),
+            exempt=parse_tree(r.get("exempt")),
             warn_before_hours=r.get("warn_before_hours"),
-            exempt=tuple((k, tuple(v)) for k, v in sorted((r.get("exempt") or {}).items())),
+            action=r.get("action", "return_to_pool"),
+            role=r.get("role"),
+            label=_text(r, "label"),
             source=Source(file, f"{pointer}/rules/{i}"),
         )
         for i, r in enumerate(doc.get("rules") or ())
@@ -204,11 +244,8 @@ def parse_pool(doc: Doc, *, app: str = "", file: str = "", pointer: str = "") ->
             time_zone=limits.get("time_zone", "UTC"),
         ),
         rules=rules,
-        distribution=Distribution(
-            mode=distribution.get("mode", "none"),
-            field=distribution.get("field"),
-            targets=tuple(sorted((distribution.get("targets") or {}).items())),
-        ),
+        distribution=_distribution(doc.get("distribution") or {}),
+        touch=tuple(Touch(entity=t["entity"], field=t["field"]) for t in doc.get("touch") or ()),
         app=app,
         source=Source(file, pointer),
     )

@@ -18,22 +18,24 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, and_, cast, false, func, or_, tuple_
+from sqlalchemy import ColumnElement, and_, false, or_, tuple_
 
 from engine.errors import QueryError
-from engine.metadata.model import TEXT_LIKE_TYPES, Field, FieldType, LocalText
-from engine.records._plan import JSON_TYPES, SYSTEM_FIELDS, EntityPlan
+from engine.metadata.conditions import condition_ops
+from engine.metadata.model import TEXT_LIKE_TYPES, Condition, Field, FieldType, LocalText
+from engine.records._plan import SYSTEM_FIELDS, EntityPlan
 from engine.records.coerce import MAX_ID, CoercionError, InputSource, coercer, to_json
 from engine.records.record import Record
+from engine.storage.conditions import MAX_TEXT_OPERAND, ConditionError, escape_like
+from engine.storage.conditions import condition_clause as compile_condition
 
 MAX_LIMIT = 200
 DEFAULT_LIMIT = 50
-MAX_IN_VALUES = 1000
 #: Longest search text: a person types a name or a phone number, not a page. SQLite also
 #: refuses LIKE patterns past 50,000 bytes, which would otherwise be a server error.
 MAX_SEARCH_LENGTH = 200
 #: Longest text a filter compares with (eq, contains, starts_with...): the longest text column.
-MAX_FILTER_TEXT = 2048
+MAX_FILTER_TEXT = MAX_TEXT_OPERAND
 #: Longest page token: a sort value (at most a text column's 2,048 characters) and an id.
 MAX_TOKEN_LENGTH = 12_000
 
@@ -106,11 +108,6 @@ class Page:
     has_more: bool
 
 
-def escape_like(text: str) -> str:
-    """Escape LIKE wildcards so user input matches literally (ESCAPE '\\')."""
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 def _field(plan: EntityPlan, name: str, hidden: frozenset[str], what: str) -> Field:
     found = plan.lookup(name) if isinstance(name, str) else None
     if found is None or name in hidden:
@@ -148,73 +145,25 @@ def _value(plan: EntityPlan, f: Field, raw: Any) -> Any:
 
 
 def _allowed_ops(f: Field) -> frozenset[Op]:
-    t = f.type
-    if t in (FieldType.GEO_POINT, FieldType.ADDRESS, FieldType.FILE):
-        return _EMPTY_OPS
-    if t is FieldType.MULTI_SELECT:
-        return _EMPTY_OPS | {Op.CONTAINS}
-    if t is FieldType.BOOLEAN:
-        return _EMPTY_OPS | {Op.EQ, Op.NE}
-    if t in (FieldType.REFERENCE, FieldType.USER):
-        return _EMPTY_OPS | _EQUALITY_OPS
-    if t in TEXT_LIKE_TYPES:
-        return _EMPTY_OPS | _EQUALITY_OPS | _ORDER_OPS | _TEXT_OPS
-    return _EMPTY_OPS | _EQUALITY_OPS | _ORDER_OPS
+    return frozenset(Op(o) for o in condition_ops(f.type))
 
 
 def filter_clause(plan: EntityPlan, flt: Filter, hidden: frozenset[str]) -> ColumnElement[bool]:
-    """One filter as a SQL clause; refuses unknown fields, operators and bad values."""
+    """One filter as a SQL clause; refuses unknown fields, operators and bad values.
+
+    The translation is the one condition compiler's (engine/storage/conditions.py);
+    a list filter reads its operand as a form field would and refuses misfits.
+    """
     f = _field(plan, flt.field, hidden, "a filter")
+    op = flt.op.value if isinstance(flt.op, Op) else flt.op
+    if not isinstance(op, str):
+        raise QueryError(plan.name, f.name, f"unknown operator {op!r}")
     try:
-        op = Op(flt.op)
-    except ValueError:
-        raise QueryError(plan.name, f.name, f"unknown operator {flt.op!r}") from None
-    if op not in _allowed_ops(f):
-        raise QueryError(plan.name, f.name, f"operator {op.value} does not apply to "
-                                            f"{f.type.value} fields")
-    col = plan.table.c[f.name]
-    text_like = f.type in TEXT_LIKE_TYPES or f.type is FieldType.SELECT
-    if op in _EMPTY_OPS:
-        if f.type in JSON_TYPES and f.type is not FieldType.GEO_POINT:
-            # JSON columns hold SQL NULL or a JSON null for "no value".
-            empty = func.coalesce(cast(col, String), "null") == "null"
-        elif text_like:
-            empty = or_(col.is_(None), col == "")
-        else:
-            empty = col.is_(None)
-        return empty if op is Op.IS_EMPTY else ~empty
-    if op is Op.IN:
-        if not isinstance(flt.value, (list, tuple)) or not flt.value:
-            raise QueryError(plan.name, f.name, "in needs a non-empty list of values")
-        if len(flt.value) > MAX_IN_VALUES:
-            raise QueryError(plan.name, f.name, f"in takes at most {MAX_IN_VALUES} values")
-        return col.in_([_value(plan, f, v) for v in flt.value])
-    if op is Op.BETWEEN:
-        if not isinstance(flt.value, (list, tuple)) or len(flt.value) != 2:
-            raise QueryError(plan.name, f.name, "between needs two values [low, high]")
-        low, high = (_value(plan, f, v) for v in flt.value)
-        return col.between(low, high)
-    if op in _TEXT_OPS:
-        if not isinstance(flt.value, str) or not flt.value:
-            raise QueryError(plan.name, f.name, f"{op.value} needs text")
-        if len(flt.value) > MAX_FILTER_TEXT:
-            raise QueryError(plan.name, f.name, f"the value is longer than {MAX_FILTER_TEXT} "
-                                                "characters")
-        if f.type is FieldType.MULTI_SELECT:
-            option = _value(plan, f, flt.value)
-            return cast(col, String).like(f'%"{escape_like(option)}"%', escape="\\")
-        pattern = escape_like(flt.value)
-        pattern = f"%{pattern}%" if op is Op.CONTAINS else f"{pattern}%"
-        return col.ilike(pattern, escape="\\")
-    value = _value(plan, f, flt.value)
-    if op is Op.EQ:
-        return col == value  # type: ignore[no-any-return]
-    if op is Op.NE:
-        # "not X" includes the records where the field is empty.
-        return or_(col != value, col.is_(None))
-    compared: ColumnElement[bool] = {Op.LT: col < value, Op.LTE: col <= value,
-                                     Op.GT: col > value, Op.GTE: col >= value}[op]
-    return compared
+        return compile_condition(Condition(field=f.name, op=op, value=flt.value), field=f,
+                                 column=plan.table.c[f.name],
+                                 operand=lambda fld, raw: _value(plan, fld, raw))
+    except ConditionError as exc:
+        raise QueryError(plan.name, f.name, exc.message) from None
 
 
 def search_clause(plan: EntityPlan, text: str, hidden: frozenset[str]) -> ColumnElement[bool]:

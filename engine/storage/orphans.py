@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection
 
+from engine.metadata.conditions import tree_fields
 from engine.metadata.model import Registry
 from engine.storage.plan import Orphan
 
@@ -106,9 +107,17 @@ def pool_rules(context: OrphanContext) -> Iterable[Orphan]:
             yield Orphan("pool", pool.name, f"pool of removed entity {pool.entity}")
             continue
         for rule in pool.rules:
-            for name in _named(context, pool.entity, (f for f, _ in rule.exempt)):
+            named = [*tree_fields(rule.when), *tree_fields(rule.exempt)]
+            if rule.after is not None and rule.after.field:
+                named.append(rule.after.field)
+            for name in _named(context, pool.entity, named):
                 yield Orphan("pool", pool.name,
-                             f"rule {rule.name} exempts by removed field {pool.entity}.{name}")
+                             f"rule {rule.name} names removed field {pool.entity}.{name}")
+        for touch in pool.touch:
+            if touch.entity in context.removed_entities or context.is_removed(
+                    touch.entity, touch.field):
+                yield Orphan("pool", pool.name,
+                             f"touch by removed {touch.entity}.{touch.field}")
         field = pool.distribution.field
         if field and context.is_removed(pool.entity, field):
             yield Orphan("pool", pool.name,

@@ -65,9 +65,15 @@ def record_pool_events(tx: Transaction, events: Sequence[WriteEvent]) -> None:
              if e.kind in OWNERSHIP_KINDS and e.changed("owner_id")]
     if moved:
         lock = system[POOL_LOCK_TABLE]
+        # One DELETE per entity and 1000 ids: a rule run or a bulk distribution moves
+        # thousands of records in one unit (one statement each took seconds).
+        by_entity: dict[str, list[int]] = {}
         for entity, record_id in moved:
-            tx.conn.execute(delete(lock).where(lock.c.entity == entity,
-                                               lock.c.record_id == record_id))
+            by_entity.setdefault(entity, []).append(record_id)
+        for entity, ids in by_entity.items():
+            for start in range(0, len(ids), 1000):
+                tx.conn.execute(delete(lock).where(lock.c.entity == entity,
+                                                   lock.c.record_id.in_(ids[start:start + 1000])))
 
 
 # --- queries the limits and rules count with -------------------------------------------

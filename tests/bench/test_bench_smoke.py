@@ -61,3 +61,15 @@ def test_bench_pools_runs_on_sqlite(capsys: pytest.CaptureFixture[str]) -> None:
     rows = [line.split("|") for line in capsys.readouterr().out.splitlines()
             if line.startswith("| sqlite |")]
     assert [(r[2].strip()) for r in rows] == ["2"]
+
+
+@pytest.mark.slow
+def test_bench_rules_runs_on_sqlite(capsys: pytest.CaptureFixture[str]) -> None:
+    from bench import bench_rules
+
+    code = bench_rules.main(["--rows", "2000", "--new", "300", "--batch", "70",
+                             "--backends", "sqlite", "--no-write"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "| sqlite | 2,000 | 200 |" in out        # 10% moved, equal to the hand UPDATE
+    assert "| sqlite | 300 |" in out

@@ -30,8 +30,9 @@ def _applied() -> dict:
              "hidden_fields": ["phone"], "readonly_fields": ["name"]},
             {"entity": "visit", "actions": ["read"], "scope": "all"}]}},
         "pools": {"public": {"name": "public", "entity": "account",
-                             "rules": [{"name": "idle", "kind": "no_follow_up",
-                                        "after_hours": 72, "exempt": {"channel": ["shop"]}}],
+                             "rules": [{"name": "idle", "kind": "drop", "clock": "created",
+                                        "after": {"hours": 72}, "exempt": {
+                                            "field": "channel", "op": "eq", "value": "shop"}}],
                              "distribution": {"mode": "by_field", "field": "channel"}}},
         "pipelines": {"sales": {"name": "sales", "entity": "account", "stages": [
             {"key": "new"}, {"key": "qualified", "required_fields": ["phone", "name"]}]}},
@@ -52,7 +53,7 @@ def test_plan_lists_what_a_removed_field_and_entity_orphan(db_engine: Engine) ->
     assert {o.describe() for o in plan.orphans} == {
         "role clerk: hidden field account.phone is removed",
         "role clerk: grant on removed entity visit",
-        "pool public: rule idle exempts by removed field account.channel",
+        "pool public: rule idle names removed field account.channel",
         "pool public: distribution by removed field account.channel",
         "pipeline sales: stage qualified requires removed field account.phone",
         "unique_key account.licence_phone: named removed field(s) phone; constraint dropped",

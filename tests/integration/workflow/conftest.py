@@ -23,6 +23,7 @@ from engine.storage.database import make_engine
 from engine.storage.tables import build_schema
 from engine.workflow.pools import PoolService
 from tests.conftest import REPO_ROOT
+from tests.integration.workflow._rules_world import make_rules_world  # noqa: F401 (fixture)
 
 
 class Clock:

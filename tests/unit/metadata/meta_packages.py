@@ -82,9 +82,11 @@ def base_files() -> dict[str, Any]:
         "pools/account_pool.json": {
             "name": "account_pool", "entity": "account", "label": L("Pool"),
             "members": {"roles": ["rep"]},
-            "rules": [{"name": "idle", "kind": "no_follow_up", "after_hours": 72,
-                       "warn_before_hours": 24, "exempt": {"status": ["active"]}}],
-            "distribution": {"mode": "by_field", "field": "status", "targets": {"new": "t1"}},
+            "rules": [{"name": "idle", "kind": "drop", "clock": "touched", "after": {"hours": 72},
+                       "warn_before_hours": 24,
+                       "exempt": {"field": "status", "op": "eq", "value": "active"}}],
+            "distribution": {"mode": "by_field", "field": "status",
+                             "targets": {"new": {"department": "t1"}}},
         },
         "roles/rep.json": {
             "name": "rep", "label": L("Rep"),

@@ -1,0 +1,309 @@
+"""Distribution: records created without an owner find one, by the pool's declared policy.
+
+``distribute`` is an in-transaction write hook (registered by
+engine/workflow/install.py). For each record created without an owner in a
+pooled entity it takes the entity's pool (the first by name when several
+exist) and, unless the pool's distribution mode is ``none``:
+
+- works out the target: the ``team`` (round_robin; the pool's members when
+  none is given), the target of the record's value of ``field`` (by_field),
+  or the target of the territory polygon its geo point lies in (territory);
+- picks the next user of the target in turn (a persistent cursor per pool
+  and target in ``tp_distribution_cursor``), skipping inactive users and users
+  already holding ``max_held`` records of the pool;
+- gives the record to that user through the records service (one conditional
+  UPDATE, an "assign" entry in the feed and the ledger with the reason).
+
+A record that cannot be placed (no target for its value, outside every
+territory, nobody with room) enters the pool and the reason is kept in
+``tp_unplaced`` for the pool screens. Everything happens in the creating
+transaction: the record is never seen unowned and out of its pool.
+
+Concurrency: the cursor row is read FOR UPDATE on PostgreSQL (SQLite writers
+are serialised by BEGIN IMMEDIATE), so two records created at once go to two
+different users in turn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, Table, case, delete, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from engine.metadata.model import Pool, Registry, Target
+from engine.permissions import _tables as t
+from engine.permissions.conditions import conditions_clause
+from engine.permissions.org import subtree_condition
+from engine.records.events import CREATE, WriteEvent
+from engine.storage.rule_tables import CURSOR_TABLE, UNPLACED_TABLE
+from engine.workflow.rules import default_pool
+from engine.workflow.territory import territory_of
+
+if TYPE_CHECKING:
+    from engine.records.transaction import Transaction
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where one record goes: a user, or nobody and why."""
+
+    user_id: int | None
+    reason: str
+
+
+def _upsert(conn: Connection, table: Table, values: Mapping[str, Any], keys: Sequence[str],
+            update_cols: Sequence[str]) -> None:
+    make = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    stmt = make(table).values(**values)
+    if update_cols:
+        conn.execute(stmt.on_conflict_do_update(
+            index_elements=list(keys), set_={c: stmt.excluded[c] for c in update_cols}))
+    else:
+        conn.execute(stmt.on_conflict_do_nothing(index_elements=list(keys)))
+
+
+def target_of(pool: Pool, values: Mapping[str, Any]) -> tuple[Target | None, str]:
+    """The target a record with these values goes to under ``pool``, or None and why."""
+    dist = pool.distribution
+    if dist.mode == "round_robin":
+        return dist.team, "round robin" + (f" in {dist.team.kind} {dist.team.key}"
+                                          if dist.team else " among the pool's members")
+    if dist.mode == "by_field":
+        value = values.get(dist.field or "")
+        target = dict(dist.targets).get(value) if value is not None else None
+        if target is None:
+            return None, f"no distribution target for {dist.field}={value!r}"
+        # The reason names the target, not the value: records of one target share it,
+        # so a batch goes to each user in one statement.
+        return target, f"by {dist.field} to {target.kind} {target.key}"
+    if dist.mode == "territory":
+        point = values.get(dist.field or "")
+        if not isinstance(point, Mapping) or point.get("lat") is None \
+                or point.get("lng") is None:
+            return None, f"no {dist.field} to locate the record in a territory"
+        found = territory_of(dist.territories, lat=float(point["lat"]),
+                             lng=float(point["lng"]))
+        if found is None:
+            return None, (f"{dist.field} ({point['lat']}, {point['lng']}) lies outside every "
+                          f"territory")
+        return found.target, f"territory {found.name} -> {found.target.kind} {found.target.key}"
+    return None, "the pool does not distribute"
+
+
+def target_users(conn: Connection, pool: Pool, target: Target | None
+                 ) -> tuple[list[int], str | None]:
+    """Active candidate users of a target (sorted by id), or none and why."""
+    user = t.user
+    query = select(user.c.id).where(user.c.active.is_(True)).order_by(user.c.id)
+    if target is None:  # the pool's members
+        members = pool.members
+        clauses = []
+        if members.users:
+            clauses.append(user.c.login.in_(members.users))
+        if members.roles:
+            clauses.append(user.c.id.in_(select(t.role_binding.c.user_id)
+                                         .where(t.role_binding.c.role.in_(members.roles))))
+        for code in members.departments:
+            path = conn.execute(select(t.department.c.path)
+                                .where(t.department.c.code == code)).scalar_one_or_none()
+            if path is not None:
+                clauses.append(user.c.department_id.in_(
+                    select(t.department.c.id).where(subtree_condition(t.department.c.path,
+                                                                      path))))
+        if not clauses:
+            return [], "the pool has no members to distribute to"
+        ids = [int(i) for i in conn.execute(query.where(or_(*clauses))).scalars()]
+        return ids, None if ids else "no active member of the pool"
+    if target.kind == "user":
+        ids = [int(i) for i in conn.execute(query.where(user.c.login == target.key)).scalars()]
+        return ids, None if ids else f"user {target.key} does not exist or is inactive"
+    path = conn.execute(select(t.department.c.path)
+                        .where(t.department.c.code == target.key)).scalar_one_or_none()
+    if path is None:
+        return [], f"no department {target.key}"
+    ids = [int(i) for i in conn.execute(query.where(user.c.department_id.in_(
+        select(t.department.c.id).where(subtree_condition(t.department.c.path, path)))))
+        .scalars()]
+    return ids, None if ids else f"no active user in department {target.key}"
+
+
+def held_counts(conn: Connection, registry: Registry, table: Table, pool: Pool,
+                users: Sequence[int]) -> dict[int, int]:
+    """Records each user holds that count to ``max_held``: the same count as a claim's
+    capacity guard (engine/workflow/limits.py), so push and pull share one capacity."""
+    query = select(table.c.owner_id, func.count()).where(table.c.owner_id.in_(list(users)))
+    if "deleted_at" in table.c:
+        query = query.where(table.c.deleted_at.is_(None))
+    excludes = pool.limits.held_excludes
+    if excludes:
+        # NULL (a condition on an empty field) counts the record, as the guard does.
+        matches = conditions_clause(registry.entity(pool.entity), table.c, excludes)
+        query = query.where(case((matches, 1), else_=0) == 0)
+    rows = conn.execute(query.group_by(table.c.owner_id))
+    return {int(owner): int(n) for owner, n in rows}
+
+
+class _Turns:
+    """Round-robin state of one target during one batch: candidates, room, cursor."""
+
+    def __init__(self, conn: Connection, cursors: Table, scope: str, users: Sequence[int],
+                 held: dict[int, int], cap: int | None) -> None:
+        self.conn, self.cursors, self.scope = conn, cursors, scope
+        self.users, self.held, self.cap = list(users), held, cap
+        _upsert(conn, cursors, {"scope": scope, "last_user_id": 0}, ["scope"], [])
+        query = select(cursors.c.last_user_id).where(cursors.c.scope == scope)
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update()  # concurrent creators take turns, not the same user
+        self.last = int(conn.execute(query).scalar_one())
+        self.moved = False
+
+    def has_room(self, user: int) -> bool:
+        return self.cap is None or self.held.get(user, 0) < self.cap
+
+    def next(self) -> int | None:
+        """The user after the cursor (wrapping round) with room; counts the record."""
+        ordered = [u for u in self.users if u > self.last] + \
+                  [u for u in self.users if u <= self.last]
+        chosen = next((u for u in ordered if self.has_room(u)), None)
+        if chosen is not None:
+            self.last, self.moved = chosen, True
+            self.held[chosen] = self.held.get(chosen, 0) + 1
+        return chosen
+
+    def save(self) -> None:
+        if self.moved:
+            self.conn.execute(update(self.cursors).where(self.cursors.c.scope == self.scope)
+                              .values(last_user_id=self.last))
+
+
+class Distributor:
+    """Places a batch of new records of one pool: one lookup per target, not per record."""
+
+    def __init__(self, conn: Connection, registry: Registry, system: Mapping[str, Table],
+                 table: Table, pool: Pool) -> None:
+        self.conn, self.registry, self.system = conn, registry, system
+        self.table, self.pool = table, pool
+        self._turns: dict[str, _Turns | str] = {}
+
+    def _turns_for(self, target: Target | None) -> _Turns | str:
+        """The target's turns, or why it has nobody (cached for the batch)."""
+        scope = f"pool:{self.pool.name}:" + (f"{target.kind}:{target.key}" if target
+                                             else "members")
+        found = self._turns.get(scope)
+        if found is None:
+            users, problem = target_users(self.conn, self.pool, target)
+            if problem:
+                found = problem
+            else:
+                cap = self.pool.limits.max_held
+                held = held_counts(self.conn, self.registry, self.table, self.pool,
+                                   users) if cap is not None else {}
+                found = _Turns(self.conn, self.system[CURSOR_TABLE], scope, users, held, cap)
+            self._turns[scope] = found
+        return found
+
+    def place(self, values: Mapping[str, Any]) -> Placement:
+        """Choose the owner of one new record (moves the round-robin cursor in memory)."""
+        target, why = target_of(self.pool, values)
+        if target is None and self.pool.distribution.mode != "round_robin":
+            return Placement(None, why)
+        turns = self._turns_for(target)
+        if isinstance(turns, str):
+            return Placement(None, f"{why}: {turns}")
+        chosen = turns.next()
+        if chosen is None:
+            return Placement(None, f"{why}: every candidate holds {turns.cap} records "
+                                   f"(max_held)")
+        return Placement(chosen, f"distributed: {why}")
+
+    def save(self) -> None:
+        """Write the cursors moved by this batch."""
+        for turns in self._turns.values():
+            if isinstance(turns, _Turns):
+                turns.save()
+
+
+def _pool_for(registry: Registry, entity: str) -> Pool | None:
+    name = default_pool(registry, entity)
+    return registry.pools[name] if name else None
+
+
+def distribute(tx: Transaction, events: Sequence[WriteEvent]) -> None:
+    """In-transaction hook: place the records created without an owner (see module doc).
+
+    A bulk create is placed as a batch: targets and capacities are read once,
+    and the records go to their users with one conditional UPDATE per user
+    and reason.
+    """
+    registry = tx.service.schema.registry
+    system = tx.service.schema.system
+    fresh: dict[str, list[WriteEvent]] = {}
+    for event in events:
+        if event.kind == CREATE and event.after is not None and "pool_id" in event.after \
+                and event.after.get("owner_id") is None:
+            fresh.setdefault(event.entity, []).append(event)
+    for entity, batch in fresh.items():
+        pool = _pool_for(registry, entity)
+        if pool is None:
+            continue
+        table = tx.service.schema.table(entity)
+        placed: dict[tuple[int, str], list[int]] = {}
+        unplaced_rows: list[dict[str, Any]] = []
+        if pool.distribution.mode != "none":
+            distributor = Distributor(tx.conn, registry, system, table, pool)
+            for event in batch:
+                assert event.after is not None
+                placement = distributor.place(event.after)
+                if placement.user_id is None:
+                    unplaced_rows.append({"entity": entity, "record_id": event.record_id,
+                                          "pool": pool.name, "reason": placement.reason[:500],
+                                          "at": event.at})
+                else:
+                    placed.setdefault((placement.user_id, placement.reason[:500]), []) \
+                        .append(event.record_id)
+            distributor.save()
+        for (user_id, reason), ids in sorted(placed.items()):
+            tx.reown(entity, ids, owner_id=user_id, pool_id=None, kind="assign", action=None,
+                     guard=[table.c.owner_id.is_(None)], reason=reason)
+        # Records nobody took enter the pool as part of their creation (no owner, no
+        # pool would be nobody's record, seen by no pool member).
+        done = [i for ids in placed.values() for i in ids]
+        taken = set(done)
+        waiting = [e.record_id for e in batch if e.after is not None
+                   and e.after.get("pool_id") is None and e.record_id not in taken]
+        for start in range(0, len(waiting), 1000):
+            tx.conn.execute(update(table).where(table.c.id.in_(waiting[start:start + 1000]),
+                                                table.c.owner_id.is_(None),
+                                                table.c.pool_id.is_(None))
+                            .values(pool_id=pool.name))
+        unplaced = system[UNPLACED_TABLE]
+        for start in range(0, len(done), 1000):
+            tx.conn.execute(delete(unplaced).where(unplaced.c.entity == entity,
+                                                   unplaced.c.record_id.in_(
+                                                       done[start:start + 1000])))
+        if unplaced_rows:
+            _upsert_many(tx.conn, unplaced, unplaced_rows)
+
+
+def _upsert_many(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    make = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    stmt = make(table)
+    conn.execute(stmt.on_conflict_do_update(
+        index_elements=["entity", "record_id"],
+        set_={c: stmt.excluded[c] for c in ("pool", "reason", "at")}), list(rows))
+
+
+def unplaced_reasons(conn: Connection, system: Mapping[str, Table], *, entity: str,
+                     ids: Sequence[int]) -> dict[int, tuple[str, datetime]]:
+    """Why these records stayed in their pool (records placed or never tried are absent)."""
+    if not ids:
+        return {}
+    table = system[UNPLACED_TABLE]
+    rows = conn.execute(select(table.c.record_id, table.c.reason, table.c.at)
+                        .where(table.c.entity == entity, table.c.record_id.in_(list(ids))))
+    return {int(r.record_id): (r.reason, r.at) for r in rows}

@@ -1,0 +1,297 @@
+"""Running pool rules: preview (dry run), then move the records, in batches, exactly once.
+
+Per rule, a process first leases the job row ("pool_rule", "<pool>.<rule>")
+(engine/storage/jobs.py); another process running at the same moment skips
+the rule instead of racing it. The holder then walks the candidates in id
+order, ``batch`` at a time: one SELECT of the rule's set-based clause, then
+one unit of work in which the records service changes owner and pool of the
+whole batch with one conditional UPDATE guarded by the same clause
+(``Transaction.reown``), writes the activity entries (``via`` names the rule)
+and the pool-event ledger rows. A record touched or locked between the SELECT
+and the UPDATE fails the guard and stays; a record already moved no longer
+matches; so runs are idempotent and counts are the rows actually changed.
+
+The dry run uses the same SELECT without the UPDATE and lists each record
+with the rule and its clock, so what it shows is what a run would move.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import socket
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from engine.actor import Actor
+from engine.errors import NotFoundError
+from engine.metadata.model import Pool, PoolRule
+from engine.records.service import RecordService
+from engine.storage import jobs
+from engine.storage.pool_tables import POOL_EVENT_TABLE
+from engine.storage.rule_tables import WARNING_TABLE
+from engine.workflow.assignees import OrgView, load_org_view
+from engine.workflow.rules import candidates, due_at, guard, rule_key, rule_sql
+
+JOB_KIND = "pool_rule"
+DEFAULT_BATCH = 1000
+LEASE_TTL = dt.timedelta(minutes=5)
+#: Rows a dry run lists at most (counts stay exact beyond it).
+PREVIEW_LIMIT = 10_000
+
+Clock = Callable[[], dt.datetime]
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def process_name() -> str:
+    """Who holds a lease: host and process id, for an admin reading tp_job."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class Move:
+    """One record a rule moves (or would move), and why."""
+
+    pool: str
+    rule: str
+    entity: str
+    record_id: int
+    owner_id: int | None
+    action: str
+    clock: str | None
+    clock_start: dt.datetime | None
+    hours: float | None       # how long the clock has run at ``now``
+    due_at: dt.datetime | None
+
+    def why(self) -> str:
+        if self.clock is None:
+            return f"rule {self.pool}.{self.rule}"
+        return (f"rule {self.pool}.{self.rule}: {self.clock} clock at "
+                f"{self.hours:.1f} h (due {self.due_at:%Y-%m-%d %H:%M} UTC)")
+
+
+@dataclass
+class RuleOutcome:
+    """What one rule did in one run."""
+
+    pool: str
+    rule: str
+    moved: int = 0
+    warned: int = 0
+    unassigned: int = 0       # records whose leader / role holder could not be found
+    skipped: str | None = None  # e.g. another process holds the rule's lease
+
+
+@dataclass
+class RunReport:
+    now: dt.datetime
+    dry_run: bool
+    outcomes: list[RuleOutcome] = field(default_factory=list)
+    moves: list[Move] = field(default_factory=list)   # dry run: what would move
+
+    @property
+    def moved(self) -> int:
+        return sum(o.moved for o in self.outcomes)
+
+
+def _pools(records: RecordService, pool: str | None) -> list[Pool]:
+    registry = records.schema.registry
+    if pool is not None and pool not in registry.pools:
+        raise NotFoundError("pool", pool)
+    return [p for name, p in sorted(registry.pools.items()) if pool in (None, name)]
+
+
+def _hours(now: dt.datetime, start: dt.datetime | None) -> float | None:
+    if start is None:
+        return None
+    if start.tzinfo is None:
+        start = start.replace(tzinfo=dt.UTC)
+    return (now - start).total_seconds() / 3600
+
+
+def _move(pool: Pool, rule: PoolRule, row: Any, now: dt.datetime) -> Move:
+    start = row.clock_start
+    if start is not None and start.tzinfo is None:
+        start = start.replace(tzinfo=dt.UTC)
+    drop = rule.kind == "drop"
+    per_value = getattr(row, "per_value", None)
+    return Move(pool=pool.name, rule=rule.name, entity=pool.entity, record_id=int(row.id),
+                owner_id=None if row.owner_id is None else int(row.owner_id),
+                action=rule.action, clock=rule.clock if drop else None,
+                clock_start=start if drop else None,
+                hours=_hours(now, start) if drop else None,
+                due_at=due_at(rule, start, per_value) if drop and start else None)
+
+
+def preview(records: RecordService, *, now: dt.datetime, pool: str | None = None,
+            rule: str | None = None, limit: int = PREVIEW_LIMIT) -> list[Move]:
+    """Every record the rules would move at ``now``, with the rule and its clock (dry run)."""
+    registry, system = records.schema.registry, records.schema.system
+    found: list[Move] = []
+    with records.engine.connect() as conn:
+        for p in _pools(records, pool):
+            for r in p.rules:
+                if rule not in (None, r.name):
+                    continue
+                sql = rule_sql(registry, system, records.schema.table(p.entity), p, r, now=now)
+                for row in conn.execute(candidates(sql, limit=limit - len(found))):
+                    found.append(_move(p, r, row, now))
+                if len(found) >= limit:
+                    return found
+    return found
+
+
+def _target(rule: PoolRule, org: OrgView, user_id: int | None) -> int | None:
+    if rule.action == "assign_to_leader":
+        return org.leader_for(user_id)
+    if rule.action == "assign_to_role" and rule.role:
+        return org.role_holder_for(rule.role, user_id)
+    return None
+
+
+def _last_givers(records: RecordService, conn: Any, entity: str,
+                 ids: Sequence[int]) -> dict[int, int | None]:
+    """For records lying in a pool: the owner who last gave each back (ledger)."""
+    ledger = records.schema.system[POOL_EVENT_TABLE]
+    rows = conn.execute(select(ledger.c.record_id, ledger.c.from_owner)
+                        .where(ledger.c.entity == entity, ledger.c.record_id.in_(list(ids)),
+                               ledger.c.from_owner.is_not(None))
+                        .order_by(ledger.c.id))
+    return {int(r.record_id): int(r.from_owner) for r in rows}
+
+
+def _apply_batch(records: RecordService, pool: Pool, rule: PoolRule, rows: Sequence[Any], *,
+                 now: dt.datetime, org: OrgView | None, outcome: RuleOutcome) -> None:
+    """Move one batch in one unit of work; counts the rows the guarded UPDATE changed."""
+    key = rule_key(pool, rule)
+    table = records.schema.table(pool.entity)
+    registry, system = records.schema.registry, records.schema.system
+    ids = [int(r.id) for r in rows]
+    reason = rule.label.get("en") or rule.name
+    actor = Actor.system("rules")
+    with records.transaction(actor, via=f"rule:{key}") as tx:
+        check = guard(registry, system, table, pool, rule, now=now, ids=ids)
+        if rule.action == "return_to_pool":
+            changed = tx.reown(pool.entity, ids, owner_id=None, pool_id=pool.name, kind="drop",
+                               action=None, guard=[check], reason=reason)
+            outcome.moved += len(changed)
+            return
+        assert org is not None
+        givers = (_last_givers(records, tx.conn, pool.entity, ids)
+                  if rule.kind == "returned" else
+                  {int(r.id): None if r.owner_id is None else int(r.owner_id) for r in rows})
+        by_target: dict[int, list[int]] = {}
+        for record_id in ids:
+            target = _target(rule, org, givers.get(record_id))
+            if target is None:
+                outcome.unassigned += 1
+            else:
+                by_target.setdefault(target, []).append(record_id)
+        for target, some in sorted(by_target.items()):
+            changed = tx.reown(pool.entity, some, owner_id=target, pool_id=None, kind="assign",
+                               action=None, guard=[check], reason=reason)
+            outcome.moved += len(changed)
+
+
+def _warn(records: RecordService, pool: Pool, rule: PoolRule, *, now: dt.datetime) -> int:
+    """Record a warning for each owner whose record this rule drops within its warning time."""
+    if rule.kind != "drop" or not rule.warn_before_hours:
+        return 0
+    registry, system = records.schema.registry, records.schema.system
+    ahead = dt.timedelta(hours=rule.warn_before_hours)
+    sql = rule_sql(registry, system, records.schema.table(pool.entity), pool, rule, now=now,
+                   ahead=ahead)
+    warnings = system[WARNING_TABLE]
+    with records.engine.begin() as conn:
+        rows = [_move(pool, rule, r, now) for r in conn.execute(candidates(sql))]
+        values = [{"entity": m.entity, "record_id": m.record_id, "pool": pool.name,
+                   "rule": rule.name, "owner_id": m.owner_id, "due_at": m.due_at,
+                   "warned_at": now}
+                  for m in rows if m.owner_id is not None and m.due_at is not None
+                  and m.due_at > now]
+        if not values:
+            return 0
+        make = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+        stmt = make(warnings).on_conflict_do_nothing(
+            index_elements=["entity", "record_id", "rule", "pool", "owner_id", "due_at"])
+        result = conn.execute(stmt.returning(warnings.c.id), values)
+        return len(result.all())
+
+
+def run_rules(records: RecordService, *, now: dt.datetime | None = None,
+              pool: str | None = None, rule: str | None = None, dry_run: bool = False,
+              batch: int = DEFAULT_BATCH, owner: str | None = None,
+              lease_ttl: dt.timedelta = LEASE_TTL, clock: Clock = utcnow) -> RunReport:
+    """Run every rule (of ``pool``, or one ``rule``) once at ``now``; see the module doc.
+
+    ``clock`` times the leases (real time, even when ``now`` is moved by a test).
+    """
+    now = now or clock()
+    report = RunReport(now=now, dry_run=dry_run)
+    if dry_run:
+        report.moves = preview(records, now=now, pool=pool, rule=rule)
+        counts: dict[tuple[str, str], int] = {}
+        for move in report.moves:
+            counts[(move.pool, move.rule)] = counts.get((move.pool, move.rule), 0) + 1
+        report.outcomes = [RuleOutcome(pool=p.name, rule=r.name,
+                                       moved=counts.get((p.name, r.name), 0))
+                           for p in _pools(records, pool) for r in p.rules
+                           if rule in (None, r.name)]
+        return report
+    owner = owner or process_name()
+    registry, system = records.schema.registry, records.schema.system
+    for p in _pools(records, pool):
+        for r in p.rules:
+            if rule not in (None, r.name):
+                continue
+            outcome = RuleOutcome(pool=p.name, rule=r.name)
+            report.outcomes.append(outcome)
+            lease = jobs.acquire(records.engine, kind=JOB_KIND, key=rule_key(p, r), owner=owner,
+                                 now=clock(), ttl=lease_ttl)
+            if lease is None:
+                outcome.skipped = "another process is running this rule"
+                continue
+            try:
+                org = None
+                if r.action != "return_to_pool":
+                    with records.engine.connect() as conn:
+                        org = load_org_view(conn, roles=[r.role] if r.role else [])
+                sql = rule_sql(registry, system, records.schema.table(p.entity), p, r, now=now)
+                last = 0
+                while True:
+                    with records.engine.connect() as conn:
+                        rows = conn.execute(candidates(sql, after_id=last, limit=batch)).all()
+                    if not rows:
+                        break
+                    _apply_batch(records, p, r, rows, now=now, org=org, outcome=outcome)
+                    last = int(rows[-1].id)
+                    with records.engine.begin() as conn:
+                        renewed = jobs.renew(conn, lease, now=clock(), ttl=lease_ttl,
+                                             progress={"moved": outcome.moved,
+                                                       "last_id": last})
+                    if renewed is None:
+                        outcome.skipped = "lease lost"
+                        break
+                    lease = renewed
+                    if len(rows) < batch:
+                        break
+                outcome.warned = _warn(records, p, r, now=now)
+            except Exception as exc:
+                jobs.release(records.engine, lease, now=clock(), state="failed",
+                             progress={"moved": outcome.moved}, error=str(exc)[:2000])
+                raise
+            jobs.release(records.engine, lease, now=clock(),
+                         progress={"moved": outcome.moved, "warned": outcome.warned,
+                                   "unassigned": outcome.unassigned})
+    return report
+
+
+__all__ = ["Move", "RuleOutcome", "RunReport", "preview", "run_rules"]

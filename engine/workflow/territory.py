@@ -1,0 +1,55 @@
+"""Point in polygon: which geo-fenced territory a record's geo point falls in.
+
+Done in Python rather than SQL: the polygons are metadata (a handful per pool,
+each at most 1000 corners) and a record is placed once, when it is created, so
+one crossing-number test per polygon is cheap and gives the same answer on
+SQLite and PostgreSQL without a spatial extension. Coordinates are treated as
+planar (longitude as x, latitude as y), which is what a sales territory drawn
+on a map over a city or a province means; polygons across the 180th meridian
+are not supported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from engine.metadata.model import Territory
+
+Point = tuple[float, float]
+
+
+def _on_segment(p: Point, a: Point, b: Point) -> bool:
+    (x, y), (x1, y1), (x2, y2) = p, a, b
+    cross = (x2 - x1) * (y - y1) - (y2 - y1) * (x - x1)
+    if abs(cross) > 1e-12:
+        return False
+    return min(x1, x2) <= x <= max(x1, x2) and min(y1, y2) <= y <= max(y1, y2)
+
+
+def contains(polygon: Sequence[Point], point: Point) -> bool:
+    """Whether ``point`` (lng, lat) lies inside ``polygon`` or on its edge."""
+    n = len(polygon)
+    if n < 3:
+        return False
+    x, y = point
+    inside = False
+    for i in range(n):
+        a, b = polygon[i], polygon[(i + 1) % n]
+        if _on_segment(point, a, b):
+            return True
+        (x1, y1), (x2, y2) = a, b
+        # Count crossings of the ray to the right of the point (half-open in y,
+        # so a vertex on the ray is counted once).
+        if (y1 > y) != (y2 > y):
+            x_cross = x1 + (y - y1) * (x2 - x1) / (y2 - y1)
+            if x < x_cross:
+                inside = not inside
+    return inside
+
+
+def territory_of(territories: Sequence[Territory], *, lat: float, lng: float) -> Territory | None:
+    """The first territory (by name, as declared order is sorted) containing the point."""
+    for territory in territories:
+        if contains(territory.polygon, (lng, lat)):
+            return territory
+    return None

@@ -1,0 +1,115 @@
+"""Distribution of records created without an owner, on SQLite and PostgreSQL: round robin
+with a persistent cursor, per field value, by territory; inactive users and users at
+capacity skipped; unplaced records stay in the pool with the reason."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import update
+
+from engine.permissions import _tables as perm_tables
+from engine.storage.rule_tables import UNPLACED_TABLE
+from engine.workflow.distribution import unplaced_reasons
+from tests.integration.workflow._rules_world import World
+
+Make = Callable[..., World]
+
+NORTH = [[116.0, 39.5], [117.0, 39.5], [117.0, 40.5], [116.0, 40.5]]
+SOUTH = [[113.0, 22.5], [114.5, 22.5], [114.5, 23.5], [113.0, 23.5]]
+
+
+def _unplaced(w: World, item_id: int) -> str:
+    with w.engine.connect() as conn:
+        found = unplaced_reasons(conn, w.schema.system, entity="item", ids=[item_id])
+    return found[item_id][0] if item_id in found else ""
+
+
+def test_round_robin_in_turn_skipping_inactive_users(make_rules_world: Make) -> None:
+    w = make_rules_world(distribution={"mode": "round_robin", "team": {"department": "team_a"}})
+    first = [w.owner(w.item(None)) for _ in range(4)]
+    assert first == ["a1", "a2", "a3", "a1"]
+    with w.engine.begin() as conn:
+        conn.execute(update(perm_tables.user).where(perm_tables.user.c.id == w.users["a3"])
+                     .values(active=False))
+    assert [w.owner(w.item(None)) for _ in range(3)] == ["a2", "a1", "a2"]
+    item = w.item(None)
+    (entry,) = [e for e in w.ledger(item) if e.kind == "assign"]
+    assert entry.to_owner == w.users["a1"] and "round robin" in entry.reason
+    # A record created with an owner keeps it.
+    assert w.owner(w.item("b1")) == "b1"
+
+
+def test_capacity_is_respected_and_unplaced_records_stay_in_the_pool(
+        make_rules_world: Make) -> None:
+    w = make_rules_world(distribution={"mode": "round_robin"}, limits={"max_held": 1})
+    w.item("a2")                                   # a2 is full already
+    placed = [w.owner(w.item(None)) for _ in range(2)]
+    assert placed == ["a1", "a3"]                  # the pool's members: team_a
+    left = w.item(None)
+    row = w.row(left)
+    assert (row.owner_id, row.pool_id) == (None, "item_pool")
+    assert "max_held" in _unplaced(w, left)
+
+
+def test_by_field_value(make_rules_world: Make) -> None:
+    w = make_rules_world(distribution={"mode": "by_field", "field": "channel", "targets": {
+        "web": {"department": "team_b"}, "fair": {"user": "a3"}}})
+    assert w.owner(w.item(None, channel="web")) == "b1"
+    assert w.owner(w.item(None, channel="fair")) == "a3"
+    other = w.item(None, channel="other")
+    assert w.owner(other) is None and w.row(other).pool_id == "item_pool"
+    assert "no distribution target for channel='other'" in _unplaced(w, other)
+
+
+def test_by_territory(make_rules_world: Make) -> None:
+    w = make_rules_world(distribution={"mode": "territory", "field": "spot", "territories": {
+        "north": {"polygon": NORTH, "target": {"department": "team_a"}},
+        "south": {"polygon": SOUTH, "target": {"user": "b1"}}}})
+    assert w.owner(w.item(None, spot={"lat": 39.9, "lng": 116.4})) == "a1"
+    assert w.owner(w.item(None, spot={"lat": 23.1, "lng": 113.3})) == "b1"
+    outside = w.item(None, spot={"lat": 31.2, "lng": 121.5})
+    nowhere = w.item(None)
+    assert (w.owner(outside), w.owner(nowhere)) == (None, None)
+    assert "outside every territory" in _unplaced(w, outside)
+    assert "no spot" in _unplaced(w, nowhere)
+
+
+def test_unknown_targets_leave_the_reason(make_rules_world: Make) -> None:
+    w = make_rules_world(distribution={"mode": "by_field", "field": "channel", "targets": {
+        "web": {"department": "no_such_team"}, "fair": {"user": "nobody"}}})
+    web = w.item(None, channel="web")
+    fair = w.item(None, channel="fair")
+    assert "no department no_such_team" in _unplaced(w, web)
+    assert "user nobody does not exist or is inactive" in _unplaced(w, fair)
+    assert UNPLACED_TABLE in w.schema.system
+
+
+def test_a_bulk_create_is_placed_as_one_batch(make_rules_world: Make) -> None:
+    w = make_rules_world(distribution={"mode": "round_robin"}, limits={"max_held": 3})
+    with w.records.transaction(w.system) as tx:
+        ids = tx.bulk_create("item", [{"name": f"n{i}", "owner_id": None} for i in range(11)])
+    owners = [w.owner(i) for i in ids]
+    assert owners[:9] == ["a1", "a2", "a3"] * 3
+    assert owners[9:] == [None, None]
+    assert all(w.row(i).pool_id == "item_pool" for i in ids[9:])
+    # The cursor persisted: after a1 gives one record back, the next goes to a1 again
+    # (the only one with room), then nobody.
+    w.records.assign(w.system, "item", ids[0], None)
+    assert [w.owner(w.item(None)) for _ in range(2)] == ["a1", None]
+
+
+def test_without_distribution_unowned_records_enter_the_pool(make_rules_world: Make) -> None:
+    w = make_rules_world()
+    item = w.item(None)
+    assert (w.row(item).owner_id, w.row(item).pool_id) == (None, "item_pool")
+    assert _unplaced(w, item) == ""
+
+
+def test_capacity_counts_like_a_claim_does(make_rules_world: Make) -> None:
+    """held_excludes: records matching it do not count to max_held, for pushes too."""
+    w = make_rules_world(distribution={"mode": "round_robin"}, limits={
+        "max_held": 1, "held_excludes": [{"field": "grade", "op": "eq", "value": "A"}]})
+    w.item("a1", grade="A")                         # does not count
+    w.item("a2", grade="B")                         # counts: a2 is full
+    assert [w.owner(w.item(None)) for _ in range(3)] == ["a1", "a3", None]
