@@ -50,6 +50,7 @@ SCREEN_MODULES: list[str] = [
     "ui.screens.records",
     "ui.kanban.routes",
     "ui.admin.routes",
+    "ui.reports.routes",
 ]
 #: The JSON API: ``build_api(live: LiveRuntime) -> ASGIApp``, mounted at ``API_PREFIX``.
 API_MODULE = "ui.api"

@@ -109,6 +109,7 @@ class Tile:
     entity: str | None = None
     field: str | None = None
     measure: str | None = None
+    scope: str = "mine"
 
 
 @dataclass(frozen=True)
@@ -175,7 +176,8 @@ def parse_report(doc: Mapping[str, Any], *, app: str = "") -> Report:
 def parse_dashboard(doc: Mapping[str, Any], *, app: str = "") -> Dashboard:
     """A schema-valid dashboard document as a ``Dashboard``."""
     tiles = tuple(Tile(kind=t["kind"], report=t.get("report"), period=t.get("period"),
-                       entity=t.get("entity"), field=t.get("field"), measure=t.get("measure"))
+                       entity=t.get("entity"), field=t.get("field"), measure=t.get("measure"),
+                       scope=t.get("scope", "mine"))
                   for t in doc["tiles"])
     return Dashboard(name=doc["name"], app=app, label=LocalText.of(doc["label"]),
                      roles=tuple(doc["roles"]), tiles=tiles,

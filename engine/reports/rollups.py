@@ -221,3 +221,15 @@ class RollupKeeper:
             if int(n or 0) or Decimal(str(total or 0)):
                 out[int(owner)] = (int(n or 0), Decimal(str(total or 0)))
         return out
+
+
+def rebuild_all(engine: Any, registry: Registry) -> dict[str, int]:
+    """Rebuild every rollup of ``registry`` on ``engine`` (after bulk loads, in the demo)."""
+    from engine.storage.database import write_transaction
+    from engine.storage.tables import build_schema
+
+    schema = build_schema(registry)
+    keeper = RollupKeeper(schema, registry)
+    records = RecordService(engine=engine, schema=schema)
+    with write_transaction(engine) as conn:
+        return keeper.rebuild(conn, records)

@@ -144,3 +144,40 @@ def team_target(targets: Mapping[str, Decimal], org: OrgSnapshot,
     members = [targets[f"user:{u}"] for u in org.users_under(department_id)
                if f"user:{u}" in targets]
     return sum(members, Decimal(0)) if members else None
+
+
+@dataclass(frozen=True)
+class TargetSheet:
+    """The targets of a period and whom the reader may set one for."""
+
+    rows: list[tuple[str, str, Decimal]]           # measure, assignee name, value
+    assignable: list[tuple[str, str]]               # assignee key, name
+
+
+def target_sheet(records: RecordService, registry: Registry, actor: Actor, *,
+                 first: dt.date, end: dt.date) -> TargetSheet:
+    """Every target of [first, end) and the users and departments under the reader."""
+    with records.engine.connect() as conn:
+        org = load_org_snapshot(conn)
+        rows: list[tuple[str, str, Decimal]] = []
+        for m in catalog_of(registry).board_measures():
+            for assignee, value in sorted(targets_for(conn, records, measure=m.name,
+                                                      first=first, end=end).items()):
+                rows.append((m.name, _name(org, assignee), value))
+    own = org.user_department.get(actor.user_id or -1)
+    assignable: list[tuple[str, str]] = []
+    if own is not None:
+        assignable += [(f"dept:{d}", org.departments[d].name)
+                       for d in sorted(org.departments_under(own) - {own})]
+        assignable += [(f"user:{u}", org.user_login.get(u, str(u)))
+                       for u in sorted(org.users_under(own) - {actor.user_id or -1})]
+    return TargetSheet(rows, assignable)
+
+
+def _name(org: OrgSnapshot, assignee: str) -> str:
+    kind, _, raw = assignee.partition(":")
+    ident = int(raw)
+    if kind == "dept":
+        dept = org.departments.get(ident)
+        return dept.name if dept else assignee
+    return org.user_login.get(ident, assignee)
