@@ -25,12 +25,18 @@ class Actor:
     is_system: bool = False
     impersonator_id: int | None = None
     impersonator_login: str = ""
+    #: The rule or job behind a system write (``"rule:<pool>.<rule>"``), stored on
+    #: its activity entries; None for a person's own writes.
+    via: str | None = None
 
     @property
     def is_impersonated(self) -> bool:
         return self.impersonator_id is not None
 
     @classmethod
-    def system(cls, login: str = "system") -> Actor:
-        """The engine itself (CLI, migrations, scheduled rules): no user row behind it."""
-        return cls(user_id=None, login=login, is_system=True)
+    def system(cls, login: str = "system", *, via: str | None = None) -> Actor:
+        """The engine itself (CLI, migrations, scheduled rules): no user row behind it.
+
+        ``via`` names the rule or job acting, so the feed says why a record moved.
+        """
+        return cls(user_id=None, login=login, is_system=True, via=via)

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
+from engine import workflow
 from engine.access import AccessPolicy, Unrestricted
 from engine.errors import TidepoolError
 from engine.metadata.model import Registry
 from engine.records.service import RecordService
+from engine.reports.install import install as install_reports
 from engine.storage.applied import applied_registry, applied_version
 from engine.storage.database import make_engine
 from engine.storage.tables import StorageSchema, build_schema
@@ -43,6 +45,25 @@ class Runtime:
 #: Builds the access policy for a registry (e.g. ``CasbinAccessPolicy``); default: none.
 PolicyFactory = Callable[[Engine, Registry], AccessPolicy]
 
+#: Registers write hooks on a freshly built records service (engine/records/hooks.py).
+HookProvider = Callable[[RecordService], None]
+
+
+#: The core hook providers, installed on every service the runtime builds. Core
+#: layers register like any app would (one per line, so branches merge cleanly).
+HOOK_PROVIDERS: tuple[HookProvider, ...] = (
+    workflow.install,
+    install_reports,
+)
+
+
+def install_hooks(records: RecordService,
+                  providers: Sequence[HookProvider] | None = None) -> RecordService:
+    """Run each provider's ``install(records)``; returns ``records`` for chaining."""
+    for install in providers if providers is not None else HOOK_PROVIDERS:
+        install(records)
+    return records
+
 
 def open_runtime(url: str, *, policy: AccessPolicy | None = None,
                  engine: Engine | None = None,
@@ -57,7 +78,7 @@ def open_runtime(url: str, *, policy: AccessPolicy | None = None,
     if policy is None:
         policy = policy_factory(engine, registry) if policy_factory else Unrestricted()
     schema = build_schema(registry)
-    records = RecordService(engine=engine, schema=schema, policy=policy)
+    records = install_hooks(RecordService(engine=engine, schema=schema, policy=policy))
     return Runtime(engine=engine, registry=registry, schema=schema, records=records,
                    policy=policy, version=version)
 

@@ -81,14 +81,14 @@ class RowInserter:
         self._drivers: dict[tuple[str, tuple[str, ...], tuple[str, ...]], DriverInsert] = {}
 
     def insert(self, conn: Connection, plan: EntityPlan, rows: list[dict[str, Any]], *,
-               actor_id: int | None, now: datetime) -> list[int]:
+               actor_id: int | None, now: datetime, via: str | None = None) -> list[int]:
         system: dict[str, Any] = {"created_at": now, "updated_at": now, "created_by": actor_id,
                                   "version": 1}
         if plan.initial_stage is not None:
             system["stage"] = plan.initial_stage
         table = plan.table
         logged = {"entity": plan.name, "kind": feed.CREATE, "actor_id": actor_id, "at": now,
-                  "body": None}
+                  "body": None, "via": via}
         if conn.dialect.name == "sqlite":
             # SQLite cannot return the ids of a multi-row insert in order (SQLAlchemy then
             # inserts row by row). The write transaction holds the database's write lock,

@@ -23,6 +23,7 @@ DELETE = "delete"
 RESTORE = "restore"
 COMMENT = "comment"
 ASSIGN = "assign"
+ACTIVITY_TABLE = "tp_activity"
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class ActivityEntry:
     at: datetime
     changes: tuple[Change, ...]
     body: str | None = None
+    via: str | None = None  # the rule or job behind a system write
 
 
 def diff(plan: EntityPlan, old: Mapping[str, Any], new: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -73,10 +75,11 @@ def created(plan: EntityPlan, values: Mapping[str, Any]) -> list[dict[str, Any]]
 
 
 def row(plan: EntityPlan, *, record_id: int, kind: str, actor_id: int | None, at: datetime,
-        changes: Sequence[Mapping[str, Any]] | None) -> dict[str, Any]:
+        changes: Sequence[Mapping[str, Any]] | None, via: str | None = None) -> dict[str, Any]:
     """The ``tp_activity`` row for one change."""
     return {"entity": plan.name, "record_id": record_id, "kind": kind, "actor_id": actor_id,
-            "at": at, "changes": list(changes) if changes is not None else None, "body": None}
+            "at": at, "changes": list(changes) if changes is not None else None, "body": None,
+            "via": via}
 
 
 def read(conn: Connection, table: Table, *, entity: str, record_id: int, limit: int,
@@ -96,5 +99,5 @@ def read(conn: Connection, table: Table, *, entity: str, record_id: int, limit: 
         entries.append(ActivityEntry(
             id=r["id"], entity=r["entity"], record_id=r["record_id"], kind=r["kind"],
             actor_id=r["actor_id"], at=utc(r["at"]) or r["at"], changes=changes,
-            body=r["body"]))
+            body=r["body"], via=r["via"]))
     return entries

@@ -12,7 +12,8 @@ from __future__ import annotations
 import builtins
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,7 +27,6 @@ from sqlalchemy import (
     delete,
     false,
     func,
-    insert,
     or_,
     select,
     update,
@@ -46,6 +46,7 @@ from engine.errors import (
 )
 from engine.records import activity as feed
 from engine.records import aggregate, stages
+from engine.records import events as ev
 from engine.records._bulk import RowInserter
 from engine.records._plan import EntityPlan, same_value
 from engine.records._union import union_page
@@ -59,6 +60,7 @@ from engine.records._write import (
 )
 from engine.records.autonumber import reserve
 from engine.records.coerce import CoercionError, InputSource
+from engine.records.hooks import WriteHooks
 from engine.records.query import (
     Filter,
     ListQuery,
@@ -71,7 +73,7 @@ from engine.records.query import (
     where_clauses,
 )
 from engine.records.record import Record
-from engine.storage.database import write_transaction
+from engine.records.transaction import Transaction, unit_of_work
 from engine.storage.stage_tables import STAGE_HISTORY_TABLE
 from engine.storage.tables import StorageSchema
 
@@ -110,8 +112,22 @@ class RecordService:
         self._inserter = RowInserter(schema.system[ACTIVITY_TABLE])
         self._statements: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
         self._statements_lock = threading.Lock()  # handlers run in a thread pool
+        #: The write hooks (engine/records/hooks.py); providers register on it.
+        self.hooks = WriteHooks()
 
     # --- plumbing -------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self, actor: Actor, *, via: str | None = None) -> Iterator[Transaction]:
+        """A unit of work: several writes, one connection, one transaction, one activity batch.
+
+        ``with records.transaction(actor) as tx: tx.create(...); tx.update(...)``.
+        The write hooks run before COMMIT (in-transaction) and after it
+        (after-commit); any error rolls the whole unit back. ``via`` names the
+        rule or job behind a system write (default: ``actor.via``).
+        """
+        with unit_of_work(self, actor, via=via) as tx:
+            yield tx
 
     def plan(self, entity: str) -> EntityPlan:
         """The precomputed plan of an entity (built on first use, then reused)."""
@@ -164,10 +180,10 @@ class RecordService:
             return None
         return row, bool(row[-1])  # type: ignore[return-value]
 
-    def _read_back(self, conn: Connection, plan: EntityPlan, record_id: int,
-                   hidden: frozenset[str]) -> Record:
-        row = conn.execute(plan.select_all.where(plan.table.c.id == record_id)).one()
-        return self._record(plan, plan.to_values(row), hidden)
+    def _read_back(self, conn: Connection, plan: EntityPlan, record_id: int) -> dict[str, Any]:
+        """The stored values of a record just written (for its event and the caller)."""
+        return plan.to_values(conn.execute(
+            plan.select_all.where(plan.table.c.id == record_id)).one())
 
     def _duplicate_error(self, plan: EntityPlan, dup: Duplicate) -> DuplicateError:
         return DuplicateError(plan.name, key=dup.spec.name, fields=dup.spec.fields,
@@ -199,13 +215,23 @@ class RecordService:
     def create(self, actor: Actor, entity: str, values: Mapping[str, Any], *,
                source: InputSource = InputSource.JSON) -> Record:
         """Validate and insert one record; returns it as stored."""
+        with self.transaction(actor) as tx:
+            return tx.create(entity, values, source=source)
+
+    def _create(self, tx: Transaction, entity: str, values: Mapping[str, Any], *,
+                source: InputSource) -> Record:
+        actor = tx.actor
         plan = self.plan(entity)
         self.policy.check_action(actor, plan.entity, "create")
         hidden = self.policy.hidden_fields(actor, plan.entity)
         record: list[Record] = []
-        self._insert(actor, plan, [values], source=source, bulk=False,
-                     read_back=lambda conn, ids: record.append(
-                         self._read_back(conn, plan, ids[0], hidden)))
+
+        def read_back(conn: Connection, ids: list[int], now: datetime) -> None:
+            stored = self._read_back(conn, plan, ids[0])
+            tx.event(plan, ids[0], ev.CREATE, before=None, after=dict(stored), at=now)
+            record.append(self._record(plan, stored, hidden))
+
+        self._insert(tx, plan, [values], source=source, bulk=False, read_back=read_back)
         return record[0]
 
     def bulk_create(self, actor: Actor, entity: str, rows: Sequence[Mapping[str, Any]], *,
@@ -216,15 +242,22 @@ class RecordService:
         field (``"3.phone"``); duplicates within the batch or against stored
         records are reported the same way.
         """
+        with self.transaction(actor) as tx:
+            return tx.bulk_create(entity, rows, source=source)
+
+    def _bulk_create(self, tx: Transaction, entity: str, rows: Sequence[Mapping[str, Any]], *,
+                     source: InputSource) -> list[int]:
         plan = self.plan(entity)
-        self.policy.check_action(actor, plan.entity, "create")
+        self.policy.check_action(tx.actor, plan.entity, "create")
         if not rows:
             return []
-        return self._insert(actor, plan, rows, source=source, bulk=True, read_back=None)
+        return self._insert(tx, plan, rows, source=source, bulk=True, read_back=None)
 
-    def _insert(self, actor: Actor, plan: EntityPlan, payloads: Sequence[Mapping[str, Any]], *,
-                source: InputSource, bulk: bool,
-                read_back: Callable[[Connection, list[int]], None] | None) -> list[int]:
+    def _insert(self, tx: Transaction, plan: EntityPlan, payloads: Sequence[Mapping[str, Any]],
+                *, source: InputSource, bulk: bool,
+                read_back: Callable[[Connection, list[int], datetime], None] | None
+                ) -> list[int]:
+        actor = tx.actor
         now = self.clock()
         errors: dict[str, str] = {}
         readonly = self.policy.readonly_fields(actor, plan.entity) | \
@@ -237,28 +270,50 @@ class RecordService:
             errors=errors)
         if rules is not None:
             stages.entry_errors(rules, rows, wanted, readonly=readonly, bulk=bulk, errors=errors)
+        conn = tx.conn
         try:
-            with write_transaction(self.engine) as conn:
-                reference_errors(conn, self.schema, plan, rows, names=None, bulk=bulk,
-                                 errors=errors)
-                if errors:
-                    raise ValidationError(plan.name, errors)
-                dups = duplicates(conn, plan, rows)
-                if dups:
-                    if bulk:
-                        raise ValidationError(plan.name, self._bulk_duplicate_errors(plan, dups))
-                    raise self._duplicate_error(plan, dups[0])
-                self._number(conn, plan, rows, now)
-                ids = self._inserter.insert(conn, plan, rows, actor_id=actor.user_id, now=now)
-                if rules is not None:
-                    stages.place_new(conn, plan, self.schema.system[STAGE_HISTORY_TABLE],
-                                     ids=ids, wanted=wanted, initial=rules.initial, at=now,
-                                     by=actor.user_id)
-                if read_back is not None:
-                    read_back(conn, ids)
+            reference_errors(conn, self.schema, plan, rows, names=None, bulk=bulk,
+                             errors=errors)
+            if errors:
+                raise ValidationError(plan.name, errors)
+            dups = duplicates(conn, plan, rows)
+            if dups:
+                if bulk:
+                    raise ValidationError(plan.name, self._bulk_duplicate_errors(plan, dups))
+                raise self._duplicate_error(plan, dups[0])
+            self._number(conn, plan, rows, now)
+            ids = self._inserter.insert(conn, plan, rows, actor_id=actor.user_id, now=now,
+                                        via=tx.via)
+            if rules is not None:
+                stages.place_new(conn, plan, self.schema.system[STAGE_HISTORY_TABLE],
+                                 ids=ids, wanted=wanted, initial=rules.initial, at=now,
+                                 by=actor.user_id)
+            if read_back is not None:
+                read_back(conn, ids, now)
         except IntegrityError as exc:
             raise self._after_race(plan, rows, exclude_id=None, bulk=bulk, exc=exc) from exc
+        if read_back is None:
+            self._created_events(tx, plan, ids, rows, wanted if rules is not None else None,
+                                 now)
         return ids
+
+    def _created_events(self, tx: Transaction, plan: EntityPlan, ids: Sequence[int],
+                        rows: Sequence[Mapping[str, Any]], wanted: Sequence[Any] | None,
+                        now: datetime) -> None:
+        """Events of a bulk insert, built from the prepared rows (no read back of the batch)."""
+        system: dict[str, Any] = {"created_at": now, "updated_at": now,
+                                  "created_by": tx.actor.user_id, "version": 1}
+        if plan.soft_delete:
+            system["deleted_at"] = None
+        if "pool_id" in plan.table.c:
+            system["pool_id"] = None
+        initial = plan.initial_stage
+        for i, (record_id, row) in enumerate(zip(ids, rows)):
+            after = {**row, **system, "id": record_id}
+            if initial is not None:
+                asked = wanted[i] if wanted is not None else None
+                after[stages.STAGE] = asked if asked is not None else initial
+            tx.event(plan, record_id, ev.CREATE, before=None, after=after, at=now)
 
     def _number(self, conn: Connection, plan: EntityPlan, rows: list[dict[str, Any]],
                 now: datetime) -> None:
@@ -464,12 +519,17 @@ class RecordService:
         that changes nothing writes nothing and keeps the version. On a pipelined
         entity a ``stage`` in ``values`` moves the record (see ``move_stage``).
         """
+        with self.transaction(actor) as tx:
+            return tx.update(entity, record_id, values, version=version, source=source)
+
+    def _update_in(self, tx: Transaction, entity: str, record_id: int,
+                   values: Mapping[str, Any], *, version: int, source: InputSource) -> Record:
         plan = self.plan(entity)
         if stages.STAGE in values and plan.initial_stage is not None:
             rest = {k: v for k, v in values.items() if k != stages.STAGE}
-            return self.move_stage(actor, entity, record_id, to=values[stages.STAGE],
-                                   version=version, values=rest, source=source)
-        return self._update(actor, plan, record_id, values, version=version, source=source,
+            return self._move_stage_in(tx, entity, record_id, to=values[stages.STAGE],
+                                       version=version, values=rest, source=source)
+        return self._update(tx, plan, record_id, values, version=version, source=source,
                             move=None)
 
     def move_stage(self, actor: Actor, entity: str, record_id: int, *, to: str, version: int,
@@ -483,16 +543,24 @@ class RecordService:
         is no stage of the pipeline). Needs update access to the record. The move
         is logged in the activity feed and the stage history, in one transaction.
         """
+        with self.transaction(actor) as tx:
+            return tx.move_stage(entity, record_id, to=to, version=version, values=values,
+                                 source=source)
+
+    def _move_stage_in(self, tx: Transaction, entity: str, record_id: int, *, to: str,
+                       version: int, values: Mapping[str, Any] | None,
+                       source: InputSource) -> Record:
         plan = self.plan(entity)
         rules = stages.rules_for(self.schema.registry, plan)
         if rules is None:
             raise ValidationError(plan.name, {stages.STAGE: "this entity has no pipeline"})
-        return self._update(actor, plan, record_id, values or {}, version=version,
+        return self._update(tx, plan, record_id, values or {}, version=version,
                             source=source, move=stages.StageMove(rules, to))
 
-    def _update(self, actor: Actor, plan: EntityPlan, record_id: int,
+    def _update(self, tx: Transaction, plan: EntityPlan, record_id: int,
                 values: Mapping[str, Any], *, version: int, source: InputSource,
                 move: stages.StageMove | None) -> Record:
+        actor = tx.actor
         self.policy.check_action(actor, plan.entity, "update")
         hidden = self.policy.hidden_fields(actor, plan.entity)
         readonly = self.policy.readonly_fields(actor, plan.entity) | hidden
@@ -504,38 +572,41 @@ class RecordService:
             raise ValidationError(plan.name, errors)
         now = self.clock()
         merged: dict[str, Any] = {}
+        conn = tx.conn
         try:
-            with write_transaction(self.engine) as conn:
-                old = self._writable_row(conn, plan, actor, record_id, action="update",
-                                         version=version, deleted=False)
-                changed = {n: v for n, v in new.items() if not same_value(old.get(n), v)}
-                merged = {**old, **changed}
-                moving = move is not None and move.check(plan, record_id, old, merged)
-                if not changed and not moving:
-                    return self._record(plan, old, hidden)
-                reference_errors(conn, self.schema, plan, [merged], names=changed, bulk=False,
-                                 errors=errors)
-                if errors:
-                    raise ValidationError(plan.name, errors)
-                touched = [s for s in plan.uniques if any(f in changed for f in s.fields)]
-                dups = duplicates(conn, plan, [merged], exclude_id=record_id, specs=touched)
-                if dups:
-                    raise self._duplicate_error(plan, dups[0])
-                # The stage column is written only here: READONLY_SYSTEM keeps it out of
-                # every payload, so no path changes it without the stage rules.
-                stage = {stages.STAGE: move.to} if moving and move is not None else {}
-                self._bump(conn, plan, record_id, version=version, now=now,
-                           columns=plan.to_columns(changed, dict(stage)))
+            old = self._writable_row(conn, plan, actor, record_id, action="update",
+                                     version=version, deleted=False)
+            changed = {n: v for n, v in new.items() if not same_value(old.get(n), v)}
+            merged = {**old, **changed}
+            moving = move is not None and move.check(plan, record_id, old, merged)
+            if not changed and not moving:
+                return self._record(plan, old, hidden)
+            reference_errors(conn, self.schema, plan, [merged], names=changed, bulk=False,
+                             errors=errors)
+            if errors:
+                raise ValidationError(plan.name, errors)
+            touched = [s for s in plan.uniques if any(f in changed for f in s.fields)]
+            dups = duplicates(conn, plan, [merged], exclude_id=record_id, specs=touched)
+            if dups:
+                raise self._duplicate_error(plan, dups[0])
+            # The stage column is written only here: READONLY_SYSTEM keeps it out of
+            # every payload, so no path changes it without the stage rules.
+            stage = {stages.STAGE: move.to} if moving and move is not None else {}
+            self._bump(conn, plan, record_id, version=version, now=now,
+                       columns=plan.to_columns(changed, dict(stage)))
+            if stage:
+                stages.enter(conn, self.schema.system[STAGE_HISTORY_TABLE],
+                             entity=plan.name, record_id=record_id,
+                             stage=stage[stages.STAGE], at=now, by=actor.user_id)
+            if plan.activity:
+                entries = feed.diff(plan, old, changed)
                 if stage:
-                    stages.enter(conn, self.schema.system[STAGE_HISTORY_TABLE],
-                                 entity=plan.name, record_id=record_id,
-                                 stage=stage[stages.STAGE], at=now, by=actor.user_id)
-                if plan.activity:
-                    entries = feed.diff(plan, old, changed)
-                    if stage:
-                        entries.insert(0, stages.change(old, stage[stages.STAGE]))
-                    self._log(conn, plan, record_id, feed.UPDATE, actor, now, entries)
-                return self._read_back(conn, plan, record_id, hidden)
+                    entries.insert(0, stages.change(old, stage[stages.STAGE]))
+                tx.log(plan, record_id, feed.UPDATE, at=now, changes=entries)
+            stored = self._read_back(conn, plan, record_id)
+            tx.event(plan, record_id, ev.STAGE if stage else ev.UPDATE, before=old,
+                     after=dict(stored), at=now)
+            return self._record(plan, stored, hidden)
         except IntegrityError as exc:
             if not merged:
                 raise
@@ -595,16 +666,15 @@ class RecordService:
                 .scalar_one_or_none()
             raise ConflictError(plan.name, record_id, expected=version, actual=actual)
 
-    def _log(self, conn: Connection, plan: EntityPlan, record_id: int, kind: str, actor: Actor,
-             now: datetime, changes: Sequence[Mapping[str, Any]] | None) -> None:
-        conn.execute(insert(self.schema.system[ACTIVITY_TABLE]).values(
-            feed.row(plan, record_id=record_id, kind=kind, actor_id=actor.user_id, at=now,
-                     changes=changes)))
-
     # --- comments and assignment --------------------------------------------------
 
     def comment(self, actor: Actor, entity: str, record_id: int, body: str) -> None:
         """Add a comment to a record's feed; anyone who may read the record may comment."""
+        with self.transaction(actor) as tx:
+            tx.comment(entity, record_id, body)
+
+    def _comment_in(self, tx: Transaction, entity: str, record_id: int, body: str) -> None:
+        actor = tx.actor
         plan = self.plan(entity)
         text = body.strip() if isinstance(body, str) else ""
         if not plan.activity:
@@ -612,80 +682,156 @@ class RecordService:
         if not text or len(text) > MAX_COMMENT_LENGTH:
             raise ValidationError(plan.name, {"body": "is required" if not text else
                                               f"at most {MAX_COMMENT_LENGTH} characters"})
-        self.get(actor, entity, record_id)
-        with write_transaction(self.engine) as conn:
-            conn.execute(insert(self.schema.system[ACTIVITY_TABLE]).values(
-                {**feed.row(plan, record_id=record_id, kind=feed.COMMENT,
-                            actor_id=actor.user_id, at=self.clock(), changes=None),
-                 "body": text}))
+        self.policy.check_action(actor, plan.entity, "read")
+        found = self._scoped_row(tx.conn, plan, actor, record_id, action=None, deleted=False)
+        if found is None:
+            raise NotFoundError(plan.name, record_id)
+        now = self.clock()
+        tx.log(plan, record_id, feed.COMMENT, at=now, changes=None, body=text)
+        values = plan.to_values(found[0])
+        tx.event(plan, record_id, ev.COMMENT, before=values, after=values, at=now)
 
     def assign(self, actor: Actor, entity: str, record_id: int, owner_id: int | None, *,
                version: int | None = None) -> Record:
-        """Give a record to another owner (the ``assign`` action on the record)."""
+        """Give a record to another owner (the ``assign`` action on the record).
+
+        An owned record is never also in a pool: assigning a pool record to
+        someone takes it out of its pool.
+        """
+        with self.transaction(actor) as tx:
+            return tx.assign(entity, record_id, owner_id, version=version)
+
+    def _assign_in(self, tx: Transaction, entity: str, record_id: int, owner_id: int | None,
+                   *, version: int | None) -> Record:
+        actor = tx.actor
         plan = self.plan(entity)
         if not plan.owned:
             raise ForbiddenError(plan.name, "assign", "this entity has no owners")
         self.policy.check_action(actor, plan.entity, "assign")
         hidden = self.policy.hidden_fields(actor, plan.entity)
         now = self.clock()
-        with write_transaction(self.engine) as conn:
-            old = self._writable_row(conn, plan, actor, record_id, action="assign",
-                                     version=version, deleted=False)
-            errors: dict[str, str] = {}
-            reference_errors(conn, self.schema, plan, [{**old, "owner_id": owner_id}],
-                             names={"owner_id": owner_id}, bulk=False, errors=errors)
-            if errors:
-                raise ValidationError(plan.name, errors)
-            if old.get("owner_id") == owner_id:
-                return self._record(plan, old, hidden)
-            self._bump(conn, plan, record_id, version=int(old["version"]), now=now,
-                       columns={"owner_id": owner_id})
-            if plan.activity:
-                self._log(conn, plan, record_id, feed.ASSIGN, actor, now,
-                          [{"field": "owner_id", "old": old.get("owner_id"), "new": owner_id}])
-            return self._read_back(conn, plan, record_id, hidden)
+        conn = tx.conn
+        old = self._writable_row(conn, plan, actor, record_id, action="assign",
+                                 version=version, deleted=False)
+        errors: dict[str, str] = {}
+        reference_errors(conn, self.schema, plan, [{**old, "owner_id": owner_id}],
+                         names={"owner_id": owner_id}, bulk=False, errors=errors)
+        if errors:
+            raise ValidationError(plan.name, errors)
+        columns: dict[str, Any] = {"owner_id": owner_id}
+        if owner_id is not None and old.get("pool_id") is not None:
+            columns["pool_id"] = None
+        if all(old.get(k) == v for k, v in columns.items()):
+            return self._record(plan, old, hidden)
+        self._bump(conn, plan, record_id, version=int(old["version"]), now=now, columns=columns)
+        tx.log(plan, record_id, feed.ASSIGN, at=now,
+               changes=[{"field": k, "old": old.get(k), "new": v} for k, v in columns.items()])
+        stored = self._read_back(conn, plan, record_id)
+        tx.event(plan, record_id, ev.ASSIGN, before=old, after=dict(stored), at=now)
+        return self._record(plan, stored, hidden)
+
+    def _reown_in(self, tx: Transaction, entity: str, record_ids: Sequence[int], *,
+                  owner_id: int | None, pool_id: str | None, kind: str, action: str | None,
+                  guard: Sequence[ColumnElement[bool]], reason: str | None
+                  ) -> dict[int, dict[str, Any]]:
+        """See ``Transaction.reown``: lock the rows, one conditional UPDATE, feed and events."""
+        plan = self.plan(entity)
+        table = plan.table
+        if not plan.owned or "pool_id" not in table.c:
+            raise ForbiddenError(plan.name, kind, "this entity has no pools")
+        ids = sorted({i for i in record_ids if isinstance(i, int) and not isinstance(i, bool)})
+        if not ids:
+            return {}
+        where: list[ColumnElement[bool]] = [table.c.id.in_(ids), *guard]
+        if plan.soft_delete:
+            where.append(table.c.deleted_at.is_(None))
+        if action is not None:
+            scope = self.policy.row_scope(tx.actor, plan.entity, table, action)
+            if scope.is_empty:
+                return {}
+            where.append(or_(*scope.branches))
+        conn = tx.conn
+        # The rows are locked first (PostgreSQL; SQLite's write transaction holds the
+        # whole database), so the values read here are the ones the UPDATE replaces.
+        rows = conn.execute(plan.select_all.where(table.c.id.in_(ids)).order_by(table.c.id)
+                            .with_for_update()).all()
+        before = {int(r.id): plan.to_values(r) for r in rows}
+        now = self.clock()
+        changed = conn.execute(
+            update(table).where(*where)
+            .values(owner_id=owner_id, pool_id=pool_id, updated_at=now,
+                    version=table.c.version + 1)
+            .returning(table.c.id)).scalars().all()
+        out: dict[int, dict[str, Any]] = {}
+        for record_id in sorted(changed):
+            old = before[record_id]
+            out[record_id] = old
+            changes = [{"field": k, "old": old.get(k), "new": v}
+                       for k, v in (("owner_id", owner_id), ("pool_id", pool_id))
+                       if old.get(k) != v]
+            tx.log(plan, record_id, kind, at=now, changes=changes, body=reason)
+            tx.event(plan, record_id, kind, before=old,
+                     after={**old, "owner_id": owner_id, "pool_id": pool_id, "updated_at": now,
+                            "version": int(old["version"]) + 1}, at=now, reason=reason)
+        return out
 
     # --- delete and restore -------------------------------------------------------
 
     def delete(self, actor: Actor, entity: str, record_id: int, *,
                version: int | None = None) -> None:
         """Move the record to the recycle bin (soft-delete entities) or delete it for good."""
+        with self.transaction(actor) as tx:
+            tx.delete(entity, record_id, version=version)
+
+    def _delete_in(self, tx: Transaction, entity: str, record_id: int, *,
+                   version: int | None) -> None:
+        actor = tx.actor
         plan = self.plan(entity)
         self.policy.check_action(actor, plan.entity, "delete")
         now = self.clock()
         table = plan.table
+        conn = tx.conn
         try:
-            with write_transaction(self.engine) as conn:
-                old = self._writable_row(conn, plan, actor, record_id, action="delete",
-                                         version=version, deleted=False)
-                current = int(old["version"])
-                if plan.soft_delete:
-                    self._bump(conn, plan, record_id, version=current, now=now,
-                               columns={"deleted_at": now})
-                else:
-                    result = conn.execute(delete(table).where(table.c.id == record_id,
-                                                              table.c.version == current))
-                    if result.rowcount != 1:
-                        raise ConflictError(plan.name, record_id, expected=current, actual=None)
-                if plan.activity:
-                    self._log(conn, plan, record_id, feed.DELETE, actor, now, None)
+            old = self._writable_row(conn, plan, actor, record_id, action="delete",
+                                     version=version, deleted=False)
+            current = int(old["version"])
+            if plan.soft_delete:
+                self._bump(conn, plan, record_id, version=current, now=now,
+                           columns={"deleted_at": now})
+                after: dict[str, Any] | None = {**old, "deleted_at": now, "updated_at": now,
+                                                "version": current + 1}
+            else:
+                result = conn.execute(delete(table).where(table.c.id == record_id,
+                                                          table.c.version == current))
+                if result.rowcount != 1:
+                    raise ConflictError(plan.name, record_id, expected=current, actual=None)
+                after = None
+            tx.log(plan, record_id, feed.DELETE, at=now, changes=None)
+            tx.event(plan, record_id, ev.DELETE if plan.soft_delete else ev.HARD_DELETE,
+                     before=old, after=after, at=now)
         except IntegrityError as exc:
             # A hard delete refused by a RESTRICT foreign key: other records point here.
             raise ForbiddenError(plan.name, "delete", "other records refer to it") from exc
 
     def restore(self, actor: Actor, entity: str, record_id: int) -> Record:
         """Bring a record back from the recycle bin (needs the right to delete it)."""
+        with self.transaction(actor) as tx:
+            return tx.restore(entity, record_id)
+
+    def _restore_in(self, tx: Transaction, entity: str, record_id: int) -> Record:
+        actor = tx.actor
         plan = self.plan(entity)
         self.policy.check_action(actor, plan.entity, "delete")
         if not plan.soft_delete:
             raise NotFoundError(plan.name, record_id)
         hidden = self.policy.hidden_fields(actor, plan.entity)
         now = self.clock()
-        with write_transaction(self.engine) as conn:
-            old = self._writable_row(conn, plan, actor, record_id, action="delete",
-                                     version=None, deleted=True)
-            self._bump(conn, plan, record_id, version=int(old["version"]), now=now,
-                       columns={"deleted_at": None})
-            if plan.activity:
-                self._log(conn, plan, record_id, feed.RESTORE, actor, now, None)
-            return self._read_back(conn, plan, record_id, hidden)
+        conn = tx.conn
+        old = self._writable_row(conn, plan, actor, record_id, action="delete",
+                                 version=None, deleted=True)
+        self._bump(conn, plan, record_id, version=int(old["version"]), now=now,
+                   columns={"deleted_at": None})
+        tx.log(plan, record_id, feed.RESTORE, at=now, changes=None)
+        stored = self._read_back(conn, plan, record_id)
+        tx.event(plan, record_id, ev.RESTORE, before=old, after=dict(stored), at=now)
+        return self._record(plan, stored, hidden)

@@ -87,6 +87,8 @@ def contribution(measure: BoardMeasure, row: Mapping[str, Any] | None,
     if measure.kind == "sum":
         assert amount_column is not None
         value = row.get(amount_column)
+        if isinstance(value, Mapping):   # a money value as the service hands it out
+            value = value.get("amount")
         amount = Decimal(str(value)) if value is not None else Decimal(0)
     return int(owner), local_day(when), amount
 

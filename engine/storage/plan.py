@@ -47,6 +47,18 @@ class CreateSystemTables(Step):
 
 
 @dataclass(frozen=True)
+class AddSystemColumns(Step):
+    """Nullable columns a newer engine added to one of its tp_* tables (e.g. tp_activity.via)."""
+
+    table: str
+    columns: tuple[str, ...]
+    kind: ClassVar[str] = "add_system_columns"
+
+    def describe(self) -> str:
+        return f"add {_cols(self.columns)} to system table {self.table}"
+
+
+@dataclass(frozen=True)
 class CreateTable(Step):
     entity: str
     columns: tuple[str, ...]

@@ -47,6 +47,7 @@ from engine.storage.plan import (
     AddFeature,
     AddIndex,
     AddOption,
+    AddSystemColumns,
     AddUniqueConstraint,
     ArchiveField,
     ArchiveTable,
@@ -161,6 +162,12 @@ class _Planner:
         missing = tuple(t.name for t in metadata.sorted_tables if t.name not in existing)
         if missing:
             yield CreateSystemTables(missing)
+        for table in metadata.sorted_tables:
+            if table.name in existing:
+                have = self._taken_columns(table.name)
+                lacking = tuple(c.name for c in table.columns if c.name not in have)
+                if lacking:
+                    yield AddSystemColumns(table.name, lacking)
 
     def _archive_table(self, table: Table) -> ArchiveTable:
         if self._tables_taken is None:

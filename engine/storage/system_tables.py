@@ -86,6 +86,8 @@ def add_system_tables(metadata: MetaData) -> dict[str, Table]:
         # [{"field": name, "old": json value, "new": json value}, ...]
         Column("changes", JsonType),
         Column("body", Text),
+        # The rule or job behind a system write ("rule:<pool>.<rule>"); NULL for people.
+        Column("via", String(127)),
         Index("ix_tp_activity_record", "entity", "record_id", "id"),
     )
     sequence = Table(
@@ -115,6 +117,7 @@ def add_system_tables(metadata: MetaData) -> dict[str, Table]:
         UniqueConstraint("kind", "name"),
     )
     from engine.storage.migration_tables import add_migration_tables  # it imports this module
+    from engine.storage.pool_tables import add_pool_tables  # it imports this module
     from engine.storage.report_tables import add_report_tables  # it imports this module
     from engine.storage.stage_tables import add_stage_tables  # it imports this module
     from engine.storage.view_tables import add_view_tables  # it imports this module
@@ -122,4 +125,5 @@ def add_system_tables(metadata: MetaData) -> dict[str, Table]:
     return {**identity,
             **{t.name: t for t in (activity, sequence, metadata_version, customisation)},
             **add_migration_tables(metadata), **add_stage_tables(metadata),
-            **add_view_tables(metadata), **add_report_tables(metadata)}
+            **add_view_tables(metadata), **add_pool_tables(metadata),
+            **add_report_tables(metadata)}

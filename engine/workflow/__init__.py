@@ -1,0 +1,16 @@
+"""The workflow layer: pools, their operations, limits and ledger, on the records service.
+
+``install(records)`` is this layer's hook provider (engine/runtime.py runs it on
+every service it builds): it registers the in-transaction hook that keeps the
+pool-event ledger (engine/workflow/ledger.py).
+"""
+
+from __future__ import annotations
+
+from engine.records.service import RecordService
+from engine.workflow.ledger import record_pool_events
+
+
+def install(records: RecordService) -> None:
+    """Register the workflow layer's write hooks on ``records``."""
+    records.hooks.in_transaction(record_pool_events)

@@ -174,3 +174,17 @@ def test_concurrent_migrations_queue_and_apply_once(db_engine: Engine) -> None:
         assert [h.fingerprint for h in metadata_history(conn)] == [V1.fingerprint,
                                                                    V2.fingerprint]
     assert "city" in columns(db_engine, "account")
+
+
+def test_a_newer_engine_adds_its_missing_system_tables_and_columns(db_engine: Engine) -> None:
+    """A database made by an older engine gains tp_activity.via and the pool ledger."""
+    init_database(db_engine, target=V1)
+    with db_engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE tp_pool_event")
+        conn.exec_driver_sql("ALTER TABLE tp_activity DROP COLUMN via")
+    plan = apply_migration(db_engine, target=V2)
+    kinds = [s.kind for s in plan.steps]
+    assert kinds[:2] == ["create_system_tables", "add_system_columns"]
+    assert "via" in columns(db_engine, "tp_activity")
+    assert "tp_pool_event" in tables(db_engine)
+    assert apply_migration(db_engine, target=V2).is_empty

@@ -1,0 +1,202 @@
+"""A unit of work: several writes on one connection, one transaction, one activity batch.
+
+``with records.transaction(actor) as tx:`` opens a write transaction and yields a
+``Transaction``; its methods are the service's writes (same checks, same
+errors), run on ``tx.conn``. On leaving the block the buffered activity entries
+are written in one batch, the in-transaction hooks see every ``WriteEvent``
+(and may refuse the unit), then the transaction commits and the after-commit
+hooks run. Any error rolls back everything the unit wrote. Every public write
+method of ``RecordService`` is a one-call unit of work over this class.
+
+``via`` (or ``Actor.via``) names the rule or job behind a system write; it is
+stored on each activity entry of the unit and shown in the feed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from sqlalchemy import ColumnElement, Connection, insert
+
+from engine.actor import Actor
+from engine.errors import TidepoolError
+from engine.records import activity as feed
+from engine.records.coerce import InputSource
+from engine.records.events import WriteEvent
+from engine.records.hooks import MAX_ROUNDS
+from engine.records.record import Record
+from engine.storage.database import write_transaction
+
+if TYPE_CHECKING:
+    from engine.records._plan import EntityPlan
+    from engine.records.service import RecordService
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+
+class UnitOfWorkError(TidepoolError):
+    """The unit of work cannot go on: an earlier write in it failed, or hooks never settle."""
+
+
+class Transaction:
+    """The writes of one unit of work; get one from ``RecordService.transaction``."""
+
+    def __init__(self, service: RecordService, conn: Connection, actor: Actor, *,
+                 via: str | None) -> None:
+        self.service = service
+        self.conn = conn
+        self.actor = actor
+        self.via = via
+        self.events: list[WriteEvent] = []
+        self._delivered = 0  # events already shown to the in-transaction handlers
+        self._activity: list[dict[str, Any]] = []
+        self._on_commit: list[Callable[[], None]] = []
+        self._failed = False
+
+    # --- the writes ---------------------------------------------------------------
+
+    def create(self, entity: str, values: Mapping[str, Any], *,
+               source: InputSource = InputSource.JSON) -> Record:
+        """Validate and insert one record (``RecordService.create``)."""
+        return self._run(lambda: self.service._create(self, entity, values, source=source))
+
+    def bulk_create(self, entity: str, rows: Sequence[Mapping[str, Any]], *,
+                    source: InputSource = InputSource.JSON) -> list[int]:
+        """Insert many records, all or nothing (``RecordService.bulk_create``)."""
+        return self._run(lambda: self.service._bulk_create(self, entity, rows, source=source))
+
+    def update(self, entity: str, record_id: int, values: Mapping[str, Any], *, version: int,
+               source: InputSource = InputSource.JSON) -> Record:
+        """Change fields if the record is at ``version`` (``RecordService.update``)."""
+        return self._run(lambda: self.service._update_in(self, entity, record_id, values,
+                                                         version=version, source=source))
+
+    def move_stage(self, entity: str, record_id: int, *, to: str, version: int,
+                   values: Mapping[str, Any] | None = None,
+                   source: InputSource = InputSource.JSON) -> Record:
+        """Move a record to stage ``to`` (``RecordService.move_stage``)."""
+        return self._run(lambda: self.service._move_stage_in(
+            self, entity, record_id, to=to, version=version, values=values, source=source))
+
+    def assign(self, entity: str, record_id: int, owner_id: int | None, *,
+               version: int | None = None) -> Record:
+        """Give a record to another owner (``RecordService.assign``)."""
+        return self._run(lambda: self.service._assign_in(self, entity, record_id, owner_id,
+                                                         version=version))
+
+    def delete(self, entity: str, record_id: int, *, version: int | None = None) -> None:
+        """Recycle-bin or hard delete (``RecordService.delete``)."""
+        self._run(lambda: self.service._delete_in(self, entity, record_id, version=version))
+
+    def restore(self, entity: str, record_id: int) -> Record:
+        """Bring a record back from the recycle bin (``RecordService.restore``)."""
+        return self._run(lambda: self.service._restore_in(self, entity, record_id))
+
+    def comment(self, entity: str, record_id: int, body: str) -> None:
+        """Add a comment to a record's feed (``RecordService.comment``)."""
+        self._run(lambda: self.service._comment_in(self, entity, record_id, body))
+
+    def reown(self, entity: str, record_ids: Sequence[int], *, owner_id: int | None,
+              pool_id: str | None, kind: str, action: str | None,
+              guard: Sequence[ColumnElement[bool]] = (),
+              reason: str | None = None) -> dict[int, dict[str, Any]]:
+        """Set owner and pool of the records that pass ``guard``: one conditional UPDATE.
+
+        The ownership primitive pool operations and rules stand on (engine/workflow).
+        ``action``: the records must also be inside the actor's row scope for that
+        action (None: no scope check, for system writes already authorised).
+        Returns the changed records' values before the change, by id; a record
+        that fails the guard is simply not changed (the caller says why).
+        """
+        return self._run(lambda: self.service._reown_in(
+            self, entity, record_ids, owner_id=owner_id, pool_id=pool_id, kind=kind,
+            action=action, guard=guard, reason=reason))
+
+    # --- what hooks and the service use ------------------------------------------------
+
+    def on_commit(self, effect: Callable[[], None]) -> None:
+        """Run ``effect`` after COMMIT; dropped if the unit rolls back."""
+        self._on_commit.append(effect)
+
+    def emit(self, event: WriteEvent) -> None:
+        """Record a change for the write hooks (the service calls it once per record)."""
+        self.events.append(event)
+
+    def event(self, plan: EntityPlan, record_id: int, kind: str, *,
+              before: Mapping[str, Any] | None, after: Mapping[str, Any] | None,
+              at: datetime, reason: str | None = None) -> None:
+        """Shorthand for ``emit`` with this unit's actor and ``via``."""
+        self.events.append(WriteEvent(entity=plan.name, record_id=record_id, kind=kind,
+                                      actor=self.actor, before=before, after=after,
+                                      via=self.via, at=at, reason=reason))
+
+    def log(self, plan: EntityPlan, record_id: int, kind: str, *, at: datetime,
+            changes: Sequence[Mapping[str, Any]] | None, body: str | None = None) -> None:
+        """Buffer one activity entry; the unit writes them in one batch before COMMIT."""
+        if not plan.activity:
+            return
+        self._activity.append({**feed.row(plan, record_id=record_id, kind=kind,
+                                          actor_id=self.actor.user_id, at=at,
+                                          changes=changes, via=self.via), "body": body})
+
+    def flush(self) -> None:
+        """Write the buffered activity entries now (one INSERT for all)."""
+        if self._activity:
+            rows, self._activity = self._activity, []
+            self.conn.execute(insert(self.service.schema.system[feed.ACTIVITY_TABLE]), rows)
+
+    def _run(self, write: Callable[[], T]) -> T:
+        if self._failed:
+            raise UnitOfWorkError("an earlier write of this unit of work failed; "
+                                  "leave the `with` block so it rolls back")
+        try:
+            return write()
+        except BaseException:
+            # On PostgreSQL the transaction may be aborted; on both, part of the
+            # failed write may stand. Nothing more may run, and nothing commits.
+            self._failed = True
+            raise
+
+    def _settle(self) -> None:
+        """Before COMMIT: flush activity, run the in-transaction handlers until quiet."""
+        if self._failed:
+            raise UnitOfWorkError("an earlier write of this unit of work failed; "
+                                  "nothing was saved")
+        handlers = self.service.hooks.in_transaction_handlers
+        for _ in range(MAX_ROUNDS):
+            self.flush()
+            fresh = self.events[self._delivered:]
+            if not fresh or not handlers:
+                return
+            self._delivered = len(self.events)
+            for handler in handlers:
+                handler(self, fresh)
+        raise UnitOfWorkError(f"write hooks still writing after {MAX_ROUNDS} rounds")
+
+
+@contextmanager
+def unit_of_work(service: RecordService, actor: Actor, *,
+                 via: str | None = None) -> Iterator[Transaction]:
+    """The body of ``RecordService.transaction`` (see there)."""
+    via = via if via is not None else actor.via
+    with write_transaction(service.engine) as conn:
+        tx = Transaction(service, conn, actor, via=via)
+        yield tx
+        tx._settle()
+    for effect in tx._on_commit:
+        try:
+            effect()
+        except Exception:  # committed: report, never undo
+            log.exception("on_commit effect %r failed", effect)
+    if tx.events:
+        events = tuple(tx.events)
+        for handler in service.hooks.after_commit_handlers:
+            try:
+                handler(events)
+            except Exception:  # committed: report, never undo
+                log.exception("after_commit handler %r failed", handler)

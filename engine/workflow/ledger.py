@@ -1,0 +1,110 @@
+"""The pool-event ledger: written from write events, read to answer limits.
+
+Every ownership change of a pooled record (a pool operation, a rule's drop, a
+generic assignment that takes a record out of its pool) reaches the
+in-transaction hook ``record_pool_events`` as a ``WriteEvent``; it appends one
+``tp_pool_event`` row per event in the same transaction, so the ledger can never
+disagree with the records. The query helpers build the SQL that the limits
+count with (engine/workflow/limits.py) and that rules read (returned N times).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Table, and_, delete, func, insert, select
+
+from engine.records.events import ASSIGN, POOL_KINDS, WriteEvent
+from engine.records.transaction import Transaction
+from engine.storage.pool_tables import POOL_EVENT_TABLE, POOL_LOCK_TABLE
+
+#: Event kinds that change who holds a record (lock/unlock do not).
+OWNERSHIP_KINDS = frozenset({ASSIGN, "claim", "return", "recycle", "move", "drop"})
+RULE_PREFIX = "rule:"
+
+
+def rule_of(via: str | None) -> str | None:
+    """``"rule:customer_pool.no_follow_up"`` -> ``"customer_pool.no_follow_up"``."""
+    if via is not None and via.startswith(RULE_PREFIX):
+        return via[len(RULE_PREFIX):]
+    return None
+
+
+def _get(values: Any, name: str) -> Any:
+    return None if values is None else values.get(name)
+
+
+def ledger_row(event: WriteEvent) -> dict[str, Any] | None:
+    """The ledger row of one event, or None when the event is no pool event."""
+    after, before = event.after, event.before
+    pooled = "pool_id" in (after if after is not None else before or {})
+    if not pooled:
+        return None
+    if event.kind not in POOL_KINDS and event.kind != ASSIGN:
+        return None
+    pool = _get(after, "pool_id") or _get(before, "pool_id")
+    if event.kind == ASSIGN and _get(before, "pool_id") is None and pool is None \
+            and _get(before, "owner_id") == _get(after, "owner_id"):
+        return None
+    return {"entity": event.entity, "record_id": event.record_id, "pool": pool,
+            "kind": event.kind, "actor_id": event.actor.user_id,
+            "from_owner": _get(before, "owner_id"), "to_owner": _get(after, "owner_id"),
+            "reason": event.reason, "rule": rule_of(event.via), "at": event.at}
+
+
+def record_pool_events(tx: Transaction, events: Sequence[WriteEvent]) -> None:
+    """In-transaction hook: one ledger row per pool event; a record that changes hands
+    loses its lock (a lock belongs to the owner who set it)."""
+    system = tx.service.schema.system
+    rows = [r for r in (ledger_row(e) for e in events) if r is not None]
+    if rows:
+        tx.conn.execute(insert(system[POOL_EVENT_TABLE]), rows)
+    moved = [(e.entity, e.record_id) for e in events
+             if e.kind in OWNERSHIP_KINDS and e.changed("owner_id")]
+    if moved:
+        lock = system[POOL_LOCK_TABLE]
+        for entity, record_id in moved:
+            tx.conn.execute(delete(lock).where(lock.c.entity == entity,
+                                               lock.c.record_id == record_id))
+
+
+# --- queries the limits and rules count with -------------------------------------------
+
+
+def claims_since(ledger: Table, *, user_id: int, pool: str,
+                 since: datetime) -> Any:
+    """Scalar subquery: claims ``user_id`` made in ``pool`` since ``since``."""
+    return (select(func.count()).select_from(ledger)
+            .where(ledger.c.kind == "claim", ledger.c.to_owner == user_id,
+                   ledger.c.pool == pool, ledger.c.at >= since)
+            .scalar_subquery())
+
+
+def lost_recently(ledger: Table, *, entity: str, record_id: Any, user_id: int,
+                  since: datetime) -> ColumnElement[bool]:
+    """The user gave up or lost the record since ``since`` (previous-owner cooldown)."""
+    return (select(ledger.c.id)
+            .where(ledger.c.entity == entity, ledger.c.record_id == record_id,
+                   ledger.c.from_owner == user_id,
+                   ledger.c.to_owner.is_(None) | (ledger.c.to_owner != user_id),
+                   ledger.c.at >= since)
+            .exists())
+
+
+def entered_pool_at(ledger: Table, *, entity: str, record_id: Any, pool: str) -> Any:
+    """Scalar subquery: when the record last entered ``pool`` per the ledger (NULL: never)."""
+    return (select(func.max(ledger.c.at))
+            .where(ledger.c.entity == entity, ledger.c.record_id == record_id,
+                   ledger.c.pool == pool, ledger.c.to_owner.is_(None),
+                   ledger.c.kind.in_(("return", "recycle", "move", "drop", "assign")))
+            .scalar_subquery())
+
+
+def times_returned(ledger: Table, *, entity: str, record_id: Any) -> Any:
+    """Scalar subquery: how often the record went back to a pool (return, recycle, drop)."""
+    return (select(func.count()).select_from(ledger)
+            .where(and_(ledger.c.entity == entity, ledger.c.record_id == record_id,
+                        ledger.c.kind.in_(("return", "recycle", "drop"))))
+            .scalar_subquery())
