@@ -137,6 +137,12 @@ def _report(doc: LocatedDoc, world: World) -> Iterator[MetadataIssue]:
         measures[m["name"]] = m
         if m["kind"] in ("ratio", "conversion"):
             continue
+        if m["kind"] in ("stage_days_avg", "stage_days_median"):
+            if "stage" not in fields:
+                yield doc.issue(("measures", i, "kind"), f"entity {base!r} has no pipeline, "
+                                                         "so no stage history")
+            yield from _conditions(doc, ("measures", i, "filters"), m.get("filters"), fields)
+            continue
         entity = m.get("entity", base)
         problem = _entity_problem(doc, world, entity)
         if problem is not None:
@@ -159,7 +165,8 @@ def _report(doc: LocatedDoc, world: World) -> Iterator[MetadataIssue]:
                 yield doc.issue(("measures", i, key), missing("measure", m[key],
                                                               [n for n in measures
                                                                if n != m["name"]]))
-            elif other["kind"] in ("ratio", "conversion"):
+            elif other["kind"] in ("ratio", "conversion", "stage_days_avg",
+                                   "stage_days_median"):
                 yield doc.issue(("measures", i, key), f"{m[key]!r} is itself a {other['kind']};"
                                                       " name a measure counted from rows")
             elif m["kind"] == "conversion" and other["kind"] != "count":
@@ -209,6 +216,12 @@ def _dimensions(doc: LocatedDoc, world: World, base: str, fields: Mapping[str, F
             yield doc.issue(("dimensions", i, "name"), f"duplicate dimension name {d['name']!r}")
         names.add(d["name"])
         kind = d["kind"]
+        timed = sorted(n for n, m in measures.items()
+                       if m["kind"] in ("stage_days_avg", "stage_days_median"))
+        if timed and kind in ("field", "period"):
+            yield doc.issue(("dimensions", i, "kind"), f"stage times ({', '.join(timed)}) break "
+                                                       "down by stage, owner or department only")
+            continue
         if kind in ("field", "stage") and foreign:
             yield doc.issue(("dimensions", i, "kind"), f"a {kind} breakdown needs every measure "
                                                        f"on {base!r}; measures also count "

@@ -16,6 +16,8 @@ from engine.metadata.model import Condition, LocalText
 
 #: Measure kinds computed from rows (the others combine two measures).
 ROW_MEASURES = frozenset({"count", "count_distinct", "sum", "avg", "min", "max"})
+#: Measures read from the stage history of the base entity's records.
+STAGE_TIME_MEASURES = frozenset({"stage_days_avg", "stage_days_median"})
 #: Measures whose per-owner values add up to a department's (a department
 #: dimension folds owners into departments; distinct counts do not add up).
 FOLDABLE_MEASURES = frozenset({"count", "sum", "avg", "min", "max"})

@@ -18,12 +18,18 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, distinct, false, func, select
+from sqlalchemy import ColumnElement, and_, case, distinct, false, func, literal, select
 
 from engine.actor import Actor
 from engine.errors import ForbiddenError, QueryError
 from engine.metadata.model import FieldType, Registry
-from engine.metadata.reports import FOLDABLE_MEASURES, Dimension, Measure, Report
+from engine.metadata.reports import (
+    FOLDABLE_MEASURES,
+    STAGE_TIME_MEASURES,
+    Dimension,
+    Measure,
+    Report,
+)
 from engine.permissions.org import OrgSnapshot, load_org_snapshot
 from engine.records._plan import EntityPlan
 from engine.records.query import Filter, filter_clause
@@ -32,6 +38,7 @@ from engine.reports.periods import Window, bucket_label, buckets
 from engine.reports.result import Cell, Drill, ReportResult, Row
 from engine.reports.zone import day_start, local_day
 from engine.storage.identity_tables import DEPARTMENT_TABLE
+from engine.storage.stage_tables import STAGE_HISTORY_TABLE
 from engine.storage.system_tables import USER_TABLE
 
 NONE_LABEL = "—"
@@ -100,6 +107,20 @@ class ReportRunner:
             for values in top.values():
                 for name, parts in values.items():
                     totals[name] = _merge(report.measure(name), totals.get(name), parts)
+        timed = tuple(m for m in report.measures if m.kind in STAGE_TIME_MEASURES)
+        if timed:
+            got_times = self._stage_times(actor, report, timed, window, dims=True)
+            top_times = self._stage_times(actor, report, timed, window, dims=False)
+            if got_times is None or top_times is None:
+                unavailable.update(m.name for m in timed)
+            else:
+                for key, values in got_times.items():
+                    slot = per_key.setdefault(self._fold_key(report, key, org), {})
+                    for name, parts in values.items():
+                        slot[name] = _merge(report.measure(name), slot.get(name), parts)
+                for values in top_times.values():
+                    for name, parts in values.items():
+                        totals[name] = _merge(report.measure(name), totals.get(name), parts)
         self._add_empty_options(report, per_key)
         labels = _Labels(self, report, locale, org)
         rows = [self._row(report, key, values, window, buckets_of, labels, unavailable)
@@ -293,6 +314,55 @@ class ReportRunner:
             return [("v", func.min(only(col)))]
         return [("v", func.max(only(col)))]
 
+    def _stage_times(self, actor: Actor, report: Report, measures: Sequence[Measure],
+                     window: Window, *, dims: bool
+                     ) -> dict[tuple[Any, ...], dict[str, dict[str, Any]]] | None:
+        """Days per stay in a stage, grouped like the report, for stays begun in ``window``.
+
+        Read through the base entity's ``scoped_where``: a stay counts only when the
+        reader may read its record (joined on the record id).
+        """
+        records = self.records
+        plan = records.plan(report.entity)
+        filters = [Filter(c.field, c.op, c.value) for c in report.filters]
+        try:
+            where = records.scoped_where(actor, report.entity, filters)
+        except ForbiddenError:
+            return None
+        if where is None:
+            return {}
+        hidden = records.policy.hidden_fields(actor, plan.entity)
+        history = records.schema.system[STAGE_HISTORY_TABLE]
+        table = plan.table
+        columns: list[Any] = []
+        for dim in (report.dimensions if dims else ()):
+            columns.append(history.c.stage if dim.kind == "stage" else table.c.owner_id)
+        conds = [and_(*(filter_clause(plan, Filter(c.field, c.op, c.value), hidden)
+                        for c in m.filters)) if m.filters else None for m in measures]
+        flags = [case((c, 1), else_=0) if c is not None else literal(1) for c in conds]
+        stmt = select(*columns, history.c.entered_at, history.c.left_at, *flags) \
+            .select_from(history.join(table, and_(history.c.record_id == table.c.id,
+                                                  history.c.entity == plan.name))) \
+            .where(*where)
+        if window.first is not None:
+            stmt = stmt.where(history.c.entered_at >= day_start(window.first))
+        if window.end is not None:
+            stmt = stmt.where(history.c.entered_at < day_start(window.end))
+        now = dt.datetime.now(dt.UTC)
+        out: dict[tuple[Any, ...], dict[str, dict[str, Any]]] = {}
+        n = len(columns)
+        with records.engine.connect() as conn:
+            for row in conn.execute(stmt):
+                entered, left = _aware(row[n]), _aware(row[n + 1]) if row[n + 1] else now
+                days = (left - entered).total_seconds() / 86400
+                slot = out.setdefault(tuple(row[:n]), {})
+                for m, flag in zip(measures, row[n + 2:], strict=True):
+                    if flag:
+                        slot.setdefault(m.name, {"days": []})["days"].append(days)
+        if not dims and not out:
+            out[()] = {}
+        return out
+
     # --- shaping --------------------------------------------------------------
 
     def _fold_key(self, report: Report, key: tuple[Any, ...],
@@ -331,7 +401,12 @@ class ReportRunner:
         cells: dict[str, Cell] = {}
         drills: dict[str, Drill | None] = {}
         for m in report.measures:
-            if not m.from_rows:
+            if m.kind in ("ratio", "conversion"):
+                continue
+            if m.kind in STAGE_TIME_MEASURES:
+                cells[m.name] = Cell(None if m.name in unavailable else
+                                     _days(m, values.get(m.name) or {}))
+                drills[m.name] = None   # stays in a stage: the list grammar cannot say it
                 continue
             if m.name in unavailable:
                 cells[m.name] = Cell(None)
@@ -342,7 +417,7 @@ class ReportRunner:
             drills[m.name] = drill
             cells[m.name] = Cell(_value(m, parts), drill)
         for m in report.measures:
-            if m.from_rows:
+            if m.kind not in ("ratio", "conversion"):
                 continue
             top, bottom = ((m.numerator, m.denominator) if m.kind == "ratio"
                            else (m.step_to, m.step_from))
@@ -406,6 +481,25 @@ def _as_time(value: Any) -> dt.datetime | dt.date:
             return dt.date.fromisoformat(value[:10])
     assert isinstance(value, (dt.date, dt.datetime))
     return value
+
+
+def _aware(value: Any) -> dt.datetime:
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    assert isinstance(value, dt.datetime)
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def _days(m: Measure, parts: Mapping[str, Any]) -> Decimal | None:
+    days = sorted(parts.get("days") or [])
+    if not days:
+        return None
+    if m.kind == "stage_days_avg":
+        value = sum(days) / len(days)
+    else:
+        mid = len(days) // 2
+        value = days[mid] if len(days) % 2 else (days[mid - 1] + days[mid]) / 2
+    return Decimal(str(round(value, 2)))
 
 
 def _merge(m: Measure, old: dict[str, Any] | None, new: Mapping[str, Any]) -> dict[str, Any]:

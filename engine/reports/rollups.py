@@ -38,9 +38,14 @@ _BATCH = 5000
 class Change(Protocol):
     """What a rollup needs of a write event: stored column values before and after."""
 
-    entity: str
-    before: Mapping[str, Any] | None
-    after: Mapping[str, Any] | None
+    @property
+    def entity(self) -> str: ...
+
+    @property
+    def before(self) -> Mapping[str, Any] | None: ...
+
+    @property
+    def after(self) -> Mapping[str, Any] | None: ...
 
 
 @dataclass(frozen=True)
