@@ -17,6 +17,7 @@ QUICK = {
     "bench_records": ["--bulk-rows", "5000", "--sizes", "5000,20000", "--runs", "30"],
     "bench_permissions": ["--rows", "20000", "--users", "200", "--runs", "20"],
     "bench_http": ["--rows", "2000", "--requests", "40"],
+    "bench_reports": ["--customers", "20000", "--follow-ups", "100000", "--runs", "30"],
 }
 
 

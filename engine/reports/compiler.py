@@ -92,7 +92,8 @@ class ReportRunner:
         for group in groups:
             try:
                 got = self._run_group(actor, report, group, window, buckets_of, dims=True)
-                top = self._run_group(actor, report, group, window, buckets_of, dims=False)
+                top = got if not report.dimensions else \
+                    self._run_group(actor, report, group, window, buckets_of, dims=False)
             except ForbiddenError:
                 unavailable.update(m.name for m in group.measures)
                 continue
@@ -110,7 +111,8 @@ class ReportRunner:
         timed = tuple(m for m in report.measures if m.kind in STAGE_TIME_MEASURES)
         if timed:
             got_times = self._stage_times(actor, report, timed, window, dims=True)
-            top_times = self._stage_times(actor, report, timed, window, dims=False)
+            top_times = got_times if not report.dimensions else \
+                self._stage_times(actor, report, timed, window, dims=False)
             if got_times is None or top_times is None:
                 unavailable.update(m.name for m in timed)
             else:
