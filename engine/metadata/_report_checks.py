@@ -274,9 +274,14 @@ def _leaderboard(doc: LocatedDoc, world: World,
             if problem:
                 yield doc.issue(("measures", i, "entity"), problem)
             continue
-        if "owned" not in (world.entities[m["entity"]].body.get("features") or ()):
+        features = world.entities[m["entity"]].body.get("features") or ()
+        if "owned" not in features:
             yield doc.issue(("measures", i, "entity"), f"entity {m['entity']!r} has no owners "
                                                        "to rank")
+            continue
+        if "event" in m and "pooled" not in features:
+            yield doc.issue(("measures", i, "event"), f"entity {m['entity']!r} has no pool, "
+                                                      "so no pool events")
             continue
         fields = entity_fields(world, m["entity"])
         yield from _dated(doc, ("measures", i, "date_field"), m.get("date_field", "created_at"),

@@ -135,6 +135,8 @@ class BoardMeasure:
     field: str | None = None
     date_field: str = DEFAULT_DATE_FIELD
     filters: tuple[Condition, ...] = ()
+    #: count pool events of this kind (from the ledger) instead of records
+    event: str | None = None
 
 
 @dataclass(frozen=True)
@@ -192,7 +194,7 @@ def parse_leaderboard(doc: Mapping[str, Any], *, app: str = "") -> Leaderboard:
         BoardMeasure(name=m["name"], label=LocalText.of(m["label"]), entity=m["entity"],
                      kind=m["kind"], field=m.get("field"),
                      date_field=m.get("date_field", DEFAULT_DATE_FIELD),
-                     filters=_conditions(m.get("filters")))
+                     filters=_conditions(m.get("filters")), event=m.get("event"))
         for m in doc["measures"])
     return Leaderboard(name=doc["name"], app=app, label=LocalText.of(doc["label"]),
                        measures=measures)

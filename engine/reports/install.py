@@ -18,7 +18,7 @@ from engine.reports.rollups import RollupKeeper
 def install(records: RecordService) -> None:
     """Register the rollup keeper on ``records`` (nothing when no leaderboard is declared)."""
     keeper = RollupKeeper(records.schema, records.schema.registry)
-    if not keeper.measures:
+    if not keeper.active:
         return
 
     def keep_rollups(tx: Any, events: Sequence[WriteEvent]) -> None:

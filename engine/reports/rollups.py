@@ -28,10 +28,13 @@ from engine.records.query import Filter, filter_clause
 from engine.records.service import RecordService
 from engine.reports.catalog import catalog_of
 from engine.reports.zone import day_start, local_day
+from engine.storage.pool_tables import POOL_EVENT_TABLE
 from engine.storage.report_tables import ROLLUP_TABLE
 from engine.storage.tables import StorageSchema
 
 Key = tuple[str, dt.date, int]   # measure, day, owner
+#: Pool events that count for the record's previous owner (who gave it back).
+_FROM_KINDS = frozenset({"return", "drop"})
 _BATCH = 5000
 
 
@@ -52,6 +55,13 @@ class Change(Protocol):
 class Delta:
     count: int
     total: Decimal
+
+
+def _event_owner(kind: str, before: Mapping[str, Any] | None,
+                 after: Mapping[str, Any] | None) -> Any:
+    """Who a pool event counts for: the new owner, or the previous one for return/drop."""
+    row = before if kind in _FROM_KINDS else after
+    return None if row is None else row.get("owner_id")
 
 
 def _empty(value: Any) -> bool:
@@ -105,9 +115,19 @@ class RollupKeeper:
         self.schema = schema
         self.table = schema.system[ROLLUP_TABLE]
         self.measures: dict[str, list[BoardMeasure]] = {}
+        #: (entity, event kind) -> measures counting those pool events
+        self.events: dict[tuple[str, str], list[BoardMeasure]] = {}
         for m in catalog_of(registry).board_measures():
-            if m.entity in schema.tables:
+            if m.entity not in schema.tables:
+                continue
+            if m.event is not None:
+                self.events.setdefault((m.entity, m.event), []).append(m)
+            else:
                 self.measures.setdefault(m.entity, []).append(m)
+
+    @property
+    def active(self) -> bool:
+        return bool(self.measures or self.events)
 
     def amount_column(self, m: BoardMeasure) -> str | None:
         # A money field's amount column carries the field's name (currency beside it).
@@ -117,6 +137,14 @@ class RollupKeeper:
         """The rollup changes a batch of writes makes (zero deltas dropped)."""
         out: dict[Key, tuple[int, Decimal]] = {}
         for change in changes:
+            kind = getattr(change, "kind", None)
+            for m in self.events.get((change.entity, kind or ""), ()):
+                owner = _event_owner(kind or "", change.before, change.after)
+                at = getattr(change, "at", None)
+                if owner is not None and at is not None:
+                    key = (m.name, local_day(at), int(owner))
+                    n, total = out.get(key, (0, Decimal(0)))
+                    out[key] = (n + 1, total + 1)
             for m in self.measures.get(change.entity, ()):
                 col = self.amount_column(m)
                 for sign, row in ((-1, change.before), (1, change.after)):
@@ -191,12 +219,50 @@ class RollupKeeper:
                 for i in range(0, len(batch), _BATCH):
                     conn.execute(insert(self.table), batch[i:i + _BATCH])
                 written[m.name] = len(batch)
+        for (entity, kind), found_events in self.events.items():
+            for m in found_events:
+                if measures is not None and m.name not in measures:
+                    continue
+                written[m.name] = self._rebuild_events(conn, m, entity, kind)
         return written
+
+    def _ledger(self) -> Any:
+        return self.schema.system[POOL_EVENT_TABLE]
+
+    def _event_where(self, m: BoardMeasure, entity: str, kind: str) -> list[Any]:
+        ledger = self._ledger()
+        owner = ledger.c.from_owner if kind in _FROM_KINDS else ledger.c.to_owner
+        return [ledger.c.entity == entity, ledger.c.kind == kind, owner.is_not(None)]
+
+    def _rebuild_events(self, conn: Connection, m: BoardMeasure, entity: str,
+                        kind: str) -> int:
+        ledger = self._ledger()
+        owner = ledger.c.from_owner if kind in _FROM_KINDS else ledger.c.to_owner
+        conn.execute(delete(self.table).where(self.table.c.measure == m.name))
+        counts: dict[tuple[dt.date, int], int] = {}
+        stmt = select(owner, ledger.c.at).where(*self._event_where(m, entity, kind))
+        for who, at in conn.execute(stmt.execution_options(yield_per=_BATCH)):
+            key = (local_day(at), int(who))
+            counts[key] = counts.get(key, 0) + 1
+        batch = [{"measure": m.name, "day": d, "owner_id": o, "count": n, "total": n}
+                 for (d, o), n in counts.items()]
+        for i in range(0, len(batch), _BATCH):
+            conn.execute(insert(self.table), batch[i:i + _BATCH])
+        return len(batch)
 
     def raw_totals(self, conn: Connection, records: RecordService, m: BoardMeasure, *,
                    first: dt.date, end: dt.date,
                    owners: Sequence[int] | None = None) -> dict[int, tuple[int, Decimal]]:
         """Per owner: count and total of ``m`` over days [first, end), from the base table."""
+        if m.event is not None:
+            ledger = self._ledger()
+            who = ledger.c.from_owner if m.event in _FROM_KINDS else ledger.c.to_owner
+            where = [*self._event_where(m, m.entity, m.event),
+                     ledger.c.at >= day_start(first), ledger.c.at < day_start(end)]
+            if owners is not None:
+                where.append(who.in_(list(owners)))
+            rows = conn.execute(select(who, func.count()).where(*where).group_by(who))
+            return {int(r[0]): (int(r[1]), Decimal(int(r[1]))) for r in rows}
         plan = records.plan(m.entity)
         col = plan.table.c[m.date_field]
         date_type = plan.lookup(m.date_field)

@@ -74,6 +74,9 @@ STEP = st.one_of(
     st.tuples(st.just("rekind"), st.integers(0, 30), st.sampled_from(["call", "visit"])),
     st.tuples(st.just("drop"), st.integers(0, 30)),
     st.tuples(st.just("leads"), st.integers(0, 2), st.integers(1, 3)),
+    st.tuples(st.just("customer"), st.integers(0, 2)),
+    st.tuples(st.just("give_back"), st.integers(0, 30)),
+    st.tuples(st.just("claim"), st.integers(0, 30), st.integers(0, 2)),
 )
 
 
@@ -108,6 +111,25 @@ def run_step(records: RecordService, users: list[int], step: tuple[Any, ...]) ->
         records.bulk_create(ROOT, "lead", [{"company_name": "shop", "owner_id": users[owner],
                                             "phone": p, "channel": "kol", "status": "new"}
                                            for p in phones])
+    elif kind == "customer":
+        records.create(ROOT, "customer", {"name": "shop", "owner_id": users[step[1]]})
+    elif kind in ("give_back", "claim"):
+        table = records.schema.table("customer")
+        held = table.c.owner_id.is_not(None) if kind == "give_back" else \
+            table.c.pool_id.is_not(None)
+        with records.engine.connect() as conn:
+            ids = conn.execute(select(table.c.id).where(held).order_by(table.c.id)).scalars()
+            found = list(ids)
+        if not found:
+            return
+        rid = found[step[1] % len(found)]
+        with records.transaction(ROOT) as tx:
+            if kind == "give_back":
+                tx.reown("customer", [rid], owner_id=None, pool_id="customer_pool",
+                         kind="return", action=None)
+            else:
+                tx.reown("customer", [rid], owner_id=users[step[2]], pool_id=None,
+                         kind="claim", action=None)
     elif kind in ("rekind", "drop"):
         row = _pick(records, "follow_up", step[1])
         if row is None:
@@ -182,3 +204,25 @@ def test_a_won_deal_adds_its_amount_to_its_owner_on_its_close_day(
     with records.engine.connect() as conn:
         kept = keeper.rollup_totals(conn, m, first=day, end=day + dt.timedelta(days=1))
     assert kept == {users[2]: (1, Decimal("777.70"))}
+
+
+def test_a_claim_counts_for_the_claimer_on_the_day_and_matches_the_ledger(
+        world: tuple[RecordService, RollupKeeper, list[int]]) -> None:
+    records, keeper, users = world
+    m = catalog_of(records.schema.registry).board_measure("claims")
+    assert m is not None and m.event == "claim"
+    rid = records.create(ROOT, "customer", {"name": "to claim", "owner_id": users[0]}).id
+    with records.transaction(ROOT) as tx:
+        tx.reown("customer", [rid], owner_id=None, pool_id="customer_pool", kind="return",
+                 action=None)
+    today = dt.datetime.now(dt.UTC).date()
+    with records.engine.connect() as conn:
+        before = keeper.rollup_totals(conn, m, first=today, end=today + dt.timedelta(days=1))
+    with records.transaction(ROOT) as tx:
+        tx.reown("customer", [rid], owner_id=users[1], pool_id=None, kind="claim",
+                 action=None)
+    with records.engine.connect() as conn:
+        after = keeper.rollup_totals(conn, m, first=today, end=today + dt.timedelta(days=1))
+    n = before.get(users[1], (0, Decimal(0)))[0]
+    assert after[users[1]][0] == n + 1
+    assert_rollups_equal_raw(records, keeper)
