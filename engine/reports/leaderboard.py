@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from engine.actor import Actor
 from engine.errors import QueryError
@@ -57,10 +57,11 @@ class Board:
     people: int
 
 
-def _people(conn: object, records: RecordService, org: OrgSnapshot, actor: Actor,
+def _people(conn: Connection, records: RecordService, org: OrgSnapshot, actor: Actor,
             scope: Scope) -> dict[int, tuple[str, str]]:
+    """Active people ranked: the actor's department subtree (team) or every department."""
     user = records.schema.system[USER_TABLE]
-    rows = conn.execute(  # type: ignore[attr-defined]
+    rows = conn.execute(
         select(user.c.id, user.c.display_name).where(user.c.active.is_(True)))
     names = {int(r.id): r.display_name for r in rows}
     wanted = set(org.user_department)
