@@ -21,6 +21,7 @@ from sqlalchemy import Engine
 from engine.errors import MetadataError, MigrationError, TidepoolError
 from engine.metadata.model import Registry
 from engine.storage.database import DATABASE_URL_ENV, database_url, make_engine
+from engine.workflow.commands import add_pool_commands
 
 #: The app packages used when no --app is given: the CRM shipped in this repository.
 DEFAULT_APPS = (Path(__file__).resolve().parent.parent / "apps" / "crm",)
@@ -208,13 +209,17 @@ def cmd_perms_bind(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_perms_deactivate(args: argparse.Namespace, out: TextIO) -> int:
-    from engine.permissions.identity import deactivate_user
+    from engine.configure.people import deactivate_and_release
     from engine.permissions.manage import user_by_login
-    from engine.storage.database import write_transaction
+    from engine.runtime import open_runtime
 
-    with _engine(args) as engine, write_transaction(engine) as conn:
-        deactivate_user(conn, user_by_login(conn, args.user).id)
-    out.write(f"{args.user} is deactivated: sessions and API tokens no longer work\n")
+    with _engine(args) as engine:
+        runtime = open_runtime(database_url(args.db), engine=engine)
+        with engine.connect() as conn:
+            user_id = user_by_login(conn, args.user).id
+        deactivate_and_release(runtime.records, user_id)
+    out.write(f"{args.user} is deactivated: sessions and API tokens no longer work, and "
+              "the records they held are back in their pools\n")
     return 0
 
 
@@ -334,6 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="drop archived columns of removed fields (their data is lost)")
     p.set_defaults(run=cmd_migrate)
     _add_perms(sub)
+    add_pool_commands(sub)
 
     custom = sub.add_parser("customisations", help="what admins configured in the UI"
                             ).add_subparsers(dest="action", required=True)

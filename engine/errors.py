@@ -152,3 +152,19 @@ class StageTransitionError(TidepoolError):
         self.allowed = tuple(allowed)
         self.message = message
         super().__init__(f"{entity} {record_id}: {message}")
+
+
+class PoolLimitError(TidepoolError):
+    """A pool operation refused by the record's state or a pool limit.
+
+    ``limit`` names what stopped it: ``taken`` (someone else holds the record now),
+    ``not_held``, ``max_held``, ``daily_claims``, ``reclaim_cooldown_days``,
+    ``new_record_hours``, ``max_locked``, ``locked``.
+    """
+
+    def __init__(self, entity: str, record_id: Any, *, limit: str, message: str) -> None:
+        self.entity = entity
+        self.record_id = record_id
+        self.limit = limit
+        self.message = message
+        super().__init__(f"{entity} {record_id}: {message}")

@@ -32,6 +32,7 @@ from engine.errors import (
     DuplicateError,
     ForbiddenError,
     NotFoundError,
+    PoolLimitError,
     QueryError,
     StageTransitionError,
     TidepoolError,
@@ -41,6 +42,7 @@ from engine.runtime import LiveRuntime
 from ui.auth import Session, SessionMiddleware
 from ui.context import HERE, LoginRequired, UIContext, UISettings
 from ui.csrf import CSRFMiddleware
+from ui.pools.texts import LIMIT_TEXT
 
 #: Screen areas, in route order. Each module defines ``routes(ui: UIContext) -> list[BaseRoute]``.
 #: Add an area by appending one line; a module that does not exist (yet) is skipped.
@@ -49,6 +51,7 @@ SCREEN_MODULES: list[str] = [
     "ui.screens.home",
     "ui.screens.records",
     "ui.kanban.routes",
+    "ui.pools.routes",
     "ui.admin.routes",
     "ui.reports.routes",
 ]
@@ -141,6 +144,12 @@ def _error_handlers(ui: UIContext) -> dict[Any, Callable[..., Any]]:
         # 409 as in the API: the record's current stage refuses the move.
         return page(409, getattr(exc, "message", str(exc)), request)
 
+    async def pool_refused(request: Request, exc: Exception) -> Response:
+        # 409 as in the API: the record's state or a pool limit refuses it now.
+        limit = getattr(exc, "limit", "")
+        return page(409, ui.t(request, LIMIT_TEXT.get(limit, "This pool operation was refused."))
+                    + f" ({getattr(exc, 'message', '')})", request)
+
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         if exc.status_code == 404:
@@ -154,7 +163,7 @@ def _error_handlers(ui: UIContext) -> dict[Any, Callable[..., Any]]:
         LoginRequired: login_required, AuthenticationError: login_required,
         NotFoundError: not_found, ForbiddenError: forbidden, QueryError: bad_query,
         ConflictError: conflict, ValidationError: invalid, DuplicateError: invalid,
-        StageTransitionError: stage_refused,
+        StageTransitionError: stage_refused, PoolLimitError: pool_refused,
         HTTPException: http_error, TidepoolError: other,
     }
 

@@ -13,11 +13,14 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
+from engine.actor import Actor
 from engine.errors import ValidationError
 from engine.metadata.model import Registry
 from engine.permissions import identity, org
 from engine.permissions.policy_store import ORG_DOMAIN, bind_role, bindings_of, unbind_role
+from engine.records.service import RecordService
 from engine.storage.database import write_transaction
+from engine.workflow.pools import release_held
 
 #: The admin list shows at most this many users (it is not a people search).
 MAX_USERS = 1000
@@ -42,12 +45,25 @@ class Directory:
         return next((d for d in self.departments if d.id == department_id), None)
 
 
+def deactivate_and_release(records: RecordService, user_id: int) -> identity.User:
+    """Deactivate a user and, in the same transaction, return every record they hold in a
+    pooled entity to its pool: at deactivation, not at the next rule run."""
+    with records.transaction(Actor.system(via="deactivation")) as tx:
+        user = identity.deactivate_user(tx.conn, user_id)
+        release_held(tx, user_id, reason="owner deactivated")
+    return user
+
+
 class People:
     """Manage users, role bindings and departments of the database behind ``engine``."""
 
-    def __init__(self, engine: Engine, registry: Registry) -> None:
+    def __init__(self, engine: Engine, registry: Registry,
+                 records: RecordService | None = None) -> None:
         self.engine = engine
         self.registry = registry
+        #: When given, deactivating a user sends their pooled records back to their
+        #: pools in the same transaction (engine/workflow/pools.py ``release_held``).
+        self.records = records
 
     def directory(self) -> Directory:
         with self.engine.connect() as conn:
@@ -78,6 +94,8 @@ class People:
         return user
 
     def set_active(self, user_id: int, active: bool) -> identity.User:
+        if not active and self.records is not None:
+            return deactivate_and_release(self.records, user_id)
         with write_transaction(self.engine) as conn:
             if active:
                 return identity.reactivate_user(conn, user_id)

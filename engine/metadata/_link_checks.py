@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from engine.errors import MetadataIssue
 from engine.metadata._sharing_checks import sharing_rule_issues
+from engine.metadata.conditions import condition_problem
 from engine.metadata.located import LocatedDoc
 from engine.metadata.model import OPTION_TYPES, FieldType
 from engine.metadata.world import World, field_types, missing
@@ -130,6 +132,7 @@ def _pool_issues(pool: LocatedDoc, world: World) -> Iterator[MetadataIssue]:
                     if value not in options[fname]:
                         yield pool.issue(("rules", i, "exempt", fname, k),
                                          f"field {fname!r} has no option {value!r}")
+    yield from _limit_issues(pool, entity)
     distribution = body.get("distribution") or {}
     fname = distribution.get("field")
     if fname is None:
@@ -148,6 +151,30 @@ def _pool_issues(pool: LocatedDoc, world: World) -> Iterator[MetadataIssue]:
             if value not in options[fname]:
                 yield pool.issue(("distribution", "targets", value),
                                  f"field {fname!r} has no option {value!r}")
+
+
+def _limit_issues(pool: LocatedDoc, entity: LocatedDoc) -> Iterator[MetadataIssue]:
+    """held_excludes conditions name fields of the pool's entity; time_zone is a real zone."""
+    limits = pool.body.get("limits") or {}
+    zone = limits.get("time_zone")
+    if zone is not None:
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            yield pool.issue(("limits", "time_zone"), f"unknown time zone {zone!r}")
+    by_name = {f["name"]: f for f in entity.body["fields"]}
+    for k, cond in enumerate(limits.get("held_excludes") or ()):
+        f = by_name.get(cond["field"])
+        if f is None:
+            yield pool.issue(("limits", "held_excludes", k, "field"),
+                             missing("field", cond["field"], by_name))
+            continue
+        options = [o["value"] for o in f.get("options") or ()]
+        problem = condition_problem(FieldType(f["type"]), cond["op"], cond.get("value"),
+                                    options=options)
+        if problem:
+            at = "op" if problem.startswith("operator") else "value"
+            yield pool.issue(("limits", "held_excludes", k, at), f"{cond['field']}: {problem}")
 
 
 def _role_issues(role: LocatedDoc, world: World) -> Iterator[MetadataIssue]:

@@ -266,6 +266,10 @@ class PoolLimits:
     max_held: int | None = None             # records a member may hold from this pool
     daily_claims: int | None = None         # claims per member per day
     reclaim_cooldown_days: int | None = None  # a previous owner may not reclaim within N days
+    held_excludes: tuple[Condition, ...] = ()  # held records matching these do not count
+    new_record_hours: int | None = None     # no claim within N hours of entering the pool
+    max_locked: int | None = None           # locks per member (None: members may not lock)
+    time_zone: str = "UTC"                  # whose midnight starts a day for daily_claims
 
 
 @dataclass(frozen=True)

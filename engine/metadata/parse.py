@@ -197,6 +197,11 @@ def parse_pool(doc: Doc, *, app: str = "", file: str = "", pointer: str = "") ->
             max_held=limits.get("max_held"),
             daily_claims=limits.get("daily_claims"),
             reclaim_cooldown_days=limits.get("reclaim_cooldown_days"),
+            held_excludes=tuple(Condition(field=c["field"], op=c["op"], value=c.get("value"))
+                                for c in limits.get("held_excludes") or ()),
+            new_record_hours=limits.get("new_record_hours"),
+            max_locked=limits.get("max_locked"),
+            time_zone=limits.get("time_zone", "UTC"),
         ),
         rules=rules,
         distribution=Distribution(

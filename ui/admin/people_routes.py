@@ -51,7 +51,7 @@ def _id(raw: Any, key: str) -> int | None:
 def people_routes(ui: UIContext, admin: Callable[[Any], Any]) -> list[BaseRoute]:
     def people() -> People:
         runtime = ui.runtime()
-        return People(runtime.engine, runtime.registry)
+        return People(runtime.engine, runtime.registry, runtime.records)
 
     def page(request: Request, template: str, *, form: FormData | None = None,
              errors: dict[str, str] | None = None, focus: str = "",

@@ -25,6 +25,7 @@ from starlette.routing import Route
 from engine.actor import Actor
 from engine.permissions.scopes import CasbinAccessPolicy
 from engine.runtime import LiveRuntime, Runtime
+from ui.api import pools
 from ui.api.auth import actor_for_token, bearer_token
 from ui.api.body import DEFAULT_MAX_BODY, read_json_object
 from ui.api.openapi import OpenApiCache
@@ -187,11 +188,12 @@ def _authenticate(live: LiveRuntime, token: str) -> tuple[Runtime, Actor]:
     return runtime, actor_for_token(runtime, token)
 
 
-def _endpoint(live: LiveRuntime, handlers: Mapping[str, tuple[Handler, bool]], *,
+def _endpoint(live: LiveRuntime, handlers: Mapping[str, tuple[Handler, bool | None]], *,
               max_body: int) -> Endpoint:
     """One route's endpoint: authenticate, check entity and id, read the body, dispatch.
 
-    ``handlers`` maps a method to its handler and whether it takes a JSON body.
+    ``handlers`` maps a method to its handler and whether it takes a JSON body
+    (None: an optional one, e.g. a claim with or without a reason).
     """
     async def endpoint(request: Request) -> Response:
         token = bearer_token(request.headers.get("authorization"))
@@ -204,7 +206,9 @@ def _endpoint(live: LiveRuntime, handlers: Mapping[str, tuple[Handler, bool]], *
             raise Problem(404, f"{entity} {record_id} not found")
         method = "GET" if request.method == "HEAD" else request.method
         handler, takes_body = handlers[method]
-        body = await read_json_object(request, max_bytes=max_body) if takes_body else None
+        body = await read_json_object(request, max_bytes=max_body,
+                                      required=takes_body is True) \
+            if takes_body is not False else None
         call = Call(request=request, runtime=runtime, actor=actor, entity=entity,
                     record_id=record_id, body=body)
         return await run_in_threadpool(handler, call)
@@ -225,7 +229,7 @@ def build_api(live: LiveRuntime, *, max_body: int = DEFAULT_MAX_BODY) -> Starlet
         runtime, _ = await run_in_threadpool(_authenticate, live, token)
         return json_response(documents.get(runtime))
 
-    def route(path: str, handlers: Mapping[str, tuple[Handler, bool]]) -> Route:
+    def route(path: str, handlers: Mapping[str, tuple[Handler, bool | None]]) -> Route:
         return Route(path, _endpoint(live, handlers, max_body=max_body), methods=list(handlers))
 
     routes = [
@@ -238,5 +242,8 @@ def build_api(live: LiveRuntime, *, max_body: int = DEFAULT_MAX_BODY) -> Starlet
         route("/{entity}/{record_id:int}/activity", {"GET": (record_activity, False)}),
         route("/{entity}/{record_id:int}/comments", {"POST": (comment_record, True)}),
         route("/{entity}/{record_id:int}/assign", {"POST": (assign_record, True)}),
+        *(route(f"/{{entity}}/{{record_id:int}}/{operation}",
+                {"POST": (pools.handler(operation, _record_response), None)})
+          for operation in pools.OPERATIONS),
     ]
     return Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS)

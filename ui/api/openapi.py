@@ -18,6 +18,7 @@ from engine.records.query import DEFAULT_LIMIT, MAX_LIMIT, Op
 from engine.runtime import Runtime
 from ui.api._schemas import Schema, create_schema, record_schema, update_schema
 from ui.api.params import DEFAULT_ACTIVITY_LIMIT, MAX_ACTIVITY_LIMIT
+from ui.api.pools import pool_paths
 from ui.api.problems import PROBLEM_JSON
 
 API_VERSION = "1"
@@ -34,7 +35,8 @@ ERRORS = {
     "NotFound": (404, "No such record, or one you may not see."),
     "Conflict": (409, ("A stale version (``current_version`` says the record's), a "
                       "duplicate unique value (``existing_id`` names the record), or a stage "
-                      "move the pipeline refuses (``allowed`` lists the next stages).")),
+                      "move the pipeline refuses (``allowed`` lists the next stages), or a pool operation "
+                      "refused by the record's state or a pool limit (``limit`` names it).")),
     "PreconditionFailed": (412, "The If-Match version is stale (``current_version``)."),
     "PayloadTooLarge": (413, "The body is larger than the API reads."),
     "UnsupportedMediaType": (415, "The body is not application/json."),
@@ -192,6 +194,9 @@ def _entity_paths(registry: Registry, entity: Entity, sortable: frozenset[str]) 
                                              "PreconditionFailed", "PayloadTooLarge",
                                              "UnsupportedMediaType", "UnprocessableContent")}},
         }
+    paths.update(pool_paths(entity, tags=tags, record_id=record_id, errors=_errors,
+                            record_response=lambda: _json(_ref(name), "The record as stored.",
+                                                          _ETAG_HEADER)))
     if entity.has(Feature.SOFT_DELETE):
         paths[f"/{name}/{{record_id}}/restore"] = {
             "parameters": [record_id],
@@ -226,7 +231,10 @@ def _shared_components() -> Schema:
             "current_version": {"type": ["integer", "null"]},
             "existing_id": {"type": "integer"}, "key": {"type": "string"},
             "from_stage": {"type": ["string", "null"]}, "to_stage": {"type": "string"},
-            "allowed": {"type": "array", "items": {"type": "string"}}}}
+            "allowed": {"type": "array", "items": {"type": "string"}},
+            "limit": {"type": "string", "description": "The pool limit that refused: "
+                      "taken, not_held, max_held, daily_claims, reclaim_cooldown_days, "
+                      "new_record_hours, max_locked, locked, not_locked, not_in_pool."}}}
     entry: Schema = {
         "type": "object", "required": ["id", "kind", "actor_id", "at", "changes"],
         "additionalProperties": False,
@@ -239,7 +247,10 @@ def _shared_components() -> Schema:
                 "type": "object", "required": ["field", "old", "new"],
                 "additionalProperties": False,
                 "properties": {"field": {"type": "string"}, "old": {}, "new": {}}}},
-            "body": {"type": ["string", "null"]}}}
+            "body": {"type": ["string", "null"]},
+            "via": {"type": ["string", "null"],
+                    "description": "The rule or job behind a system write, e.g. "
+                                   "rule:customer_pool.no_follow_up_7d."}}}
     return {
         "schemas": {
             "Problem": problem,

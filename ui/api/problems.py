@@ -24,6 +24,7 @@ from engine.errors import (
     DuplicateError,
     ForbiddenError,
     NotFoundError,
+    PoolLimitError,
     QueryError,
     StageTransitionError,
     TidepoolError,
@@ -96,6 +97,10 @@ def _from_engine(request: Request, exc: TidepoolError) -> Response:
                                     current_version=exc.actual)
         return problem_response(request, 409, str(exc), kind="stale-version",
                                 current_version=exc.actual)
+    if isinstance(exc, PoolLimitError):
+        # 409: the request is fine; the record's state or a pool limit refuses it now.
+        return problem_response(request, 409, str(exc), kind="pool-limit", limit=exc.limit,
+                                errors={"record": exc.message})
     if isinstance(exc, StageTransitionError):
         # 409: the move is refused by the record's current stage, not by the payload's shape.
         return problem_response(request, 409, str(exc), kind="stage-transition",

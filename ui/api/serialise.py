@@ -68,4 +68,5 @@ def activity_entry(entry: ActivityEntry) -> dict[str, Any]:
         "at": _instant(entry.at),
         "changes": [{"field": c.field, "old": c.old, "new": c.new} for c in entry.changes],
         "body": entry.body,
+        "via": entry.via,
     }

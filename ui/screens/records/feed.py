@@ -15,7 +15,10 @@ from ui.screens.records.display import Names, display, system_display, system_la
 _KINDS = {"create": N_("created the record"), "update": N_("changed"),
           "delete": N_("deleted the record"), "restore": N_("restored the record"),
           "comment": N_("commented"), "assign": N_("assigned"), "stage": N_("moved the stage"),
-          "claim": N_("claimed"), "return": N_("returned it to the pool")}
+          "claim": N_("claimed"), "return": N_("returned it to the pool"),
+          "recycle": N_("took it back to the pool"), "move": N_("moved it to another pool"),
+          "lock": N_("locked the record"), "unlock": N_("unlocked the record"),
+          "drop": N_("dropped it back to the pool")}
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,16 @@ class FeedEntry:
     what: str
     changes: list[Change]
     body: str | None
+    via: str | None = None  # "rule customer_pool.no_follow_up_7d": the rule behind a system write
+
+
+def _via(locale: str, via: str | None) -> str | None:
+    if via is None:
+        return None
+    kind, _, name = via.partition(":")
+    if kind == "rule" and name:
+        return t(locale, "by rule {name}").format(name=name)
+    return t(locale, "by {what}").format(what=via)
 
 
 def _value(entity: Entity, name: str, value: Any, locale: str, names: Names,
@@ -62,7 +75,7 @@ def feed_entries(entity: Entity, entries: Sequence[ActivityEntry], locale: str, 
         out.append(FeedEntry(id=e.id, at=e.at.strftime("%Y-%m-%d %H:%M"),
                              at_iso=e.at.isoformat(), who=who, kind=e.kind,
                              what=t(locale, _KINDS.get(e.kind, e.kind)), changes=changes,
-                             body=e.body))
+                             body=e.body, via=_via(locale, e.via)))
     return out
 
 

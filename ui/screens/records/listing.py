@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from engine.actor import Actor
 from engine.metadata.model import Entity, Field, FieldType
@@ -101,6 +102,9 @@ class ListView:
     export_csv: str
     export_xlsx: str
     notice: str = ""
+    tabs: list[Any] = field(default_factory=list)  # ui.pools.tabs.Tab: mine / pool / team
+    can_claim: bool = False  # pooled entity and the actor holds claim: a claim column
+    claim_ids: frozenset[int] = frozenset()  # rows in a pool, claimable from the list
 
 
 def visible_fields(entity: Entity, hidden: frozenset[str]) -> list[Field]:

@@ -15,12 +15,15 @@ from starlette.routing import BaseRoute, Route
 
 from engine.actor import Actor
 from engine.errors import NotFoundError, QueryError
-from engine.metadata.model import Entity
+from engine.metadata.model import Entity, Feature
 from engine.permissions.directory import search_people
 from engine.records.query import Filter, ListQuery
 from engine.records.saved_views import SavedViews
 from engine.runtime import Runtime
 from ui.context import UIContext
+from ui.pools.columns import pool_columns
+from ui.pools.routes import claimable
+from ui.pools.tabs import pool_tabs
 from ui.screens.records import export
 from ui.screens.records._common import entity_of
 from ui.screens.records.bulk import MAX_BULK, run_bulk
@@ -48,7 +51,8 @@ def build_list(ui: UIContext, request: Request, runtime: Runtime, actor: Actor, 
                state: ListState, *, notice: str = "") -> ListView:
     locale = ui.locale(request)
     hidden = runtime.policy.hidden_fields(actor, entity)
-    fields = visible_fields(entity, hidden)
+    own_fields = visible_fields(entity, hidden)
+    fields = own_fields + pool_columns(runtime.registry, entity, hidden)
     by_name = {f.name: f for f in fields}
     names = [f.name for f in fields]
     columns = [by_name[c] for c in choose_columns(state.cols, names,
@@ -59,10 +63,12 @@ def build_list(ui: UIContext, request: Request, runtime: Runtime, actor: Actor, 
     next_url = state.next_url(page.next_token) if page.has_more and page.next_token else None
     headers = columns_of(entity, state, columns, runtime.records.plan(entity.name).sortable,
                          locale)
+    claim_ids = frozenset(claimable(ui, actor, entity, page.rows))
+    can_claim = entity.has(Feature.POOLED) and ui.may(actor, entity, "claim")
     if state.after:  # "load more": only rows are drawn, skip the rest
         return ListView(entity.name, "", f"/e/{entity.name}", state, headers, rows, next_url,
                         "", False, [], [], [], [], [], "", False, False, False, False, False,
-                        [], [], "", "", notice)
+                        [], [], "", "", notice, can_claim=can_claim, claim_ids=claim_ids)
     count = runtime.records.count(actor, entity.name, state.query(), cap=COUNT_CAP)
     can = {a: ui.may(actor, entity, a)
            for a in ("create", "update", "assign", "delete", "export")}
@@ -82,12 +88,13 @@ def build_list(ui: UIContext, request: Request, runtime: Runtime, actor: Actor, 
         saved_views=saved_view_links(views, actor), saved_state=query,
         can_create=can["create"], can_update=can["update"], can_assign=can["assign"],
         can_delete=can["delete"], can_export=can["export"],
-        bulk_fields=[Choice(f.name, f.label.get(locale)) for f in fields
+        bulk_fields=[Choice(f.name, f.label.get(locale)) for f in own_fields
                      if f.name not in readonly and f.type.value != "auto_number"],
         people=people_choices(search_people(runtime.engine, limit=200)) if can["assign"] else [],
         export_csv=f"/e/{entity.name}/export.csv" + (f"?{query}" if query else ""),
         export_xlsx=f"/e/{entity.name}/export.xlsx" + (f"?{query}" if query else ""),
-        notice=notice)
+        notice=notice, tabs=pool_tabs(ui, request, actor, entity, state),
+        can_claim=can_claim, claim_ids=claim_ids)
 
 
 def _selected_ids(form: FormData) -> list[int]:
