@@ -38,6 +38,9 @@ def test_rollups_equal_the_raw_aggregate_and_plain_python(rebuilt: CrmOrg) -> No
             raw = keeper.raw_totals(conn, org.records, m, first=FIRST, end=END)
             kept = keeper.rollup_totals(conn, m, first=FIRST, end=END)
             assert kept == raw, m.name
+            if m.event is not None:   # counts pool events: the seed made none
+                assert kept == {}
+                continue
             expected: dict[int, int] = {}
             for (entity, _), fact in org.facts.items():
                 if entity != m.entity or fact.deleted or fact.owner is None:
