@@ -271,11 +271,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             rows += bench_funnel(runtime, backend, size, today, args.runs)
             rows.append(bench_write(runtime, backend, size, reps, max(20, args.runs // 4)))
             runtime.engine.dispose()
+            # Print as each backend finishes: a long run keeps what it measured.
+            print(report([r for r in rows if r.backend == backend],
+                         [b for b in rebuilds if b[0] == backend], backend, pg), flush=True)
     command = "python -m bench.bench_reports" + (f" {' '.join(argv)}" if argv else "")
     body = report(rows, rebuilds, command, pg)
     print(body)
     if not args.no_write:
-        write_section(HEADING, body)
+        backends = args.backends.split(",")
+        heading = HEADING if len(backends) > 1 else f"{HEADING}, {backends[0]}"
+        write_section(heading, body)
     return 0
 
 
