@@ -18,6 +18,7 @@ QUICK = {
     "bench_permissions": ["--rows", "20000", "--users", "200", "--runs", "20"],
     "bench_http": ["--rows", "2000", "--requests", "40"],
     "bench_reports": ["--customers", "20000", "--follow-ups", "100000", "--runs", "30"],
+    "bench_pools": ["--claims", "100", "--clients", "4"],
 }
 
 

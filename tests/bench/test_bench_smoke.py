@@ -41,3 +41,15 @@ def test_run_all_quick_runs_every_benchmark(capsys: pytest.CaptureFixture[str]) 
     assert set(run_all.QUICK) == set(run_all.benchmarks())  # each has quick arguments
     assert run_all.main(["--quick", "--only", "bench_records"]) == 0
     assert "== bench_records" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_bench_pools_runs_on_sqlite(capsys: pytest.CaptureFixture[str]) -> None:
+    from bench import bench_pools
+
+    code = bench_pools.main(["--claims", "20", "--clients", "2", "--backends", "sqlite",
+                             "--no-write"])
+    assert code == 0
+    rows = [line.split("|") for line in capsys.readouterr().out.splitlines()
+            if line.startswith("| sqlite |")]
+    assert [(r[2].strip()) for r in rows] == ["2"]
