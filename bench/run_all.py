@@ -19,6 +19,7 @@ QUICK = {
     "bench_http": ["--rows", "2000", "--seconds", "0.5"],
     "bench_signin": ["--runs", "5", "--backends", "sqlite"],
     "bench_write_scope": ["--rows", "2000", "--runs", "3"],
+    "bench_reports": ["--customers", "20000", "--follow-ups", "100000", "--runs", "30"],
     "bench_pools": ["--claims", "100", "--clients", "4"],
     "bench_rules": ["--rows", "20000", "--new", "2000"],
 }

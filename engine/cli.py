@@ -427,6 +427,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000)
     p.set_defaults(run=cmd_demo)
 
+    from engine.reports.commands import add_commands as add_report_commands
+
+    add_report_commands(sub, _add_db)
+
     p = sub.add_parser("serve", help="serve the web app (and the JSON API) under uvicorn")
     _add_db(p)
     p.add_argument("--host", default="127.0.0.1")

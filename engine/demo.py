@@ -115,6 +115,10 @@ def prepare_demo(url: str, *, apps: Sequence[Path], reset: bool = False,
             created = seed_entity(engine, entity=name, rows=rows, registry=registry)
             _give_to_reps(engine, registry, schema.table(name), name, reps)
             out.write(f"  {created} sample {name} rows\n")
+        # Sample rows are handed to reps by plain UPDATEs: recount the leaderboard.
+        from engine.reports.rollups import rebuild_all
+
+        rebuild_all(engine, registry)
     finally:
         engine.dispose()
     return registry

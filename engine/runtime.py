@@ -21,6 +21,7 @@ from engine.metadata.model import Registry
 from engine.permissions import versions
 from engine.permissions.credentials import CHECK_INTERVAL, TTL, CredentialCache
 from engine.records.service import RecordService
+from engine.reports.install import install as install_reports
 from engine.storage.applied import applied_registry, applied_version
 from engine.storage.database import make_engine
 from engine.storage.tables import StorageSchema, build_schema
@@ -56,6 +57,7 @@ HookProvider = Callable[[RecordService], None]
 HOOK_PROVIDERS: tuple[HookProvider, ...] = (
     workflow.install,
     automation.install,
+    install_reports,
 )
 
 

@@ -58,6 +58,7 @@ SCREEN_MODULES: list[str] = [
     "ui.kanban.routes",
     "ui.pools.routes",
     "ui.admin.routes",
+    "ui.reports.routes",
 ]
 #: The JSON API: ``build_api(live: LiveRuntime) -> ASGIApp``, mounted at ``API_PREFIX``.
 API_MODULE = "ui.api"

@@ -24,7 +24,8 @@ from engine.errors import ValidationError
 from engine.metadata.customisation import Customisation
 from engine.metadata.model import Registry
 
-_TABLES = {"entity": "entities", "pipeline": "pipelines", "role": "roles", "pool": "pools"}
+_TABLES = {"entity": "entities", "pipeline": "pipelines", "role": "roles", "pool": "pools",
+           "dashboard": "dashboards", "report": "reports"}
 
 
 class ChangeRefused(ValidationError):

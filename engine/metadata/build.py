@@ -66,8 +66,14 @@ def build_role(doc: LocatedDoc) -> Role:
 
 def build_registry(*, apps: Sequence[tuple[Mapping[str, Any], str]],
                    entities: Mapping[str, LocatedDoc], pipelines: Mapping[str, LocatedDoc],
-                   pools: Mapping[str, LocatedDoc], roles: Mapping[str, LocatedDoc]) -> Registry:
-    """The registry of validated, merged documents; ``apps`` are (manifest, folder) pairs."""
+                   pools: Mapping[str, LocatedDoc], roles: Mapping[str, LocatedDoc],
+                   reporting: Mapping[str, Mapping[str, LocatedDoc]] | None = None) -> Registry:
+    """The registry of validated, merged documents; ``apps`` are (manifest, folder) pairs.
+
+    ``reporting`` holds the reports, dashboards and leaderboards by kind; they ride in
+    the canonical document only (engine/metadata/reports.py reads them from there), and
+    only when there are some, so packages without reports keep their fingerprint.
+    """
     infos: tuple[AppInfo, ...] = tuple(parse_manifest(m, path=path) for m, path in apps)
     document = {
         "apps": [copy.deepcopy(dict(m)) for m, _ in apps],
@@ -76,6 +82,13 @@ def build_registry(*, apps: Sequence[tuple[Mapping[str, Any], str]],
         "pools": {n: copy.deepcopy(d.body) for n, d in pools.items()},
         "roles": {n: copy.deepcopy(d.body) for n, d in roles.items()},
     }
+    apps_of: dict[str, str] = {}
+    for key, docs in (reporting or {}).items():
+        if docs:
+            document[key] = {n: copy.deepcopy(d.body) for n, d in docs.items()}
+            apps_of.update({f"{d.kind}:{n}": d.app for n, d in docs.items()})
+    if apps_of:
+        document["report_apps"] = apps_of
     return Registry(
         apps=infos,
         entities={n: build_entity(d) for n, d in entities.items()},

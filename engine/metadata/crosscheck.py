@@ -14,6 +14,7 @@ from typing import Any
 from engine.errors import MetadataIssue
 from engine.metadata._field_checks import TITLE_TYPES, UNIQUE_TYPES, field_problems
 from engine.metadata._link_checks import link_issues
+from engine.metadata._report_checks import report_issues
 from engine.metadata.located import LocatedDoc
 from engine.metadata.model import FieldType
 from engine.metadata.names import (
@@ -33,6 +34,7 @@ def crosscheck(world: World) -> list[MetadataIssue]:
     for entity in world.entities.values():
         issues.extend(entity_issues(entity, world, index_names=index_names))
     issues.extend(link_issues(world))
+    issues.extend(report_issues(world))
     return issues
 
 

@@ -9,6 +9,8 @@ issues name the customisation as ``customisation:<kind>/<name>``.
   part upgradable).
 - ``pool`` / ``role``: a new document, or the complete replacement of the
   package's document of that name (these have no overlay form).
+- ``report`` / ``dashboard`` / ``leaderboard``: a new document or the complete
+  replacement of the package's (the admin adding a report to a dashboard).
 - ``overlay``: an overlay document, as in a package's overlays/ folder.
 """
 
@@ -22,7 +24,7 @@ from engine.metadata.names import CUSTOM_APP
 from engine.metadata.package import KIND_FOLDERS, DocumentFile, check_document
 
 #: Kinds whose customisation may replace the package's document of the same name.
-REPLACEABLE_KINDS = frozenset({"pool", "role"})
+REPLACEABLE_KINDS = frozenset({"pool", "role", "dashboard", "report", "leaderboard"})
 
 
 @dataclass(frozen=True)

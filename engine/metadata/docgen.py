@@ -26,6 +26,9 @@ PAGES: tuple[tuple[str, str], ...] = (
     ("pool", "pools/<name>.json"),
     ("role", "roles/<name>.json"),
     ("overlay", "overlays/<name>.json"),
+    ("report", "reports/<name>.json"),
+    ("dashboard", "dashboards/<name>.json"),
+    ("leaderboard", "leaderboards/<name>.json"),
 )
 _PAGE_OF_FILE = {file: kind for kind, file in SCHEMA_FILES.items()}
 # Shared building blocks are described inline rather than linked.

@@ -95,7 +95,10 @@ class _Load:
             return None
         return build_registry(apps=apps, entities=self.world.entities,
                               pipelines=self.world.pipelines, pools=self.world.pools,
-                              roles=self.world.roles)
+                              roles=self.world.roles,
+                              reporting={"reports": self.world.reports,
+                                         "dashboards": self.world.dashboards,
+                                         "leaderboards": self.world.leaderboards})
 
     def add_app(self, documents: Sequence[DocumentFile]) -> None:
         for doc in documents:
@@ -117,7 +120,9 @@ class _Load:
 
     def table(self, kind: str) -> dict[str, LocatedDoc]:
         return {"entity": self.world.entities, "pipeline": self.world.pipelines,
-                "pool": self.world.pools, "role": self.world.roles}[kind]
+                "pool": self.world.pools, "role": self.world.roles,
+                "report": self.world.reports, "dashboard": self.world.dashboards,
+                "leaderboard": self.world.leaderboards}[kind]
 
     def add_document(self, doc: DocumentFile, *, replace: bool = False) -> None:
         if not doc.valid:

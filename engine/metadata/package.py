@@ -6,6 +6,8 @@ The layout (docs/packages.md)::
     <app>/entities/<name>.json    <app>/pipelines/<name>.json
     <app>/pools/<name>.json       <app>/roles/<name>.json
     <app>/overlays/<name>.json
+    <app>/reports/<name>.json     <app>/dashboards/<name>.json
+    <app>/leaderboards/<name>.json
 
 Each file is parsed and validated against its schema here; a file that fails
 stays in the package with ``valid=False`` so later checks can tell "missing"
@@ -30,6 +32,9 @@ KIND_FOLDERS: Mapping[str, str] = {
     "pool": "pools",
     "role": "roles",
     "overlay": "overlays",
+    "report": "reports",
+    "dashboard": "dashboards",
+    "leaderboard": "leaderboards",
 }
 MANIFEST_FILE = "app.json"
 

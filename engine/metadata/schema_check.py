@@ -34,6 +34,9 @@ SCHEMA_FILES: Mapping[str, str] = {
     "pool": "pool.schema.json",
     "role": "role.schema.json",
     "overlay": "overlay.schema.json",
+    "report": "report.schema.json",
+    "dashboard": "dashboard.schema.json",
+    "leaderboard": "leaderboard.schema.json",
 }
 _BASE_URI = "https://tidepool.dev/schemas/"
 _IDENTIFIER_PATTERN = "^[a-z][a-z0-9_]{0,62}$"

@@ -18,6 +18,9 @@ class World:
     pipelines: dict[str, LocatedDoc] = field(default_factory=dict)
     pools: dict[str, LocatedDoc] = field(default_factory=dict)
     roles: dict[str, LocatedDoc] = field(default_factory=dict)
+    reports: dict[str, LocatedDoc] = field(default_factory=dict)
+    dashboards: dict[str, LocatedDoc] = field(default_factory=dict)
+    leaderboards: dict[str, LocatedDoc] = field(default_factory=dict)
     #: (kind, name) of documents that exist but failed their schema
     broken: set[tuple[str, str]] = field(default_factory=set)
     #: app -> the apps it depends on, transitively
@@ -25,7 +28,8 @@ class World:
 
     def exists(self, kind: str, name: str) -> bool:
         table = {"entity": self.entities, "pipeline": self.pipelines, "pool": self.pools,
-                 "role": self.roles}[kind]
+                 "role": self.roles, "report": self.reports, "dashboard": self.dashboards,
+                 "leaderboard": self.leaderboards}[kind]
         return name in table or (kind, name) in self.broken
 
     def sees(self, app: str, other_app: str) -> bool:

@@ -499,6 +499,21 @@ class RecordService:
             return aggregate.group_counts(conn, plan, by=by, sum_field=sum_field, hidden=hidden,
                                           where=[*where, *scoped])
 
+    def scoped_where(self, actor: Actor, entity: str,
+                     filters: ListQuery | Sequence[Filter] = ()) -> builtins.list[Any] | None:
+        """The WHERE clauses of a count of what the actor may read (None: no row at all).
+
+        For aggregates built elsewhere (engine/reports): the same filters, recycle-bin
+        rule and row scope as ``count`` and ``group_counts``, so a report number and
+        the list it drills down to can never disagree.
+        """
+        plan = self.plan(entity)
+        self.policy.check_action(actor, plan.entity, "read")
+        hidden = self.policy.hidden_fields(actor, plan.entity)
+        where = where_clauses(plan, as_query(filters), hidden)
+        scoped = self._read_scope(actor, plan)
+        return None if scoped is None else [*where, *scoped]
+
     def stage_history(self, actor: Actor, entity: str,
                       record_id: int) -> builtins.list[stages.StageVisit]:
         """A record's stays in each stage, oldest first; needs read access to the record."""

@@ -19,7 +19,8 @@ from engine.storage.applied import SYSTEM_TABLES
 
 CUSTOMISATION_TABLE = "tp_customisation"
 #: What a customisation may be; the loader knows how to apply each.
-CUSTOMISATION_KINDS = ("entity", "overlay", "pipeline", "pool", "role")
+CUSTOMISATION_KINDS = ("entity", "overlay", "pipeline", "pool", "role", "report", "dashboard",
+                       "leaderboard")
 
 
 def load_customisations(conn: Connection) -> list[dict[str, Any]]:

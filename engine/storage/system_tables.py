@@ -118,6 +118,7 @@ def add_system_tables(metadata: MetaData) -> dict[str, Table]:
     )
     from engine.storage.migration_tables import add_migration_tables  # it imports this module
     from engine.storage.pool_tables import add_pool_tables  # it imports this module
+    from engine.storage.report_tables import add_report_tables  # it imports this module
     from engine.storage.rule_tables import add_rule_tables  # it imports this module
     from engine.storage.stage_tables import add_stage_tables  # it imports this module
     from engine.storage.upload_tables import add_upload_tables  # it imports this module
@@ -127,4 +128,5 @@ def add_system_tables(metadata: MetaData) -> dict[str, Table]:
             **{t.name: t for t in (activity, sequence, metadata_version, customisation)},
             **add_migration_tables(metadata), **add_stage_tables(metadata),
             **add_view_tables(metadata), **add_upload_tables(metadata),
-            **add_pool_tables(metadata), **add_rule_tables(metadata)}
+            **add_pool_tables(metadata), **add_rule_tables(metadata),
+            **add_report_tables(metadata)}

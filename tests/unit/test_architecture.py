@@ -18,7 +18,7 @@ LAYERS = [
     ("engine.access", "engine.permissions"),
     ("engine.records",),
     ("engine.workflow", "engine.seeding", "engine.runtime", "engine.demo",
-     "engine.configure"),
+     "engine.configure", "engine.reports"),
     ("ui",),
     ("engine.cli",),
 ]

@@ -110,8 +110,8 @@ CUSTOM_ERRORS = [
      "customisation:overlay/x", "/add_fields/0/options", "not allowed on a field of type"),
     (Customisation("pool", "p2", {"name": "p3", "entity": "account", "label": L("P")}),
      "customisation:pool/p2", "/name", "does not match the file name 'p2'"),
-    (Customisation("report", "r", {}), "customisation:report/r", "",
-     "unknown customisation kind 'report'"),
+    (Customisation("widget", "r", {}), "customisation:widget/r", "",
+     "unknown customisation kind 'widget'"),
     (Customisation("overlay", "y", {"entity": "account", "fields": {"status": {"options": {
         "new": {"color": "mauve"}}}}}),
      "customisation:overlay/y", "/fields/status/options/new/color", "does not match"),

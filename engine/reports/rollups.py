@@ -1,0 +1,308 @@
+"""Per-owner-per-day rollups of the leaderboard measures, kept by write events.
+
+A measure's value for (owner, day) is a pure function of the rows stored now:
+the records of its entity that are live, match its filters, have an owner and
+a date, counted (or their field summed) by owner and company-local day. So a
+write changes it by ``contribution(after) - contribution(before)``, applied in
+the write's own transaction by the in-transaction hook (``on_write``) -- a
+rolled-back write leaves no trace -- and ``rebuild`` recomputes it from scratch.
+``raw_totals`` is the same number straight from the base table, which the tests
+and ``tidepool reports verify`` compare with the rollups.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Protocol
+
+from sqlalchemy import Connection, and_, delete, func, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from engine.metadata.model import Registry
+from engine.metadata.reports import BoardMeasure
+from engine.records._plan import EntityPlan
+from engine.records.query import Filter, filter_clause
+from engine.records.service import RecordService
+from engine.reports.catalog import catalog_of
+from engine.reports.zone import day_start, local_day
+from engine.storage.pool_tables import POOL_EVENT_TABLE
+from engine.storage.report_tables import ROLLUP_TABLE
+from engine.storage.tables import StorageSchema
+
+Key = tuple[str, dt.date, int]   # measure, day, owner
+#: Pool events that count for the record's previous owner (who gave it back).
+_FROM_KINDS = frozenset({"return", "drop"})
+_BATCH = 5000
+
+
+class Change(Protocol):
+    """What a rollup needs of a write event: stored column values before and after."""
+
+    @property
+    def entity(self) -> str: ...
+
+    @property
+    def before(self) -> Mapping[str, Any] | None: ...
+
+    @property
+    def after(self) -> Mapping[str, Any] | None: ...
+
+
+@dataclass(frozen=True)
+class Delta:
+    count: int
+    total: Decimal
+
+
+def _event_owner(kind: str, before: Mapping[str, Any] | None,
+                 after: Mapping[str, Any] | None) -> Any:
+    """Who a pool event counts for: the new owner, or the previous one for return/drop."""
+    row = before if kind in _FROM_KINDS else after
+    return None if row is None else row.get("owner_id")
+
+
+def _empty(value: Any) -> bool:
+    return value is None or value == "" or value == []
+
+
+def _holds(op: str, stored: Any, wanted: Any) -> bool:
+    """A condition on a stored value, as the list filter's SQL would answer it."""
+    if op == "is_empty":
+        return _empty(stored)
+    if op == "not_empty":
+        return not _empty(stored)
+    if op == "eq":
+        return stored is not None and stored == wanted
+    if op == "ne":
+        return stored is None or stored != wanted
+    if op == "in":
+        return stored is not None and stored in wanted
+    raise ValueError(f"a rollup cannot evaluate {op!r}")   # refused at load
+
+
+def contribution(measure: BoardMeasure, row: Mapping[str, Any] | None,
+                 amount_column: str | None) -> tuple[int, dt.date, Decimal] | None:
+    """(owner, day, amount) a stored row adds to the measure, or None when it adds nothing."""
+    if row is None or row.get("deleted_at") is not None:
+        return None
+    owner = row.get("owner_id")
+    when = row.get(measure.date_field)
+    if owner is None or when is None:
+        return None
+    for cond in measure.filters:
+        if not _holds(cond.op, row.get(cond.field), cond.value):
+            return None
+    if isinstance(when, str):
+        when = dt.datetime.fromisoformat(when) if "T" in when or " " in when \
+            else dt.date.fromisoformat(when)
+    amount = Decimal(1)
+    if measure.kind == "sum":
+        assert amount_column is not None
+        value = row.get(amount_column)
+        if isinstance(value, Mapping):   # a money value as the service hands it out
+            value = value.get("amount")
+        amount = Decimal(str(value)) if value is not None else Decimal(0)
+    return int(owner), local_day(when), amount
+
+
+class RollupKeeper:
+    """Keeps ``tp_rollup_daily`` for the leaderboard measures of one registry."""
+
+    def __init__(self, schema: StorageSchema, registry: Registry) -> None:
+        self.schema = schema
+        self.table = schema.system[ROLLUP_TABLE]
+        self.measures: dict[str, list[BoardMeasure]] = {}
+        #: (entity, event kind) -> measures counting those pool events
+        self.events: dict[tuple[str, str], list[BoardMeasure]] = {}
+        for m in catalog_of(registry).board_measures():
+            if m.entity not in schema.tables:
+                continue
+            if m.event is not None:
+                self.events.setdefault((m.entity, m.event), []).append(m)
+            else:
+                self.measures.setdefault(m.entity, []).append(m)
+
+    @property
+    def active(self) -> bool:
+        return bool(self.measures or self.events)
+
+    def amount_column(self, m: BoardMeasure) -> str | None:
+        # A money field's amount column carries the field's name (currency beside it).
+        return m.field if m.kind == "sum" else None
+
+    def deltas(self, changes: Iterable[Change]) -> dict[Key, Delta]:
+        """The rollup changes a batch of writes makes (zero deltas dropped)."""
+        out: dict[Key, tuple[int, Decimal]] = {}
+        for change in changes:
+            kind = getattr(change, "kind", None)
+            for m in self.events.get((change.entity, kind or ""), ()):
+                owner = _event_owner(kind or "", change.before, change.after)
+                at = getattr(change, "at", None)
+                if owner is not None and at is not None:
+                    key = (m.name, local_day(at), int(owner))
+                    n, total = out.get(key, (0, Decimal(0)))
+                    out[key] = (n + 1, total + 1)
+            for m in self.measures.get(change.entity, ()):
+                col = self.amount_column(m)
+                for sign, row in ((-1, change.before), (1, change.after)):
+                    got = contribution(m, row, col)
+                    if got is None:
+                        continue
+                    owner, day, amount = got
+                    key = (m.name, day, owner)
+                    n, total = out.get(key, (0, Decimal(0)))
+                    out[key] = (n + sign, total + sign * amount)
+        return {k: Delta(n, t) for k, (n, t) in out.items() if n or t}
+
+    def apply(self, conn: Connection, changes: Iterable[Change]) -> int:
+        """Add the deltas of ``changes`` to the rollups on ``conn``; returns rows touched."""
+        deltas = self.deltas(changes)
+        if not deltas:
+            return 0
+        rows = [{"measure": k[0], "day": k[1], "owner_id": k[2], "count": d.count,
+                 "total": d.total} for k, d in sorted(deltas.items())]
+        table = self.table
+        dialect = conn.dialect.name
+        if dialect == "postgresql":
+            pg = postgresql.insert(table)
+            stmt: Any = pg.on_conflict_do_update(
+                index_elements=["measure", "day", "owner_id"],
+                set_={"count": table.c.count + pg.excluded.count,
+                      "total": table.c.total + pg.excluded.total})
+        else:
+            lite = sqlite.insert(table)
+            stmt = lite.on_conflict_do_update(
+                index_elements=["measure", "day", "owner_id"],
+                set_={"count": table.c.count + lite.excluded.count,
+                      "total": table.c.total + lite.excluded.total})
+        conn.execute(stmt, rows)
+        return len(rows)
+
+    # --- from scratch -----------------------------------------------------------
+
+    def _where(self, plan: EntityPlan, m: BoardMeasure) -> list[Any]:
+        where = [filter_clause(plan, Filter(c.field, c.op, c.value), frozenset())
+                 for c in m.filters]
+        where.append(plan.table.c.owner_id.is_not(None))
+        where.append(plan.table.c[m.date_field].is_not(None))
+        if plan.soft_delete:
+            where.append(plan.table.c.deleted_at.is_(None))
+        return where
+
+    def rebuild(self, conn: Connection, records: RecordService,
+                measures: Sequence[str] | None = None) -> dict[str, int]:
+        """Recompute the named measures (default all) from the base tables; rows written."""
+        written: dict[str, int] = {}
+        for entity, found in self.measures.items():
+            plan = records.plan(entity)
+            for m in found:
+                if measures is not None and m.name not in measures:
+                    continue
+                conn.execute(delete(self.table).where(self.table.c.measure == m.name))
+                sums: dict[tuple[dt.date, int], tuple[int, Decimal]] = {}
+                cols = [plan.table.c.owner_id, plan.table.c[m.date_field]]
+                if m.kind == "sum":
+                    cols.append(plan.table.c[m.field or ""])
+                stmt = select(*cols).where(*self._where(plan, m))
+                for row in conn.execute(stmt.execution_options(yield_per=_BATCH)):
+                    day = local_day(row[1])
+                    key = (day, int(row[0]))
+                    n, total = sums.get(key, (0, Decimal(0)))
+                    add = Decimal(str(row[2])) if m.kind == "sum" and row[2] is not None \
+                        else Decimal(0 if m.kind == "sum" else 1)
+                    sums[key] = (n + 1, total + add)
+                batch = [{"measure": m.name, "day": d, "owner_id": o, "count": n, "total": t}
+                         for (d, o), (n, t) in sums.items()]
+                for i in range(0, len(batch), _BATCH):
+                    conn.execute(insert(self.table), batch[i:i + _BATCH])
+                written[m.name] = len(batch)
+        for (entity, kind), found_events in self.events.items():
+            for m in found_events:
+                if measures is not None and m.name not in measures:
+                    continue
+                written[m.name] = self._rebuild_events(conn, m, entity, kind)
+        return written
+
+    def _ledger(self) -> Any:
+        return self.schema.system[POOL_EVENT_TABLE]
+
+    def _event_where(self, m: BoardMeasure, entity: str, kind: str) -> list[Any]:
+        ledger = self._ledger()
+        owner = ledger.c.from_owner if kind in _FROM_KINDS else ledger.c.to_owner
+        return [ledger.c.entity == entity, ledger.c.kind == kind, owner.is_not(None)]
+
+    def _rebuild_events(self, conn: Connection, m: BoardMeasure, entity: str,
+                        kind: str) -> int:
+        ledger = self._ledger()
+        owner = ledger.c.from_owner if kind in _FROM_KINDS else ledger.c.to_owner
+        conn.execute(delete(self.table).where(self.table.c.measure == m.name))
+        counts: dict[tuple[dt.date, int], int] = {}
+        stmt = select(owner, ledger.c.at).where(*self._event_where(m, entity, kind))
+        for who, at in conn.execute(stmt.execution_options(yield_per=_BATCH)):
+            key = (local_day(at), int(who))
+            counts[key] = counts.get(key, 0) + 1
+        batch = [{"measure": m.name, "day": d, "owner_id": o, "count": n, "total": n}
+                 for (d, o), n in counts.items()]
+        for i in range(0, len(batch), _BATCH):
+            conn.execute(insert(self.table), batch[i:i + _BATCH])
+        return len(batch)
+
+    def raw_totals(self, conn: Connection, records: RecordService, m: BoardMeasure, *,
+                   first: dt.date, end: dt.date,
+                   owners: Sequence[int] | None = None) -> dict[int, tuple[int, Decimal]]:
+        """Per owner: count and total of ``m`` over days [first, end), from the base table."""
+        if m.event is not None:
+            ledger = self._ledger()
+            who = ledger.c.from_owner if m.event in _FROM_KINDS else ledger.c.to_owner
+            where = [*self._event_where(m, m.entity, m.event),
+                     ledger.c.at >= day_start(first), ledger.c.at < day_start(end)]
+            if owners is not None:
+                where.append(who.in_(list(owners)))
+            rows = conn.execute(select(who, func.count()).where(*where).group_by(who))
+            return {int(r[0]): (int(r[1]), Decimal(int(r[1]))) for r in rows}
+        plan = records.plan(m.entity)
+        col = plan.table.c[m.date_field]
+        date_type = plan.lookup(m.date_field)
+        is_date = date_type is not None and date_type.type.value == "date"
+        low: Any = first if is_date else day_start(first)
+        high: Any = end if is_date else day_start(end)
+        where = [*self._where(plan, m), col >= low, col < high]
+        if owners is not None:
+            where.append(plan.table.c.owner_id.in_(list(owners)))
+        value = func.sum(plan.table.c[m.field]) if m.kind == "sum" and m.field else \
+            func.count()
+        stmt = select(plan.table.c.owner_id, func.count(), value).where(and_(*where)) \
+            .group_by(plan.table.c.owner_id)
+        return {int(r[0]): (int(r[1]), Decimal(str(r[2] if r[2] is not None else 0)))
+                for r in conn.execute(stmt)}
+
+    def rollup_totals(self, conn: Connection, m: BoardMeasure, *, first: dt.date,
+                      end: dt.date,
+                      owners: Sequence[int] | None = None) -> dict[int, tuple[int, Decimal]]:
+        """Per owner: count and total of ``m`` over days [first, end), from the rollups."""
+        t = self.table
+        where = [t.c.measure == m.name, t.c.day >= first, t.c.day < end]
+        if owners is not None:
+            where.append(t.c.owner_id.in_(list(owners)))
+        stmt = select(t.c.owner_id, func.sum(t.c.count), func.sum(t.c.total)) \
+            .where(*where).group_by(t.c.owner_id)
+        out: dict[int, tuple[int, Decimal]] = {}
+        for owner, n, total in conn.execute(stmt):
+            if int(n or 0) or Decimal(str(total or 0)):
+                out[int(owner)] = (int(n or 0), Decimal(str(total or 0)))
+        return out
+
+
+def rebuild_all(engine: Any, registry: Registry) -> dict[str, int]:
+    """Rebuild every rollup of ``registry`` on ``engine`` (after bulk loads, in the demo)."""
+    from engine.storage.database import write_transaction
+    from engine.storage.tables import build_schema
+
+    schema = build_schema(registry)
+    keeper = RollupKeeper(schema, registry)
+    records = RecordService(engine=engine, schema=schema)
+    with write_transaction(engine) as conn:
+        return keeper.rebuild(conn, records)

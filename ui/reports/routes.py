@@ -1,0 +1,309 @@
+"""Report routes: parse, one service call, render.
+
+- ``GET /reports``: the reports the reader may open.
+- ``GET /reports/{name}?period=&from=&to=``: chart, table, drill-down links, exports.
+- ``GET /reports/{name}/chart.json``: the chart's data (ECharts draws it client-side).
+- ``GET /reports/{name}/export.csv|.xlsx``: the table (needs the export grant).
+- ``GET /leaderboard?measure=&period=&scope=&from=&to=``: the ranking.
+- ``GET /dashboard``: the reader's dashboard (loaded into the home page).
+- ``GET|POST /targets``: managers set sales targets for their team.
+- ``GET /admin/dashboards``, ``POST /admin/dashboards/{name}/add|remove``: the admin
+  adds a report to a dashboard or removes a tile (a dashboard customisation).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+from urllib.parse import urlencode
+
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from engine.actor import Actor
+from engine.configure.apps import installed_apps
+from engine.configure.service import ConfigService
+from engine.errors import NotFoundError, QueryError
+from engine.metadata.reports import Report
+from engine.reports import dashboard as dashboards
+from engine.reports.catalog import catalog_of, report_of
+from engine.reports.compiler import ReportRunner
+from engine.reports.config import AddReportTile, RemoveTile
+from engine.reports.export import to_csv, to_xlsx
+from engine.reports.leaderboard import board
+from engine.reports.periods import PERIODS, Window, custom_window, window
+from engine.reports.targets import assignee_key, set_target, target_sheet
+from engine.reports.zone import local_day
+from ui.context import NavLink, UIContext
+from ui.reports import views
+from ui.reports.links import drill_url, number
+
+
+def today() -> dt.date:
+    return local_day(dt.datetime.now(dt.UTC))
+
+
+def _day(raw: str, what: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(raw)
+    except ValueError:
+        raise QueryError("report", what, "needs a date YYYY-MM-DD") from None
+
+
+def parse_window(request: Request, default: str) -> tuple[Window, str, bool, str, str]:
+    """(window, period name, custom?, from, to) from ``?period=&from=&to=``."""
+    params = request.query_params
+    period = params.get("period") or default
+    first, last = params.get("from", ""), params.get("to", "")
+    if period == "custom":
+        if not first or not last:
+            raise QueryError("report", "period", "a custom period needs from and to")
+        return custom_window(_day(first, "from"), _day(last, "to")), period, True, first, last
+    if period not in PERIODS:
+        raise QueryError("report", "period", f"unknown period {period!r}")
+    return window(period, today=today()), period, False, first, last
+
+
+def _query(request: Request) -> str:
+    keep = [(k, v) for k, v in request.query_params.multi_items()
+            if k in ("period", "from", "to")]
+    return urlencode(keep)
+
+
+def _readable(ui: UIContext, actor: Actor, report: Report) -> bool:
+    entity = ui.runtime().registry.entities.get(report.entity)
+    return entity is not None and ui.may(actor, entity, "read")
+
+
+def routes(ui: UIContext) -> list[BaseRoute]:
+    def t(request: Request, message: str, **values: object) -> str:
+        return ui.t(request, message, **values)
+
+    def find(request: Request, actor: Actor) -> Report:
+        report = report_of(ui.runtime().registry, request.path_params["name"])
+        if not _readable(ui, actor, report):
+            raise NotFoundError("report", report.name)
+        return report
+
+    def run(request: Request, actor: Actor, report: Report) -> tuple[Any, str, bool, str, str]:
+        w, period, custom, first, last = parse_window(request, report.default_period)
+        runtime = ui.runtime()
+        result = ReportRunner(runtime.records, runtime.registry).run(
+            actor, report, w, locale=ui.locale(request))
+        return result, period, custom, first, last
+
+    def index(request: Request, form: FormData | None) -> Response:
+        actor = ui.actor(request)
+        locale = ui.locale(request)
+        found = [r for r in catalog_of(ui.runtime().registry).reports.values()
+                 if _readable(ui, actor, r)]
+        items = [(r.label.get(locale), f"/reports/{r.name}", r.description.get(locale))
+                 for r in sorted(found, key=lambda r: r.label.get(locale))]
+        return ui.render(request, "reports/index.html", {"title": t(request, "Reports"),
+                                                         "entries": items})
+
+    def page(request: Request, form: FormData | None) -> Response:
+        actor = ui.actor(request)
+        report = find(request, actor)
+        result, period, custom, first, last = run(request, actor, report)
+        view = views.report_view(ui.runtime().registry, result, ui.locale(request),
+                                 query=_query(request), period=period, custom=custom,
+                                 first=first, last=last)
+        return ui.render(request, "reports/report.html", view)
+
+    def chart(request: Request, form: FormData | None) -> Response:
+        actor = ui.actor(request)
+        report = find(request, actor)
+        result = run(request, actor, report)[0]
+        return JSONResponse(views.chart_data(ui.runtime().registry, result,
+                                             ui.locale(request)))
+
+    def export(request: Request, form: FormData | None) -> Response:
+        actor = ui.actor(request)
+        report = find(request, actor)
+        entity = ui.runtime().registry.entity(report.entity)
+        ui.runtime().policy.check_action(actor, entity, "export")
+        result = run(request, actor, report)[0]
+        total = t(request, "Total")
+        kind = request.path_params["kind"]
+        stamp = today().isoformat()
+        if kind == "csv":
+            body = to_csv(result, ui.locale(request), total_label=total)
+            media = "text/csv; charset=utf-8"
+        else:
+            body = to_xlsx(result, ui.locale(request), total_label=total)
+            media = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+        return Response(body, media_type=media, headers={
+            "Content-Disposition": f'attachment; filename="{report.name}-{stamp}.{kind}"'})
+
+    def leaderboard(request: Request, form: FormData | None) -> Response:
+        actor = ui.actor(request)
+        w, period, custom, first, last = parse_window(request, "this_month")
+        scope = request.query_params.get("scope", "team")
+        runtime = ui.runtime()
+        ranked = board(runtime.records, runtime.registry, actor,
+                       measure=request.query_params.get("measure") or None, window=w,
+                       scope=scope)  # type: ignore[arg-type]
+        view = views.leaderboard_view(runtime.registry, ranked, ui.locale(request),
+                                      period=period, custom=custom, first=first, last=last,
+                                      title=t(request, "Leaderboard"))
+        return ui.render(request, "reports/leaderboard.html", view)
+
+    def dashboard(request: Request, form: FormData | None) -> Response:
+        actor = ui.actor(request)
+        runtime = ui.runtime()
+        locale = ui.locale(request)
+        filled = dashboards.fill(runtime.records, runtime.registry, actor)
+        if filled is None:
+            return ui.render(request, "reports/_dashboard.html", None)
+        tiles = [_tile(ui, request, tile, locale) for tile in filled.tiles]
+        view = views.DashboardView(filled.dashboard.label.get(locale), tiles,
+                                   any(x.report is not None and x.report.chart_url
+                                       for x in tiles))
+        return ui.render(request, "reports/_dashboard.html", view)
+
+    def targets(request: Request, form: FormData | None) -> Response:
+        actor = ui.actor(request)
+        runtime = ui.runtime()
+        locale = ui.locale(request)
+        measures = catalog_of(runtime.registry).board_measures()
+        params = form if form is not None else request.query_params
+        month = str(params.get("month") or today().strftime("%Y-%m"))
+        try:
+            first = dt.date.fromisoformat(month + "-01")
+        except ValueError:
+            raise QueryError("target", "month", "needs a month YYYY-MM") from None
+        end = window("this_month", today=first).end
+        assert end is not None
+        saved = False
+        if form is not None:
+            kind, _, raw = str(form.get("assignee", "")).partition(":")
+            if not raw.isdigit() or kind not in ("user", "dept"):
+                raise QueryError("target", "assignee", "choose a person or a department")
+            key = assignee_key(user_id=int(raw)) if kind == "user" else \
+                assignee_key(department_id=int(raw))
+            set_target(runtime.records, runtime.registry, actor,
+                       measure=str(form.get("measure", "")), first=first, end=end,
+                       assignee=key, value=form.get("value", ""),
+                       now=dt.datetime.now(dt.UTC))
+            saved = True
+        sheet = target_sheet(runtime.records, runtime.registry, actor, first=first, end=end)
+        labels = {m.name: m.label.get(locale) for m in measures}
+        rows = [(labels.get(m, m), who, number(v)) for m, who, v in sheet.rows]
+        people = sheet.assignable
+        view = {"title": t(request, "Sales targets"), "month": month, "rows": rows,
+                "measures": [(m.name, m.label.get(locale)) for m in measures],
+                "people": people, "saved": saved}
+        return ui.render(request, "reports/targets.html", view)
+
+    def admin_dashboards(request: Request, form: FormData | None) -> Response:
+        ui.require_admin(request)
+        runtime = ui.runtime()
+        locale = ui.locale(request)
+        catalog = catalog_of(runtime.registry)
+        items = []
+        for d in catalog.dashboards.values():
+            tiles = []
+            for i, tile in enumerate(d.tiles):
+                name = tile.report or tile.kind
+                report = catalog.reports.get(tile.report or "")
+                tiles.append((i, report.label.get(locale) if report else _tile_title(
+                    ui, request, tile.kind), name))
+            items.append({"name": d.name, "title": d.label.get(locale),
+                          "roles": ", ".join(d.roles), "tiles": tiles})
+        reports = [(r.name, r.label.get(locale)) for r in catalog.reports.values()]
+        return ui.render(request, "reports/admin_dashboards.html",
+                         {"title": t(request, "Dashboards"), "entries": items,
+                          "reports": reports,
+                          "periods": views.period_options(locale, "", custom=False)})
+
+    def admin_change(request: Request, form: FormData | None) -> Response:
+        actor = ui.require_admin(request)
+        assert form is not None
+        runtime = ui.runtime()
+        name = request.path_params["name"]
+        change: AddReportTile | RemoveTile
+        if request.path_params["op"] == "add":
+            period = str(form.get("period", "")) or None
+            if period is not None and period not in PERIODS:
+                raise QueryError("dashboard", "period", f"unknown period {period!r}")
+            change = AddReportTile(name, str(form.get("report", "")), period)
+        else:
+            raw = str(form.get("index", ""))
+            if not raw.isdigit():
+                raise QueryError("dashboard", "index", "needs a tile number")
+            change = RemoveTile(name, int(raw))
+        ConfigService(runtime.engine, apps=installed_apps(runtime.registry)).apply(change, actor)
+        ui.live.refresh()
+        return ui.redirect(request, "/admin/dashboards")
+
+    def nav(request: Request, actor: Actor) -> list[NavLink]:
+        path = request.url.path
+        catalog = catalog_of(ui.runtime().registry)
+        links = []
+        if any(_readable(ui, actor, r) for r in catalog.reports.values()):
+            links.append(NavLink(t(request, "Reports"), "/reports",
+                                 active=path.startswith("/reports")))
+        if catalog.leaderboards:
+            links.append(NavLink(t(request, "Leaderboard"), "/leaderboard",
+                                 active=path == "/leaderboard"))
+        return links
+
+    ui.add_nav(nav)
+    return [
+        Route("/reports", ui.endpoint(index), name="reports"),
+        Route("/reports/{name}", ui.endpoint(page), name="report"),
+        Route("/reports/{name}/chart.json", ui.endpoint(chart), name="report_chart"),
+        Route("/reports/{name}/export.{kind:str}", ui.endpoint(export), name="report_export"),
+        Route("/leaderboard", ui.endpoint(leaderboard), name="leaderboard"),
+        Route("/dashboard", ui.endpoint(dashboard), name="dashboard"),
+        Route("/targets", ui.endpoint(targets), methods=["GET", "POST"], name="targets"),
+        Route("/admin/dashboards", ui.endpoint(admin_dashboards), name="admin_dashboards"),
+        Route("/admin/dashboards/{name}/{op:str}", ui.endpoint(admin_change),
+              methods=["POST"], name="admin_dashboard_change"),
+    ]
+
+
+def _tile_title(ui: UIContext, request: Request, kind: str) -> str:
+    titles = {"my_numbers": ui.t(request, "My numbers"),
+              "due_today": ui.t(request, "Follow-ups due today"),
+              "my_rank": ui.t(request, "My rank")}
+    return titles.get(kind, kind)
+
+
+def _tile(ui: UIContext, request: Request, tile: dashboards.FilledTile,
+          locale: str) -> views.TileView:
+    runtime = ui.runtime()
+    kind = tile.tile.kind
+    out = views.TileView(kind=kind, title=_tile_title(ui, request, kind), missing=tile.missing)
+    if tile.report is not None:
+        out.report = views.report_view(runtime.registry, tile.report, locale,
+                                       query=f"period={tile.report.window.name}"
+                                       if tile.report.window.name != "custom" else "",
+                                       period=tile.report.window.name, custom=False,
+                                       first="", last="", compact=True)
+        out.title = out.report.title
+    for n in tile.numbers:
+        money = n.measure.kind == "sum"
+        out.numbers.append(views.NumberView(
+            label=n.measure.label.get(locale), week=number(n.week, money=money),
+            month=number(n.month, money=money),
+            target="—" if n.target is None else number(n.target, money=money),
+            attainment=number(n.attainment, percent=True),
+            bar=views.percent_bar(n.attainment)))
+    if tile.due_drill is not None:
+        out.due_url = drill_url(tile.due_drill)
+        entity = runtime.registry.entities.get(tile.tile.entity or "")
+        title_field = entity.title_field if entity else "id"
+        out.due = [(str(r.get(title_field) or f"#{r.id}"), f"/e/{tile.tile.entity}/{r.id}")
+                   for r in tile.due]
+    if tile.rank is not None:
+        mine = tile.rank.mine
+        out.title = f"{_tile_title(ui, request, kind)} · {tile.rank.measure.label.get(locale)}"
+        out.rank_text = ui.t(request, "%(rank)s of %(people)s", rank=mine.rank,
+                             people=tile.rank.people) if mine else "—"
+        out.rank_url = f"/leaderboard?measure={tile.rank.measure.name}&scope={tile.rank.scope}"
+    return out
+
