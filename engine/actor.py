@@ -25,6 +25,8 @@ class Actor:
     is_system: bool = False
     impersonator_id: int | None = None
     impersonator_login: str = ""
+    #: IANA zone the actor lives in: what "today" means for their date defaults.
+    time_zone: str = "UTC"
 
     @property
     def is_impersonated(self) -> bool:

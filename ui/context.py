@@ -10,8 +10,10 @@ without editing each other's code. See docs/ui.md, "Adding screens".
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -29,7 +31,8 @@ from engine.metadata.model import SUPPORTED_LOCALES, Entity
 from engine.permissions.identity import User, get_user, session_is_valid
 from engine.records.record import Record
 from engine.runtime import LiveRuntime, Runtime
-from ui import i18n
+from engine.storage.settings import company_time_zone
+from ui import i18n, zones
 from ui.auth import Session, SessionCodec, is_secure, session_of, set_session_cookie
 from ui.csrf import SAFE_METHODS, csrf_token
 
@@ -37,6 +40,8 @@ HERE = Path(__file__).resolve().parent
 #: The role whose holders reach the admin area (``require_admin``).
 ADMIN_ROLE = "admin"
 ONE_YEAR = 365 * 24 * 3600
+#: Seconds the company's zone is cached between reads.
+COMPANY_ZONE_TTL = 5.0
 
 
 class LoginRequired(Exception):
@@ -54,6 +59,7 @@ class UISettings:
         max_upload_bytes: the largest request body a form may send.
         https: force the cookies' ``Secure`` flag on/off; None follows the request scheme.
         banner: a line shown on every page (e.g. the demo's password hint).
+        map_tiles: the tile URL template of geo point map previews ("" = no map).
     """
 
     secret_key: bytes
@@ -61,6 +67,7 @@ class UISettings:
     max_upload_bytes: int = 10 * 1024 * 1024
     https: bool | None = None
     banner: str = ""
+    map_tiles: str = ""
 
 
 @dataclass(frozen=True)
@@ -134,11 +141,19 @@ def _ngettext(context: Context, singular: str, plural: str, n: int) -> str:
     return i18n.translations(context.get("locale", "en")).ngettext(singular, plural, n)
 
 
+@pass_context
+def _instant(context: Context, value: datetime | None) -> str:
+    """``{{ at|instant }}``: an instant in the viewer's zone and the page's locale."""
+    return "" if value is None else zones.format_instant(value, context.get("locale", "en"))
+
+
 def build_templates(directory: Path = HERE / "templates") -> Environment:
     env = Environment(loader=FileSystemLoader(directory), autoescape=select_autoescape(["html"]),
                       extensions=["jinja2.ext.i18n"], auto_reload=False,
                       trim_blocks=True, lstrip_blocks=True)
     env.install_gettext_callables(_gettext, _ngettext, newstyle=True)  # type: ignore[attr-defined]
+    env.globals["zone_name"] = zones.zone_name  # the viewer's zone, named next to time inputs
+    env.filters["instant"] = _instant
     return env
 
 
@@ -156,9 +171,11 @@ class UIContext:
         self.live = live
         self.settings = settings
         self.templates = templates or build_templates()
+        self.templates.globals["map_tiles"] = settings.map_tiles
         self.codec = SessionCodec(settings.secret_key)
         self._nav: list[NavProvider] = []
         self._detail_actions: list[DetailActionProvider] = []
+        self._company_zone: tuple[str, float] | None = None
 
     # --- the runtime --------------------------------------------------------------------------
 
@@ -169,12 +186,16 @@ class UIContext:
         query from stalling every other request. The form (urlencoded or multipart)
         is read first, on the loop, and closed (temporary upload files) afterwards.
         """
+        def in_zone(request: Request, form: FormData | None) -> Response:
+            with zones.viewing_in(self.zone(request)):
+                return handler(request, form)
+
         async def run(request: Request) -> Response:
             form = None
             if request.method not in SAFE_METHODS:
                 form = await request.form(max_files=20, max_fields=2000)
             try:
-                return await run_in_threadpool(handler, request, form)
+                return await run_in_threadpool(in_zone, request, form)
             finally:
                 if form is not None:
                     await form.close()
@@ -216,6 +237,7 @@ class UIContext:
         actor = actor_for(user.id, login=user.login, locale=self.locale(request)) \
             if actor_for is not None else Actor(user_id=user.id, login=user.login,
                                                 locale=self.locale(request))
+        actor = replace(actor, time_zone=zones.zone_name(self.zone(request)))
         request.state.tp_actor = actor
         return actor
 
@@ -233,6 +255,33 @@ class UIContext:
         except ForbiddenError:
             return False
         return True
+
+    # --- time zone -----------------------------------------------------------------------------
+
+    def company_zone(self) -> str:
+        """The company's zone name, read at most every few seconds (it rarely changes)."""
+        now = time.monotonic()
+        cached = self._company_zone
+        if cached is not None and now - cached[1] < COMPANY_ZONE_TTL:
+            return cached[0]
+        with self.runtime().engine.connect() as conn:
+            name = company_time_zone(conn)
+        self._company_zone = (name, now)
+        return name
+
+    def forget_company_zone(self) -> None:
+        """Drop the cached company zone (after an admin changed it)."""
+        self._company_zone = None
+
+    def zone(self, request: Request) -> tzinfo:
+        """The viewer's zone: their own choice, else the company's."""
+        if "tp_zone" in request.state._state:
+            return request.state.tp_zone  # type: ignore[no-any-return]
+        user = self.user(request)
+        name = user.time_zone if user is not None and user.time_zone else self.company_zone()
+        zone = zones.zone_named(name)
+        request.state.tp_zone = zone
+        return zone
 
     # --- language ------------------------------------------------------------------------------
 

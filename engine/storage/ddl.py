@@ -46,6 +46,7 @@ from engine.storage.plan import (
     AddFeature,
     AddIndex,
     AddOption,
+    AddSystemColumns,
     AddUniqueConstraint,
     ArchiveField,
     ArchiveTable,
@@ -195,6 +196,12 @@ def _nothing(_ex: Executor, _step: Step) -> None:
 def _create_system_tables(ex: Executor, step: CreateSystemTables) -> None:
     for name in step.tables:  # the planner listed them referenced-first
         SYSTEM_TABLES[name].create(ex.conn)
+
+
+def _add_system_columns(ex: Executor, step: AddSystemColumns) -> None:
+    table = SYSTEM_TABLES[step.table]
+    for name in step.columns:
+        ex.ops.add_column(step.table, table.c[name]._copy())
 
 
 def _create_table(ex: Executor, step: CreateTable) -> None:
@@ -414,6 +421,7 @@ def _drop_unique(ex: Executor, step: DropUniqueConstraint) -> None:
 #: Step type -> what executes it. A new step type must be added here (a test checks).
 EXECUTORS: Mapping[type[Step], Run] = {
     CreateSystemTables: _create_system_tables,
+    AddSystemColumns: _add_system_columns,
     CreateTable: _create_table,
     ArchiveTable: _archive_table,
     AddColumn: _add_column,

@@ -47,6 +47,19 @@ class CreateSystemTables(Step):
 
 
 @dataclass(frozen=True)
+class AddSystemColumns(Step):
+    """Columns a newer engine added to one of its own tp_* tables (nullable, so
+    existing rows need no value)."""
+
+    table: str
+    columns: tuple[str, ...]
+    kind: ClassVar[str] = "add_system_columns"
+
+    def describe(self) -> str:
+        return f"add columns {_cols(self.columns)} to system table {self.table}"
+
+
+@dataclass(frozen=True)
 class CreateTable(Step):
     entity: str
     columns: tuple[str, ...]

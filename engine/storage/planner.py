@@ -47,6 +47,7 @@ from engine.storage.plan import (
     AddFeature,
     AddIndex,
     AddOption,
+    AddSystemColumns,
     AddUniqueConstraint,
     ArchiveField,
     ArchiveTable,
@@ -126,7 +127,8 @@ class _Planner:
     def plan(self) -> MigrationPlan:
         steps: list[Step] = list(self._system_tables())
         if self.applied_fingerprint == self.target.fingerprint and not self.purge:
-            return MigrationPlan(self.applied_fingerprint, self.target.fingerprint, tuple(steps))
+            return MigrationPlan(self.applied_fingerprint, self.target.fingerprint, tuple(steps),
+                                 tuple(self.problems))
         old_schema, new_schema = build_schema(self.applied), build_schema(self.target)
         removed = [n for n in self.applied.entities if n not in self.target.entities]
         added = [n for n in self.target.entities if n not in self.applied.entities]
@@ -161,6 +163,19 @@ class _Planner:
         missing = tuple(t.name for t in metadata.sorted_tables if t.name not in existing)
         if missing:
             yield CreateSystemTables(missing)
+        for table in metadata.sorted_tables:
+            if table.name not in existing:
+                continue
+            have = {c["name"] for c in self.inspector.get_columns(table.name)}
+            new = tuple(c.name for c in table.columns if c.name not in have)
+            if not new:
+                continue
+            required = [n for n in new if not table.c[n].nullable]
+            if required:  # an engine change that needs a data migration, not this step
+                self.problems.append(f"system table {table.name} lacks required columns "
+                                     f"{', '.join(required)}")
+            else:
+                yield AddSystemColumns(table.name, new)
 
     def _archive_table(self, table: Table) -> ArchiveTable:
         if self._tables_taken is None:

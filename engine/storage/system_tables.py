@@ -115,10 +115,11 @@ def add_system_tables(metadata: MetaData) -> dict[str, Table]:
         UniqueConstraint("kind", "name"),
     )
     from engine.storage.migration_tables import add_migration_tables  # it imports this module
+    from engine.storage.settings import add_setting_tables  # it imports this module
     from engine.storage.stage_tables import add_stage_tables  # it imports this module
     from engine.storage.view_tables import add_view_tables  # it imports this module
 
     return {**identity,
             **{t.name: t for t in (activity, sequence, metadata_version, customisation)},
             **add_migration_tables(metadata), **add_stage_tables(metadata),
-            **add_view_tables(metadata)}
+            **add_view_tables(metadata), **add_setting_tables(metadata)}
