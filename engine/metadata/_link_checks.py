@@ -11,6 +11,8 @@ from engine.metadata.located import LocatedDoc
 from engine.metadata.model import OPTION_TYPES, FieldType
 from engine.metadata.world import World, field_types, missing
 
+_PROBABILITY_TYPES = (FieldType.PERCENT, FieldType.INTEGER, FieldType.DECIMAL)
+
 _OWNED_SCOPES = frozenset({"own", "department", "subtree"})
 _POOL_ACTIONS = frozenset({"claim", "return", "recycle"})
 
@@ -89,6 +91,14 @@ def _pipeline_issues(pipeline: LocatedDoc, world: World) -> Iterator[MetadataIss
         elif kinds[initial] != "open":
             yield pipeline.issue(("initial_stage",), f"the initial stage {initial!r} must be "
                                                      f"open, not {kinds[initial]!r}")
+    prob_field = pipeline.body.get("probability_field")
+    if prob_field is not None and types is not None:
+        if prob_field not in types:
+            yield pipeline.issue(("probability_field",), missing("field", prob_field, types))
+        elif types[prob_field] not in _PROBABILITY_TYPES:
+            yield pipeline.issue(("probability_field",),
+                                 f"field {prob_field!r} is {types[prob_field].value}; the "
+                                 f"probability field must be percent, integer or decimal")
     for i, stage in enumerate(stages):
         for j, nxt in enumerate(stage.get("next_stages") or ()):
             if nxt not in keys:

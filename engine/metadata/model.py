@@ -244,6 +244,9 @@ class Pipeline:
     initial_stage: str
     app: str = ""
     source: Source = Source()
+    #: the field a record's win probability lives in: set to the stage's probability
+    #: whenever the record enters a stage, unless the same write gives a value
+    probability_field: str | None = None
 
     def stage(self, key: str) -> Stage:
         for s in self.stages:

@@ -162,6 +162,7 @@ def parse_pipeline(doc: Doc, *, app: str = "", file: str = "", pointer: str = ""
         label=_text(doc, "label"),
         stages=stages,
         initial_stage=doc.get("initial_stage") or (stages[0].key if stages else ""),
+        probability_field=doc.get("probability_field"),
         app=app,
         source=Source(file, pointer),
     )

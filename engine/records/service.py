@@ -13,8 +13,9 @@ import builtins
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import (
     ColumnElement,
@@ -88,6 +89,14 @@ MAX_COMMENT_LENGTH = 10_000
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def actor_zone(actor: Actor) -> tzinfo:
+    """The actor's zone (UTC when the name is unknown: a default must not fail a write)."""
+    try:
+        return ZoneInfo(actor.time_zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        return UTC
 
 
 def _live_branches(branches: tuple[ColumnElement[bool], ...]) -> list[ColumnElement[bool]]:
@@ -233,10 +242,11 @@ class RecordService:
         if rules is not None:  # a payload may name the stage a new record starts in
             payloads, wanted = stages.split_stage(payloads)
         rows = self._preparer(plan, source).prepare(
-            payloads, now=now, readonly=readonly, owner_default=actor.user_id, bulk=bulk,
+            payloads, now=now.astimezone(actor_zone(actor)), readonly=readonly, owner_default=actor.user_id, bulk=bulk,
             errors=errors)
         if rules is not None:
             stages.entry_errors(rules, rows, wanted, readonly=readonly, bulk=bulk, errors=errors)
+            stages.fill_entry_defaults(rules, plan, rows, wanted)
         try:
             with write_transaction(self.engine) as conn:
                 reference_errors(conn, self.schema, plan, rows, names=None, bulk=bulk,
@@ -496,6 +506,11 @@ class RecordService:
                 changed = {n: v for n, v in new.items() if not same_value(old.get(n), v)}
                 merged = {**old, **changed}
                 moving = move is not None and move.check(plan, record_id, old, merged)
+                if moving and move is not None:
+                    entering = move.rules.entry_defaults(plan, move.to, new)
+                    changed.update({n: v for n, v in entering.items()
+                                    if not same_value(old.get(n), v)})
+                    merged = {**old, **changed}
                 if not changed and not moving:
                     return self._record(plan, old, hidden)
                 reference_errors(conn, self.schema, plan, [merged], names=changed, bulk=False,

@@ -27,6 +27,7 @@ from engine.errors import StageTransitionError, ValidationError
 from engine.metadata.model import Feature, Pipeline, Registry, Stage, StageKind
 from engine.records._plan import EntityPlan, utc
 from engine.records._write import key
+from engine.records.coerce import coerce
 from engine.records.record import Record
 
 STAGE = "stage"
@@ -73,6 +74,17 @@ class StageRules:
         if stage.next_stages is not None:
             return tuple(k for k in stage.next_stages if k != current)
         return () if stage.kind in CLOSED_KINDS else everything
+
+    def entry_defaults(self, plan: EntityPlan, to: Any,
+                       given: Mapping[str, Any]) -> dict[str, Any]:
+        """Values a record takes on entering stage ``to``: the stage's win probability
+        in the pipeline's probability field, unless ``given`` (the same write) sets it."""
+        name = self.pipeline.probability_field
+        stage = self.find(to)
+        if (name is None or stage is None or stage.probability is None or name in given
+                or name not in plan.fields):
+            return {}
+        return {name: coerce(plan.fields[name].field, stage.probability)}
 
     def check_move(self, entity: str, record_id: Any, current: str | None, to: str) -> None:
         """Raise ``StageTransitionError`` unless ``current -> to`` is an allowed move."""
@@ -169,6 +181,14 @@ def split_stage(payloads: Sequence[Mapping[str, Any]]
             rest.append(payload)
             wanted.append(None)
     return rest, wanted
+
+
+def fill_entry_defaults(rules: StageRules, plan: EntityPlan, rows: Sequence[dict[str, Any]],
+                        wanted: Sequence[Any]) -> None:
+    """New records take their starting stage's defaults where the payload left them empty."""
+    for row, asked in zip(rows, wanted):
+        given = {k: v for k, v in row.items() if v is not None}
+        row.update(rules.entry_defaults(plan, rules.initial if asked is None else asked, given))
 
 
 def entry_errors(rules: StageRules, rows: Sequence[Mapping[str, Any]], wanted: Sequence[Any],
