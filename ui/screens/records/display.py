@@ -8,6 +8,7 @@ gets no link.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -23,7 +24,9 @@ from engine.records.query import Filter, ListQuery
 from engine.records.record import Record
 from engine.runtime import Runtime
 from ui.i18n import N_, t
+from ui.zones import format_day, format_instant
 
+_EXTENSION = re.compile(r"\s*(?:ext\.?|extension|x|转|分机)\s*", re.IGNORECASE)
 #: Fields the engine adds to owned/pooled/pipelined entities, shown under these labels.
 SYSTEM_LABELS = {"owner_id": N_("Owner"), "pool_id": N_("Pool"), "stage": N_("Stage"),
                  "created_at": N_("Created"), "updated_at": N_("Updated"),
@@ -127,9 +130,9 @@ def display(f: Field, value: Any, locale: str, names: Names | None = None) -> st
     if typ is FieldType.RATING:
         return "★" * int(value)
     if typ is FieldType.DATETIME and isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M UTC")
+        return format_instant(value, locale)
     if typ is FieldType.DATE and isinstance(value, date):
-        return value.isoformat()
+        return format_day(value, locale)
     if typ is FieldType.REFERENCE:
         title = names.title(f.target or "", int(value)) if names else None
         return title or f"#{value}"
@@ -138,15 +141,35 @@ def display(f: Field, value: Any, locale: str, names: Names | None = None) -> st
     if typ is FieldType.GEO_POINT:
         return f"{value['lat']}, {value['lng']}"
     if typ is FieldType.ADDRESS:
-        return address_text(value)
+        return address_text(value, locale)
     if typ is FieldType.FILE:
         return str(value.get("name", ""))
     return to_string(f, value)
 
 
-def address_text(value: Mapping[str, Any]) -> str:
+def phone_link(value: str) -> str:
+    """A ``tel:`` URL for a phone number as people type it, so a tap dials it: spaces,
+    dashes and brackets dropped, a leading + kept, an extension ("ext. 12", "转12")
+    dialled after a pause (",")."""
+    main, *extension = _EXTENSION.split(value.strip(), maxsplit=1)
+    digits = "".join(ch for ch in main if ch.isdigit() or ch in "+*#")
+    ext = "".join(ch for ch in extension[0] if ch.isdigit()) if extension else ""
+    if not digits:
+        return ""
+    return f"tel:{digits},{ext}" if ext else f"tel:{digits}"
+
+
+def address_text(value: Mapping[str, Any], locale: str = "en") -> str:
+    """An address on one line as its readers write it: in Chinese from the province
+    down, without separators (广东省深圳市南山区科技园路1号); otherwise from the street up."""
     if "text" in value and len(value) == 1:
         return str(value["text"])
+    if locale.startswith("zh"):
+        order = ("country", "province", "city", "district", "street", "text")
+        head = "".join(str(value[k]) for k in order if value.get(k))
+        rest = [str(v) for k, v in sorted(value.items()) if k not in order and k != "postcode" and v]
+        tail = [str(value["postcode"])] if value.get("postcode") else []
+        return " ".join([head, *rest, *tail]).strip()
     order = ("text", "street", "district", "city", "province", "postcode", "country")
     parts = [str(value[k]) for k in order if value.get(k)]
     parts += [str(v) for k, v in sorted(value.items()) if k not in order and v]
@@ -158,7 +181,8 @@ def system_label(name: str, locale: str) -> str:
 
 
 def system_display(name: str, value: Any, names: Names,
-                   labels: Mapping[str, Mapping[str, str]] | None = None) -> str:
+                   labels: Mapping[str, Mapping[str, str]] | None = None, *,
+                   locale: str = "en") -> str:
     """A system value as text; ``labels`` maps pool and stage keys to their labels."""
     if value is None:
         return ""
@@ -167,5 +191,5 @@ def system_display(name: str, value: Any, names: Names,
     if name in ("pool_id", "stage"):
         return (labels or {}).get(name, {}).get(value, str(value))
     if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M UTC")
+        return format_instant(value, locale)
     return str(value)

@@ -11,7 +11,7 @@ from engine.permissions.directory import Person
 from engine.records.query import Page
 from engine.records.saved_views import SavedView
 from ui.i18n import t
-from ui.screens.records.display import LONG_TYPES, Names, display
+from ui.screens.records.display import LONG_TYPES, Names, display, phone_link
 from ui.screens.records.state import PAGE_SIZES, ListState, sorted_by, toggled_sort
 
 #: Columns a list shows when the user has not chosen.
@@ -173,6 +173,10 @@ def build_rows(entity: Entity, page: Page, columns: Sequence[Field], names: Name
             elif f.type is FieldType.REFERENCE and value is not None \
                     and names.title(f.target or "", int(value)):
                 link = f"/e/{f.target}/{value}"
+            elif f.type is FieldType.PHONE and isinstance(value, str) and value.strip():
+                link = phone_link(value) or None  # a tap on a phone dials it
+            elif f.type is FieldType.EMAIL and isinstance(value, str) and "@" in value:
+                link = f"mailto:{value.strip()}"
             cells.append(Cell(text, link))
         rows.append(Row(record.id, url, cells))
     return rows
