@@ -53,6 +53,9 @@ SCREEN_MODULES: list[str] = [
     "ui.kanban.routes",
     "ui.admin.routes",
     "ui.screens.profile",
+    "ui.screens.tokens",
+    "ui.screens.view_as",
+    "ui.screens.shares",
 ]
 #: The JSON API: ``build_api(live: LiveRuntime) -> ASGIApp``, mounted at ``API_PREFIX``.
 API_MODULE = "ui.api"
@@ -162,9 +165,14 @@ def _error_handlers(ui: UIContext) -> dict[Any, Callable[..., Any]]:
 
     async def forbidden(request: Request, exc: Exception) -> Response:
         reason = getattr(exc, "reason", "") or str(exc)
-        return page(403, ui.t(request, "You may not do this.") + f" ({reason})", request)
+        return page(403, ui.t(request, "You may not do this.") + f" ({ui.t(request, reason)})",
+                    request)
 
     async def bad_query(request: Request, exc: Exception) -> Response:
+        if isinstance(exc, QueryError):
+            return page(400, ui.t(request, "This list cannot be shown: %(problem)s",
+                                  problem=(f"{exc.field}: " if exc.field else "")
+                                  + ui.t(request, exc.message)), request)
         return page(400, str(exc), request)
 
     async def conflict(request: Request, exc: Exception) -> Response:
@@ -172,6 +180,12 @@ def _error_handlers(ui: UIContext) -> dict[Any, Callable[..., Any]]:
                                        "Reload it and make your change again."), request)
 
     async def invalid(request: Request, exc: Exception) -> Response:
+        if isinstance(exc, ValidationError):
+            return page(422, "; ".join(f"{name}: {ui.t(request, message)}"
+                                       for name, message in exc.field_errors.items()), request)
+        if isinstance(exc, DuplicateError):
+            return page(422, ui.t(request, "A record with these values already exists (#%(id)s).",
+                                  id=exc.existing_id), request)
         return page(422, str(exc), request)
 
     async def stage_refused(request: Request, exc: Exception) -> Response:

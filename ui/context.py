@@ -32,7 +32,7 @@ from engine.permissions.identity import User, get_user, session_is_valid
 from engine.records.record import Record
 from engine.runtime import LiveRuntime, Runtime
 from engine.storage.settings import company_time_zone
-from ui import i18n, zones
+from ui import i18n, vocabulary, zones
 from ui.auth import Session, SessionCodec, is_secure, session_of, set_session_cookie
 from ui.csrf import SAFE_METHODS, csrf_token
 
@@ -98,6 +98,8 @@ Handler = Callable[[Request, FormData | None], Response]
 NavProvider = Callable[[Request, Actor], Sequence[NavLink]]
 #: Contributes action buttons to one record's detail page.
 DetailActionProvider = Callable[[Request, Actor, Entity, Record], Sequence[ActionButton]]
+#: Replaces the signed-in actor for a request (e.g. an admin viewing as another user).
+ActorHook = Callable[[Request, Actor], Actor]
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,7 @@ class Chrome:
     nav: list[NavLink] = field(default_factory=list)
     banner: str = ""
     path: str = "/"
+    viewing_as: str = ""  # the user an admin is viewing as (a banner with an exit)
 
 
 def is_fragment_request(request: Request) -> bool:
@@ -147,6 +150,16 @@ def _instant(context: Context, value: datetime | None) -> str:
     return "" if value is None else zones.format_instant(value, context.get("locale", "en"))
 
 
+@pass_context
+def _vocab(context: Context, word: object) -> str:
+    return vocabulary.vocab(context.get("locale", "en"), word)
+
+
+@pass_context
+def _translate(context: Context, message: object) -> str:
+    return i18n.translate(context.get("locale", "en"), message)
+
+
 def build_templates(directory: Path = HERE / "templates") -> Environment:
     env = Environment(loader=FileSystemLoader(directory), autoescape=select_autoescape(["html"]),
                       extensions=["jinja2.ext.i18n"], auto_reload=False,
@@ -154,6 +167,8 @@ def build_templates(directory: Path = HERE / "templates") -> Environment:
     env.install_gettext_callables(_gettext, _ngettext, newstyle=True)  # type: ignore[attr-defined]
     env.globals["zone_name"] = zones.zone_name  # the viewer's zone, named next to time inputs
     env.filters["instant"] = _instant
+    env.filters["vocab"] = _vocab  # metadata words (actions, scopes, types...) as labels
+    env.filters["tr"] = _translate  # engine messages (plan lines...) in the page's locale
     return env
 
 
@@ -176,6 +191,7 @@ class UIContext:
         self._nav: list[NavProvider] = []
         self._detail_actions: list[DetailActionProvider] = []
         self._company_zone: tuple[str, float] | None = None
+        self._actor_hooks: list[ActorHook] = []
 
     # --- the runtime --------------------------------------------------------------------------
 
@@ -238,6 +254,8 @@ class UIContext:
             if actor_for is not None else Actor(user_id=user.id, login=user.login,
                                                 locale=self.locale(request))
         actor = replace(actor, time_zone=zones.zone_name(self.zone(request)))
+        for hook in self._actor_hooks:
+            actor = hook(request, actor)
         request.state.tp_actor = actor
         return actor
 
@@ -305,6 +323,10 @@ class UIContext:
     def add_nav(self, provider: NavProvider) -> None:
         self._nav.append(provider)
 
+    def add_actor_hook(self, hook: ActorHook) -> None:
+        """Let an area replace the request's actor (view-as); hooks run in order, once."""
+        self._actor_hooks.append(hook)
+
     def add_detail_actions(self, provider: DetailActionProvider) -> None:
         self._detail_actions.append(provider)
 
@@ -340,7 +362,9 @@ class UIContext:
         nav = self.nav(request, self.actor(request)) if user is not None else []
         return Chrome(locale=locale, csrf_token=self.csrf_token(request), languages=languages,
                       user_name=user.display_name if user else "", nav=nav,
-                      banner=self.settings.banner, path=request.url.path)
+                      banner=i18n.translate(locale, self.settings.banner),
+                      path=request.url.path,
+                      viewing_as=str(getattr(request.state, "tp_viewing_as", "") or ""))
 
     def render(self, request: Request, template: str, view: Any, *, status: int = 200,
                fragment: str | None = None, headers: Mapping[str, str] | None = None,

@@ -31,6 +31,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from engine.messages import M
 from engine.metadata.model import Field, FieldType
 
 Coercer = Callable[[Any], Any]
@@ -69,14 +70,14 @@ def _number_text(text: str) -> str:
 
 def _decimal(value: Any) -> Decimal:
     if isinstance(value, bool):
-        raise CoercionError("expected a number")
+        raise CoercionError(M("expected a number"))
     if isinstance(value, Decimal):
         result = value
     elif isinstance(value, int):
         result = Decimal(value)
     elif isinstance(value, float):
         if not math.isfinite(value):
-            raise CoercionError("expected a finite number")
+            raise CoercionError(M("expected a finite number"))
         result = Decimal(repr(value))
     elif isinstance(value, str):
         try:
@@ -85,24 +86,24 @@ def _decimal(value: Any) -> Decimal:
             try:  # "1,234.50", "1 234,5" style thousands separators from forms
                 result = Decimal(_number_text(value))
             except InvalidOperation:
-                raise CoercionError(f"{value!r} is not a number") from None
+                raise CoercionError(M("%(value)s is not a number", value=repr(value))) from None
     else:
-        raise CoercionError("expected a number")
+        raise CoercionError(M("expected a number"))
     if not result.is_finite():
-        raise CoercionError("expected a finite number")
+        raise CoercionError(M("expected a finite number"))
     return result
 
 
 def _integer_json(value: Any) -> int:
     if isinstance(value, bool):
-        raise CoercionError("expected a whole number")
+        raise CoercionError(M("expected a whole number"))
     if isinstance(value, int):
         return value
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
         return int(value)
-    raise CoercionError("expected a whole number")
+    raise CoercionError(M("expected a whole number"))
 
 
 def _integer_string(value: str) -> int:
@@ -112,10 +113,10 @@ def _integer_string(value: str) -> int:
     try:
         number = Decimal(text)
     except InvalidOperation:
-        raise CoercionError(f"{value!r} is not a whole number") from None
+        raise CoercionError(M("%(value)s is not a whole number", value=repr(value))) from None
     if number.is_finite() and number == number.to_integral_value():
         return int(number)
-    raise CoercionError(f"{value!r} is not a whole number")
+    raise CoercionError(M("%(value)s is not a whole number", value=repr(value)))
 
 
 def _percent_string(value: str) -> Decimal:
@@ -129,7 +130,7 @@ def _boolean_json(value: Any) -> bool:
         return bool(value)
     if isinstance(value, str):
         return _boolean_string(value)
-    raise CoercionError("expected true or false")
+    raise CoercionError(M("expected true or false"))
 
 
 def _boolean_string(value: str) -> bool:
@@ -138,21 +139,21 @@ def _boolean_string(value: str) -> bool:
         return True
     if text in _FALSE:
         return False
-    raise CoercionError(f"{value!r} is not yes/no (use true/false, yes/no, 1/0, 是/否)")
+    raise CoercionError(M("%(value)s is not yes/no (use true/false, yes/no, 1/0, 是/否)", value=repr(value)))
 
 
 def _date(value: Any) -> date:
     if isinstance(value, datetime):
-        raise CoercionError("expected a date without a time")
+        raise CoercionError(M("expected a date without a time"))
     if isinstance(value, date):
         return value
     if not isinstance(value, str):
-        raise CoercionError("expected a date such as 2026-11-23")
+        raise CoercionError(M("expected a date such as 2026-11-23"))
     text = value.strip().replace("/", "-")
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise CoercionError(f"{value!r} is not a date such as 2026-11-23") from None
+        raise CoercionError(M("%(value)s is not a date such as 2026-11-23", value=repr(value))) from None
 
 
 def _datetime(value: Any) -> datetime:
@@ -163,10 +164,10 @@ def _datetime(value: Any) -> datetime:
         try:
             parsed = datetime.fromisoformat(text)
         except ValueError:
-            raise CoercionError(
-                f"{value!r} is not a date and time such as 2026-11-23 10:00") from None
+            raise CoercionError(M("%(value)s is not a date and time such as 2026-11-23 10:00",
+                                  value=repr(value))) from None
     else:
-        raise CoercionError("expected a date and time such as 2026-11-23 10:00")
+        raise CoercionError(M("expected a date and time such as 2026-11-23 10:00"))
     # Naive input means UTC: the engine stores every instant in UTC.
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=UTC)
@@ -175,7 +176,7 @@ def _datetime(value: Any) -> datetime:
 
 def _currency(value: Any) -> str:
     if not isinstance(value, str) or not _CURRENCY.match(value.strip()):
-        raise CoercionError(f"currency {value!r} is not a three-letter code such as CNY")
+        raise CoercionError(M("currency %(value)s is not a three-letter code such as CNY", value=repr(value)))
     return value.strip().upper()
 
 
@@ -184,9 +185,9 @@ def _json_object(value: Any) -> dict[str, Any]:
         try:
             value = json.loads(value)
         except ValueError:
-            raise CoercionError("expected a JSON object") from None
+            raise CoercionError(M("expected a JSON object")) from None
     if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
-        raise CoercionError("expected an object")
+        raise CoercionError(M("expected an object"))
     return dict(value)
 
 
@@ -197,7 +198,7 @@ def _text_coercer(field: Field, source: InputSource) -> Coercer:
 
     def coerce(value: Any) -> Any:
         if value.__class__ is not str and not isinstance(value, str):
-            raise CoercionError("expected text")
+            raise CoercionError(M("expected text"))
         if strip:
             return value.strip() or None
         return value if value.strip() else None
@@ -212,7 +213,7 @@ def _select_coercer(field: Field, source: InputSource) -> Coercer:
 
     def coerce(value: Any) -> Any:
         if not isinstance(value, str):
-            raise CoercionError("expected an option value")
+            raise CoercionError(M("expected an option value"))
         value = value.strip()
         if not value:
             return None
@@ -232,7 +233,7 @@ def _multi_select_coercer(field: Field, source: InputSource) -> Coercer:
         elif isinstance(value, (list, tuple)):
             items = list(value)
         else:
-            raise CoercionError("expected a list of option values")
+            raise CoercionError(M("expected a list of option values"))
         result: list[str] = []
         for item in items:
             chosen = single(item)
@@ -249,7 +250,7 @@ def _money_coercer(field: Field, source: InputSource) -> Coercer:
     def with_currency(amount: Decimal, currency: Any) -> dict[str, Any]:
         if currency is None or currency == "":
             if default_currency is None:
-                raise CoercionError("give a currency, e.g. 'CNY 12.50'")
+                raise CoercionError(M("give a currency, e.g. 'CNY 12.50'"))
             currency = default_currency
         return {"amount": amount, "currency": _currency(currency)}
 
@@ -257,7 +258,7 @@ def _money_coercer(field: Field, source: InputSource) -> Coercer:
         if isinstance(value, dict):
             unknown = set(value) - {"amount", "currency"}
             if unknown:
-                raise CoercionError(f"unknown money part {min(unknown)!r}")
+                raise CoercionError(M("unknown money part %(unknown)s", unknown=repr(min(unknown))))
             amount = value.get("amount")
             if amount is None or amount == "":
                 return None
@@ -282,17 +283,17 @@ def _geo_coercer(field: Field, source: InputSource) -> Coercer:
         try:
             la, ln = float(_decimal(lat)), float(_decimal(lng))
         except CoercionError:
-            raise CoercionError("expected a point as 'latitude,longitude'") from None
+            raise CoercionError(M("expected a point as 'latitude,longitude'")) from None
         if not -90.0 <= la <= 90.0:
-            raise CoercionError(f"latitude {la} is outside -90..90")
+            raise CoercionError(M("latitude %(la)s is outside -90..90", la=la))
         if not -180.0 <= ln <= 180.0:
-            raise CoercionError(f"longitude {ln} is outside -180..180")
+            raise CoercionError(M("longitude %(ln)s is outside -180..180", ln=ln))
         return {"lat": la, "lng": ln}
 
     def coerce(value: Any) -> Any:
         if isinstance(value, dict):
             if set(value) != {"lat", "lng"}:
-                raise CoercionError("expected an object with lat and lng")
+                raise CoercionError(M("expected an object with lat and lng"))
             return point(value["lat"], value["lng"])
         if isinstance(value, (list, tuple)) and len(value) == 2:
             return point(value[0], value[1])
@@ -302,7 +303,7 @@ def _geo_coercer(field: Field, source: InputSource) -> Coercer:
             parts = value.split(",")
             if len(parts) == 2:
                 return point(parts[0].strip(), parts[1].strip())
-        raise CoercionError("expected a point as 'latitude,longitude'")
+        raise CoercionError(M("expected a point as 'latitude,longitude'"))
 
     return coerce
 
@@ -330,7 +331,7 @@ def _id_coercer(field: Field, source: InputSource) -> Coercer:
             value = _integer_string(value)
         number = _integer_json(value)
         if number <= 0:
-            raise CoercionError("expected a record id (a positive whole number)")
+            raise CoercionError(M("expected a record id (a positive whole number)"))
         return number
 
     return coerce
@@ -356,7 +357,7 @@ def _integer_json_lenient(value: Any) -> int:
     if isinstance(value, str):
         if re.fullmatch(r"\s*[+-]?\d+\s*", value):
             return int(value)
-        raise CoercionError("expected a whole number")
+        raise CoercionError(M("expected a whole number"))
     return _integer_json(value)
 
 

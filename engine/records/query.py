@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, String, and_, cast, false, func, or_, tuple_
 
 from engine.errors import QueryError
+from engine.messages import M, message_of
 from engine.metadata.model import TEXT_LIKE_TYPES, Field, FieldType, LocalText
 from engine.records._plan import JSON_TYPES, SYSTEM_FIELDS, EntityPlan
 from engine.records.coerce import CoercionError, InputSource, coercer, to_json
@@ -107,7 +108,7 @@ def escape_like(text: str) -> str:
 def _field(plan: EntityPlan, name: str, hidden: frozenset[str], what: str) -> Field:
     found = plan.lookup(name) if isinstance(name, str) else None
     if found is None or name in hidden:
-        raise QueryError(plan.name, str(name), f"unknown field for {what}")
+        raise QueryError(plan.name, str(name), M("unknown field for %(what)s", what=what))
     return found
 
 
@@ -131,9 +132,9 @@ def _value(plan: EntityPlan, f: Field, raw: Any) -> Any:
         else:
             value = coercer(f, source)(raw)
     except CoercionError as exc:
-        raise QueryError(plan.name, f.name, str(exc)) from None
+        raise QueryError(plan.name, f.name, message_of(exc)) from None
     if value is None:
-        raise QueryError(plan.name, f.name, "needs a value (use is_empty for empty)")
+        raise QueryError(plan.name, f.name, M("needs a value (use is_empty for empty)"))
     return value
 
 
@@ -158,10 +159,10 @@ def filter_clause(plan: EntityPlan, flt: Filter, hidden: frozenset[str]) -> Colu
     try:
         op = Op(flt.op)
     except ValueError:
-        raise QueryError(plan.name, f.name, f"unknown operator {flt.op!r}") from None
+        raise QueryError(plan.name, f.name, M("unknown operator %(op)s", op=repr(flt.op))) from None
     if op not in _allowed_ops(f):
-        raise QueryError(plan.name, f.name, f"operator {op.value} does not apply to "
-                                            f"{f.type.value} fields")
+        raise QueryError(plan.name, f.name, M("operator %(op)s does not apply to %(type)s "
+                                              "fields", op=op.value, type=f.type.value))
     col = plan.table.c[f.name]
     text_like = f.type in TEXT_LIKE_TYPES or f.type is FieldType.SELECT
     if op in _EMPTY_OPS:
@@ -175,18 +176,18 @@ def filter_clause(plan: EntityPlan, flt: Filter, hidden: frozenset[str]) -> Colu
         return empty if op is Op.IS_EMPTY else ~empty
     if op is Op.IN:
         if not isinstance(flt.value, (list, tuple)) or not flt.value:
-            raise QueryError(plan.name, f.name, "in needs a non-empty list of values")
+            raise QueryError(plan.name, f.name, M("in needs a non-empty list of values"))
         if len(flt.value) > MAX_IN_VALUES:
-            raise QueryError(plan.name, f.name, f"in takes at most {MAX_IN_VALUES} values")
+            raise QueryError(plan.name, f.name, M("in takes at most %(max_in_values)s values", max_in_values=MAX_IN_VALUES))
         return col.in_([_value(plan, f, v) for v in flt.value])
     if op is Op.BETWEEN:
         if not isinstance(flt.value, (list, tuple)) or len(flt.value) != 2:
-            raise QueryError(plan.name, f.name, "between needs two values [low, high]")
+            raise QueryError(plan.name, f.name, M("between needs two values [low, high]"))
         low, high = (_value(plan, f, v) for v in flt.value)
         return col.between(low, high)
     if op in _TEXT_OPS:
         if not isinstance(flt.value, str) or not flt.value:
-            raise QueryError(plan.name, f.name, f"{op.value} needs text")
+            raise QueryError(plan.name, f.name, M("%(value)s needs text", value=op.value))
         if f.type is FieldType.MULTI_SELECT:
             option = _value(plan, f, flt.value)
             return cast(col, String).like(f'%"{escape_like(option)}"%', escape="\\")
@@ -209,7 +210,7 @@ def search_clause(plan: EntityPlan, text: str, hidden: frozenset[str]) -> Column
     names = [n for n in plan.entity.search_fields if n not in hidden and n in plan.fields
              and plan.fields[n].field.type in TEXT_LIKE_TYPES]
     if not names:
-        raise QueryError(plan.name, "search", "this list has no searchable fields")
+        raise QueryError(plan.name, "search", M("this list has no searchable fields"))
     pattern = f"%{escape_like(text.strip())}%"
     return or_(*(plan.table.c[n].ilike(pattern, escape="\\") for n in names))
 
@@ -218,7 +219,7 @@ def deleted_clause(plan: EntityPlan, query: ListQuery) -> ColumnElement[bool] | 
     """Hide the recycle bin unless asked; ``only_deleted`` lists it."""
     if not plan.soft_delete:
         if query.only_deleted:
-            raise QueryError(plan.name, "only_deleted", "this entity has no recycle bin")
+            raise QueryError(plan.name, "only_deleted", M("this entity has no recycle bin"))
         return None
     col = plan.table.c.deleted_at
     if query.only_deleted:
@@ -282,7 +283,7 @@ class SortPlan:
 def sort_plan(plan: EntityPlan, sort: Sort, hidden: frozenset[str]) -> SortPlan:
     f = _field(plan, sort.field, hidden, "sorting")
     if sort.field not in plan.sortable:
-        raise QueryError(plan.name, sort.field, "cannot sort on a field without an index")
+        raise QueryError(plan.name, sort.field, M("cannot sort on a field without an index"))
     nullable = bool(plan.table.c[sort.field].nullable) and sort.field != "id"
     key = _amount_field(f) if f.type is FieldType.MONEY else f
     return SortPlan(sort.field, bool(sort.descending), nullable, key)
@@ -302,21 +303,21 @@ def decode_token(plan: EntityPlan, sort: SortPlan, token: str) -> tuple[Any, int
         payload = json.loads(raw)
         name, desc, value, last_id = payload["s"], payload["d"], payload["v"], payload["i"]
     except (binascii.Error, ValueError, TypeError, KeyError):
-        raise QueryError(plan.name, "", "the page token is not valid") from None
+        raise QueryError(plan.name, "", M("the page token is not valid")) from None
     if name != sort.name or bool(desc) != sort.descending:
-        raise QueryError(plan.name, "", "the page token belongs to another sort order")
+        raise QueryError(plan.name, "", M("the page token belongs to another sort order"))
     if not isinstance(last_id, int) or isinstance(last_id, bool):
-        raise QueryError(plan.name, "", "the page token is not valid")
+        raise QueryError(plan.name, "", M("the page token is not valid"))
     try:
         key = None if value is None else coercer(sort.key_field)(value)
     except CoercionError:
-        raise QueryError(plan.name, "", "the page token is not valid") from None
+        raise QueryError(plan.name, "", M("the page token is not valid")) from None
     return key, last_id
 
 
 def check_limit(plan: EntityPlan, limit: int) -> int:
     if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_LIMIT:
-        raise QueryError(plan.name, "limit", f"must be between 1 and {MAX_LIMIT}")
+        raise QueryError(plan.name, "limit", M("must be between 1 and %(max_limit)s", max_limit=MAX_LIMIT))
     return limit
 
 

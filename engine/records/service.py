@@ -45,6 +45,7 @@ from engine.errors import (
     QueryError,
     ValidationError,
 )
+from engine.messages import M, message_of
 from engine.records import activity as feed
 from engine.records import aggregate, stages
 from engine.records._bulk import RowInserter
@@ -380,7 +381,7 @@ class RecordService:
         """How many records match, counting at most ``cap`` (a result of ``cap`` means "cap or more")."""
         plan = self.plan(entity)
         if not isinstance(cap, int) or cap < 1:
-            raise QueryError(plan.name, "cap", "must be a positive whole number")
+            raise QueryError(plan.name, "cap", M("must be a positive whole number"))
         self.policy.check_action(actor, plan.entity, "read")
         hidden = self.policy.hidden_fields(actor, plan.entity)
         where = where_clauses(plan, as_query(filters), hidden)
@@ -424,7 +425,7 @@ class RecordService:
         """A record's stays in each stage, oldest first; needs read access to the record."""
         plan = self.plan(entity)
         if stages.rules_for(self.schema.registry, plan) is None:
-            raise QueryError(plan.name, stages.STAGE, "this entity has no pipeline")
+            raise QueryError(plan.name, stages.STAGE, M("this entity has no pipeline"))
         record = self.get(actor, entity, record_id, include_deleted=True)
         with self.engine.connect() as conn:
             return stages.history_of(conn, self.schema.system[STAGE_HISTORY_TABLE], record)
@@ -556,11 +557,11 @@ class RecordService:
             try:
                 value = fp.coerce(raw, source)
             except CoercionError as exc:
-                errors[name] = str(exc)
+                errors[name] = message_of(exc)
                 continue
             if value is None:
                 if fp.field.required:
-                    errors[name] = "is required"
+                    errors[name] = M("is required")
             else:
                 message = fp.check(value)
                 if message is not None:
@@ -576,8 +577,8 @@ class RecordService:
             raise NotFoundError(plan.name, record_id)
         row, allowed = found
         if not allowed:
-            raise ForbiddenError(plan.name, action, "the record is outside what you may "
-                                                    f"{action}")
+            raise ForbiddenError(plan.name, action, M("the record is outside what you may "
+                                                      "%(action)s", action=action))
         old = plan.to_values(row)
         if version is not None and old["version"] != version:
             raise ConflictError(plan.name, record_id, expected=version, actual=old["version"])
@@ -608,10 +609,11 @@ class RecordService:
         plan = self.plan(entity)
         text = body.strip() if isinstance(body, str) else ""
         if not plan.activity:
-            raise ForbiddenError(plan.name, "comment", "this entity keeps no activity feed")
+            raise ForbiddenError(plan.name, "comment", M("this entity keeps no activity feed"))
         if not text or len(text) > MAX_COMMENT_LENGTH:
-            raise ValidationError(plan.name, {"body": "is required" if not text else
-                                              f"at most {MAX_COMMENT_LENGTH} characters"})
+            raise ValidationError(plan.name, {"body": M("is required") if not text else
+                                              M("at most %(n)s characters",
+                                                n=MAX_COMMENT_LENGTH)})
         self.get(actor, entity, record_id)
         with write_transaction(self.engine) as conn:
             conn.execute(insert(self.schema.system[ACTIVITY_TABLE]).values(
@@ -624,7 +626,7 @@ class RecordService:
         """Give a record to another owner (the ``assign`` action on the record)."""
         plan = self.plan(entity)
         if not plan.owned:
-            raise ForbiddenError(plan.name, "assign", "this entity has no owners")
+            raise ForbiddenError(plan.name, "assign", M("this entity has no owners"))
         self.policy.check_action(actor, plan.entity, "assign")
         hidden = self.policy.hidden_fields(actor, plan.entity)
         now = self.clock()
@@ -671,7 +673,7 @@ class RecordService:
                     self._log(conn, plan, record_id, feed.DELETE, actor, now, None)
         except IntegrityError as exc:
             # A hard delete refused by a RESTRICT foreign key: other records point here.
-            raise ForbiddenError(plan.name, "delete", "other records refer to it") from exc
+            raise ForbiddenError(plan.name, "delete", M("other records refer to it")) from exc
 
     def restore(self, actor: Actor, entity: str, record_id: int) -> Record:
         """Bring a record back from the recycle bin (needs the right to delete it)."""

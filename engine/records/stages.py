@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import Connection, Table, insert, select, update
 
 from engine.errors import StageTransitionError, ValidationError
+from engine.messages import M
 from engine.metadata.model import Feature, Pipeline, Registry, Stage, StageKind
 from engine.records._plan import EntityPlan, utc
 from engine.records._write import key
@@ -86,6 +87,11 @@ class StageRules:
             return {}
         return {name: coerce(plan.fields[name].field, stage.probability)}
 
+    def _label(self, key: Any) -> Any:
+        """A stage's label (translatable), or the key itself when there is no such stage."""
+        stage = self.find(key)
+        return stage.label if stage is not None else str(key)
+
     def check_move(self, entity: str, record_id: Any, current: str | None, to: str) -> None:
         """Raise ``StageTransitionError`` unless ``current -> to`` is an allowed move."""
         allowed = self.next_stages(current)
@@ -93,12 +99,15 @@ class StageRules:
             return
         stage = self.find(current)
         if not allowed and stage is not None:
-            message = (f"{current} is a closed stage: a record there cannot move"
+            message = (M("%(stage)s is a closed stage: a record there cannot move",
+                         stage=stage.label)
                        if stage.kind in CLOSED_KINDS
-                       else f"{current} is a final stage: a record there cannot move")
+                       else M("%(stage)s is a final stage: a record there cannot move",
+                              stage=stage.label))
         else:
-            message = (f"cannot move from {current} to {to}; "
-                       f"allowed next stages: {', '.join(allowed)}")
+            message = M("cannot move from %(current)s to %(to)s; allowed next stages: "
+                        "%(allowed)s", current=self._label(current), to=self._label(to),
+                        allowed=", ".join(str(self._label(k)) for k in allowed))
         raise StageTransitionError(entity, record_id, from_stage=current, to_stage=to,
                                    allowed=allowed, message=message)
 
@@ -106,9 +115,8 @@ class StageRules:
         """Per field, why ``values`` may not enter stage ``to`` (empty: they may)."""
         stage = self.find(to)
         if stage is None:
-            return {STAGE: f"unknown stage {to!r}"}
-        label = stage.label.get()
-        return {name: f"is required to enter stage {label}"
+            return {STAGE: M("unknown stage %(stage)s", stage=repr(to))}
+        return {name: M("is required to enter stage %(stage)s", stage=stage.label)
                 for name in stage.required_fields if is_empty(values.get(name))}
 
 
@@ -125,7 +133,7 @@ def target_error(rules: StageRules, to: Any) -> str | None:
     if rules.find(to) is not None:
         return None
     known = ", ".join(s.key for s in rules.ordered())
-    return f"unknown stage {to!r} (stages: {known})"
+    return M("unknown stage %(stage)s (stages: %(known)s)", stage=repr(to), known=known)
 
 
 @dataclass(frozen=True)
@@ -153,7 +161,7 @@ class StageMove:
     def target_errors(self, readonly: frozenset[str], errors: dict[str, str]) -> None:
         """Before any SQL: ``to`` must be a stage, and the actor allowed to write stages."""
         if STAGE in readonly:
-            errors[STAGE] = "is read-only for you"
+            errors[STAGE] = M("is read-only for you")
             return
         message = target_error(self.rules, self.to)
         if message is not None:

@@ -265,7 +265,7 @@ class Board:
         required = set(stage.required_fields) if stage is not None else set()
         missing = [self.entity.field(n).label.get(self.locale) for n in exc.field_errors
                    if n in required and self.entity.has_field(n)]
-        others = [f"{self._label(n)}: {m}" for n, m in exc.field_errors.items()
+        others = [f"{self._label(n)}: {i18n.t(self.locale, m)}" for n, m in exc.field_errors.items()
                   if n not in required]
         parts = []
         if missing:

@@ -22,6 +22,7 @@ from engine.errors import (
 from engine.metadata.model import Entity
 from engine.records.coerce import InputSource
 from engine.runtime import Runtime
+from ui.i18n import t
 
 MAX_BULK = 500
 ACTIONS = ("update", "assign", "delete")
@@ -33,13 +34,16 @@ class BulkResult:
     failed: list[tuple[int, str]] = field(default_factory=list)
 
 
-def _reason(exc: TidepoolError) -> str:
+def _reason(exc: TidepoolError, locale: str = "en") -> str:
     if isinstance(exc, ValidationError):
-        return "; ".join(f"{k}: {v}" for k, v in exc.field_errors.items())
+        return "; ".join(f"{k}: {t(locale, v)}" for k, v in exc.field_errors.items())
     if isinstance(exc, NotFoundError):
-        return "not found"
+        return t(locale, "not found")
     if isinstance(exc, ForbiddenError):
-        return exc.reason or "forbidden"
+        return t(locale, exc.reason) if exc.reason else t(locale, "forbidden")
+    if isinstance(exc, DuplicateError):
+        return t(locale, "A record with these values already exists (#%(id)s).",
+                 id=exc.existing_id)
     return str(exc)
 
 
@@ -67,7 +71,7 @@ def run_bulk(runtime: Runtime, actor: Actor, entity: Entity, ids: Sequence[int],
                                    version=current.version, source=InputSource.STRING)
         except (ValidationError, NotFoundError, ForbiddenError, ConflictError,
                 DuplicateError) as exc:
-            result.failed.append((record_id, _reason(exc)))
+            result.failed.append((record_id, _reason(exc, actor.locale)))
         else:
             result.done += 1
     return result

@@ -15,6 +15,8 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+from babel.numbers import format_currency, format_decimal
+
 from engine.actor import Actor
 from engine.errors import ForbiddenError, NotFoundError, QueryError
 from engine.metadata.model import Entity, Field, FieldType
@@ -103,11 +105,21 @@ def option_label(f: Field, value: Any, locale: str) -> str:
     return (option.label.get(locale) or option.value) if option else str(value)
 
 
-def _number(value: Decimal | float, places: int | None = None) -> str:
+def _number(value: Decimal | float, places: int | None = None, locale: str = "en") -> str:
+    """A number with the locale's grouping and decimal signs (Babel), keeping the
+    decimal places the value was stored with (12.50 stays 12.50)."""
     if isinstance(value, Decimal) and places is None:
         places = max(0, -value.as_tuple().exponent) if isinstance(
             value.as_tuple().exponent, int) else 2
-    return f"{value:,.{places}f}" if places is not None else f"{value:,}"
+    pattern = "#,##0" + ("." + "0" * places if places else "") if places is not None \
+        else None
+    return format_decimal(value, format=pattern, locale=locale.replace("-", "_"),
+                          decimal_quantization=places is not None)
+
+
+def _money(amount: Decimal, currency: str, locale: str) -> str:
+    """An amount with its currency as the locale writes it (¥1,234.50 in zh-CN)."""
+    return format_currency(amount, currency, locale=locale.replace("-", "_"))
 
 
 def display(f: Field, value: Any, locale: str, names: Names | None = None) -> str:
@@ -122,11 +134,11 @@ def display(f: Field, value: Any, locale: str, names: Names | None = None) -> st
     if typ is FieldType.BOOLEAN:
         return t(locale, "Yes") if value else t(locale, "No")
     if typ is FieldType.MONEY:
-        return f"{value['currency']} {_number(value['amount'], 2)}"
+        return _money(value["amount"], value["currency"], locale)
     if typ is FieldType.PERCENT:
-        return f"{_number(value)}%"
+        return f"{_number(value, locale=locale)}%"
     if typ in (FieldType.INTEGER, FieldType.DECIMAL):
-        return _number(value)
+        return _number(value, locale=locale)
     if typ is FieldType.RATING:
         return "★" * int(value)
     if typ is FieldType.DATETIME and isinstance(value, datetime):
@@ -165,7 +177,7 @@ def address_text(value: Mapping[str, Any], locale: str = "en") -> str:
     if "text" in value and len(value) == 1:
         return str(value["text"])
     if locale.startswith("zh"):
-        order = ("country", "province", "city", "district", "street", "text")
+        order: tuple[str, ...] = ("country", "province", "city", "district", "street", "text")
         head = "".join(str(value[k]) for k in order if value.get(k))
         rest = [str(v) for k, v in sorted(value.items()) if k not in order and k != "postcode" and v]
         tail = [str(value["postcode"])] if value.get("postcode") else []
