@@ -18,11 +18,15 @@ import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import replace
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel.dates import format_date as _format_date
 from babel.dates import format_datetime as _format_datetime
 from babel.dates import get_timezone_gmt
+
+from engine.metadata.model import Entity, FieldType
+from engine.records.query import ListQuery
 
 _ZONE: ContextVar[dt.tzinfo] = ContextVar("tp_zone", default=dt.UTC)
 #: What a datetime-local input shows and posts (minutes; seconds are not typed).
@@ -139,3 +143,20 @@ def day_start_utc(day: dt.date, zone: dt.tzinfo | None = None) -> dt.datetime:
     """The instant a calendar day begins in the zone (a DST day may be 23 or 25 hours)."""
     start = dt.datetime.combine(day, dt.time(0, 0), tzinfo=zone or current_zone())
     return start.astimezone(dt.UTC)
+
+
+def zoned_query(entity: Entity, query: ListQuery) -> ListQuery:
+    """``query`` with the wall-clock times typed into datetime filters given the viewer's
+    offset (a ``datetime-local`` filter input has none, and the engine reads naive as UTC)."""
+    changed = []
+    for flt in query.filters:
+        if entity.has_field(flt.field) and \
+                entity.field(flt.field).type is FieldType.DATETIME:
+            value = flt.value
+            if isinstance(value, str):
+                value = from_input(value)
+            elif isinstance(value, (list, tuple)):
+                value = [from_input(v) if isinstance(v, str) else v for v in value]
+            flt = replace(flt, value=value)
+        changed.append(flt)
+    return replace(query, filters=tuple(changed))

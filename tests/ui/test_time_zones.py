@@ -160,3 +160,33 @@ def test_system_columns_are_added_to_an_older_database(tmp_path: Path) -> None:
     assert apply_migration(engine, target=registry, actor="test").is_empty
     db.live.dispose()
     engine.dispose()
+
+
+def test_datetime_filters_and_periods_are_in_the_viewers_zone(client_for: Client,
+                                                             demo_db: DemoDB) -> None:
+    _zone_of(demo_db, "rep_east1", "Asia/Shanghai")
+    rep = client_for("rep_east1", lang="zh-CN")
+    early = _visit(rep, demo_db, "2026-11-30T07:00")   # 2026-11-29 23:00 UTC
+    late = _visit(rep, demo_db, "2026-11-30T23:30")    # 2026-11-30 15:30 UTC
+    day = ("/e/follow_up?n=200&f.happened_at.gte=2026-11-30T00:00"
+           "&f.happened_at.lte=2026-11-30T23:59:59")
+    page = rep.get(day).text
+    assert f'href="/e/follow_up/{early}"' in page and f'href="/e/follow_up/{late}"' in page
+    # the same day in UTC would have dropped the early visit and kept only the late one
+    _zone_of(demo_db, "rep_east1", "UTC")
+    utc_page = client_for("rep_east1").get(day).text
+    assert f'href="/e/follow_up/{early}"' not in utc_page
+    assert f'href="/e/follow_up/{late}"' in utc_page
+    _zone_of(demo_db, "rep_east1", None)
+
+
+def test_period_links_use_the_viewers_calendar(client_for: Client) -> None:
+    from ui.zones import period_bounds, viewing_in, zone_named
+
+    rep = client_for("rep_east1", lang="zh-CN")
+    page = rep.get("/e/follow_up").text
+    with viewing_in(zone_named("Asia/Shanghai")):
+        first, last = period_bounds("week")
+    week = (f"f.happened_at.gte={first.isoformat()}T00%3A00&amp;"
+            f"f.happened_at.lte={last.isoformat()}T23%3A59%3A59")
+    assert week in page and "本周" in page and "今天" in page

@@ -39,6 +39,7 @@ from ui.screens.records.listing import (
     visible_fields,
 )
 from ui.screens.records.state import ListState, choose_columns
+from ui.zones import zoned_query
 
 COUNT_CAP = 10_000
 _BULK_PERMISSION = {"update": "update", "assign": "assign", "delete": "delete"}
@@ -53,7 +54,7 @@ def build_list(ui: UIContext, request: Request, runtime: Runtime, actor: Actor, 
     names = [f.name for f in fields]
     columns = [by_name[c] for c in choose_columns(state.cols, names,
                                                   default_columns(entity, hidden), entity.name)]
-    page = runtime.records.list(actor, entity.name, state.query())
+    page = runtime.records.list(actor, entity.name, zoned_query(entity, state.query()))
     labels = resolve_names(runtime, actor, entity, page.rows, fields=columns)
     rows = build_rows(entity, page, columns, labels, locale)
     next_url = state.next_url(page.next_token) if page.has_more and page.next_token else None
@@ -63,7 +64,8 @@ def build_list(ui: UIContext, request: Request, runtime: Runtime, actor: Actor, 
         return ListView(entity.name, "", f"/e/{entity.name}", state, headers, rows, next_url,
                         "", False, [], [], [], [], [], "", False, False, False, False, False,
                         [], [], "", "", notice)
-    count = runtime.records.count(actor, entity.name, state.query(), cap=COUNT_CAP)
+    count = runtime.records.count(actor, entity.name, zoned_query(entity, state.query()),
+                                  cap=COUNT_CAP)
     can = {a: ui.may(actor, entity, a)
            for a in ("create", "update", "assign", "delete", "export")}
     readonly = runtime.policy.readonly_fields(actor, entity)
@@ -121,7 +123,8 @@ def routes(ui: UIContext) -> list[BaseRoute]:
         if fmt not in ("csv", "xlsx"):
             raise NotFoundError("export", fmt)
         state = ListState.parse(entity.name, request.query_params.multi_items())
-        return _export(runtime, actor, entity, state.query(), fmt, ui.locale(request))
+        return _export(runtime, actor, entity, zoned_query(entity, state.query()), fmt,
+                       ui.locale(request))
 
     def bulk(request: Request, form: FormData | None) -> Response:
         assert form is not None
