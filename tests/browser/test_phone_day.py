@@ -157,14 +157,15 @@ def test_every_screen_fits_and_passes_axe(device: str, browser: Browser, live_se
         page = context.new_page()
         login(page, live_server, "admin", lang="zh-CN" if device == "phone" else "en")
         records = browser_demo.live.current().records
-        paths = ["/", "/profile", "/e/opportunity/kanban"]
+        paths = ["/", "/profile", "/profile/tokens", "/e/opportunity/kanban"]
         for entity in browser_demo.live.current().registry.entities:
             paths += [f"/e/{entity}", f"/e/{entity}/new"]
             first = records.list(Actor.system(), entity, ListQuery(limit=1)).rows
             if first:
-                paths += [f"/e/{entity}/{first[0].id}", f"/e/{entity}/{first[0].id}/edit"]
+                base = f"/e/{entity}/{first[0].id}"
+                paths += [base, f"{base}/edit", f"{base}/shares", f"{base}/why?user=rep_east1"]
         paths += ["/admin", "/admin/roles", "/admin/users", "/admin/org", "/admin/history",
-                  "/admin/settings", "/admin/entities/customer"]
+                  "/admin/settings", "/admin/view-as", "/admin/entities/customer"]
         failures = []
         for path in paths:
             page.goto(f"{live_server}{path}")
