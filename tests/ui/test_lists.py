@@ -189,7 +189,12 @@ def test_bulk_update_assign_and_delete(client_for: Client, demo_db: DemoDB) -> N
     sup.post("/e/customer/bulk", data={"action": "assign", "owner": str(
         demo_db.user_id("rep_east2")), "ids": [str(a)], "csrf_token": token})
     assert records.get(Actor.system(), "customer", a)["owner_id"] == demo_db.user_id("rep_east2")
-    sup.post("/e/customer/bulk", data={"action": "delete", "ids": [str(a)],
+    asked = sup.post("/e/customer/bulk", data={"action": "delete", "ids": [str(a)],
+                                               "csrf_token": token})
+    assert asked.status_code == 200 and "Delete 1 record?" in asked.text
+    assert records.get(Actor.system(), "customer", a)  # nothing deleted before confirming
+    assert 'name="confirmed" value="1"' in asked.text
+    sup.post("/e/customer/bulk", data={"action": "delete", "ids": [str(a)], "confirmed": "1",
                                        "csrf_token": token})
     with pytest.raises(Exception, match="not found"):
         records.get(Actor.system(), "customer", a)

@@ -22,9 +22,12 @@ from engine.errors import (
 from engine.metadata.model import Entity
 from engine.records.coerce import InputSource
 from engine.runtime import Runtime
-from ui.i18n import t
+from ui.i18n import t, tn
+from ui.screens.records.display import titles as titles_of
 
 MAX_BULK = 500
+#: Records named on the bulk delete confirmation (the rest are counted).
+SHOWN = 20
 ACTIONS = ("update", "assign", "delete")
 
 
@@ -45,6 +48,31 @@ def _reason(exc: TidepoolError, locale: str = "en") -> str:
         return t(locale, "A record with these values already exists (#%(id)s).",
                  id=exc.existing_id)
     return str(exc)
+
+
+@dataclass(frozen=True)
+class DeleteConfirmation:
+    """The step before a bulk delete: what will go, and the form that confirms it."""
+
+    title: str
+    action: str
+    back_url: str
+    state: str
+    ids: list[int]
+    shown: list[str]        # titles of the records the actor can see (first ones)
+    more: int               # how many selected records are not listed
+
+
+def delete_confirmation(runtime: Runtime, actor: Actor, entity: Entity, ids: Sequence[int], *,
+                        locale: str, state: str, back_url: str) -> DeleteConfirmation:
+    """Name the records a bulk delete would remove (only those the actor may read)."""
+    wanted = list(dict.fromkeys(ids))[:MAX_BULK]
+    titles = [text for _key, text in sorted(
+        titles_of(runtime, actor, entity.name, wanted[:SHOWN]).items())]
+    return DeleteConfirmation(
+        title=tn(locale, "Delete %(n)s record?", "Delete %(n)s records?", len(wanted)),
+        action=f"/e/{entity.name}/bulk", back_url=back_url, state=state, ids=wanted,
+        shown=titles, more=max(0, len(wanted) - len(titles)))
 
 
 def run_bulk(runtime: Runtime, actor: Actor, entity: Entity, ids: Sequence[int], *,

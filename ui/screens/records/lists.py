@@ -23,7 +23,7 @@ from engine.runtime import Runtime
 from ui.context import UIContext
 from ui.screens.records import export
 from ui.screens.records._common import entity_of
-from ui.screens.records.bulk import MAX_BULK, run_bulk
+from ui.screens.records.bulk import MAX_BULK, delete_confirmation, run_bulk
 from ui.screens.records.display import display, resolve_names
 from ui.screens.records.listing import (
     Choice,
@@ -137,6 +137,11 @@ def routes(ui: UIContext) -> list[BaseRoute]:
             return _export(runtime, actor, entity, query, action[7:], ui.locale(request))
         if action in _BULK_PERMISSION:
             runtime.policy.check_action(actor, entity, _BULK_PERMISSION[action])
+        if action == "delete" and ids and form.get("confirmed") != "1":
+            confirm = delete_confirmation(runtime, actor, entity, ids, locale=ui.locale(request),
+                                          state=str(form.get("state", "")),
+                                          back_url=state.url())
+            return ui.render(request, "records/bulk_delete.html", confirm)
         owner = str(form.get("owner", ""))
         result = run_bulk(runtime, actor, entity, ids, action=action,
                           field_name=str(form.get("field", "")), value=str(form.get("value", "")),
