@@ -161,6 +161,20 @@ def test_saved_views_personal_and_shared(client_for: Client, marked: dict[str, i
     refused = other.post(f"/e/customer/views/{shared_id}/delete",
                          data={"csrf_token": csrf(other)})
     assert refused.status_code == 403
+    not_yours = other.post(f"/e/customer/views/{shared_id}/rename",
+                           data={"csrf_token": csrf(other), "name": "Mine now"})
+    assert not_yours.status_code == 403
+    renamed = owner.post(f"/e/customer/views/{shared_id}/rename",
+                         data={"csrf_token": token, "name": "Team zebras"},
+                         follow_redirects=False)
+    assert renamed.status_code == 303
+    assert "Team zebras" in other.get("/e/customer").text
+    clash = owner.post(f"/e/customer/views/{shared_id}/rename",
+                       data={"csrf_token": token, "name": "Retail zebras"})
+    empty = owner.post(f"/e/customer/views/{shared_id}/rename",
+                       data={"csrf_token": token, "name": " "})
+    assert clash.status_code == 422 and empty.status_code == 422
+    assert "Team zebras" in owner.get("/e/customer").text
     # a shared view shows the viewer only their own rows
     rows = client_for("sup_west").get(f"/e/customer/views/{shared_id}")
     assert _ids(rows.text) == [marked["west1"]]

@@ -182,6 +182,17 @@ def routes(ui: UIContext) -> list[BaseRoute]:
                                                           request.path_params["view_id"])
         return ui.redirect(request, f"/e/{entity.name}")
 
+    def rename_view(request: Request, form: FormData | None) -> Response:
+        assert form is not None
+        runtime, actor = ui.runtime(), ui.actor(request)
+        entity = entity_of(runtime, request)
+        views = SavedViews(runtime.engine, runtime.schema)
+        if views.get(actor.user_id or 0, request.path_params["view_id"]).entity != entity.name:
+            raise NotFoundError("saved_view", request.path_params["view_id"])
+        views.rename(actor.user_id or 0, request.path_params["view_id"],
+                     str(form.get("name", "")).strip())
+        return ui.redirect(request, f"/e/{entity.name}")
+
     def lookup(request: Request, form: FormData | None) -> Response:
         """Options for a reference picker: records of the entity matching ``q``."""
         runtime, actor = ui.runtime(), ui.actor(request)
@@ -204,6 +215,8 @@ def routes(ui: UIContext) -> list[BaseRoute]:
         Route("/e/{entity}/bulk", ui.endpoint(bulk), methods=["POST"], name="bulk"),
         Route("/e/{entity}/views", ui.endpoint(save_view), methods=["POST"], name="save_view"),
         Route("/e/{entity}/views/{view_id:int}", ui.endpoint(open_view), name="open_view"),
+        Route("/e/{entity}/views/{view_id:int}/rename", ui.endpoint(rename_view),
+              methods=["POST"], name="rename_view"),
         Route("/e/{entity}/views/{view_id:int}/delete", ui.endpoint(delete_view),
               methods=["POST"], name="delete_view"),
         Route("/e/{entity}/lookup", ui.endpoint(lookup), name="lookup"),
