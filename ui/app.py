@@ -56,6 +56,7 @@ SCREEN_MODULES: list[str] = [
     "ui.screens.tokens",
     "ui.screens.view_as",
     "ui.screens.shares",
+    "ui.screens.pickers",
 ]
 #: The JSON API: ``build_api(live: LiveRuntime) -> ASGIApp``, mounted at ``API_PREFIX``.
 API_MODULE = "ui.api"

@@ -71,6 +71,7 @@ class FilterWidget:
     active: bool = False
     op: str = ""  # options: "in" (several) or "contains" (one option of a multi-select)
     periods: list[Choice] = field(default_factory=list)  # range of dates: (url, label)
+    picker: object = None  # kind "picker": a ui.screens.pickers.Picker
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from engine.records.query import Filter, ListQuery
 from engine.records.saved_views import SavedViews
 from engine.runtime import Runtime
 from ui.context import UIContext
+from ui.screens.pickers import with_pickers
 from ui.screens.records import export
 from ui.screens.records._common import entity_of
 from ui.screens.records.bulk import MAX_BULK, delete_confirmation, run_bulk
@@ -77,7 +78,8 @@ def build_list(ui: UIContext, request: Request, runtime: Runtime, actor: Actor, 
         columns=headers,
         rows=rows, next_url=next_url, count_text=count_text(count, COUNT_CAP, locale),
         searchable=any(n in names for n in entity.search_fields),
-        filters=filter_widgets(entity, state, fields, locale),
+        filters=with_pickers(runtime, actor, entity,
+                             filter_widgets(entity, state, fields, locale)),
         column_choices=[Choice(f.name, f.label.get(locale), f in columns) for f in fields],
         page_sizes=page_sizes(state),
         hidden_params=[("sort", state.sort)],
