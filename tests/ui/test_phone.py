@@ -37,6 +37,8 @@ def test_address_reads_as_its_readers_write_it() -> None:
     assert address_text(parts, "zh-CN") == "广东省深圳市南山区科技园路1号 518000"
     assert address_text(parts, "en") == "科技园路1号, 南山区, 深圳市, 广东省, 518000"
     assert address_text({"text": "1 Bund"}, "zh-CN") == "1 Bund"
+    assert address_text({"province": "上海市", "city": "上海市", "district": "黄浦区"},
+                        "zh-CN") == "上海市黄浦区"
 
 
 def test_detail_and_list_link_phones_and_lists_are_cards(client_for: Client,

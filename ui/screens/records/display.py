@@ -178,7 +178,11 @@ def address_text(value: Mapping[str, Any], locale: str = "en") -> str:
         return str(value["text"])
     if locale.startswith("zh"):
         order: tuple[str, ...] = ("country", "province", "city", "district", "street", "text")
-        head = "".join(str(value[k]) for k in order if value.get(k))
+        parts: list[str] = []
+        for k in order:  # a municipality is its own province: 上海市上海市 reads 上海市
+            if value.get(k) and (not parts or parts[-1] != str(value[k])):
+                parts.append(str(value[k]))
+        head = "".join(parts)
         rest = [str(v) for k, v in sorted(value.items()) if k not in order and k != "postcode" and v]
         tail = [str(value["postcode"])] if value.get("postcode") else []
         return " ".join([head, *rest, *tail]).strip()
