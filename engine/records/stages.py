@@ -87,11 +87,6 @@ class StageRules:
             return {}
         return {name: coerce(plan.fields[name].field, stage.probability)}
 
-    def _label(self, key: Any) -> Any:
-        """A stage's label (translatable), or the key itself when there is no such stage."""
-        stage = self.find(key)
-        return stage.label if stage is not None else str(key)
-
     def check_move(self, entity: str, record_id: Any, current: str | None, to: str) -> None:
         """Raise ``StageTransitionError`` unless ``current -> to`` is an allowed move."""
         allowed = self.next_stages(current)
@@ -99,15 +94,15 @@ class StageRules:
             return
         stage = self.find(current)
         if not allowed and stage is not None:
+            # keys, not labels: API clients and the CLI read them; screens use labels
             message = (M("%(stage)s is a closed stage: a record there cannot move",
-                         stage=stage.label)
+                         stage=current)
                        if stage.kind in CLOSED_KINDS
                        else M("%(stage)s is a final stage: a record there cannot move",
-                              stage=stage.label))
+                              stage=current))
         else:
             message = M("cannot move from %(current)s to %(to)s; allowed next stages: "
-                        "%(allowed)s", current=self._label(current), to=self._label(to),
-                        allowed=", ".join(str(self._label(k)) for k in allowed))
+                        "%(allowed)s", current=current, to=to, allowed=", ".join(allowed))
         raise StageTransitionError(entity, record_id, from_stage=current, to_stage=to,
                                    allowed=allowed, message=message)
 
