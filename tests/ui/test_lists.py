@@ -254,3 +254,15 @@ def test_hidden_fields_stay_hidden(client_for: Client, marked: dict[str, int]) -
     assert "Annual revenue" not in page.text and "999" not in page.text
     assert "Annual revenue" not in rep.get("/e/customer").text
     assert "annual_revenue" not in rep.get(f"/e/customer/{marked['east2']}/edit").text
+
+
+def test_the_title_column_sorts(client_for: Client, demo_db: DemoDB) -> None:
+    for name in ("Sort Zeta Co", "Sort Alpha Co", "Sort Mid Co"):
+        make_record(demo_db, "customer", {"name": name}, owner="rep_east1")
+    rep = client_for("rep_east1")
+    page = rep.get("/e/customer?q=Sort&sort=name").text
+    assert 'href="/e/customer?q=Sort&amp;sort=-name"' in page  # the header toggles
+    names = re.findall(r">(Sort \w+ Co)</a>", page)
+    assert names == ["Sort Alpha Co", "Sort Mid Co", "Sort Zeta Co"]
+    backwards = re.findall(r">(Sort \w+ Co)</a>", rep.get("/e/customer?q=Sort&sort=-name").text)
+    assert backwards == names[::-1]
