@@ -90,7 +90,8 @@ def _labels(runtime: Runtime, entity: Entity, locale: str) -> dict[str, dict[str
 def _sections(ui: UIContext, request: Request, entity: Entity, record: Record, names: Names,
               labels: dict[str, dict[str, str]]) -> list[Section]:
     locale = ui.locale(request)
-    main, long = [], []
+    main: list[Item] = []
+    long: list[Item] = []
     for f in entity.fields:
         if f.name not in record:
             continue

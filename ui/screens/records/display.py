@@ -109,8 +109,8 @@ def _number(value: Decimal | float, places: int | None = None, locale: str = "en
     """A number with the locale's grouping and decimal signs (Babel), keeping the
     decimal places the value was stored with (12.50 stays 12.50)."""
     if isinstance(value, Decimal) and places is None:
-        places = max(0, -value.as_tuple().exponent) if isinstance(
-            value.as_tuple().exponent, int) else 2
+        exponent = value.as_tuple().exponent
+        places = max(0, -exponent) if isinstance(exponent, int) else 2
     pattern = "#,##0" + ("." + "0" * places if places else "") if places is not None \
         else None
     return format_decimal(value, format=pattern, locale=locale.replace("-", "_"),

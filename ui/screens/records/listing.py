@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from engine.actor import Actor
 from engine.metadata.model import Entity, Field, FieldType
@@ -63,14 +64,14 @@ class FilterWidget:
     label: str
     kind: str  # options | range | boolean | id | text
     input_type: str = "text"  # for range: number | date | datetime-local
-    choices: list[Choice] = field(default_factory=list)
+    choices: list[Choice] = dataclasses.field(default_factory=list)
     low: str = ""
     high: str = ""
     value: str = ""
     empty: bool = False
     active: bool = False
     op: str = ""  # options: "in" (several) or "contains" (one option of a multi-select)
-    periods: list[Choice] = field(default_factory=list)  # range of dates: (url, label)
+    periods: list[Choice] = dataclasses.field(default_factory=list)  # range of dates: (url, label)
     picker: object = None  # kind "picker": a ui.screens.pickers.Picker
 
 
