@@ -28,6 +28,8 @@ class Actor:
     #: The rule or job behind a system write (``"rule:<pool>.<rule>"``), stored on
     #: its activity entries; None for a person's own writes.
     via: str | None = None
+    #: IANA zone the actor lives in: what "today" means for their date defaults.
+    time_zone: str = "UTC"
 
     @property
     def is_impersonated(self) -> bool:

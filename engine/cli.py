@@ -20,6 +20,7 @@ from typing import TextIO
 from sqlalchemy import Engine
 
 from engine.errors import MetadataError, MigrationError, TidepoolError
+from engine.messages import M
 from engine.metadata.model import Registry
 from engine.storage.database import DATABASE_URL_ENV, database_url, make_engine
 from engine.workflow.commands import add_pool_commands
@@ -270,6 +271,81 @@ def _add_perms(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.set_defaults(run=cmd_perms_deactivate)
 
 
+# --- tokens: API tokens for any user, without the Python shell ------------------------
+
+def _expiry(text: str | None) -> dt.datetime | None:
+    if not text:
+        return None
+    try:
+        day = dt.date.fromisoformat(text)
+    except ValueError:
+        raise TidepoolError(f"--expires must be a date YYYY-MM-DD, not {text!r}") from None
+    # valid through that day in UTC: it ends when the next day begins
+    return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), tzinfo=dt.UTC)
+
+
+def cmd_tokens_create(args: argparse.Namespace, out: TextIO) -> int:
+    from engine.permissions.manage import user_by_login
+    from engine.permissions.tokens import create_token
+    from engine.storage.database import write_transaction
+
+    with _engine(args) as engine, write_transaction(engine) as conn:
+        info, plaintext = create_token(conn, user_by_login(conn, args.user).id, name=args.name,
+                                       expires_at=_expiry(args.expires))
+    out.write(f"token {info.id} for {args.user} ({info.name}); it is shown only this once:\n"
+              f"{plaintext}\n")
+    return 0
+
+
+def cmd_tokens_list(args: argparse.Namespace, out: TextIO) -> int:
+    from engine.permissions.manage import user_by_login
+    from engine.permissions.tokens import list_tokens
+
+    with _engine(args) as engine, engine.connect() as conn:
+        user = user_by_login(conn, args.user)
+        tokens = list_tokens(conn, user.id)
+    for info in tokens:
+        state = "revoked" if info.revoked_at else (
+            "expired" if info.expires_at and info.expires_at <= dt.datetime.now(dt.UTC)
+            else "active")
+        expiry = f"expires {info.expires_at:%Y-%m-%d %H:%M} UTC" if info.expires_at \
+            else "no expiry"
+        out.write(f"{info.id}\t{info.prefix}…\t{info.name}\t{state}\t{expiry}\n")
+    if not tokens:
+        out.write(f"{args.user} has no API tokens\n")
+    return 0
+
+
+def cmd_tokens_revoke(args: argparse.Namespace, out: TextIO) -> int:
+    from engine.permissions.tokens import revoke_token
+    from engine.storage.database import write_transaction
+
+    with _engine(args) as engine, write_transaction(engine) as conn:
+        revoke_token(conn, args.id)
+    out.write(f"token {args.id} is revoked\n")
+    return 0
+
+
+def _add_tokens(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    tokens = sub.add_parser("tokens", help="API tokens of any user: create (shown once), "
+                                           "list, revoke").add_subparsers(
+        dest="tokens_command", required=True)
+    p = tokens.add_parser("create", help="create a token for a user; prints it once")
+    _add_db(p)
+    p.add_argument("--user", required=True, metavar="LOGIN")
+    p.add_argument("--name", required=True, help="what the token is for, e.g. 'ERP sync'")
+    p.add_argument("--expires", metavar="YYYY-MM-DD", help="last day it works (default: never)")
+    p.set_defaults(run=cmd_tokens_create)
+    p = tokens.add_parser("list", help="a user's tokens (never the secrets)")
+    _add_db(p)
+    p.add_argument("--user", required=True, metavar="LOGIN")
+    p.set_defaults(run=cmd_tokens_list)
+    p = tokens.add_parser("revoke", help="revoke a token by its id, for good")
+    _add_db(p)
+    p.add_argument("id", type=int)
+    p.set_defaults(run=cmd_tokens_revoke)
+
+
 def cmd_seed(args: argparse.Namespace, out: TextIO) -> int:
     from engine.seeding import seed_entity
 
@@ -302,8 +378,8 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
     if args.no_serve:
         return 0
     serve(url, host=args.host, port=args.port, out=out,
-          banner=f"Demo: sign in as admin, manager, sup_east, rep_east1... "
-                 f"with the password {DEMO_PASSWORD}")
+          banner=M("Demo: sign in as %(logins)s... with the password %(password)s",
+                   logins="admin, manager, sup_east, rep_east1", password=DEMO_PASSWORD))
     return 0
 
 
@@ -399,6 +475,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_migrate)
     _add_perms(sub)
     add_pool_commands(sub)
+    _add_tokens(sub)
 
     custom = sub.add_parser("customisations", help="what admins configured in the UI"
                             ).add_subparsers(dest="action", required=True)

@@ -30,6 +30,7 @@ from engine.seeding import seed_entity
 from engine.storage.applied import applied_registry
 from engine.storage.database import make_engine, write_transaction
 from engine.storage.migrate import apply_migration, init_database
+from engine.storage.settings import TIME_ZONE, get_setting, set_company_time_zone
 from engine.storage.tables import build_schema
 
 #: Sample rows per entity: enough for pages, search and filters to mean something.
@@ -53,6 +54,10 @@ DEMO_USERS = (
     ("rep_east2", "Liu Yang 刘洋", "en", "team_east", "rep", "rep"),
     ("rep_west1", "Sun Hui 孙慧", "zh-CN", "team_west", "rep", "rep"),
 )
+
+
+#: The demo company's zone (an admin may change it; the demo leaves a choice alone).
+DEMO_TIME_ZONE = "Asia/Shanghai"
 
 
 def reference_order(registry: Registry) -> list[str]:
@@ -104,6 +109,8 @@ def prepare_demo(url: str, *, apps: Sequence[Path], reset: bool = False,
                 out.write(f"migrated {url} to the app packages\n")
         with write_transaction(engine) as conn:
             sync_roles(conn, registry)
+            if get_setting(conn, TIME_ZONE) is None:  # the demo company sits in China
+                set_company_time_zone(conn, DEMO_TIME_ZONE)
         reps = prepare_people(engine, registry, out=out)
         schema = build_schema(registry)
         for name in reference_order(registry):

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -59,6 +61,11 @@ SCREEN_MODULES: list[str] = [
     "ui.pools.routes",
     "ui.admin.routes",
     "ui.reports.routes",
+    "ui.screens.profile",
+    "ui.screens.tokens",
+    "ui.screens.view_as",
+    "ui.screens.shares",
+    "ui.screens.pickers",
 ]
 #: The JSON API: ``build_api(live: LiveRuntime) -> ASGIApp``, mounted at ``API_PREFIX``.
 API_MODULE = "ui.api"
@@ -73,6 +80,30 @@ _SECURITY_HEADERS = [
      (b"default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
       b"img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'self'")),
 ]
+
+
+#: Environment variable naming the map tile server (see ``create_app``'s ``map_tiles``).
+MAP_TILES_ENV = "TIDEPOOL_MAP_TILES"
+
+
+def map_tile_url(url: str) -> str:
+    """``url`` if it is an https tile template with {z}, {x} and {y}; ``ValueError`` otherwise
+    ("" stays "": no map)."""
+    url = url.strip()
+    if not url:
+        return ""
+    parsed = urlsplit(url)
+    if parsed.scheme != "https" or not parsed.netloc or any(
+            part not in url for part in ("{z}", "{x}", "{y}")) or any(c in url for c in "'\" \n;"):
+        raise ValueError(f"{MAP_TILES_ENV} must be an https URL with {{z}}, {{x}} and {{y}}: {url!r}")
+    return url
+
+
+def _origin(url: str) -> str:
+    if not url:
+        return ""
+    parsed = urlsplit(url)
+    return f"{parsed.scheme}://{parsed.netloc.replace('{s}', '*')}"
 
 
 def _optional_module(name: str) -> Any | None:
@@ -93,9 +124,20 @@ def _screen_routes(ui: UIContext, modules: Sequence[str]) -> list[BaseRoute]:
     return routes
 
 
+def _with_image_source(headers: list[tuple[bytes, bytes]],
+                       source: str) -> list[tuple[bytes, bytes]]:
+    """The headers with ``source`` (an origin such as https://tile.example.org) allowed
+    for images: map tiles, when a tile server is configured."""
+    if not source:
+        return headers
+    return [(k, v.replace(b"img-src 'self' data:", b"img-src 'self' data: " + source.encode()))
+            if k == b"content-security-policy" else (k, v) for k, v in headers]
+
+
 class SecurityHeadersMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, image_source: str = "") -> None:
         self.app = app
+        self.headers = _with_image_source(_SECURITY_HEADERS, image_source)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -106,7 +148,7 @@ class SecurityHeadersMiddleware:
             if message["type"] == "http.response.start":
                 present = {k.lower() for k, _ in message.get("headers", [])}
                 message["headers"] = list(message.get("headers", [])) + [
-                    h for h in _SECURITY_HEADERS if h[0] not in present]
+                    h for h in self.headers if h[0] not in present]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
@@ -133,9 +175,14 @@ def _error_handlers(ui: UIContext) -> dict[Any, Callable[..., Any]]:
 
     async def forbidden(request: Request, exc: Exception) -> Response:
         reason = getattr(exc, "reason", "") or str(exc)
-        return page(403, ui.t(request, "You may not do this.") + f" ({reason})", request)
+        return page(403, ui.t(request, "You may not do this.") + f" ({ui.t(request, reason)})",
+                    request)
 
     async def bad_query(request: Request, exc: Exception) -> Response:
+        if isinstance(exc, QueryError):
+            return page(400, ui.t(request, "This list cannot be shown: %(problem)s",
+                                  problem=(f"{exc.field}: " if exc.field else "")
+                                  + ui.t(request, exc.message)), request)
         return page(400, str(exc), request)
 
     async def conflict(request: Request, exc: Exception) -> Response:
@@ -143,6 +190,12 @@ def _error_handlers(ui: UIContext) -> dict[Any, Callable[..., Any]]:
                                        "Reload it and make your change again."), request)
 
     async def invalid(request: Request, exc: Exception) -> Response:
+        if isinstance(exc, ValidationError):
+            return page(422, "; ".join(f"{name}: {ui.t(request, message)}"
+                                       for name, message in exc.field_errors.items()), request)
+        if isinstance(exc, DuplicateError):
+            return page(422, ui.t(request, "A record with these values already exists (#%(id)s).",
+                                  id=exc.existing_id), request)
         return page(422, str(exc), request)
 
     async def stage_refused(request: Request, exc: Exception) -> Response:
@@ -182,7 +235,7 @@ def _error_handlers(ui: UIContext) -> dict[Any, Callable[..., Any]]:
 def create_app(live: LiveRuntime, *, secret_key: bytes, upload_dir: Path | None = None,
                max_upload_bytes: int = 10 * 1024 * 1024, https: bool | None = None,
                banner: str = "", screen_modules: Sequence[str] | None = None,
-               api_module: str | None = API_MODULE) -> Starlette:
+               api_module: str | None = API_MODULE, map_tiles: str | None = None) -> Starlette:
     """Build the web app over ``live``.
 
     Parameters:
@@ -194,11 +247,16 @@ def create_app(live: LiveRuntime, *, secret_key: bytes, upload_dir: Path | None 
         banner: a line shown on every page (the demo's hint).
         screen_modules: override ``SCREEN_MODULES`` (tests).
         api_module: the module providing ``build_api``; None mounts no API.
+        map_tiles: an https tile URL template (``https://tile.openstreetmap.org/{z}/{x}/{y}.png``)
+            for the map preview of geo points; None reads ``TIDEPOOL_MAP_TILES``; "" shows
+            no map (the default: everything works offline).
     """
     if len(secret_key) < 32:
         raise ValueError("secret_key must be at least 32 bytes")
+    tiles = map_tile_url(os.environ.get(MAP_TILES_ENV, "") if map_tiles is None else map_tiles)
     settings = UISettings(secret_key=secret_key, upload_dir=upload_dir,
-                          max_upload_bytes=max_upload_bytes, https=https, banner=banner)
+                          max_upload_bytes=max_upload_bytes, https=https, banner=banner,
+                          map_tiles=tiles)
     ui = UIContext(live, settings)
     routes: list[BaseRoute] = []
     api = _optional_module(api_module) if api_module else None
@@ -212,7 +270,7 @@ def create_app(live: LiveRuntime, *, secret_key: bytes, upload_dir: Path | None 
     app = Starlette(
         routes=routes, exception_handlers=_error_handlers(ui),
         middleware=[
-            Middleware(SecurityHeadersMiddleware),
+            Middleware(SecurityHeadersMiddleware, image_source=_origin(tiles)),
             Middleware(SessionMiddleware, codec=ui.codec, https=https,
                        exempt_prefixes=(API_PREFIX + "/",)),
             # Before anything reads a body: per-route size, nothing from anonymous visitors.

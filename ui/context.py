@@ -10,8 +10,10 @@ without editing each other's code. See docs/ui.md, "Adding screens".
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -30,7 +32,8 @@ from engine.permissions.identity import User
 from engine.permissions.versions import one_read_per_request
 from engine.records.record import Record
 from engine.runtime import LiveRuntime, Runtime
-from ui import i18n
+from engine.storage.settings import company_time_zone
+from ui import i18n, vocabulary, zones
 from ui.auth import Session, SessionCodec, is_secure, session_of, set_session_cookie
 from ui.csrf import SAFE_METHODS, csrf_token
 from ui.limits import FORM_LIMITS
@@ -39,6 +42,8 @@ HERE = Path(__file__).resolve().parent
 #: The role whose holders reach the admin area (``require_admin``).
 ADMIN_ROLE = "admin"
 ONE_YEAR = 365 * 24 * 3600
+#: Seconds the company's zone is cached between reads.
+COMPANY_ZONE_TTL = 5.0
 
 
 class LoginRequired(Exception):
@@ -56,6 +61,7 @@ class UISettings:
         max_upload_bytes: the largest request body a form may send.
         https: force the cookies' ``Secure`` flag on/off; None follows the request scheme.
         banner: a line shown on every page (e.g. the demo's password hint).
+        map_tiles: the tile URL template of geo point map previews ("" = no map).
     """
 
     secret_key: bytes
@@ -63,6 +69,7 @@ class UISettings:
     max_upload_bytes: int = 10 * 1024 * 1024
     https: bool | None = None
     banner: str = ""
+    map_tiles: str = ""
 
 
 @dataclass(frozen=True)
@@ -93,6 +100,8 @@ Handler = Callable[[Request, FormData | None], Response]
 NavProvider = Callable[[Request, Actor], Sequence[NavLink]]
 #: Contributes action buttons to one record's detail page.
 DetailActionProvider = Callable[[Request, Actor, Entity, Record], Sequence[ActionButton]]
+#: Replaces the signed-in actor for a request (e.g. an admin viewing as another user).
+ActorHook = Callable[[Request, Actor], Actor]
 
 
 @dataclass(frozen=True)
@@ -114,6 +123,7 @@ class Chrome:
     nav: list[NavLink] = field(default_factory=list)
     banner: str = ""
     path: str = "/"
+    viewing_as: str = ""  # the user an admin is viewing as (a banner with an exit)
 
 
 def is_fragment_request(request: Request) -> bool:
@@ -136,11 +146,31 @@ def _ngettext(context: Context, singular: str, plural: str, n: int) -> str:
     return i18n.translations(context.get("locale", "en")).ngettext(singular, plural, n)
 
 
+@pass_context
+def _instant(context: Context, value: datetime | None) -> str:
+    """``{{ at|instant }}``: an instant in the viewer's zone and the page's locale."""
+    return "" if value is None else zones.format_instant(value, context.get("locale", "en"))
+
+
+@pass_context
+def _vocab(context: Context, word: object) -> str:
+    return vocabulary.vocab(context.get("locale", "en"), word)
+
+
+@pass_context
+def _translate(context: Context, message: object) -> str:
+    return i18n.translate(context.get("locale", "en"), message)
+
+
 def build_templates(directory: Path = HERE / "templates") -> Environment:
     env = Environment(loader=FileSystemLoader(directory), autoescape=select_autoescape(["html"]),
                       extensions=["jinja2.ext.i18n"], auto_reload=False,
                       trim_blocks=True, lstrip_blocks=True)
     env.install_gettext_callables(_gettext, _ngettext, newstyle=True)  # type: ignore[attr-defined]
+    env.globals["zone_name"] = zones.zone_name  # the viewer's zone, named next to time inputs
+    env.filters["instant"] = _instant
+    env.filters["vocab"] = _vocab  # metadata words (actions, scopes, types...) as labels
+    env.filters["tr"] = _translate  # engine messages (plan lines...) in the page's locale
     return env
 
 
@@ -158,11 +188,14 @@ class UIContext:
         self.live = live
         self.settings = settings
         self.templates = templates or build_templates()
+        self.templates.globals["map_tiles"] = settings.map_tiles
         self.codec = SessionCodec(settings.secret_key)
         self._nav: list[NavProvider] = []
         self._nav_cache: dict[tuple[object, ...], tuple[tuple[str, str], ...]] = {}
         self._nav_pins: tuple[object, object] = (None, None)
         self._detail_actions: list[DetailActionProvider] = []
+        self._company_zone: tuple[str, float] | None = None
+        self._actor_hooks: list[ActorHook] = []
 
     # --- the runtime --------------------------------------------------------------------------
 
@@ -173,12 +206,17 @@ class UIContext:
         query from stalling every other request. The form (urlencoded or multipart)
         is read first, on the loop, and closed (temporary upload files) afterwards.
         """
+        def in_zone(request: Request, form: FormData | None) -> Response:
+            # the caches' stamp checks share one statement for the whole request
+            with one_read_per_request(), zones.viewing_in(self.zone(request)):
+                return handler(request, form)
+
         async def run(request: Request) -> Response:
             form = None
             if request.method not in SAFE_METHODS:
                 form = await request.form(**FORM_LIMITS)
             try:
-                return await run_in_threadpool(_once, handler, request, form)
+                return await run_in_threadpool(in_zone, request, form)
             finally:
                 if form is not None:
                     await form.close()
@@ -221,6 +259,9 @@ class UIContext:
         actor = actor_for(user.id, login=user.login, locale=self.locale(request)) \
             if actor_for is not None else Actor(user_id=user.id, login=user.login,
                                                 locale=self.locale(request))
+        actor = replace(actor, time_zone=zones.zone_name(self.zone(request)))
+        for hook in self._actor_hooks:
+            actor = hook(request, actor)
         request.state.tp_actor = actor
         return actor
 
@@ -238,6 +279,33 @@ class UIContext:
         except ForbiddenError:
             return False
         return True
+
+    # --- time zone -----------------------------------------------------------------------------
+
+    def company_zone(self) -> str:
+        """The company's zone name, read at most every few seconds (it rarely changes)."""
+        now = time.monotonic()
+        cached = self._company_zone
+        if cached is not None and now - cached[1] < COMPANY_ZONE_TTL:
+            return cached[0]
+        with self.runtime().engine.connect() as conn:
+            name = company_time_zone(conn)
+        self._company_zone = (name, now)
+        return name
+
+    def forget_company_zone(self) -> None:
+        """Drop the cached company zone (after an admin changed it)."""
+        self._company_zone = None
+
+    def zone(self, request: Request) -> tzinfo:
+        """The viewer's zone: their own choice, else the company's."""
+        if "tp_zone" in request.state._state:
+            return request.state.tp_zone  # type: ignore[no-any-return]
+        user = self.user(request)
+        name = user.time_zone if user is not None and user.time_zone else self.company_zone()
+        zone = zones.zone_named(name)
+        request.state.tp_zone = zone
+        return zone
 
     # --- language ------------------------------------------------------------------------------
 
@@ -260,6 +328,10 @@ class UIContext:
 
     def add_nav(self, provider: NavProvider) -> None:
         self._nav.append(provider)
+
+    def add_actor_hook(self, hook: ActorHook) -> None:
+        """Let an area replace the request's actor (view-as); hooks run in order, once."""
+        self._actor_hooks.append(hook)
 
     def add_detail_actions(self, provider: DetailActionProvider) -> None:
         self._detail_actions.append(provider)
@@ -313,7 +385,9 @@ class UIContext:
         nav = self.nav(request, self.actor(request)) if user is not None else []
         return Chrome(locale=locale, csrf_token=self.csrf_token(request), languages=languages,
                       user_name=user.display_name if user else "", nav=nav,
-                      banner=self.settings.banner, path=request.url.path)
+                      banner=i18n.translate(locale, self.settings.banner),
+                      path=request.url.path,
+                      viewing_as=str(getattr(request.state, "tp_viewing_as", "") or ""))
 
     def render(self, request: Request, template: str, view: Any, *, status: int = 200,
                fragment: str | None = None, headers: Mapping[str, str] | None = None,
@@ -364,11 +438,6 @@ class UIContext:
         chosen = i18n.supported(request.query_params.get(i18n.LANG_PARAM))
         if chosen and chosen != request.cookies.get(i18n.LANG_COOKIE):
             self.set_locale_cookie(request, response, chosen)
-
-
-def _once(handler: Handler, request: Request, form: FormData | None) -> Response:
-    with one_read_per_request():  # the caches' stamp checks share one statement
-        return handler(request, form)
 
 
 def _with_param(request: Request, name: str, value: str) -> str:

@@ -22,7 +22,8 @@ from pathlib import Path
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
-from engine.metadata.model import DEFAULT_LOCALE, SUPPORTED_LOCALES
+from engine.messages import Message
+from engine.metadata.model import DEFAULT_LOCALE, SUPPORTED_LOCALES, LocalText
 
 LOCALE_DIR = Path(__file__).resolve().parent / "locale"
 DOMAIN = "messages"
@@ -57,9 +58,24 @@ def N_(message: str) -> str:
 
 
 def t(locale: str, message: str, **values: object) -> str:
-    """``message`` in ``locale``; ``%(name)s`` placeholders are filled from ``values``."""
+    """``message`` in ``locale``; ``%(name)s`` placeholders are filled from ``values``.
+    An engine ``Message`` brings its own values (see ``translate``)."""
+    if isinstance(message, Message) and not values:
+        return translate(locale, message)
     text = translations(locale).gettext(message)
     return text % values if values else text
+
+
+def translate(locale: str, message: object) -> str:
+    """An engine message in ``locale``: a ``Message``'s template is looked up and its
+    parameters filled in (metadata labels in their own translation); any other text is
+    looked up as it is (and shown as it is when the catalog lacks it)."""
+    if isinstance(message, Message):
+        values = {k: v.get(locale) if isinstance(v, LocalText) else v
+                  for k, v in message.params.items()}
+        text = translations(locale).gettext(message.template)
+        return text % values if values else text
+    return translations(locale).gettext(str(message)) if message else ""
 
 
 def tn(locale: str, singular: str, plural: str, n: int, **values: object) -> str:

@@ -27,6 +27,11 @@ OPTIONS = {"**/templates/**.html": {"extensions": "jinja2.ext.i18n",
                                     "trim_blocks": "true", "lstrip_blocks": "true"}}
 
 
+#: Messages the engine builds for people (``engine.messages.M``), shown translated by the UI.
+ENGINE_DIR = UI_DIR.parent / "engine"
+ENGINE_KEYWORDS = {"M": (1,)}
+
+
 def extract() -> Catalog:
     catalog = Catalog(project="tidepool", fuzzy=False)
     for filename, lineno, message, comments, context in extract_from_dir(
@@ -35,6 +40,11 @@ def extract() -> Catalog:
         if filename.startswith(("api/", "api\\")):  # the API speaks English (problem details)
             continue
         catalog.add(message, None, [(filename, lineno)], auto_comments=comments,
+                    context=context)
+    for filename, lineno, message, comments, context in extract_from_dir(
+            ENGINE_DIR, [("**.py", "python")], keywords=ENGINE_KEYWORDS,
+            strip_comment_tags=True):
+        catalog.add(message, None, [(f"engine/{filename}", lineno)], auto_comments=comments,
                     context=context)
     return catalog
 

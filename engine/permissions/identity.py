@@ -31,6 +31,7 @@ from engine.permissions.passwords import (
     verify_password,
 )
 from engine.storage.database import write_transaction
+from engine.storage.settings import check_time_zone
 
 #: Failures that lock a login (for the clients that failed), and for how long.
 MAX_FAILURES = throttle.LOGIN_FAILURES
@@ -54,18 +55,19 @@ class User:
     department_id: int | None
     level: str | None
     session_epoch: int
+    time_zone: str | None = None  # None: the company's zone
 
 
 _USER_COLUMNS = (t.user.c.id, t.user.c.login, t.user.c.display_name, t.user.c.email,
                  t.user.c.phone, t.user.c.locale, t.user.c.active, t.user.c.department_id,
-                 t.user.c.level, t.user.c.session_epoch)
+                 t.user.c.level, t.user.c.session_epoch, t.user.c.time_zone)
 
 
 def _user(row: Any) -> User:
     return User(id=int(row.id), login=row.login, display_name=row.display_name, email=row.email,
                 phone=row.phone, locale=row.locale, active=bool(row.active),
                 department_id=None if row.department_id is None else int(row.department_id),
-                level=row.level, session_epoch=int(row.session_epoch))
+                level=row.level, session_epoch=int(row.session_epoch), time_zone=row.time_zone)
 
 
 def normalise_login(login: str) -> str:
@@ -154,6 +156,15 @@ def update_profile(
     if values:
         conn.execute(update(t.user).where(t.user.c.id == user_id).values(**values))
         versions.credentials_changed(conn)  # cached sessions carry the name and locale
+    return get_user(conn, user_id)
+
+
+def set_time_zone(conn: Connection, user_id: int, time_zone: str | None) -> User:
+    """Choose the zone the user reads and types times in; None follows the company's."""
+    if time_zone is not None:
+        check_time_zone(time_zone, subject="user")
+    get_user(conn, user_id)
+    conn.execute(update(t.user).where(t.user.c.id == user_id).values(time_zone=time_zone))
     return get_user(conn, user_id)
 
 

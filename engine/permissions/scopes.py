@@ -64,6 +64,7 @@ from sqlalchemy import (
 from engine.access import RowScope
 from engine.actor import Actor
 from engine.errors import ForbiddenError
+from engine.messages import M
 from engine.metadata.model import Entity, Registry
 from engine.permissions import _tables as t
 from engine.permissions import versions
@@ -123,15 +124,15 @@ class CasbinAccessPolicy:
         if actor.is_system:
             return
         if actor.user_id is None:
-            raise ForbiddenError(entity.name, action, "not signed in")
+            raise ForbiddenError(entity.name, action, M("not signed in"))
         if actor.impersonator_id is not None and action not in READ_ACTIONS:
             # An admin viewing as someone sees what they see and changes nothing in their
             # name: every write would be recorded as the other user's.
             who = actor.login or f"user {actor.user_id}"
-            raise ForbiddenError(entity.name, action, f"you are viewing as {who}, which is "
-                                                      "read-only")
+            raise ForbiddenError(entity.name, action, M("you are viewing as %(who)s, which is "
+                                                        "read-only", who=who))
         if not self.state().index.grants_for(actor.user_id, entity.name, action):
-            raise ForbiddenError(entity.name, action, "none of your roles grants it")
+            raise ForbiddenError(entity.name, action, M("none of your roles grants it"))
 
     def row_scope(self, actor: Actor, entity: Entity, table: Table, action: str) -> RowScope:
         if actor.is_system:
@@ -251,13 +252,15 @@ class CasbinAccessPolicy:
 
         row = conn.execute(select(table).where(table.c.id == record_id)).first()
         if row is None:
-            return explain(False, (), f"there is no {entity.name} {record_id}")
+            return explain(False, (), M("there is no %(entity)s %(id)s", entity=entity.name,
+                                        id=record_id))
         state = self.state()
         roles = state.index.bindings.get(user_id, ())
         if not state.index.grants_for(user_id, entity.name, action):
             held = ", ".join(f"{r} ({d})" for r, d in roles) or "no roles"
-            return explain(False, (), f"none of your roles grants {action} on {entity.name} "
-                                      f"(you hold {held})")
+            return explain(False, (), M("none of your roles grants %(action)s on %(entity)s "
+                                        "(you hold %(held)s)", action=action,
+                                        entity=entity.name, held=held))
         granted: list[str] = []
         for branch in self.branches(user_id, entity, table, action):
             hit = conn.execute(select(table.c.id)

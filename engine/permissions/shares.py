@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import Connection, Table, delete, insert, select, update
 
 from engine.errors import NotFoundError, ValidationError
+from engine.messages import M
 from engine.permissions import _tables as t
 from engine.permissions import versions
 from engine.permissions._clock import as_utc, utcnow
@@ -62,21 +63,21 @@ def share_record(
     now = now or utcnow()
     errors: dict[str, str] = {}
     if (user_id is None) == (department_id is None):
-        errors["grantee"] = "exactly one of a user or a department"
+        errors["grantee"] = M("exactly one of a user or a department")
     if access not in ACCESS_LEVELS:
-        errors["access"] = "read or write"
+        errors["access"] = M("read or write")
     if expires_at is not None and (expires_at.tzinfo is None or expires_at <= now):
-        errors["expires_at"] = "an aware date-time in the future"
+        errors["expires_at"] = M("an aware date-time in the future")
     if not isinstance(record_id, int) or isinstance(record_id, bool) or record_id < 1:
-        errors["record_id"] = "a record id"
+        errors["record_id"] = M("a record id")
     elif conn.execute(select(table.c.id).where(table.c.id == record_id)).first() is None:
-        errors["record_id"] = f"no {table.name} {record_id}"
+        errors["record_id"] = M("no %(name)s %(record_id)s", name=table.name, record_id=record_id)
     if user_id is not None and conn.execute(
             select(t.user.c.id).where(t.user.c.id == user_id)).first() is None:
-        errors["user_id"] = f"no user {user_id}"
+        errors["user_id"] = M("no user %(user_id)s", user_id=user_id)
     if department_id is not None and conn.execute(
             select(t.department.c.id).where(t.department.c.id == department_id)).first() is None:
-        errors["department_id"] = f"no department {department_id}"
+        errors["department_id"] = M("no department %(department_id)s", department_id=department_id)
     if errors:
         raise ValidationError("share", errors)
     grantee = (t.share.c.user_id == user_id) if user_id is not None \

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, Connection, insert, select, update
 
 from engine.errors import AuthenticationError, NotFoundError, ValidationError
+from engine.messages import M
 from engine.permissions import _tables as t
 from engine.permissions import versions
 from engine.permissions._clock import as_utc, utcnow
@@ -45,10 +46,10 @@ def create_token(
 ) -> tuple[TokenInfo, str]:
     """Create a token for the user; returns its info and the plaintext, shown only this once."""
     if not name or not name.strip() or len(name) > 100:
-        raise ValidationError("api_token", {"name": "required, at most 100 characters"})
+        raise ValidationError("api_token", {"name": M("required, at most 100 characters")})
     now = utcnow()
     if expires_at is not None and as_utc(expires_at) <= now:  # type: ignore[operator]
-        raise ValidationError("api_token", {"expires_at": "must be in the future"})
+        raise ValidationError("api_token", {"expires_at": M("must be in the future")})
     get_user(conn, user_id)
     plaintext = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token_id = conn.execute(

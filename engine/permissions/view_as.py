@@ -22,6 +22,7 @@ from sqlalchemy import Connection, and_, insert, select
 
 from engine.actor import Actor
 from engine.errors import ForbiddenError, ValidationError
+from engine.messages import M
 from engine.permissions import _tables as t
 from engine.permissions._clock import as_utc, utcnow
 from engine.permissions.identity import get_user
@@ -62,13 +63,13 @@ def view_as(conn: Connection, *, admin: Actor, user_id: int,
     user or oneself is a ``ValidationError`` (there is nothing to see).
     """
     if admin.is_system or admin.user_id is None:
-        raise ForbiddenError("user", VIEW_AS, "only a signed-in administrator may view as "
-                                              "another user")
+        raise ForbiddenError("user", VIEW_AS, M("only a signed-in administrator may view as "
+                                                "another user"))
     if admin.impersonator_id is not None:
-        raise ForbiddenError("user", VIEW_AS, "you are already viewing as another user; "
-                                              "go back to yourself first")
+        raise ForbiddenError("user", VIEW_AS, M("you are already viewing as another user; "
+                                                "go back to yourself first"))
     if not is_admin(conn, admin.user_id):
-        raise ForbiddenError("user", VIEW_AS, "only administrators may view as another user")
+        raise ForbiddenError("user", VIEW_AS, M("only administrators may view as another user"))
     target = get_user(conn, user_id)
     if target.id == admin.user_id:
         raise ValidationError("view_as", {"user_id": "that is you"})

@@ -94,10 +94,11 @@ def _default(field: Field) -> Callable[[datetime], Any] | None:
     raw = field.default
     if raw is None or field.type is FieldType.AUTO_NUMBER:
         return None
+    # ``now`` is aware and in the writer's zone, so "today" is their calendar day.
     if field.type is FieldType.DATE and raw == "today":
         return lambda now: now.date()
     if field.type is FieldType.DATETIME and raw == "now":
-        return lambda now: now
+        return lambda now: now.astimezone(UTC)
     try:
         value = coercer(field)(raw)
     except CoercionError:

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, Table, and_, or_, select
 
 from engine.access import RowScope
+from engine.messages import M, message_of
 from engine.metadata.model import FieldType
 from engine.records._plan import (
     JSON_TYPES,
@@ -47,13 +48,13 @@ def payload_errors(plan: EntityPlan, payload: Mapping[str, Any], *, creating: bo
         if name == "owner_id" and plan.owned and creating and name not in readonly:
             continue
         if name in readonly:
-            message = "is read-only for you"
+            message = M("is read-only for you")
         elif name in plan.fields:
-            message = "is numbered automatically"
+            message = M("is numbered automatically")
         elif name in READONLY_SYSTEM or name == "owner_id" and plan.owned:
-            message = "is set by the system"
+            message = M("is set by the system")
         else:
-            message = f"unknown field {name!r}"
+            message = M("unknown field %(name)s", name=repr(name))
         errors[key(index, name)] = message
 
 
@@ -94,12 +95,12 @@ class RowPreparer:
                     try:
                         value = coerce(value)
                     except CoercionError as exc:
-                        errors[key(i if bulk else None, name)] = str(exc)
+                        errors[key(i if bulk else None, name)] = message_of(exc)
                         values[name] = None
                         continue
                 if value is None:
                     if required:
-                        errors[key(i if bulk else None, name)] = "is required"
+                        errors[key(i if bulk else None, name)] = M("is required")
                 else:
                     message = check(value)
                     if message is not None:
@@ -110,7 +111,7 @@ class RowPreparer:
                     try:
                         values["owner_id"] = _OWNER_COERCE(row["owner_id"])
                     except CoercionError as exc:
-                        errors[key(i if bulk else None, "owner_id")] = str(exc)
+                        errors[key(i if bulk else None, "owner_id")] = message_of(exc)
                         values["owner_id"] = None
                 else:
                     values["owner_id"] = owner_default
@@ -165,8 +166,9 @@ def reference_errors(conn: Connection, schema: StorageSchema, plan: EntityPlan,
         for i, r in enumerate(rows):
             value = r.get(name)
             if value is not None and value not in found:
-                message = f"no {what} with id {value}" if type_ is not FieldType.USER \
-                    else f"no active user with id {value}"
+                message = M("no %(entity)s with id %(value)s", entity=what, value=value) \
+                    if type_ is not FieldType.USER \
+                    else M("no active user with id %(value)s", value=value)
                 errors.setdefault(key(i if bulk else None, name), message)
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, func, literal, select
 
 from engine.errors import QueryError
+from engine.messages import M
 from engine.metadata.model import FieldType
 from engine.records._plan import JSON_TYPES, SYSTEM_FIELDS, EntityPlan
 
@@ -52,7 +53,7 @@ def _group_column(plan: EntityPlan, by: str, hidden: frozenset[str]) -> Any:
     if fp is None and by in GROUPABLE_SYSTEM and by in plan.system_names \
             and by in SYSTEM_FIELDS:
         return plan.table.c[by]
-    raise QueryError(plan.name, str(by), "cannot group by this field")
+    raise QueryError(plan.name, str(by), M("cannot group by this field"))
 
 
 def check_request(plan: EntityPlan, *, by: str, sum_field: str | None,
@@ -64,7 +65,7 @@ def check_request(plan: EntityPlan, *, by: str, sum_field: str | None,
     if sum_field is not None:
         fp = plan.fields.get(sum_field)
         if fp is None or sum_field in hidden or fp.field.type not in SUMMABLE:
-            raise QueryError(plan.name, str(sum_field), "cannot add up this field")
+            raise QueryError(plan.name, str(sum_field), M("cannot add up this field"))
         amount = func.sum(plan.table.c[sum_field])
         if fp.field.type is FieldType.MONEY:
             currency = plan.table.c[fp.columns[1]]

@@ -38,6 +38,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, NoReturn
 
+from engine.messages import M
 from engine.metadata.model import Field, FieldType
 
 Coercer = Callable[[Any], Any]
@@ -137,17 +138,17 @@ def _number_literal(value: str) -> Decimal:
         raise CoercionError(f"is too long for a number (at most {MAX_NUMBER_TEXT} characters)")
     if not _NUMBER.fullmatch(text):
         if text.lstrip("+-").lower() in _NOT_FINITE:
-            raise CoercionError("expected a finite number")
+            raise CoercionError(M("expected a finite number"))
         text = _number_text(text)
         if not _NUMBER.fullmatch(text):
-            raise CoercionError(f"{value[:MAX_NUMBER_TEXT]!r} is not a number")
+            raise CoercionError(M("%(value)s is not a number", value=repr(value[:MAX_NUMBER_TEXT])))
     return Decimal(text)
 
 
 def _within(number: Decimal, limits: NumberLimits) -> Decimal:
     """``number`` if its column can hold it; every check here is O(digits), digits bounded."""
     if not number.is_finite():
-        raise CoercionError("expected a finite number")
+        raise CoercionError(M("expected a finite number"))
     if number.is_zero():
         return Decimal(0)  # 0E+999999999 is zero; its exponent must not travel on
     digits = number.as_tuple().digits
@@ -157,7 +158,8 @@ def _within(number: Decimal, limits: NumberLimits) -> Decimal:
         _too_large(limits)
     exponent = number.adjusted() - len(digits) + 1
     if limits.scale is not None and exponent < -(limits.scale + MAX_NUMBER_DIGITS):
-        raise CoercionError(f"at most {limits.scale} digits after the decimal point")
+        raise CoercionError(M("at most %(scale)s digits after the decimal point",
+                              scale=limits.scale))
     return number
 
 
@@ -169,7 +171,7 @@ def _too_large(limits: NumberLimits) -> NoReturn:
 
 def _decimal(value: Any, limits: NumberLimits = _DEFAULT_DECIMAL) -> Decimal:
     if isinstance(value, bool):
-        raise CoercionError("expected a number")
+        raise CoercionError(M("expected a number"))
     if isinstance(value, Decimal):
         result = value
     elif isinstance(value, int):
@@ -178,12 +180,12 @@ def _decimal(value: Any, limits: NumberLimits = _DEFAULT_DECIMAL) -> Decimal:
         result = Decimal(value)
     elif isinstance(value, float):
         if not math.isfinite(value):
-            raise CoercionError("expected a finite number")
+            raise CoercionError(M("expected a finite number"))
         result = Decimal(repr(value))
     elif isinstance(value, str):
         result = _number_literal(value)
     else:
-        raise CoercionError("expected a number")
+        raise CoercionError(M("expected a number"))
     return _within(result, limits)
 
 
@@ -191,7 +193,7 @@ def _whole(number: Decimal, limits: NumberLimits, shown: str) -> int:
     """A bounded ``Decimal`` as an ``int``; refused unless whole and inside the range."""
     number = _within(number, limits)
     if number != number.to_integral_value():
-        raise CoercionError(f"{shown} is not a whole number")
+        raise CoercionError(M("%(value)s is not a whole number", value=shown))
     return _in_range(int(number), limits)
 
 
@@ -205,16 +207,16 @@ def _in_range(number: int, limits: NumberLimits) -> int:
 
 def _integer_json(value: Any, limits: NumberLimits = INTEGER_LIMITS) -> int:
     if isinstance(value, bool):
-        raise CoercionError("expected a whole number")
+        raise CoercionError(M("expected a whole number"))
     if isinstance(value, int):
         return _in_range(value, limits)
     if isinstance(value, float):
         if not value.is_integer():
-            raise CoercionError("expected a whole number")
+            raise CoercionError(M("expected a whole number"))
         return _whole(Decimal(repr(value)), limits, repr(value))
     if isinstance(value, Decimal) and value.is_finite():
         return _whole(value, limits, "the value")
-    raise CoercionError("expected a whole number")
+    raise CoercionError(M("expected a whole number"))
 
 
 def _integer_string(value: str, limits: NumberLimits = INTEGER_LIMITS) -> int:
@@ -226,7 +228,8 @@ def _integer_string(value: str, limits: NumberLimits = INTEGER_LIMITS) -> int:
     except CoercionError as exc:
         if "too long" in str(exc):
             raise
-        raise CoercionError(f"{value[:MAX_NUMBER_TEXT]!r} is not a whole number") from None
+        raise CoercionError(M("%(value)s is not a whole number",
+                                      value=repr(value[:MAX_NUMBER_TEXT]))) from None
     return _whole(number, limits, repr(value))
 
 
@@ -238,12 +241,12 @@ def read_id(value: Any) -> int:
     if isinstance(value, str):
         text = value.strip()
         if not re.fullmatch(r"[0-9]{1,19}", text):
-            raise CoercionError("expected a record id (a positive whole number)")
+            raise CoercionError(M("expected a record id (a positive whole number)"))
         number = int(text)
     elif isinstance(value, int) and not isinstance(value, bool):
         number = value
     else:
-        raise CoercionError("expected a record id (a positive whole number)")
+        raise CoercionError(M("expected a record id (a positive whole number)"))
     if not 0 < number <= MAX_ID:
         raise CoercionError(f"expected a record id between 1 and {MAX_ID}")
     return number
@@ -260,7 +263,7 @@ def _boolean_json(value: Any) -> bool:
         return bool(value)
     if isinstance(value, str):
         return _boolean_string(value)
-    raise CoercionError("expected true or false")
+    raise CoercionError(M("expected true or false"))
 
 
 def _boolean_string(value: str) -> bool:
@@ -269,23 +272,25 @@ def _boolean_string(value: str) -> bool:
         return True
     if text in _FALSE:
         return False
-    raise CoercionError(f"{value[:40]!r} is not yes/no (use true/false, yes/no, 1/0, 是/否)")
+    raise CoercionError(M("%(value)s is not yes/no (use true/false, yes/no, 1/0, 是/否)",
+                          value=repr(value[:40])))
 
 
 def _date(value: Any) -> date:
     if isinstance(value, datetime):
-        raise CoercionError("expected a date without a time")
+        raise CoercionError(M("expected a date without a time"))
     if isinstance(value, date):
         return value
     if not isinstance(value, str):
-        raise CoercionError("expected a date such as 2026-11-23")
+        raise CoercionError(M("expected a date such as 2026-11-23"))
     text = value.strip().replace("/", "-")
     try:
         if len(text) > MAX_DATE_TEXT:
             raise ValueError(text)
         return date.fromisoformat(text)
     except ValueError:
-        raise CoercionError(f"{value[:MAX_DATE_TEXT]!r} is not a date such as 2026-11-23") from None
+        raise CoercionError(M("%(value)s is not a date such as 2026-11-23",
+                              value=repr(value[:MAX_DATE_TEXT]))) from None
 
 
 def _datetime(value: Any) -> datetime:
@@ -298,11 +303,10 @@ def _datetime(value: Any) -> datetime:
                 raise ValueError(text)
             parsed = datetime.fromisoformat(text)
         except ValueError:
-            raise CoercionError(
-                f"{value[:MAX_DATE_TEXT]!r} is not a date and time such as 2026-11-23 10:00"
-            ) from None
+            raise CoercionError(M("%(value)s is not a date and time such as 2026-11-23 10:00",
+                                  value=repr(value[:MAX_DATE_TEXT]))) from None
     else:
-        raise CoercionError("expected a date and time such as 2026-11-23 10:00")
+        raise CoercionError(M("expected a date and time such as 2026-11-23 10:00"))
     # Naive input means UTC: the engine stores every instant in UTC.
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=UTC)
@@ -314,7 +318,8 @@ def _datetime(value: Any) -> datetime:
 
 def _currency(value: Any) -> str:
     if not isinstance(value, str) or not _CURRENCY.match(value.strip()):
-        raise CoercionError(f"currency {str(value)[:40]!r} is not a three-letter code such as CNY")
+        raise CoercionError(M("currency %(value)s is not a three-letter code such as CNY",
+                              value=repr(str(value)[:40])))
     return value.strip().upper()
 
 
@@ -323,9 +328,9 @@ def _json_object(value: Any) -> dict[str, Any]:
         try:
             value = json.loads(value)
         except (ValueError, RecursionError):
-            raise CoercionError("expected a JSON object") from None
+            raise CoercionError(M("expected a JSON object")) from None
     if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
-        raise CoercionError("expected an object")
+        raise CoercionError(M("expected an object"))
     return dict(value)
 
 
@@ -347,7 +352,7 @@ def _text_coercer(field: Field, source: InputSource) -> Coercer:
 
     def coerce(value: Any) -> Any:
         if value.__class__ is not str and not isinstance(value, str):
-            raise CoercionError("expected text")
+            raise CoercionError(M("expected text"))
         if is_url:
             return web_address(value.strip()) or None
         if strip:
@@ -364,7 +369,7 @@ def _select_coercer(field: Field, source: InputSource) -> Coercer:
 
     def coerce(value: Any) -> Any:
         if not isinstance(value, str):
-            raise CoercionError("expected an option value")
+            raise CoercionError(M("expected an option value"))
         value = value.strip()
         if not value:
             return None
@@ -384,7 +389,7 @@ def _multi_select_coercer(field: Field, source: InputSource) -> Coercer:
         elif isinstance(value, (list, tuple)):
             items = list(value)
         else:
-            raise CoercionError("expected a list of option values")
+            raise CoercionError(M("expected a list of option values"))
         result: list[str] = []
         for item in items:
             chosen = single(item)
@@ -402,7 +407,7 @@ def _money_coercer(field: Field, source: InputSource) -> Coercer:
     def with_currency(amount: Decimal, currency: Any) -> dict[str, Any]:
         if currency is None or currency == "":
             if default_currency is None:
-                raise CoercionError("give a currency, e.g. 'CNY 12.50'")
+                raise CoercionError(M("give a currency, e.g. 'CNY 12.50'"))
             currency = default_currency
         return {"amount": amount, "currency": _currency(currency)}
 
@@ -410,7 +415,7 @@ def _money_coercer(field: Field, source: InputSource) -> Coercer:
         if isinstance(value, dict):
             unknown = set(value) - {"amount", "currency"}
             if unknown:
-                raise CoercionError(f"unknown money part {min(unknown)!r}")
+                raise CoercionError(M("unknown money part %(unknown)s", unknown=repr(min(unknown))))
             amount = value.get("amount")
             if amount is None or amount == "":
                 return None
@@ -435,17 +440,17 @@ def _geo_coercer(field: Field, source: InputSource) -> Coercer:
         try:
             la, ln = float(_decimal(lat, _GEO_LIMITS)), float(_decimal(lng, _GEO_LIMITS))
         except CoercionError:
-            raise CoercionError("expected a point as 'latitude,longitude'") from None
+            raise CoercionError(M("expected a point as 'latitude,longitude'")) from None
         if not -90.0 <= la <= 90.0:
-            raise CoercionError(f"latitude {la} is outside -90..90")
+            raise CoercionError(M("latitude %(la)s is outside -90..90", la=la))
         if not -180.0 <= ln <= 180.0:
-            raise CoercionError(f"longitude {ln} is outside -180..180")
+            raise CoercionError(M("longitude %(ln)s is outside -180..180", ln=ln))
         return {"lat": la, "lng": ln}
 
     def coerce(value: Any) -> Any:
         if isinstance(value, dict):
             if set(value) != {"lat", "lng"}:
-                raise CoercionError("expected an object with lat and lng")
+                raise CoercionError(M("expected an object with lat and lng"))
             return point(value["lat"], value["lng"])
         if isinstance(value, (list, tuple)) and len(value) == 2:
             return point(value[0], value[1])
@@ -455,7 +460,7 @@ def _geo_coercer(field: Field, source: InputSource) -> Coercer:
             parts = value.split(",")
             if len(parts) == 2:
                 return point(parts[0].strip(), parts[1].strip())
-        raise CoercionError("expected a point as 'latitude,longitude'")
+        raise CoercionError(M("expected a point as 'latitude,longitude'"))
 
     return coerce
 
@@ -483,7 +488,7 @@ def _id_coercer(field: Field, source: InputSource) -> Coercer:
             value = _integer_string(value)
         number = _integer_json(value)
         if number <= 0:
-            raise CoercionError("expected a record id (a positive whole number)")
+            raise CoercionError(M("expected a record id (a positive whole number)"))
         return number  # _integer_json keeps it within signed 64-bit
 
     return coerce
@@ -517,7 +522,7 @@ def _integer_json_lenient(value: Any, limits: NumberLimits = INTEGER_LIMITS) -> 
     if isinstance(value, str):
         if _PLAIN_INTEGER.fullmatch(value.strip()):
             return _in_range(int(value), limits)
-        raise CoercionError("expected a whole number")
+        raise CoercionError(M("expected a whole number"))
     return _integer_json(value, limits)
 
 

@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, false, or_, tuple_
 
 from engine.errors import QueryError
+from engine.messages import M, message_of
 from engine.metadata.conditions import condition_ops
 from engine.metadata.model import TEXT_LIKE_TYPES, Condition, Field, FieldType, LocalText
 from engine.records._plan import SYSTEM_FIELDS, EntityPlan
@@ -111,7 +112,7 @@ class Page:
 def _field(plan: EntityPlan, name: str, hidden: frozenset[str], what: str) -> Field:
     found = plan.lookup(name) if isinstance(name, str) else None
     if found is None or name in hidden:
-        raise QueryError(plan.name, str(name), f"unknown field for {what}")
+        raise QueryError(plan.name, str(name), M("unknown field for %(what)s", what=what))
     return found
 
 
@@ -138,9 +139,9 @@ def _value(plan: EntityPlan, f: Field, raw: Any) -> Any:
         else:
             value = coercer(f, source)(raw)
     except CoercionError as exc:
-        raise QueryError(plan.name, f.name, str(exc)) from None
+        raise QueryError(plan.name, f.name, message_of(exc)) from None
     if value is None:
-        raise QueryError(plan.name, f.name, "needs a value (use is_empty for empty)")
+        raise QueryError(plan.name, f.name, M("needs a value (use is_empty for empty)"))
     return value
 
 
@@ -171,7 +172,7 @@ def search_clause(plan: EntityPlan, text: str, hidden: frozenset[str]) -> Column
     names = [n for n in plan.entity.search_fields if n not in hidden and n in plan.fields
              and plan.fields[n].field.type in TEXT_LIKE_TYPES]
     if not names:
-        raise QueryError(plan.name, "search", "this list has no searchable fields")
+        raise QueryError(plan.name, "search", M("this list has no searchable fields"))
     if len(text) > MAX_SEARCH_LENGTH:
         raise QueryError(plan.name, "search", f"is longer than {MAX_SEARCH_LENGTH} characters")
     pattern = f"%{escape_like(text.strip())}%"
@@ -182,7 +183,7 @@ def deleted_clause(plan: EntityPlan, query: ListQuery) -> ColumnElement[bool] | 
     """Hide the recycle bin unless asked; ``only_deleted`` lists it."""
     if not plan.soft_delete:
         if query.only_deleted:
-            raise QueryError(plan.name, "only_deleted", "this entity has no recycle bin")
+            raise QueryError(plan.name, "only_deleted", M("this entity has no recycle bin"))
         return None
     col = plan.table.c.deleted_at
     if query.only_deleted:
@@ -246,7 +247,7 @@ class SortPlan:
 def sort_plan(plan: EntityPlan, sort: Sort, hidden: frozenset[str]) -> SortPlan:
     f = _field(plan, sort.field, hidden, "sorting")
     if sort.field not in plan.sortable:
-        raise QueryError(plan.name, sort.field, "cannot sort on a field without an index")
+        raise QueryError(plan.name, sort.field, M("cannot sort on a field without an index"))
     nullable = bool(plan.table.c[sort.field].nullable) and sort.field != "id"
     key = _amount_field(f) if f.type is FieldType.MONEY else f
     return SortPlan(sort.field, bool(sort.descending), nullable, key)
@@ -268,23 +269,23 @@ def decode_token(plan: EntityPlan, sort: SortPlan, token: str) -> tuple[Any, int
         payload = json.loads(raw)
         name, desc, value, last_id = payload["s"], payload["d"], payload["v"], payload["i"]
     except (binascii.Error, ValueError, TypeError, KeyError, RecursionError):
-        raise QueryError(plan.name, "", "the page token is not valid") from None
+        raise QueryError(plan.name, "", M("the page token is not valid")) from None
     if name != sort.name or bool(desc) != sort.descending:
-        raise QueryError(plan.name, "", "the page token belongs to another sort order")
+        raise QueryError(plan.name, "", M("the page token belongs to another sort order"))
     if not isinstance(last_id, int) or isinstance(last_id, bool) or not 0 < last_id <= MAX_ID:
-        raise QueryError(plan.name, "", "the page token is not valid")
+        raise QueryError(plan.name, "", M("the page token is not valid"))
     if not isinstance(value, (str, int, float, bool, type(None))):
-        raise QueryError(plan.name, "", "the page token is not valid")
+        raise QueryError(plan.name, "", M("the page token is not valid"))
     try:
         key = None if value is None else coercer(sort.key_field)(value)
     except CoercionError:
-        raise QueryError(plan.name, "", "the page token is not valid") from None
+        raise QueryError(plan.name, "", M("the page token is not valid")) from None
     return key, last_id
 
 
 def check_limit(plan: EntityPlan, limit: int) -> int:
     if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_LIMIT:
-        raise QueryError(plan.name, "limit", f"must be between 1 and {MAX_LIMIT}")
+        raise QueryError(plan.name, "limit", M("must be between 1 and %(max_limit)s", max_limit=MAX_LIMIT))
     return limit
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Engine, delete, insert, or_, select, update
 
 from engine.errors import DuplicateError, ForbiddenError, NotFoundError, ValidationError
+from engine.messages import M
 from engine.storage.database import write_transaction
 from engine.storage.tables import StorageSchema
 from engine.storage.view_tables import SAVED_VIEW_TABLE
@@ -122,5 +123,5 @@ class SavedViews:
     def _own(self, user_id: int, view_id: int) -> SavedView:
         view = self.get(user_id, view_id)
         if view.owner_id != user_id:
-            raise ForbiddenError("saved_view", "change", "only its owner may change a view")
+            raise ForbiddenError("saved_view", "change", M("only its owner may change a view"))
         return view

@@ -14,8 +14,9 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import (
     ColumnElement,
@@ -43,6 +44,7 @@ from engine.errors import (
     QueryError,
     ValidationError,
 )
+from engine.messages import M, message_of
 from engine.metadata.model import FieldType
 from engine.records import _scope_checks as scope_checks
 from engine.records import activity as feed
@@ -95,6 +97,14 @@ MAX_COMMENT_LENGTH = 10_000
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def actor_zone(actor: Actor) -> tzinfo:
+    """The actor's zone (UTC when the name is unknown: a default must not fail a write)."""
+    try:
+        return ZoneInfo(actor.time_zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        return UTC
 
 
 def _live_branches(branches: tuple[ColumnElement[bool], ...]) -> list[ColumnElement[bool]]:
@@ -289,10 +299,11 @@ class RecordService:
         if rules is not None:  # a payload may name the stage a new record starts in
             payloads, wanted = stages.split_stage(payloads)
         rows = self._preparer(plan, source).prepare(
-            payloads, now=now, readonly=readonly, owner_default=actor.user_id, bulk=bulk,
-            errors=errors)
+            payloads, now=now.astimezone(actor_zone(actor)), readonly=readonly,
+            owner_default=actor.user_id, bulk=bulk, errors=errors)
         if rules is not None:
             stages.entry_errors(rules, rows, wanted, readonly=readonly, bulk=bulk, errors=errors)
+            stages.fill_entry_defaults(rules, plan, rows, wanted)
         errors.update(upload_errors)
         conn = tx.conn
         try:
@@ -460,7 +471,7 @@ class RecordService:
         """How many records match, counting at most ``cap`` (a result of ``cap`` means "cap or more")."""
         plan = self.plan(entity)
         if not isinstance(cap, int) or cap < 1:
-            raise QueryError(plan.name, "cap", "must be a positive whole number")
+            raise QueryError(plan.name, "cap", M("must be a positive whole number"))
         self.policy.check_action(actor, plan.entity, "read")
         hidden = self.policy.hidden_fields(actor, plan.entity)
         where = where_clauses(plan, as_query(filters), hidden)
@@ -519,7 +530,7 @@ class RecordService:
         """A record's stays in each stage, oldest first; needs read access to the record."""
         plan = self.plan(entity)
         if stages.rules_for(self.schema.registry, plan) is None:
-            raise QueryError(plan.name, stages.STAGE, "this entity has no pipeline")
+            raise QueryError(plan.name, stages.STAGE, M("this entity has no pipeline"))
         record = self.get(actor, entity, record_id, include_deleted=True)
         with self.engine.connect() as conn:
             return stages.history_of(conn, self.schema.system[STAGE_HISTORY_TABLE], record)
@@ -619,6 +630,11 @@ class RecordService:
             changed = {n: v for n, v in new.items() if not same_value(old.get(n), v)}
             merged = {**old, **changed}
             moving = move is not None and move.check(plan, record_id, old, merged)
+            if moving and move is not None:
+                entering = move.rules.entry_defaults(plan, move.to, new)
+                changed.update({n: v for n, v in entering.items()
+                                if not same_value(old.get(n), v)})
+                merged = {**old, **changed}
             if not changed and not moving:
                 return self._record(plan, old, hidden)
             reference_errors(conn, self.schema, plan, [merged], names=changed, bulk=False,
@@ -673,11 +689,11 @@ class RecordService:
             try:
                 value = fp.coerce(raw, source)
             except CoercionError as exc:
-                errors[name] = str(exc)
+                errors[name] = message_of(exc)
                 continue
             if value is None:
                 if fp.field.required:
-                    errors[name] = "is required"
+                    errors[name] = M("is required")
             else:
                 message = fp.check(value)
                 if message is not None:
@@ -693,8 +709,8 @@ class RecordService:
             raise NotFoundError(plan.name, record_id)
         row, allowed = found
         if not allowed:
-            raise ForbiddenError(plan.name, action, "the record is outside what you may "
-                                                    f"{action}")
+            raise ForbiddenError(plan.name, action, M("the record is outside what you may "
+                                                      "%(action)s", action=action))
         old = plan.to_values(row)
         if version is not None and old["version"] != version:
             raise ConflictError(plan.name, record_id, expected=version, actual=old["version"])
@@ -724,10 +740,11 @@ class RecordService:
         plan = self.plan(entity)
         text = body.strip() if isinstance(body, str) else ""
         if not plan.activity:
-            raise ForbiddenError(plan.name, "comment", "this entity keeps no activity feed")
+            raise ForbiddenError(plan.name, "comment", M("this entity keeps no activity feed"))
         if not text or len(text) > MAX_COMMENT_LENGTH:
-            raise ValidationError(plan.name, {"body": "is required" if not text else
-                                              f"at most {MAX_COMMENT_LENGTH} characters"})
+            raise ValidationError(plan.name, {"body": M("is required") if not text else
+                                              M("at most %(n)s characters",
+                                                n=MAX_COMMENT_LENGTH)})
         self.policy.check_action(actor, plan.entity, "read")
         found = self._scoped_row(tx.conn, plan, actor, record_id, action=None, deleted=False)
         if found is None:
@@ -781,7 +798,7 @@ class RecordService:
         actor = tx.actor
         plan = self.plan(entity)
         if not plan.owned:
-            raise ForbiddenError(plan.name, "assign", "this entity has no owners")
+            raise ForbiddenError(plan.name, "assign", M("this entity has no owners"))
         self.policy.check_action(actor, plan.entity, "assign")
         hidden = self.policy.hidden_fields(actor, plan.entity)
         now = self.clock()
@@ -891,7 +908,7 @@ class RecordService:
                      before=old, after=after, at=now)
         except IntegrityError as exc:
             # A hard delete refused by a RESTRICT foreign key: other records point here.
-            raise ForbiddenError(plan.name, "delete", "other records refer to it") from exc
+            raise ForbiddenError(plan.name, "delete", M("other records refer to it")) from exc
 
     def restore(self, actor: Actor, entity: str, record_id: int) -> Record:
         """Bring a record back from the recycle bin (needs the right to delete it)."""

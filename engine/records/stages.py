@@ -24,9 +24,11 @@ from typing import Any
 from sqlalchemy import Connection, Table, insert, select, update
 
 from engine.errors import StageTransitionError, ValidationError
+from engine.messages import M
 from engine.metadata.model import Feature, Pipeline, Registry, Stage, StageKind
 from engine.records._plan import EntityPlan, utc
 from engine.records._write import key
+from engine.records.coerce import coerce
 from engine.records.record import Record
 
 STAGE = "stage"
@@ -74,6 +76,17 @@ class StageRules:
             return tuple(k for k in stage.next_stages if k != current)
         return () if stage.kind in CLOSED_KINDS else everything
 
+    def entry_defaults(self, plan: EntityPlan, to: Any,
+                       given: Mapping[str, Any]) -> dict[str, Any]:
+        """Values a record takes on entering stage ``to``: the stage's win probability
+        in the pipeline's probability field, unless ``given`` (the same write) sets it."""
+        name = self.pipeline.probability_field
+        stage = self.find(to)
+        if (name is None or stage is None or stage.probability is None or name in given
+                or name not in plan.fields):
+            return {}
+        return {name: coerce(plan.fields[name].field, stage.probability)}
+
     def check_move(self, entity: str, record_id: Any, current: str | None, to: str) -> None:
         """Raise ``StageTransitionError`` unless ``current -> to`` is an allowed move."""
         allowed = self.next_stages(current)
@@ -81,12 +94,15 @@ class StageRules:
             return
         stage = self.find(current)
         if not allowed and stage is not None:
-            message = (f"{current} is a closed stage: a record there cannot move"
+            # keys, not labels: API clients and the CLI read them; screens use labels
+            message = (M("%(stage)s is a closed stage: a record there cannot move",
+                         stage=current)
                        if stage.kind in CLOSED_KINDS
-                       else f"{current} is a final stage: a record there cannot move")
+                       else M("%(stage)s is a final stage: a record there cannot move",
+                              stage=current))
         else:
-            message = (f"cannot move from {current} to {to}; "
-                       f"allowed next stages: {', '.join(allowed)}")
+            message = M("cannot move from %(current)s to %(to)s; allowed next stages: "
+                        "%(allowed)s", current=current, to=to, allowed=", ".join(allowed))
         raise StageTransitionError(entity, record_id, from_stage=current, to_stage=to,
                                    allowed=allowed, message=message)
 
@@ -94,9 +110,8 @@ class StageRules:
         """Per field, why ``values`` may not enter stage ``to`` (empty: they may)."""
         stage = self.find(to)
         if stage is None:
-            return {STAGE: f"unknown stage {to!r}"}
-        label = stage.label.get()
-        return {name: f"is required to enter stage {label}"
+            return {STAGE: M("unknown stage %(stage)s", stage=repr(to))}
+        return {name: M("is required to enter stage %(stage)s", stage=stage.label)
                 for name in stage.required_fields if is_empty(values.get(name))}
 
 
@@ -113,7 +128,7 @@ def target_error(rules: StageRules, to: Any) -> str | None:
     if rules.find(to) is not None:
         return None
     known = ", ".join(s.key for s in rules.ordered())
-    return f"unknown stage {to!r} (stages: {known})"
+    return M("unknown stage %(stage)s (stages: %(known)s)", stage=repr(to), known=known)
 
 
 @dataclass(frozen=True)
@@ -141,7 +156,7 @@ class StageMove:
     def target_errors(self, readonly: frozenset[str], errors: dict[str, str]) -> None:
         """Before any SQL: ``to`` must be a stage, and the actor allowed to write stages."""
         if STAGE in readonly:
-            errors[STAGE] = "is read-only for you"
+            errors[STAGE] = M("is read-only for you")
             return
         message = target_error(self.rules, self.to)
         if message is not None:
@@ -169,6 +184,14 @@ def split_stage(payloads: Sequence[Mapping[str, Any]]
             rest.append(payload)
             wanted.append(None)
     return rest, wanted
+
+
+def fill_entry_defaults(rules: StageRules, plan: EntityPlan, rows: Sequence[dict[str, Any]],
+                        wanted: Sequence[Any]) -> None:
+    """New records take their starting stage's defaults where the payload left them empty."""
+    for row, asked in zip(rows, wanted):
+        given = {k: v for k, v in row.items() if v is not None}
+        row.update(rules.entry_defaults(plan, rules.initial if asked is None else asked, given))
 
 
 def entry_errors(rules: StageRules, rows: Sequence[Mapping[str, Any]], wanted: Sequence[Any],

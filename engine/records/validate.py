@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import String
 
+from engine.messages import M
 from engine.metadata.model import Field, FieldType
 from engine.storage.tables import column_type
 
@@ -39,18 +40,19 @@ def _number_checks(field: Field, *, scale: int | None, precision: int | None,
 
     def check(number: Any) -> str | None:
         if low_d is not None and number < low_d:
-            return f"must be at least {low}"
+            return M("must be at least %(low)s", low=low)
         if high_d is not None and number > high_d:
-            return f"must be at most {high}"
+            return M("must be at most %(high)s", high=high)
         if isinstance(number, Decimal):
             _, digits, exponent = number.as_tuple()
             # Trailing zeros beyond the scale are harmless (12.500 for 2 places). Read from
             # the digits, not by quantize: that is exact whatever the context's precision.
             if scale is not None and isinstance(exponent, int) and -exponent > scale \
                     and any(digits[-(-exponent - scale):]):
-                return f"at most {scale} digits after the decimal point"
+                return M("at most %(scale)s digits after the decimal point", scale=scale)
             if limit is not None and abs(number) >= limit:
-                return f"too large: at most {max_integer_digits} digits before the point"
+                return M("too large: at most %(digits)s digits before the point",
+                         digits=max_integer_digits)
         return None
 
     return check
@@ -63,19 +65,19 @@ def _text_validator(field: Field) -> Validator:
         max_length = min(max_length or type_.length, type_.length)
     min_length = field.min_length
     pattern = re.compile(field.pattern) if field.pattern else None
-    fmt = {FieldType.EMAIL: (_EMAIL, "is not an email address"),
-           FieldType.URL: (_URL, "is not a web address starting with http:// or https://"),
-           FieldType.PHONE: (_PHONE, "is not a phone number")}.get(field.type)
+    fmt = {FieldType.EMAIL: (_EMAIL, M("is not an email address")),
+           FieldType.URL: (_URL, M("is not a web address starting with http:// or https://")),
+           FieldType.PHONE: (_PHONE, M("is not a phone number"))}.get(field.type)
 
     def check(value: Any) -> str | None:
         if min_length is not None and len(value) < min_length:
-            return f"must be at least {min_length} characters"
+            return M("must be at least %(min_length)s characters", min_length=min_length)
         if max_length is not None and len(value) > max_length:
-            return f"must be at most {max_length} characters"
+            return M("must be at most %(max_length)s characters", max_length=max_length)
         if fmt is not None and not fmt[0].fullmatch(value):
             return fmt[1]
         if pattern is not None and not pattern.fullmatch(value):
-            return f"does not match the pattern {field.pattern}"
+            return M("does not match the pattern %(pattern)s", pattern=field.pattern)
         return None
 
     return check
@@ -87,7 +89,8 @@ def _select_validator(field: Field) -> Validator:
 
     def check(value: Any) -> str | None:
         if value not in allowed:
-            return f"{value!r} is not one of the options ({shown})"
+            return M("%(value)s is not one of the options (%(shown)s)", value=repr(value),
+                     shown=shown)
         return None
 
     return check
@@ -119,18 +122,18 @@ def _file_validator(field: Field) -> Validator:
 
     def check(value: Any) -> str | None:
         if not isinstance(value.get("name"), str) or not value["name"]:
-            return "a file needs a name"
+            return M("a file needs a name")
         if len(value["name"]) > MAX_FILE_NAME:
             return f"a file name has at most {MAX_FILE_NAME} characters"
         size = value.get("size")
         if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
-            return "file size must be a whole number of bytes"
+            return M("file size must be a whole number of bytes")
         if field.max_size is not None and size is not None and size > field.max_size:
-            return f"file is larger than {field.max_size} bytes"
+            return M("file is larger than %(max_size)s bytes", max_size=field.max_size)
         if accept:
             content_type = value.get("content_type")
             if not isinstance(content_type, str) or not accepted(content_type):
-                return f"file type must be one of {', '.join(accept)}"
+                return M("file type must be one of %(accept)s", accept=', '.join(accept))
         return None
 
     return check
@@ -140,7 +143,7 @@ def _address_validator(field: Field) -> Validator:
     def check(value: Any) -> str | None:
         for key, part in value.items():
             if part is not None and not isinstance(part, (str, int, float)):
-                return f"address part {key!r} must be text"
+                return M("address part %(key)s must be text", key=repr(key))
         return None
 
     return check

@@ -66,6 +66,8 @@ def add_identity_tables(metadata: MetaData) -> dict[str, Table]:
         Column("failed_logins", Integer, nullable=False, default=0),
         Column("locked_until", DateTime(timezone=True)),
         Column("last_login_at", DateTime(timezone=True)),
+        # IANA name; NULL follows the company's zone (engine/storage/settings.py)
+        Column("time_zone", String(64)),
         Index("ix_tp_user_department", "department_id"),
     )
     department = Table(

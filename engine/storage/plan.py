@@ -15,6 +15,8 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
+from engine.messages import M
+
 
 @dataclass(frozen=True)
 class Step:
@@ -43,19 +45,21 @@ class CreateSystemTables(Step):
     kind: ClassVar[str] = "create_system_tables"
 
     def describe(self) -> str:
-        return f"create system tables {_cols(self.tables)}"
+        return M("create system tables %(tables)s", tables=_cols(self.tables))
 
 
 @dataclass(frozen=True)
 class AddSystemColumns(Step):
-    """Nullable columns a newer engine added to one of its tp_* tables (e.g. tp_activity.via)."""
+    """Columns a newer engine added to one of its own tp_* tables (nullable, so
+    existing rows need no value)."""
 
     table: str
     columns: tuple[str, ...]
     kind: ClassVar[str] = "add_system_columns"
 
     def describe(self) -> str:
-        return f"add {_cols(self.columns)} to system table {self.table}"
+        return M("add columns %(columns)s to system table %(table)s",
+                 columns=_cols(self.columns), table=self.table)
 
 
 @dataclass(frozen=True)
@@ -65,7 +69,8 @@ class CreateTable(Step):
     kind: ClassVar[str] = "create_table"
 
     def describe(self) -> str:
-        return f"create table {self.entity} ({len(self.columns)} columns)"
+        return M("create table %(entity)s (%(n)s columns)", entity=self.entity,
+                 n=len(self.columns))
 
 
 @dataclass(frozen=True)
@@ -93,8 +98,9 @@ class ArchiveTable(Step):
     kind: ClassVar[str] = "archive_table"
 
     def describe(self) -> str:
-        return (f"archive entity {self.entity}: table renamed to {self.archived_as} "
-                f"({self.rows} rows kept)")
+        return M("archive entity %(entity)s: table renamed to %(archived_as)s "
+                 "(%(rows)s rows kept)", entity=self.entity, archived_as=self.archived_as,
+                 rows=self.rows)
 
 
 @dataclass(frozen=True)
@@ -105,7 +111,8 @@ class AddColumn(Step):
     kind: ClassVar[str] = "add_column"
 
     def describe(self) -> str:
-        return f"add field {self.entity}.{self.field} (column {_cols(self.columns)})"
+        return M("add field %(entity)s.%(field)s (column %(columns)s)", entity=self.entity,
+                 field=self.field, columns=_cols(self.columns))
 
 
 @dataclass(frozen=True)
@@ -120,8 +127,9 @@ class ArchiveField(Step):
 
     def describe(self) -> str:
         renames = ", ".join(f"{c} -> {a}" for c, a in self.columns)
-        return (f"archive field {self.entity}.{self.field}: {renames} "
-                f"({self.rows} rows with a value kept)")
+        return M("archive field %(entity)s.%(field)s: %(renames)s (%(rows)s rows with a "
+                 "value kept)", entity=self.entity, field=self.field, renames=renames,
+                 rows=self.rows)
 
 
 @dataclass(frozen=True)
@@ -136,7 +144,8 @@ class RestoreField(Step):
 
     def describe(self) -> str:
         renames = ", ".join(f"{a} -> {c}" for a, c in self.columns)
-        return f"restore archived field {self.entity}.{self.field}: {renames}"
+        return M("restore archived field %(entity)s.%(field)s: %(renames)s",
+                 entity=self.entity, field=self.field, renames=renames)
 
 
 @dataclass(frozen=True)
@@ -151,9 +160,11 @@ class PurgeArchived(Step):
 
     def describe(self) -> str:
         if self.field is None:
-            return f"PURGE archived table {self.archived[0]} (entity {self.entity}): data deleted"
-        return (f"PURGE archived field {self.entity}.{self.field} "
-                f"(columns {_cols(self.archived)}): data deleted")
+            return M("PURGE archived table %(table)s (entity %(entity)s): data deleted",
+                     table=self.archived[0], entity=self.entity)
+        return M("PURGE archived field %(entity)s.%(field)s (columns %(columns)s): data "
+                 "deleted", entity=self.entity, field=self.field,
+                 columns=_cols(self.archived))
 
 
 @dataclass(frozen=True)
@@ -165,7 +176,9 @@ class WidenType(Step):
     kind: ClassVar[str] = "widen_type"
 
     def describe(self) -> str:
-        return f"widen {self.entity}.{self.field} from {self.from_type} to {self.to_type}"
+        return M("widen %(entity)s.%(field)s from %(from_type)s to %(to_type)s",
+                 entity=self.entity, field=self.field, from_type=self.from_type,
+                 to_type=self.to_type)
 
 
 @dataclass(frozen=True)
@@ -182,13 +195,14 @@ class ConvertColumn(Step):
     kind: ClassVar[str] = "convert_column"
 
     def describe(self) -> str:
-        text = (f"convert {self.entity}.{self.field} from {self.from_type} to {self.to_type} "
-                f"({self.rows} rows, all convertible)")
+        extra = ""
         if self.add_columns:
-            text += f"; add column {_cols(self.add_columns)}"
+            extra += f"; + {_cols(self.add_columns)}"
         if self.archive_columns:
-            text += "; archive " + ", ".join(f"{c} -> {a}" for c, a in self.archive_columns)
-        return text
+            extra += "; " + ", ".join(f"{c} -> {a}" for c, a in self.archive_columns)
+        return M("convert %(entity)s.%(field)s from %(from_type)s to %(to_type)s (%(rows)s "
+                 "rows, all convertible)%(extra)s", entity=self.entity, field=self.field,
+                 from_type=self.from_type, to_type=self.to_type, rows=self.rows, extra=extra)
 
 
 @dataclass(frozen=True)
@@ -199,7 +213,8 @@ class AddFeature(Step):
     kind: ClassVar[str] = "add_feature"
 
     def describe(self) -> str:
-        return f"add feature {self.feature} to {self.entity} (column {_cols(self.columns)})"
+        return M("add feature %(feature)s to %(entity)s (column %(columns)s)",
+                 feature=self.feature, entity=self.entity, columns=_cols(self.columns))
 
 
 @dataclass(frozen=True)
@@ -211,7 +226,8 @@ class RemoveFeature(Step):
 
     def describe(self) -> str:
         renames = ", ".join(f"{c} -> {a}" for c, a in self.columns)
-        return f"remove feature {self.feature} from {self.entity}: archive {renames}"
+        return M("remove feature %(feature)s from %(entity)s: archive %(renames)s",
+                 feature=self.feature, entity=self.entity, renames=renames)
 
 
 @dataclass(frozen=True)
@@ -222,7 +238,8 @@ class AddIndex(Step):
     kind: ClassVar[str] = "add_index"
 
     def describe(self) -> str:
-        return f"add index {self.name} on {self.entity} ({_cols(self.columns)})"
+        return M("add index %(name)s on %(entity)s (%(columns)s)", name=self.name,
+                 entity=self.entity, columns=_cols(self.columns))
 
 
 @dataclass(frozen=True)
@@ -233,7 +250,8 @@ class DropIndex(Step):
     kind: ClassVar[str] = "drop_index"
 
     def describe(self) -> str:
-        return f"drop index {self.name} on {self.entity} ({_cols(self.columns)}); no data lost"
+        return M("drop index %(name)s on %(entity)s (%(columns)s); no data lost",
+                 name=self.name, entity=self.entity, columns=_cols(self.columns))
 
 
 @dataclass(frozen=True)
@@ -244,7 +262,8 @@ class AddUniqueConstraint(Step):
     kind: ClassVar[str] = "add_unique"
 
     def describe(self) -> str:
-        return f"add unique constraint {self.name} on {self.entity} ({_cols(self.columns)})"
+        return M("add unique constraint %(name)s on %(entity)s (%(columns)s)", name=self.name,
+                 entity=self.entity, columns=_cols(self.columns))
 
 
 @dataclass(frozen=True)
@@ -255,8 +274,8 @@ class DropUniqueConstraint(Step):
     kind: ClassVar[str] = "drop_unique"
 
     def describe(self) -> str:
-        return (f"drop unique constraint {self.name} on {self.entity} ({_cols(self.columns)}); "
-                "no data lost")
+        return M("drop unique constraint %(name)s on %(entity)s (%(columns)s); no data lost",
+                 name=self.name, entity=self.entity, columns=_cols(self.columns))
 
 
 @dataclass(frozen=True)
@@ -268,7 +287,8 @@ class AddOption(Step):
     touches_schema: ClassVar[bool] = False
 
     def describe(self) -> str:
-        return f"add option {self.value!r} to {self.entity}.{self.field} (metadata only)"
+        return M("add option %(value)s to %(entity)s.%(field)s (metadata only)",
+                 value=repr(self.value), entity=self.entity, field=self.field)
 
 
 @dataclass(frozen=True)
@@ -280,8 +300,8 @@ class RemoveOption(Step):
     touches_schema: ClassVar[bool] = False
 
     def describe(self) -> str:
-        return (f"remove option {self.value!r} from {self.entity}.{self.field} "
-                "(no row uses it; metadata only)")
+        return M("remove option %(value)s from %(entity)s.%(field)s (no row uses it; "
+                 "metadata only)", value=repr(self.value), entity=self.entity, field=self.field)
 
 
 @dataclass(frozen=True)
@@ -293,7 +313,8 @@ class RelabelOption(Step):
     touches_schema: ClassVar[bool] = False
 
     def describe(self) -> str:
-        return f"change option {self.value!r} of {self.entity}.{self.field} (metadata only)"
+        return M("change option %(value)s of %(entity)s.%(field)s (metadata only)",
+                 value=repr(self.value), entity=self.entity, field=self.field)
 
 
 @dataclass(frozen=True)
@@ -304,8 +325,10 @@ class ChangeLabel(Step):
     touches_schema: ClassVar[bool] = False
 
     def describe(self) -> str:
-        what = f"{self.entity}.{self.field}" if self.field else f"entity {self.entity}"
-        return f"change label of {what} (metadata only)"
+        if self.field:
+            return M("change label of %(entity)s.%(field)s (metadata only)",
+                     entity=self.entity, field=self.field)
+        return M("change label of entity %(entity)s (metadata only)", entity=self.entity)
 
 
 @dataclass(frozen=True)
@@ -319,8 +342,8 @@ class ChangeField(Step):
     touches_schema: ClassVar[bool] = False
 
     def describe(self) -> str:
-        return (f"change {self.entity}.{self.field}: {_cols(self.properties)} "
-                "(metadata only)")
+        return M("change %(entity)s.%(field)s: %(properties)s (metadata only)",
+                 entity=self.entity, field=self.field, properties=_cols(self.properties))
 
 
 @dataclass(frozen=True)
@@ -334,7 +357,17 @@ class ChangeMetadata(Step):
     touches_schema: ClassVar[bool] = False
 
     def describe(self) -> str:
-        return f"{self.change} {self.what} {self.name} (metadata only)".replace("  ", " ")
+        templates = {"added": M("added %(what)s %(name)s (metadata only)", what=self.what,
+                                name=self.name),
+                     "removed": M("removed %(what)s %(name)s (metadata only)", what=self.what,
+                                  name=self.name)}
+        english = f"{self.change} {self.what} {self.name} (metadata only)".replace("  ", " ")
+        found = templates.get(self.change)
+        if found is not None and self.name:
+            return found
+        if self.change == "changed" and self.name:
+            return M("changed %(what)s %(name)s (metadata only)", what=self.what, name=self.name)
+        return english
 
 
 @dataclass(frozen=True)

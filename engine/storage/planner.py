@@ -130,7 +130,8 @@ class _Planner:
     def plan(self) -> MigrationPlan:
         steps: list[Step] = [*self._system_tables(), *self._id_steps()]
         if self.applied_fingerprint == self.target.fingerprint and not self.purge:
-            return MigrationPlan(self.applied_fingerprint, self.target.fingerprint, tuple(steps))
+            return MigrationPlan(self.applied_fingerprint, self.target.fingerprint, tuple(steps),
+                                 tuple(self.problems))
         old_schema, new_schema = build_schema(self.applied), build_schema(self.target)
         removed = [n for n in self.applied.entities if n not in self.target.entities]
         added = [n for n in self.target.entities if n not in self.applied.entities]

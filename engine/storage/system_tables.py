@@ -120,6 +120,7 @@ def add_system_tables(metadata: MetaData) -> dict[str, Table]:
     from engine.storage.pool_tables import add_pool_tables  # it imports this module
     from engine.storage.report_tables import add_report_tables  # it imports this module
     from engine.storage.rule_tables import add_rule_tables  # it imports this module
+    from engine.storage.settings import add_setting_tables  # it imports this module
     from engine.storage.stage_tables import add_stage_tables  # it imports this module
     from engine.storage.upload_tables import add_upload_tables  # it imports this module
     from engine.storage.view_tables import add_view_tables  # it imports this module
@@ -129,4 +130,4 @@ def add_system_tables(metadata: MetaData) -> dict[str, Table]:
             **add_migration_tables(metadata), **add_stage_tables(metadata),
             **add_view_tables(metadata), **add_upload_tables(metadata),
             **add_pool_tables(metadata), **add_rule_tables(metadata),
-            **add_report_tables(metadata)}
+            **add_report_tables(metadata), **add_setting_tables(metadata)}

@@ -42,3 +42,58 @@ def test_catalog_is_read_at_runtime() -> None:
 ])
 def test_negotiation_order(kwargs: dict[str, str | None], expected: str) -> None:
     assert i18n.negotiate(**kwargs) == expected  # type: ignore[arg-type]
+
+
+def test_engine_messages_are_extracted_with_the_ui_messages() -> None:
+    ids = {m.id for m in extract() if m.id}
+    # one of each kind: coercion, validation, stage rules, query, permissions, plan lines
+    for template in ("expected a whole number", "must be at least %(low)s",
+                     "is required to enter stage %(stage)s", "unknown operator %(op)s",
+                     "none of your roles grants it",
+                     "add field %(entity)s.%(field)s (column %(columns)s)",
+                     "Demo: sign in as %(logins)s... with the password %(password)s"):
+        assert template in ids, template
+
+
+def test_engine_messages_translate_with_their_values() -> None:
+    from engine.messages import M
+    from engine.metadata.model import LocalText
+
+    stage = LocalText.of({"en": "Quote", "zh-CN": "报价"})
+    message = M("is required to enter stage %(stage)s", stage=stage)
+    assert message == "is required to enter stage Quote"  # English for logs and the API
+    assert i18n.translate("zh-CN", message) == "进入“报价”阶段前必须填写"
+    assert i18n.t("zh-CN", M("must be at least %(low)s", low=3)) == "不能小于 3"
+    assert i18n.translate("zh-CN", "not in the catalog") == "not in the catalog"
+
+
+def test_every_metadata_label_has_both_languages() -> None:
+    """Labels users read that come from the app packages: entities, fields, options,
+    pipelines and stages, pools, roles."""
+    from engine.metadata.loader import load_packages
+    from tests.conftest import REPO_ROOT
+
+    registry = load_packages([REPO_ROOT / "apps" / "crm"])
+    labels: list[tuple[str, object]] = []
+    for entity in registry.entities.values():
+        labels += [(entity.name, entity.label), (f"{entity.name} (plural)", entity.plural_label)]
+        for f in entity.fields:
+            labels.append((f"{entity.name}.{f.name}", f.label))
+            labels += [(f"{entity.name}.{f.name}={o.value}", o.label) for o in f.options]
+    for pipeline in registry.pipelines.values():
+        labels.append((pipeline.name, pipeline.label))
+        labels += [(f"{pipeline.name}/{s.key}", s.label) for s in pipeline.stages]
+    labels += [(p.name, p.label) for p in registry.pools.values()]
+    labels += [(r.name, r.label) for r in registry.roles.values()]
+    missing = [name for name, label in labels
+               if not label or {"en", "zh-CN"} - set(label.as_dict())]  # type: ignore[attr-defined]
+    assert missing == []
+
+
+def test_vocabulary_covers_the_metadata_words() -> None:
+    from engine.metadata.model import ACTIONS, Feature, FieldType, RowScope, StageKind
+    from ui.vocabulary import VOCABULARY
+
+    words = [*ACTIONS, *(s.value for s in RowScope), *(f.value for f in Feature),
+             *(t.value for t in FieldType), *(k.value for k in StageKind)]
+    assert [w for w in words if w not in VOCABULARY] == []

@@ -101,8 +101,8 @@ def test_reference_filter_and_bad_filters(client_for: Client, marked: dict[str, 
 
 def test_sort_only_on_indexed_fields(client_for: Client, marked: dict[str, int]) -> None:
     client = client_for("manager")
-    up = client.get("/e/customer", params={"q": "Zebra", "sort": "name"})
-    assert up.status_code == 400  # name has no index
+    up = client.get("/e/customer", params={"q": "Zebra", "sort": "website"})
+    assert up.status_code == 400  # website has no index
     by_grade = client.get("/e/customer", params={"q": "Zebra", "sort": "-grade"})
     assert by_grade.status_code == 200
     assert 'aria-sort="descending"' in by_grade.text
@@ -180,6 +180,20 @@ def test_saved_views_personal_and_shared(client_for: Client, marked: dict[str, i
     refused = other.post(f"/e/customer/views/{shared_id}/delete",
                          data={"csrf_token": csrf(other)})
     assert refused.status_code == 403
+    not_yours = other.post(f"/e/customer/views/{shared_id}/rename",
+                           data={"csrf_token": csrf(other), "name": "Mine now"})
+    assert not_yours.status_code == 403
+    renamed = owner.post(f"/e/customer/views/{shared_id}/rename",
+                         data={"csrf_token": token, "name": "Team zebras"},
+                         follow_redirects=False)
+    assert renamed.status_code == 303
+    assert "Team zebras" in other.get("/e/customer").text
+    clash = owner.post(f"/e/customer/views/{shared_id}/rename",
+                       data={"csrf_token": token, "name": "Retail zebras"})
+    empty = owner.post(f"/e/customer/views/{shared_id}/rename",
+                       data={"csrf_token": token, "name": " "})
+    assert clash.status_code == 422 and empty.status_code == 422
+    assert "Team zebras" in owner.get("/e/customer").text
     # a shared view shows the viewer only their own rows
     rows = client_for("sup_west").get(f"/e/customer/views/{shared_id}")
     assert _ids(rows.text) == [marked["west1"]]
@@ -208,7 +222,12 @@ def test_bulk_update_assign_and_delete(client_for: Client, demo_db: DemoDB) -> N
     sup.post("/e/customer/bulk", data={"action": "assign", "owner": str(
         demo_db.user_id("rep_east2")), "ids": [str(a)], "csrf_token": token})
     assert records.get(Actor.system(), "customer", a)["owner_id"] == demo_db.user_id("rep_east2")
-    sup.post("/e/customer/bulk", data={"action": "delete", "ids": [str(a)],
+    asked = sup.post("/e/customer/bulk", data={"action": "delete", "ids": [str(a)],
+                                               "csrf_token": token})
+    assert asked.status_code == 200 and "Delete 1 record?" in asked.text
+    assert records.get(Actor.system(), "customer", a)  # nothing deleted before confirming
+    assert 'name="confirmed" value="1"' in asked.text
+    sup.post("/e/customer/bulk", data={"action": "delete", "ids": [str(a)], "confirmed": "1",
                                        "csrf_token": token})
     with pytest.raises(Exception, match="not found"):
         records.get(Actor.system(), "customer", a)
@@ -254,3 +273,15 @@ def test_hidden_fields_stay_hidden(client_for: Client, marked: dict[str, int]) -
     assert "Annual revenue" not in page.text and "999" not in page.text
     assert "Annual revenue" not in rep.get("/e/customer").text
     assert "annual_revenue" not in rep.get(f"/e/customer/{marked['east2']}/edit").text
+
+
+def test_the_title_column_sorts(client_for: Client, demo_db: DemoDB) -> None:
+    for name in ("Sort Zeta Co", "Sort Alpha Co", "Sort Mid Co"):
+        make_record(demo_db, "customer", {"name": name}, owner="rep_east1")
+    rep = client_for("rep_east1")
+    page = rep.get("/e/customer?q=Sort&sort=name").text
+    assert 'href="/e/customer?q=Sort&amp;sort=-name"' in page  # the header toggles
+    names = re.findall(r">(Sort \w+ Co)</a>", page)
+    assert names == ["Sort Alpha Co", "Sort Mid Co", "Sort Zeta Co"]
+    backwards = re.findall(r">(Sort \w+ Co)</a>", rep.get("/e/customer?q=Sort&sort=-name").text)
+    assert backwards == names[::-1]

@@ -32,6 +32,7 @@ from ui.limits import whole_number
 class PeoplePage:
     directory: Directory
     roles: list[str]
+    role_labels: dict[str, str] = field(default_factory=dict)  # name -> label (metadata)
     values: dict[str, str] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
     focus: str = ""  # which form the errors belong to ("create", "user-<id>", "dept-<id>")
@@ -60,6 +61,8 @@ def people_routes(ui: UIContext, admin: Callable[[Any], Any]) -> list[BaseRoute]
              status: int = 200) -> Response:
         view = PeoplePage(directory=people().directory(),
                           roles=list(ui.runtime().registry.roles),
+                          role_labels={n: r.label.get(ui.locale(request)) or n
+                                       for n, r in ui.runtime().registry.roles.items()},
                           values={k: str(v) for k, v in (form or {}).items()
                                   if k not in ("password", "csrf_token")},
                           errors=errors or {}, focus=focus)

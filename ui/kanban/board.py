@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
@@ -23,6 +24,7 @@ from engine.records.coerce import to_string
 from engine.records.record import Record
 from engine.records.stages import STAGE, StageRules
 from ui import i18n
+from ui.zones import input_text
 
 #: Cards per column page (the "more" button fetches the next keyset page).
 CARDS_PER_PAGE = 20
@@ -67,6 +69,8 @@ class CardView:
     inputs: list[FieldInput] = field(default_factory=list)
     target: str = ""                      # the stage the inputs are for
     target_label: str = ""
+    #: what "Move to" offers first: the next stage forward, never a previous one
+    default_target: str = ""
 
 
 @dataclass(frozen=True)
@@ -203,7 +207,19 @@ class Board:
             amount=format_total({amount["currency"]: amount["amount"]}) if amount else "",
             stage=stage, move_url=f"{self.base}/{record.id}/move", options=options,
             error=error, inputs=list(inputs), target=target,
-            target_label=self.stage_label(target) if target else "")
+            target_label=self.stage_label(target) if target else "",
+            default_target=target or self.forward(stage, [o.key for o in options]))
+
+    def forward(self, current: str, allowed: Sequence[str]) -> str:
+        """The first allowed stage after ``current`` in pipeline order; a quick tap on
+        "Move" must move a deal on, so an earlier stage is only the default when it is
+        the only way out (e.g. a lost deal reopened)."""
+        order = [s.key for s in self.rules.ordered()]
+        here = order.index(current) if current in order else -1
+        ahead = [k for k in order[here + 1:] if k in allowed]
+        if ahead:
+            return ahead[0]
+        return allowed[0] if allowed else ""
 
     def inputs_for(self, record: Record, target: str, values: Mapping[str, str],
                    errors: Mapping[str, str]) -> list[FieldInput]:
@@ -224,6 +240,8 @@ class Board:
             current = "" if stored is None else to_string(f, stored)
             if f.type is FieldType.MONEY and stored is not None:
                 current = str(stored["amount"])
+            if f.type is FieldType.DATETIME and isinstance(stored, datetime):
+                current = input_text(stored)
         options = [StageOption(o.value, o.label.get(self.locale)) for o in f.options] \
             if f.type is FieldType.SELECT else []
         return FieldInput(name=f.name, label=f.label.get(self.locale),
@@ -247,7 +265,7 @@ class Board:
         required = set(stage.required_fields) if stage is not None else set()
         missing = [self.entity.field(n).label.get(self.locale) for n in exc.field_errors
                    if n in required and self.entity.has_field(n)]
-        others = [f"{self._label(n)}: {m}" for n, m in exc.field_errors.items()
+        others = [f"{self._label(n)}: {i18n.t(self.locale, m)}" for n, m in exc.field_errors.items()
                   if n not in required]
         parts = []
         if missing:

@@ -30,13 +30,14 @@ from engine.errors import (
     StageTransitionError,
     ValidationError,
 )
-from engine.metadata.model import Entity, Feature
+from engine.metadata.model import Entity, Feature, FieldType
 from engine.records import InputSource, Record
 from engine.records.stages import STAGE
 from ui.auth import safe_next
 from ui.context import ActionButton, NavLink, UIContext, is_fragment_request
 from ui.kanban.board import Board, CardView, FieldInput, MovedView, MovePage
 from ui.limits import whole_number
+from ui.zones import from_input
 
 
 def _pipelined(ui: UIContext, request: Request) -> Entity:
@@ -61,6 +62,14 @@ def _version(form: FormData) -> int:
     if version is None:
         raise QueryError("record", "version", "the form must send the record's version")
     return version
+
+
+def _typed_in_zone(entity: Entity, name: str, text: str) -> str:
+    """A posted value as the engine reads it: a typed wall-clock time gets the
+    viewer's offset (the input shows their zone, the engine reads naive as UTC)."""
+    if entity.has_field(name) and entity.field(name).type is FieldType.DATETIME:
+        return from_input(text)
+    return text
 
 
 def routes(ui: UIContext) -> list[BaseRoute]:
@@ -89,8 +98,8 @@ def routes(ui: UIContext) -> list[BaseRoute]:
         to = str(form.get("dropped") or form.get("to") or "")
         stage = b.rules.find(to)
         # Only what the target stage asks for rides along with a move.
-        values = {n: str(form[n]) for n in (stage.required_fields if stage else ())
-                  if n in form}
+        values = {n: _typed_in_zone(entity, n, str(form[n]))
+                  for n in (stage.required_fields if stage else ()) if n in form}
         refuse = _refusal(ui, request, b, record_id, next_url=str(form.get("next") or ""))
         try:
             moved = ui.runtime().records.move_stage(

@@ -24,8 +24,12 @@ from engine.metadata.model import Entity
 from engine.records.coerce import InputSource
 from engine.runtime import Runtime
 from engine.workflow.pools import PoolService
+from ui.i18n import t, tn
+from ui.screens.records.display import titles as titles_of
 
 MAX_BULK = 500
+#: Records named on the bulk delete confirmation (the rest are counted).
+SHOWN = 20
 ACTIONS = ("update", "assign", "delete", "claim", "recycle")  # claim, recycle: pooled entities
 
 
@@ -35,16 +39,46 @@ class BulkResult:
     failed: list[tuple[int, str]] = field(default_factory=list)
 
 
-def _reason(exc: TidepoolError) -> str:
+def _reason(exc: TidepoolError, locale: str = "en") -> str:
     if isinstance(exc, ValidationError):
-        return "; ".join(f"{k}: {v}" for k, v in exc.field_errors.items())
+        return "; ".join(f"{k}: {t(locale, v)}" for k, v in exc.field_errors.items())
     if isinstance(exc, NotFoundError):
-        return "not found"
+        return t(locale, "not found")
     if isinstance(exc, ForbiddenError):
-        return exc.reason or "forbidden"
+        return t(locale, exc.reason) if exc.reason else t(locale, "forbidden")
     if isinstance(exc, PoolLimitError):
-        return exc.message
+        return t(locale, exc.message)
+    if isinstance(exc, DuplicateError):
+        if exc.existing_id is None:  # held by a record the user may not see
+            return t(locale, "A record you cannot see already holds these values.")
+        return t(locale, "A record with these values already exists (#%(id)s).",
+                 id=exc.existing_id)
     return str(exc)
+
+
+@dataclass(frozen=True)
+class DeleteConfirmation:
+    """The step before a bulk delete: what will go, and the form that confirms it."""
+
+    title: str
+    action: str
+    back_url: str
+    state: str
+    ids: list[int]
+    shown: list[str]        # titles of the records the actor can see (first ones)
+    more: int               # how many selected records are not listed
+
+
+def delete_confirmation(runtime: Runtime, actor: Actor, entity: Entity, ids: Sequence[int], *,
+                        locale: str, state: str, back_url: str) -> DeleteConfirmation:
+    """Name the records a bulk delete would remove (only those the actor may read)."""
+    wanted = list(dict.fromkeys(ids))[:MAX_BULK]
+    titles = [text for _key, text in sorted(
+        titles_of(runtime, actor, entity.name, wanted[:SHOWN]).items())]
+    return DeleteConfirmation(
+        title=tn(locale, "Delete %(n)s record?", "Delete %(n)s records?", len(wanted)),
+        action=f"/e/{entity.name}/bulk", back_url=back_url, state=state, ids=wanted,
+        shown=titles, more=max(0, len(wanted) - len(titles)))
 
 
 def run_bulk(runtime: Runtime, actor: Actor, entity: Entity, ids: Sequence[int], *,
@@ -77,7 +111,7 @@ def run_bulk(runtime: Runtime, actor: Actor, entity: Entity, ids: Sequence[int],
                                    version=current.version, source=InputSource.STRING)
         except (ValidationError, NotFoundError, ForbiddenError, ConflictError,
                 DuplicateError, PoolLimitError) as exc:
-            result.failed.append((record_id, _reason(exc)))
+            result.failed.append((record_id, _reason(exc, actor.locale)))
         else:
             result.done += 1
     return result

@@ -4,6 +4,7 @@ actions (edit, delete and those other areas contribute), file downloads."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from starlette.datastructures import FormData
 from starlette.requests import Request
@@ -24,11 +25,13 @@ from ui.screens.records.display import (
     LONG_TYPES,
     Names,
     display,
+    phone_link,
     resolve_names,
     system_display,
     system_label,
 )
 from ui.screens.records.feed import FeedEntry, feed_entries, people_in
+from ui.zones import format_instant
 
 RELATED_ROWS = 10
 RELATED_COUNT_CAP = 1000
@@ -103,10 +106,18 @@ def _sections(ui: UIContext, request: Request, entity: Entity, record: Record, n
         elif f.type is FieldType.URL and isinstance(value, str) \
                 and value.lower().startswith(("http://", "https://")):
             url = value
-        item = Item(f.label.get(locale), display(f, value, locale, names), url,
+        elif f.type is FieldType.PHONE and isinstance(value, str) and value.strip():
+            url = phone_link(value)
+        elif f.type is FieldType.EMAIL and isinstance(value, str) and "@" in value:
+            url = f"mailto:{value.strip()}"
+        text = format_instant(value, locale, with_zone=True) \
+            if f.type is FieldType.DATETIME and isinstance(value, datetime) \
+            else display(f, value, locale, names)
+        item = Item(f.label.get(locale), text, url,
                     multiline=f.type in LONG_TYPES)
         (long if f.type in LONG_TYPES else main).append(item)
-    system = [Item(system_label(n, locale), system_display(n, record[n], names, labels))
+    system = [Item(system_label(n, locale), system_display(n, record[n], names, labels,
+                                                                 locale=locale))
               for n in SYSTEM_SHOWN if n in record]
     sections = [Section(ui.t(request, "Details"), main)]
     if long:

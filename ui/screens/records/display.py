@@ -8,11 +8,14 @@ gets no link.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
+
+from babel.numbers import format_currency, format_decimal
 
 from engine.actor import Actor
 from engine.errors import ForbiddenError, NotFoundError, QueryError
@@ -23,7 +26,9 @@ from engine.records.query import Filter, ListQuery
 from engine.records.record import Record
 from engine.runtime import Runtime
 from ui.i18n import N_, t
+from ui.zones import format_day, format_instant
 
+_EXTENSION = re.compile(r"\s*(?:ext\.?|extension|x|转|分机)\s*", re.IGNORECASE)
 #: Fields the engine adds to owned/pooled/pipelined entities, shown under these labels.
 SYSTEM_LABELS = {"owner_id": N_("Owner"), "pool_id": N_("Pool"), "stage": N_("Stage"),
                  "created_at": N_("Created"), "updated_at": N_("Updated"),
@@ -100,11 +105,21 @@ def option_label(f: Field, value: Any, locale: str) -> str:
     return (option.label.get(locale) or option.value) if option else str(value)
 
 
-def _number(value: Decimal | float, places: int | None = None) -> str:
+def _number(value: Decimal | float, places: int | None = None, locale: str = "en") -> str:
+    """A number with the locale's grouping and decimal signs (Babel), keeping the
+    decimal places the value was stored with (12.50 stays 12.50)."""
     if isinstance(value, Decimal) and places is None:
         exponent = value.as_tuple().exponent
         places = max(0, -exponent) if isinstance(exponent, int) else 2
-    return f"{value:,.{places}f}" if places is not None else f"{value:,}"
+    pattern = "#,##0" + ("." + "0" * places if places else "") if places is not None \
+        else None
+    return format_decimal(value, format=pattern, locale=locale.replace("-", "_"),
+                          decimal_quantization=places is not None)
+
+
+def _money(amount: Decimal, currency: str, locale: str) -> str:
+    """An amount with its currency as the locale writes it (¥1,234.50 in zh-CN)."""
+    return format_currency(amount, currency, locale=locale.replace("-", "_"))
 
 
 def display(f: Field, value: Any, locale: str, names: Names | None = None) -> str:
@@ -119,17 +134,17 @@ def display(f: Field, value: Any, locale: str, names: Names | None = None) -> st
     if typ is FieldType.BOOLEAN:
         return t(locale, "Yes") if value else t(locale, "No")
     if typ is FieldType.MONEY:
-        return f"{value['currency']} {_number(value['amount'], 2)}"
+        return _money(value["amount"], value["currency"], locale)
     if typ is FieldType.PERCENT:
-        return f"{_number(value)}%"
+        return f"{_number(value, locale=locale)}%"
     if typ in (FieldType.INTEGER, FieldType.DECIMAL):
-        return _number(value)
+        return _number(value, locale=locale)
     if typ is FieldType.RATING:
         return "★" * int(value)
     if typ is FieldType.DATETIME and isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M UTC")
+        return format_instant(value, locale)
     if typ is FieldType.DATE and isinstance(value, date):
-        return value.isoformat()
+        return format_day(value, locale)
     if typ is FieldType.REFERENCE:
         title = names.title(f.target or "", int(value)) if names else None
         return title or f"#{value}"
@@ -138,15 +153,39 @@ def display(f: Field, value: Any, locale: str, names: Names | None = None) -> st
     if typ is FieldType.GEO_POINT:
         return f"{value['lat']}, {value['lng']}"
     if typ is FieldType.ADDRESS:
-        return address_text(value)
+        return address_text(value, locale)
     if typ is FieldType.FILE:
         return str(value.get("name", ""))
     return to_string(f, value)
 
 
-def address_text(value: Mapping[str, Any]) -> str:
+def phone_link(value: str) -> str:
+    """A ``tel:`` URL for a phone number as people type it, so a tap dials it: spaces,
+    dashes and brackets dropped, a leading + kept, an extension ("ext. 12", "转12")
+    dialled after a pause (",")."""
+    main, *extension = _EXTENSION.split(value.strip(), maxsplit=1)
+    digits = "".join(ch for ch in main if ch.isdigit() or ch in "+*#")
+    ext = "".join(ch for ch in extension[0] if ch.isdigit()) if extension else ""
+    if not digits:
+        return ""
+    return f"tel:{digits},{ext}" if ext else f"tel:{digits}"
+
+
+def address_text(value: Mapping[str, Any], locale: str = "en") -> str:
+    """An address on one line as its readers write it: in Chinese from the province
+    down, without separators (广东省深圳市南山区科技园路1号); otherwise from the street up."""
     if "text" in value and len(value) == 1:
         return str(value["text"])
+    if locale.startswith("zh"):
+        order: tuple[str, ...] = ("country", "province", "city", "district", "street", "text")
+        parts: list[str] = []
+        for k in order:  # a municipality is its own province: 上海市上海市 reads 上海市
+            if value.get(k) and (not parts or parts[-1] != str(value[k])):
+                parts.append(str(value[k]))
+        head = "".join(parts)
+        rest = [str(v) for k, v in sorted(value.items()) if k not in order and k != "postcode" and v]
+        tail = [str(value["postcode"])] if value.get("postcode") else []
+        return " ".join([head, *rest, *tail]).strip()
     order = ("text", "street", "district", "city", "province", "postcode", "country")
     parts = [str(value[k]) for k in order if value.get(k)]
     parts += [str(v) for k, v in sorted(value.items()) if k not in order and v]
@@ -158,7 +197,8 @@ def system_label(name: str, locale: str) -> str:
 
 
 def system_display(name: str, value: Any, names: Names,
-                   labels: Mapping[str, Mapping[str, str]] | None = None) -> str:
+                   labels: Mapping[str, Mapping[str, str]] | None = None, *,
+                   locale: str = "en") -> str:
     """A system value as text; ``labels`` maps pool and stage keys to their labels."""
     if value is None:
         return ""
@@ -167,5 +207,5 @@ def system_display(name: str, value: Any, names: Names,
     if name in ("pool_id", "stage"):
         return (labels or {}).get(name, {}).get(value, str(value))
     if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M UTC")
+        return format_instant(value, locale)
     return str(value)

@@ -58,7 +58,7 @@ def _table(runtime: Runtime, actor: Actor, entity: Entity, fields: Sequence[Fiel
     header = ["ID", *(f.label.get(locale) for f in fields),
               *(system_label(c, locale) for c in system)]
     body = [[str(r.id), *(display(f, r.get(f.name), locale, names) for f in fields),
-             *(system_display(c, r.get(c), names) for c in system)] for r in records]
+             *(system_display(c, r.get(c), names, locale=locale) for c in system)] for r in records]
     return header, body
 
 

@@ -11,6 +11,7 @@ from engine.records.activity import ActivityEntry
 from engine.records.coerce import CoercionError, coerce
 from ui.i18n import N_, t
 from ui.screens.records.display import Names, display, system_display, system_label
+from ui.zones import format_instant
 
 _KINDS = {"create": N_("created the record"), "update": N_("changed"),
           "delete": N_("deleted the record"), "restore": N_("restored the record"),
@@ -53,7 +54,7 @@ def _via(locale: str, via: str | None) -> str | None:
 def _value(entity: Entity, name: str, value: Any, locale: str, names: Names,
            labels: Mapping[str, Mapping[str, str]]) -> str:
     if not entity.has_field(name):
-        return system_display(name, value, names, labels)
+        return system_display(name, value, names, labels, locale=locale)
     f = entity.field(name)
     try:
         return display(f, coerce(f, value), locale, names)
@@ -74,7 +75,7 @@ def feed_entries(entity: Entity, entries: Sequence[ActivityEntry], locale: str, 
             changes.append(Change(label, _value(entity, c.field, c.old, locale, names, labels),
                                   _value(entity, c.field, c.new, locale, names, labels)))
         who = t(locale, "System") if e.actor_id is None else names.person(e.actor_id)
-        out.append(FeedEntry(id=e.id, at=e.at.strftime("%Y-%m-%d %H:%M"),
+        out.append(FeedEntry(id=e.id, at=format_instant(e.at, locale),
                              at_iso=e.at.isoformat(), who=who, kind=e.kind,
                              what=t(locale, _KINDS.get(e.kind, e.kind)), changes=changes,
                              body=e.body, via=_via(locale, e.via)))

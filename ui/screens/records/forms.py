@@ -14,6 +14,7 @@ from starlette.routing import BaseRoute, Route
 
 from engine.actor import Actor
 from engine.errors import ConflictError, DuplicateError, ValidationError
+from engine.messages import Message
 from engine.metadata.model import Entity, Field, FieldType
 from engine.permissions.directory import search_people
 from engine.records.coerce import InputSource
@@ -162,8 +163,8 @@ def _field_errors(exc: ValidationError | DuplicateError) -> dict[str, str]:
     if isinstance(exc, ValidationError):
         return exc.field_errors
     if exc.existing_id is None:  # held by a record the user may not know about
-        return {exc.fields[0]: "already exists (held by a record you cannot see)"}
-    return {exc.fields[0]: f"already exists (#{exc.existing_id})"}
+        return {exc.fields[0]: Message(N_("already exists (held by a record you cannot see)"))}
+    return {exc.fields[0]: Message(N_("already exists (#%(id)s)"), {"id": exc.existing_id})}
 
 
 def routes(ui: UIContext) -> list[BaseRoute]:

@@ -12,9 +12,16 @@ from engine.metadata.model import Entity, Field, FieldType
 from engine.permissions.directory import Person
 from engine.records.query import Page
 from engine.records.saved_views import SavedView
-from ui.i18n import t
-from ui.screens.records.display import LONG_TYPES, Names, display
-from ui.screens.records.state import PAGE_SIZES, ListState, sorted_by, toggled_sort
+from ui.i18n import N_, t
+from ui.screens.records.display import LONG_TYPES, Names, display, phone_link
+from ui.screens.records.state import (
+    PAGE_SIZES,
+    FilterParam,
+    ListState,
+    sorted_by,
+    toggled_sort,
+)
+from ui.zones import period_bounds
 
 #: Columns a list shows when the user has not chosen.
 DEFAULT_COLUMNS = 6
@@ -65,6 +72,8 @@ class FilterWidget:
     empty: bool = False
     active: bool = False
     op: str = ""  # options: "in" (several) or "contains" (one option of a multi-select)
+    periods: list[Choice] = dataclasses.field(default_factory=list)  # range of dates: (url, label)
+    picker: object = None  # kind "picker": a ui.screens.pickers.Picker
 
 
 @dataclass(frozen=True)
@@ -146,8 +155,11 @@ def filter_widgets(entity: Entity, state: ListState, fields: Sequence[Field],
                 f.type, "number")
             low = (state.filter_values(f.name, "gte") or ("",))[0]
             high = (state.filter_values(f.name, "lte") or ("",))[0]
+            periods = period_links(state, f, locale) \
+                if f.type in (FieldType.DATE, FieldType.DATETIME) else []
             widgets.append(FilterWidget(f.name, label, "range", input_type=kind, low=low,
-                                        high=high, empty=empty, active=bool(low or high or empty)))
+                                        high=high, empty=empty, active=bool(low or high or empty),
+                                        periods=periods))
         elif f.type is FieldType.BOOLEAN:
             value = (state.filter_values(f.name, "eq") or ("",))[0]
             widgets.append(FilterWidget(f.name, label, "boolean", value=value, choices=[
@@ -166,6 +178,26 @@ def filter_widgets(entity: Entity, state: ListState, fields: Sequence[Field],
     return widgets
 
 
+#: Quick ranges of a date or date-time filter, computed in the viewer's zone.
+PERIODS = (("today", N_("Today")), ("week", N_("This week")), ("month", N_("This month")))
+
+
+def period_links(state: ListState, f: Field, locale: str) -> list[Choice]:
+    """Links setting the filter of ``f`` to today / this week / this month (the viewer's)."""
+    links = []
+    for period, label in PERIODS:
+        first, last = period_bounds(period)
+        low, high = (first.isoformat(), last.isoformat()) if f.type is FieldType.DATE else \
+            (f"{first.isoformat()}T00:00", f"{last.isoformat()}T23:59:59")
+        kept = tuple(p for p in state.filters if p.field != f.name)
+        url = state.url(filters=(*kept, FilterParam(f.name, "gte", (low,)),
+                                 FilterParam(f.name, "lte", (high,))))
+        chosen = state.filter_values(f.name, "gte") == (low,) and \
+            state.filter_values(f.name, "lte") == (high,)
+        links.append(Choice(url, t(locale, label), chosen))
+    return links
+
+
 def build_rows(entity: Entity, page: Page, columns: Sequence[Field], names: Names,
                locale: str) -> list[Row]:
     rows = []
@@ -181,6 +213,10 @@ def build_rows(entity: Entity, page: Page, columns: Sequence[Field], names: Name
             elif f.type is FieldType.REFERENCE and value is not None \
                     and names.title(f.target or "", int(value)):
                 link = f"/e/{f.target}/{value}"
+            elif f.type is FieldType.PHONE and isinstance(value, str) and value.strip():
+                link = phone_link(value) or None  # a tap on a phone dials it
+            elif f.type is FieldType.EMAIL and isinstance(value, str) and "@" in value:
+                link = f"mailto:{value.strip()}"
             cells.append(Cell(text, link))
         rows.append(Row(record.id, url, cells))
     return rows

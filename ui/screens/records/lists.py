@@ -27,9 +27,10 @@ from ui.limits import whole_number
 from ui.pools.columns import pool_columns
 from ui.pools.routes import claimable
 from ui.pools.tabs import pool_tabs
+from ui.screens.pickers import with_pickers
 from ui.screens.records import export
 from ui.screens.records._common import entity_of
-from ui.screens.records.bulk import MAX_BULK, run_bulk
+from ui.screens.records.bulk import MAX_BULK, delete_confirmation, run_bulk
 from ui.screens.records.display import display, resolve_names
 from ui.screens.records.listing import (
     Choice,
@@ -45,6 +46,7 @@ from ui.screens.records.listing import (
     visible_fields,
 )
 from ui.screens.records.state import ListState, choose_columns
+from ui.zones import zoned_query
 
 COUNT_CAP = 10_000
 _BULK_PERMISSION = {"update": "update", "assign": "assign", "delete": "delete",
@@ -61,7 +63,7 @@ def build_list(ui: UIContext, request: Request, runtime: Runtime, actor: Actor, 
     names = [f.name for f in fields]
     columns = [by_name[c] for c in choose_columns(state.cols, names,
                                                   default_columns(entity, hidden), entity.name)]
-    page = runtime.records.list(actor, entity.name, state.query())
+    page = runtime.records.list(actor, entity.name, zoned_query(entity, state.query()))
     labels = resolve_names(runtime, actor, entity, page.rows, fields=columns)
     rows = build_rows(entity, page, columns, labels, locale)
     next_url = state.next_url(page.next_token) if page.has_more and page.next_token else None
@@ -88,7 +90,8 @@ def build_list(ui: UIContext, request: Request, runtime: Runtime, actor: Actor, 
         columns=headers,
         rows=rows, next_url=next_url, count_text="", count_url=count_url,
         searchable=any(n in names for n in entity.search_fields),
-        filters=filter_widgets(entity, state, fields, locale),
+        filters=with_pickers(runtime, actor, entity,
+                             filter_widgets(entity, state, fields, locale)),
         column_choices=[Choice(f.name, f.label.get(locale), f in columns) for f in fields],
         page_sizes=page_sizes(state),
         hidden_params=[("sort", state.sort)],
@@ -119,7 +122,8 @@ def count_fragment(ui: UIContext, request: Request) -> Response:
     runtime, actor = ui.runtime(), ui.actor(request)
     entity = entity_of(runtime, request)
     state = ListState.parse(entity.name, request.query_params.multi_items())
-    count = runtime.records.count(actor, entity.name, state.query(), cap=COUNT_CAP)
+    count = runtime.records.count(actor, entity.name, zoned_query(entity, state.query()),
+                                  cap=COUNT_CAP)
     text = count_text(count, COUNT_CAP, ui.locale(request))
     return ui.render(request, "records/_count.html", text, fragment="records/_count.html")
 
@@ -156,7 +160,8 @@ def routes(ui: UIContext) -> list[BaseRoute]:
         if fmt not in ("csv", "xlsx"):
             raise NotFoundError("export", fmt)
         state = ListState.parse(entity.name, request.query_params.multi_items())
-        return _export(runtime, actor, entity, state.query(), fmt, ui.locale(request))
+        return _export(runtime, actor, entity, zoned_query(entity, state.query()), fmt,
+                       ui.locale(request))
 
     def bulk(request: Request, form: FormData | None) -> Response:
         assert form is not None
@@ -169,6 +174,11 @@ def routes(ui: UIContext) -> list[BaseRoute]:
             return _export(runtime, actor, entity, query, action[7:], ui.locale(request))
         if action in _BULK_PERMISSION:
             runtime.policy.check_action(actor, entity, _BULK_PERMISSION[action])
+        if action == "delete" and ids and form.get("confirmed") != "1":
+            confirm = delete_confirmation(runtime, actor, entity, ids, locale=ui.locale(request),
+                                          state=str(form.get("state", "")),
+                                          back_url=state.url())
+            return ui.render(request, "records/bulk_delete.html", confirm)
         owner = str(form.get("owner", ""))
         result = run_bulk(runtime, actor, entity, ids, action=action,
                           field_name=str(form.get("field", "")), value=str(form.get("value", "")),
@@ -209,6 +219,17 @@ def routes(ui: UIContext) -> list[BaseRoute]:
                                                           request.path_params["view_id"])
         return ui.redirect(request, f"/e/{entity.name}")
 
+    def rename_view(request: Request, form: FormData | None) -> Response:
+        assert form is not None
+        runtime, actor = ui.runtime(), ui.actor(request)
+        entity = entity_of(runtime, request)
+        views = SavedViews(runtime.engine, runtime.schema)
+        if views.get(actor.user_id or 0, request.path_params["view_id"]).entity != entity.name:
+            raise NotFoundError("saved_view", request.path_params["view_id"])
+        views.rename(actor.user_id or 0, request.path_params["view_id"],
+                     str(form.get("name", "")).strip())
+        return ui.redirect(request, f"/e/{entity.name}")
+
     def lookup(request: Request, form: FormData | None) -> Response:
         """Options for a reference picker: records of the entity matching ``q``."""
         runtime, actor = ui.runtime(), ui.actor(request)
@@ -233,6 +254,8 @@ def routes(ui: UIContext) -> list[BaseRoute]:
         Route("/e/{entity}/bulk", ui.endpoint(bulk), methods=["POST"], name="bulk"),
         Route("/e/{entity}/views", ui.endpoint(save_view), methods=["POST"], name="save_view"),
         Route("/e/{entity}/views/{view_id:id}", ui.endpoint(open_view), name="open_view"),
+        Route("/e/{entity}/views/{view_id:id}/rename", ui.endpoint(rename_view),
+              methods=["POST"], name="rename_view"),
         Route("/e/{entity}/views/{view_id:id}/delete", ui.endpoint(delete_view),
               methods=["POST"], name="delete_view"),
         Route("/e/{entity}/lookup", ui.endpoint(lookup), name="lookup"),

@@ -14,18 +14,38 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
 from starlette.datastructures import FormData
 
 from engine.metadata.model import Field, FieldType
 from engine.records.coerce import to_string
 from engine.records.validate import DEFAULT_RATING_MAX
-from ui.screens.records.display import address_text
+from ui.i18n import N_, t
 from ui.screens.records.listing import Choice
+from ui.zones import from_input, input_text
 
 #: Field types whose value the form cannot set (numbered by the engine).
 NOT_EDITABLE = frozenset({FieldType.AUTO_NUMBER})
 _INPUT_TYPES = {FieldType.EMAIL: "email", FieldType.PHONE: "tel", FieldType.URL: "url",
                 FieldType.TEXT: "text"}
+
+
+#: The parts of an address as a Chinese form asks for them, biggest first, with the
+#: browser's autofill names (address-level1 is the province, level2 the city...).
+ADDRESS_PARTS = (("province", N_("Province"), "address-level1"),
+                 ("city", N_("City"), "address-level2"),
+                 ("district", N_("District"), "address-level3"),
+                 ("street", N_("Street address"), "street-address"),
+                 ("postcode", N_("Postcode"), "postal-code"))
+_PART_NAMES = tuple(p[0] for p in ADDRESS_PARTS)
+
+
+@dataclass(frozen=True)
+class AddressPart:
+    name: str
+    label: str
+    value: str
+    autocomplete: str
 
 
 @dataclass(frozen=True)
@@ -54,6 +74,7 @@ class Widget:
     accept: str = ""
     file_name: str = ""
     file_url: str = ""
+    parts: tuple[AddressPart, ...] = ()
 
 
 def kind_of(f: Field) -> str:
@@ -66,7 +87,7 @@ def kind_of(f: Field) -> str:
             FieldType.SELECT: "select", FieldType.MULTI_SELECT: "multiselect",
             FieldType.REFERENCE: "reference", FieldType.USER: "user",
             FieldType.BOOLEAN: "boolean", FieldType.GEO_POINT: "geo",
-            FieldType.ADDRESS: "textarea", FieldType.RATING: "rating",
+            FieldType.ADDRESS: "address", FieldType.RATING: "rating",
             FieldType.FILE: "file"}.get(t, "input")
 
 
@@ -85,16 +106,31 @@ def initial_texts(f: Field, value: Any) -> dict[str, str | list[str]]:
     if t is FieldType.BOOLEAN:
         return {n: "true" if value else "false"}
     if t is FieldType.DATETIME and isinstance(value, datetime):
-        return {n: value.strftime("%Y-%m-%dT%H:%M")}
+        return {n: input_text(value)}
     if t is FieldType.ADDRESS:
-        return {n: address_text(value)}
+        return address_texts(n, value)
     if t is FieldType.FILE:
         return {n: ""}
     return {n: to_string(f, value)}
 
 
+def address_texts(name: str, value: Mapping[str, Any]) -> dict[str, str | list[str]]:
+    """An address's part inputs. A one-line address (``{"text": ...}``, as typed before
+    addresses had parts or sent by the API) shows in the street input; parts the form
+    has no input for are kept in the street line too, so nothing is hidden."""
+    texts: dict[str, str | list[str]] = {
+        f"{name}.{part}": str(value.get(part) or "") for part in _PART_NAMES}
+    extra = [str(v) for k, v in value.items() if k not in _PART_NAMES and v]
+    if extra:
+        street = str(texts[f"{name}.street"])
+        texts[f"{name}.street"] = ", ".join([*extra, street] if street else extra)
+    return texts
+
+
 def posted_texts(f: Field, form: FormData) -> dict[str, str | list[str]]:
     n = f.name
+    if f.type is FieldType.ADDRESS:
+        return {f"{n}.{part}": _one(form, f"{n}.{part}") for part in _PART_NAMES}
     if f.type is FieldType.MONEY:
         return {n: _one(form, n), f"{n}.currency": _one(form, f"{n}.currency")}
     if f.type is FieldType.GEO_POINT:
@@ -122,6 +158,12 @@ def payload_text(f: Field, texts: Mapping[str, str | list[str]]) -> str:
     if f.type is FieldType.MULTI_SELECT:
         value = texts.get(n, [])
         return ",".join(value) if isinstance(value, list) else str(value)
+    if f.type is FieldType.DATETIME:
+        return from_input(str(texts.get(n, "")))
+    if f.type is FieldType.ADDRESS:
+        parts = {part: str(texts.get(f"{n}.{part}", "")).strip() for part in _PART_NAMES}
+        kept = {k: v for k, v in parts.items() if v}
+        return orjson.dumps(kept).decode() if kept else ""
     value = texts.get(n, "")
     return value if isinstance(value, str) else ",".join(value)
 
@@ -185,6 +227,10 @@ def build_widget(f: Field, *, locale: str, texts: Mapping[str, Any], error: str 
                              for i in range(low, top + 1)]
     if f.type is FieldType.FILE:
         common["accept"] = ",".join(f.accept)
+    if f.type is FieldType.ADDRESS:
+        common["parts"] = tuple(
+            AddressPart(part, t(locale, label), str(texts.get(f"{n}.{part}", "")), autofill)
+            for part, label, autofill in ADDRESS_PARTS)
     if options is not None:
         common["options"] = options
     return Widget(**common)
