@@ -137,6 +137,15 @@ class CredentialCache:
         self._remember(self._tokens, key, _TokenEntry(_untouched(check), stamp, now, now))
         return check
 
+    def knows(self, plaintext: str) -> bool:
+        """Whether this process found the token good under the current stamp: one hash and a
+        dict lookup, no database. The API reads a body before authenticating only for a
+        token it knows, so no one without a valid token makes the server read or parse one."""
+        if not isinstance(plaintext, str) or self.ttl <= 0:
+            return False
+        entry = self._tokens.get(token_hash(plaintext))
+        return entry is not None and entry.stamp == self._stamp
+
     def _check(self, plaintext: str) -> TokenCheck:
         self.misses += 1
         with self.engine.connect() as conn:

@@ -15,8 +15,9 @@ from starlette.testclient import TestClient
 
 from engine.permissions.tokens import create_token
 from engine.storage.database import write_transaction
-from tests.security.conftest import csrf, raw_call
+from tests.security.conftest import DemoDB, csrf, raw_call
 from tests.ui.conftest import SECRET, make_demo
+from ui.api.body import DEFAULT_MAX_BODY
 from ui.app import create_app
 from ui.limits import DEFAULT_FORM_BODY, FORM_OVERHEAD, MIB, SMALL_FORM_BODY
 
@@ -113,6 +114,18 @@ def test_api_bodies_are_bounded_too(app, client_for: Client) -> None:  # type: i
                         body=_lazy(b"{", 50 * MIB))
     # No valid token: refused before the body is read at all.
     assert streamed.status == 401 and streamed.consumed == 0
+
+
+def test_api_bodies_with_a_valid_token_are_cut_off_at_the_limit(app, demo_db: DemoDB) -> None:  # type: ignore[no-untyped-def]
+    with write_transaction(demo_db.live.engine) as conn:
+        _, token = create_token(conn, demo_db.user_id("rep_east1"), name="bodies")
+    for _ in range(2):  # a token checked first, then one the process knows
+        streamed = raw_call(app, "POST", "/api/v1/customer",
+                            headers=[("content-type", "application/json"),
+                                     ("authorization", f"Bearer {token}")],
+                            body=_lazy(b"{", 50 * MIB))
+        assert streamed.status == 413
+        assert streamed.consumed <= DEFAULT_MAX_BODY + MIB and streamed.chunks_left > 40
 
 
 def test_bad_content_length_is_400(app) -> None:  # type: ignore[no-untyped-def]

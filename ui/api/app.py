@@ -223,6 +223,10 @@ def _endpoint(live: LiveRuntime, handlers: Mapping[str, tuple[Handler, bool | No
     async def endpoint(request: Request) -> Response:
         token = bearer_token(request.headers.get("authorization"))
         _, takes_body = handlers["GET" if request.method == "HEAD" else request.method]
+        if takes_body is not False and not live.credentials.knows(token):
+            # A token not yet found good here is checked before a byte of the body is read
+            # (docs/security.md); a known one keeps the single trip to the thread pool.
+            await run_in_threadpool(_authenticate, live, token)
         body = await read_json_object(request, max_bytes=max_body,
                                       required=takes_body is True) \
             if takes_body is not False else None
