@@ -15,6 +15,7 @@ stored on each activity entry of the unit and shown in the feed.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
+_open = threading.local()  # units of work open on this thread (0 or 1)
 
 
 class UnitOfWorkError(TidepoolError):
@@ -184,10 +186,19 @@ def unit_of_work(service: RecordService, actor: Actor, *,
                  via: str | None = None) -> Iterator[Transaction]:
     """The body of ``RecordService.transaction`` (see there)."""
     via = via if via is not None else actor.via
-    with write_transaction(service.engine) as conn:
-        tx = Transaction(service, conn, actor, via=via)
-        yield tx
-        tx._settle()
+    if getattr(_open, "units", 0):
+        # A second write transaction on this thread would wait for the first one's
+        # lock (SQLite) or commit apart from it (PostgreSQL): use the open unit's tx.
+        raise UnitOfWorkError("a unit of work is already open on this thread; write "
+                              "through its Transaction instead of the service")
+    _open.units = 1
+    try:
+        with write_transaction(service.engine) as conn:
+            tx = Transaction(service, conn, actor, via=via)
+            yield tx
+            tx._settle()
+    finally:
+        _open.units = 0
     for effect in tx._on_commit:
         try:
             effect()

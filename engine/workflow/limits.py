@@ -69,14 +69,17 @@ def held_count(plan: EntityPlan, entity: Entity, pool: Pool, user_id: int) -> Co
     return stmt.scalar_subquery()
 
 
-def capacity_guard(plan: EntityPlan, entity: Entity, pool: Pool,
-                   user_id: int) -> list[Guard]:
-    """The holder may take one more record (``max_held``), pull or push alike."""
+def capacity_guard(plan: EntityPlan, entity: Entity, pool: Pool, user_id: int, *,
+                   who: str = "you hold") -> list[Guard]:
+    """The holder may take one more record (``max_held``), pull or push alike.
+
+    ``who`` starts the refusal ("you hold", "the assignee holds").
+    """
     cap = pool.limits.max_held
     if cap is None:
         return []
     return [Guard("max_held", held_count(plan, entity, pool, user_id) < cap,
-                  f"holds {cap} records already, the most this pool allows")]
+                  f"{who} {cap} records already, the most this pool allows")]
 
 
 def day_start(pool: Pool, now: datetime) -> datetime:
@@ -95,7 +98,7 @@ def claim_guards(plan: EntityPlan, entity: Entity, pool: Pool, *, user_id: int,
         claimed = ledger.claims_since(ledger_table, user_id=user_id, pool=pool.name,
                                       since=day_start(pool, now))
         guards.append(Guard("daily_claims", claimed < limits.daily_claims,
-                            f"claimed {limits.daily_claims} records today, the most this "
+                            f"you claimed {limits.daily_claims} records today, the most this "
                             "pool allows per day"))
     if limits.reclaim_cooldown_days is not None:
         lost = ledger.lost_recently(ledger_table, entity=plan.name, record_id=table.c.id,

@@ -35,6 +35,7 @@ from engine.records.events import ASSIGN, WriteEvent
 from engine.records.record import Record
 from engine.records.service import RecordService
 from engine.records.transaction import Transaction
+from engine.storage.applied import SYSTEM_TABLES
 from engine.storage.pool_tables import POOL_EVENT_TABLE, POOL_LOCK_TABLE
 from engine.storage.system_tables import USER_TABLE
 from engine.workflow import limits
@@ -128,8 +129,6 @@ def _active_user(conn: Connection, plan: EntityPlan, user_id: Any) -> int:
 
 
 def _users(conn: Connection) -> Any:
-    from engine.storage.applied import SYSTEM_TABLES
-
     return SYSTEM_TABLES[USER_TABLE]
 
 
@@ -141,12 +140,12 @@ def _stored(tx: Transaction, plan: EntityPlan, record_id: int) -> Record:
 
 
 def _refused(tx: Transaction, plan: EntityPlan, record_id: int,
-             guards: Sequence[limits.Guard], *, holder: str) -> Exception:
+             guards: Sequence[limits.Guard]) -> Exception:
     """Why the conditional UPDATE changed nothing (under the same lock, same SQL)."""
     failing = limits.first_failing(tx.conn, plan, record_id, guards)
     if failing is not None:
         return PoolLimitError(plan.name, record_id, limit=failing.limit,
-                              message=f"{holder} {failing.message}")
+                              message=failing.message)
     return PoolLimitError(plan.name, record_id, limit="taken",
                           message="someone else changed its owner first")
 
@@ -180,8 +179,8 @@ def claim(tx: Transaction, entity: str, record_id: int, *, reason: str | None = 
                        action="claim", guard=[*state, *(g.clause for g in guards)],
                        reason=text)
     if not changed:
-        taken = limits.Guard("taken", and_(*state), "cannot: someone claimed it first")
-        raise _refused(tx, plan, record_id, [taken, *guards], holder="you")
+        taken = limits.Guard("taken", and_(*state), "someone claimed it first")
+        raise _refused(tx, plan, record_id, [taken, *guards])
     return _stored(tx, plan, record_id)
 
 
@@ -239,15 +238,15 @@ def assign(tx: Transaction, entity: str, record_id: int, *, owner_id: int,
     limits.serialise(tx.conn, entity=plan.name, pool=pool.name, user_id=target)
     table = plan.table
     entity_meta = tx.service.schema.registry.entity(plan.name)
-    guards = limits.capacity_guard(plan, entity_meta, pool, target)
+    guards = limits.capacity_guard(plan, entity_meta, pool, target, who="the assignee holds")
     owner = row.get("owner_id")
     state = [table.c.owner_id.is_(None) if owner is None else table.c.owner_id == owner]
     changed = tx.reown(plan.name, [record_id], owner_id=target, pool_id=None, kind="assign",
                        action="assign", guard=[*state, *(g.clause for g in guards)],
                        reason=text)
     if not changed:
-        taken = limits.Guard("taken", and_(*state), "cannot: someone else changed its owner")
-        raise _refused(tx, plan, record_id, [taken, *guards], holder="the assignee")
+        taken = limits.Guard("taken", and_(*state), "someone else changed its owner first")
+        raise _refused(tx, plan, record_id, [taken, *guards])
     return _stored(tx, plan, record_id)
 
 
@@ -319,8 +318,6 @@ def move(tx: Transaction, entity: str, record_id: int, *, to_pool: str,
 
 def is_locked(conn: Connection, entity: str, record_id: int) -> bool:
     """Whether the record is locked by its holder (a locked record never drops)."""
-    from engine.storage.applied import SYSTEM_TABLES
-
     lock = SYSTEM_TABLES[POOL_LOCK_TABLE]
     return conn.execute(select(lock.c.record_id).where(
         lock.c.entity == entity, lock.c.record_id == record_id)).first() is not None

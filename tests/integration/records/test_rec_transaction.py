@@ -160,3 +160,14 @@ def test_via_is_stored_on_the_feed_and_the_events(service: RecordService) -> Non
     assert [(e.kind, e.via) for e in feed] == [("update", "job:import"),
                                                ("create", "rule:pool_a.stale")]
     assert [e.via for e in seen] == ["rule:pool_a.stale", "job:import"]
+
+
+def test_a_nested_unit_on_the_same_thread_is_refused(service: RecordService, system: Actor,
+                                                     db_engine: Engine,
+                                                     schema: StorageSchema) -> None:
+    with pytest.raises(UnitOfWorkError), service.transaction(system) as tx:
+        tx.create("account", {"name": "outer"})
+        service.create(system, "account", {"name": "inner"})  # not through tx
+    assert _count(db_engine, schema, "account") == 0
+    # The thread is free again afterwards.
+    assert service.create(system, "account", {"name": "later"})["name"] == "later"

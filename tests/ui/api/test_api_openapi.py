@@ -64,6 +64,9 @@ def test_every_entity_and_operation_appears_and_is_routed(sqlite_world: World) -
             expected.add(f"comment_{name}")
         if entity.has(Feature.OWNED):
             expected.add(f"assign_{name}")
+        if entity.has(Feature.POOLED):
+            expected |= {f"{op}_{name}" for op in ("claim", "return", "recycle", "move",
+                                                    "lock", "unlock")}
         for suffix in ("", ".create", ".update", ".page"):
             assert name + suffix in doc["components"]["schemas"]
     found = {op["operationId"] for path in doc["paths"].values()

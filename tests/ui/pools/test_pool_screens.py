@@ -86,3 +86,27 @@ def test_refusals_on_the_screens(demo_db: DemoDB,
     zh = client_for("rep_east2", lang="zh-CN")
     page = zh.get(f"/e/customer/{record_id}")
     assert page.status_code == 200 and "领取" in page.text
+
+
+def test_bulk_claim_and_bulk_recycle_from_the_list(
+        demo_db: DemoDB, client_for: Callable[..., TestClient]) -> None:
+    first, second = _pooled(demo_db, "Bulk one"), _pooled(demo_db, "Bulk two")
+    rep = client_for("rep_east2")
+    token = csrf(rep)
+    page = rep.post("/e/customer/bulk", data={"csrf_token": token, "action": "claim",
+                                              "ids": [str(first), str(second)]})
+    assert page.status_code == 200, page.text[:300]
+    assert "2 of 2 records changed." in page.text
+    sup = client_for("sup_east")
+    assert 'value="recycle"' in sup.get("/e/customer").text
+    assert 'value="recycle"' not in rep.get("/e/customer").text
+    no_reason = sup.post("/e/customer/bulk", data={"csrf_token": csrf(sup), "action": "recycle",
+                                                   "ids": [str(first)], "value": " "})
+    assert no_reason.status_code == 422
+    done = sup.post("/e/customer/bulk", data={"csrf_token": csrf(sup), "action": "recycle",
+                                              "ids": [str(first), str(second)],
+                                              "value": "rebalancing the team"})
+    assert "2 of 2 records changed." in done.text
+    refused = rep.post("/e/customer/bulk", data={"csrf_token": token, "action": "recycle",
+                                                 "ids": [str(first)], "value": "x"})
+    assert refused.status_code == 403

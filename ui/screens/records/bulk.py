@@ -16,15 +16,17 @@ from engine.errors import (
     DuplicateError,
     ForbiddenError,
     NotFoundError,
+    PoolLimitError,
     TidepoolError,
     ValidationError,
 )
 from engine.metadata.model import Entity
 from engine.records.coerce import InputSource
 from engine.runtime import Runtime
+from engine.workflow.pools import PoolService
 
 MAX_BULK = 500
-ACTIONS = ("update", "assign", "delete")
+ACTIONS = ("update", "assign", "delete", "claim", "recycle")  # claim, recycle: pooled entities
 
 
 @dataclass
@@ -40,6 +42,8 @@ def _reason(exc: TidepoolError) -> str:
         return "not found"
     if isinstance(exc, ForbiddenError):
         return exc.reason or "forbidden"
+    if isinstance(exc, PoolLimitError):
+        return exc.message
     return str(exc)
 
 
@@ -51,12 +55,18 @@ def run_bulk(runtime: Runtime, actor: Actor, entity: Entity, ids: Sequence[int],
         raise ValidationError(entity.name, {"action": f"one of {', '.join(ACTIONS)}"})
     if action == "update" and not entity.has_field(field_name):
         raise ValidationError(entity.name, {"field": "choose a field to update"})
+    if action == "recycle" and not value.strip():
+        raise ValidationError(entity.name, {"value": "give the reason for recycling"})
     result = BulkResult()
     records = runtime.records
     for record_id in ids[:MAX_BULK]:
         try:
             if action == "delete":
                 records.delete(actor, entity.name, record_id)
+            elif action == "claim":  # each claim counts the limits, one record at a time
+                PoolService(records).claim(actor, entity.name, record_id)
+            elif action == "recycle":
+                PoolService(records).recycle(actor, entity.name, record_id, reason=value)
             else:
                 current = records.get(actor, entity.name, record_id)
                 if action == "assign":
@@ -66,7 +76,7 @@ def run_bulk(runtime: Runtime, actor: Actor, entity: Entity, ids: Sequence[int],
                     records.update(actor, entity.name, record_id, {field_name: value},
                                    version=current.version, source=InputSource.STRING)
         except (ValidationError, NotFoundError, ForbiddenError, ConflictError,
-                DuplicateError) as exc:
+                DuplicateError, PoolLimitError) as exc:
             result.failed.append((record_id, _reason(exc)))
         else:
             result.done += 1

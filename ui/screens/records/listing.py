@@ -105,6 +105,7 @@ class ListView:
     tabs: list[Any] = field(default_factory=list)  # ui.pools.tabs.Tab: mine / pool / team
     can_claim: bool = False  # pooled entity and the actor holds claim: a claim column
     claim_ids: frozenset[int] = frozenset()  # rows in a pool, claimable from the list
+    can_recycle: bool = False  # leaders: bulk recycle (the reason in the value box)
 
 
 def visible_fields(entity: Entity, hidden: frozenset[str]) -> list[Field]:

@@ -44,7 +44,8 @@ from ui.screens.records.listing import (
 from ui.screens.records.state import ListState, choose_columns
 
 COUNT_CAP = 10_000
-_BULK_PERMISSION = {"update": "update", "assign": "assign", "delete": "delete"}
+_BULK_PERMISSION = {"update": "update", "assign": "assign", "delete": "delete",
+                    "claim": "claim", "recycle": "recycle"}
 
 
 def build_list(ui: UIContext, request: Request, runtime: Runtime, actor: Actor, entity: Entity,
@@ -65,6 +66,7 @@ def build_list(ui: UIContext, request: Request, runtime: Runtime, actor: Actor, 
                          locale)
     claim_ids = frozenset(claimable(ui, actor, entity, page.rows))
     can_claim = entity.has(Feature.POOLED) and ui.may(actor, entity, "claim")
+    can_recycle = entity.has(Feature.POOLED) and ui.may(actor, entity, "recycle")
     if state.after:  # "load more": only rows are drawn, skip the rest
         return ListView(entity.name, "", f"/e/{entity.name}", state, headers, rows, next_url,
                         "", False, [], [], [], [], [], "", False, False, False, False, False,
@@ -94,7 +96,7 @@ def build_list(ui: UIContext, request: Request, runtime: Runtime, actor: Actor, 
         export_csv=f"/e/{entity.name}/export.csv" + (f"?{query}" if query else ""),
         export_xlsx=f"/e/{entity.name}/export.xlsx" + (f"?{query}" if query else ""),
         notice=notice, tabs=pool_tabs(ui, request, actor, entity, state),
-        can_claim=can_claim, claim_ids=claim_ids)
+        can_claim=can_claim, claim_ids=claim_ids, can_recycle=can_recycle)
 
 
 def _selected_ids(form: FormData) -> list[int]:
