@@ -52,6 +52,7 @@ SCREEN_MODULES: list[str] = [
     "ui.screens.records",
     "ui.kanban.routes",
     "ui.pools.routes",
+    "ui.notifications.routes",
     "ui.admin.routes",
 ]
 #: The JSON API: ``build_api(live: LiveRuntime) -> ASGIApp``, mounted at ``API_PREFIX``.

@@ -674,7 +674,7 @@ class RecordService:
         now = self.clock()
         tx.log(plan, record_id, feed.COMMENT, at=now, changes=None, body=text)
         values = plan.to_values(found[0])
-        tx.event(plan, record_id, ev.COMMENT, before=values, after=values, at=now)
+        tx.event(plan, record_id, ev.COMMENT, before=values, after=values, at=now, body=text)
 
     def assign(self, actor: Actor, entity: str, record_id: int, owner_id: int | None, *,
                version: int | None = None) -> Record:

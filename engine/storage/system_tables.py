@@ -117,6 +117,7 @@ def add_system_tables(metadata: MetaData) -> dict[str, Table]:
         UniqueConstraint("kind", "name"),
     )
     from engine.storage.migration_tables import add_migration_tables  # it imports this module
+    from engine.storage.notification_tables import add_notification_tables  # imports this
     from engine.storage.pool_tables import add_pool_tables  # it imports this module
     from engine.storage.rule_tables import add_rule_tables  # it imports this module
     from engine.storage.stage_tables import add_stage_tables  # it imports this module
@@ -126,4 +127,4 @@ def add_system_tables(metadata: MetaData) -> dict[str, Table]:
             **{t.name: t for t in (activity, sequence, metadata_version, customisation)},
             **add_migration_tables(metadata), **add_stage_tables(metadata),
             **add_view_tables(metadata), **add_pool_tables(metadata),
-            **add_rule_tables(metadata)}
+            **add_rule_tables(metadata), **add_notification_tables(metadata)}

@@ -36,6 +36,7 @@ from engine.storage import jobs
 from engine.storage.pool_tables import POOL_EVENT_TABLE
 from engine.storage.rule_tables import WARNING_TABLE
 from engine.workflow.assignees import OrgView, load_org_view
+from engine.workflow.notifications import notify_warnings
 from engine.workflow.rules import candidates, due_at, guard, rule_key, rule_sql
 
 JOB_KIND = "pool_rule"
@@ -223,7 +224,11 @@ def _warn(records: RecordService, pool: Pool, rule: PoolRule, *, now: dt.datetim
         stmt = make(warnings).on_conflict_do_nothing(
             index_elements=["entity", "record_id", "rule", "pool", "owner_id", "due_at"])
         result = conn.execute(stmt.returning(warnings.c.id), values)
-        return len(result.all())
+        fresh = {int(r.id) for r in result.all()}
+        if fresh:  # the same transaction: each warning is told once, however often runs repeat
+            told = conn.execute(select(warnings).where(warnings.c.id.in_(fresh)))
+            notify_warnings(conn, system, [dict(r._mapping) for r in told], at=now)
+        return len(fresh)
 
 
 def run_rules(records: RecordService, *, now: dt.datetime | None = None,
