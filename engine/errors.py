@@ -6,8 +6,9 @@ status in one place; nothing here knows about HTTP.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 
 class TidepoolError(Exception):

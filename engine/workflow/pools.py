@@ -133,7 +133,12 @@ def _users(conn: Connection) -> Any:
 
 
 def _stored(tx: Transaction, plan: EntityPlan, record_id: int) -> Record:
-    values = tx.service._read_back(tx.conn, plan, record_id)
+    """The record as the unit left it: from its last write event when there is one (the
+    values the UPDATE wrote, no read back), else read from the database."""
+    last = next((e.after for e in reversed(tx.events)
+                 if e.entity == plan.name and e.record_id == record_id), None)
+    values = dict(last) if last is not None else tx.service._read_back(tx.conn, plan,
+                                                                         record_id)
     for name in tx.service.policy.hidden_fields(tx.actor, plan.entity):
         values.pop(name, None)
     return Record(plan.name, values)

@@ -177,3 +177,17 @@ def test_a_plain_assignment_respects_capacity_too(make_world: WorldFactory) -> N
                                                   record_id, world.uid("rep_east2"))) \
         == "max_held"
     assert world.row("customer", record_id)["owner_id"] == world.uid("rep_east1")
+
+
+def test_concurrent_locks_at_the_cap_leave_one(make_world: WorldFactory) -> None:
+    world = make_world(customer_pool=PoolLimits(max_locked=1))
+    rep = world.actor("rep_east1")
+    mine = world.held_by("customer", "rep_east1")[:6]
+    done, refused = _race(len(mine), lambda i: world.pools.lock(rep, "customer", mine[i]))
+    assert len(done) == 1
+    assert {e.limit for e in refused if isinstance(e, PoolLimitError)} == {"max_locked"}
+    table = world.records.schema.system["tp_pool_lock"]
+    with world.engine.connect() as conn:
+        from sqlalchemy import func, select
+
+        assert conn.execute(select(func.count()).select_from(table)).scalar() == 1
