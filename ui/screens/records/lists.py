@@ -26,7 +26,7 @@ from ui.pools.routes import claimable
 from ui.pools.tabs import pool_tabs
 from ui.screens.records import export
 from ui.screens.records._common import entity_of
-from ui.screens.records.bulk import MAX_BULK, run_bulk
+from ui.screens.records.bulk import MAX_BULK, move_choices, run_bulk
 from ui.screens.records.display import display, resolve_names
 from ui.screens.records.listing import (
     Choice,
@@ -45,7 +45,7 @@ from ui.screens.records.state import ListState, choose_columns
 
 COUNT_CAP = 10_000
 _BULK_PERMISSION = {"update": "update", "assign": "assign", "delete": "delete",
-                    "claim": "claim", "recycle": "recycle"}
+                    "claim": "claim", "recycle": "recycle", "move": "assign"}
 
 
 def build_list(ui: UIContext, request: Request, runtime: Runtime, actor: Actor, entity: Entity,
@@ -96,7 +96,8 @@ def build_list(ui: UIContext, request: Request, runtime: Runtime, actor: Actor, 
         export_csv=f"/e/{entity.name}/export.csv" + (f"?{query}" if query else ""),
         export_xlsx=f"/e/{entity.name}/export.xlsx" + (f"?{query}" if query else ""),
         notice=notice, tabs=pool_tabs(ui, request, actor, entity, state),
-        can_claim=can_claim, claim_ids=claim_ids, can_recycle=can_recycle)
+        can_claim=can_claim, claim_ids=claim_ids, can_recycle=can_recycle,
+        move_pools=move_choices(ui, actor, entity, runtime.records, locale))
 
 
 def _selected_ids(form: FormData) -> list[int]:
@@ -146,7 +147,8 @@ def routes(ui: UIContext) -> list[BaseRoute]:
         owner = str(form.get("owner", ""))
         result = run_bulk(runtime, actor, entity, ids, action=action,
                           field_name=str(form.get("field", "")), value=str(form.get("value", "")),
-                          owner=int(owner) if owner.isdigit() else None)
+                          owner=int(owner) if owner.isdigit() else None,
+                          to_pool=str(form.get("to_pool", "")))
         notice = ui.t(request, "%(done)s of %(total)s records changed.", done=result.done,
                       total=len(ids))
         if result.failed:
