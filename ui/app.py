@@ -59,6 +59,7 @@ SCREEN_MODULES: list[str] = [
     "ui.screens.records",
     "ui.kanban.routes",
     "ui.pools.routes",
+    "ui.notifications.routes",
     "ui.admin.routes",
     "ui.reports.routes",
     "ui.screens.profile",

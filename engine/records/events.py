@@ -53,6 +53,7 @@ class WriteEvent:
     via: str | None
     at: datetime
     reason: str | None = None  # why, as given by the person or rule (pool operations)
+    body: str | None = None  # a comment's text (mentions are read from it after commit)
 
     def changed(self, name: str) -> bool:
         """Whether the column ``name`` differs between before and after."""

@@ -752,7 +752,7 @@ class RecordService:
         now = self.clock()
         tx.log(plan, record_id, feed.COMMENT, at=now, changes=None, body=text)
         values = plan.to_values(found[0])
-        tx.event(plan, record_id, ev.COMMENT, before=values, after=values, at=now)
+        tx.event(plan, record_id, ev.COMMENT, before=values, after=values, at=now, body=text)
 
     def register_upload(self, actor: Actor, entity: str, field: str, *, storage_key: str,
                         name: str, size: int, content_type: str) -> str:

@@ -131,11 +131,11 @@ class Transaction:
 
     def event(self, plan: EntityPlan, record_id: int, kind: str, *,
               before: Mapping[str, Any] | None, after: Mapping[str, Any] | None,
-              at: datetime, reason: str | None = None) -> None:
+              at: datetime, reason: str | None = None, body: str | None = None) -> None:
         """Shorthand for ``emit`` with this unit's actor and ``via``."""
         self.events.append(WriteEvent(entity=plan.name, record_id=record_id, kind=kind,
                                       actor=self.actor, before=before, after=after,
-                                      via=self.via, at=at, reason=reason))
+                                      via=self.via, at=at, reason=reason, body=body))
 
     def log(self, plan: EntityPlan, record_id: int, kind: str, *, at: datetime,
             changes: Sequence[Mapping[str, Any]] | None, body: str | None = None) -> None:

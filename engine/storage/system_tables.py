@@ -117,6 +117,7 @@ def add_system_tables(metadata: MetaData) -> dict[str, Table]:
         UniqueConstraint("kind", "name"),
     )
     from engine.storage.migration_tables import add_migration_tables  # it imports this module
+    from engine.storage.notification_tables import add_notification_tables  # imports this
     from engine.storage.pool_tables import add_pool_tables  # it imports this module
     from engine.storage.report_tables import add_report_tables  # it imports this module
     from engine.storage.rule_tables import add_rule_tables  # it imports this module
@@ -130,4 +131,5 @@ def add_system_tables(metadata: MetaData) -> dict[str, Table]:
             **add_migration_tables(metadata), **add_stage_tables(metadata),
             **add_view_tables(metadata), **add_upload_tables(metadata),
             **add_pool_tables(metadata), **add_rule_tables(metadata),
-            **add_report_tables(metadata), **add_setting_tables(metadata)}
+            **add_report_tables(metadata), **add_setting_tables(metadata),
+            **add_notification_tables(metadata)}

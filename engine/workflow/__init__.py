@@ -3,12 +3,14 @@
 ``install(records)`` is this layer's hook provider (engine/runtime.py runs it on
 every service it builds): it registers the in-transaction hook that keeps the
 pool-event ledger (engine/workflow/ledger.py) and the one that holds a plain assignment
-to the pools' capacity (engine/workflow/pools.py).
+to the pools' capacity (engine/workflow/pools.py), and the after-commit hook that
+writes in-app notifications (engine/workflow/notifications.py).
 """
 
 from __future__ import annotations
 
 from engine.records.service import RecordService
+from engine.workflow import notifications
 from engine.workflow.ledger import record_pool_events
 from engine.workflow.pools import enforce_capacity
 
@@ -17,3 +19,4 @@ def install(records: RecordService) -> None:
     """Register the workflow layer's write hooks on ``records``."""
     records.hooks.in_transaction(record_pool_events)
     records.hooks.in_transaction(enforce_capacity)
+    notifications.install(records)

@@ -33,9 +33,11 @@ from engine.errors import NotFoundError
 from engine.metadata.model import Pool, PoolRule
 from engine.records.service import RecordService
 from engine.storage import jobs
+from engine.storage.database import write_transaction
 from engine.storage.pool_tables import POOL_EVENT_TABLE
 from engine.storage.rule_tables import WARNING_TABLE
 from engine.workflow.assignees import OrgView, load_org_view
+from engine.workflow.notifications import notify_warnings
 from engine.workflow.rules import candidates, due_at, guard, rule_key, rule_sql
 
 JOB_KIND = "pool_rule"
@@ -210,7 +212,7 @@ def _warn(records: RecordService, pool: Pool, rule: PoolRule, *, now: dt.datetim
     sql = rule_sql(registry, system, records.schema.table(pool.entity), pool, rule, now=now,
                    ahead=ahead)
     warnings = system[WARNING_TABLE]
-    with records.engine.begin() as conn:
+    with write_transaction(records.engine) as conn:
         rows = [_move(pool, rule, r, now) for r in conn.execute(candidates(sql))]
         values = [{"entity": m.entity, "record_id": m.record_id, "pool": pool.name,
                    "rule": rule.name, "owner_id": m.owner_id, "due_at": m.due_at,
@@ -223,7 +225,11 @@ def _warn(records: RecordService, pool: Pool, rule: PoolRule, *, now: dt.datetim
         stmt = make(warnings).on_conflict_do_nothing(
             index_elements=["entity", "record_id", "rule", "pool", "owner_id", "due_at"])
         result = conn.execute(stmt.returning(warnings.c.id), values)
-        return len(result.all())
+        fresh = {int(r.id) for r in result.all()}
+        if fresh:  # the same transaction: each warning is told once, however often runs repeat
+            told = conn.execute(select(warnings).where(warnings.c.id.in_(fresh)))
+            notify_warnings(conn, system, [dict(r._mapping) for r in told], at=now)
+        return len(fresh)
 
 
 def run_rules(records: RecordService, *, now: dt.datetime | None = None,
@@ -273,7 +279,7 @@ def run_rules(records: RecordService, *, now: dt.datetime | None = None,
                         break
                     _apply_batch(records, p, r, rows, now=now, org=org, outcome=outcome)
                     last = int(rows[-1].id)
-                    with records.engine.begin() as conn:
+                    with write_transaction(records.engine) as conn:
                         renewed = jobs.renew(conn, lease, now=clock(), ttl=lease_ttl,
                                              progress={"moved": outcome.moved,
                                                        "last_id": last})

@@ -31,6 +31,7 @@ from engine.configure.specs import FieldSpec
 from engine.errors import ConflictError, MigrationError, NotFoundError, ValidationError
 from ui.admin import forms, views
 from ui.admin.people_routes import people_routes
+from ui.admin.pool_routes import pool_routes
 from ui.context import NavLink, UIContext
 
 AdminHandler = Callable[[Request, FormData | None, Actor], Response]
@@ -313,4 +314,5 @@ def routes(ui: UIContext) -> list[BaseRoute]:
         Route("/admin/roles/new", admin(role_edit), methods=both),
         Route("/admin/roles/{role}", admin(role_edit), methods=both),
         *people_routes(ui, admin),
+        *pool_routes(ui, admin),
     ]

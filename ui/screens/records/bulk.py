@@ -1,4 +1,5 @@
-"""Bulk actions over selected records: update a field, assign, delete.
+"""Bulk actions over selected records: update a field, assign, delete; on pooled entities
+claim, recycle and move to another pool.
 
 Each record goes through the records service on its own, so every permission
 and validation check applies per record; one refused record does not stop the
@@ -20,17 +21,21 @@ from engine.errors import (
     TidepoolError,
     ValidationError,
 )
-from engine.metadata.model import Entity
+from engine.metadata.model import Entity, Feature
 from engine.records.coerce import InputSource
+from engine.records.service import RecordService
 from engine.runtime import Runtime
-from engine.workflow.pools import PoolService
+from engine.workflow.pools import PoolService, pools_of
+from ui.context import UIContext
 from ui.i18n import t, tn
 from ui.screens.records.display import titles as titles_of
+from ui.screens.records.listing import Choice
 
 MAX_BULK = 500
 #: Records named on the bulk delete confirmation (the rest are counted).
 SHOWN = 20
-ACTIONS = ("update", "assign", "delete", "claim", "recycle")  # claim, recycle: pooled entities
+#: claim, recycle, move: pooled entities
+ACTIONS = ("update", "assign", "delete", "claim", "recycle", "move")
 
 
 @dataclass
@@ -83,7 +88,7 @@ def delete_confirmation(runtime: Runtime, actor: Actor, entity: Entity, ids: Seq
 
 def run_bulk(runtime: Runtime, actor: Actor, entity: Entity, ids: Sequence[int], *,
              action: str, field_name: str = "", value: str = "",
-             owner: int | None = None) -> BulkResult:
+             owner: int | None = None, to_pool: str = "") -> BulkResult:
     """Apply ``action`` to each record; ``ValidationError`` if the action itself is malformed."""
     if action not in ACTIONS:
         raise ValidationError(entity.name, {"action": f"one of {', '.join(ACTIONS)}"})
@@ -91,6 +96,8 @@ def run_bulk(runtime: Runtime, actor: Actor, entity: Entity, ids: Sequence[int],
         raise ValidationError(entity.name, {"field": "choose a field to update"})
     if action == "recycle" and not value.strip():
         raise ValidationError(entity.name, {"value": "give the reason for recycling"})
+    if action == "move" and not to_pool:
+        raise ValidationError(entity.name, {"to_pool": "choose the pool to move them to"})
     result = BulkResult()
     records = runtime.records
     for record_id in ids[:MAX_BULK]:
@@ -101,6 +108,9 @@ def run_bulk(runtime: Runtime, actor: Actor, entity: Entity, ids: Sequence[int],
                 PoolService(records).claim(actor, entity.name, record_id)
             elif action == "recycle":
                 PoolService(records).recycle(actor, entity.name, record_id, reason=value)
+            elif action == "move":  # the reason (optional) in the value box
+                PoolService(records).move(actor, entity.name, record_id, to_pool=to_pool,
+                                          reason=value.strip() or None)
             else:
                 current = records.get(actor, entity.name, record_id)
                 if action == "assign":
@@ -115,3 +125,14 @@ def run_bulk(runtime: Runtime, actor: Actor, entity: Entity, ids: Sequence[int],
         else:
             result.done += 1
     return result
+
+
+def move_choices(ui: UIContext, actor: Actor, entity: Entity, records: RecordService,
+                 locale: str) -> list[Choice]:
+    """The pools a leader may bulk-move records to: only when the entity has two or more."""
+    if not entity.has(Feature.POOLED) or not ui.may(actor, entity, "assign"):
+        return []
+    pools = pools_of(records, entity.name)
+    if len(pools) < 2:
+        return []
+    return [Choice(p.name, p.label.get(locale) or p.name) for p in pools]

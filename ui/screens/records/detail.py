@@ -31,6 +31,7 @@ from ui.screens.records.display import (
     system_label,
 )
 from ui.screens.records.feed import FeedEntry, feed_entries, people_in
+from ui.screens.records.stage_time import stage_times
 from ui.zones import format_instant
 
 RELATED_ROWS = 10
@@ -171,11 +172,16 @@ def detail_view(ui: UIContext, request: Request, runtime: Runtime, actor: Actor,
         actions.append(ActionButton(ui.t(request, "Delete"), f"{url}/delete", method="get",
                                     style="danger"))
     title = display(entity.field(entity.title_field), record.get(entity.title_field), locale)
+    sections = _sections(ui, request, entity, record, names, labels)
+    timing = stage_times(ui, request, runtime, actor, entity, record)
+    if timing:
+        sections.append(Section(ui.t(request, "Time in stage"),
+                                [Item(label, text) for label, text in timing]))
     return DetailView(
         entity=entity.name, id=record.id, title=title or f"#{record.id}",
         list_url=f"/e/{entity.name}",
         list_label=entity.plural_label.get(locale) or entity.label.get(locale),
-        sections=_sections(ui, request, entity, record, names, labels),
+        sections=sections,
         related=_related(ui, request, runtime, actor, entity, record),
         feed=feed_entries(entity, entries, locale, names, labels), actions=actions,
         can_comment=runtime.records.plan(entity.name).activity, comment_error=comment_error)

@@ -30,7 +30,7 @@ from ui.pools.tabs import pool_tabs
 from ui.screens.pickers import with_pickers
 from ui.screens.records import export
 from ui.screens.records._common import entity_of
-from ui.screens.records.bulk import MAX_BULK, delete_confirmation, run_bulk
+from ui.screens.records.bulk import MAX_BULK, delete_confirmation, move_choices, run_bulk
 from ui.screens.records.display import display, resolve_names
 from ui.screens.records.listing import (
     Choice,
@@ -50,7 +50,7 @@ from ui.zones import zoned_query
 
 COUNT_CAP = 10_000
 _BULK_PERMISSION = {"update": "update", "assign": "assign", "delete": "delete",
-                    "claim": "claim", "recycle": "recycle"}
+                    "claim": "claim", "recycle": "recycle", "move": "assign"}
 
 
 def build_list(ui: UIContext, request: Request, runtime: Runtime, actor: Actor, entity: Entity,
@@ -104,7 +104,8 @@ def build_list(ui: UIContext, request: Request, runtime: Runtime, actor: Actor, 
         export_csv=f"/e/{entity.name}/export.csv" + (f"?{query}" if query else ""),
         export_xlsx=f"/e/{entity.name}/export.xlsx" + (f"?{query}" if query else ""),
         notice=notice, tabs=pool_tabs(ui, request, actor, entity, state),
-        can_claim=can_claim, claim_ids=claim_ids, can_recycle=can_recycle)
+        can_claim=can_claim, claim_ids=claim_ids, can_recycle=can_recycle,
+        move_pools=move_choices(ui, actor, entity, runtime.records, locale))
 
 
 def _assignable_people(runtime: Runtime, actor: Actor, entity: Entity) -> list[Choice]:
@@ -182,7 +183,8 @@ def routes(ui: UIContext) -> list[BaseRoute]:
         owner = str(form.get("owner", ""))
         result = run_bulk(runtime, actor, entity, ids, action=action,
                           field_name=str(form.get("field", "")), value=str(form.get("value", "")),
-                          owner=whole_number(owner))
+                          owner=whole_number(owner),
+                          to_pool=str(form.get("to_pool", "")))
         notice = ui.t(request, "%(done)s of %(total)s records changed.", done=result.done,
                       total=len(ids))
         if result.failed:

@@ -1,0 +1,137 @@
+"""In-app notifications from pool operations, comments and rule warnings, on both databases.
+
+Each kind is written after commit by the workflow layer's hook and read back
+through the reader's permissions: a notification about a record the reader can
+no longer see is neither shown nor counted.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from engine.actor import Actor
+from engine.errors import NotFoundError, ValidationError
+from engine.workflow.notifications import inbox, mark_read, mentioned_logins, unread_count
+from engine.workflow.rule_runner import run_rules
+from tests.integration.workflow._rules_world import DAY, T0
+from tests.integration.workflow._rules_world import World as RulesWorld
+from tests.integration.workflow.conftest import World
+from tests.integration.workflow.test_wf_rules import UNTOUCHED, Make
+
+
+def _kinds(world: World, login: str) -> list[tuple[str, int]]:
+    return [(n.kind, n.record_id) for n in inbox(world.records, world.actor(login))]
+
+
+def test_a_leaders_assignment_tells_the_new_owner_only(world: World) -> None:
+    record_id = world.pooled("customer")[0]
+    world.pools.assign(world.actor("sup_east"), "customer", record_id,
+                       owner_id=world.uid("rep_east2"), reason="your territory")
+    [note] = inbox(world.records, world.actor("rep_east2"))
+    assert (note.kind, note.record_id, note.reason, note.read) == (
+        "assigned", record_id, "your territory", False)
+    assert note.actor_name and note.title
+    assert unread_count(world.records, world.actor("rep_east2")) == 1
+    assert inbox(world.records, world.actor("sup_east")) == []   # not told of one's own act
+    # A rep claiming for themselves is told nothing either.
+    world.pools.claim(world.actor("rep_east1"), "customer", world.pooled("customer")[0])
+    assert inbox(world.records, world.actor("rep_east1")) == []
+
+
+def test_a_claim_tells_who_returned_it(world: World) -> None:
+    rep1, rep2 = world.actor("rep_east1"), world.actor("rep_east2")
+    record_id = world.held_by("customer", "rep_east1")[0]
+    world.pools.return_to_pool(rep1, "customer", record_id, reason="no answer")
+    world.pools.claim(rep2, "customer", record_id)
+    [note] = inbox(world.records, rep1)
+    assert (note.kind, note.record_id, note.read) == ("claimed", record_id, False)
+    assert note.actor_name   # who claimed it
+    # rep_east1 can no longer read the record: told who took it, not what it is.
+    assert note.title is None
+    assert _kinds(world, "rep_east2") == []
+
+
+def test_a_recycle_tells_the_owner_who_loses_it(world: World) -> None:
+    record_id = world.held_by("customer", "rep_east1")[0]
+    world.pools.recycle(world.actor("sup_east"), "customer", record_id, reason="idle")
+    [shown] = inbox(world.records, world.actor("rep_east1"))
+    assert (shown.kind, shown.reason) == ("taken", "idle")
+    assert unread_count(world.records, world.actor("rep_east1")) == 1
+    table = world.records.schema.system["tp_notification"]
+    with world.engine.connect() as conn:
+        [row] = conn.execute(select(table).where(table.c.user_id == world.uid("rep_east1"))).all()
+    assert (row.kind, row.record_id, row.reason) == ("taken", record_id, "idle")
+
+
+def test_mentions_in_comments(world: World) -> None:
+    assert mentioned_logins("hi @rep_east2, and @sup_east. mail a@b.com @rep_east2") == [
+        "rep_east2", "sup_east"]
+    rep1 = world.actor("rep_east1")
+    record_id = world.held_by("customer", "rep_east1")[0]
+    world.records.comment(rep1, "customer", record_id,
+                          "@sup_east please call them; @nobody @rep_east1")
+    [note] = inbox(world.records, world.actor("sup_east"))
+    assert (note.kind, note.record_id) == ("mention", record_id)
+    assert note.reason is not None and "please call them" in note.reason
+    assert inbox(world.records, rep1) == []                   # mentioning oneself: nothing
+    with pytest.raises(ValidationError):                      # a failed comment tells no one
+        world.records.comment(rep1, "customer", record_id, "@sup_east " + "x" * 20000)
+    assert len(inbox(world.records, world.actor("sup_east"))) == 1
+
+
+def test_a_notification_never_reveals_a_record_the_reader_cannot_read(world: World) -> None:
+    # rep_west1 is mentioned on an east record they cannot read: nothing shown, nothing counted.
+    record_id = world.held_by("customer", "rep_east1")[0]
+    with pytest.raises(NotFoundError):
+        world.records.get(world.actor("rep_west1"), "customer", record_id)
+    world.records.comment(world.actor("rep_east1"), "customer", record_id, "cc @rep_west1")
+    table = world.records.schema.system["tp_notification"]
+    with world.engine.connect() as conn:
+        assert conn.execute(select(table.c.kind).where(
+            table.c.user_id == world.uid("rep_west1"))).scalars().all() == ["mention"]
+    west = world.actor("rep_west1")
+    assert inbox(world.records, west) == [] and unread_count(world.records, west) == 0
+
+
+def test_mark_read_and_mark_all_read_touch_only_ones_own(world: World) -> None:
+    sup = world.actor("sup_east")
+    ids = world.pooled("customer")[:3]
+    for record_id in ids:
+        world.pools.assign(sup, "customer", record_id, owner_id=world.uid("rep_east2"))
+    world.records.comment(world.actor("rep_east1"), "customer",
+                          world.held_by("customer", "rep_east1")[0], "@sup_east look")
+    rep2 = world.actor("rep_east2")
+    notes = inbox(world.records, rep2)
+    assert [n.record_id for n in notes] == list(reversed(ids))   # newest first
+    # Someone else's ids are not marked: sup_east's mention stays unread.
+    sup_note = inbox(world.records, sup)[0]
+    assert mark_read(world.records, rep2, [notes[0].id, sup_note.id], at=world.clock()) == 1
+    assert unread_count(world.records, rep2) == 2
+    assert unread_count(world.records, sup) == 1
+    assert mark_read(world.records, rep2, at=world.clock()) == 2
+    assert unread_count(world.records, rep2) == 0
+    assert all(n.read for n in inbox(world.records, rep2))
+
+
+def test_a_rule_warning_and_drop_tell_the_owner_once(make_rules_world: Make) -> None:
+    w: RulesWorld = make_rules_world(rules=[UNTOUCHED])
+    item = w.item("a1")
+    owner = Actor(user_id=w.users["a1"], login="a1")
+    now = T0 + 6 * DAY + timedelta(hours=12)
+    run_rules(w.records, now=now)
+    run_rules(w.records, now=now + timedelta(hours=1))         # the warning is told once
+    assert [n.kind for n in inbox(w.records, owner)].count("assigned") == 1  # created for a1
+    [warning] = [n for n in inbox(w.records, owner) if n.kind == "warning"]
+    assert (warning.kind, warning.record_id, warning.rule) == ("warning", item,
+                                                                "item_pool.untouched")
+    assert warning.due_at is not None and warning.due_at > now
+    run_rules(w.records, now=T0 + 7 * DAY + timedelta(hours=1))
+    table = w.schema.system["tp_notification"]
+    with w.engine.connect() as conn:
+        kinds = conn.execute(select(table.c.kind, table.c.rule).where(
+            table.c.user_id == w.users["a1"]).order_by(table.c.id)).all()
+    assert [tuple(k) for k in kinds] == [("assigned", None), ("warning", "item_pool.untouched"),
+                                         ("taken", "item_pool.untouched")]

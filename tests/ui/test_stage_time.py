@@ -1,0 +1,51 @@
+"""Time in stage on a record's page: each visited stage with its time, the current one marked,
+in English and zh-CN; entities without a pipeline show no such section."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+from sqlalchemy import update
+from starlette.testclient import TestClient
+
+from tests.ui.conftest import DemoDB
+from tests.ui.kanban.test_kanban_routes import actor, new_deal
+
+Client = Callable[[str | None], TestClient]
+
+
+def test_time_in_stage_on_the_record(client_for: Client, demo_db: DemoDB) -> None:
+    deal = new_deal(demo_db, "rep_east1", expected_close="2027-01-31")
+    records = demo_db.live.current().records
+    moved = records.move_stage(actor(demo_db, "rep_east1"), "opportunity", deal.id, to="offer",
+                               version=deal.version)
+    # The first visit lasted 2 days 3 hours: move its history rows back in time.
+    history = records.schema.system["tp_stage_history"]
+    with demo_db.live.engine.begin() as conn:
+        rows = conn.execute(history.select().where(history.c.entity == "opportunity",
+                                                   history.c.record_id == deal.id)
+                            .order_by(history.c.id)).all()
+        first, _second = rows
+        shift = timedelta(days=2, hours=3)
+        conn.execute(update(history).where(history.c.id == first.id)
+                     .values(entered_at=first.entered_at - shift))
+        table = records.schema.table("opportunity")   # the record is as old as its history
+        conn.execute(update(table).where(table.c.id == deal.id)
+                     .values(created_at=deal["created_at"] - shift))
+    assert moved.get("stage") == "offer"
+    page = client_for("rep_east1").get(f"/e/opportunity/{deal.id}?lang=en").text
+    assert "Time in stage" in page
+    assert "Background research" in page and "2 d 3 h" in page
+    assert "Offer (current)" in page
+    zh = client_for("rep_east1", lang="zh-CN").get(f"/e/opportunity/{deal.id}").text  # type: ignore[call-arg]
+    assert "阶段停留时间" in zh and "2天3小时" in zh and "方案提供（当前）" in zh
+
+
+def test_no_time_in_stage_without_a_pipeline(client_for: Client, demo_db: DemoDB) -> None:
+    from engine.records import ListQuery
+
+    who = actor(demo_db, "rep_east1")
+    customer = demo_db.live.current().records.list(who, "customer", ListQuery(limit=1)).rows[0]
+    page = client_for("rep_east1").get(f"/e/customer/{customer.id}?lang=en").text
+    assert "Time in stage" not in page
