@@ -42,7 +42,8 @@ def text_key(value: object) -> str | None:
     """Trimmed, inner whitespace collapsed, width-folded (NFKC) and case-folded."""
     if value is None:
         return None
-    key = _SPACES.sub(" ", _nfkc(value)).strip().casefold()
+    # NFKC again after folding: case folding can leave a decomposed sequence (ŗ -> r + ̧).
+    key = _nfkc(_SPACES.sub(" ", _nfkc(_nfkc(value).casefold())).strip())
     return key or None
 
 
@@ -50,7 +51,7 @@ def email_key(value: object) -> str | None:
     """An address with its case folded (mailbox parts are case-insensitive in practice)."""
     if value is None:
         return None
-    key = _SPACES.sub("", _nfkc(value)).casefold()
+    key = _nfkc(_SPACES.sub("", _nfkc(_nfkc(value).casefold())))
     return key or None
 
 
@@ -58,7 +59,7 @@ def code_key(value: object) -> str | None:
     """Identifiers such as licence numbers: width-folded, spaces and dashes gone, upper-cased."""
     if value is None:
         return None
-    key = re.sub(r"[\s\-]+", "", _nfkc(value)).upper()
+    key = _nfkc(re.sub(r"[\s\-]+", "", _nfkc(_nfkc(value).upper())))
     return key or None
 
 
