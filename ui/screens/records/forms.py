@@ -25,6 +25,7 @@ from ui.i18n import N_
 from ui.screens.records import files
 from ui.screens.records._common import entity_of, record_id_of
 from ui.screens.records.display import display, titles
+from ui.screens.records.duplicates import duplicate_text
 from ui.screens.records.listing import Choice
 from ui.screens.records.widgets import (
     NOT_EDITABLE,
@@ -141,10 +142,11 @@ def _uploads(ui: UIContext, entity: Entity, fields: list[Field], readonly: froze
     return stored
 
 
-def _field_errors(exc: ValidationError | DuplicateError) -> dict[str, str]:
+def _field_errors(exc: ValidationError | DuplicateError, ui: UIContext, request: Request,
+                  entity: Entity) -> dict[str, str]:
     if isinstance(exc, ValidationError):
         return exc.field_errors
-    return {exc.fields[0]: f"already exists (#{exc.existing_id})"}
+    return {exc.fields[0]: duplicate_text(ui, request, entity, exc)}
 
 
 def routes(ui: UIContext) -> list[BaseRoute]:
@@ -175,7 +177,7 @@ def routes(ui: UIContext) -> list[BaseRoute]:
             for value in stored:
                 files.discard(ui.settings.upload_dir, value)
             view = form_view(ui, request, runtime, actor, entity, record=None, texts=posted,
-                             errors={**errors, **_field_errors(exc)})
+                             errors={**errors, **_field_errors(exc, ui, request, entity)})
             return ui.render(request, "records/form.html", view, status=422,
                              fragment="records/_form.html")
         return ui.redirect(request, f"/e/{entity.name}/{record.id}")
@@ -216,7 +218,7 @@ def routes(ui: UIContext) -> list[BaseRoute]:
                              "Your changes are below but were not saved: open the record "
                              "again to see the new values, then make your change again.")
             else:
-                field_errors = _field_errors(exc)
+                field_errors = _field_errors(exc, ui, request, entity)
             shown = {f.name: initial_texts(f, record.get(f.name)) for f in entity.fields}
             view = form_view(ui, request, runtime, actor, entity, record=record,
                              texts={**shown, **posted}, errors={**errors, **field_errors},
