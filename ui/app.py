@@ -47,6 +47,7 @@ from ui.csrf import CSRFMiddleware
 SCREEN_MODULES: list[str] = [
     "ui.auth",
     "ui.screens.home",
+    "ui.screens.imports",
     "ui.screens.records",
     "ui.kanban.routes",
     "ui.admin.routes",
