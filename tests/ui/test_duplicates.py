@@ -33,3 +33,16 @@ def test_duplicate_phone_refused_with_the_keys_message(client_for: Client,
         text = _phone_error(bad.text)
         assert text.startswith(message) and holder in text, text
         assert 'value="139-1234-0001"' in bad.text  # what was typed stays
+
+
+def test_pattern_errors_use_the_fields_own_message_never_the_expression(
+        client_for: Client) -> None:
+    for lang, message in (("en", "Enter the 18-character unified social credit code"),
+                          ("zh-CN", "请输入 18 位统一社会信用代码")):
+        rep = client_for("rep_east1", lang=lang)
+        bad = rep.post("/e/customer/new", data={
+            "csrf_token": csrf(rep), "name": "Pattern Co", "licence_no": "abc"})
+        assert bad.status_code == 422
+        errors = dict(re.findall(r'id="w-(\w+)-error" class="field-error">([^<]+)<', bad.text))
+        assert errors["licence_no"].startswith(message)
+        assert "[0-9A-HJ" not in bad.text

@@ -25,7 +25,7 @@ from ui.i18n import N_
 from ui.screens.records import files
 from ui.screens.records._common import entity_of, record_id_of
 from ui.screens.records.display import display, titles
-from ui.screens.records.duplicates import duplicate_text
+from ui.screens.records.duplicates import duplicate_text, field_message
 from ui.screens.records.listing import Choice
 from ui.screens.records.widgets import (
     NOT_EDITABLE,
@@ -38,7 +38,7 @@ from ui.screens.records.widgets import (
 REFERENCE_CHOICES = 20
 #: The records service's fixed per-field messages, translated when shown.
 ENGINE_MESSAGES = (N_("is required"), N_("is read-only for you"), N_("is set by the system"),
-                   N_("is numbered automatically"))
+                   N_("is numbered automatically"), N_("is not in the expected format"))
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,7 @@ def form_view(ui: UIContext, request: Request, runtime: Runtime, actor: Actor, e
             file_name = str(record[f.name].get("name", ""))
             file_url = f"/e/{entity.name}/{record.id}/files/{f.name}"
         widgets.append(build_widget(
-            f, locale=locale, texts=mine, error=ui.t(request, errors.pop(f.name))
+            f, locale=locale, texts=mine, error=field_message(ui, request, f, errors.pop(f.name))
             if f.name in errors else "", readonly=f.name in readonly, options=options,
             file_name=file_name, file_url=file_url))
     general = [f"{k}: {ui.t(request, v)}" for k, v in errors.items()]
