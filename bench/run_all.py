@@ -18,6 +18,7 @@ QUICK = {
     "bench_permissions": ["--rows", "20000", "--users", "200", "--runs", "20"],
     "bench_http": ["--rows", "2000", "--requests", "40"],
     "bench_rules": ["--rows", "20000", "--new", "2000"],
+    "bench_import": ["--rows", "3000"],
 }
 
 
