@@ -431,8 +431,13 @@ def _drop_unique(ex: Executor, step: DropUniqueConstraint) -> None:
 
 def _add_match_key(ex: Executor, step: AddMatchKey) -> None:
     """Add the key column, then key every row that has a value, a chunk at a time."""
-    ex.add_columns(step.entity, (step.column,))
     table = ex.target_schema.table(step.entity)
+    if step.refill:
+        # Empty first: recomputing row by row could meet an old key another row still
+        # holds under the unique constraint.
+        ex.conn.execute(update(table).values({table.c[step.column]: None}))
+    else:
+        ex.add_columns(step.entity, (step.column,))
     norm = normaliser(table.c[step.column].info["key_of"])
     assert norm is not None
     raw, key_col = table.c[step.field], table.c[step.column]

@@ -252,10 +252,12 @@ class AddMatchKey(Step):
     field: str
     column: str
     rows: int
+    refill: bool = False   # the column exists; its normalisation changed (e.g. text -> code)
     kind: ClassVar[str] = "add_match_key"
 
     def describe(self) -> str:
-        return (f"add match key {self.entity}.{self.column} and fill it from {self.rows} "
+        verb = "recompute match key" if self.refill else "add match key"
+        return (f"{verb} {self.entity}.{self.column} and fill it from {self.rows} "
                 f"row(s) of {self.field}")
 
 

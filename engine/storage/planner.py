@@ -236,10 +236,19 @@ class _Planner:
                              if c not in new_k]
         adds: list[Step] = []
         for column, field in new_k.items():
+            refill = False
             if column in old_k:
-                continue
+                if normaliser(old_t.c[column].info["key_of"]) is \
+                        normaliser(new_t.c[column].info["key_of"]):
+                    continue
+                # Same column, new normalisation: kept unique keys must hold for the new keys.
+                refill = True
+                for name, (kind, cols) in _constraints(new_t).items():
+                    if kind == "unique" and column in cols and name in _constraints(old_t):
+                        self._key_duplicates_refused(old_t, new_t, name, cols,
+                                                     rekeyed={column})
             rows = self._count_values(old_t, field) if field in old_t.c else 0
-            adds.append(AddMatchKey(new_t.name, field, column, rows))
+            adds.append(AddMatchKey(new_t.name, field, column, rows, refill))
         return drops, adds
 
     def _constraint_steps(self, old_t: Table, new_t: Table) -> tuple[list[Step], list[Step]]:
@@ -279,7 +288,8 @@ class _Planner:
         return True
 
     def _key_duplicates_refused(self, old_t: Table, new_t: Table, name: str,
-                                cols: tuple[str, ...]) -> bool:
+                                cols: tuple[str, ...], *,
+                                rekeyed: frozenset[str] | set[str] = frozenset()) -> bool:
         """Rows whose *normalised* values would break a unique key on new key columns.
 
         The keys do not exist yet, so the rows are read and keyed here; the problem
@@ -293,7 +303,7 @@ class _Planner:
             if field is None:
                 sources.append(c)
                 norms.append(None)
-            elif c in old_t.c:
+            elif c in old_t.c and c not in rekeyed:
                 return False  # existing keys: the SQL check above saw them
             else:
                 sources.append(field.name)

@@ -424,3 +424,28 @@ def test_decimal_to_money_and_back_moves_the_currency_companion(db_engine: Engin
     assert kinds(plan) == ["widen_type", "archive_field"]
     assert rows(db_engine, "account", "price", "_archived_price_currency_1") == [
         (Decimal("9.99"), None)]
+
+
+def test_a_new_normalisation_recomputes_keys_and_checks_them(db_engine: Engine) -> None:
+    # A pattern of upper-case codes turns a text key into a code key (dashes and spaces
+    # dropped): stored keys are recomputed, and twins under the new key are reported.
+    key = [{"name": "code", "fields": ["code"]}]
+    reg = registry(base(unique_keys=key))
+    apply_migration(db_engine, target=reg)
+    insert(db_engine, reg, "account", [{"name": "a", "code": "AB-1", "code__key": "ab-1"},
+                                       {"name": "b", "code": "C 2", "code__key": "c 2"}])
+    coded = registry(entity("account", field("name"),
+                            field("code", max_length=20, pattern="^[0-9A-Z -]+$"),
+                            unique_keys=key))
+    plan = apply_migration(db_engine, target=coded)
+    assert [s.kind for s in plan.steps if s.kind != "change_field"] == ["add_match_key"]
+    assert rows(db_engine, "account", "code__key") == [("AB1",), ("C2",)]
+    insert(db_engine, coded, "account", [{"name": "c", "code": "D-3", "code__key": "d-3"},
+                                         {"name": "d", "code": "D3", "code__key": "d3"}])
+    apply_migration(db_engine, target=reg)  # back to text keys: distinct again
+    before = snapshot(db_engine)
+    plan = apply_migration(db_engine, target=coded, dry_run=True)
+    assert plan.blocking == (
+        ("account.uq_account_code: 2 rows share a normalised value of (code) in 1 group(s) "
+         "(ids 3, 4); merge or correct them, then migrate again"),)
+    assert snapshot(db_engine) == before
