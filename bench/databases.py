@@ -45,7 +45,9 @@ def copy_rows_until(runtime: Runtime, entity: str, size: int) -> int:
     unique = {f for key in definition.unique_keys for f in key.fields} | {
         f.name for f in definition.fields if f.unique}
     columns = [c for c in table.c if c.name != "id"]
-    source = [literal(None, c.type).label(c.name) if c.name in unique else c for c in columns]
+    # Match-key columns (engine/storage/matchkeys.py) are unique too.
+    source = [literal(None, c.type).label(c.name) if c.name in unique or "key_of" in c.info
+              else c for c in columns]
     while True:
         with runtime.engine.connect() as conn:
             count = int(conn.execute(select(func.count()).select_from(table)).scalar_one())

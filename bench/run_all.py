@@ -22,6 +22,7 @@ QUICK = {
     "bench_reports": ["--customers", "20000", "--follow-ups", "100000", "--runs", "30"],
     "bench_pools": ["--claims", "100", "--clients", "4"],
     "bench_rules": ["--rows", "20000", "--new", "2000"],
+    "bench_import": ["--rows", "3000"],
 }
 
 

@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from sqlalchemy import Engine
 
@@ -430,6 +430,51 @@ def cmd_customisations_export(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def cmd_import(args: argparse.Namespace, out: TextIO) -> int:
+    from engine.actor import Actor
+    from engine.runtime import open_runtime
+    from engine.workflow.import_files import read_table
+    from engine.workflow.imports import ImportMode, error_report, match_columns, run_import
+
+    path = Path(args.file)
+    table = read_table(path.read_bytes(), filename=path.name)
+    with _engine(args) as engine:
+        runtime = open_runtime(database_url(args.db), engine=engine)
+        if args.entity not in runtime.registry.entities:
+            out.write(f"error: no entity {args.entity!r}\n")
+            return 2
+        entity = runtime.registry.entity(args.entity)
+        mapping = match_columns(entity, table.headers)
+        unmapped = [h for h in table.headers if h not in mapping]
+        out.write(f"{len(table.rows)} rows ({table.encoding}); columns: "
+                  + ", ".join(f"{h} -> {f}" for h, f in mapping.items())
+                  + (f"; ignored: {', '.join(unmapped)}" if unmapped else "") + "\n")
+
+        def progress(report: Any) -> None:
+            rate = report.done / report.seconds if report.seconds else 0.0
+            width = 30
+            filled = width * report.done // max(1, report.total)
+            out.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {report.done}/"
+                      f"{report.total} rows  {rate:,.0f} rows/s")
+            out.flush()
+
+        report = run_import(runtime.records, Actor.system("import"), entity=entity.name,
+                            table=table, mapping=mapping, mode=ImportMode(args.mode),
+                            dry_run=args.dry_run, batch=args.batch, progress=progress)
+    out.write("\n")
+    verb = "would be " if args.dry_run else ""
+    out.write(f"{report.created} {verb}created, {report.updated} {verb}updated, "
+              f"{report.skipped} skipped, {len(report.rejected)} rejected of {report.total} "
+              f"in {report.seconds:.1f}s ({report.done / max(report.seconds, 1e-9):,.0f} "
+              f"rows/s)\n")
+    if report.rejected:
+        errors = path.with_name(path.stem + ".errors.csv")
+        errors.write_bytes(error_report(table, report))
+        out.write(f"rejected rows and reasons: {errors}\n")
+        return 1
+    return 0
+
+
 def _add_rules(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     rules = sub.add_parser("rules", help="automatic pool rules"
                            ).add_subparsers(dest="action", required=True)
@@ -519,6 +564,17 @@ def build_parser() -> argparse.ArgumentParser:
                         "default 300)")
     p.set_defaults(run=cmd_serve)
     _add_rules(sub)
+    p = sub.add_parser("import", help="import a CSV or XLSX file into an entity (every row "
+                                      "is created, updated, skipped or reported)")
+    _add_db(p)
+    p.add_argument("--entity", required=True)
+    p.add_argument("--mode", choices=("insert", "upsert", "skip"), default="insert",
+                   help="rows whose unique key exists: refuse (insert), update (upsert) or "
+                        "skip")
+    p.add_argument("--dry-run", action="store_true", help="check every row; write nothing")
+    p.add_argument("--batch", type=int, default=1000, help="rows per transaction")
+    p.add_argument("file", help="a .csv (UTF-8, with or without BOM, or GB18030) or .xlsx")
+    p.set_defaults(run=cmd_import)
     return parser
 
 

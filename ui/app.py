@@ -56,6 +56,7 @@ SCREEN_MODULES: list[str] = [
     "ui.auth",
     "ui.account",
     "ui.screens.home",
+    "ui.screens.imports",
     "ui.screens.records",
     "ui.kanban.routes",
     "ui.pools.routes",

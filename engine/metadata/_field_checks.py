@@ -35,6 +35,8 @@ def field_problems(field: Mapping[str, Any]) -> Iterator[Problem]:
     """Every problem of one schema-valid field document."""
     ftype = FieldType(field["type"])
     yield from _range_problems(field)
+    if "pattern_message" in field and "pattern" not in field:
+        yield ("pattern_message",), "a pattern_message needs a pattern"
     if "pattern" in field:
         try:
             re.compile(field["pattern"])

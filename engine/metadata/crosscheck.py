@@ -91,6 +91,11 @@ def _field_name_issues(entity: LocatedDoc) -> Iterator[MetadataIssue]:
         if problem:
             yield entity.issue(("fields", i, "name"), problem)
             continue
+        if "__" in fname:  # the engine's key columns are <field>__key
+            yield entity.issue(("fields", i, "name"),
+                               f"{fname!r} may not contain '__' (reserved for the engine's "
+                               f"match-key columns)")
+            continue
         if fname in columns:
             yield entity.issue(("fields", i, "name"), f"{fname!r} is already {columns[fname]}")
             continue

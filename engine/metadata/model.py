@@ -142,6 +142,7 @@ class Field:
     min_length: int | None = None
     max_length: int | None = None
     pattern: str | None = None
+    pattern_message: LocalText = LocalText()  # shown instead of the expression
     # decimal / money: total digits and digits after the point
     precision: int | None = None
     scale: int | None = None

@@ -90,6 +90,7 @@ def parse_field(doc: Doc, *, source: Source) -> Field:
         min_length=doc.get("min_length"),
         max_length=doc.get("max_length"),
         pattern=doc.get("pattern"),
+        pattern_message=_text(doc, "pattern_message"),
         precision=doc.get("precision"),
         scale=doc.get("scale"),
         options=options,

@@ -7,7 +7,7 @@ column lists and row converters instead of rebuilding them per row.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import partial
@@ -19,6 +19,7 @@ from engine.metadata.model import Entity, Feature, Field, FieldType, LocalText
 from engine.records.autonumber import AutoNumberFormat, parse_format
 from engine.records.coerce import Coercer, CoercionError, InputSource, coercer, to_json
 from engine.records.validate import Validator, validator
+from engine.storage.matchkeys import Normaliser, key_column, keyed_fields, normaliser
 from engine.storage.tables import StorageSchema
 
 #: System values a payload may never write.
@@ -85,9 +86,20 @@ class FieldPlan:
 
 @dataclass(frozen=True)
 class UniqueSpec:
+    """A unique key as the service checks it: ``columns`` are the key columns of
+    normalised fields, and ``keys`` turn a field value into what those hold."""
+
     name: str
     fields: tuple[str, ...]
     columns: tuple[Column[Any], ...]
+    keys: tuple[Normaliser | None, ...] = ()
+
+    def key_of(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
+        """The tuple the unique constraint compares (None parts: no key)."""
+        if not self.keys:
+            return tuple(values.get(f) for f in self.fields)
+        return tuple(values.get(f) if k is None else k(values.get(f))
+                     for f, k in zip(self.fields, self.keys))
 
 
 def _default(field: Field) -> Callable[[datetime], Any] | None:
@@ -113,6 +125,13 @@ def _part(name: str, part: str) -> Callable[[dict[str, Any]], Any]:
     def get(values: dict[str, Any]) -> Any:
         value = values[name]
         return None if value is None else value[part]
+
+    return get
+
+
+def _keyed(name: str, norm: Normaliser) -> Callable[[dict[str, Any]], Any]:
+    def get(values: dict[str, Any]) -> Any:
+        return norm(values[name])
 
     return get
 
@@ -180,6 +199,12 @@ class EntityPlan:
         self.writable = frozenset(n for n, p in self.fields.items() if p.autonumber is None)
         self.system_names = frozenset(c.name for c in self.table.columns
                                       if c.name in SYSTEM_FIELDS)
+        #: field name -> (key column, normaliser) of fields with a match key.
+        self.match_keys: dict[str, tuple[str, Normaliser]] = {}
+        for f in keyed_fields(entity):
+            norm = normaliser(f)
+            if norm is not None and key_column(f.name) in self.table.c:
+                self.match_keys[f.name] = (key_column(f.name), norm)
         self.uniques = self._uniques()
         # Row -> record conversion: select every column in table order.
         self.select_columns = list(self.table.columns)
@@ -203,6 +228,8 @@ class EntityPlan:
                 getters += [(p.name, _part(p.name, "lat")), (p.columns[1], _part(p.name, "lng"))]
             else:
                 getters.append((p.name, None))
+        for name, (column, norm) in self.match_keys.items():
+            getters.append((column, _keyed(name, norm)))
         if self.owned:
             getters.append(("owner_id", None))  # set on create, from the payload or the actor
         self.column_names = tuple(name for name, _ in getters)
@@ -213,11 +240,17 @@ class EntityPlan:
             for p in self.fields.values())
 
     def _uniques(self) -> tuple[UniqueSpec, ...]:
-        specs = [UniqueSpec(k.name, k.fields, tuple(self.table.c[f] for f in k.fields))
-                 for k in self.entity.unique_keys]
+        keyed = self.match_keys
+
+        def spec(name: str, fields: tuple[str, ...]) -> UniqueSpec:
+            columns = tuple(self.table.c[keyed[f][0] if f in keyed else f] for f in fields)
+            keys = tuple(keyed[f][1] if f in keyed else None for f in fields)
+            return UniqueSpec(name, fields, columns, keys if any(keys) else ())
+
+        specs = [spec(k.name, k.fields) for k in self.entity.unique_keys]
         for f in self.entity.fields:
             if f.unique and not any(s.fields == (f.name,) for s in specs):
-                specs.append(UniqueSpec(f.name, (f.name,), (self.table.c[f.name],)))
+                specs.append(spec(f.name, (f.name,)))
         return tuple(specs)
 
     def _sortable(self) -> frozenset[str]:
@@ -265,6 +298,9 @@ class EntityPlan:
                 out[plan.columns[1]] = None if value is None else value["lng"]
             else:
                 out[name] = value
+            keyed = self.match_keys.get(name)
+            if keyed is not None:
+                out[keyed[0]] = keyed[1](value)
         return out
 
 

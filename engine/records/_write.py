@@ -188,6 +188,11 @@ def _checkable(plan: EntityPlan, spec: UniqueSpec) -> bool:
                for f in spec.fields if f in plan.fields)
 
 
+def _shown(spec: UniqueSpec, row: Mapping[str, Any]) -> dict[str, Any]:
+    # The values as the user wrote them, not their keys: a message quotes what was typed.
+    return {f: row.get(f) for f in spec.fields}
+
+
 def duplicates(conn: Connection, plan: EntityPlan, rows: Sequence[Mapping[str, Any]], *,
                exclude_id: int | None = None,
                specs: Sequence[UniqueSpec] | None = None) -> list[Duplicate]:
@@ -202,11 +207,11 @@ def duplicates(conn: Connection, plan: EntityPlan, rows: Sequence[Mapping[str, A
             continue
         wanted: dict[tuple[Any, ...], int] = {}
         for i, r in enumerate(rows):
-            k = tuple(r.get(f) for f in spec.fields)
+            k = spec.key_of(r)
             if any(v is None for v in k):
                 continue
             if k in wanted:
-                found.append(Duplicate(i, spec, dict(zip(spec.fields, k)), None, wanted[k]))
+                found.append(Duplicate(i, spec, _shown(spec, r), None, wanted[k]))
                 continue
             wanted[k] = i
         if not wanted:
@@ -226,6 +231,6 @@ def duplicates(conn: Connection, plan: EntityPlan, rows: Sequence[Mapping[str, A
                 existing.setdefault(tuple(row[1:]), row[0])
         for k, i in wanted.items():
             if k in existing:
-                found.append(Duplicate(i, spec, dict(zip(spec.fields, k)), existing[k]))
+                found.append(Duplicate(i, spec, _shown(spec, rows[i]), existing[k]))
     found.sort(key=lambda d: d.index)
     return found

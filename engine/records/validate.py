@@ -58,6 +58,10 @@ def _number_checks(field: Field, *, scale: int | None, precision: int | None,
     return check
 
 
+#: The message of a pattern mismatch when the field declares none.
+PATTERN_MISMATCH = "is not in the expected format"
+
+
 def _text_validator(field: Field) -> Validator:
     type_ = column_type(field)
     max_length = field.max_length
@@ -65,6 +69,8 @@ def _text_validator(field: Field) -> Validator:
         max_length = min(max_length or type_.length, type_.length)
     min_length = field.min_length
     pattern = re.compile(field.pattern) if field.pattern else None
+    pattern_message = field.pattern_message.get() if field.pattern_message else \
+        PATTERN_MISMATCH
     fmt = {FieldType.EMAIL: (_EMAIL, M("is not an email address")),
            FieldType.URL: (_URL, M("is not a web address starting with http:// or https://")),
            FieldType.PHONE: (_PHONE, M("is not a phone number"))}.get(field.type)
@@ -77,7 +83,9 @@ def _text_validator(field: Field) -> Validator:
         if fmt is not None and not fmt[0].fullmatch(value):
             return fmt[1]
         if pattern is not None and not pattern.fullmatch(value):
-            return M("does not match the pattern %(pattern)s", pattern=field.pattern)
+            # The expression means nothing to a user: the field's own message (in the
+            # default language; screens show the user's) or a generic one.
+            return pattern_message
         return None
 
     return check

@@ -46,11 +46,13 @@ from engine.errors import MigrationError
 from engine.metadata.model import Registry
 from engine.storage.applied import SYSTEM_TABLES
 from engine.storage.conversions import Unconvertible, convert_value
+from engine.storage.matchkeys import normaliser
 from engine.storage.migration_tables import ARCHIVE_TABLE
 from engine.storage.plan import (
     AddColumn,
     AddFeature,
     AddIndex,
+    AddMatchKey,
     AddOption,
     AddSystemColumns,
     AddUniqueConstraint,
@@ -63,6 +65,7 @@ from engine.storage.plan import (
     CreateSystemTables,
     CreateTable,
     DropIndex,
+    DropMatchKey,
     DropUniqueConstraint,
     NeverReuseIds,
     PurgeArchived,
@@ -466,11 +469,51 @@ def _drop_index(ex: Executor, step: DropIndex) -> None:
 
 
 def _add_unique(ex: Executor, step: AddUniqueConstraint) -> None:
+    # A column conversion earlier in the plan may have recreated it already (a unique
+    # key that moved from a match-key column back to the converted column).
+    existing = {u.get("name") for u in inspect(ex.conn).get_unique_constraints(step.entity)}
+    if step.name in existing:
+        return
     _create_unique(ex, step.entity, step.name, step.columns)
 
 
 def _drop_unique(ex: Executor, step: DropUniqueConstraint) -> None:
     ex.drop_uniques(step.entity, [step.name])
+
+
+def _add_match_key(ex: Executor, step: AddMatchKey) -> None:
+    """Add the key column, then key every row that has a value, a chunk at a time."""
+    table = ex.target_schema.table(step.entity)
+    if step.refill:
+        # Empty first: recomputing row by row could meet an old key another row still
+        # holds under the unique constraint.
+        ex.conn.execute(update(table).values({table.c[step.column]: None}))
+    else:
+        ex.add_columns(step.entity, (step.column,))
+    norm = normaliser(table.c[step.column].info["key_of"])
+    assert norm is not None
+    raw, key_col = table.c[step.field], table.c[step.column]
+    stmt = (update(table).where(table.c.id == bindparam("_id"))
+            .values({key_col: bindparam("_key")}))
+    last = None
+    while True:
+        page = select(table.c.id, raw).where(raw.is_not(None)).order_by(table.c.id) \
+            .limit(_CONVERT_CHUNK)
+        if last is not None:
+            page = page.where(table.c.id > last)
+        rows = ex.conn.execute(page).all()
+        if not rows:
+            return
+        ex.conn.execute(stmt, [{"_id": i, "_key": norm(v)} for i, v in rows])
+        last = rows[-1][0]
+
+
+def _drop_match_key(ex: Executor, step: DropMatchKey) -> None:
+    if ex.sqlite:
+        with ex.batch(step.entity) as batch:
+            batch.drop_column(step.column)
+    else:
+        ex.ops.drop_column(step.entity, step.column)
 
 
 #: Step type -> what executes it. A new step type must be added here (a test checks).
@@ -492,6 +535,8 @@ EXECUTORS: Mapping[type[Step], Run] = {
     DropIndex: _drop_index,
     AddUniqueConstraint: _add_unique,
     DropUniqueConstraint: _drop_unique,
+    AddMatchKey: _add_match_key,
+    DropMatchKey: _drop_match_key,
     AddOption: _nothing,
     RemoveOption: _nothing,
     RelabelOption: _nothing,

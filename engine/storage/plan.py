@@ -279,6 +279,36 @@ class DropUniqueConstraint(Step):
 
 
 @dataclass(frozen=True)
+class AddMatchKey(Step):
+    """A key column (normalised values, engine/storage/matchkeys.py) filled from the field."""
+
+    entity: str
+    field: str
+    column: str
+    rows: int
+    refill: bool = False   # the column exists; its normalisation changed (e.g. text -> code)
+    kind: ClassVar[str] = "add_match_key"
+
+    def describe(self) -> str:
+        verb = "recompute match key" if self.refill else "add match key"
+        return (f"{verb} {self.entity}.{self.column} and fill it from {self.rows} "
+                f"row(s) of {self.field}")
+
+
+@dataclass(frozen=True)
+class DropMatchKey(Step):
+    """A key column no unique key or dedup rule needs any more: derived data, no loss."""
+
+    entity: str
+    field: str
+    column: str
+    kind: ClassVar[str] = "drop_match_key"
+
+    def describe(self) -> str:
+        return f"drop match key {self.entity}.{self.column}; no data lost"
+
+
+@dataclass(frozen=True)
 class AddOption(Step):
     entity: str
     field: str

@@ -42,11 +42,13 @@ from engine.storage.conversions import (
     is_widening,
     spec_of,
 )
+from engine.storage.matchkeys import Normaliser, normaliser
 from engine.storage.orphans import OrphanContext, find_orphans
 from engine.storage.plan import (
     AddColumn,
     AddFeature,
     AddIndex,
+    AddMatchKey,
     AddOption,
     AddSystemColumns,
     AddUniqueConstraint,
@@ -59,6 +61,7 @@ from engine.storage.plan import (
     CreateSystemTables,
     CreateTable,
     DropIndex,
+    DropMatchKey,
     DropUniqueConstraint,
     MigrationPlan,
     NeverReuseIds,
@@ -228,6 +231,7 @@ class _Planner:
             type_steps, meta_steps = self._field_steps(old_t, old.field(field.name), field)
             types += type_steps
             meta += meta_steps
+        key_drops, key_adds = self._match_key_steps(old_t, new_t)
         if old.label != new.label:
             meta.append(ChangeLabel(new.name, None))
         changed = [f.value for f in old.features ^ new.features
@@ -236,7 +240,30 @@ class _Planner:
                 or old.search_fields != new.search_fields
                 or old.plural_label != new.plural_label):
             meta.append(ChangeMetadata("entity", new.name, "changed"))
-        return [*drops, *archives, *types, *columns, *meta, *adds]
+        return [*drops, *key_drops, *archives, *types, *columns, *key_adds, *meta, *adds]
+
+    def _match_key_steps(self, old_t: Table, new_t: Table) -> tuple[list[Step], list[Step]]:
+        """Key columns to drop (no longer needed) and to add and fill (newly needed)."""
+        old_k = {c.name: c.info["key_of"].name for c in old_t.c if "key_of" in c.info}
+        new_k = {c.name: c.info["key_of"].name for c in new_t.c if "key_of" in c.info}
+        drops: list[Step] = [DropMatchKey(old_t.name, f, c) for c, f in old_k.items()
+                             if c not in new_k]
+        adds: list[Step] = []
+        for column, field in new_k.items():
+            refill = False
+            if column in old_k:
+                if normaliser(old_t.c[column].info["key_of"]) is \
+                        normaliser(new_t.c[column].info["key_of"]):
+                    continue
+                # Same column, new normalisation: kept unique keys must hold for the new keys.
+                refill = True
+                for name, (kind, cols) in _constraints(new_t).items():
+                    if kind == "unique" and column in cols and name in _constraints(old_t):
+                        self._key_duplicates_refused(old_t, new_t, name, cols,
+                                                     rekeyed={column})
+            rows = self._count_values(old_t, field) if field in old_t.c else 0
+            adds.append(AddMatchKey(new_t.name, field, column, rows, refill))
+        return drops, adds
 
     def _constraint_steps(self, old_t: Table, new_t: Table) -> tuple[list[Step], list[Step]]:
         old_c, new_c = _constraints(old_t), _constraints(new_t)
@@ -252,7 +279,8 @@ class _Planner:
             if kind != "unique":
                 adds.append(AddIndex(new_t.name, name, cols))
                 continue
-            if self._duplicates_refused(old_t, name, cols):
+            if self._duplicates_refused(old_t, name, cols) or \
+                    self._key_duplicates_refused(old_t, new_t, name, cols):
                 continue
             adds.append(AddUniqueConstraint(new_t.name, name, cols))
         return drops, adds
@@ -271,6 +299,48 @@ class _Planner:
         self.problems.append(
             f"{old_t.name}.{name}: {rows} rows have duplicate values of ({', '.join(cols)}) "
             f"in {count} group(s); the unique constraint cannot be added")
+        return True
+
+    def _key_duplicates_refused(self, old_t: Table, new_t: Table, name: str,
+                                cols: tuple[str, ...], *,
+                                rekeyed: frozenset[str] | set[str] = frozenset()) -> bool:
+        """Rows whose *normalised* values would break a unique key on new key columns.
+
+        The keys do not exist yet, so the rows are read and keyed here; the problem
+        lists how many groups and rows and the ids of the first groups, so a person
+        can merge or correct them before migrating again.
+        """
+        sources: list[str] = []
+        norms: list[Normaliser | None] = []
+        for c in cols:
+            field = new_t.c[c].info.get("key_of")
+            if field is None:
+                sources.append(c)
+                norms.append(None)
+            elif c in old_t.c and c not in rekeyed:
+                return False  # existing keys: the SQL check above saw them
+            else:
+                sources.append(field.name)
+                norms.append(normaliser(field))
+        if not all(s in old_t.c for s in sources):
+            return False  # a new column holds no values yet
+        groups: dict[tuple[Any, ...], list[int]] = {}
+        columns = [old_t.c[s] for s in sources]
+        result = self.conn.execute(select(old_t.c.id, *columns).where(
+            and_(*(c.is_not(None) for c in columns))).order_by(old_t.c.id))
+        for row in result:
+            k = tuple(v if n is None else n(v) for v, n in zip(row[1:], norms))
+            if None not in k:
+                groups.setdefault(k, []).append(row[0])
+        dups = [ids for ids in groups.values() if len(ids) > 1]
+        if not dups:
+            return False
+        shown = "; ".join("ids " + ", ".join(map(str, ids[:10])) for ids in dups[:5])
+        more = f"; and {len(dups) - 5} more group(s)" if len(dups) > 5 else ""
+        self.problems.append(
+            f"{old_t.name}.{name}: {sum(map(len, dups))} rows share a normalised value of "
+            f"({', '.join(sources)}) in {len(dups)} group(s) ({shown}{more}); merge or "
+            f"correct them, then migrate again")
         return True
 
     def _add_or_restore(self, entity: str, field: Field) -> Step:

@@ -33,6 +33,7 @@ from sqlalchemy.types import TypeEngine
 
 from engine.metadata.model import Entity, Feature, Field, FieldType, OnDelete, Registry
 from engine.metadata.names import SYSTEM_COLUMNS  # noqa: F401  (re-exported for storage callers)
+from engine.storage.matchkeys import key_column, keyed_fields
 from engine.storage.system_tables import (
     NAMING_CONVENTION,
     USER_TABLE,
@@ -124,6 +125,11 @@ def entity_columns(entity: Entity) -> list[Column[object]]:
         cols.append(field_column(field))
         for name, type_ in companion_columns(field).items():
             cols.append(Column(name, type_, info={"field": field, "part": name}))
+    # Key columns hold normalised values (engine/storage/matchkeys.py); no "field" in
+    # their info, so readers of field columns never see them.
+    for field in keyed_fields(entity):
+        cols.append(Column(key_column(field.name), Text(), nullable=True,
+                           info={"key_of": field}))
     return cols
 
 
@@ -142,11 +148,19 @@ def field_column(field: Field) -> Column[object]:
 def entity_table_args(entity: Entity) -> list[SchemaItem]:
     """Unique constraints and indexes: declared ones plus the ones list scopes need."""
     args: list[SchemaItem] = []
+    keyed = {f.name for f in keyed_fields(entity)}
+
+    def unique_columns(fields: tuple[str, ...]) -> list[str]:
+        # A unique key compares normalised values: it sits on the key columns.
+        return [key_column(f) if f in keyed else f for f in fields]
+
     for key in entity.unique_keys:
-        args.append(UniqueConstraint(*key.fields, name=f"uq_{entity.name}_{key.name}"))
+        args.append(UniqueConstraint(*unique_columns(key.fields),
+                                     name=f"uq_{entity.name}_{key.name}"))
     for field in entity.fields:
         if field.unique and not any(k.fields == (field.name,) for k in entity.unique_keys):
-            args.append(UniqueConstraint(field.name, name=f"uq_{entity.name}_{field.name}"))
+            args.append(UniqueConstraint(*unique_columns((field.name,)),
+                                         name=f"uq_{entity.name}_{field.name}"))
         if field.type in (FieldType.REFERENCE, FieldType.USER):
             args.append(Index(f"ix_{entity.name}_{field.name}", field.name, "id"))
     # Lists sort on an indexed field with id as the tie-breaker: ending every index

@@ -197,3 +197,21 @@ def test_migrate_applies_ddl_version_and_roles_in_one_transaction(
         assert "vip_level" in {c["name"] for c in inspect(conn).get_columns("customer")}
         assert applied_version(conn) != before
     engine.dispose()
+
+
+def test_import_reports_progress_counts_and_writes_the_error_report(sqlite_url: str,
+                                                                    tmp_path: Path) -> None:
+    code, out = run("init", "--db", sqlite_url, *ADMIN)
+    assert code == 0, out
+    file = tmp_path / "leads.csv"
+    # GB18030, headers are the zh-CN labels, one number spelled twice.
+    file.write_bytes("联系人,电话,公司名称\n王一,+86 130-0000-0003,甲公司\n王二,130 0000 0003,乙公司\n"
+                     .encode("gb18030"))
+    code, out = run("import", "--db", sqlite_url, "--entity", "lead", str(file), "--dry-run")
+    assert "rows/s" in out and "1 would be created" in out and "1 rejected of 2" in out, out
+    code, out = run("import", "--db", sqlite_url, "--entity", "lead", str(file))
+    assert code == 1 and "1 created" in out, out
+    report = (tmp_path / "leads.errors.csv").read_text(encoding="utf-8-sig")
+    assert "the same key as line 2 of this file" in report
+    code, out = run("import", "--db", sqlite_url, "--entity", "nope", str(file))
+    assert code == 2 and "no entity 'nope'" in out

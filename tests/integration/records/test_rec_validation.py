@@ -20,7 +20,7 @@ BAD: list[tuple[dict[str, Any], str, str]] = [
     ({"email": "not-an-email"}, "email", "not an email address"),
     ({"website": "ftp://example.com"}, "website", "web address"),
     ({"phone": "call me"}, "phone", "not a phone number"),
-    ({"licence_no": "ab"}, "licence_no", "does not match the pattern"),
+    ({"licence_no": "ab"}, "licence_no", "is not in the expected format"),
     ({"employees": -1}, "employees", "at least 0"),
     ({"employees": 1.5}, "employees", "whole number"),
     ({"employees": "many"}, "employees", "whole number"),

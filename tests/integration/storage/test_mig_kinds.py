@@ -73,12 +73,15 @@ def test_add_index(db_engine: Engine) -> None:
 
 def test_add_unique_key_when_rows_are_distinct(db_engine: Engine) -> None:
     seeded(db_engine)
-    plan = apply_migration(db_engine, target=registry(
-        base(unique_keys=[{"name": "code", "fields": ["code"]}])))
-    assert kinds(plan) == ["add_unique"]
-    assert uniques(db_engine, "account")["uq_account_code"] == ("code",)
+    target = registry(base(unique_keys=[{"name": "code", "fields": ["code"]}]))
+    plan = apply_migration(db_engine, target=target)
+    # A text key compares normalised values: the key column is added, filled, then unique.
+    assert kinds(plan) == ["add_match_key", "add_unique"]
+    assert uniques(db_engine, "account")["uq_account_code"] == ("code__key",)
+    assert rows(db_engine, "account", "code", "code__key") == [
+        (str(i), str(i)) for i in range(len(NAMES))]
     with pytest.raises(IntegrityError):
-        insert(db_engine, registry(base()), "account", [{"name": "Ed", "code": "0"}])
+        insert(db_engine, target, "account", [{"name": "Ed", "code": "0", "code__key": "0"}])
 
 
 def test_add_unique_key_refused_with_the_duplicate_count(db_engine: Engine) -> None:
@@ -89,12 +92,42 @@ def test_add_unique_key_refused_with_the_duplicate_count(db_engine: Engine) -> N
     target = registry(base(unique_keys=[{"name": "code", "fields": ["code"]}]))
     plan = apply_migration(db_engine, target=target, dry_run=True)
     assert plan.blocking == (
-        ("account.uq_account_code: 5 rows have duplicate values of (code) in 2 group(s); "
-        "the unique constraint cannot be added"),)
+        ("account.uq_account_code: 5 rows share a normalised value of (code) in 2 group(s) "
+         "(ids 1, 2, 3; ids 5, 6); merge or correct them, then migrate again"),)
     with pytest.raises(MigrationError) as raised:
         apply_migration(db_engine, target=target)
     assert raised.value.problems == plan.blocking
     assert snapshot(db_engine) == before
+
+
+def test_add_unique_key_finds_duplicates_that_differ_only_in_spelling(db_engine: Engine) -> None:
+    # Width, case and spacing differ, the normalised keys do not: reported, nothing changed.
+    seeded(db_engine, field("phone", "phone"),
+           values=[{"name": "a", "code": "ＡＢ1", "phone": "+86 130-0000-0003"},
+                   {"name": "b", "code": " ab1 ", "phone": "130 0000 0003"},
+                   {"name": "c", "code": "C", "phone": "86 13000000003"},
+                   {"name": "d", "code": "D", "phone": "010-1234 5678"}])
+    before = snapshot(db_engine)
+    target = registry(base(field("phone", "phone", unique=True),
+                           unique_keys=[{"name": "code", "fields": ["code"]}]))
+    plan = apply_migration(db_engine, target=target, dry_run=True)
+    assert sorted(plan.blocking) == [
+        ("account.uq_account_code: 2 rows share a normalised value of (code) in 1 group(s) "
+         "(ids 1, 2); merge or correct them, then migrate again"),
+        ("account.uq_account_phone: 3 rows share a normalised value of (phone) in 1 group(s) "
+         "(ids 1, 2, 3); merge or correct them, then migrate again")]
+    with pytest.raises(MigrationError):
+        apply_migration(db_engine, target=target)
+    assert snapshot(db_engine) == before
+
+
+def test_match_keys_dropped_with_their_unique_key(db_engine: Engine) -> None:
+    seeded(db_engine, unique_keys=[{"name": "code", "fields": ["code"]}])
+    assert "code__key" in columns(db_engine, "account")
+    plan = apply_migration(db_engine, target=registry(base()))
+    assert kinds(plan) == ["drop_unique", "drop_match_key"]
+    assert "code__key" not in columns(db_engine, "account")
+    assert rows(db_engine, "account", "code") == [(str(i),) for i in range(len(NAMES))]
 
 
 def test_add_option_is_metadata_only(db_engine: Engine) -> None:
@@ -266,7 +299,7 @@ def test_altering_a_referenced_table_keeps_the_rows_that_reference_it(db_engine:
     target = registry(entity("account", field("name"), field("code", "integer"),
                              unique_keys=[{"name": "name", "fields": ["name"]}]), item)
     plan = apply_migration(db_engine, target=target)
-    assert kinds(plan) == ["convert_column", "add_unique"]
+    assert kinds(plan) == ["convert_column", "add_match_key", "add_unique"]
     assert rows(db_engine, "item", "title", "account_id") == [
         (f"t{i}", i % 4 + 1) for i in range(8)]
     assert rows(db_engine, "account", "name", "code") == [(n, i) for i, n in enumerate(NAMES)]
@@ -310,7 +343,8 @@ def test_converting_an_indexed_unique_column_keeps_its_index_and_key(db_engine: 
     seeded(db_engine, **keyed)
     plan = apply_migration(db_engine, target=registry(
         entity("account", field("name"), field("code", "integer"), **keyed)))
-    assert kinds(plan) == ["convert_column"]
+    # An integer needs no match key: the key moves from code__key back to code.
+    assert kinds(plan) == ["drop_unique", "drop_match_key", "convert_column", "add_unique"]
     assert rows(db_engine, "account", "code") == [(i,) for i in range(4)]
     assert uniques(db_engine, "account")["uq_account_code"] == ("code",)
     assert indexes(db_engine, "account")["ix_account_name_code"] == ("name", "code", "id")
@@ -390,3 +424,28 @@ def test_decimal_to_money_and_back_moves_the_currency_companion(db_engine: Engin
     assert kinds(plan) == ["widen_type", "archive_field"]
     assert rows(db_engine, "account", "price", "_archived_price_currency_1") == [
         (Decimal("9.99"), None)]
+
+
+def test_a_new_normalisation_recomputes_keys_and_checks_them(db_engine: Engine) -> None:
+    # A pattern of upper-case codes turns a text key into a code key (dashes and spaces
+    # dropped): stored keys are recomputed, and twins under the new key are reported.
+    key = [{"name": "code", "fields": ["code"]}]
+    reg = registry(base(unique_keys=key))
+    apply_migration(db_engine, target=reg)
+    insert(db_engine, reg, "account", [{"name": "a", "code": "AB-1", "code__key": "ab-1"},
+                                       {"name": "b", "code": "C 2", "code__key": "c 2"}])
+    coded = registry(entity("account", field("name"),
+                            field("code", max_length=20, pattern="^[0-9A-Z -]+$"),
+                            unique_keys=key))
+    plan = apply_migration(db_engine, target=coded)
+    assert [s.kind for s in plan.steps if s.kind != "change_field"] == ["add_match_key"]
+    assert rows(db_engine, "account", "code__key") == [("AB1",), ("C2",)]
+    insert(db_engine, coded, "account", [{"name": "c", "code": "D-3", "code__key": "d-3"},
+                                         {"name": "d", "code": "D3", "code__key": "d3"}])
+    apply_migration(db_engine, target=reg)  # back to text keys: distinct again
+    before = snapshot(db_engine)
+    plan = apply_migration(db_engine, target=coded, dry_run=True)
+    assert plan.blocking == (
+        ("account.uq_account_code: 2 rows share a normalised value of (code) in 1 group(s) "
+         "(ids 3, 4); merge or correct them, then migrate again"),)
+    assert snapshot(db_engine) == before

@@ -159,6 +159,11 @@ CASES = [
          ACC, "/fields/6/min", "greater than max"),
     Case("bad-pattern", add_field(ACC, name="x", type="text", pattern="([a-z"),
          ACC, "/fields/6/pattern", "invalid regular expression"),
+    Case("pattern-message-without-pattern", add_field(
+        ACC, name="x", type="text", pattern_message={"en": "Use digits"}),
+         ACC, "/fields/6/pattern_message", "needs a pattern"),
+    Case("key-column-clash", add_field(ACC, name="x__key", type="text"),
+         ACC, "/fields/6/name", "may not contain '__'"),
     Case("unique-on-long-text", add_field(ACC, name="x", type="long_text", unique=True),
          ACC, "/fields/6/unique", "cannot be unique"),
     Case("required-set-null", add_field(NOTE, name="owner_ref", type="reference",

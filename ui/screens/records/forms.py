@@ -14,7 +14,6 @@ from starlette.routing import BaseRoute, Route
 
 from engine.actor import Actor
 from engine.errors import ConflictError, DuplicateError, ValidationError
-from engine.messages import Message
 from engine.metadata.model import Entity, Field, FieldType
 from engine.permissions.directory import search_people
 from engine.records.coerce import InputSource
@@ -27,6 +26,7 @@ from ui.limits import whole_number
 from ui.screens.records import files
 from ui.screens.records._common import entity_of, record_id_of
 from ui.screens.records.display import display, titles
+from ui.screens.records.duplicates import duplicate_text, field_message
 from ui.screens.records.listing import Choice
 from ui.screens.records.widgets import (
     NOT_EDITABLE,
@@ -49,7 +49,8 @@ ENGINE_MESSAGES = (N_("is required"), N_("is read-only for you"), N_("is set by 
                    N_("already exists (held by a record you cannot see)"),
                    # engine/records/uploads.py: a file value that is not a fresh upload
                    N_("no upload with this upload_id for this field: upload the file first"),
-                   N_("a file is set by uploading it: send the upload_id the upload returned"))
+                   N_("a file is set by uploading it: send the upload_id the upload returned"),
+                   N_("is not in the expected format"))
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,7 @@ def form_view(ui: UIContext, request: Request, runtime: Runtime, actor: Actor, e
             file_name = str(record[f.name].get("name", ""))
             file_url = f"/e/{entity.name}/{record.id}/files/{f.name}"
         widgets.append(build_widget(
-            f, locale=locale, texts=mine, error=ui.t(request, errors.pop(f.name))
+            f, locale=locale, texts=mine, error=field_message(ui, request, f, errors.pop(f.name))
             if f.name in errors else "", readonly=f.name in readonly, options=options,
             file_name=file_name, file_url=file_url))
     general = [f"{k}: {ui.t(request, v)}" for k, v in errors.items()]
@@ -159,12 +160,11 @@ def _uploads(ui: UIContext, runtime: Runtime, actor: Actor, entity: Entity, fiel
     return stored
 
 
-def _field_errors(exc: ValidationError | DuplicateError) -> dict[str, str]:
+def _field_errors(exc: ValidationError | DuplicateError, ui: UIContext, request: Request,
+                  entity: Entity) -> dict[str, str]:
     if isinstance(exc, ValidationError):
         return exc.field_errors
-    if exc.existing_id is None:  # held by a record the user may not know about
-        return {exc.fields[0]: Message(N_("already exists (held by a record you cannot see)"))}
-    return {exc.fields[0]: Message(N_("already exists (#%(id)s)"), {"id": exc.existing_id})}
+    return {exc.fields[0]: duplicate_text(ui, request, entity, exc)}
 
 
 def routes(ui: UIContext) -> list[BaseRoute]:
@@ -195,7 +195,7 @@ def routes(ui: UIContext) -> list[BaseRoute]:
             for value in stored:
                 files.discard(ui.settings.upload_dir, value)
             view = form_view(ui, request, runtime, actor, entity, record=None, texts=posted,
-                             errors={**errors, **_field_errors(exc)})
+                             errors={**errors, **_field_errors(exc, ui, request, entity)})
             return ui.render(request, "records/form.html", view, status=422,
                              fragment="records/_form.html")
         return ui.redirect(request, f"/e/{entity.name}/{record.id}")
@@ -236,7 +236,7 @@ def routes(ui: UIContext) -> list[BaseRoute]:
                              "Your changes are below but were not saved: open the record "
                              "again to see the new values, then make your change again.")
             else:
-                field_errors = _field_errors(exc)
+                field_errors = _field_errors(exc, ui, request, entity)
             shown = {f.name: initial_texts(f, record.get(f.name)) for f in entity.fields}
             view = form_view(ui, request, runtime, actor, entity, record=record,
                              texts={**shown, **posted}, errors={**errors, **field_errors},

@@ -1,0 +1,113 @@
+"""Match-key normalisation: table-driven spellings, then properties over generated input."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from engine.metadata.model import Entity, Field, FieldType, LocalText, UniqueKey
+from engine.storage.matchkeys import (
+    code_key,
+    email_key,
+    keyed_fields,
+    normaliser,
+    phone_key,
+    text_key,
+)
+
+MOBILE = "8613000000003"
+BEIJING = "861012345678"
+
+
+@pytest.mark.parametrize(("raw", "key"), [
+    ("+86 130-0000-0003", MOBILE),
+    ("86 13000000003", MOBILE),
+    ("130 0000 0003", MOBILE),
+    ("13000000003", MOBILE),
+    ("0086 130 0000 0003", MOBILE),
+    ("+86 (130) 0000.0003", MOBILE),
+    ("＋８６ １３００００００００３", MOBILE),   # full-width, as Chinese IMEs type
+    ("010-1234 5678", BEIJING),                  # trunk prefix 0
+    ("+86 10 1234 5678", BEIJING),
+    ("+86 (0)10 1234 5678", BEIJING),            # trunk prefix kept after the code
+    ("0086-10-12345678", BEIJING),
+    ("86 10 1234 5678", BEIJING),
+    ("+1 415 555 0100", "14155550100"),          # another country keeps its code
+    ("001 415 555 0100", "14155550100"),
+    ("8765 4321", "8687654321"),                 # a local number: short, no code
+    ("---", None),
+    ("", None),
+])
+def test_phone_spellings(raw: str, key: str | None) -> None:
+    assert phone_key(raw) == key
+
+
+@pytest.mark.parametrize(("fn", "raw", "key"), [
+    (email_key, " Ann@Example.COM ", "ann@example.com"),
+    (email_key, "ＡＮＮ＠ｅｘａｍｐｌｅ．ｃｏｍ", "ann@example.com"),
+    (email_key, "   ", None),
+    (text_key, "  Acme   Trading  Co ", "acme trading co"),
+    (text_key, "ＡＣＭＥ　贸易", "acme 贸易"),          # ideographic space folds too
+    (text_key, "Straße", "strasse"),                 # case folding, not lower()
+    (text_key, "\t", None),
+    (code_key, "91110000 6000-1234 5x", "91110000600012345X"),
+    (code_key, "９１１１ａｂｃ", "9111ABC"),
+])
+def test_other_spellings(fn, raw: str, key: str | None) -> None:
+    assert fn(raw) == key
+
+
+def test_none_has_no_key() -> None:
+    assert all(fn(None) is None for fn in (phone_key, email_key, text_key, code_key))
+
+
+mobile = st.from_regex(r"1[3-9][0-9]{9}", fullmatch=True)
+separators = st.lists(st.sampled_from([" ", "-", ".", "\u3000"]), max_size=3)
+
+
+@given(number=mobile, prefix=st.sampled_from(["", "86", "+86", "0086", "+86 ", "86-"]),
+       seps=separators, full_width=st.booleans())
+def test_every_spelling_of_a_mobile_has_one_key(number: str, prefix: str, seps: list[str],
+                                                full_width: bool) -> None:
+    spelled = prefix
+    for i, digit in enumerate(number):
+        spelled += digit + (seps[i % len(seps)] if seps and i % 4 == 2 else "")
+    if full_width:
+        spelled = "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in spelled)
+    assert phone_key(spelled) == "86" + number
+
+
+@given(st.text(max_size=40))
+def test_keys_are_idempotent(value: str) -> None:
+    for fn in (text_key, email_key, code_key):
+        key = fn(value)
+        assert key is None or fn(key) == key
+    key = phone_key(value)
+    assert key is None or key.isdigit()
+
+
+@given(st.text(alphabet=st.characters(codec="ascii", categories=("L", "N")), min_size=1,
+               max_size=20))
+def test_text_key_ignores_case_and_width(value: str) -> None:
+    wide = "".join(chr(ord(c) + 0xFEE0) for c in value)
+    assert text_key(value.upper()) == text_key(value.lower()) == text_key(wide)
+
+
+def _field(name: str, type_: FieldType, **kw: object) -> Field:
+    return Field(name=name, type=type_, label=LocalText.of({"en": name}), **kw)  # type: ignore[arg-type]
+
+
+def test_keyed_fields_are_the_normalisable_parts_of_unique_keys() -> None:
+    entity = Entity(
+        name="lead", label=LocalText.of({"en": "Lead"}), plural_label=LocalText.of({"en": "Leads"}),
+        title_field="name",
+        fields=(_field("name", FieldType.TEXT), _field("phone", FieldType.PHONE),
+                _field("email", FieldType.EMAIL, unique=True),
+                _field("licence", FieldType.TEXT, pattern="^[0-9A-Z]{18}$"),
+                _field("size", FieldType.INTEGER, unique=True)),
+        unique_keys=(UniqueKey("phone", ("phone",)), UniqueKey("lic", ("licence", "size"))))
+    assert [f.name for f in keyed_fields(entity)] == ["phone", "email", "licence"]
+    assert normaliser(entity.field("licence")) is code_key
+    assert normaliser(entity.field("name")) is text_key
+    assert normaliser(entity.field("size")) is None
