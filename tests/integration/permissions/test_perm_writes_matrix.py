@@ -161,8 +161,14 @@ def test_assign_gives_records_only_to_owners_inside_the_assign_scope(crm: CrmOrg
                 assert got == "done", (rid, owner, value)
                 assert after["owner_id"] == owner_id
                 crm.records.get(actor, entity, rid)   # still inside the writer's scope
-                crm.records.assign(system, entity, rid,
-                                   crm.users[fact.owner] if fact.owner else None)
+                # Put it back as it was: assigning a pool record takes it out of its pool.
+                back = crm.users[fact.owner] if fact.owner else None
+                if fact.pool is None:
+                    crm.records.assign(system, entity, rid, back)
+                else:
+                    with crm.records.transaction(system) as tx:
+                        tx.reown(entity, [rid], owner_id=back, pool_id=fact.pool,
+                                 kind="assign", action=None)
             else:
                 assert got == "refused" and set(value) == {"owner_id"}, (rid, owner, value)
                 assert after["owner_id"] == (crm.users[fact.owner] if fact.owner else None)
