@@ -235,7 +235,7 @@ def bench_calls(engine: Engine, backend: str, org: Org, *, runs: int) -> list[Ca
         ("check_action (index lookup)", lambda: policy.check_action(actor, entity, "read"), ""),
         ("row_scope, memoised", lambda: policy.row_scope(actor, entity, table, "read"), ""),
         ("row_scope, compiled (memo miss)",
-         lambda: policy._branches(state, rep, entity, table, "read"), ""),
+         lambda: policy._branches(state, policy.registry, rep, entity, table, "read"), ""),
         ("policy calls of one list request", per_request, "check_action + hidden + row_scope"),
         ("index build from the rule lists",
          lambda: build_index(p_rules, g_rules),

@@ -23,6 +23,7 @@ QUICK = {
     "bench_pools": ["--claims", "100", "--clients", "4"],
     "bench_rules": ["--rows", "20000", "--new", "2000"],
     "bench_import": ["--rows", "3000"],
+    "bench_notifications": ["--rows", "2000", "--repeat", "1"],
 }
 
 

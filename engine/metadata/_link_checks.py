@@ -13,8 +13,6 @@ from engine.metadata.located import LocatedDoc
 from engine.metadata.model import FieldType
 from engine.metadata.world import World, field_types, missing
 
-_PROBABILITY_TYPES = (FieldType.PERCENT, FieldType.INTEGER, FieldType.DECIMAL)
-
 _OWNED_SCOPES = frozenset({"own", "department", "subtree"})
 _POOL_ACTIONS = frozenset({"claim", "return", "recycle"})
 

@@ -25,6 +25,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, String, and_, cast, false, func, or_, true
 
+from engine.messages import M
 from engine.metadata.conditions import MAX_IN_VALUES, condition_ops
 from engine.metadata.model import (
     TEXT_LIKE_TYPES,
@@ -66,7 +67,7 @@ def escape_like(text: str) -> str:
 def json_operand(field: Field, value: Any) -> Any:
     """A JSON operand (checked when the metadata loaded) as the value its column binds."""
     if value is None:
-        raise ConditionError(field.name, "needs a value (use is_empty for empty)")
+        raise ConditionError(field.name, M("needs a value (use is_empty for empty)"))
     ftype = field.type
     if ftype is FieldType.DATE:
         return dt.date.fromisoformat(value)
@@ -89,9 +90,9 @@ def condition_clause(cond: Condition, *, field: Field, column: Any,
         known = op in _EMPTY or op in _TEXT or op in {"eq", "ne", "in", "lt", "lte", "gt",
                                                        "gte", "between"}
         if not known:
-            raise ConditionError(field.name, f"unknown operator {op!r}")
-        raise ConditionError(field.name, f"operator {op} does not apply to "
-                                         f"{ftype.value} fields")
+            raise ConditionError(field.name, M("unknown operator %(op)s", op=repr(op)))
+        raise ConditionError(field.name, M("operator %(op)s does not apply to %(type)s fields",
+                                           op=op, type=ftype.value))
     col = column
     if op in _EMPTY:
         if ftype in JSON_EMPTY_TYPES:
@@ -104,21 +105,22 @@ def condition_clause(cond: Condition, *, field: Field, column: Any,
     value = cond.value
     if op == "in":
         if not isinstance(value, (list, tuple)) or not value:
-            raise ConditionError(field.name, "in needs a non-empty list of values")
+            raise ConditionError(field.name, M("in needs a non-empty list of values"))
         if len(value) > MAX_IN_VALUES:
-            raise ConditionError(field.name, f"in takes at most {MAX_IN_VALUES} values")
+            raise ConditionError(field.name, M("in takes at most %(max_in_values)s values",
+                                               max_in_values=MAX_IN_VALUES))
         return col.in_([operand(field, v) for v in value])  # type: ignore[no-any-return]
     if op == "between":
         if not isinstance(value, (list, tuple)) or len(value) != 2:
-            raise ConditionError(field.name, "between needs two values [low, high]")
+            raise ConditionError(field.name, M("between needs two values [low, high]"))
         low, high = (operand(field, v) for v in value)
         return col.between(low, high)  # type: ignore[no-any-return]
     if op in _TEXT:
         if not isinstance(value, str) or not value:
-            raise ConditionError(field.name, f"{op} needs text")
+            raise ConditionError(field.name, M("%(value)s needs text", value=op))
         if len(value) > MAX_TEXT_OPERAND:
-            raise ConditionError(field.name, f"the value is longer than {MAX_TEXT_OPERAND} "
-                                             "characters")
+            raise ConditionError(field.name, M("the value is longer than %(n)s characters",
+                                               n=MAX_TEXT_OPERAND))
         if ftype is FieldType.MULTI_SELECT:
             # Options are stored as a JSON array of strings: match the quoted option.
             option = operand(field, value)

@@ -9,6 +9,7 @@ requests no HTTP client will send (a 64 KiB query string, a body that never ends
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import anyio
@@ -67,7 +68,10 @@ def raw_call(asgi: Callable[..., Awaitable[None]], method: str, path: str, *,
     async def run() -> None:
         await asgi(scope, receive, send)
 
-    anyio.run(run)
+    # In a thread of its own: Playwright's sync API (the browser tests, earlier in the
+    # same session) keeps an event loop marked running on the main thread.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(anyio.run, run).result()
     start = next(m for m in sent if m["type"] == "http.response.start")
     content = b"".join(m.get("body", b"") for m in sent  # type: ignore[misc]
                        if m["type"] == "http.response.body")

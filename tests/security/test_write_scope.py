@@ -300,7 +300,7 @@ def test_screens_refuse_invisible_references_and_hide_duplicate_holders(screens:
     page = east.post("/e/customer/new", data={"csrf_token": token, "name": "Copy",
                                               "licence_no": "91310000MA1FL0007W"})
     assert page.status_code == 422
-    assert "held by a record you cannot see" in page.text and f"#{west}" not in page.text
+    assert "A record you cannot see holds it" in page.text and f"#{west}" not in page.text
 
 
 def test_screens_bulk_assign_refuses_targets_outside_scope(screens: Any) -> None:

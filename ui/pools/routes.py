@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
@@ -27,6 +28,22 @@ from ui.screens.records._common import entity_of, record_id_of
 #: operation -> whether it asks for a reason first (a form page)
 OPERATIONS = {"claim": False, "return": True, "recycle": True, "move": True, "lock": False,
               "unlock": False}
+
+
+class PoolOperationConvertor(Convertor[str]):
+    """A path segment naming a pool operation, and nothing else: a plain ``{operation}``
+    would also take the record's other pages (shares, why...) and answer them 404."""
+
+    regex = "|".join(OPERATIONS)
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("pool_operation", PoolOperationConvertor())
 
 
 @dataclass(frozen=True)
@@ -155,7 +172,7 @@ def routes(ui: UIContext) -> list[BaseRoute]:
             return ui.redirect(request, f"/e/{name}")
         return ui.redirect(request, f"/e/{name}/{record_id}")
 
-    path = "/e/{entity}/{record_id:int}/{operation}"
+    path = "/e/{entity}/{record_id:id}/{operation:pool_operation}"
     return [Route(path, ui.endpoint(ask), methods=["GET"], name="pool_ask"),
             Route(path, ui.endpoint(act), methods=["POST"], name="pool_act")]
 

@@ -102,8 +102,6 @@ CASES = [
          FLOW, "/stages/1/probability", "maximum of 100"),
     Case("probability-field-unknown", setter(FLOW, "probability_field", value="chance"),
          FLOW, "/probability_field", "chance"),
-    Case("probability-field-not-a-number", setter(FLOW, "probability_field", value="phone"),
-         FLOW, "/probability_field", "must be percent, integer or decimal"),
     Case("bad-stage-kind", setter(FLOW, "stages", 2, "kind", value="closed"),
          FLOW, "/stages/2/kind", "is not one of"),
     Case("rule-without-after", deleter(POOL, "rules", 0, "after"),
