@@ -32,6 +32,8 @@ from starlette.exceptions import HTTPException
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from engine.records.coerce import MAX_ID
+
 KIB = 1024
 MIB = 1024 * KIB
 #: The body of a form without files (bulk actions, comments, admin pages).
@@ -47,7 +49,6 @@ FORM_LIMITS: dict[str, Any] = {"max_files": 20, "max_fields": 1000, "max_part_si
 #: Where a visitor who has not signed in may send a body.
 ANONYMOUS_PATHS = frozenset({"/login", "/language"})
 #: The largest id the databases store (signed 64-bit).
-MAX_ID = 2**63 - 1
 
 
 def _at_most(limit: int) -> str:

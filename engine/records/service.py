@@ -292,7 +292,7 @@ class RecordService:
             self.policy.hidden_fields(actor, plan.entity)
         # File values name uploads the server issued; bound to the new rows below.
         upload_errors: dict[str, str] = {}
-        payloads, taken = uploads.resolve(self.engine, self.schema.system[UPLOAD_TABLE], plan,
+        payloads, taken = uploads.resolve(tx.conn, self.schema.system[UPLOAD_TABLE], plan,
                                           actor, payloads, source=source, bulk=bulk,
                                           errors=upload_errors)
         rules = stages.rules_for(self.schema.registry, plan)
@@ -611,7 +611,7 @@ class RecordService:
         hidden = self.policy.hidden_fields(actor, plan.entity)
         readonly = self.policy.readonly_fields(actor, plan.entity) | hidden
         upload_errors: dict[str, str] = {}
-        resolved, taken = uploads.resolve(self.engine, self.schema.system[UPLOAD_TABLE], plan,
+        resolved, taken = uploads.resolve(tx.conn, self.schema.system[UPLOAD_TABLE], plan,
                                           actor, [values], source=source, bulk=False,
                                           errors=upload_errors)
         new, errors = self._coerce_update(plan, resolved[0], source=InputSource(source),

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, insert, select, update
+from sqlalchemy import Connection, Table, insert, select, update
 
 from engine.actor import Actor
 from engine.metadata.model import FieldType
@@ -78,7 +78,7 @@ def _error_key(index: int, name: str, bulk: bool) -> str:
     return f"{index}.{name}" if bulk else name
 
 
-def resolve(engine: Engine, table: Table, plan: EntityPlan, actor: Actor,
+def resolve(conn: Connection, table: Table, plan: EntityPlan, actor: Actor,
             payloads: Sequence[Mapping[str, Any]], *, source: InputSource, bulk: bool,
             errors: dict[str, str]) -> tuple[list[Mapping[str, Any]], list[Pending]]:
     """Payloads with each ``{"upload_id": token}`` replaced by its stored value.
@@ -112,9 +112,8 @@ def resolve(engine: Engine, table: Table, plan: EntityPlan, actor: Actor,
     if not actor.is_system:
         stmt = stmt.where(table.c.uploaded_by == actor.user_id)
     found = {}
-    if tokens:
-        with engine.connect() as conn:
-            found = {row.token: row for row in conn.execute(stmt)}
+    if tokens:  # on the write's own connection: one transaction sees and binds them
+        found = {row.token: row for row in conn.execute(stmt)}
     out = [dict(p) for p in payloads]
     for i, name in refused:
         out[i].pop(name, None)

@@ -594,11 +594,14 @@ class _Labels:
 
     def departments(self) -> dict[int, str]:
         if self._departments is None:
-            schema = self.runner.records.schema
-            dept = schema.system[DEPARTMENT_TABLE]
-            with self.runner.records.engine.connect() as conn:
-                self._departments = {int(r.id): r.name
-                                     for r in conn.execute(select(dept.c.id, dept.c.name))}
+            if self.org is not None:  # the policy's org snapshot already holds every name
+                self._departments = {i: d.name for i, d in self.org.departments.items()}
+            else:
+                schema = self.runner.records.schema
+                dept = schema.system[DEPARTMENT_TABLE]
+                with self.runner.records.engine.connect() as conn:
+                    self._departments = {int(r.id): r.name for r in
+                                         conn.execute(select(dept.c.id, dept.c.name))}
         return self._departments
 
     def _field(self, dim: Dimension) -> Any:

@@ -84,8 +84,8 @@ class NeverReuseIds(Step):
     kind: ClassVar[str] = "never_reuse_ids"
 
     def describe(self) -> str:
-        return (f"rebuild table {self.entity} so ids are never reused "
-                f"({self.rows} rows kept with their ids)")
+        return M("rebuild table %(entity)s so ids are never reused (%(rows)s rows kept "
+                 "with their ids)", entity=self.entity, rows=self.rows)
 
 
 @dataclass(frozen=True)
@@ -290,9 +290,13 @@ class AddMatchKey(Step):
     kind: ClassVar[str] = "add_match_key"
 
     def describe(self) -> str:
-        verb = "recompute match key" if self.refill else "add match key"
-        return (f"{verb} {self.entity}.{self.column} and fill it from {self.rows} "
-                f"row(s) of {self.field}")
+        if self.refill:
+            return M("recompute match key %(entity)s.%(column)s from %(rows)s row(s) of "
+                     "%(field)s", entity=self.entity, column=self.column, rows=self.rows,
+                     field=self.field)
+        return M("add match key %(entity)s.%(column)s and fill it from %(rows)s row(s) of "
+                 "%(field)s", entity=self.entity, column=self.column, rows=self.rows,
+                 field=self.field)
 
 
 @dataclass(frozen=True)
@@ -305,7 +309,8 @@ class DropMatchKey(Step):
     kind: ClassVar[str] = "drop_match_key"
 
     def describe(self) -> str:
-        return f"drop match key {self.entity}.{self.column}; no data lost"
+        return M("drop match key %(entity)s.%(column)s; no data lost", entity=self.entity,
+                 column=self.column)
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from starlette.routing import Route
 from engine.actor import Actor
 from engine.permissions.scopes import CasbinAccessPolicy
 from engine.permissions.versions import one_read_per_request
+from engine.records.coerce import MAX_ID
 from engine.runtime import LiveRuntime, Runtime
 from ui.api import files, pools
 from ui.api.auth import actor_for_token, bearer_token
@@ -43,7 +44,6 @@ from ui.api.problems import EXCEPTION_HANDLERS, Problem
 from ui.api.serialise import RecordWriter, activity_entry
 
 #: Ids beyond a signed 64-bit integer cannot exist; refusing them early keeps them out of SQL.
-MAX_ID = 2**63 - 1
 
 
 @dataclass(frozen=True)
