@@ -18,7 +18,7 @@ VOCABULARY: Mapping[str, str] = {
     "export": N_("export"), "import": N_("import"), "assign": N_("assign"),
     "claim": N_("claim"), "return": N_("return to pool"), "recycle": N_("recycle bin"),
     "merge": N_("merge"), "configure": N_("configure"), "comment": N_("comment"),
-    "share": N_("share"), "restore": N_("restore"),
+    "share": N_("share"), "restore": N_("restore"), "convert": N_("convert"),
     # row scopes
     "own": N_("own records"), "department": N_("own department"),
     "subtree": N_("department and below"), "pool": N_("pool"), "shared": N_("shared with them"),

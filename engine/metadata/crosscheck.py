@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from engine.errors import MetadataIssue
+from engine.metadata._conversion_checks import conversion_issues
 from engine.metadata._field_checks import TITLE_TYPES, UNIQUE_TYPES, field_problems
 from engine.metadata._link_checks import link_issues
 from engine.metadata._report_checks import report_issues
@@ -35,6 +36,7 @@ def crosscheck(world: World) -> list[MetadataIssue]:
         issues.extend(entity_issues(entity, world, index_names=index_names))
     issues.extend(link_issues(world))
     issues.extend(report_issues(world))
+    issues.extend(conversion_issues(world))
     return issues
 
 

@@ -29,6 +29,7 @@ PAGES: tuple[tuple[str, str], ...] = (
     ("report", "reports/<name>.json"),
     ("dashboard", "dashboards/<name>.json"),
     ("leaderboard", "leaderboards/<name>.json"),
+    ("conversion", "conversions/<name>.json"),
 )
 _PAGE_OF_FILE = {file: kind for kind, file in SCHEMA_FILES.items()}
 # Shared building blocks are described inline rather than linked.

@@ -98,7 +98,8 @@ class _Load:
                               roles=self.world.roles,
                               reporting={"reports": self.world.reports,
                                          "dashboards": self.world.dashboards,
-                                         "leaderboards": self.world.leaderboards})
+                                         "leaderboards": self.world.leaderboards,
+                                         "conversions": self.world.conversions})
 
     def add_app(self, documents: Sequence[DocumentFile]) -> None:
         for doc in documents:
@@ -122,7 +123,8 @@ class _Load:
         return {"entity": self.world.entities, "pipeline": self.world.pipelines,
                 "pool": self.world.pools, "role": self.world.roles,
                 "report": self.world.reports, "dashboard": self.world.dashboards,
-                "leaderboard": self.world.leaderboards}[kind]
+                "leaderboard": self.world.leaderboards,
+                "conversion": self.world.conversions}[kind]
 
     def add_document(self, doc: DocumentFile, *, replace: bool = False) -> None:
         if not doc.valid:

@@ -367,7 +367,7 @@ class RowScope(str, enum.Enum):
 
 ACTIONS: tuple[str, ...] = (
     "read", "create", "update", "delete", "export", "import", "assign", "claim",
-    "return", "recycle", "merge", "configure",
+    "return", "recycle", "merge", "configure", "convert",
 )
 
 

@@ -7,7 +7,7 @@ The layout (docs/packages.md)::
     <app>/pools/<name>.json       <app>/roles/<name>.json
     <app>/overlays/<name>.json
     <app>/reports/<name>.json     <app>/dashboards/<name>.json
-    <app>/leaderboards/<name>.json
+    <app>/leaderboards/<name>.json   <app>/conversions/<name>.json
 
 Each file is parsed and validated against its schema here; a file that fails
 stays in the package with ``valid=False`` so later checks can tell "missing"
@@ -35,6 +35,7 @@ KIND_FOLDERS: Mapping[str, str] = {
     "report": "reports",
     "dashboard": "dashboards",
     "leaderboard": "leaderboards",
+    "conversion": "conversions",
 }
 MANIFEST_FILE = "app.json"
 

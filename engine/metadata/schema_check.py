@@ -37,6 +37,7 @@ SCHEMA_FILES: Mapping[str, str] = {
     "report": "report.schema.json",
     "dashboard": "dashboard.schema.json",
     "leaderboard": "leaderboard.schema.json",
+    "conversion": "conversion.schema.json",
 }
 _BASE_URI = "https://tidepool.dev/schemas/"
 _IDENTIFIER_PATTERN = "^[a-z][a-z0-9_]{0,62}$"

@@ -21,6 +21,7 @@ class World:
     reports: dict[str, LocatedDoc] = field(default_factory=dict)
     dashboards: dict[str, LocatedDoc] = field(default_factory=dict)
     leaderboards: dict[str, LocatedDoc] = field(default_factory=dict)
+    conversions: dict[str, LocatedDoc] = field(default_factory=dict)
     #: (kind, name) of documents that exist but failed their schema
     broken: set[tuple[str, str]] = field(default_factory=set)
     #: app -> the apps it depends on, transitively
@@ -29,7 +30,7 @@ class World:
     def exists(self, kind: str, name: str) -> bool:
         table = {"entity": self.entities, "pipeline": self.pipelines, "pool": self.pools,
                  "role": self.roles, "report": self.reports, "dashboard": self.dashboards,
-                 "leaderboard": self.leaderboards}[kind]
+                 "leaderboard": self.leaderboards, "conversion": self.conversions}[kind]
         return name in table or (kind, name) in self.broken
 
     def sees(self, app: str, other_app: str) -> bool:
