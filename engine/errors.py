@@ -191,3 +191,18 @@ class PoolLimitError(TidepoolError):
         self.limit = limit
         self.message = message
         super().__init__(f"{entity} {record_id}: {message}")
+
+
+class ConversionError(TidepoolError):
+    """A conversion refused by the source record's state, not by the payload.
+
+    ``reason``: ``converted`` (the record was converted before) or ``changed`` (a
+    concurrent conversion or edit got there first; nothing was written).
+    """
+
+    def __init__(self, entity: str, record_id: Any, *, reason: str, message: str) -> None:
+        self.entity = entity
+        self.record_id = record_id
+        self.reason = reason
+        self.message = message
+        super().__init__(message)
