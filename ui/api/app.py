@@ -28,7 +28,7 @@ from engine.permissions.scopes import CasbinAccessPolicy
 from engine.permissions.versions import one_read_per_request
 from engine.records.coerce import MAX_ID
 from engine.runtime import LiveRuntime, Runtime
-from ui.api import files, pools
+from ui.api import conversions, files, pools
 from ui.api.auth import actor_for_token, bearer_token
 from ui.api.body import DEFAULT_MAX_BODY, read_json_object
 from ui.api.bulk import MAX_BULK_BODY, bulk_create
@@ -286,6 +286,9 @@ def build_api(live: LiveRuntime, *, max_body: int = DEFAULT_MAX_BODY,
         route("/{entity}/{record_id:id}/comments", {"POST": (comment_record, True)}),
         route("/{entity}/{record_id:id}/assign", {"POST": (assign_record, True)}),
         Route("/{entity}/files/{field}", upload, methods=["POST"]),
+        route("/{entity}/{record_id:id}/convert/{conversion}",
+              {"GET": (lambda call: conversions.preview(call, json_response), False),
+               "POST": (lambda call: conversions.convert(call, json_response), None)}),
         route("/{entity}/{record_id:id}/files/{field}", {"GET": (download, False)}),
         *(route(f"/{{entity}}/{{record_id:id}}/{operation}",
                 {"POST": (pools.handler(operation, _record_response), None)})

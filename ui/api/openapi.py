@@ -19,6 +19,7 @@ from engine.records.query import DEFAULT_LIMIT, MAX_LIMIT, Op
 from engine.runtime import Runtime
 from ui.api._schemas import Schema, create_schema, record_schema, update_schema
 from ui.api.bulk import MAX_RECORDS
+from ui.api.conversions import conversion_paths
 from ui.api.params import DEFAULT_ACTIVITY_LIMIT, MAX_ACTIVITY_LIMIT
 from ui.api.pools import pool_paths
 from ui.api.problems import PROBLEM_JSON
@@ -40,7 +41,8 @@ ERRORS = {
                       "you may not read it), or a stage "
                       "move the pipeline refuses (``allowed`` lists the next stages), or a pool "
                       "operation refused by the record's state or a pool limit (``limit`` "
-                      "names it).")),
+                      "names it), or a conversion of a record converted before "
+                      "(``reason``).")),
     "PreconditionFailed": (412, "The If-Match version is stale (``current_version``)."),
     "PayloadTooLarge": (413, "The body is larger than the API reads."),
     "UnsupportedMediaType": (415, "The body is not application/json."),
@@ -213,6 +215,8 @@ def _entity_paths(registry: Registry, entity: Entity, sortable: frozenset[str]) 
     paths.update(pool_paths(entity, tags=tags, record_id=record_id, errors=_errors,
                             record_response=lambda: _json(_ref(name), "The record as stored.",
                                                           _ETAG_HEADER)))
+    paths.update(conversion_paths(registry, entity, tags=tags, record_id=record_id,
+                                  errors=_errors))
     if entity.has(Feature.SOFT_DELETE):
         paths[f"/{name}/{{record_id}}/restore"] = {
             "parameters": [record_id],
@@ -318,7 +322,9 @@ def _shared_components() -> Schema:
             "allowed": {"type": "array", "items": {"type": "string"}},
             "limit": {"type": "string", "description": "The pool limit that refused: "
                       "taken, not_held, max_held, daily_claims, reclaim_cooldown_days, "
-                      "new_record_hours, max_locked, locked, not_locked, not_in_pool."}}}
+                      "new_record_hours, max_locked, locked, not_locked, not_in_pool."},
+            "reason": {"type": "string", "description": "Why a conversion was refused: "
+                       "converted (it was before) or changed (someone got there first)."}}}
     entry: Schema = {
         "type": "object", "required": ["id", "kind", "actor_id", "at", "changes"],
         "additionalProperties": False,

@@ -22,6 +22,7 @@ from engine.errors import (
     HIDDEN_HOLDER,
     AuthenticationError,
     ConflictError,
+    ConversionError,
     DuplicateError,
     ForbiddenError,
     NotFoundError,
@@ -100,6 +101,10 @@ def _from_engine(request: Request, exc: TidepoolError) -> Response:
                                     current_version=exc.actual)
         return problem_response(request, 409, str(exc), kind="stale-version",
                                 current_version=exc.actual)
+    if isinstance(exc, ConversionError):
+        # 409: the record's state (converted already, or just now) refuses it.
+        return problem_response(request, 409, str(exc), kind="conversion", reason=exc.reason,
+                                errors={"record": exc.message})
     if isinstance(exc, PoolLimitError):
         # 409: the request is fine; the record's state or a pool limit refuses it now.
         return problem_response(request, 409, str(exc), kind="pool-limit", limit=exc.limit,

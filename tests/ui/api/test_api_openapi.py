@@ -12,6 +12,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 
+from engine.metadata.conversions import conversions_of
 from engine.metadata.model import Feature, FieldType
 from tests.conftest import REPO_ROOT
 from tests.ui.api.conftest import API, CRM, World
@@ -72,6 +73,8 @@ def test_every_entity_and_operation_appears_and_is_routed(sqlite_world: World) -
                                                     "lock", "unlock")}
         for suffix in ("", ".create", ".update", ".page"):
             assert name + suffix in doc["components"]["schemas"]
+    for conversion in conversions_of(registry.document):
+        expected |= {f"preview_{conversion}", f"convert_{conversion}"}
     found = {op["operationId"] for path in doc["paths"].values()
              for method, op in path.items() if method != "parameters"}
     assert found == expected
