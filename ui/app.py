@@ -31,6 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from engine.errors import (
     AuthenticationError,
     ConflictError,
+    ConversionError,
     DuplicateError,
     ForbiddenError,
     NotFoundError,
@@ -68,6 +69,7 @@ SCREEN_MODULES: list[str] = [
     "ui.screens.view_as",
     "ui.screens.shares",
     "ui.screens.pickers",
+    "ui.screens.conversions",
 ]
 #: The JSON API: ``build_api(live: LiveRuntime) -> ASGIApp``, mounted at ``API_PREFIX``.
 API_MODULE = "ui.api"
@@ -210,6 +212,10 @@ def _error_handlers(ui: UIContext) -> dict[Any, Callable[..., Any]]:
         return page(409, ui.t(request, LIMIT_TEXT.get(limit, "This pool operation was refused."))
                     + f" ({getattr(exc, 'message', '')})", request)
 
+    async def conversion_refused(request: Request, exc: Exception) -> Response:
+        # 409 as in the API: the record was converted before (or just now).
+        return page(409, ui.t(request, getattr(exc, "message", str(exc))), request)
+
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         if exc.status_code == 404:
@@ -229,7 +235,7 @@ def _error_handlers(ui: UIContext) -> dict[Any, Callable[..., Any]]:
         NotFoundError: not_found, ForbiddenError: forbidden, QueryError: bad_query,
         ConflictError: conflict, ValidationError: invalid, DuplicateError: invalid,
         StageTransitionError: stage_refused, StatementTimeoutError: timed_out,
-        PoolLimitError: pool_refused,
+        PoolLimitError: pool_refused, ConversionError: conversion_refused,
         HTTPException: http_error, TidepoolError: other,
     }
 

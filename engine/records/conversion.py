@@ -192,8 +192,15 @@ class Converter:
                 if target.optional and not (choice.include if target.name in choices
                                             else target.selected):
                     continue
-                made[target.name] = self._make(tx, conversion, target, choice, seen, source_id,
-                                               made=made, input_source=input_source)
+                try:
+                    made[target.name] = self._make(tx, conversion, target, choice, seen,
+                                                   source_id, made=made,
+                                                   input_source=input_source)
+                except ValidationError as exc:
+                    # Say which target: two targets may share field names (or an entity).
+                    raise ValidationError(target.entity, {
+                        k if k.startswith(f"{target.name}.") else f"{target.name}.{k}": v
+                        for k, v in exc.field_errors.items()}) from exc
             if conversion.record_field and conversion.record_target:
                 tx.update(conversion.source, source_id,
                           {conversion.record_field: made[conversion.record_target].record_id},

@@ -154,7 +154,7 @@ def test_failure_midway_writes_nothing(runtime: Runtime, converter: Converter) -
     with pytest.raises(ValidationError) as caught:
         converter.convert(rep, NAME, lead.id, {"opportunity": TargetChoice(
             values={"name": "Deal", "amount": {"amount": "-x", "currency": "CNY"}})})
-    assert "amount" in caught.value.field_errors
+    assert "opportunity.amount" in caught.value.field_errors
     assert counts(runtime) == before
     assert row(runtime, "lead", lead.id)["status"] == "qualified"
     assert children(runtime, "customer", "source_lead", lead.id) == []

@@ -19,7 +19,8 @@ _KINDS = {"create": N_("created the record"), "update": N_("changed"),
           "claim": N_("claimed"), "return": N_("returned it to the pool"),
           "recycle": N_("took it back to the pool"), "move": N_("moved it to another pool"),
           "lock": N_("locked the record"), "unlock": N_("unlocked the record"),
-          "drop": N_("dropped it back to the pool")}
+          "drop": N_("dropped it back to the pool"),
+          "convert": N_("converted the record"), "attach": N_("attached a converted record")}
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,8 @@ def _via(locale: str, via: str | None) -> str | None:
     kind, _, name = via.partition(":")
     if kind == "rule" and name:
         return t(locale, "by rule {name}").format(name=name)
+    if kind == "conversion" and name:
+        return t(locale, "by conversion {name}").format(name=name)
     return t(locale, "by {what}").format(what=via)
 
 
