@@ -9,8 +9,9 @@ issues name the customisation as ``customisation:<kind>/<name>``.
   part upgradable).
 - ``pool`` / ``role``: a new document, or the complete replacement of the
   package's document of that name (these have no overlay form).
-- ``report`` / ``dashboard`` / ``leaderboard``: a new document or the complete
-  replacement of the package's (the admin adding a report to a dashboard).
+- ``report`` / ``dashboard`` / ``leaderboard`` / ``conversion``: a new document or
+  the complete replacement of the package's (the admin adding a report to a
+  dashboard, or a field to what a conversion copies).
 - ``overlay``: an overlay document, as in a package's overlays/ folder.
 """
 
@@ -24,7 +25,8 @@ from engine.metadata.names import CUSTOM_APP
 from engine.metadata.package import KIND_FOLDERS, DocumentFile, check_document
 
 #: Kinds whose customisation may replace the package's document of the same name.
-REPLACEABLE_KINDS = frozenset({"pool", "role", "dashboard", "report", "leaderboard"})
+REPLACEABLE_KINDS = frozenset({"pool", "role", "dashboard", "report", "leaderboard",
+                               "conversion"})
 
 
 @dataclass(frozen=True)

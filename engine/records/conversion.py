@@ -123,9 +123,14 @@ class Converter:
 
     def may_convert(self, actor: Actor, conversion: Conversion, source: Record) -> bool:
         """Whether the source's page should offer the conversion (the run checks again)."""
-        entity = self.records.schema.registry.entity(conversion.source)
+        registry = self.records.schema.registry
         try:
-            self.records.policy.check_action(actor, entity, "convert")
+            self.records.policy.check_action(actor, registry.entity(conversion.source),
+                                             "convert")
+            for target in conversion.targets:
+                if not target.optional:
+                    self.records.policy.check_action(actor, registry.entity(target.entity),
+                                                     "create")
         except ForbiddenError:
             return False
         return not self._is_converted(conversion, source)

@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
+from engine.errors import MetadataError
 from engine.metadata.conversions import conversions_of
-from engine.metadata.loader import check_packages, load_packages
+from engine.metadata.loader import Customisation, check_packages, load_packages
 from tests.conftest import REPO_ROOT
 
 CRM = REPO_ROOT / "apps" / "crm"
@@ -124,3 +125,20 @@ def test_an_undeclared_conversion_file_is_reported(tmp_path: Path) -> None:
     shutil.copy(app / REL, app / "conversions" / "extra.json")
     issues = check_packages([app])
     assert any("conversions/extra.json is not declared" in i.message for i in issues)
+
+
+def test_a_customisation_replaces_a_conversion_whole() -> None:
+    doc = json.loads((CRM / REL).read_text(encoding="utf-8"))
+    doc.pop("$schema")
+    doc["targets"][0]["mapping"]["website"] = "landing_url"
+    registry = load_packages([CRM], customisations=[
+        Customisation("conversion", "lead_to_customer", doc)])
+    conversion = conversions_of(registry.document)["lead_to_customer"]
+    assert ("website", "landing_url") in conversion.main.mapping
+    assert conversion.app == "custom"
+    doc["targets"][0]["mapping"]["website"] = "nope"
+    with pytest.raises(MetadataError) as caught:
+        load_packages([CRM], customisations=[Customisation("conversion", "lead_to_customer",
+                                                           doc)])
+    assert any(i.file == "customisation:conversion/lead_to_customer"
+               and i.pointer == "/targets/0/mapping/website" for i in caught.value.issues)
