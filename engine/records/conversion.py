@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 
 from engine.actor import Actor
 from engine.errors import (
@@ -188,6 +188,7 @@ class Converter:
             old = self.records._writable_row(tx.conn, splan, actor, source_id,
                                               action="convert", version=None, deleted=False)
             self._refuse_converted(conversion, old, source_id)
+            self._refuse_linked(tx.conn, conversion, source_id)
             # What the actor cannot see of the source is not copied where they could.
             hidden = self.records.policy.hidden_fields(actor, splan.entity)
             seen = {k: v for k, v in old.items() if k not in hidden}
@@ -229,6 +230,25 @@ class Converter:
             raise ConversionError(conversion.source, source_id, reason="converted", message=M(
                 "this %(what)s was already converted; it cannot be converted again",
                 what=entity.label))
+
+    def _refuse_linked(self, conn: Connection, conversion: Conversion,
+                       source_id: int) -> None:
+        """A live target already pointing back at the source means it was converted, even
+        if someone set its mark back by hand since."""
+        for target in conversion.targets:
+            if not target.back_reference:
+                continue
+            plan = self.records.plan(target.entity)
+            table = plan.table
+            stmt = select(table.c.id).where(table.c[target.back_reference] == source_id)
+            if plan.soft_delete:
+                stmt = stmt.where(table.c.deleted_at.is_(None))
+            if conn.execute(stmt.limit(1)).first() is not None:
+                entity = self.records.schema.registry.entity(conversion.source)
+                raise ConversionError(conversion.source, source_id, reason="converted",
+                                      message=M("this %(what)s was already converted; it "
+                                                "cannot be converted again",
+                                                what=entity.label))
 
     def _mark(self, tx: Transaction, conversion: Conversion, splan: EntityPlan,
               source_id: int, *, version: int) -> Record:

@@ -195,6 +195,15 @@ def test_second_conversion_is_refused(runtime: Runtime, converter: Converter) ->
     assert "already converted" in str(caught.value)
     with pytest.raises(ConversionError):
         converter.preview(rep, NAME, lead.id)
+    # Setting the status back by hand does not open a second conversion: the customer
+    # still points at the lead.
+    current = runtime.records.get(rep, "lead", lead.id)
+    runtime.records.update(rep, "lead", lead.id, {"status": "qualified"},
+                           version=current.version)
+    before = counts(runtime)
+    with pytest.raises(ConversionError) as caught:
+        converter.convert(rep, NAME, lead.id)
+    assert caught.value.reason == "converted"
     assert counts(runtime) == before
 
 
