@@ -19,7 +19,9 @@ _KINDS = {"create": N_("created the record"), "update": N_("changed"),
           "claim": N_("claimed"), "return": N_("returned it to the pool"),
           "recycle": N_("took it back to the pool"), "move": N_("moved it to another pool"),
           "lock": N_("locked the record"), "unlock": N_("unlocked the record"),
-          "drop": N_("dropped it back to the pool")}
+          "drop": N_("dropped it back to the pool"),
+          "merge": N_("merged these records into this one:"),
+          "unmerge": N_("undid the merge of:")}
 
 
 @dataclass(frozen=True)
