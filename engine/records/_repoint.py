@@ -121,15 +121,19 @@ def _key_sets(table: Table) -> list[tuple[str, ...]]:
     return [s for s in sets if "record_id" in s]
 
 
+#: Child records whose references changed: entity -> id -> {field: value before}.
+Touched = dict[str, dict[int, dict[str, int]]]
+
+
 def repoint(conn: Connection, schema: StorageSchema, entity: str, merged: Sequence[int],
-            survivor: int) -> tuple[Moves, dict[str, list[int]]]:
+            survivor: int) -> tuple[Moves, Touched]:
     """Point everything that names ``merged`` records at ``survivor``.
 
     Returns the moves (for the undo) and, per child entity, the child ids whose
     reference changed (for their write events).
     """
     moves = Moves()
-    touched: dict[str, list[int]] = {}
+    touched: Touched = {}
     for child, name in referring_fields(schema, entity):
         table = schema.table(child)
         column = table.c[name]
@@ -145,7 +149,8 @@ def repoint(conn: Connection, schema: StorageSchema, entity: str, merged: Sequen
             conn.execute(update(table).where(table.c.id.in_(chunk))
                          .values({name: survivor, "version": table.c.version + 1}))
         moves.children.append([child, name, pairs])
-        touched.setdefault(child, []).extend(ids)
+        for child_id, old in pairs:
+            touched.setdefault(child, {}).setdefault(child_id, {})[name] = old
     for table in dependent_tables(schema.system):
         _move_system(conn, table, entity, merged, survivor, moves)
     return moves, touched
@@ -185,14 +190,14 @@ def _move_system(conn: Connection, table: Table, entity: str, merged: Sequence[i
 
 
 def put_back(conn: Connection, schema: StorageSchema, entity: str, moves: Moves,
-             survivor: int) -> tuple[dict[str, list[int]], int]:
+             survivor: int) -> tuple[Touched, int]:
     """Undo ``repoint``: rows still pointing at ``survivor`` go back where they were.
 
     A child re-pointed elsewhere since the merge, or a system row changed or
     gone since, is left as it is now (a later change wins); the count of such
     rows is returned with the child ids that moved back.
     """
-    touched: dict[str, list[int]] = {}
+    touched: Touched = {}
     skipped = 0
     for child, name, pairs in moves.children:
         if child not in schema.tables:
@@ -210,7 +215,9 @@ def put_back(conn: Connection, schema: StorageSchema, entity: str, moves: Moves,
                                     .values({name: old, "version": table.c.version + 1})
                                     .returning(table.c.id)).scalars().all()
                 skipped += len(chunk) - len(back)
-                touched.setdefault(child, []).extend(int(i) for i in back)
+                for child_id in back:
+                    touched.setdefault(child, {}).setdefault(int(child_id), {})[name] = \
+                        survivor
     system = schema.system
     for name, entries in moves.system:
         found = system.get(name)

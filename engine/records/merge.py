@@ -42,7 +42,14 @@ from engine.messages import M, message_of
 from engine.records import activity as feed
 from engine.records import events as ev
 from engine.records._plan import EntityPlan, same_value, utc
-from engine.records._repoint import Moves, decode_row, encode_row, put_back, repoint
+from engine.records._repoint import (
+    Moves,
+    Touched,
+    decode_row,
+    encode_row,
+    put_back,
+    repoint,
+)
 from engine.records._write import duplicates, reference_errors
 from engine.records.coerce import CoercionError, InputSource, to_json
 from engine.records.record import Record
@@ -252,7 +259,7 @@ def merge_in(tx: Transaction, entity: str, survivor_id: int, merged_ids: Sequenc
 def _feed_and_events(tx: Transaction, plan: EntityPlan, *, kind: str, survivor_id: int,
                      merged: Sequence[int], before: Mapping[int, Mapping[str, Any]],
                      after: Mapping[str, Any], changed: Mapping[str, Any],
-                     children: Mapping[str, Sequence[int]], now: datetime) -> None:
+                     children: Touched, now: datetime) -> None:
     """One feed entry on the survivor; write events for every record touched."""
     tx.log(plan, survivor_id, kind, at=now, changes=feed.diff(plan, before[survivor_id], changed),
            body=", ".join(f"#{i}" for i in merged))
@@ -262,14 +269,17 @@ def _feed_and_events(tx: Transaction, plan: EntityPlan, *, kind: str, survivor_i
         stored = records._read_back(conn, plan, record_id)
         tx.event(plan, record_id, ev.DELETE if kind == MERGE else ev.RESTORE,
                  before=before[record_id], after=stored, at=now)
-    for child, ids in children.items():
+    for child, previous in children.items():
         cplan = records.plan(child)
+        ids = sorted(previous)
         for chunk_start in range(0, len(ids), 500):
             chunk = ids[chunk_start:chunk_start + 500]
             for row in conn.execute(cplan.select_all.where(cplan.table.c.id.in_(chunk))):
                 values = cplan.to_values(row)
-                tx.event(cplan, int(values["id"]), ev.UPDATE, before=None, after=values,
-                         at=now)
+                child_id = int(values["id"])
+                # Derived values (rollups) see the reference move from the old target.
+                old = {**values, **previous[child_id], "version": int(values["version"]) - 1}
+                tx.event(cplan, child_id, ev.UPDATE, before=old, after=values, at=now)
 
 
 def undo(records: RecordService, actor: Actor, entity: str, merge_id: int) -> MergeResult:

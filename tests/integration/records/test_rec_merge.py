@@ -87,8 +87,13 @@ def test_merge_repoints_everything_and_undo_restores_the_database(crm: CrmOrg) -
     before = dump(crm)
     survivor_version = records.get(a, "customer", keep.id).version
 
+    seen: list[Any] = []
+    records.hooks.in_transaction(lambda tx, events: seen.extend(events))
     done = records.merge(a, "customer", keep.id, [twin.id, pooled],
                          values={"name": twin.id})
+    moved = [e for e in seen if e.entity == "contact" and e.record_id == contact.id]
+    assert [(e.before["customer"], e.after["customer"]) for e in moved] == \
+        [(twin.id, keep.id)]                              # rollups see the move
     survivor = records.get(a, "customer", keep.id)
     assert survivor["name"] == "ACME Ltd"                 # chosen
     assert survivor["phone"] == "13000000003"             # the newest non-empty one
