@@ -198,6 +198,10 @@ def merge_in(tx: Transaction, entity: str, survivor_id: int, merged_ids: Sequenc
             records._writable_row(conn, plan, actor, record_id, action=needed, version=None,
                                   deleted=False)
     raw = _locked_rows(conn, plan, [survivor_id, *merged])
+    if len(raw) != len(merged) + 1 or any(r["deleted_at"] is not None for r in raw.values()):
+        # A concurrent merge or delete committed while this one waited for the locks.
+        raise MergeConflictError(plan.name, None, M(
+            "some of these records were merged or deleted meanwhile; reload and try again"))
     before = {i: _values_of(plan, r) for i, r in raw.items()}
     hidden = records.policy.hidden_fields(actor, plan.entity)
     readonly = records.policy.readonly_fields(actor, plan.entity) | hidden

@@ -31,6 +31,7 @@ from engine.workflow import install
 from engine.workflow.pools import PoolService
 from tests.integration.permissions._crm_org import CrmOrg, seed_crm
 from tests.integration.permissions.conftest import module_db_url  # noqa: F401 - fixture
+from tests.integration.records.test_rec_concurrency import race
 
 SKIP_TABLES = {MERGE_TABLE, MERGED_TABLE, "tp_policy_version"}
 
@@ -206,3 +207,24 @@ def test_undo_refuses_to_overwrite_a_later_edit(crm: CrmOrg) -> None:
         ("Keep", "13100000006", "kept")
     assert records.get(a, "lead", twin.id)["phone"] == "13100000007"
 
+
+
+def test_two_merges_of_one_record_at_once_one_wins(crm: CrmOrg) -> None:
+    a = crm.actor("a")
+    records = crm.records
+    left, right, twin = (records.create(a, "customer", {"name": f"Race {n}"}).id
+                         for n in ("left", "right", "twin"))
+    results = race(lambda: records.merge(a, "customer", left, [twin]),
+                   lambda: records.merge(a, "customer", right, [twin]))
+    won = [r for r in results if not isinstance(r, Exception)]
+    lost = [r for r in results if isinstance(r, Exception)]
+    assert len(won) == 1 and len(lost) == 1, results
+    assert isinstance(lost[0], (NotFoundError, MergeConflictError)), lost[0]
+    with pytest.raises(MergedRecordError) as caught:
+        records.get(a, "customer", twin)
+    assert caught.value.survivor_id == won[0].survivor_id
+    with crm.engine.connect() as conn:
+        ledger = crm.schema.system[MERGE_TABLE]
+        assert conn.execute(select(ledger.c.id).where(
+            ledger.c.merged_ids.isnot(None), ledger.c.survivor_id.in_((left, right)))
+        ).all() == [(won[0].id,)]
