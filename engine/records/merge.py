@@ -39,6 +39,7 @@ from engine.errors import (
     ValidationError,
 )
 from engine.messages import M, message_of
+from engine.metadata.model import FieldType
 from engine.records import activity as feed
 from engine.records import events as ev
 from engine.records._plan import EntityPlan, same_value, utc
@@ -150,6 +151,10 @@ def choose_values(plan: EntityPlan, rows: Mapping[int, Mapping[str, Any]], *, su
         if name in chosen and isinstance(pick, Mapping):
             if set(pick) != {"value"}:
                 errors[name] = M("give a record id or {\"value\": ...}")
+                continue
+            if fp.field.type is FieldType.FILE and pick["value"] is not None:
+                # A typed-in file value could name any stored file (docs/security.md#files).
+                errors[name] = M("choose the record whose file it keeps")
                 continue
             try:
                 value = fp.coerce(pick["value"], InputSource.JSON)

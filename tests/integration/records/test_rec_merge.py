@@ -23,13 +23,13 @@ from engine.errors import (
     ValidationError,
 )
 from engine.permissions.shares import share_record
-from engine.records.merge import MERGE, UNMERGE
+from engine.records.merge import MERGE, UNMERGE, choose_values
 from engine.storage.database import make_engine, write_transaction
 from engine.storage.merge_tables import MERGE_TABLE, MERGED_TABLE
 from engine.storage.stage_tables import STAGE_HISTORY_TABLE
 from engine.workflow import install
 from engine.workflow.pools import PoolService
-from tests.integration.permissions._crm_org import CrmOrg, seed_crm
+from tests.integration.permissions._crm_org import NOW, CrmOrg, seed_crm
 from tests.integration.permissions.conftest import module_db_url  # noqa: F401 - fixture
 from tests.integration.records.test_rec_concurrency import race
 
@@ -178,8 +178,20 @@ def test_unknown_ids_and_other_entities_are_not_found(crm: CrmOrg) -> None:
         crm.records.merge(a, "lead", crm.id("lead", "r1"), [crm.id("lead", "del_r1")])
     with pytest.raises(ValidationError) as caught:
         crm.records.merge(a, "lead", crm.id("lead", "r1"), [crm.id("lead", "r2")],
-                          values={"nope": 1, "company_name": 10**9})
-    assert set(caught.value.field_errors) == {"nope", "company_name"}
+                          values={"nope": 1, "company_name": 10**9,
+                                  "phone": {"value": "not a phone"}})
+    assert set(caught.value.field_errors) == {"nope", "company_name", "phone"}
+    with pytest.raises(ForbiddenError):        # no recycle bin: no tombstones
+        crm.records.merge(a, "follow_up", crm.id("follow_up", "r1"),
+                          [crm.id("follow_up", "r2")])
+    rows = {1: {"updated_at": NOW, "attachment": None}, 2: {"updated_at": NOW,
+                                                           "attachment": None}}
+    with pytest.raises(ValidationError) as caught:   # a typed-in file could name any file
+        choose_values(crm.records.plan("follow_up"), rows, survivor_id=1,
+                      chosen={"attachment": {"value": {"storage_key": "x", "name": "a",
+                                                       "size": 1, "content_type": "a/b"}}},
+                      writable=frozenset({"attachment"}))
+    assert "attachment" in caught.value.field_errors
     with pytest.raises(NotFoundError):
         crm.records.undo_merge(a, "lead", 10**9)
     assert dump(crm) == before
