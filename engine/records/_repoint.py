@@ -200,8 +200,8 @@ def put_back(conn: Connection, schema: StorageSchema, entity: str, moves: Moves,
     touched: Touched = {}
     skipped = 0
     for child, name, pairs in moves.children:
-        if child not in schema.tables:
-            skipped += len(pairs)
+        if child not in schema.tables or name not in schema.table(child).c:
+            skipped += len(pairs)   # the entity or field was removed since the merge
             continue
         table = schema.table(child)
         column = table.c[name]
@@ -239,7 +239,7 @@ def put_back(conn: Connection, schema: StorageSchema, entity: str, moves: Moves,
             skipped += 1
             continue
         table = gone
-        row = decode_row(encoded)
+        row = {k: v for k, v in decode_row(encoded).items() if k in table.c}
         pk_columns = list(table.primary_key.columns)
         taken = and_(*(c == row[c.name] for c in pk_columns))
         if conn.execute(select(pk_columns[0]).where(taken)).first() is not None:

@@ -359,7 +359,8 @@ def undo_in(tx: Transaction, entity: str, merge_id: int) -> MergeResult:
     table = plan.table
     prior = decode_row(snapshot["survivor"])
     before = {i: _values_of(plan, r) for i, r in raw.items()}
-    columns = {c: prior[c] for n in fields for c in _columns_of(plan, n) if c in prior}
+    columns = {c: prior[c] for n in fields for c in _columns_of(plan, n)
+               if c in prior and c in table.c}
     unchanged_since = int(current["version"]) == int(snapshot["version"])
     # Nothing else changed since the merge: the survivor is as it was, times included.
     stamp = prior["updated_at"] if unchanged_since else now
@@ -367,9 +368,9 @@ def undo_in(tx: Transaction, entity: str, merge_id: int) -> MergeResult:
                  .values(**columns, updated_at=stamp, version=table.c.version + 1))
     try:
         for record_id in merged:
-            row = decode_row(snapshot["merged"][str(record_id)])
-            row.pop("id", None)
-            row.pop("version", None)
+            # Columns a metadata change removed since the merge are left out.
+            row = {k: v for k, v in decode_row(snapshot["merged"][str(record_id)]).items()
+                   if k in table.c and k not in ("id", "version")}
             conn.execute(update(table).where(table.c.id == record_id)
                          .values(**row, version=table.c.version + 1))
     except IntegrityError as exc:
