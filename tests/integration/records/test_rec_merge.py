@@ -204,7 +204,12 @@ def test_undo_refuses_to_overwrite_a_later_edit(crm: CrmOrg) -> None:
                                       "status": "new", "phone": "13100000006"})
     twin = records.create(a, "lead", {"company_name": "Twin", "channel": "sem",
                                       "status": "new", "phone": "13100000007"})
+    won = records.create(a, "customer", {"name": "Won from the twin", "source_lead": twin.id})
     done = records.merge(a, "lead", keep.id, [twin.id], values={"company_name": twin.id})
+    assert records.get(a, "customer", won.id)["source_lead"] == keep.id
+    other = crm.id("lead", "r2")
+    records.update(a, "customer", won.id, {"source_lead": other},
+                   version=records.get(a, "customer", won.id).version)
     current = records.get(a, "lead", keep.id)
     records.update(a, "lead", keep.id, {"company_name": "Renamed"}, version=current.version)
     with pytest.raises(MergeConflictError) as caught:
@@ -218,6 +223,7 @@ def test_undo_refuses_to_overwrite_a_later_edit(crm: CrmOrg) -> None:
     assert (back["company_name"], back["phone"], back["notes"]) == \
         ("Keep", "13100000006", "kept")
     assert records.get(a, "lead", twin.id)["phone"] == "13100000007"
+    assert records.get(a, "customer", won.id)["source_lead"] == other   # a later move stays
 
 
 
