@@ -206,3 +206,25 @@ class ConversionError(TidepoolError):
         self.reason = reason
         self.message = message
         super().__init__(message)
+
+
+class MergedRecordError(NotFoundError):
+    """The record was merged into another one: its id now resolves to ``survivor_id``.
+
+    A subclass of ``NotFoundError`` so every path that does not know merges
+    answers as for a deleted record; the API and the screens point at the survivor.
+    """
+
+    def __init__(self, entity: str, record_id: Any, *, survivor_id: int) -> None:
+        super().__init__(entity, record_id)
+        self.survivor_id = survivor_id
+
+
+class MergeConflictError(TidepoolError):
+    """A merge or its undo cannot go on as asked; ``message`` (translatable) says why."""
+
+    def __init__(self, entity: str, merge_id: Any, message: str) -> None:
+        self.entity = entity
+        self.merge_id = merge_id
+        self.message = message
+        super().__init__(f"{entity} merge {merge_id}: {message}")

@@ -34,6 +34,8 @@ from engine.errors import (
     ConversionError,
     DuplicateError,
     ForbiddenError,
+    MergeConflictError,
+    MergedRecordError,
     NotFoundError,
     PoolLimitError,
     QueryError,
@@ -174,6 +176,19 @@ def _error_handlers(ui: UIContext) -> dict[Any, Callable[..., Any]]:
             ui.start_session(request, response, Session.anonymous())
         return response
 
+    async def merged(request: Request, exc: Exception) -> Response:
+        # A merged record lives on as its survivor: go there, saying why.
+        assert isinstance(exc, MergedRecordError)
+        if request.method != "GET":
+            return await not_found(request, exc)
+        from ui.screens.records.merge import merged_redirect
+
+        return ui.redirect(request, merged_redirect(request.url.path, exc.entity,
+                                                    exc.record_id, exc.survivor_id))
+
+    async def merge_refused(request: Request, exc: Exception) -> Response:
+        return page(409, ui.t(request, getattr(exc, "message", "") or str(exc)), request)
+
     async def not_found(request: Request, exc: Exception) -> Response:
         return page(404, ui.t(request, "Not found."), request)
 
@@ -232,6 +247,7 @@ def _error_handlers(ui: UIContext) -> dict[Any, Callable[..., Any]]:
 
     return {
         LoginRequired: login_required, AuthenticationError: login_required,
+        MergedRecordError: merged, MergeConflictError: merge_refused,
         NotFoundError: not_found, ForbiddenError: forbidden, QueryError: bad_query,
         ConflictError: conflict, ValidationError: invalid, DuplicateError: invalid,
         StageTransitionError: stage_refused, StatementTimeoutError: timed_out,

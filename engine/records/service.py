@@ -50,6 +50,7 @@ from engine.records import _scope_checks as scope_checks
 from engine.records import activity as feed
 from engine.records import aggregate, stages, uploads
 from engine.records import events as ev
+from engine.records import merge as merging
 from engine.records._bulk import RowInserter
 from engine.records._cascade import remove_dependents
 from engine.records._plan import EntityPlan, same_value
@@ -383,6 +384,7 @@ class RecordService:
             found = self._scoped_row(conn, plan, actor, record_id, action=None,
                                      deleted=None if include_deleted else False)
         if found is None:
+            merging.check_merged(self, actor, plan.name, record_id)  # names its survivor
             raise NotFoundError(plan.name, record_id)
         return self._record(plan, plan.to_values(found[0]),
                             self.policy.hidden_fields(actor, plan.entity))
@@ -552,7 +554,7 @@ class RecordService:
             # that had the same id (SQLite reuses the highest id after a delete).
             return feed.read(conn, self.schema.system[ACTIVITY_TABLE], entity=plan.name,
                              record_id=record_id, limit=limit, before_id=before_id,
-                             since=record["created_at"],
+                             since=merging.feed_since(conn, self, plan.name, record),
                              hidden=self.policy.hidden_fields(actor, plan.entity))
 
     # --- update -----------------------------------------------------------------
@@ -926,9 +928,23 @@ class RecordService:
         conn = tx.conn
         old = self._writable_row(conn, plan, actor, record_id, action="delete",
                                  version=None, deleted=True)
+        if merging.merged_into(conn, self, plan.name, record_id) is not None:
+            raise ForbiddenError(plan.name, "restore", M("it was merged into another "
+                                                         "record; undo the merge instead"))
         self._bump(conn, plan, record_id, version=int(old["version"]), now=now,
                    columns={"deleted_at": None})
         tx.log(plan, record_id, feed.RESTORE, at=now, changes=None)
         stored = self._read_back(conn, plan, record_id)
         tx.event(plan, record_id, ev.RESTORE, before=old, after=dict(stored), at=now)
         return self._record(plan, stored, hidden)
+
+    # --- merge ----------------------------------------------------------------------
+
+    def merge(self, actor: Actor, entity: str, survivor_id: int, merged_ids: Sequence[int], *,
+              values: Mapping[str, Any] | None = None) -> merging.MergeResult:
+        """Merge records into ``survivor_id``, one unit of work (engine/records/merge.py)."""
+        return merging.merge(self, actor, entity, survivor_id, merged_ids, values=values)
+
+    def undo_merge(self, actor: Actor, entity: str, merge_id: int) -> merging.MergeResult:
+        """Undo a merge from its snapshot (engine/records/merge.py)."""
+        return merging.undo(self, actor, entity, merge_id)

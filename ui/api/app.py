@@ -28,7 +28,7 @@ from engine.permissions.scopes import CasbinAccessPolicy
 from engine.permissions.versions import one_read_per_request
 from engine.records.coerce import MAX_ID
 from engine.runtime import LiveRuntime, Runtime
-from ui.api import conversions, files, pools
+from ui.api import conversions, files, merges, pools
 from ui.api.auth import actor_for_token, bearer_token
 from ui.api.body import DEFAULT_MAX_BODY, read_json_object
 from ui.api.bulk import MAX_BULK_BODY, bulk_create
@@ -273,8 +273,12 @@ def build_api(live: LiveRuntime, *, max_body: int = DEFAULT_MAX_BODY,
         return files.download(call.runtime, call.actor, call.entity, call.record_id,
                               call.request.path_params["field"], upload_dir=upload_dir)
 
+    merging = merges.handlers(json_response)
     routes = [
         Route("/openapi.json", openapi, methods=["GET"]),
+        route("/{entity}/merge", {"POST": (merging["merge"], True)}),
+        route("/{entity}/merges/{merge_id:id}", {"GET": (merging["show"], False)}),
+        route("/{entity}/merges/{merge_id:id}/undo", {"POST": (merging["undo"], False)}),
         route("/{entity}", {"GET": (list_records, False), "POST": (create_record, True)}),
         route("/{entity}/bulk", {"POST": (bulk_create, True)},
               body_limit=max(max_body, MAX_BULK_BODY)),

@@ -20,6 +20,7 @@ from engine.runtime import Runtime
 from ui.api._schemas import Schema, create_schema, record_schema, update_schema
 from ui.api.bulk import MAX_RECORDS
 from ui.api.conversions import conversion_paths
+from ui.api.merges import merge_paths
 from ui.api.params import DEFAULT_ACTIVITY_LIMIT, MAX_ACTIVITY_LIMIT
 from ui.api.pools import pool_paths
 from ui.api.problems import PROBLEM_JSON
@@ -226,6 +227,7 @@ def _entity_paths(registry: Registry, entity: Entity, sortable: frozenset[str]) 
                                                 _ETAG_HEADER),
                                    **_errors("Forbidden", "NotFound")}},
         }
+    paths.update(merge_paths(entity, tags=tags, errors=_errors))
     return paths
 
 

@@ -25,6 +25,8 @@ from engine.errors import (
     ConversionError,
     DuplicateError,
     ForbiddenError,
+    MergeConflictError,
+    MergedRecordError,
     NotFoundError,
     PoolLimitError,
     QueryError,
@@ -117,6 +119,16 @@ def _from_engine(request: Request, exc: TidepoolError) -> Response:
     if isinstance(exc, QueryError):
         return problem_response(request, 400, str(exc), kind="bad-query",
                                 errors={exc.field or "query": exc.message})
+    if isinstance(exc, MergedRecordError):
+        # 308: the record lives on as the survivor; a client following redirects gets it.
+        url = _survivor_path(request.url.path, exc)
+        return problem_response(request, 308, f"{exc.entity} {exc.record_id} was merged into "
+                                f"{exc.survivor_id}", kind="merged",
+                                survivor_id=exc.survivor_id, survivor_url=url,
+                                headers={"Location": url})
+    if isinstance(exc, MergeConflictError):
+        return problem_response(request, 409, str(exc), kind="merge-conflict",
+                                errors={"merge": exc.message})
     if isinstance(exc, NotFoundError):
         # The same answer for "absent" and "you may not know it exists".
         return problem_response(request, 404, f"{exc.entity} {exc.record_id} not found")
@@ -129,6 +141,15 @@ def _from_engine(request: Request, exc: TidepoolError) -> Response:
         return problem_response(request, 401, str(exc),
                                 headers={"WWW-Authenticate": challenge("invalid_token", str(exc))})
     return problem_response(request, 400, str(exc))
+
+
+def _survivor_path(path: str, exc: MergedRecordError) -> str:
+    """The request's path with the merged id swapped for the survivor's."""
+    marker = f"/{exc.entity}/{exc.record_id}"
+    at = path.rfind(marker)
+    if at < 0:
+        return path
+    return f"{path[:at]}/{exc.entity}/{exc.survivor_id}{path[at + len(marker):]}"
 
 
 async def engine_error(request: Request, exc: Exception) -> Response:

@@ -22,5 +22,5 @@ def test_every_route_is_documented() -> None:
     paths = set(re.findall(r'route\("(/[^"]*)"', CODE)) | {"/openapi.json"}
     assert len(paths) >= 6
     for path in paths:
-        shown = path.replace("{record_id:id}", "{id}")
+        shown = path.replace("{record_id:id}", "{id}").replace("{merge_id:id}", "{merge_id}")
         assert f" {shown}`" in DOC, path

@@ -60,7 +60,8 @@ def test_every_entity_and_operation_appears_and_is_routed(sqlite_world: World) -
     for name, entity in registry.entities.items():
         expected |= {f"{op}_{name}" for op in OPERATIONS}
         if entity.has(Feature.SOFT_DELETE):
-            expected.add(f"restore_{name}")
+            expected |= {f"restore_{name}", f"merge_{name}", f"get_merge_{name}",
+                         f"undo_merge_{name}"}
         if entity.has(Feature.ACTIVITY):
             expected.add(f"comment_{name}")
         if entity.has(Feature.OWNED):
@@ -81,7 +82,7 @@ def test_every_entity_and_operation_appears_and_is_routed(sqlite_world: World) -
     # Each documented path and method is served (not a routing 404 or 405).
     for path, item in doc["paths"].items():
         for method in (m for m in item if m != "parameters"):
-            url = API + path.replace("{record_id}", "999999")
+            url = API + path.replace("{record_id}", "999999").replace("{merge_id}", "999999")
             response = world.client.request(method.upper(), url, headers=world.auth("admin"),
                                             json={} if method in ("post", "patch") else None)
             assert response.status_code not in (405, 415), (method, path, response.text)

@@ -8,7 +8,7 @@ from ui.context import UIContext
 
 
 def routes(ui: UIContext) -> list[BaseRoute]:
-    from ui.screens.records import detail, forms, lists
+    from ui.screens.records import detail, forms, lists, merge
 
     # Forms first: /e/{entity}/new must win over nothing else, but keep the order explicit.
-    return [*forms.routes(ui), *lists.routes(ui), *detail.routes(ui)]
+    return [*forms.routes(ui), *lists.routes(ui), *merge.routes(ui), *detail.routes(ui)]

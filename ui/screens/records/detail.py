@@ -31,6 +31,7 @@ from ui.screens.records.display import (
     system_label,
 )
 from ui.screens.records.feed import FeedEntry, feed_entries, people_in
+from ui.screens.records.merge import MergeNote, merge_notes
 from ui.screens.records.stage_time import stage_times
 from ui.zones import format_instant
 
@@ -78,6 +79,8 @@ class DetailView:
     comment_error: str = ""
     deleted: bool = False
     extra: list[str] = field(default_factory=list)
+    notice: str = ""
+    merges: list[MergeNote] = field(default_factory=list)
 
 
 def _labels(runtime: Runtime, entity: Entity, locale: str) -> dict[str, dict[str, str]]:
@@ -184,7 +187,17 @@ def detail_view(ui: UIContext, request: Request, runtime: Runtime, actor: Actor,
         sections=sections,
         related=_related(ui, request, runtime, actor, entity, record),
         feed=feed_entries(entity, entries, locale, names, labels), actions=actions,
-        can_comment=runtime.records.plan(entity.name).activity, comment_error=comment_error)
+        can_comment=runtime.records.plan(entity.name).activity, comment_error=comment_error,
+        notice=_merged_notice(ui, request),
+        merges=merge_notes(ui, request, runtime, actor, entity, record.id))
+
+
+def _merged_notice(ui: UIContext, request: Request) -> str:
+    """Said on the survivor's page when a link to a merged record led here."""
+    merged = whole_number(request.query_params.get("merged_from", ""))
+    if merged is None:
+        return ""
+    return ui.t(request, "Record #%(id)s was merged into this one.", id=merged)
 
 
 def routes(ui: UIContext) -> list[BaseRoute]:

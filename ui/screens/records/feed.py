@@ -20,7 +20,9 @@ _KINDS = {"create": N_("created the record"), "update": N_("changed"),
           "recycle": N_("took it back to the pool"), "move": N_("moved it to another pool"),
           "lock": N_("locked the record"), "unlock": N_("unlocked the record"),
           "drop": N_("dropped it back to the pool"),
-          "convert": N_("converted the record"), "attach": N_("attached a converted record")}
+          "convert": N_("converted the record"), "attach": N_("attached a converted record"),
+          "merge": N_("merged these records into this one:"),
+          "unmerge": N_("undid the merge of:")}
 
 
 @dataclass(frozen=True)

@@ -119,6 +119,7 @@ class ListView:
     claim_ids: frozenset[int] = frozenset()  # rows in a pool, claimable from the list
     can_recycle: bool = False  # leaders: bulk recycle (the reason in the value box)
     move_pools: list[Choice] = field(default_factory=list)  # leaders, 2+ pools: bulk move
+    can_merge: bool = False  # the merge grant on an entity with a recycle bin
 
 
 def visible_fields(entity: Entity, hidden: frozenset[str]) -> list[Field]:

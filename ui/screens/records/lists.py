@@ -105,7 +105,8 @@ def build_list(ui: UIContext, request: Request, runtime: Runtime, actor: Actor, 
         export_xlsx=f"/e/{entity.name}/export.xlsx" + (f"?{query}" if query else ""),
         notice=notice, tabs=pool_tabs(ui, request, actor, entity, state),
         can_claim=can_claim, claim_ids=claim_ids, can_recycle=can_recycle,
-        move_pools=move_choices(ui, actor, entity, runtime.records, locale))
+        move_pools=move_choices(ui, actor, entity, runtime.records, locale),
+        can_merge=entity.has(Feature.SOFT_DELETE) and ui.may(actor, entity, "merge"))
 
 
 def _assignable_people(runtime: Runtime, actor: Actor, entity: Entity) -> list[Choice]:
@@ -175,6 +176,10 @@ def routes(ui: UIContext) -> list[BaseRoute]:
             return _export(runtime, actor, entity, query, action[7:], ui.locale(request))
         if action in _BULK_PERMISSION:
             runtime.policy.check_action(actor, entity, _BULK_PERMISSION[action])
+        if action == "merge":  # the merge screen picks the survivor and the values
+            runtime.policy.check_action(actor, entity, "merge")
+            return ui.redirect(request, f"/e/{entity.name}/merge?ids="
+                               + ",".join(str(i) for i in ids))
         if action == "delete" and ids and form.get("confirmed") != "1":
             confirm = delete_confirmation(runtime, actor, entity, ids, locale=ui.locale(request),
                                           state=str(form.get("state", "")),
