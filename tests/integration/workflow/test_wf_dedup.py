@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from engine.permissions.org import find_department, set_leader
 from engine.records.coerce import InputSource
+from engine.workflow.import_files import read_table
+from engine.workflow.imports import match_columns, run_import, warning_report
 from tests.integration.workflow.conftest import World
 
 
@@ -55,7 +57,14 @@ def test_lead_whose_phone_belongs_to_a_customer(world: World) -> None:
     found = world.records.dedup_warnings(rep, "lead", rows, source=InputSource.STRING)
     assert [(w.index, w.rule, w.entity, w.existing_id) for w in found] == [
         (0, "customer_phone", "customer", customer.id)]
-    # A lead with that phone is still created: the customer is a warning, not a key.
-    world.records.create(rep, "lead", {"company_name": "X", "phone": "139 8765 4321",
-                                       "channel": "other", "status": "new"})
 
+    # A lead with that phone is still created (a warning, not a key): an import lists it
+    # with the warning, not as a refusal.
+    table = read_table("公司名称,电话,来源渠道\n新公司,+86 139-8765-4321,other\n"
+                       "另一家,13911112222,other\n".encode(), filename="leads.csv")
+    mapping = match_columns(world.registry.entity("lead"), table.headers)
+    report = run_import(world.records, rep, entity="lead", table=table, mapping=mapping)
+    assert (report.created, report.rejected) == (2, [])
+    [warned] = report.warned
+    assert warned.line == 2 and f"customer {customer.id}: Phone Co" in warned.warning
+    assert "warning" in warning_report(table, report).decode("utf-8-sig").splitlines()[0]

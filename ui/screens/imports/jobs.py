@@ -20,7 +20,13 @@ from engine.records import RecordService
 from engine.storage.database import write_transaction
 from engine.storage.jobs import acquire, list_jobs, release, renew
 from engine.workflow.import_files import TableFile
-from engine.workflow.imports import ImportMode, ImportReport, error_report, run_import
+from engine.workflow.imports import (
+    ImportMode,
+    ImportReport,
+    error_report,
+    run_import,
+    warning_report,
+)
 
 KIND = "import"
 KEEP = 50
@@ -38,6 +44,7 @@ class Upload:
     table: TableFile
     report: ImportReport | None = None
     errors_csv: bytes = b""
+    warnings_csv: bytes = b""
     failure: str = ""
     done: threading.Event = field(default_factory=threading.Event)
 
@@ -94,6 +101,8 @@ def start(records: RecordService, actor: Actor, upload: Upload, *, mapping: dict
                                 progress=progress)
             upload.report = report
             upload.errors_csv = error_report(upload.table, report)
+            if report.warned:
+                upload.warnings_csv = warning_report(upload.table, report)
         except TidepoolError as exc:
             state, error = "failed", str(exc)
             upload.failure = error

@@ -23,7 +23,8 @@ from ui.screens.records._common import entity_of
 PREVIEW_ROWS = 10
 #: The counts of the job row, as the progress panel names them.
 COUNTS = {"total": N_("Rows"), "done": N_("Processed"), "created": N_("Created"),
-          "updated": N_("Updated"), "skipped": N_("Skipped"), "rejected": N_("Rejected")}
+          "updated": N_("Updated"), "skipped": N_("Skipped"), "rejected": N_("Rejected"),
+          "warned": N_("Possible duplicates")}
 MODES = ((ImportMode.INSERT, N_("Refuse rows whose key exists")),
          (ImportMode.SKIP, N_("Skip rows whose key exists")),
          (ImportMode.UPSERT, N_("Update records whose key exists")))
@@ -64,6 +65,7 @@ class ImportView:
     progress: tuple[tuple[str, object], ...] = ()
     percent: int = 0
     errors_url: str = ""
+    warnings_url: str = ""
     failure: str = ""
 
 
@@ -126,6 +128,8 @@ def routes(ui: UIContext) -> list[BaseRoute]:
                          percent=100 * done // max(1, total),
                          errors_url=f"/e/{entity.name}/import/{upload.token}/errors.csv"
                          if upload.report and upload.report.rejected else "",
+                         warnings_url=f"/e/{entity.name}/import/{upload.token}/warnings.csv"
+                         if upload.warnings_csv else "",
                          failure=upload.failure)
             return ui.render(request, "imports/progress.html", view,
                              fragment="imports/_progress.html")
@@ -196,13 +200,21 @@ def routes(ui: UIContext) -> list[BaseRoute]:
         return ui.redirect(request, f"/e/{entity.name}/import/{upload.token}")
 
     def errors_csv(request: Request, form: FormData | None) -> Response:
+        return report_csv(request, "errors")
+
+    def warnings_csv(request: Request, form: FormData | None) -> Response:
+        return report_csv(request, "warnings")
+
+    def report_csv(request: Request, kind: str) -> Response:
         runtime, actor = ui.runtime(), ui.actor(request)
         entity = entity_of(runtime, request)
         upload = jobs.find(request.path_params["token"], actor, entity.name)
-        if upload is None or not upload.errors_csv:
+        data = None if upload is None else \
+            upload.errors_csv if kind == "errors" else upload.warnings_csv
+        if upload is None or not data:
             raise NotFoundError("import", request.path_params["token"])
-        name = upload.filename.rsplit(".", 1)[0] + ".errors.csv"
-        return Response(upload.errors_csv, media_type="text/csv; charset=utf-8", headers={
+        name = upload.filename.rsplit(".", 1)[0] + f".{kind}.csv"
+        return Response(data, media_type="text/csv; charset=utf-8", headers={
             "Content-Disposition": f"attachment; filename*=UTF-8''{_quote(name)}"})
 
     return [
@@ -216,6 +228,8 @@ def routes(ui: UIContext) -> list[BaseRoute]:
               name="import_run"),
         Route("/e/{entity}/import/{token}/errors.csv", ui.endpoint(errors_csv),
               methods=["GET"], name="import_errors"),
+        Route("/e/{entity}/import/{token}/warnings.csv", ui.endpoint(warnings_csv),
+              methods=["GET"], name="import_warnings"),
     ]
 
 
