@@ -139,7 +139,7 @@ def routes(ui: UIContext) -> list[BaseRoute]:
     def _mapping_view(request: Request, entity: Entity, upload: jobs.Upload,
                       fields: dict[str, str], error: str = "") -> ImportView:
         actor = ui.actor(request)
-        remembered = jobs.REMEMBERED.get((actor.user_id, entity.name))
+        remembered = jobs.remembered(ui.runtime().records, actor, upload)
         mapping = {h: f for h, f in match_columns(entity, upload.table.headers,
                                                   remembered).items() if f in fields}
         skip = ui.t(request, N_("(do not import)"))
