@@ -66,6 +66,7 @@ from engine.records._write import (
 from engine.records.autonumber import reserve
 from engine.records.coerce import CoercionError, InputSource
 from engine.records.dedup import DedupWarning, describe, matches, probe_values
+from engine.records.dedup_groups import GroupPage, bases, group_page
 from engine.records.hooks import WriteHooks
 from engine.records.query import (
     Filter,
@@ -241,6 +242,26 @@ class RecordService:
             return run(conn)
         with self.engine.connect() as own:
             return run(own)
+
+    def duplicate_candidates(self, actor: Actor, entity: str, *, basis: str | None = None,
+                             after: str | None = None, limit: int = 20) -> GroupPage | None:
+        """Stored records that share a name stem or match key, grouped (None: the entity
+        declares nothing to group on). Needs the merge grant; only rows inside the
+        actor's merge scope are grouped, so every group is one they may merge."""
+        plan = self.plan(entity)
+        self.policy.check_action(actor, plan.entity, "merge")
+        choices = bases(plan.entity)
+        chosen = next((b for b in choices if b.name == basis), None) if basis else \
+            (choices[0] if choices else None)
+        if chosen is None:
+            if basis:
+                raise QueryError(entity, "basis", f"no duplicate rule {basis!r}")
+            return None
+        scope = self.policy.row_scope(actor, plan.entity, plan.table, "merge")
+        with self.engine.connect() as conn:
+            return group_page(conn, plan, chosen, scope.branches, after=after, limit=limit,
+                              titles=plan.entity.title_field not in
+                              self.policy.hidden_fields(actor, plan.entity))
 
     def _duplicate_error(self, plan: EntityPlan, dup: Duplicate, seen: set[int]) -> DuplicateError:
         return DuplicateError(plan.name, key=dup.spec.name, fields=dup.spec.fields,
