@@ -60,3 +60,11 @@ def test_candidates_screen_groups_within_scope_and_links_to_merge(
     # Reps have no merge grant; an unknown rule is a bad request.
     assert client_for("rep_east1").get("/e/customer/duplicates").status_code == 403
     assert sup.get("/e/customer/duplicates?rule=nope").status_code == 400
+
+
+def test_returning_to_the_pool_warns_about_twins(client_for: Client, demo_db: DemoDB) -> None:
+    held = make_record(demo_db, "customer", {"name": "Pool Twin Co"}, owner="rep_east1")
+    twin = make_record(demo_db, "customer", {"name": "pool twin"}, owner="rep_east1")
+    page = client_for("rep_east1").get(f"/e/customer/{held}/return")
+    assert page.status_code == 200
+    assert "consider merging" in page.text and f'href="/e/customer/{twin}"' in page.text
