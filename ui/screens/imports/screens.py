@@ -11,6 +11,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from engine.errors import NotFoundError, ValidationError
+from engine.messages import message_of
 from engine.metadata.model import Entity
 from engine.records.coerce import CoercionError
 from engine.workflow.import_files import MAX_BYTES, ImportFileError, read_table
@@ -137,11 +138,15 @@ def routes(ui: UIContext) -> list[BaseRoute]:
                          _mapping_view(request, entity, upload, writable(request, entity)))
 
     def _mapping_view(request: Request, entity: Entity, upload: jobs.Upload,
-                      fields: dict[str, str], error: str = "") -> ImportView:
+                      fields: dict[str, str], error: str = "",
+                      chosen: dict[str, str] | None = None) -> ImportView:
         actor = ui.actor(request)
-        remembered = jobs.remembered(ui.runtime().records, actor, upload)
-        mapping = {h: f for h, f in match_columns(entity, upload.table.headers,
-                                                  remembered).items() if f in fields}
+        if chosen is not None:  # "preview again" with the mapping the user adjusted
+            mapping = chosen
+        else:
+            remembered = jobs.remembered(ui.runtime().records, actor, upload)
+            mapping = {h: f for h, f in match_columns(entity, upload.table.headers,
+                                                      remembered).items() if f in fields}
         skip = ui.t(request, N_("(do not import)"))
         columns = tuple(Column(h, (Choice("", skip, h not in mapping), *(
             Choice(name, label, mapping.get(h) == name) for name, label in fields.items())))
@@ -159,7 +164,7 @@ def routes(ui: UIContext) -> list[BaseRoute]:
                         value = fp.coerce_string(text)
                         message = (fp.check(value) or "") if value is not None else ""
                     except CoercionError as exc:
-                        message = str(exc)
+                        message = message_of(exc)  # keeps the template, so it translates
                 shown.append(Cell(text, ui.t(request, message) if message else ""))
             preview.append((line, tuple(shown)))
         modes = tuple(Choice(m.value, ui.t(request, label), m is ImportMode.INSERT)
@@ -185,6 +190,9 @@ def routes(ui: UIContext) -> list[BaseRoute]:
             mode = ImportMode(str(form.get("mode") or "insert"))
         except ValueError:
             mode = ImportMode.INSERT
+        if form.get("preview") == "1":
+            view = _mapping_view(request, entity, upload, fields, chosen=mapping)
+            return ui.render(request, "imports/mapping.html", view)
         if not mapping:
             view = _mapping_view(request, entity, upload, fields,
                                  error=ui.t(request, "Map at least one column to a field."))
