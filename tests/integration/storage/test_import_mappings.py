@@ -1,5 +1,6 @@
-"""Import mappings remembered in tp_import_mapping: per user, entity and header set, with
-the team's latest as a fallback; made by ``migrate`` on older databases. Both databases."""
+"""Storage added for dedup and import: import mappings remembered in tp_import_mapping (per
+user, entity and header set, the team's latest as a fallback; made by ``migrate`` on older
+databases) and the stem/key columns dedup rules add to existing tables. Both databases."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from engine.permissions.identity import create_user
 from engine.storage.database import write_transaction
 from engine.storage.import_mappings import recall, remember
 from engine.storage.migrate import apply_migration, init_database
-from tests.integration.storage._db import tables
+from tests.integration.storage._db import columns, indexes, insert, rows, tables
 from tests.integration.storage._docs import entity, field, registry
 
 V1 = registry(entity("account", field("name", "text"), field("phone", "phone")))
@@ -48,3 +49,31 @@ def test_migrate_adds_the_table_to_an_older_database(db_engine: Engine) -> None:
     plan = apply_migration(db_engine, target=V1, actor="test")
     assert [s.kind for s in plan.steps] == ["create_system_tables"]
     assert "tp_import_mapping" in tables(db_engine)
+
+
+# --- dedup columns on an existing database (same module: one cheap registry each) -----------
+
+SIMILAR = {"warn": [{"name": "similar", "match": "similar_name", "field": "name"}],
+           "keys": ["mail"]}
+V2 = registry(entity("account", field("name", "text"), field("phone", "phone"),
+                     field("mail", "email"), dedup=SIMILAR))
+V1_MAIL = registry(entity("account", field("name", "text"), field("phone", "phone"),
+                          field("mail", "email")))
+
+
+def test_declaring_rules_adds_filled_indexed_stem_and_key_columns(db_engine: Engine) -> None:
+    init_database(db_engine, target=V1_MAIL, actor="test")
+    insert(db_engine, V1_MAIL, "account", [
+        {"name": "上海 ABC 贸易有限公司", "mail": "A@X.COM"},
+        {"name": "上海ABC贸易公司", "mail": "a@x.com"}, {"name": None, "mail": None}])
+    plan = apply_migration(db_engine, target=V2, actor="test")
+    assert [s.kind for s in plan.steps].count("add_match_key") == 2
+    assert rows(db_engine, "account", "name__stem", "mail__key") == [
+        ("上海abc贸易", "a@x.com"), ("上海abc贸易", "a@x.com"), (None, None)]
+    found = indexes(db_engine, "account")
+    assert found["ix_account_name__stem"][0] == "name__stem"
+    assert found["ix_account_mail__key"][0] == "mail__key"  # non-unique: twins may exist
+    # Dropping the rules drops the derived columns; the values stay.
+    apply_migration(db_engine, target=V1_MAIL, actor="test")
+    assert "name__stem" not in columns(db_engine, "account")
+    assert rows(db_engine, "account", "name")[0] == ("上海 ABC 贸易有限公司",)

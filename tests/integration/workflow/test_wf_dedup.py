@@ -4,6 +4,9 @@ name the matched record only to users who may read it."""
 
 from __future__ import annotations
 
+import pytest
+
+from engine.errors import ForbiddenError
 from engine.permissions.org import find_department, set_leader
 from engine.records.coerce import InputSource
 from engine.workflow.import_files import read_table
@@ -45,6 +48,16 @@ def test_a_hidden_match_names_whom_to_ask_not_the_record(world: World) -> None:
     [seen] = world.records.dedup_warnings(world.actor("sup_west"), "customer",
                                           [{"name": "ACME trading"}])
     assert (seen.existing_id, seen.ask) == (hidden.id, None)
+    # Candidates already stored: grouped in the merger's scope only, set-based.
+    twin = world.records.create(west, "customer", {"name": "ACME TRADING LIMITED"})
+    page = world.records.duplicate_candidates(world.actor("sup_west"), "customer", limit=100)
+    assert page is not None
+    [group] = [g for g in page.groups if g.key == "acmetrading"]
+    assert (group.count, [m.id for m in group.members]) == (2, [hidden.id, twin.id])
+    east = world.records.duplicate_candidates(world.actor("sup_east"), "customer", limit=100)
+    assert east is not None and all(g.key != "acmetrading" for g in east.groups)
+    with pytest.raises(ForbiddenError):
+        world.records.duplicate_candidates(west, "customer")
 
 
 def test_lead_whose_phone_belongs_to_a_customer(world: World) -> None:
