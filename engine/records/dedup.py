@@ -15,11 +15,12 @@ its signature is stable.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Table, func, select
+from sqlalchemy import Connection, Table, func, or_, select
 
 from engine.access import AccessPolicy
 from engine.actor import Actor
@@ -68,6 +69,8 @@ class Match:
     entity: str
     existing_id: int
     count: int          # how many stored records the rule matched (existing_id is the first)
+    column: str = ""    # the probed stem/key column and value, to find a readable match
+    key: str = ""
 
 
 @dataclass(frozen=True)
@@ -159,7 +162,8 @@ def matches(conn: Connection, plan_of: ProbeOf, entity: str,
                 stmt = stmt.where(target.table.c.id != exclude_id)
             for key, first, count in conn.execute(stmt):
                 for i in wanted[key]:
-                    found.append(Match(i, rule, target.name, int(first), int(count)))
+                    found.append(Match(i, rule, target.name, int(first), int(count),
+                                       column_name, str(key)))
     found.sort(key=lambda m: m.index)
     return found
 
@@ -178,6 +182,22 @@ def _probe_column(plan: EntityPlan, target: EntityPlan, rule: DedupRule
 
 def _chunks(items: list[str], size: int) -> list[list[str]]:
     return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+def _readable_instead(conn: Connection, policy: AccessPolicy, actor: Actor, plan_of: ProbeOf,
+                      m: Match) -> Match:
+    """When the first match is hidden but others exist, the first one the actor may read
+    (one more probe of the same index, inside the read scope)."""
+    target = plan_of(m.entity)
+    scope = policy.row_scope(actor, target.entity, target.table, "read")
+    if scope.is_empty or not m.column:
+        return m
+    stmt = select(func.min(target.table.c.id)).where(
+        target.table.c[m.column] == m.key, or_(*scope.branches))
+    if target.soft_delete:
+        stmt = stmt.where(target.table.c.deleted_at.is_(None))
+    other = conn.execute(stmt).scalar()
+    return m if other is None else dataclasses.replace(m, existing_id=int(other))
 
 
 def describe(conn: Connection, policy: AccessPolicy, actor: Actor, plan_of: ProbeOf,
@@ -210,6 +230,16 @@ def describe(conn: Connection, policy: AccessPolicy, actor: Actor, plan_of: Prob
                     .where(target.table.c.id.in_(unseen)))
             for rid, who in conn.execute(stmt):
                 asks[(name, int(rid))] = str(who)
+    found = [_readable_instead(conn, policy, actor, plan_of, m) if m.count > 1 and
+             m.existing_id not in seen[m.entity] else m for m in found]
+    for m in found:
+        if m.existing_id not in seen[m.entity] and m.existing_id not in by_entity[m.entity]:
+            seen[m.entity].add(m.existing_id)  # found through the read scope just now
+            target = plan_of(m.entity)
+            if target.entity.title_field not in policy.hidden_fields(actor, target.entity):
+                titles[(m.entity, m.existing_id)] = conn.execute(
+                    select(target.table.c[target.entity.title_field])
+                    .where(target.table.c.id == m.existing_id)).scalar()
     for m in found:
         visible = m.existing_id in seen[m.entity]
         out.append(DedupWarning(

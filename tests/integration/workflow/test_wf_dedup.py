@@ -58,6 +58,11 @@ def test_a_hidden_match_names_whom_to_ask_not_the_record(world: World) -> None:
     assert east is not None and all(g.key != "acmetrading" for g in east.groups)
     with pytest.raises(ForbiddenError):
         world.records.duplicate_candidates(west, "customer")
+    # When the first match is hidden, a readable one is named instead.
+    own = world.records.create(world.actor("rep_east1"), "customer", {"name": "Acme Trading Inc."})
+    [named] = world.records.dedup_warnings(world.actor("rep_east1"), "customer",
+                                           [{"name": "acme trading"}])
+    assert (named.existing_id, named.title, named.count) == (own.id, "Acme Trading Inc.", 3)
 
 
 def test_lead_whose_phone_belongs_to_a_customer(world: World) -> None:
