@@ -68,3 +68,19 @@ def test_returning_to_the_pool_warns_about_twins(client_for: Client, demo_db: De
     page = client_for("rep_east1").get(f"/e/customer/{held}/return")
     assert page.status_code == 200
     assert "consider merging" in page.text and f'href="/e/customer/{twin}"' in page.text
+
+
+def test_edit_checks_only_a_changed_name_and_never_matches_itself(client_for: Client,
+                                                                  demo_db: DemoDB) -> None:
+    own = make_record(demo_db, "customer", {"name": "Edit Self Co"}, owner="rep_east1")
+    other = make_record(demo_db, "customer", {"name": "Other Edit Ltd"}, owner="rep_east1")
+    rep = client_for("rep_east1")
+    token = csrf(rep)
+    same = rep.post(f"/e/customer/{own}/edit", data={
+        "csrf_token": token, "version": "1", "name": "EDIT SELF", "employees": "5"},
+        follow_redirects=False)
+    assert same.status_code == 303, same.text[:300]  # its own stem is no duplicate
+    clash = rep.post(f"/e/customer/{own}/edit", data={
+        "csrf_token": token, "version": "2", "name": "other edit"}, follow_redirects=False)
+    assert clash.status_code == 200 and f'href="/e/customer/{other}"' in clash.text
+    assert 'name="version" value="2"' in clash.text
