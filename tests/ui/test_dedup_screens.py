@@ -46,6 +46,8 @@ def test_candidates_screen_groups_within_scope_and_links_to_merge(
                     owner="rep_east1")
     b = make_record(demo_db, "customer", {"name": "GROUPABLE trading"}, owner="rep_east2")
     make_record(demo_db, "customer", {"name": "Groupable Trading Inc"}, owner="rep_west1")
+    for owner in ("rep_east1", "rep_east2"):  # a second group, for a second page
+        make_record(demo_db, "customer", {"name": "Zweite Gruppe GmbH"}, owner=owner)
     sup = client_for("sup_east")
     page = sup.get("/e/customer/duplicates?limit=100")
     assert page.status_code == 200
@@ -57,6 +59,9 @@ def test_candidates_screen_groups_within_scope_and_links_to_merge(
     # Keyset pages: a limit of 1 offers a next page that continues after the first group.
     first = sup.get("/e/customer/duplicates?limit=1").text
     assert 'rel="next"' in first
+    # The list offers the screen to mergers only.
+    assert 'href="/e/customer/duplicates"' in sup.get("/e/customer").text
+    assert 'href="/e/customer/duplicates"' not in client_for("rep_east1").get("/e/customer").text
     # Reps have no merge grant; an unknown rule is a bad request.
     assert client_for("rep_east1").get("/e/customer/duplicates").status_code == 403
     assert sup.get("/e/customer/duplicates?rule=nope").status_code == 400
