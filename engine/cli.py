@@ -434,7 +434,13 @@ def cmd_import(args: argparse.Namespace, out: TextIO) -> int:
     from engine.actor import Actor
     from engine.runtime import open_runtime
     from engine.workflow.import_files import read_table
-    from engine.workflow.imports import ImportMode, error_report, match_columns, run_import
+    from engine.workflow.imports import (
+        ImportMode,
+        error_report,
+        match_columns,
+        run_import,
+        warning_report,
+    )
 
     path = Path(args.file)
     table = read_table(path.read_bytes(), filename=path.name)
@@ -467,6 +473,11 @@ def cmd_import(args: argparse.Namespace, out: TextIO) -> int:
               f"{report.skipped} skipped, {len(report.rejected)} rejected of {report.total} "
               f"in {report.seconds:.1f}s ({report.done / max(report.seconds, 1e-9):,.0f} "
               f"rows/s)\n")
+    if report.warned:
+        warned = path.with_name(path.stem + ".warnings.csv")
+        warned.write_bytes(warning_report(table, report))
+        out.write(f"{len(report.warned)} created row(s) look like duplicates of stored "
+                  f"records: {warned}\n")
     if report.rejected:
         errors = path.with_name(path.stem + ".errors.csv")
         errors.write_bytes(error_report(table, report))

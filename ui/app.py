@@ -72,6 +72,7 @@ SCREEN_MODULES: list[str] = [
     "ui.screens.shares",
     "ui.screens.pickers",
     "ui.screens.conversions",
+    "ui.screens.duplicates",
 ]
 #: The JSON API: ``build_api(live: LiveRuntime) -> ASGIApp``, mounted at ``API_PREFIX``.
 API_MODULE = "ui.api"

@@ -37,6 +37,8 @@ def build_entity(doc: LocatedDoc) -> Entity:
                           for i, k in enumerate(entity.unique_keys)),
         indexes=tuple(dataclasses.replace(x, source=_source(doc, "indexes", i))
                       for i, x in enumerate(entity.indexes)),
+        dedup_rules=tuple(dataclasses.replace(r, source=_source(doc, "dedup", "warn", i))
+                          for i, r in enumerate(entity.dedup_rules)),
     )
 
 

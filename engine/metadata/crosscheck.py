@@ -13,6 +13,7 @@ from typing import Any
 
 from engine.errors import MetadataIssue
 from engine.metadata._conversion_checks import conversion_issues
+from engine.metadata._dedup_checks import dedup_issues
 from engine.metadata._field_checks import TITLE_TYPES, UNIQUE_TYPES, field_problems
 from engine.metadata._link_checks import link_issues
 from engine.metadata._report_checks import report_issues
@@ -73,6 +74,7 @@ def entity_issues(entity: LocatedDoc, world: World, *,
                                                      f"{types[fname].value!r} cannot be searched")
     yield from _key_issues(entity, types)
     yield from _index_issues(entity, types, index_names)
+    yield from dedup_issues(entity, world)
     features = set(body.get("features") or ())
     if "pooled" in features and "owned" not in features:
         yield entity.issue(("features",), "the 'pooled' feature needs 'owned' (a pool hands "

@@ -178,6 +178,33 @@ class UniqueKey:
     source: Source = Source()
 
 
+class DedupMatch(str, enum.Enum):
+    """How a fuzzy dedup rule compares (engine/records/dedup.py)."""
+
+    SIMILAR_NAME = "similar_name"   # the name stem (suffixes, spaces, punctuation gone)
+    OTHER_ENTITY = "other_entity"   # the field's match key held by another entity's field
+
+
+@dataclass(frozen=True)
+class DedupRule:
+    """A fuzzy duplicate rule: a match warns (the user may save anyway), never refuses.
+
+    Exact duplicates are the entity's unique keys, which refuse.
+    """
+
+    name: str
+    match: DedupMatch
+    field: str
+    entity: str = ""          # other_entity: the entity whose records are probed
+    entity_field: str = ""    # other_entity: its field (defaults to ``field``)
+    message: LocalText = LocalText()
+    source: Source = Source()
+
+    @property
+    def target_field(self) -> str:
+        return self.entity_field or self.field
+
+
 @dataclass(frozen=True)
 class Index:
     """A declared (non-unique) index to speed filters and sorts."""
@@ -200,6 +227,10 @@ class Entity:
     unique_keys: tuple[UniqueKey, ...] = ()
     indexes: tuple[Index, ...] = ()
     search_fields: tuple[str, ...] = ()
+    #: Fields that get a match key column (normalised, indexed, not unique), so that
+    #: other entities' ``other_entity`` rules can probe them.
+    dedup_keys: tuple[str, ...] = ()
+    dedup_rules: tuple[DedupRule, ...] = ()
     app: str = ""
     source: Source = Source()
 

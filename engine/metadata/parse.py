@@ -26,6 +26,8 @@ from engine.metadata.conditions import parse_tree
 from engine.metadata.model import (
     AppInfo,
     Condition,
+    DedupMatch,
+    DedupRule,
     Distribution,
     Entity,
     EntityGrant,
@@ -131,6 +133,19 @@ def parse_entity(doc: Doc, *, app: str = "", file: str = "", pointer: str = "") 
         )
         for i, ix in enumerate(doc.get("indexes") or ())
     )
+    dedup = doc.get("dedup") or {}
+    rules = tuple(
+        DedupRule(
+            name=r["name"],
+            match=DedupMatch(r["match"]),
+            field=r["field"],
+            entity=r.get("entity", ""),
+            entity_field=r.get("entity_field", ""),
+            message=_text(r, "message"),
+            source=Source(file, f"{pointer}/dedup/warn/{i}"),
+        )
+        for i, r in enumerate(dedup.get("warn") or ())
+    )
     label = _text(doc, "label")
     return Entity(
         name=name,
@@ -142,6 +157,8 @@ def parse_entity(doc: Doc, *, app: str = "", file: str = "", pointer: str = "") 
         unique_keys=unique_keys,
         indexes=indexes,
         search_fields=_tuple(doc, "search_fields") or (doc["title_field"],),
+        dedup_keys=_tuple(dedup, "keys"),
+        dedup_rules=rules,
         app=app,
         source=Source(file, pointer),
     )

@@ -19,7 +19,15 @@ from engine.metadata.model import Entity, Feature, Field, FieldType, LocalText
 from engine.records.autonumber import AutoNumberFormat, parse_format
 from engine.records.coerce import Coercer, CoercionError, InputSource, coercer, to_json
 from engine.records.validate import Validator, validator
-from engine.storage.matchkeys import Normaliser, key_column, keyed_fields, normaliser
+from engine.storage.matchkeys import (
+    Normaliser,
+    key_column,
+    keyed_fields,
+    name_stem,
+    normaliser,
+    stem_column,
+    stem_fields,
+)
 from engine.storage.tables import StorageSchema
 
 #: System values a payload may never write.
@@ -205,6 +213,10 @@ class EntityPlan:
             norm = normaliser(f)
             if norm is not None and key_column(f.name) in self.table.c:
                 self.match_keys[f.name] = (key_column(f.name), norm)
+        #: field name -> (stem column, normaliser) of fields a similar_name rule compares.
+        self.stems: dict[str, tuple[str, Normaliser]] = {
+            f.name: (stem_column(f.name), name_stem) for f in stem_fields(entity)
+            if stem_column(f.name) in self.table.c}
         self.uniques = self._uniques()
         # Row -> record conversion: select every column in table order.
         self.select_columns = list(self.table.columns)
@@ -228,7 +240,7 @@ class EntityPlan:
                 getters += [(p.name, _part(p.name, "lat")), (p.columns[1], _part(p.name, "lng"))]
             else:
                 getters.append((p.name, None))
-        for name, (column, norm) in self.match_keys.items():
+        for name, (column, norm) in (*self.match_keys.items(), *self.stems.items()):
             getters.append((column, _keyed(name, norm)))
         if self.owned:
             getters.append(("owner_id", None))  # set on create, from the payload or the actor
@@ -301,6 +313,9 @@ class EntityPlan:
             keyed = self.match_keys.get(name)
             if keyed is not None:
                 out[keyed[0]] = keyed[1](value)
+            stem = self.stems.get(name)
+            if stem is not None:
+                out[stem[0]] = stem[1](value)
         return out
 
 

@@ -66,6 +66,8 @@ from engine.records._write import (
 )
 from engine.records.autonumber import reserve
 from engine.records.coerce import CoercionError, InputSource
+from engine.records.dedup import DedupWarning, describe, matches, probe_values
+from engine.records.dedup_groups import GroupPage, bases, group_page
 from engine.records.hooks import WriteHooks
 from engine.records.query import (
     Filter,
@@ -81,7 +83,9 @@ from engine.records.query import (
 from engine.records.record import Record
 from engine.records.transaction import Transaction, unit_of_work
 from engine.storage.database import write_transaction
+from engine.storage.identity_tables import DEPARTMENT_TABLE
 from engine.storage.stage_tables import STAGE_HISTORY_TABLE
+from engine.storage.system_tables import USER_TABLE
 from engine.storage.tables import StorageSchema
 from engine.storage.upload_tables import UPLOAD_TABLE
 
@@ -209,6 +213,56 @@ class RecordService:
         return scope_checks.readable_ids(conn, self.policy, actor, plan,
                                          (d.existing_id for d in dups
                                           if d.existing_id is not None))
+
+    def dedup_warnings(self, actor: Actor, entity: str, rows: Sequence[Mapping[str, Any]], *,
+                       source: InputSource = InputSource.JSON,
+                       exclude_id: int | None = None,
+                       conn: Connection | None = None) -> list[DedupWarning]:
+        """Possible duplicates of ``rows`` (input values, one dict per record) under the
+        entity's fuzzy ``dedup.warn`` rules, as ``actor`` may be told about them.
+
+        A warning, never a refusal: callers show it and let the user save anyway.
+        ``exclude_id`` is the record being edited (it does not match itself); ``conn``
+        lets a caller check inside its own transaction. Stable: forms, the API, bulk
+        and import results, pool release and conversion all call this.
+        """
+        plan = self.plan(entity)
+        if not plan.entity.dedup_rules or not rows:
+            return []
+        probes = [probe_values(plan, r, source=source) for r in rows]
+
+        def run(c: Connection) -> list[DedupWarning]:
+            found = matches(c, self.plan, entity, probes, exclude_id=exclude_id)
+            if not found:
+                return []
+            return describe(c, self.policy, actor, self.plan, found,
+                            department=self.schema.system[DEPARTMENT_TABLE],
+                            user=self.schema.system[USER_TABLE])
+
+        if conn is not None:
+            return run(conn)
+        with self.engine.connect() as own:
+            return run(own)
+
+    def duplicate_candidates(self, actor: Actor, entity: str, *, basis: str | None = None,
+                             after: str | None = None, limit: int = 20) -> GroupPage | None:
+        """Stored records that share a name stem or match key, grouped (None: the entity
+        declares nothing to group on). Needs the merge grant; only rows inside the
+        actor's merge scope are grouped, so every group is one they may merge."""
+        plan = self.plan(entity)
+        self.policy.check_action(actor, plan.entity, "merge")
+        choices = bases(plan.entity)
+        chosen = next((b for b in choices if b.name == basis), None) if basis else \
+            (choices[0] if choices else None)
+        if chosen is None:
+            if basis:
+                raise QueryError(entity, "basis", f"no duplicate rule {basis!r}")
+            return None
+        scope = self.policy.row_scope(actor, plan.entity, plan.table, "merge")
+        with self.engine.connect() as conn:
+            return group_page(conn, plan, chosen, scope.branches, after=after, limit=limit,
+                              titles=plan.entity.title_field not in
+                              self.policy.hidden_fields(actor, plan.entity))
 
     def _duplicate_error(self, plan: EntityPlan, dup: Duplicate, seen: set[int]) -> DuplicateError:
         return DuplicateError(plan.name, key=dup.spec.name, fields=dup.spec.fields,

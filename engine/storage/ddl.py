@@ -46,7 +46,7 @@ from engine.errors import MigrationError
 from engine.metadata.model import Registry
 from engine.storage.applied import SYSTEM_TABLES
 from engine.storage.conversions import Unconvertible, convert_value
-from engine.storage.matchkeys import normaliser
+from engine.storage.matchkeys import column_normaliser
 from engine.storage.migration_tables import ARCHIVE_TABLE
 from engine.storage.plan import (
     AddColumn,
@@ -490,7 +490,7 @@ def _add_match_key(ex: Executor, step: AddMatchKey) -> None:
         ex.conn.execute(update(table).values({table.c[step.column]: None}))
     else:
         ex.add_columns(step.entity, (step.column,))
-    norm = normaliser(table.c[step.column].info["key_of"])
+    norm = column_normaliser(table.c[step.column].info)
     assert norm is not None
     raw, key_col = table.c[step.field], table.c[step.column]
     stmt = (update(table).where(table.c.id == bindparam("_id"))

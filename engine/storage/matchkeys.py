@@ -17,13 +17,16 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
-from engine.metadata.model import Entity, Field, FieldType
+from engine.metadata.model import DedupMatch, Entity, Field, FieldType
 
 #: Suffix of a key column: ``phone`` -> ``phone__key``. Field names may not hold
 #: ``__`` (see engine.metadata.crosscheck), so a key column never clashes with a field.
 KEY_SUFFIX = "__key"
+#: Suffix of a name-stem column (similar_name dedup rules): ``name`` -> ``name__stem``.
+STEM_SUFFIX = "__stem"
 #: The country whose numbers are written without a country code (mainland China).
 DEFAULT_COUNTRY_CODE = "86"
 
@@ -130,5 +133,67 @@ def keyed_fields(entity: Entity, extra: Iterable[str] = ()) -> tuple[Field, ...]
     normalises, plus ``extra`` names (fields a dedup rule matches on)."""
     names = {f for k in entity.unique_keys for f in k.fields}
     names |= {f.name for f in entity.fields if f.unique}
+    names |= set(entity.dedup_keys)
     names |= set(extra)
     return tuple(f for f in entity.fields if f.name in names and normaliser(f) is not None)
+
+
+# Company-form words. Chinese ones are stripped from the end of the joined name
+# (Chinese has no spaces between words), repeatedly ("...集团有限公司"); Latin ones only
+# as whole trailing words, so "Taco" and "Costco" keep their endings.
+_CJK_SUFFIXES = tuple(sorted((
+    "股份有限公司", "有限责任公司", "有限公司", "分公司", "总公司", "公司", "集团", "工作室",
+), key=len, reverse=True))
+_LATIN_SUFFIXES = frozenset((
+    "co", "ltd", "limited", "inc", "incorporated", "corp", "corporation", "company",
+    "llc", "gmbh", "plc",
+))
+_WORD = re.compile(r"\w+")
+
+
+def name_stem(value: object) -> str | None:
+    """A company or person name reduced to what tells it apart, for similar_name rules.
+
+    Width and case folded (NFKC, casefold), company-form words (``Co., Ltd.``,
+    ``Inc``) dropped from the end, every space, punctuation mark and symbol removed,
+    then Chinese company suffixes (``有限公司``, ``公司``, ``集团``) stripped from the
+    end while something remains: ``上海 ABC 贸易有限公司``, ``上海ABC贸易公司`` and
+    ``上海 abc 贸易`` share the stem ``上海abc贸易``. Equality of stems is one probe of
+    the stem column's index on both databases; similarity measures (trigrams, edit
+    distance) would need a scan on SQLite.
+    """
+    if value is None:
+        return None
+    words = [w.replace("_", "") for w in _WORD.findall(_nfkc(_nfkc(value).casefold()))]
+    words = [w for w in words if w]
+    while len(words) > 1 and words[-1] in _LATIN_SUFFIXES:
+        words.pop()
+    stem = _nfkc("".join(words))
+    changed = True
+    while changed:
+        changed = False
+        for suffix in _CJK_SUFFIXES:
+            if stem.endswith(suffix) and len(stem) > len(suffix):
+                stem = stem[:-len(suffix)]
+                changed = True
+                break
+    return stem or None
+
+
+def stem_column(field_name: str) -> str:
+    """The name-stem column of a field."""
+    return field_name + STEM_SUFFIX
+
+
+def stem_fields(entity: Entity) -> tuple[Field, ...]:
+    """Fields a similar_name rule compares: they get an indexed stem column."""
+    names = {r.field for r in entity.dedup_rules if r.match is DedupMatch.SIMILAR_NAME}
+    return tuple(f for f in entity.fields if f.name in names)
+
+
+def column_normaliser(info: Mapping[str, Any]) -> Normaliser | None:
+    """The normalisation a derived column (its ``Column.info``) holds: stem or match key."""
+    if info.get("stem_of") is not None:
+        return name_stem
+    field = info.get("key_of")
+    return None if field is None else normaliser(field)

@@ -42,7 +42,7 @@ from engine.storage.conversions import (
     is_widening,
     spec_of,
 )
-from engine.storage.matchkeys import Normaliser, normaliser
+from engine.storage.matchkeys import Normaliser, column_normaliser
 from engine.storage.orphans import OrphanContext, find_orphans
 from engine.storage.plan import (
     AddColumn,
@@ -252,8 +252,8 @@ class _Planner:
         for column, field in new_k.items():
             refill = False
             if column in old_k:
-                if normaliser(old_t.c[column].info["key_of"]) is \
-                        normaliser(new_t.c[column].info["key_of"]):
+                if column_normaliser(old_t.c[column].info) is \
+                        column_normaliser(new_t.c[column].info):
                     continue
                 # Same column, new normalisation: kept unique keys must hold for the new keys.
                 refill = True
@@ -321,7 +321,7 @@ class _Planner:
                 return False  # existing keys: the SQL check above saw them
             else:
                 sources.append(field.name)
-                norms.append(normaliser(field))
+                norms.append(column_normaliser(new_t.c[c].info))
         if not all(s in old_t.c for s in sources):
             return False  # a new column holds no values yet
         groups: dict[tuple[Any, ...], list[int]] = {}

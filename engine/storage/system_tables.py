@@ -116,6 +116,7 @@ def add_system_tables(metadata: MetaData) -> dict[str, Table]:
         Column("updated_by", BigInteger, ForeignKey(f"{USER_TABLE}.id", ondelete="SET NULL")),
         UniqueConstraint("kind", "name"),
     )
+    from engine.storage.import_mappings import add_import_tables  # it imports this module
     from engine.storage.merge_tables import add_merge_tables  # it imports this module
     from engine.storage.migration_tables import add_migration_tables  # it imports this module
     from engine.storage.notification_tables import add_notification_tables  # imports this
@@ -133,4 +134,5 @@ def add_system_tables(metadata: MetaData) -> dict[str, Table]:
             **add_view_tables(metadata), **add_upload_tables(metadata),
             **add_pool_tables(metadata), **add_rule_tables(metadata),
             **add_report_tables(metadata), **add_setting_tables(metadata),
-            **add_notification_tables(metadata), **add_merge_tables(metadata)}
+            **add_notification_tables(metadata), **add_merge_tables(metadata),
+            **add_import_tables(metadata)}

@@ -33,7 +33,7 @@ from sqlalchemy.types import TypeEngine
 
 from engine.metadata.model import Entity, Feature, Field, FieldType, OnDelete, Registry
 from engine.metadata.names import SYSTEM_COLUMNS  # noqa: F401  (re-exported for storage callers)
-from engine.storage.matchkeys import key_column, keyed_fields
+from engine.storage.matchkeys import key_column, keyed_fields, stem_column, stem_fields
 from engine.storage.system_tables import (
     NAMING_CONVENTION,
     USER_TABLE,
@@ -130,6 +130,11 @@ def entity_columns(entity: Entity) -> list[Column[object]]:
     for field in keyed_fields(entity):
         cols.append(Column(key_column(field.name), Text(), nullable=True,
                            info={"key_of": field}))
+    # Name stems of similar_name dedup rules: key columns too (added, filled and dropped
+    # by the same migration steps), with their own normalisation.
+    for field in stem_fields(entity):
+        cols.append(Column(stem_column(field.name), Text(), nullable=True,
+                           info={"key_of": field, "stem_of": field}))
     return cols
 
 
@@ -168,6 +173,15 @@ def entity_table_args(entity: Entity) -> list[SchemaItem]:
     # (without it PostgreSQL sorted all 1M rows for one page; bench/bench_records.py).
     for index in entity.indexes:
         args.append(Index(index.name, *index.fields, "id"))
+    # Dedup probes and the candidates screen's GROUP BY read these indexes.
+    unique_fields = {f for k in entity.unique_keys for f in k.fields} | \
+        {f.name for f in entity.fields if f.unique}
+    for name in entity.dedup_keys:
+        if name in keyed and name not in unique_fields:
+            args.append(Index(f"ix_{entity.name}_{key_column(name)}", key_column(name), "id"))
+    for field in stem_fields(entity):
+        args.append(Index(f"ix_{entity.name}_{stem_column(field.name)}",
+                          stem_column(field.name), "id"))
     # Keyset pagination indexes (notes/casbin-rowfilter.md, "rules for the list engine").
     args.append(Index(f"ix_{entity.name}_recent", "updated_at", "id"))
     if entity.has(Feature.OWNED):

@@ -30,7 +30,7 @@ from engine.errors import (
 from engine.metadata.model import Entity
 from engine.records import RecordService
 from engine.records.coerce import CoercionError, InputSource
-from engine.records.dedup import holders, key_of_row
+from engine.records.dedup import DedupWarning, holders, key_of_row
 from engine.storage.matchkeys import text_key
 from engine.workflow.import_files import TableFile
 
@@ -56,9 +56,18 @@ class Rejected:
     reason: str
 
 
+@dataclass(frozen=True)
+class Warned:
+    """A row that went in although a fuzzy dedup rule matched a stored record."""
+
+    line: int
+    cells: tuple[str, ...]
+    warning: str
+
+
 @dataclass
 class ImportReport:
-    """Counts of one import (or dry run) and the rejected rows."""
+    """Counts of one import (or dry run), the rejected rows and the warned ones."""
 
     total: int
     created: int = 0
@@ -67,6 +76,8 @@ class ImportReport:
     rejected: list[Rejected] = field(default_factory=list)
     dry_run: bool = False
     seconds: float = 0.0
+    #: Created rows that look like duplicates (fuzzy rules): in, but worth a look.
+    warned: list[Warned] = field(default_factory=list)
 
     @property
     def done(self) -> int:
@@ -75,7 +86,8 @@ class ImportReport:
     def as_progress(self) -> dict[str, Any]:
         return {"total": self.total, "done": self.done, "created": self.created,
                 "updated": self.updated, "skipped": self.skipped,
-                "rejected": len(self.rejected), "dry_run": self.dry_run}
+                "rejected": len(self.rejected), "warned": len(self.warned),
+                "dry_run": self.dry_run}
 
 
 Progress = Callable[[ImportReport], None]
@@ -107,6 +119,16 @@ def match_columns(entity: Entity, headers: Sequence[str],
     return mapping
 
 
+def warning_text(warning: DedupWarning, locale: str) -> str:
+    """One line for a report: the rule's message and the matched record - named only
+    when the importing user may read it, else whom to ask (as refusals do)."""
+    message = warning.message.get(locale) or f"possible duplicate ({warning.rule})"
+    if warning.existing_id is not None:
+        return f"{message} ({warning.entity} {warning.existing_id}: {warning.title or ''})"
+    return (f"{message} (a {warning.entity} you cannot see; ask "
+            f"{warning.ask or 'an administrator'})")
+
+
 def _reason(errors: Mapping[str, str], columns: Mapping[str, str]) -> str:
     return "; ".join(f"{columns.get(name, name)}: {message}"
                      for name, message in errors.items())
@@ -131,6 +153,7 @@ class _Importer:
         self.header_of = {f: h for h, f in mapping.items()}
         self.seen: dict[tuple[int, tuple[Any, ...]], int] = {}
         self.report = ImportReport(total=len(table.rows), dry_run=dry_run)
+        self.warnings: dict[int, str] = {}   # line -> warning, of the current batch
 
     def payload(self, cells: tuple[str, ...]) -> dict[str, str]:
         # An empty cell is no value: a default applies on insert, nothing changes on update.
@@ -170,6 +193,14 @@ class _Importer:
                 else:
                     updates.append((row[0], row[1], row[2], holder))
             fresh = inserts
+        warnings: dict[int, str] = {}
+        if fresh and self.plan.entity.dedup_rules:
+            matched = self.records.dedup_warnings(self.actor, self.entity,
+                                                  [p for _, _, p, _ in fresh],
+                                                  source=InputSource.STRING)
+            for w in matched:
+                warnings.setdefault(fresh[w.index][0], warning_text(w, self.actor.locale))
+        self.warnings = warnings
         self._insert([(line, cells, payload) for line, cells, payload, _ in fresh])
         for line, cells, payload, holder in updates:
             self._update(line, cells, payload, holder)
@@ -212,6 +243,8 @@ class _Importer:
                     self.reject(line, cells, str(exc))
                 return
             self.report.created += len(rows)
+            self.report.warned += [Warned(line, cells, self.warnings[line])
+                                   for line, cells, _ in rows if line in self.warnings]
             return
 
     @staticmethod
@@ -271,6 +304,7 @@ def run_import(records: RecordService, actor: Actor, *, entity: str, table: Tabl
             progress(importer.report)
     report = importer.report
     report.rejected.sort(key=lambda r: r.line)
+    report.warned.sort(key=lambda r: r.line)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -283,4 +317,15 @@ def error_report(table: TableFile, report: ImportReport) -> bytes:
     writer.writerow([*table.headers, "line", "error"])
     for row in report.rejected:
         writer.writerow([*row.cells, row.line, row.reason])
+    return ("\ufeff" + out.getvalue()).encode("utf-8")
+
+
+def warning_report(table: TableFile, report: ImportReport) -> bytes:
+    """The created rows that look like duplicates, as a CSV (UTF-8 with BOM): the
+    original columns, the line and the warning. Not for re-import: these rows are in."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow([*table.headers, "line", "warning"])
+    for row in report.warned:
+        writer.writerow([*row.cells, row.line, row.warning])
     return ("\ufeff" + out.getvalue()).encode("utf-8")

@@ -211,6 +211,27 @@ def system_columns(entity: Entity) -> list[str]:
             if feature is None or entity.has(feature)]
 
 
+#: The member of a created record's body carrying dedup warnings (field names cannot
+#: start with "_", so it never clashes with a field).
+WARNINGS = "_warnings"
+
+
+def warning_schema() -> Schema:
+    """A possible duplicate (engine/records/dedup.py ``DedupWarning.as_json``)."""
+    return {"type": "object", "required": ["rule", "entity", "message", "count"],
+            "additionalProperties": False, "properties": {
+                "index": {"type": "integer", "description": "the row of a bulk request"},
+                "rule": {"type": "string", "description": "the dedup rule that matched"},
+                "entity": {"type": "string", "description": "the matched record's entity"},
+                "message": {"type": "string"},
+                "count": {"type": "integer", "description": "stored records matched"},
+                "existing_id": {"type": "integer",
+                                "description": "the first matched record, when you may read it"},
+                "title": {"type": ["string", "null"]},
+                "ask": {"type": "string", "description": "whom to ask about a matched record "
+                                                         "you cannot see"}}}
+
+
 def record_schema(registry: Registry, entity: Entity) -> Schema:
     """A record as the API returns it (fields the reader may not see are absent)."""
     properties: Schema = {name: _system(name, registry, entity)
@@ -220,6 +241,12 @@ def record_schema(registry: Registry, entity: Entity) -> Schema:
         if f.type is FieldType.AUTO_NUMBER:
             schema["readOnly"] = True
         properties[f.name] = schema
+    if entity.dedup_rules:
+        properties[WARNINGS] = {
+            "type": "array", "readOnly": True, "items": warning_schema(),
+            "description": "Only in a create's answer, and only when the entity's fuzzy dedup "
+                           "rules matched stored records: the record was created; these are "
+                           "possible duplicates to review (docs/dedup.md)."}
     return {"type": "object", "title": entity.label.get("en"),
             "description": f"A {entity.name} record. Fields the caller's roles hide are left "
                            "out; system columns are read-only.",

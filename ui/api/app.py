@@ -29,6 +29,7 @@ from engine.permissions.versions import one_read_per_request
 from engine.records.coerce import MAX_ID
 from engine.runtime import LiveRuntime, Runtime
 from ui.api import conversions, files, merges, pools
+from ui.api._schemas import WARNINGS
 from ui.api.auth import actor_for_token, bearer_token
 from ui.api.body import DEFAULT_MAX_BODY, read_json_object
 from ui.api.bulk import MAX_BULK_BODY, bulk_create
@@ -101,10 +102,18 @@ def list_records(call: Call) -> Response:
 
 
 def create_record(call: Call) -> Response:
+    """201 with the record; possible duplicates (fuzzy dedup rules) ride along in
+    ``_warnings`` - the record is created either way, as before the rules existed."""
     assert call.body is not None
-    record = call.runtime.records.create(call.actor, call.entity, call.body)
+    records = call.runtime.records
+    warnings = records.dedup_warnings(call.actor, call.entity, [call.body])
+    record = records.create(call.actor, call.entity, call.body)
     location = f"{call.request.url.path.rstrip('/')}/{record.id}"
-    return _record_response(call, record, status=201, headers={"Location": location})
+    body = call.writer.record(record)
+    if warnings:
+        body[WARNINGS] = [w.as_json() for w in warnings]
+    return json_response(body, status=201,
+                         headers={"ETag": etag(record.version), "Location": location})
 
 
 def get_record(call: Call) -> Response:

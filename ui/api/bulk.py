@@ -53,12 +53,20 @@ def bulk_create(call: Call) -> Response:
 
     assert call.body is not None
     records, atomic = bulk_payload(call.body)
+    warnings = call.runtime.records.dedup_warnings(call.actor, call.entity, records)
+    shown = [{"index": w.index, **w.as_json()} for w in warnings]
     if atomic:
         ids = call.runtime.records.bulk_create(call.actor, call.entity, records)
-        return json_response({"created": len(ids), "ids": ids}, status=201)
+        body: dict[str, object] = {"created": len(ids), "ids": ids}
+        if shown:  # only then, so answers without matches stay as they were
+            body["warnings"] = shown
+        return json_response(body, status=201)
     results = create_each(call.runtime.records, call.actor, call.entity, records)
     created = sum(1 for r in results if r.created)
-    return json_response({
+    answer: dict[str, object] = {
         "created": created, "failed": len(results) - created,
         "results": [{"index": r.index, "id": r.id} if r.created
-                    else {"index": r.index, "errors": r.errors} for r in results]})
+                    else {"index": r.index, "errors": r.errors} for r in results]}
+    if shown:
+        answer["warnings"] = [w for w in shown if results[int(str(w["index"]))].created]
+    return json_response(answer)

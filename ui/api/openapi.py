@@ -17,7 +17,13 @@ from engine.metadata.model import Entity, Feature, FieldType, Registry
 from engine.records.coerce import MAX_ID
 from engine.records.query import DEFAULT_LIMIT, MAX_LIMIT, Op
 from engine.runtime import Runtime
-from ui.api._schemas import Schema, create_schema, record_schema, update_schema
+from ui.api._schemas import (
+    Schema,
+    create_schema,
+    record_schema,
+    update_schema,
+    warning_schema,
+)
 from ui.api.bulk import MAX_RECORDS
 from ui.api.conversions import conversion_paths
 from ui.api.merges import merge_paths
@@ -285,15 +291,23 @@ def _bulk_path(entity: Entity, tags: list[str]) -> Schema:
         "responses": {
             "201": _json({"type": "object", "required": ["created", "ids"], "properties": {
                 "created": {"type": "integer"},
-                "ids": {"type": "array", "items": {"type": "integer"}}}},
+                "ids": {"type": "array", "items": {"type": "integer"}},
+                "warnings": _WARNINGS}},
                 "All created (atomic), ids in the order sent."),
             "200": _json({"type": "object", "required": ["created", "failed", "results"],
                           "properties": {"created": {"type": "integer"},
                                          "failed": {"type": "integer"},
-                                         "results": {"type": "array", "items": result}}},
+                                         "results": {"type": "array", "items": result},
+                                         "warnings": _WARNINGS}},
                          "One result per row (atomic false)."),
             **_errors("BadRequest", "Forbidden", "PayloadTooLarge", "UnsupportedMediaType",
                       "UnprocessableContent")}}}
+
+
+#: Possible duplicates of a bulk create (present only when a fuzzy dedup rule matched).
+_WARNINGS: Schema = {"type": "array", "items": warning_schema(),
+                     "description": "Possible duplicates of created rows (fuzzy dedup rules; "
+                                    "`index` is the row). Present only when one matched."}
 
 
 def _page_schema(name: str) -> Schema:

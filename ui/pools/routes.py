@@ -8,8 +8,10 @@ when the actor can no longer see it); a limit that refuses shows its reason (409
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.datastructures import FormData
@@ -23,6 +25,7 @@ from engine.metadata.model import Entity, Feature
 from engine.records.record import Record
 from engine.workflow.pools import PoolService, is_locked, pools_of
 from ui.context import ActionButton, UIContext
+from ui.screens.records import dedup_warnings
 from ui.screens.records._common import entity_of, record_id_of
 
 #: operation -> whether it asks for a reason first (a form page)
@@ -64,6 +67,9 @@ class ReasonForm:
     pools: list[PoolChoice]
     pool_field: str  # "pool" or "to_pool"; "" when there is no choice to make
     error: str = ""
+    #: Possible duplicates of the record (fuzzy dedup rules): worth merging before the
+    #: record goes back where everyone in the pool can claim it.
+    warnings: tuple[Any, ...] = ()
 
 
 def _held_by_me(actor: Actor, record: Record) -> bool:
@@ -132,12 +138,17 @@ def routes(ui: UIContext) -> list[BaseRoute]:
         runtime, actor = ui.runtime(), ui.actor(request)
         entity = entity_of(runtime, request)
         record_id = record_id_of(request)
-        runtime.records.get(actor, entity.name, record_id)  # 404 unless readable
+        record = runtime.records.get(actor, entity.name, record_id)  # 404 unless readable
         operation = request.path_params["operation"]
         if not OPERATIONS.get(operation):
             raise NotFoundError(entity.name, f"{record_id}/{operation}")
-        return ui.render(request, "pools/reason.html",
-                         _reason_form(ui, request, entity, record_id, operation))
+        view = _reason_form(ui, request, entity, record_id, operation)
+        if operation in ("return", "recycle") and entity.dedup_rules:
+            found = runtime.records.dedup_warnings(actor, entity.name, [dict(record)],
+                                                   exclude_id=record_id)
+            view = dataclasses.replace(view, warnings=tuple(
+                dedup_warnings.views(ui, request, runtime, found)))
+        return ui.render(request, "pools/reason.html", view)
 
     def act(request: Request, form: FormData | None) -> Response:
         runtime, actor = ui.runtime(), ui.actor(request)

@@ -20,6 +20,7 @@ def _unsourced(entity: Entity) -> Entity:
         fields=tuple(dataclasses.replace(f, source=Source()) for f in entity.fields),
         unique_keys=tuple(dataclasses.replace(k, source=Source()) for k in entity.unique_keys),
         indexes=tuple(dataclasses.replace(i, source=Source()) for i in entity.indexes),
+        dedup_rules=tuple(dataclasses.replace(r, source=Source()) for r in entity.dedup_rules),
     )
 
 

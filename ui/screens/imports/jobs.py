@@ -18,9 +18,16 @@ from engine.actor import Actor
 from engine.errors import TidepoolError
 from engine.records import RecordService
 from engine.storage.database import write_transaction
+from engine.storage.import_mappings import recall, remember
 from engine.storage.jobs import acquire, list_jobs, release, renew
 from engine.workflow.import_files import TableFile
-from engine.workflow.imports import ImportMode, ImportReport, error_report, run_import
+from engine.workflow.imports import (
+    ImportMode,
+    ImportReport,
+    error_report,
+    run_import,
+    warning_report,
+)
 
 KIND = "import"
 KEEP = 50
@@ -38,14 +45,13 @@ class Upload:
     table: TableFile
     report: ImportReport | None = None
     errors_csv: bytes = b""
+    warnings_csv: bytes = b""
     failure: str = ""
     done: threading.Event = field(default_factory=threading.Event)
 
 
 _LOCK = threading.Lock()
 _UPLOADS: OrderedDict[str, Upload] = OrderedDict()
-#: (user id, entity) -> the last mapping the user confirmed, header -> field.
-REMEMBERED: dict[tuple[int | None, str], dict[str, str]] = {}
 
 
 def keep(upload_of: Actor, *, entity: str, filename: str, table: TableFile) -> Upload:
@@ -70,8 +76,10 @@ def find(token: str, actor: Actor, entity: str) -> Upload | None:
 def start(records: RecordService, actor: Actor, upload: Upload, *, mapping: dict[str, str],
           mode: ImportMode, dry_run: bool) -> None:
     """Run the import in a thread; its progress goes to the job row."""
-    REMEMBERED[(actor.user_id, upload.entity)] = dict(mapping)
     engine = records.engine
+    with write_transaction(engine) as conn:
+        remember(conn, user_id=actor.user_id, entity=upload.entity,
+                 headers=upload.table.headers, mapping=mapping)
     now = dt.datetime.now(dt.UTC)
     lease = acquire(engine, kind=KIND, key=upload.token, owner=f"user:{actor.user_id}",
                     now=now, ttl=_TTL)
@@ -94,6 +102,8 @@ def start(records: RecordService, actor: Actor, upload: Upload, *, mapping: dict
                                 progress=progress)
             upload.report = report
             upload.errors_csv = error_report(upload.table, report)
+            if report.warned:
+                upload.warnings_csv = warning_report(upload.table, report)
         except TidepoolError as exc:
             state, error = "failed", str(exc)
             upload.failure = error
@@ -105,6 +115,14 @@ def start(records: RecordService, actor: Actor, upload: Upload, *, mapping: dict
             upload.done.set()
 
     threading.Thread(target=run, name=f"import-{upload.token[:6]}", daemon=True).start()
+
+
+def remembered(records: RecordService, actor: Actor, upload: Upload) -> dict[str, str] | None:
+    """The mapping confirmed earlier for this entity and header set (see
+    engine/storage/import_mappings.py), to preselect on the mapping page."""
+    with records.engine.connect() as conn:
+        return recall(conn, user_id=actor.user_id, entity=upload.entity,
+                      headers=upload.table.headers)
 
 
 def progress_of(records: RecordService, upload: Upload) -> tuple[str, dict[str, object]]:

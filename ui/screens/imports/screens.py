@@ -11,6 +11,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from engine.errors import NotFoundError, ValidationError
+from engine.messages import message_of
 from engine.metadata.model import Entity
 from engine.records.coerce import CoercionError
 from engine.workflow.import_files import MAX_BYTES, ImportFileError, read_table
@@ -23,7 +24,8 @@ from ui.screens.records._common import entity_of
 PREVIEW_ROWS = 10
 #: The counts of the job row, as the progress panel names them.
 COUNTS = {"total": N_("Rows"), "done": N_("Processed"), "created": N_("Created"),
-          "updated": N_("Updated"), "skipped": N_("Skipped"), "rejected": N_("Rejected")}
+          "updated": N_("Updated"), "skipped": N_("Skipped"), "rejected": N_("Rejected"),
+          "warned": N_("Possible duplicates")}
 MODES = ((ImportMode.INSERT, N_("Refuse rows whose key exists")),
          (ImportMode.SKIP, N_("Skip rows whose key exists")),
          (ImportMode.UPSERT, N_("Update records whose key exists")))
@@ -64,6 +66,7 @@ class ImportView:
     progress: tuple[tuple[str, object], ...] = ()
     percent: int = 0
     errors_url: str = ""
+    warnings_url: str = ""
     failure: str = ""
 
 
@@ -126,6 +129,8 @@ def routes(ui: UIContext) -> list[BaseRoute]:
                          percent=100 * done // max(1, total),
                          errors_url=f"/e/{entity.name}/import/{upload.token}/errors.csv"
                          if upload.report and upload.report.rejected else "",
+                         warnings_url=f"/e/{entity.name}/import/{upload.token}/warnings.csv"
+                         if upload.warnings_csv else "",
                          failure=upload.failure)
             return ui.render(request, "imports/progress.html", view,
                              fragment="imports/_progress.html")
@@ -133,11 +138,15 @@ def routes(ui: UIContext) -> list[BaseRoute]:
                          _mapping_view(request, entity, upload, writable(request, entity)))
 
     def _mapping_view(request: Request, entity: Entity, upload: jobs.Upload,
-                      fields: dict[str, str], error: str = "") -> ImportView:
+                      fields: dict[str, str], error: str = "",
+                      chosen: dict[str, str] | None = None) -> ImportView:
         actor = ui.actor(request)
-        remembered = jobs.REMEMBERED.get((actor.user_id, entity.name))
-        mapping = {h: f for h, f in match_columns(entity, upload.table.headers,
-                                                  remembered).items() if f in fields}
+        if chosen is not None:  # "preview again" with the mapping the user adjusted
+            mapping = chosen
+        else:
+            remembered = jobs.remembered(ui.runtime().records, actor, upload)
+            mapping = {h: f for h, f in match_columns(entity, upload.table.headers,
+                                                      remembered).items() if f in fields}
         skip = ui.t(request, N_("(do not import)"))
         columns = tuple(Column(h, (Choice("", skip, h not in mapping), *(
             Choice(name, label, mapping.get(h) == name) for name, label in fields.items())))
@@ -155,7 +164,7 @@ def routes(ui: UIContext) -> list[BaseRoute]:
                         value = fp.coerce_string(text)
                         message = (fp.check(value) or "") if value is not None else ""
                     except CoercionError as exc:
-                        message = str(exc)
+                        message = message_of(exc)  # keeps the template, so it translates
                 shown.append(Cell(text, ui.t(request, message) if message else ""))
             preview.append((line, tuple(shown)))
         modes = tuple(Choice(m.value, ui.t(request, label), m is ImportMode.INSERT)
@@ -181,6 +190,9 @@ def routes(ui: UIContext) -> list[BaseRoute]:
             mode = ImportMode(str(form.get("mode") or "insert"))
         except ValueError:
             mode = ImportMode.INSERT
+        if form.get("preview") == "1":
+            view = _mapping_view(request, entity, upload, fields, chosen=mapping)
+            return ui.render(request, "imports/mapping.html", view)
         if not mapping:
             view = _mapping_view(request, entity, upload, fields,
                                  error=ui.t(request, "Map at least one column to a field."))
@@ -196,13 +208,21 @@ def routes(ui: UIContext) -> list[BaseRoute]:
         return ui.redirect(request, f"/e/{entity.name}/import/{upload.token}")
 
     def errors_csv(request: Request, form: FormData | None) -> Response:
+        return report_csv(request, "errors")
+
+    def warnings_csv(request: Request, form: FormData | None) -> Response:
+        return report_csv(request, "warnings")
+
+    def report_csv(request: Request, kind: str) -> Response:
         runtime, actor = ui.runtime(), ui.actor(request)
         entity = entity_of(runtime, request)
         upload = jobs.find(request.path_params["token"], actor, entity.name)
-        if upload is None or not upload.errors_csv:
+        data = None if upload is None else \
+            upload.errors_csv if kind == "errors" else upload.warnings_csv
+        if upload is None or not data:
             raise NotFoundError("import", request.path_params["token"])
-        name = upload.filename.rsplit(".", 1)[0] + ".errors.csv"
-        return Response(upload.errors_csv, media_type="text/csv; charset=utf-8", headers={
+        name = upload.filename.rsplit(".", 1)[0] + f".{kind}.csv"
+        return Response(data, media_type="text/csv; charset=utf-8", headers={
             "Content-Disposition": f"attachment; filename*=UTF-8''{_quote(name)}"})
 
     return [
@@ -216,6 +236,8 @@ def routes(ui: UIContext) -> list[BaseRoute]:
               name="import_run"),
         Route("/e/{entity}/import/{token}/errors.csv", ui.endpoint(errors_csv),
               methods=["GET"], name="import_errors"),
+        Route("/e/{entity}/import/{token}/warnings.csv", ui.endpoint(warnings_csv),
+              methods=["GET"], name="import_warnings"),
     ]
 
 

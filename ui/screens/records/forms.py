@@ -23,7 +23,7 @@ from engine.runtime import Runtime
 from ui.context import UIContext
 from ui.i18n import N_
 from ui.limits import whole_number
-from ui.screens.records import files
+from ui.screens.records import dedup_warnings, files
 from ui.screens.records._common import entity_of, record_id_of
 from ui.screens.records.display import display, titles
 from ui.screens.records.duplicates import duplicate_text, field_message
@@ -65,6 +65,9 @@ class FormView:
     errors: list[str] = field(default_factory=list)
     conflict: str = ""
     multipart: bool = False
+    #: Possible duplicates awaiting "save anyway", and the fingerprint confirming them.
+    warnings: list[dedup_warnings.WarningView] = field(default_factory=list)
+    confirm: str = ""
 
 
 def _fields(runtime: Runtime, actor: Actor, entity: Entity) -> tuple[list[Field], frozenset[str]]:
@@ -186,6 +189,15 @@ def routes(ui: UIContext) -> list[BaseRoute]:
                                           None)
         errors: dict[str, str] = {}
         stored = _uploads(ui, runtime, actor, entity, fields, readonly, form, payload, errors)
+        found, mark = dedup_warnings.pending(runtime, actor, entity, payload, form)
+        if found and not errors:
+            for value in stored:  # nothing is saved yet: files are chosen again on confirm
+                files.discard(ui.settings.upload_dir, value)
+            view = form_view(ui, request, runtime, actor, entity, record=None, texts=posted)
+            view = FormView(**{**view.__dict__, "confirm": mark,
+                               "warnings": dedup_warnings.views(ui, request, runtime, found)})
+            return ui.render(request, "records/form.html", view,
+                             fragment="records/_form.html")
         try:
             if errors:
                 raise ValidationError(entity.name, errors)
@@ -220,6 +232,19 @@ def routes(ui: UIContext) -> list[BaseRoute]:
                                           record)
         errors: dict[str, str] = {}
         stored = _uploads(ui, runtime, actor, entity, fields, readonly, form, payload, errors)
+        found, mark = dedup_warnings.pending(runtime, actor, entity, payload, form,
+                                             exclude_id=record.id)
+        if found and not errors:
+            for value in stored:
+                files.discard(ui.settings.upload_dir, value)
+            shown = {f.name: initial_texts(f, record.get(f.name)) for f in entity.fields}
+            view = form_view(ui, request, runtime, actor, entity, record=record,
+                             texts={**shown, **posted})
+            view = FormView(**{**view.__dict__, "version": whole_number(version) or 0,
+                               "confirm": mark,
+                               "warnings": dedup_warnings.views(ui, request, runtime, found)})
+            return ui.render(request, "records/form.html", view,
+                             fragment="records/_form.html")
         try:
             if errors:
                 raise ValidationError(entity.name, errors)

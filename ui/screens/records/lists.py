@@ -77,7 +77,7 @@ def build_list(ui: UIContext, request: Request, runtime: Runtime, actor: Actor, 
                         "", False, [], [], [], [], [], "", False, False, False, False, False,
                         [], [], "", "", notice, can_claim=can_claim, claim_ids=claim_ids)
     can = {a: ui.may(actor, entity, a)
-           for a in ("create", "update", "assign", "delete", "export")}
+           for a in ("create", "update", "assign", "delete", "export", "merge")}
     readonly = runtime.policy.readonly_fields(actor, entity)
     views = SavedViews(runtime.engine, runtime.schema).visible(actor.user_id or 0, entity.name)
     query = urlencode(state.params())
@@ -98,6 +98,8 @@ def build_list(ui: UIContext, request: Request, runtime: Runtime, actor: Actor, 
         saved_views=saved_view_links(views, actor), saved_state=query,
         can_create=can["create"], can_update=can["update"], can_assign=can["assign"],
         can_delete=can["delete"], can_export=can["export"],
+        duplicates_url=f"/e/{entity.name}/duplicates"
+        if can["merge"] and (entity.dedup_rules or entity.dedup_keys) else "",
         bulk_fields=[Choice(f.name, f.label.get(locale)) for f in own_fields
                      if f.name not in readonly and f.type.value != "auto_number"],
         people=_assignable_people(runtime, actor, entity) if can["assign"] else [],
