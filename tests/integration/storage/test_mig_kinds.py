@@ -404,9 +404,9 @@ def test_stages_of_several_pipelines_are_kept_and_must_match_the_selector(
     moved = {**two, "side": {**side, "selector": {"field": "line", "values": ["a", "b"]}}}
     plan = apply_migration(db_engine, dry_run=True, target=registry(
         base(line, features=("pipelined",)), pipelines=moved))
-    assert plan.blocking == ("account.stage: 1 rows select pipeline side by line but are in "
-                             "a stage of another pipeline; move them or change their line "
-                             "first",)
+    assert plan.blocking == (("account.stage: 1 rows select pipeline side by line but are in "
+                              "a stage of another pipeline; move them or change their line "
+                              "first"),)
     plan = apply_migration(db_engine, dry_run=True, target=registry(
         base(line, features=("pipelined",)),
         pipelines={**two, "side": {**side, "stages": [{"key": "b_new"}]}}))
