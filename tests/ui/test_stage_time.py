@@ -49,3 +49,19 @@ def test_no_time_in_stage_without_a_pipeline(client_for: Client, demo_db: DemoDB
     customer = demo_db.live.current().records.list(who, "customer", ListQuery(limit=1)).rows[0]
     page = client_for("rep_east1").get(f"/e/customer/{customer.id}?lang=en").text
     assert "Time in stage" not in page
+
+
+def test_a_renewal_shows_its_own_pipeline_and_keeps_time_from_the_other(
+        client_for: Client, demo_db: DemoDB) -> None:
+    deal = new_deal(demo_db, "rep_east1")
+    records = demo_db.live.current().records
+    switched = records.update(actor(demo_db, "rep_east1"), "opportunity", deal.id,
+                              {"business_line": "renewal"}, version=deal.version)
+    assert switched["stage"] == "renewal_review"
+    page = client_for("rep_east1").get(f"/e/opportunity/{deal.id}?lang=en").text
+    assert "Renewal review (current)" in page and "Background research" in page
+    assert f"/e/opportunity/{deal.id}/stage?to=renewal_quote" in page   # its own next stages
+    assert "stage?to=offer" not in page
+    assert page.index("Renewal review (current)") < page.index("Background research")
+    zh = client_for("rep_east1", lang="zh-CN").get(f"/e/opportunity/{deal.id}").text  # type: ignore[call-arg]
+    assert "续约评估（当前）" in zh
