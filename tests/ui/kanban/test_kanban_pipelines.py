@@ -13,7 +13,6 @@ import pytest
 from engine.actor import Actor
 from tests.ui.conftest import DemoDB
 from tests.ui.kanban.test_kanban_routes import BOARD, STAGES, Client, heads, move, new_deal
-from tests.ui.kanban.test_kanban_routes import app as app  # noqa: F401  (the module's app)
 
 RENEWAL = ["renewal_review", "renewal_quote", "renewed", "churned"]
 
