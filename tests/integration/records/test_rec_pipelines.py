@@ -128,3 +128,22 @@ def test_changing_the_selector_moves_the_record_into_the_new_pipeline(
                        version=back.version)
     assert "not of this record's pipeline case_b" in wrong.value.field_errors["stage"]
     assert service.get(system, "case", rec.id)["line"] == "a"
+
+
+def test_without_a_default_pipeline_an_unselected_record_is_refused(
+        db_engine: Engine, schema: StorageSchema) -> None:
+    job = {**CASE, "name": "job"}
+    only_b = {**SIDE, "name": "job_b", "entity": "job"}
+    built = build_schema(registry_from_document({
+        "apps": [], "entities": {"job": job}, "pipelines": {"job_b": only_b}, "roles": {}}))
+    built.metadata.create_all(db_engine)
+    service = RecordService(engine=db_engine, schema=built)
+    system = Actor.system("test")
+    with pytest.raises(ValidationError) as refused:
+        service.create(system, "job", {"title": "x", "line": "a"})
+    assert refused.value.field_errors == {"line": "no pipeline takes 'a'; choose one of: b"}
+    assert service.count(system, "job") == 0
+    kept = service.create(system, "job", {"title": "y", "line": "b"})
+    with pytest.raises(ValidationError):
+        service.update(system, "job", kept.id, {"line": "c"}, version=kept.version)
+    assert service.get(system, "job", kept.id)["line"] == "b"
