@@ -147,3 +147,18 @@ def test_without_a_default_pipeline_an_unselected_record_is_refused(
     with pytest.raises(ValidationError):
         service.update(system, "job", kept.id, {"line": "c"}, version=kept.version)
     assert service.get(system, "job", kept.id)["line"] == "b"
+
+
+def test_who_may_not_write_the_stage_may_not_switch_pipelines(
+        db_engine: Engine, schema: StorageSchema) -> None:
+    from tests.integration.records.test_rec_scopes import FakePolicy
+
+    service = RecordService(engine=db_engine, schema=schema,
+                            policy=FakePolicy(readonly=frozenset({"stage"})))
+    system = Actor.system("test")
+    rec = service.create(system, "case", {"title": "m", "line": "a"})
+    with pytest.raises(ValidationError) as refused:
+        service.update(system, "case", rec.id, {"line": "b"}, version=rec.version)
+    assert "moves the record to pipeline case_b" in refused.value.field_errors["line"]
+    same = service.update(system, "case", rec.id, {"line": "c"}, version=rec.version)
+    assert (same["line"], same["stage"]) == ("c", "open")
