@@ -28,10 +28,7 @@ def link_issues(world: World) -> Iterator[MetadataIssue]:
                 yield entity.issue(("features",),
                                    f"entity {entity.name!r} is pipelined but no pipeline drives "
                                    f"it (add a pipeline with \"entity\": \"{entity.name}\")")
-            for extra in driving[1:]:
-                yield extra.issue(("entity",),
-                                  f"entity {entity.name!r} already has pipeline "
-                                  f"{driving[0].name!r}; a pipelined entity has exactly one")
+            yield from _several_pipeline_issues(entity, driving)
     for pool in world.pools.values():
         yield from _pool_issues(pool, world)
     for role in world.roles.values():
@@ -91,6 +88,7 @@ def _pipeline_issues(pipeline: LocatedDoc, world: World) -> Iterator[MetadataIss
         elif kinds[initial] != "open":
             yield pipeline.issue(("initial_stage",), f"the initial stage {initial!r} must be "
                                                      f"open, not {kinds[initial]!r}")
+    yield from _selector_issues(pipeline, entity)
     prob = pipeline.body.get("probability_field")
     if prob is not None and types is not None:
         if prob not in types:
@@ -107,6 +105,66 @@ def _pipeline_issues(pipeline: LocatedDoc, world: World) -> Iterator[MetadataIss
             if types is not None and fname not in types:
                 yield pipeline.issue(("stages", i, "required_fields", j),
                                      missing("field", fname, types))
+
+
+def _selector_issues(pipeline: LocatedDoc, entity: LocatedDoc | None
+                     ) -> Iterator[MetadataIssue]:
+    """A selector names a select field of the entity and option values of it."""
+    selector = pipeline.body.get("selector")
+    if not selector or entity is None:
+        return
+    fields = {f["name"]: f for f in entity.body["fields"]}
+    found = fields.get(selector["field"])
+    if found is None:
+        yield pipeline.issue(("selector", "field"), missing("field", selector["field"], fields))
+        return
+    if found["type"] != FieldType.SELECT.value:
+        yield pipeline.issue(("selector", "field"),
+                             f"the selector field must be a select; {selector['field']!r} is "
+                             f"{found['type']!r}")
+        return
+    options = [o["value"] for o in found.get("options") or ()]
+    for j, value in enumerate(selector["values"]):
+        if value not in options:
+            yield pipeline.issue(("selector", "values", j),
+                                 missing(f"option of {selector['field']!r}", value, options))
+
+
+def _several_pipeline_issues(entity: LocatedDoc, driving: list[LocatedDoc]
+                             ) -> Iterator[MetadataIssue]:
+    """One entity's pipelines: one default at most, one selector field, values and stage
+    keys never shared (a record's field value and its stored stage name one pipeline)."""
+    defaults = [p for p in driving if not p.body.get("selector")]
+    for extra in defaults[1:]:
+        yield extra.issue(("entity",),
+                          f"entity {entity.name!r} already has the default pipeline "
+                          f"{defaults[0].name!r}; another pipeline of it needs a \"selector\"")
+    field_of: tuple[str, str] | None = None
+    taken: dict[str, str] = {}
+    stage_of: dict[str, str] = {}
+    for pipeline in driving:
+        selector = pipeline.body.get("selector")
+        if selector:
+            if field_of is None:
+                field_of = (selector["field"], pipeline.name)
+            elif selector["field"] != field_of[0]:
+                yield pipeline.issue(("selector", "field"),
+                                     f"pipeline {field_of[1]!r} of entity {entity.name!r} "
+                                     f"selects by {field_of[0]!r}; all pipelines of an entity "
+                                     f"select by one field")
+            for j, value in enumerate(selector["values"]):
+                if value in taken:
+                    yield pipeline.issue(("selector", "values", j),
+                                         f"value {value!r} already selects pipeline "
+                                         f"{taken[value]!r}")
+                taken.setdefault(value, pipeline.name)
+        for i, stage in enumerate(pipeline.body["stages"]):
+            owner = stage_of.setdefault(stage["key"], pipeline.name)
+            if owner != pipeline.name:
+                yield pipeline.issue(("stages", i, "key"),
+                                     f"stage key {stage['key']!r} is already a stage of "
+                                     f"pipeline {owner!r} of entity {entity.name!r}; stage "
+                                     f"keys are unique across an entity's pipelines")
 
 
 def _pool_issues(pool: LocatedDoc, world: World) -> Iterator[MetadataIssue]:

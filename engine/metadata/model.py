@@ -266,8 +266,22 @@ class Stage:
 
 
 @dataclass(frozen=True)
+class PipelineSelector:
+    """Which records a pipeline drives: those whose select ``field`` holds one of ``values``."""
+
+    field: str
+    values: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Pipeline:
-    """The stage machine of one pipelined entity."""
+    """The stage machine of one pipelined entity (of some of its records, with a selector).
+
+    An entity may have several pipelines, each driving the records whose selector
+    field holds one of its values; the one without a selector (the default) drives
+    the others. Stage keys are unique across an entity's pipelines, so a stored
+    stage says which pipeline it belongs to.
+    """
 
     name: str
     entity: str
@@ -277,6 +291,7 @@ class Pipeline:
     app: str = ""
     source: Source = Source()
     probability_field: str | None = None  # takes the stage's probability on entry
+    selector: PipelineSelector | None = None  # None: the entity's default pipeline
 
     def stage(self, key: str) -> Stage:
         for s in self.stages:
@@ -509,8 +524,23 @@ class Registry:
         except KeyError:
             raise KeyError(f"no entity {name!r}") from None
 
+    def pipelines_of(self, entity: str) -> tuple[Pipeline, ...]:
+        """The entity's pipelines, the default one (no selector) first, then by name."""
+        return tuple(sorted((p for p in self.pipelines.values() if p.entity == entity),
+                            key=lambda p: (p.selector is not None, p.name)))
+
     def pipeline_for(self, entity: str) -> Pipeline | None:
-        return next((p for p in self.pipelines.values() if p.entity == entity), None)
+        """The entity's default pipeline (the first one when every pipeline has a selector)."""
+        return next(iter(self.pipelines_of(entity)), None)
+
+    def find_stage(self, entity: str, key: Any) -> tuple[Pipeline, Stage] | None:
+        """The pipeline holding stage ``key`` of ``entity`` and the stage (keys are unique
+        across an entity's pipelines)."""
+        for pipeline in self.pipelines_of(entity):
+            stage = next((s for s in pipeline.stages if s.key == key), None)
+            if stage is not None:
+                return pipeline, stage
+        return None
 
     def __iter__(self) -> Iterator[Entity]:
         return iter(self.entities.values())

@@ -39,6 +39,7 @@ from engine.metadata.model import (
     OnDelete,
     Option,
     Pipeline,
+    PipelineSelector,
     Pool,
     PoolLimits,
     PoolMembers,
@@ -186,6 +187,9 @@ def parse_pipeline(doc: Doc, *, app: str = "", file: str = "", pointer: str = ""
         stages=stages,
         initial_stage=doc.get("initial_stage") or (stages[0].key if stages else ""),
         probability_field=doc.get("probability_field"),
+        selector=PipelineSelector(field=doc["selector"]["field"],
+                                  values=tuple(doc["selector"]["values"]))
+        if doc.get("selector") else None,
         app=app,
         source=Source(file, pointer),
     )

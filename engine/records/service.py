@@ -158,9 +158,17 @@ class RecordService:
             found = self._plans[entity] = EntityPlan(self.schema, self.schema.registry.entity(entity))
         return found
 
-    def stage_rules(self, entity: str) -> stages.StageRules | None:
-        """The stage machine of a pipelined entity (None for other entities)."""
-        return stages.rules_for(self.schema.registry, self.plan(entity))
+    def stage_rules(self, entity: str, pipeline: str | None = None) -> stages.StageRules | None:
+        """The stage machine of one pipeline of an entity: ``pipeline`` by name, else the
+        default one (None for other entities and unknown names)."""
+        if pipeline is None:
+            return stages.rules_for(self.schema.registry, self.plan(entity))
+        pipelines = self.pipelines(entity)
+        return pipelines.named(pipeline) if pipelines is not None else None
+
+    def pipelines(self, entity: str) -> stages.EntityPipelines | None:
+        """Every pipeline of an entity and how a record picks one (None: not pipelined)."""
+        return stages.pipelines_for(self.schema.registry, self.plan(entity))
 
     def _preparer(self, plan: EntityPlan, source: InputSource) -> RowPreparer:
         source = InputSource(source)
@@ -350,15 +358,16 @@ class RecordService:
         payloads, taken = uploads.resolve(tx.conn, self.schema.system[UPLOAD_TABLE], plan,
                                           actor, payloads, source=source, bulk=bulk,
                                           errors=upload_errors)
-        rules = stages.rules_for(self.schema.registry, plan)
-        if rules is not None:  # a payload may name the stage a new record starts in
+        pipelines = stages.pipelines_for(self.schema.registry, plan)
+        if pipelines is not None:  # a payload may name the stage a new record starts in
             payloads, wanted = stages.split_stage(payloads)
         rows = self._preparer(plan, source).prepare(
             payloads, now=now.astimezone(actor_zone(actor)), readonly=readonly,
             owner_default=actor.user_id, bulk=bulk, errors=errors)
-        if rules is not None:
-            stages.entry_errors(rules, rows, wanted, readonly=readonly, bulk=bulk, errors=errors)
-            stages.fill_entry_defaults(rules, plan, rows, wanted)
+        starts: list[str] | None = None
+        if pipelines is not None:
+            starts = stages.starting(pipelines, plan, rows, wanted, readonly=readonly,
+                                     bulk=bulk, errors=errors)
         errors.update(upload_errors)
         conn = tx.conn
         try:
@@ -384,9 +393,9 @@ class RecordService:
                            errors=errors)
             if errors:
                 raise ValidationError(plan.name, errors)
-            if rules is not None:
+            if starts is not None and plan.initial_stage is not None:
                 stages.place_new(conn, plan, self.schema.system[STAGE_HISTORY_TABLE],
-                                 ids=ids, wanted=wanted, initial=rules.initial, at=now,
+                                 ids=ids, stages=starts, initial=plan.initial_stage, at=now,
                                  by=actor.user_id)
             if read_back is not None:
                 read_back(conn, ids, now)
@@ -394,12 +403,11 @@ class RecordService:
             raise self._after_race(actor, plan, rows, exclude_id=None, bulk=bulk,
                                    exc=exc) from exc
         if read_back is None:
-            self._created_events(tx, plan, ids, rows, wanted if rules is not None else None,
-                                 now)
+            self._created_events(tx, plan, ids, rows, starts, now)
         return ids
 
     def _created_events(self, tx: Transaction, plan: EntityPlan, ids: Sequence[int],
-                        rows: Sequence[Mapping[str, Any]], wanted: Sequence[Any] | None,
+                        rows: Sequence[Mapping[str, Any]], starts: Sequence[str] | None,
                         now: datetime) -> None:
         """Events of a bulk insert, built from the prepared rows (no read back of the batch)."""
         system: dict[str, Any] = {"created_at": now, "updated_at": now,
@@ -408,12 +416,10 @@ class RecordService:
             system["deleted_at"] = None
         if "pool_id" in plan.table.c:
             system["pool_id"] = None
-        initial = plan.initial_stage
         for i, (record_id, row) in enumerate(zip(ids, rows)):
             after = {**row, **system, "id": record_id}
-            if initial is not None:
-                asked = wanted[i] if wanted is not None else None
-                after[stages.STAGE] = asked if asked is not None else initial
+            if starts is not None:
+                after[stages.STAGE] = starts[i]
             tx.event(plan, record_id, ev.CREATE, before=None, after=after, at=now)
 
     def _number(self, conn: Connection, plan: EntityPlan, rows: list[dict[str, Any]],
@@ -653,11 +659,11 @@ class RecordService:
                        version: int, values: Mapping[str, Any] | None,
                        source: InputSource) -> Record:
         plan = self.plan(entity)
-        rules = stages.rules_for(self.schema.registry, plan)
-        if rules is None:
+        pipelines = stages.pipelines_for(self.schema.registry, plan)
+        if pipelines is None:
             raise ValidationError(plan.name, {stages.STAGE: "this entity has no pipeline"})
         return self._update(tx, plan, record_id, values or {}, version=version,
-                            source=source, move=stages.StageMove(rules, to))
+                            source=source, move=stages.StageMove(pipelines, to))
 
     def _update(self, tx: Transaction, plan: EntityPlan, record_id: int,
                 values: Mapping[str, Any], *, version: int, source: InputSource,
@@ -685,9 +691,16 @@ class RecordService:
                                      version=version, deleted=False)
             changed = {n: v for n, v in new.items() if not same_value(old.get(n), v)}
             merged = {**old, **changed}
-            moving = move is not None and move.check(plan, record_id, old, merged)
-            if moving and move is not None:
-                entering = move.rules.entry_defaults(plan, move.to, new)
+            # The record's pipeline (chosen by the merged values) judges the move; a
+            # changed selector field moves it into the new pipeline.
+            entry = stages.entering(
+                move.pipelines if move is not None
+                else stages.pipelines_for(self.schema.registry, plan),
+                plan, record_id, old=old, merged=merged,
+                asked=move.to if move is not None else None, readonly=readonly)
+            moving = entry is not None
+            if entry is not None:
+                entering = entry[0].entry_defaults(plan, entry[1], new)
                 changed.update({n: v for n, v in entering.items()
                                 if not same_value(old.get(n), v)})
                 merged = {**old, **changed}
@@ -704,7 +717,7 @@ class RecordService:
                                             self._seen(conn, actor, plan, dups))
             # The stage column is written only here: READONLY_SYSTEM keeps it out of
             # every payload, so no path changes it without the stage rules.
-            stage = {stages.STAGE: move.to} if moving and move is not None else {}
+            stage = {stages.STAGE: entry[1]} if entry is not None else {}
             self._bump(conn, plan, record_id, version=version, now=now,
                        columns=plan.to_columns(changed, dict(stage)))
             uploads.attach(conn, self.schema.system[UPLOAD_TABLE],

@@ -4,12 +4,16 @@ A pipelined entity's ``stage`` column holds the key of one stage of its pipeline
 The records service routes every stage change through here, from a create, an
 update carrying ``stage`` or ``move_stage``:
 
-- a new record starts in the pipeline's initial stage, or in a stage it names;
+- a record belongs to one of the entity's pipelines, chosen by its selector field
+  (``EntityPipelines``); its pipeline decides everything below;
+- a new record starts in its pipeline's initial stage, or in a stage it names;
 - a move must go to one of the current stage's ``next_stages`` (omitted: any
   stage). A closed stage (won / lost) is terminal unless it lists next stages:
   listing them is how a pipeline allows reopening;
 - entering a stage needs its ``required_fields`` filled, counting the values
   written with the move, so one form submit can fill them and move at once;
+- changing the selector field moves the record into the other pipeline's
+  initial stage (or the stage the same update names), recorded like any move;
 - each visit to a stage is a ``tp_stage_history`` row (entered, left, by whom),
   written in the move's transaction, from which time in stage is computed.
 """
@@ -115,19 +119,79 @@ class StageRules:
                 for name in stage.required_fields if is_empty(values.get(name))}
 
 
-def rules_for(registry: Registry, plan: EntityPlan) -> StageRules | None:
-    """The stage rules of a pipelined entity; None for any other entity."""
+@dataclass(frozen=True)
+class EntityPipelines:
+    """Every pipeline of one entity and how a record picks its own.
+
+    A record belongs to the pipeline whose selector lists the value of its selector
+    field, else to the default pipeline (the one without a selector). Stage keys are
+    unique across the pipelines (the metadata check sees to it), so a stored stage
+    also names its pipeline.
+    """
+
+    entity: str
+    rules: tuple[StageRules, ...]   # the default pipeline first
+
+    @property
+    def selector(self) -> str | None:
+        """The select field that chooses the pipeline (None: one pipeline for all)."""
+        return next((r.pipeline.selector.field for r in self.rules
+                     if r.pipeline.selector is not None), None)
+
+    def named(self, name: str) -> StageRules | None:
+        return next((r for r in self.rules if r.pipeline.name == name), None)
+
+    def of(self, values: Mapping[str, Any]) -> StageRules | None:
+        """The pipeline of a record with ``values``; None when no pipeline takes it."""
+        field = self.selector
+        value = values.get(field) if field is not None else None
+        default = None
+        for rules in self.rules:
+            chosen = rules.pipeline.selector
+            if chosen is None:
+                default = default or rules
+            elif value in chosen.values:
+                return rules
+        return default
+
+    def holding(self, stage: Any) -> StageRules | None:
+        """The pipeline that has stage ``stage``."""
+        return next((r for r in self.rules if r.find(stage) is not None), None)
+
+    def no_pipeline(self, values: Mapping[str, Any]) -> str:
+        """Why a record with ``values`` has no pipeline (only without a default one)."""
+        taken = sorted(v for r in self.rules if r.pipeline.selector is not None
+                       for v in r.pipeline.selector.values)
+        return M("no pipeline takes %(value)s; choose one of: %(values)s",
+                 value=repr(values.get(self.selector or "")), values=", ".join(taken))
+
+
+def pipelines_for(registry: Registry, plan: EntityPlan) -> EntityPipelines | None:
+    """The pipelines of a pipelined entity; None for any other entity."""
     if not plan.entity.has(Feature.PIPELINED):
         return None
-    pipeline = registry.pipeline_for(plan.name)
-    return StageRules(pipeline) if pipeline is not None else None
+    found = registry.pipelines_of(plan.name)
+    return EntityPipelines(plan.name, tuple(StageRules(p) for p in found)) if found else None
 
 
-def target_error(rules: StageRules, to: Any) -> str | None:
-    """Why ``to`` cannot be a stage at all (not a key of the pipeline), else None."""
+def rules_for(registry: Registry, plan: EntityPlan) -> StageRules | None:
+    """The stage rules of a pipelined entity's default pipeline; None for any other entity."""
+    pipelines = pipelines_for(registry, plan)
+    return pipelines.rules[0] if pipelines is not None else None
+
+
+def target_error(rules: StageRules, to: Any,
+                 pipelines: EntityPipelines | None = None) -> str | None:
+    """Why ``to`` cannot be a stage of this pipeline, else None."""
     if rules.find(to) is not None:
         return None
     known = ", ".join(s.key for s in rules.ordered())
+    other = pipelines.holding(to) if pipelines is not None else None
+    if other is not None:
+        # keys, not labels: API clients and the CLI read them
+        return M("%(stage)s is a stage of pipeline %(other)s, not of this record's pipeline "
+                 "%(pipeline)s (stages: %(known)s)", stage=repr(to), other=other.pipeline.name,
+                 pipeline=rules.pipeline.name, known=known)
     return M("unknown stage %(stage)s (stages: %(known)s)", stage=repr(to), known=known)
 
 
@@ -135,32 +199,61 @@ def target_error(rules: StageRules, to: Any) -> str | None:
 class StageMove:
     """A requested move of one record to stage ``to``, checked inside the update."""
 
-    rules: StageRules
+    pipelines: EntityPipelines
     to: str
 
-    def check(self, plan: EntityPlan, record_id: int, old: Mapping[str, Any],
-              merged: Mapping[str, Any]) -> bool:
-        """True if the record really changes stage; raises if the move is refused.
-
-        Staying in the current stage is not a move (no rule applies, no history).
-        """
-        current = old.get(STAGE)
-        if current == self.to:
-            return False
-        self.rules.check_move(plan.name, record_id, current, self.to)
-        errors = self.rules.missing(self.to, merged)
-        if errors:
-            raise ValidationError(plan.name, errors)
-        return True
-
     def target_errors(self, readonly: frozenset[str], errors: dict[str, str]) -> None:
-        """Before any SQL: ``to`` must be a stage, and the actor allowed to write stages."""
+        """Before any SQL: ``to`` must be a stage of the entity, the actor allowed to
+        write stages. Whether it is one of the record's pipeline is known once read."""
         if STAGE in readonly:
             errors[STAGE] = M("is read-only for you")
             return
-        message = target_error(self.rules, self.to)
-        if message is not None:
-            errors[STAGE] = message
+        if self.pipelines.holding(self.to) is None:
+            known = ", ".join(s.key for r in self.pipelines.rules for s in r.ordered())
+            errors[STAGE] = M("unknown stage %(stage)s (stages: %(known)s)",
+                              stage=repr(self.to), known=known)
+
+
+def entering(pipelines: EntityPipelines | None, plan: EntityPlan, record_id: int, *,
+             old: Mapping[str, Any], merged: Mapping[str, Any], asked: str | None,
+             readonly: frozenset[str]) -> tuple[StageRules, str] | None:
+    """The pipeline and stage an update moves the record into, None if it stays.
+
+    Within its pipeline a record moves only along ``next_stages``. Changing the
+    selector field moves it into the other pipeline, as a record type change
+    maps the stage in Salesforce: to the stage the same update names (any stage
+    of the new pipeline) or else to the new pipeline's initial stage, with that
+    stage's required fields. Staying in the current stage is not a move (no rule
+    applies, no history). Raises ``StageTransitionError`` / ``ValidationError``.
+    """
+    if pipelines is None:
+        return None
+    rules = pipelines.of(merged)
+    if rules is None:
+        raise ValidationError(plan.name, {pipelines.selector or STAGE:
+                                          pipelines.no_pipeline(merged)})
+    current = old.get(STAGE)
+    was = pipelines.holding(current) or pipelines.of(old)
+    switching = was is not None and was.pipeline.name != rules.pipeline.name
+    if switching:
+        if asked is None and STAGE in readonly:
+            raise ValidationError(plan.name, {pipelines.selector or STAGE: M(
+                "changing it moves the record to pipeline %(pipeline)s, and the stage is "
+                "read-only for you", pipeline=rules.pipeline.name)})
+        to = asked if asked is not None else rules.initial
+    elif asked is None or asked == current:
+        return None
+    else:
+        to = asked
+    message = target_error(rules, to, pipelines)
+    if message is not None:
+        raise ValidationError(plan.name, {STAGE: message})
+    if not switching:
+        rules.check_move(plan.name, record_id, current, to)
+    errors = rules.missing(to, merged)
+    if errors:
+        raise ValidationError(plan.name, errors)
+    return rules, to
 
 
 def change(old: Mapping[str, Any], to: str) -> dict[str, Any]:
@@ -186,28 +279,33 @@ def split_stage(payloads: Sequence[Mapping[str, Any]]
     return rest, wanted
 
 
-def fill_entry_defaults(rules: StageRules, plan: EntityPlan, rows: Sequence[dict[str, Any]],
-                        wanted: Sequence[Any]) -> None:
-    """New records take their starting stage's defaults where the payload left them empty."""
-    for row, asked in zip(rows, wanted):
-        given = {k: v for k, v in row.items() if v is not None}
-        row.update(rules.entry_defaults(plan, rules.initial if asked is None else asked, given))
-
-
-def entry_errors(rules: StageRules, rows: Sequence[Mapping[str, Any]], wanted: Sequence[Any],
-                 *, readonly: frozenset[str], bulk: bool, errors: dict[str, str]) -> None:
-    """Each new record must start in a real stage and have what that stage requires."""
+def starting(pipelines: EntityPipelines, plan: EntityPlan, rows: Sequence[dict[str, Any]],
+             wanted: Sequence[Any], *, readonly: frozenset[str], bulk: bool,
+             errors: dict[str, str]) -> list[str]:
+    """The stage each new record starts in: the initial stage of its own pipeline, or
+    the stage it names, which must be one of that pipeline; what the stage requires
+    must be filled. Rows then take the stage's entry defaults where they left them empty."""
+    starts: list[str] = []
     for i, (row, asked) in enumerate(zip(rows, wanted)):
         at = i if bulk else None
+        rules = pipelines.of(row)
+        if rules is None:
+            errors[key(at, pipelines.selector or STAGE)] = pipelines.no_pipeline(row)
+            starts.append("")
+            continue
+        to = rules.initial if asked is None else asked
+        starts.append(to)
         if asked is not None:
             message = "is read-only for you" if STAGE in readonly \
-                else target_error(rules, asked)
+                else target_error(rules, asked, pipelines)
             if message is not None:
                 errors[key(at, STAGE)] = message
                 continue
-        for name, message in rules.missing(rules.initial if asked is None else asked,
-                                           row).items():
+        for name, message in rules.missing(to, row).items():
             errors.setdefault(key(at, name), message)
+        given = {k: v for k, v in row.items() if v is not None}
+        row.update(rules.entry_defaults(plan, to, given))
+    return starts
 
 
 # --- history -------------------------------------------------------------------------
@@ -236,14 +334,13 @@ def enter(conn: Connection, table: Table, *, entity: str, record_id: int, stage:
 
 
 def place_new(conn: Connection, plan: EntityPlan, history: Table, *, ids: Sequence[int],
-              wanted: Sequence[str | None], initial: str, at: datetime,
-              by: int | None) -> None:
-    """New records: move those asked for another stage there, open each one's first visit.
+              stages: Sequence[str], initial: str, at: datetime, by: int | None) -> None:
+    """New records: move those starting elsewhere there, open each one's first visit.
 
     Rows were inserted in ``initial`` (one constant for the whole batch); the few
-    asking for another stage get one UPDATE per distinct stage.
+    starting in another stage (asked for, or another pipeline's) get one UPDATE per
+    distinct stage.
     """
-    stages = [w if w is not None else initial for w in wanted]
     by_stage: dict[str, list[int]] = {}
     for record_id, stage in zip(ids, stages):
         if stage != initial:

@@ -387,9 +387,8 @@ class ReportRunner:
             per_key.setdefault((value,), {})
 
     def _natural_values(self, report: Report, dim: Dimension) -> list[Any]:
-        if dim.kind == "stage":
-            pipeline = self.registry.pipeline_for(report.entity)
-            return [s.key for s in pipeline.stages] if pipeline else []
+        if dim.kind == "stage":   # keys are unique across pipelines: pipeline by pipeline
+            return [s.key for p in self.registry.pipelines_of(report.entity) for s in p.stages]
         if dim.kind == "field" and dim.field and "." not in dim.field:
             f = next((f for f in self.registry.entity(report.entity).fields
                       if f.name == dim.field), None)
@@ -627,10 +626,8 @@ class _Labels:
                 return NONE_LABEL
             return self.departments().get(int(value), f"#{value}")
         if dim.kind == "stage":
-            pipeline = self.runner.registry.pipeline_for(self.report.entity)
-            stage = next((s for s in pipeline.stages if s.key == value), None) \
-                if pipeline else None
-            return stage.label.get(self.locale) if stage else str(value)
+            found = self.runner.registry.find_stage(self.report.entity, value)
+            return found[1].label.get(self.locale) if found else str(value)
         if dim.kind == "period":
             assert buckets_of is not None and dim.grain is not None
             return bucket_label(buckets_of[int(value)][0], dim.grain)

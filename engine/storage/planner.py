@@ -27,11 +27,20 @@ from sqlalchemy import (
     and_,
     func,
     inspect,
+    or_,
     select,
 )
 from sqlalchemy import table as table_clause
 
-from engine.metadata.model import OPTION_TYPES, Entity, Feature, Field, FieldType, Registry
+from engine.metadata.model import (
+    OPTION_TYPES,
+    Entity,
+    Feature,
+    Field,
+    FieldType,
+    Pipeline,
+    Registry,
+)
 from engine.metadata.names import SYSTEM_COLUMNS
 from engine.metadata.parse import parse_field
 from engine.storage.applied import SYSTEM_TABLES, Archive, live_archives
@@ -465,25 +474,53 @@ class _Planner:
     # -- other metadata and purges ---------------------------------------------------------
 
     def _check_removed_stages(self, old_schema: StorageSchema) -> None:
-        """Rows sitting in a stage the target pipeline no longer has block the plan."""
+        """Rows sitting in a stage no target pipeline of their entity has, or selecting a
+        pipeline (by the selector field's value) whose stages do not include theirs,
+        block the plan: the stored key must stay a stage of the record's own pipeline."""
         for name, entity in self.target.entities.items():
             before = self.applied.entities.get(name)
             if before is None or not (before.has(Feature.PIPELINED)
                                       and entity.has(Feature.PIPELINED)):
                 continue
-            old_pipeline = self.applied.pipeline_for(name)
-            new_pipeline = self.target.pipeline_for(name)
-            if old_pipeline is None or new_pipeline is None:
+            old_pipelines = self.applied.pipelines_of(name)
+            new_pipelines = self.target.pipelines_of(name)
+            if not old_pipelines or not new_pipelines:
                 continue
-            kept = {s.key for s in new_pipeline.stages}
-            stage = old_schema.table(name).c.stage
-            for key in (s.key for s in old_pipeline.stages if s.key not in kept):
-                count = self.conn.execute(select(func.count()).select_from(old_schema.table(name))
+            kept = {s.key for p in new_pipelines for s in p.stages}
+            table = old_schema.table(name)
+            stage = table.c.stage
+            for held_by, key in ((p.name, s.key) for p in old_pipelines for s in p.stages
+                                 if s.key not in kept):
+                count = self.conn.execute(select(func.count()).select_from(table)
                                           .where(stage == key)).scalar_one()
                 if count:
                     self.problems.append(
                         f"{name}.stage: {count} rows are in stage {key!r}, which pipeline "
-                        f"{new_pipeline.name} no longer has")
+                        f"{held_by} no longer has")
+            if len(new_pipelines) > 1:
+                self._check_pipeline_choice(name, table, new_pipelines, kept)
+
+    def _check_pipeline_choice(self, name: str, table: Table, pipelines: tuple[Pipeline, ...],
+                               kept: set[str]) -> None:
+        """Rows whose selector value picks a pipeline their stage is not in."""
+        selectors = [p.selector for p in pipelines if p.selector is not None]
+        column = table.c.get(selectors[0].field)
+        chosen = [v for sel in selectors for v in sel.values]
+        for pipeline in pipelines:
+            foreign = sorted(kept - {s.key for s in pipeline.stages})
+            stmt = select(func.count()).select_from(table).where(table.c.stage.in_(foreign))
+            if pipeline.selector is not None:
+                if column is None:   # a new selector field: every row is still empty
+                    continue
+                stmt = stmt.where(column.in_(pipeline.selector.values))
+            elif column is not None:
+                stmt = stmt.where(or_(column.is_(None), column.not_in(chosen)))
+            count = self.conn.execute(stmt).scalar_one() if foreign else 0
+            if count:
+                self.problems.append(
+                    f"{name}.stage: {count} rows select pipeline {pipeline.name} by "
+                    f"{selectors[0].field} but are in a stage of another pipeline; move them "
+                    f"or change their {selectors[0].field} first")
 
     def _declaration_steps(self) -> list[Step]:
         steps: list[Step] = []

@@ -199,11 +199,15 @@ def _system(name: str, registry: Registry, entity: Entity) -> Schema:
 
 def stage_schema(registry: Registry, entity: Entity) -> Schema:
     """The pipeline stage: given on create or not, changed by an update naming a next stage."""
-    pipeline = registry.pipeline_for(entity.name)
-    stages = [s.key for s in pipeline.stages] if pipeline else []
+    pipelines = registry.pipelines_of(entity.name)
+    stages = [s.key for p in pipelines for s in p.stages]
+    selector = next((p.selector.field for p in pipelines if p.selector is not None), None)
+    mine = (f"; the record's pipeline (chosen by {selector}) decides which of these it may "
+            f"take, and changing {selector} moves it to the new pipeline's initial stage"
+            if selector else "")
     return {"type": "string", "enum": stages,
             "description": "the pipeline stage; an update naming it moves the record (only to "
-                           "a next stage, with the fields that stage requires)"}
+                           "a next stage, with the fields that stage requires)" + mine}
 
 
 def system_columns(entity: Entity) -> list[str]:
@@ -263,8 +267,9 @@ def create_schema(registry: Registry, entity: Entity) -> Schema:
                                   "description": "the owning user (default: you)"}
     if entity.has(Feature.PIPELINED):
         properties["stage"] = {**stage_schema(registry, entity),
-                               "description": "the stage to start in (default: the pipeline's "
-                                              "first), with the fields that stage requires"}
+                               "description": "the stage to start in (default: the initial "
+                                              "stage of the record's pipeline), with the "
+                                              "fields that stage requires"}
     required = [f.name for f in entity.fields if f.required and f.default is None
                 and f.type is not FieldType.AUTO_NUMBER]
     return {"type": "object", "properties": properties, "required": required,

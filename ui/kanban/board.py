@@ -17,12 +17,12 @@ from urllib.parse import urlencode
 
 from engine.actor import Actor
 from engine.errors import StageTransitionError, ValidationError
-from engine.metadata.model import Entity, Field, FieldType
+from engine.metadata.model import Entity, Field, FieldType, Stage
 from engine.records import Filter, ListQuery, RecordService, Sort
 from engine.records.aggregate import Group, first_money_field
 from engine.records.coerce import to_string
 from engine.records.record import Record
-from engine.records.stages import STAGE, StageRules
+from engine.records.stages import STAGE, EntityPipelines, StageRules
 from ui import i18n
 from ui.zones import input_text
 
@@ -90,6 +90,16 @@ class ColumnView:
 
 
 @dataclass(frozen=True)
+class PipelineTab:
+    """One board of an entity with several pipelines (the switcher above the columns)."""
+
+    name: str
+    label: str
+    url: str
+    active: bool
+
+
+@dataclass(frozen=True)
 class BoardView:
     title: str
     entity: str
@@ -98,6 +108,8 @@ class BoardView:
     board_url: str
     search: str
     amount_label: str
+    pipeline: str = ""                 # the shown pipeline when the entity has several
+    pipelines: list[PipelineTab] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -131,11 +143,13 @@ class Board:
     """Builds board, column and card views of one pipelined entity for one viewer."""
 
     def __init__(self, records: RecordService, actor: Actor, entity: Entity,
-                 rules: StageRules, *, locale: str) -> None:
+                 rules: StageRules, *, locale: str,
+                 pipelines: EntityPipelines | None = None) -> None:
         self.records = records
         self.actor = actor
         self.entity = entity
-        self.rules = rules
+        self.rules = rules    # the pipeline whose columns this board shows
+        self.pipelines = pipelines or EntityPipelines(entity.name, (rules,))
         self.locale = locale
         self.amount_field = first_money_field(records.plan(entity.name),
                                               records.policy.hidden_fields(actor, entity))
@@ -144,11 +158,36 @@ class Board:
     # --- labels and urls ----------------------------------------------------------------
 
     def stage_label(self, key: str | None) -> str:
-        stage = self.rules.find(key)
+        stage = self.find(key)
         return stage.label.get(self.locale) if stage is not None else str(key or "")
 
-    def board_url(self, search: str = "") -> str:
-        return self.base + (f"?{urlencode({'q': search})}" if search else "")
+    def find(self, key: str | None) -> Stage | None:
+        """A stage of any of the entity's pipelines (keys are unique across them)."""
+        rules = self.pipelines.holding(key)
+        return rules.find(key) if rules is not None else None
+
+    def rules_of(self, record: Record) -> StageRules:
+        """The pipeline a card moves in: the one holding its stage, else its selector's."""
+        return self.pipelines.holding(record.get(STAGE)) or \
+            self.pipelines.of(record) or self.rules
+
+    def board_url(self, search: str = "", *, pipeline: str | None = None) -> str:
+        params = {}
+        name = pipeline or self.rules.pipeline.name
+        if len(self.pipelines.rules) > 1:
+            params["pipeline"] = name
+        if search:
+            params["q"] = search
+        return self.base + (f"?{urlencode(params)}" if params else "")
+
+    def tabs(self, search: str) -> list[PipelineTab]:
+        """The switcher: one board per pipeline (none when the entity has only one)."""
+        if len(self.pipelines.rules) < 2:
+            return []
+        return [PipelineTab(name=r.pipeline.name, label=r.pipeline.label.get(self.locale),
+                            url=self.board_url(search, pipeline=r.pipeline.name),
+                            active=r.pipeline.name == self.rules.pipeline.name)
+                for r in self.pipelines.rules]
 
     # --- the board ----------------------------------------------------------------------
 
@@ -175,9 +214,11 @@ class Board:
         label = self.entity.plural_label.get(self.locale) or self.entity.label.get(self.locale)
         amount = self.entity.field(self.amount_field).label.get(self.locale) \
             if self.amount_field else ""
+        tabs = self.tabs(search)
         return BoardView(title=label, entity=self.entity.name, columns=columns,
                          list_url=f"/e/{self.entity.name}", board_url=self.board_url(),
-                         search=search, amount_label=amount)
+                         search=search, amount_label=amount,
+                         pipeline=self.rules.pipeline.name if tabs else "", pipelines=tabs)
 
     def cards(self, stage: str, *, search: str, after: str | None
               ) -> tuple[list[CardView], str | None]:
@@ -199,7 +240,8 @@ class Board:
         title = record.get(title_field)
         amount = record.get(self.amount_field) if self.amount_field else None
         stage = str(record.get(STAGE) or "")
-        options = [StageOption(k, self.stage_label(k)) for k in self.rules.next_stages(stage)]
+        rules = self.rules_of(record)
+        options = [StageOption(k, self.stage_label(k)) for k in rules.next_stages(stage)]
         return CardView(
             id=record.id, version=record.version,
             title=str(title) if title not in (None, "") else f"#{record.id}",
@@ -208,13 +250,14 @@ class Board:
             stage=stage, move_url=f"{self.base}/{record.id}/move", options=options,
             error=error, inputs=list(inputs), target=target,
             target_label=self.stage_label(target) if target else "",
-            default_target=target or self.forward(stage, [o.key for o in options]))
+            default_target=target or self.forward(stage, [o.key for o in options], rules))
 
-    def forward(self, current: str, allowed: Sequence[str]) -> str:
+    def forward(self, current: str, allowed: Sequence[str],
+                rules: StageRules | None = None) -> str:
         """The first allowed stage after ``current`` in pipeline order; a quick tap on
         "Move" must move a deal on, so an earlier stage is only the default when it is
         the only way out (e.g. a lost deal reopened)."""
-        order = [s.key for s in self.rules.ordered()]
+        order = [s.key for s in (rules or self.rules).ordered()]
         here = order.index(current) if current in order else -1
         ahead = [k for k in order[here + 1:] if k in allowed]
         if ahead:
@@ -224,7 +267,7 @@ class Board:
     def inputs_for(self, record: Record, target: str, values: Mapping[str, str],
                    errors: Mapping[str, str]) -> list[FieldInput]:
         """Inputs for the fields ``target`` requires that are empty (or were refused)."""
-        stage = self.rules.find(target)
+        stage = self.find(target)
         if stage is None:
             return []
         wanted = [n for n in stage.required_fields
@@ -261,7 +304,7 @@ class Board:
                          "allowed": ", ".join(self.stage_label(k) for k in exc.allowed)})
 
     def invalid_message(self, exc: ValidationError, target: str) -> str:
-        stage = self.rules.find(target)
+        stage = self.find(target)
         required = set(stage.required_fields) if stage is not None else set()
         missing = [self.entity.field(n).label.get(self.locale) for n in exc.field_errors
                    if n in required and self.entity.has_field(n)]

@@ -48,13 +48,22 @@ def _pipelined(ui: UIContext, request: Request) -> Entity:
     return entity
 
 
-def _board(ui: UIContext, request: Request, actor: Actor, entity: Entity) -> Board:
+def _board(ui: UIContext, request: Request, actor: Actor, entity: Entity, *,
+           pipeline: str | None = None, stage: str | None = None) -> Board:
+    """The board of ``pipeline`` (an unknown name is not found), else of the pipeline
+    holding ``stage`` (a column or a move's target), else the default one."""
     records = ui.runtime().records
-    rules = records.stage_rules(entity.name)
-    if rules is None:  # pipelined, but the pipeline is missing: nothing to show
+    pipelines = records.pipelines(entity.name)
+    if pipelines is None:  # pipelined, but the pipeline is missing: nothing to show
         raise NotFoundError("pipeline", entity.name)
-
-    return Board(records, actor, entity, rules, locale=ui.locale(request))
+    if pipeline is not None:
+        rules = pipelines.named(pipeline)
+        if rules is None:
+            raise NotFoundError("pipeline", pipeline)
+    else:
+        rules = pipelines.holding(stage) or pipelines.rules[0]
+    return Board(records, actor, entity, rules, locale=ui.locale(request),
+                 pipelines=pipelines)
 
 
 def _version(form: FormData) -> int:
@@ -75,13 +84,14 @@ def _typed_in_zone(entity: Entity, name: str, text: str) -> str:
 def routes(ui: UIContext) -> list[BaseRoute]:
     def board(request: Request, form: FormData | None) -> Response:
         actor = ui.actor(request)
-        b = _board(ui, request, actor, _pipelined(ui, request))
+        b = _board(ui, request, actor, _pipelined(ui, request),
+                   pipeline=request.query_params.get("pipeline") or None)
         return ui.render(request, "kanban/board.html", b.board(request.query_params.get("q", "")))
 
     def column(request: Request, form: FormData | None) -> Response:
         actor = ui.actor(request)
-        b = _board(ui, request, actor, _pipelined(ui, request))
         stage = request.path_params["stage"]
+        b = _board(ui, request, actor, _pipelined(ui, request), stage=stage)
         if b.rules.find(stage) is None:
             raise NotFoundError("stage", stage)
         cards, more = b.cards(stage, search=request.query_params.get("q", ""),
@@ -93,10 +103,10 @@ def routes(ui: UIContext) -> list[BaseRoute]:
         assert form is not None
         actor = ui.actor(request)
         entity = _pipelined(ui, request)
-        b = _board(ui, request, actor, entity)
-        record_id = int(request.path_params["record_id"])
         to = str(form.get("dropped") or form.get("to") or "")
-        stage = b.rules.find(to)
+        b = _board(ui, request, actor, entity, stage=to)
+        record_id = int(request.path_params["record_id"])
+        stage = b.find(to)
         # Only what the target stage asks for rides along with a move.
         values = {n: _typed_in_zone(entity, n, str(form[n]))
                   for n in (stage.required_fields if stage else ()) if n in form}
@@ -128,11 +138,11 @@ def routes(ui: UIContext) -> list[BaseRoute]:
     def stage_page(request: Request, form: FormData | None) -> Response:
         actor = ui.actor(request)
         entity = _pipelined(ui, request)
-        b = _board(ui, request, actor, entity)
         record = ui.runtime().records.get(actor, entity.name, int(request.path_params["record_id"]))
+        b = _board(ui, request, actor, entity, stage=str(record.get(STAGE) or ""))
         to = request.query_params.get("to", "")
         card = b.card(record, inputs=b.inputs_for(record, to, {}, {}), target=to) \
-            if to in b.rules.next_stages(record.get(STAGE)) else b.card(record)
+            if to in b.rules_of(record).next_stages(record.get(STAGE)) else b.card(record)
         return ui.render(request, "kanban/move.html",
                          MovePage(title=card.title, card=card, board_url=b.board_url()),
                          context={"card": card, "next": f"/e/{entity.name}/{record.id}"})
@@ -194,7 +204,9 @@ def _stage_buttons(ui: UIContext, request: Request, actor: Actor, entity: Entity
     """On a record's page: one "move to" link per stage it may go to next."""
     if not entity.has(Feature.PIPELINED) or not ui.may(actor, entity, "update"):
         return []
-    rules = ui.runtime().records.stage_rules(entity.name)
+    pipelines = ui.runtime().records.pipelines(entity.name)
+    rules = (pipelines.holding(record.get(STAGE)) or pipelines.of(record)) \
+        if pipelines is not None else None
     if rules is None:
         return []
     locale = ui.locale(request)

@@ -80,3 +80,34 @@ def test_average_and_median_days_per_stage_and_rep(db_engine: Engine) -> None:
     empty = runner.run(ROOT, report_of(registry, "time_in_stage"),
                        window("last_month", today=dt.date(2026, 3, 12)))
     assert all(r.cells["avg_days"].value is None for r in empty.rows)
+
+
+def test_renewals_are_reported_in_their_own_stages(db_engine: Engine) -> None:
+    """Stage keys are unique across an entity's pipelines, so a renewal's stays and
+    amounts land in renewal rows with their labels, never in a sales stage."""
+    registry = crm_registry()
+    schema = build_schema(registry)
+    schema.metadata.create_all(db_engine)
+    clock = Clock()
+    records = RecordService(engine=db_engine, schema=schema, clock=clock)
+    customer = records.create(ROOT, "customer", {"name": "C"}).id
+    renewal = records.create(ROOT, "opportunity", {
+        "name": "r", "customer": customer, "business_line": "renewal",
+        "amount": {"amount": "300", "currency": "CNY"}})
+    records.create(ROOT, "opportunity", {"name": "n", "customer": customer,
+                                         "amount": {"amount": "100", "currency": "CNY"}})
+    clock.now = T0 + dt.timedelta(days=3)
+    records.move_stage(ROOT, "opportunity", renewal.id, to="renewal_quote",
+                       version=renewal.version, values={"expected_close": "2026-04-01"})
+    runner = ReportRunner(records, registry)
+    today = window("all_time", today=dt.date(2026, 3, 12))
+    pipeline = {row.keys[0]: row for row in runner.run(
+        ROOT, report_of(registry, "opportunity_pipeline"), today).rows}
+    assert pipeline["research"].cells["deals"].value == 1
+    assert pipeline["renewal_quote"].cells["deals"].value == 1
+    assert pipeline["renewal_review"].cells["deals"].value == 0
+    assert pipeline["renewal_quote"].labels == ("Renewal quote",)
+    stays = {row.keys[0]: row.cells for row in runner.run(
+        ROOT, report_of(registry, "time_in_stage"), today).rows}
+    assert stays["renewal_review"]["avg_days"].value == Decimal(3)
+    assert stays["research"]["avg_days"].value is not None

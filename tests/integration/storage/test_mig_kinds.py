@@ -387,6 +387,33 @@ def test_removing_a_stage_that_rows_are_in_is_refused(db_engine: Engine) -> None
     assert [s.describe() for s in plan.steps] == ["changed pipeline sales (metadata only)"]
 
 
+def test_stages_of_several_pipelines_are_kept_and_must_match_the_selector(
+        db_engine: Engine) -> None:
+    line = field("line", "select", options=options("a", "b"))
+    side = {"name": "side", "entity": "account", "selector": {"field": "line", "values": ["b"]},
+            "stages": [{"key": "b_new"}, {"key": "b_done"}]}
+    two = {**_pipeline("new", "won"), "side": side}
+    reg = registry(base(line, features=("pipelined",)), pipelines=two)
+    apply_migration(db_engine, target=reg)
+    insert(db_engine, reg, "account", [{"name": "a", "line": "b", "stage": "b_done"},
+                                       {"name": "b", "line": "a", "stage": "new"}])
+    # b_done is a stage of the second pipeline: keeping it is no removal
+    plan = apply_migration(db_engine, dry_run=True, target=reg)
+    assert plan.blocking == ()
+    # line a now selects the second pipeline too: its row sits in a default-pipeline stage
+    moved = {**two, "side": {**side, "selector": {"field": "line", "values": ["a", "b"]}}}
+    plan = apply_migration(db_engine, dry_run=True, target=registry(
+        base(line, features=("pipelined",)), pipelines=moved))
+    assert plan.blocking == (("account.stage: 1 rows select pipeline side by line but are in "
+                              "a stage of another pipeline; move them or change their line "
+                              "first"),)
+    plan = apply_migration(db_engine, dry_run=True, target=registry(
+        base(line, features=("pipelined",)),
+        pipelines={**two, "side": {**side, "stages": [{"key": "b_new"}]}}))
+    assert plan.blocking == (
+        "account.stage: 1 rows are in stage 'b_done', which pipeline side no longer has",)
+
+
 ALL_TYPES = [
     field("t"), field("lt", "long_text"), field("i", "integer"), field("d", "decimal"),
     field("m", "money"), field("p", "percent"), field("b", "boolean"), field("dt", "date"),

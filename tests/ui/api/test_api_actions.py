@@ -49,6 +49,29 @@ def test_stage_moves_follow_the_pipeline(world: World) -> None:
     assert any(c["field"] == "stage" and c["new"] == "offer" for c in feed[0]["changes"])
 
 
+def test_each_deal_follows_its_business_lines_pipeline(world: World) -> None:
+    renewal = _deal(world, business_line="renewal")
+    path = f"/opportunity/{renewal['id']}"
+    assert renewal["stage"] == "renewal_review" and float(renewal["probability"]) == 40
+    # A sales stage is no stage of the renewal pipeline: 422 on stage, nothing written.
+    other = world.patch("rep1", path, {"version": 1, "stage": "offer",
+                                       "expected_close": "2026-12-01"})
+    assert other.status_code == 422, other.text
+    assert "opportunity_sales" in other.json()["errors"]["stage"]
+    jump = world.patch("rep1", path, {"version": 1, "stage": "renewed"})
+    assert jump.status_code == 409 and set(jump.json()["allowed"]) == {"renewal_quote",
+                                                                         "churned"}
+    # Back to new business: the deal enters the sales pipeline's initial stage.
+    back = world.patch("rep1", path, {"version": 1, "business_line": "new_business"})
+    assert back.status_code == 200, back.text
+    assert back.json()["stage"] == "research"
+    feed = world.get("rep1", f"{path}/activity").json()["items"]
+    assert {"field": "stage", "old": "renewal_review", "new": "research"} in \
+        [{k: c[k] for k in ("field", "old", "new")} for c in feed[0]["changes"]]
+    bad = world.patch("rep1", path, {"version": 2, "business_line": "nonsense"})
+    assert bad.status_code == 422 and "business_line" in bad.json()["errors"]
+
+
 def test_comments_land_in_the_feed(world: World) -> None:
     record = world.create("rep1", "customer", {"name": "Chatty"})
     path = f"/customer/{record['id']}"

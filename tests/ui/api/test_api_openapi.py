@@ -110,7 +110,7 @@ def test_field_types_map_to_json_schema(sqlite_world: World) -> None:
     assert follow["code"]["readOnly"] and "code" not in schemas["follow_up.create"]["properties"]
     assert follow["happened_at"]["format"] == "date-time"
     assert schemas["opportunity"]["properties"]["stage"]["enum"][0] == "research"
-    assert schemas["opportunity.update"]["properties"]["stage"]["enum"][-1] == "lost"
+    assert schemas["opportunity.update"]["properties"]["stage"]["enum"][-1] == "churned"
     assert schemas["opportunity.create"]["properties"]["stage"]["enum"][0] == "research"
     assert "stage" not in schemas["customer.update"]["properties"]
     assert schemas["contact"]["properties"]["birthday"]["format"] == "date"

@@ -70,7 +70,8 @@ def test_board_has_a_column_per_stage_counting_only_what_the_viewer_sees(
     assert re.findall(r'data-column="([a-z_]+)"', page.text) == STAGES
     records = demo_db.live.current().records
     who = actor(demo_db, "rep_east1")
-    expected = {g.key: g.count for g in records.group_counts(who, "opportunity", "stage")}
+    expected = {g.key: g.count for g in records.group_counts(who, "opportunity", "stage")
+                if g.key in STAGES}   # renewals have a board of their own
     shown = heads(page.text)
     assert {k: v for k, v in shown.items() if v} == expected
     cards = {int(i) for i in re.findall(r'data-card="(\d+)"', page.text)}

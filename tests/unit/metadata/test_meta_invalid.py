@@ -60,6 +60,26 @@ def deleter(rel: str, *path: Any) -> Callable[[Files], None]:
     return change
 
 
+RENEW = "pipelines/account_renewal.json"
+
+
+def second_pipeline(name: str = "account_renewal", *, selector: Any = None,
+                    first_key: str = "renew", then: Callable[[Files], None] | None = None
+                    ) -> Callable[[Files], None]:
+    """A second pipeline of account: records whose status is active, unless told otherwise."""
+    def change(files: Files) -> None:
+        doc: dict[str, Any] = {
+            "name": name, "entity": "account", "label": L("Renewal"),
+            "stages": [{"key": first_key, "label": L("Renew"), "order": 1},
+                       {"key": f"{name}_done", "label": L("Done"), "order": 2, "kind": "won"}]}
+        if selector is not False:
+            doc["selector"] = selector or {"field": "status", "values": ["active"]}
+        files[f"pipelines/{name}.json"] = doc
+        if then is not None:
+            then(files)
+    return change
+
+
 def rename_note(files: Files, name: str) -> None:
     """Rename the note entity (and drop the grant that names it)."""
     files[f"entities/{name}.json"] = {**files.pop(NOTE), "name": name}
@@ -194,6 +214,29 @@ CASES = [
     Case("pipeline-entity-not-pipelined",
          setter(ACC, "features", value=["owned", "pooled", "activity"]),
          FLOW, "/entity", "lacks the 'pipelined' feature"),
+    Case("second-default-pipeline", second_pipeline(selector=False),
+         RENEW, "/entity", "already has the default pipeline 'account_flow'"),
+    Case("selector-field-missing", second_pipeline(selector={"field": "line",
+                                                             "values": ["x"]}),
+         RENEW, "/selector/field", "no field 'line'"),
+    Case("selector-field-not-select", second_pipeline(selector={"field": "name",
+                                                                "values": ["x"]}),
+         RENEW, "/selector/field", "must be a select"),
+    Case("selector-value-not-option", second_pipeline(selector={"field": "status",
+                                                                "values": ["gone"]}),
+         RENEW, "/selector/values/0", "no option of 'status' 'gone'"),
+    Case("selector-values-overlap", second_pipeline(then=second_pipeline(
+        "account_zeta", first_key="z", selector={"field": "status", "values": ["active"]})),
+         "pipelines/account_zeta.json", "/selector/values/0",
+         "value 'active' already selects pipeline 'account_renewal'"),
+    Case("selector-fields-differ", second_pipeline(then=lambda files: (
+        add_field(ACC, name="line", type="select", options=[{"value": "a", "label": L("A")}])(
+            files),
+        second_pipeline("account_zeta", first_key="z",
+                        selector={"field": "line", "values": ["a"]})(files))),
+         "pipelines/account_zeta.json", "/selector/field", "select by one field"),
+    Case("stage-key-of-another-pipeline", second_pipeline(first_key="talk"),
+         RENEW, "/stages/0/key", "already a stage of pipeline 'account_flow'"),
     Case("duplicate-stage-key", lambda files: files[FLOW]["stages"].append(
         {"key": "talk", "label": L("Again"), "order": 9}),
          FLOW, "/stages/4/key", "duplicate stage key 'talk'"),
@@ -315,3 +358,9 @@ def test_missing_manifest(tmp_path) -> None:
     issues = check_packages([tmp_path / "empty"])
     assert [(i.file, i.message) for i in issues] == [
         (str(tmp_path / "empty" / "app.json"), "missing app manifest app.json")]
+
+
+def test_several_pipelines_with_selectors_are_valid(make_package) -> None:
+    files = base_files()
+    second_pipeline()(files)
+    assert check_packages([make_package("base", files)]) == []

@@ -86,9 +86,9 @@ class DetailView:
 def _labels(runtime: Runtime, entity: Entity, locale: str) -> dict[str, dict[str, str]]:
     labels: dict[str, dict[str, str]] = {
         "pool_id": {p.name: p.label.get(locale) for p in runtime.registry.pools.values()}}
-    pipeline = runtime.registry.pipeline_for(entity.name)
-    if pipeline is not None:
-        labels["stage"] = {s.key: s.label.get(locale) for s in pipeline.stages}
+    pipelines = runtime.registry.pipelines_of(entity.name)
+    if pipelines:  # keys are unique across an entity's pipelines
+        labels["stage"] = {s.key: s.label.get(locale) for p in pipelines for s in p.stages}
     return labels
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.actor import Actor
-from engine.metadata.model import Entity, Field, FieldType
+from engine.metadata.model import Entity, Field, FieldType, Pipeline
 from engine.permissions.directory import Person
 from engine.records.query import Page
 from engine.records.saved_views import SavedView
@@ -179,6 +179,34 @@ def filter_widgets(entity: Entity, state: ListState, fields: Sequence[Field],
             widgets.append(FilterWidget(f.name, label, "text", value=value, empty=empty,
                                         active=bool(value or empty)))
     return widgets
+
+
+def stage_filter(state: ListState, pipelines: Sequence[Pipeline],
+                 locale: str) -> list[FilterWidget]:
+    """The stage filter of a pipelined entity: the stages of the pipeline the list is
+    narrowed to by its selector field, else of every pipeline (each stage prefixed with
+    its pipeline's name when there are several). Stages already chosen stay listed."""
+    if not pipelines:
+        return []
+    selector = next((p.selector.field for p in pipelines if p.selector is not None), None)
+    picked = set(state.filter_values(selector, "in")) if selector else set()
+    taken = {v for p in pipelines if p.selector is not None for v in p.selector.values}
+    shown = [p for p in pipelines
+             if picked and ((p.selector is not None and picked & set(p.selector.values))
+                            or (p.selector is None and picked - taken))] or list(pipelines)
+    chosen = set(state.filter_values("stage", "in"))
+    choices = []
+    for pipeline in pipelines:
+        for stage in sorted(pipeline.stages, key=lambda s: s.order):
+            if pipeline not in shown and stage.key not in chosen:
+                continue
+            label = stage.label.get(locale) or stage.key
+            if len(shown) > 1 or pipeline not in shown:
+                label = f"{pipeline.label.get(locale)} · {label}"
+            choices.append(Choice(stage.key, label, stage.key in chosen))
+    empty = bool(state.filter_values("stage", "is_empty"))
+    return [FilterWidget("stage", t(locale, "Stage"), "options", choices=choices, empty=empty,
+                         active=bool(chosen) or empty, op="in")]
 
 
 #: Quick ranges of a date or date-time filter, computed in the viewer's zone.

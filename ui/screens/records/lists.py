@@ -43,6 +43,7 @@ from ui.screens.records.listing import (
     page_sizes,
     people_choices,
     saved_view_links,
+    stage_filter,
     visible_fields,
 )
 from ui.screens.records.state import ListState, choose_columns
@@ -91,7 +92,9 @@ def build_list(ui: UIContext, request: Request, runtime: Runtime, actor: Actor, 
         rows=rows, next_url=next_url, count_text="", count_url=count_url,
         searchable=any(n in names for n in entity.search_fields),
         filters=with_pickers(runtime, actor, entity,
-                             filter_widgets(entity, state, fields, locale)),
+                             [*filter_widgets(entity, state, fields, locale),
+                              *stage_filter(state, runtime.registry.pipelines_of(entity.name),
+                                            locale)]),
         column_choices=[Choice(f.name, f.label.get(locale), f in columns) for f in fields],
         page_sizes=page_sizes(state),
         hidden_params=[("sort", state.sort)],

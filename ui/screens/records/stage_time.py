@@ -33,15 +33,19 @@ def format_duration(ui: UIContext, request: Request, spent: timedelta) -> str:
 def stage_times(ui: UIContext, request: Request, runtime: Runtime, actor: Actor,
                 entity: Entity, record: Record) -> list[tuple[str, str]]:
     """(stage label, time spent) in pipeline order; the current stage says so. Empty
-    when the entity has no pipeline."""
-    pipeline = runtime.registry.pipeline_for(entity.name)
-    if pipeline is None or record.get("stage") is None:
+    when the entity has no pipeline. The record's own pipeline comes first, then the
+    stages it spent time in under another pipeline (before its selector changed)."""
+    pipelines = runtime.registry.pipelines_of(entity.name)
+    current = record.get("stage")
+    if not pipelines or current is None:
         return []
     spent = runtime.records.time_in_stage(actor, entity.name, record.id)
     locale = ui.locale(request)
-    current = record.get("stage")
+    found = runtime.registry.find_stage(entity.name, current)
+    own = found[0] if found is not None else pipelines[0]
+    ordered = [own, *(p for p in pipelines if p.name != own.name)]
     out = []
-    for stage in sorted(pipeline.stages, key=lambda s: s.order):
+    for stage in (s for p in ordered for s in sorted(p.stages, key=lambda s: s.order)):
         if stage.key not in spent:
             continue
         label = stage.label.get(locale)
