@@ -49,6 +49,7 @@ from ui.context import HERE, LoginRequired, UIContext, UISettings
 from ui.csrf import CSRFMiddleware
 from ui.limits import FORM_OVERHEAD, BodyLimitMiddleware, default_rules
 from ui.pools.texts import LIMIT_TEXT
+from ui.screens.records.display import system_label
 
 #: Screen areas, in route order. Each module defines ``routes(ui: UIContext) -> list[BaseRoute]``.
 #: Add an area by appending one line; a module that does not exist (yet) is skipped.
@@ -183,9 +184,17 @@ def _error_handlers(ui: UIContext) -> dict[Any, Callable[..., Any]]:
     async def bad_query(request: Request, exc: Exception) -> Response:
         if isinstance(exc, QueryError):
             return page(400, ui.t(request, "This list cannot be shown: %(problem)s",
-                                  problem=(f"{exc.field}: " if exc.field else "")
+                                  problem=(f"{_query_field(exc, request)}: " if exc.field
+                                           else "")
                                   + ui.t(request, exc.message)), request)
         return page(400, str(exc), request)
+
+    def _query_field(exc: QueryError, request: Request) -> str:
+        """The label of the field a list query got wrong (its name when it has none)."""
+        entity = ui.runtime().registry.entities.get(exc.entity)
+        if entity is not None and entity.has_field(exc.field):
+            return entity.field(exc.field).label.get(ui.locale(request)) or exc.field
+        return system_label(exc.field, ui.locale(request))
 
     async def conflict(request: Request, exc: Exception) -> Response:
         return page(409, ui.t(request, "Someone else changed this record meanwhile. "
