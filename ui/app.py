@@ -41,6 +41,7 @@ from engine.errors import (
     TidepoolError,
     ValidationError,
 )
+from engine.messages import message_of
 from engine.runtime import LiveRuntime
 from ui.api.body import DEFAULT_MAX_BODY
 from ui.api.bulk import MAX_BULK_BODY
@@ -177,7 +178,7 @@ def _error_handlers(ui: UIContext) -> dict[Any, Callable[..., Any]]:
         return page(404, ui.t(request, "Not found."), request)
 
     async def forbidden(request: Request, exc: Exception) -> Response:
-        reason = getattr(exc, "reason", "") or str(exc)
+        reason = getattr(exc, "reason", "") or message_of(exc)
         return page(403, ui.t(request, "You may not do this.") + f" ({ui.t(request, reason)})",
                     request)
 
@@ -187,7 +188,7 @@ def _error_handlers(ui: UIContext) -> dict[Any, Callable[..., Any]]:
                                   problem=(f"{_query_field(exc, request)}: " if exc.field
                                            else "")
                                   + ui.t(request, exc.message)), request)
-        return page(400, str(exc), request)
+        return page(400, ui.t(request, message_of(exc)), request)
 
     def _query_field(exc: QueryError, request: Request) -> str:
         """The label of the field a list query got wrong (its name when it has none)."""
@@ -207,17 +208,17 @@ def _error_handlers(ui: UIContext) -> dict[Any, Callable[..., Any]]:
         if isinstance(exc, DuplicateError):
             return page(422, ui.t(request, "A record with these values already exists (#%(id)s).",
                                   id=exc.existing_id), request)
-        return page(422, str(exc), request)
+        return page(422, ui.t(request, message_of(exc)), request)
 
     async def stage_refused(request: Request, exc: Exception) -> Response:
         # 409 as in the API: the record's current stage refuses the move.
-        return page(409, getattr(exc, "message", str(exc)), request)
+        return page(409, ui.t(request, getattr(exc, "message", "") or message_of(exc)), request)
 
     async def pool_refused(request: Request, exc: Exception) -> Response:
         # 409 as in the API: the record's state or a pool limit refuses it now.
         limit = getattr(exc, "limit", "")
         return page(409, ui.t(request, LIMIT_TEXT.get(limit, "This pool operation was refused."))
-                    + f" ({getattr(exc, 'message', '')})", request)
+                    + f" ({ui.t(request, getattr(exc, 'message', ''))})", request)
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
@@ -231,7 +232,7 @@ def _error_handlers(ui: UIContext) -> dict[Any, Callable[..., Any]]:
                     request)
 
     async def other(request: Request, exc: Exception) -> Response:
-        return page(400, str(exc), request)
+        return page(400, ui.t(request, message_of(exc)), request)
 
     return {
         LoginRequired: login_required, AuthenticationError: login_required,

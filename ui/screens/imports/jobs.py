@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from engine.actor import Actor
 from engine.errors import TidepoolError
+from engine.messages import message_of
 from engine.records import RecordService
 from engine.storage.database import write_transaction
 from engine.storage.jobs import acquire, list_jobs, release, renew
@@ -95,7 +96,7 @@ def start(records: RecordService, actor: Actor, upload: Upload, *, mapping: dict
             upload.report = report
             upload.errors_csv = error_report(upload.table, report)
         except TidepoolError as exc:
-            state, error = "failed", str(exc)
+            state, error = "failed", message_of(exc)
             upload.failure = error
         finally:
             assert lease is not None

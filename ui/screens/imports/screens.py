@@ -11,6 +11,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from engine.errors import NotFoundError, ValidationError
+from engine.messages import message_of
 from engine.metadata.model import Entity
 from engine.records.coerce import CoercionError
 from engine.workflow.import_files import MAX_BYTES, ImportFileError, read_table
@@ -104,7 +105,7 @@ def routes(ui: UIContext) -> list[BaseRoute]:
             data = file.file.read(MAX_BYTES + 1)
             table = read_table(data, filename=file.filename)
         except ImportFileError as exc:
-            view = _base(ui, request, entity, error=ui.t(request, str(exc)))
+            view = _base(ui, request, entity, error=ui.t(request, message_of(exc)))
             return ui.render(request, "imports/upload.html", view, status=422)
         upload = jobs.keep(actor, entity=entity.name, filename=file.filename, table=table)
         return ui.redirect(request, f"/e/{entity.name}/import/{upload.token}")
@@ -126,7 +127,7 @@ def routes(ui: UIContext) -> list[BaseRoute]:
                          percent=100 * done // max(1, total),
                          errors_url=f"/e/{entity.name}/import/{upload.token}/errors.csv"
                          if upload.report and upload.report.rejected else "",
-                         failure=upload.failure)
+                         failure=ui.t(request, upload.failure) if upload.failure else "")
             return ui.render(request, "imports/progress.html", view,
                              fragment="imports/_progress.html")
         return ui.render(request, "imports/mapping.html",
