@@ -64,6 +64,10 @@ def test_times_and_stage_are_columns_filters_and_sorts(demo_db: DemoDB,
     assert _ids(rep.get("/e/opportunity", params={"q": "Colstage", "f.stage.in": "won"}).text) == []
     by_stage = rep.get("/e/opportunity", params={"q": "Colstage", "sort": "stage"})
     assert by_stage.status_code == 200
+    mine = rep.get("/e/opportunity", params={"q": "Colstage", "cols": "name,owner_id",
+                                             "f.owner_id.eq": str(demo_db.user_id("rep_east1"))})
+    assert set(_ids(mine.text)) == {early, late}  # the owner: a column and a user picker
+    assert 'name="f.owner_id.eq"' in mine.text
 
 
 def test_a_list_without_a_pipeline_has_no_stage_column(client_for: Client) -> None:

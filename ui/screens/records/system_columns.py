@@ -1,4 +1,4 @@
-"""Created and updated times and the stage as list columns and filters.
+"""Created and updated times, the stage and the owner as list columns and filters.
 
 Like owner and pool (``ui/pools/columns.py``) they are system columns, not fields
 of the entity; here they become field-like definitions so the generic list draws,
@@ -22,9 +22,13 @@ def _label(name: str) -> LocalText:
 
 
 def system_columns(registry: Registry, entity: Entity, hidden: frozenset[str]) -> list[Field]:
-    """Field-like definitions of the stage (pipelined entities) and the created and
-    updated times, for the list's column chooser and filter panel."""
+    """Field-like definitions of the owner (owned entities without pools), the stage
+    (pipelined entities) and the created and updated times, for the list's column
+    chooser and filter panel."""
     out = []
+    if entity.has(Feature.OWNED) and not entity.has(Feature.POOLED) and "owner_id" not in hidden:
+        # a pooled entity lists its owner with its pool (ui/pools/columns.py)
+        out.append(Field(name="owner_id", type=FieldType.USER, label=_label("owner_id")))
     pipeline = registry.pipeline_for(entity.name)
     if entity.has(Feature.PIPELINED) and pipeline is not None and "stage" not in hidden:
         out.append(Field(name="stage", type=FieldType.SELECT, label=_label("stage"),
