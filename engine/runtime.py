@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
 
 from engine import workflow
 from engine.access import AccessPolicy, Unrestricted
@@ -24,6 +25,8 @@ from engine.records.service import RecordService
 from engine.reports.install import install as install_reports
 from engine.storage.applied import applied_registry, applied_version
 from engine.storage.database import make_engine
+from engine.storage.plan import Step
+from engine.storage.planner import system_table_steps
 from engine.storage.tables import StorageSchema, build_schema
 from engine.workflow import automation
 
@@ -33,6 +36,31 @@ class NotInitialisedError(TidepoolError):
 
     def __init__(self, url: str) -> None:
         super().__init__(f"{url} is not initialised: run `tidepool init --db {url}` first")
+
+
+class OutdatedDatabaseError(TidepoolError):
+    """The database lacks system tables or columns this engine version needs (it was
+    made by an older one): serving it would fail on the first query that reads them."""
+
+    def __init__(self, url: str, steps: Sequence[Step]) -> None:
+        self.steps = tuple(steps)
+        shown = make_url(url).render_as_string(hide_password=True)
+        needed = "; ".join(step.describe() for step in self.steps)
+        super().__init__(f"{shown} was made by an older Tidepool and lacks what this version "
+                         f"needs ({needed}): run `tidepool migrate --db {shown}` (with your "
+                         "--app packages) first, then serve again")
+
+
+def require_current_system_tables(engine: Engine, url: str) -> None:
+    """Refuse (``OutdatedDatabaseError``) a database whose engine tables are older than
+    this code. ``serve`` checks before starting rather than migrating by itself: a
+    migration is the operator's step (it locks tables and may need a backup first)."""
+    with engine.connect() as conn:
+        if applied_version(conn) is None:
+            raise NotInitialisedError(url)
+        steps = system_table_steps(conn)
+    if steps:
+        raise OutdatedDatabaseError(url, steps)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ a new session under the new epoch so it stays signed in.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 from starlette.datastructures import FormData
@@ -19,7 +20,7 @@ from starlette.routing import BaseRoute, Route
 
 from engine.errors import AuthenticationError, ValidationError
 from engine.permissions.identity import change_password
-from ui.auth import Session
+from ui.auth import Session, locked_message
 from ui.context import LoginRequired, UIContext
 
 PATH = "/account/password"
@@ -78,9 +79,8 @@ def routes(ui: UIContext) -> list[BaseRoute]:
             view = PasswordView(errors=_errors(ui, request, exc))
             return ui.render(request, "pages/account_password.html", view, status=422)
         except AuthenticationError as exc:
-            until = f"{exc.locked_until:%Y-%m-%d %H:%M}" if exc.locked_until else ""
-            view = PasswordView(errors={}, error=ui.t(
-                request, "Too many failed sign-ins. Try again after %(time)s UTC.", time=until))
+            view = PasswordView(errors={}, error=locked_message(
+                ui, request, exc.locked_until or dt.datetime.now(dt.UTC)))
             return ui.render(request, "pages/account_password.html", view, status=429)
         response = ui.redirect(request, PATH + "?changed=1")
         ui.start_session(request, response, Session.signed_in(changed.id, changed.session_epoch))

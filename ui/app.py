@@ -44,6 +44,7 @@ from engine.errors import (
     TidepoolError,
     ValidationError,
 )
+from engine.messages import message_of
 from engine.runtime import LiveRuntime
 from ui.api.body import DEFAULT_MAX_BODY
 from ui.api.bulk import MAX_BULK_BODY
@@ -52,6 +53,7 @@ from ui.context import HERE, LoginRequired, UIContext, UISettings
 from ui.csrf import CSRFMiddleware
 from ui.limits import FORM_OVERHEAD, BodyLimitMiddleware, default_rules
 from ui.pools.texts import LIMIT_TEXT
+from ui.screens.records.display import system_label
 
 #: Screen areas, in route order. Each module defines ``routes(ui: UIContext) -> list[BaseRoute]``.
 #: Add an area by appending one line; a module that does not exist (yet) is skipped.
@@ -194,16 +196,24 @@ def _error_handlers(ui: UIContext) -> dict[Any, Callable[..., Any]]:
         return page(404, ui.t(request, "Not found."), request)
 
     async def forbidden(request: Request, exc: Exception) -> Response:
-        reason = getattr(exc, "reason", "") or str(exc)
+        reason = getattr(exc, "reason", "") or message_of(exc)
         return page(403, ui.t(request, "You may not do this.") + f" ({ui.t(request, reason)})",
                     request)
 
     async def bad_query(request: Request, exc: Exception) -> Response:
         if isinstance(exc, QueryError):
             return page(400, ui.t(request, "This list cannot be shown: %(problem)s",
-                                  problem=(f"{exc.field}: " if exc.field else "")
+                                  problem=(f"{_query_field(exc, request)}: " if exc.field
+                                           else "")
                                   + ui.t(request, exc.message)), request)
-        return page(400, str(exc), request)
+        return page(400, ui.t(request, message_of(exc)), request)
+
+    def _query_field(exc: QueryError, request: Request) -> str:
+        """The label of the field a list query got wrong (its name when it has none)."""
+        entity = ui.runtime().registry.entities.get(exc.entity)
+        if entity is not None and entity.has_field(exc.field):
+            return entity.field(exc.field).label.get(ui.locale(request)) or exc.field
+        return system_label(exc.field, ui.locale(request))
 
     async def conflict(request: Request, exc: Exception) -> Response:
         return page(409, ui.t(request, "Someone else changed this record meanwhile. "
@@ -216,17 +226,17 @@ def _error_handlers(ui: UIContext) -> dict[Any, Callable[..., Any]]:
         if isinstance(exc, DuplicateError):
             return page(422, ui.t(request, "A record with these values already exists (#%(id)s).",
                                   id=exc.existing_id), request)
-        return page(422, str(exc), request)
+        return page(422, ui.t(request, message_of(exc)), request)
 
     async def stage_refused(request: Request, exc: Exception) -> Response:
         # 409 as in the API: the record's current stage refuses the move.
-        return page(409, getattr(exc, "message", str(exc)), request)
+        return page(409, ui.t(request, getattr(exc, "message", "") or message_of(exc)), request)
 
     async def pool_refused(request: Request, exc: Exception) -> Response:
         # 409 as in the API: the record's state or a pool limit refuses it now.
         limit = getattr(exc, "limit", "")
         return page(409, ui.t(request, LIMIT_TEXT.get(limit, "This pool operation was refused."))
-                    + f" ({getattr(exc, 'message', '')})", request)
+                    + f" ({ui.t(request, getattr(exc, 'message', ''))})", request)
 
     async def conversion_refused(request: Request, exc: Exception) -> Response:
         # 409 as in the API: the record was converted before (or just now).
@@ -244,7 +254,7 @@ def _error_handlers(ui: UIContext) -> dict[Any, Callable[..., Any]]:
                     request)
 
     async def other(request: Request, exc: Exception) -> Response:
-        return page(400, str(exc), request)
+        return page(400, ui.t(request, message_of(exc)), request)
 
     return {
         LoginRequired: login_required, AuthenticationError: login_required,

@@ -14,6 +14,7 @@ itself carries a CSRF token; signing in issues a new session id.
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from engine.errors import AuthenticationError
 from engine.permissions.identity import authenticate, end_sessions
 from engine.storage.database import write_transaction
+from ui.zones import format_instant
 
 if TYPE_CHECKING:
     from ui.context import UIContext
@@ -163,10 +165,16 @@ def safe_next(target: str | None) -> str:
     return target
 
 
+def locked_message(ui: UIContext, request: Request, until: dt.datetime) -> str:
+    """When a locked-out sign-in may try again, in the viewer's zone, the zone named (an
+    anonymous viewer reads the company's zone; a user's own zone is not told to strangers)."""
+    return ui.t(request, "Too many failed sign-ins. Try again after %(time)s.",
+                time=format_instant(until, ui.locale(request), with_zone=True))
+
+
 def _auth_message(ui: UIContext, request: Request, exc: AuthenticationError) -> str:
     if exc.reason == "locked" and exc.locked_until is not None:
-        return ui.t(request, "Too many failed sign-ins. Try again after %(time)s UTC.",
-                    time=f"{exc.locked_until:%Y-%m-%d %H:%M}")
+        return locked_message(ui, request, exc.locked_until)
     if exc.reason == "inactive":
         return ui.t(request, "This account is deactivated. Ask an administrator.")
     return ui.t(request, "Wrong login or password.")

@@ -71,7 +71,9 @@ def translate(locale: str, message: object) -> str:
     parameters filled in (metadata labels in their own translation); any other text is
     looked up as it is (and shown as it is when the catalog lacks it)."""
     if isinstance(message, Message):
-        values = {k: v.get(locale) if isinstance(v, LocalText) else v
+        # metadata labels in their own translation, nested messages translated too
+        values = {k: v.get(locale) if isinstance(v, LocalText) else
+                  translate(locale, v) if isinstance(v, Message) else v
                   for k, v in message.params.items()}
         text = translations(locale).gettext(message.template)
         return text % values if values else text

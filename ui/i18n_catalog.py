@@ -21,7 +21,7 @@ from ui.i18n import catalog_path
 
 UI_DIR = Path(__file__).resolve().parent
 KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "t": (2,), "tn": (2, 3),
-            "N_": None}
+            "N_": None, "M": (1,)}
 METHODS = [("**.py", "python"), ("**/templates/**.html", "jinja2")]
 OPTIONS = {"**/templates/**.html": {"extensions": "jinja2.ext.i18n",
                                     "trim_blocks": "true", "lstrip_blocks": "true"}}

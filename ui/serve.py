@@ -27,9 +27,10 @@ from sqlalchemy.engine import make_url
 from starlette.applications import Starlette
 from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
+from engine.errors import TidepoolError
 from engine.permissions.policy_store import sync_roles
 from engine.permissions.scopes import CasbinAccessPolicy
-from engine.runtime import LiveRuntime
+from engine.runtime import LiveRuntime, require_current_system_tables
 from engine.storage.database import (
     DATABASE_URL_ENV,
     make_engine,
@@ -65,6 +66,12 @@ def build_app(url: str, *, banner: str = "", https: bool | None = None,
     """
     # Every statement a request runs is bounded (docs/security.md, "Statement timeout").
     engine = make_engine(url, statement_timeout=statement_timeout_setting())
+    if sync:  # a worker's parent has checked already
+        try:
+            require_current_system_tables(engine, url)
+        except TidepoolError:
+            engine.dispose()
+            raise
     live = LiveRuntime(url, engine=engine, policy_factory=CasbinAccessPolicy)
     if sync:
         with write_transaction(live.engine) as conn:  # roles as the applied metadata declares
@@ -162,7 +169,12 @@ def serve(url: str, *, host: str = "127.0.0.1", port: int = 8000, out: TextIO,
     make several servers on one database safe too).
     """
     workers = workers or default_workers()
-    live = LiveRuntime(url, policy_factory=CasbinAccessPolicy)  # fail early if not initialised
+    checked = make_engine(url)
+    try:  # fail early, with the command to run, if not initialised or not migrated
+        require_current_system_tables(checked, url)
+    finally:
+        checked.dispose()
+    live = LiveRuntime(url, policy_factory=CasbinAccessPolicy)
     with write_transaction(live.engine) as conn:
         sync_roles(conn, live.current().registry)
     scheduler = None

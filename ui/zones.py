@@ -31,6 +31,8 @@ from engine.records.query import ListQuery
 _ZONE: ContextVar[dt.tzinfo] = ContextVar("tp_zone", default=dt.UTC)
 #: What a datetime-local input shows and posts (minutes; seconds are not typed).
 INPUT_FORMAT = "%Y-%m-%dT%H:%M"
+#: System columns holding instants (list columns and filters like date-time fields).
+SYSTEM_INSTANTS = frozenset({"created_at", "updated_at", "deleted_at"})
 
 
 def zone_named(name: str | None) -> dt.tzinfo:
@@ -150,8 +152,7 @@ def zoned_query(entity: Entity, query: ListQuery) -> ListQuery:
     offset (a ``datetime-local`` filter input has none, and the engine reads naive as UTC)."""
     changed = []
     for flt in query.filters:
-        if entity.has_field(flt.field) and \
-                entity.field(flt.field).type is FieldType.DATETIME:
+        if _is_instant(entity, flt.field):
             value = flt.value
             if isinstance(value, str):
                 value = from_input(value)
@@ -160,3 +161,10 @@ def zoned_query(entity: Entity, query: ListQuery) -> ListQuery:
             flt = replace(flt, value=value)
         changed.append(flt)
     return replace(query, filters=tuple(changed))
+
+
+def _is_instant(entity: Entity, name: str) -> bool:
+    """Whether a filter's field holds instants (a date-time field or a system time)."""
+    if entity.has_field(name):
+        return entity.field(name).type is FieldType.DATETIME
+    return name in SYSTEM_INSTANTS

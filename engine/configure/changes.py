@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from engine.configure.specs import FieldSpec, GrantSpec, Label, PipelineSpec, StageSpec
 from engine.configure.workspace import ChangeRefused, Workspace
+from engine.messages import M
 
 #: Actions any entity supports; owned and pooled entities support more.
 _BASE_ACTIONS = ("read", "create", "update", "delete", "export", "import", "merge", "configure")
@@ -79,10 +80,10 @@ class AddEntity:
 
     def apply(self, ws: Workspace) -> None:
         if "pipelined" in self.features:
-            raise ChangeRefused(self.subject, {"features": "add the entity first, then its "
-                                                           "pipeline (which makes it pipelined)"})
+            raise ChangeRefused(self.subject, {"features": M("add the entity first, then its "
+                                                           "pipeline (which makes it pipelined)")})
         if not self.fields:
-            raise ChangeRefused(self.subject, {"fields": "an entity needs at least one field"})
+            raise ChangeRefused(self.subject, {"fields": M("an entity needs at least one field")})
         doc: dict[str, Any] = {"name": self.name, "label": dict(self.label)}
         if self.plural_label:
             doc["plural_label"] = dict(self.plural_label)
@@ -152,8 +153,8 @@ class AddField:
     def apply(self, ws: Workspace) -> None:
         fields = _fields(ws.get("entity", self.entity))
         if _index(fields, "name", self.field.name) is not None:
-            raise ChangeRefused(self.subject, {"name": f"{self.entity} already has a field "
-                                                       f"{self.field.name!r}"})
+            raise ChangeRefused(self.subject, {"name": M("%(entity)s already has a field %(name)s",
+                                                         entity=self.entity, name=repr(self.field.name))})
         position = len(fields) if self.position is None else self.position
         fields.insert(position, self.field.to_document())
 
@@ -182,8 +183,8 @@ class EditField:
         fields = _fields(ws.get("entity", self.entity))
         index = _index(fields, "name", self.field.name)
         if index is None:
-            raise ChangeRefused(self.subject, {"name": f"{self.entity} has no field "
-                                                       f"{self.field.name!r}"})
+            raise ChangeRefused(self.subject, {"name": M("%(entity)s has no field %(name)s",
+                                                         entity=self.entity, name=repr(self.field.name))})
         fields[index] = self.field.to_document()
 
 
@@ -207,8 +208,9 @@ class ReorderFields:
         doc = ws.get("entity", self.entity)
         by_name = {f["name"]: f for f in _fields(doc)}
         if sorted(self.order) != sorted(by_name):
-            raise ChangeRefused(self.subject, {"order": "name every field of "
-                                                        f"{self.entity} exactly once"})
+            raise ChangeRefused(self.subject, {"order": M("name every field of %(entity)s exactly "
+                                                          "once",
+                                                          entity=self.entity)})
         doc["fields"] = [by_name[name] for name in self.order]
 
 
@@ -235,12 +237,13 @@ class RemoveField:
         fields = _fields(doc)
         index = _index(fields, "name", self.field)
         if index is None:
-            raise ChangeRefused(self.subject, {"name": f"{self.entity} has no field "
-                                                       f"{self.field!r}"})
+            raise ChangeRefused(self.subject, {"name": M("%(entity)s has no field %(field)s",
+                                                         entity=self.entity, field=repr(self.field))})
         if doc.get("title_field") == self.field:
-            raise ChangeRefused(self.subject, {"name": f"{self.field!r} names the records of "
-                                                       f"{self.entity}; choose another title "
-                                                       "field first"})
+            raise ChangeRefused(self.subject, {"name": M("%(field)s names the records of "
+                                                         "%(entity)s; choose another title field "
+                                                         "first",
+                                                         field=repr(self.field), entity=self.entity)})
         del fields[index]
         if self.field in (doc.get("search_fields") or ()):
             doc["search_fields"] = [f for f in doc["search_fields"] if f != self.field]
@@ -266,8 +269,9 @@ class AddPipeline:
         entity = ws.get("entity", self.pipeline.entity, subject=self.subject)
         owner = ws.current.pipeline_for(self.pipeline.entity)
         if owner is not None:
-            raise ChangeRefused(self.subject, {"entity": f"{self.pipeline.entity} already has "
-                                                         f"pipeline {owner.name!r}"})
+            raise ChangeRefused(self.subject, {"entity": M("%(entity)s already has pipeline "
+                                                           "%(name)s",
+                                                           entity=self.pipeline.entity, name=repr(owner.name))})
         ws.create("pipeline", self.pipeline.to_document())
         features = entity.setdefault("features", [])
         if "pipelined" not in features:
@@ -341,10 +345,10 @@ class RemoveStage:
         doc = ws.get("pipeline", self.pipeline)
         index = _index(doc["stages"], "key", self.key)
         if index is None:
-            raise ChangeRefused(self.subject, {"key": f"no stage {self.key!r}"})
+            raise ChangeRefused(self.subject, {"key": M("no stage %(key)s", key=repr(self.key))})
         if doc.get("initial_stage") == self.key:
-            raise ChangeRefused(self.subject, {"key": "new records start in this stage; "
-                                                      "choose another initial stage first"})
+            raise ChangeRefused(self.subject, {"key": M("new records start in this stage; "
+                                                      "choose another initial stage first")})
         del doc["stages"][index]
         for stage in doc["stages"]:
             if self.key in (stage.get("next_stages") or ()):

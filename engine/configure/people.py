@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 
 from engine.actor import Actor
 from engine.errors import ValidationError
+from engine.messages import M
 from engine.metadata.model import Registry
 from engine.permissions import identity, org
 from engine.permissions.policy_store import ORG_DOMAIN, bind_role, bindings_of, unbind_role
@@ -84,7 +85,7 @@ class People:
                     department_id: int | None = None,
                     roles: Iterable[str] = ()) -> identity.User:
         if not password:
-            raise ValidationError("user", {"password": "required"})
+            raise ValidationError("user", {"password": M("required")})
         with write_transaction(self.engine) as conn:
             user = identity.create_user(conn, login=login, display_name=display_name,
                                         email=email or None, locale=locale, password=password,
@@ -104,7 +105,7 @@ class People:
     def set_password(self, user_id: int, password: str) -> identity.User:
         """A new password; every session of the user ends."""
         if not password:
-            raise ValidationError("user", {"password": "required"})
+            raise ValidationError("user", {"password": M("required")})
         with write_transaction(self.engine) as conn:
             return identity.set_password(conn, user_id, password)
 

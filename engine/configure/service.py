@@ -29,6 +29,7 @@ from engine.actor import Actor
 from engine.configure.changes import Change
 from engine.configure.workspace import ChangeRefused, Workspace, merged
 from engine.errors import ConflictError, MetadataError, MetadataIssue
+from engine.messages import M
 from engine.metadata.customisation import Customisation
 from engine.metadata.loader import load_packages
 from engine.metadata.model import Registry
@@ -184,7 +185,8 @@ def refusal(change: Change, issues: Sequence[MetadataIssue],
             key, message = "", str(issue)
         else:
             key, message = form_key(custom, issue.pointer, change.focus), issue.message
-        errors[key] = f"{errors[key]}; {message}" if key in errors else message
+        errors[key] = M("%(first)s; %(then)s", first=errors[key], then=message) \
+            if key in errors else message
     return ChangeRefused(change.subject, errors, issues=issues)
 
 
@@ -204,7 +206,7 @@ def _prefixes(document: Any, focus: str | None) -> list[str]:
         return []
     found = []
     for list_key, key in (("fields", "name"), ("add_fields", "name"), ("stages", "key"),
-                          ("add_stages", "key")):
+                          ("add_stages", "key"), ("sharing_rules", "name")):
         items = document.get(list_key)
         if isinstance(items, list):
             found += [f"/{list_key}/{i}" for i, item in enumerate(items)

@@ -21,6 +21,7 @@ from engine.configure._overlay_diff import (
     pipeline_overlay_name,
 )
 from engine.errors import ValidationError
+from engine.messages import M
 from engine.metadata.customisation import Customisation
 from engine.metadata.model import Registry
 
@@ -57,7 +58,8 @@ class Workspace:
         if key not in self.edited:
             found = self.current.document.get(_TABLES[kind], {}).get(name)
             if found is None:
-                raise ChangeRefused(subject or kind, {"": f"there is no {kind} {name!r}"})
+                raise ChangeRefused(subject or kind, {"": M("there is no %(kind)s %(name)s",
+                                                            kind=kind, name=repr(name))})
             self.edited[key] = _plain(found)
         return self.edited[key]
 
@@ -68,7 +70,8 @@ class Workspace:
     def create(self, kind: str, document: Mapping[str, Any]) -> dict[str, Any]:
         name = document["name"]
         if self.exists(kind, name):
-            raise ChangeRefused(kind, {"name": f"{kind} {name!r} already exists"})
+            raise ChangeRefused(kind, {"name": M("%(kind)s %(name)s already exists",
+                                                 kind=kind, name=repr(name))})
         key = (kind, name)
         self.edited[key] = _plain(document)
         self.created.add(key)
@@ -108,7 +111,7 @@ class Workspace:
         if refusals:
             raise ChangeRefused(subject, refusals)
         if not out:
-            raise ChangeRefused(subject, {"": "this changes nothing"})
+            raise ChangeRefused(subject, {"": M("this changes nothing")})
         return out
 
 

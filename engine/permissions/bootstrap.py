@@ -12,6 +12,7 @@ from __future__ import annotations
 from sqlalchemy import Connection, Engine, inspect, select
 
 from engine.errors import ValidationError
+from engine.messages import M
 from engine.metadata.model import Registry
 from engine.permissions import _tables as t
 from engine.permissions.identity import User, create_user, find_user
@@ -43,14 +44,15 @@ def check_first_admin(registry: Registry, *, login: str, password: str) -> None:
     """Refuse, before anything is written, what ``create_first_admin`` would refuse."""
     errors: dict[str, str] = {}
     if ADMIN_ROLE not in registry.roles:
-        errors["role"] = (f"the app packages declare no role {ADMIN_ROLE!r}; add "
-                          f"roles/{ADMIN_ROLE}.json granting what administrators may do")
+        errors["role"] = (M("the app packages declare no role %(role)s; add "
+                            "roles/%(file)s.json granting what administrators may do",
+                            role=repr(ADMIN_ROLE), file=ADMIN_ROLE))
     try:
         check_password_rules(password)
     except ValidationError as exc:
         errors.update(exc.field_errors)
     if not isinstance(login, str) or not login.strip():
-        errors["login"] = "required"
+        errors["login"] = M("required")
     if errors:
         raise ValidationError("user", errors)
 
@@ -65,10 +67,12 @@ def create_first_admin(conn: Connection, registry: Registry, *, login: str, pass
     check_first_admin(registry, login=login, password=password)
     current = existing_admin(conn)
     if current is not None:
-        raise ValidationError("user", {"login": f"there is already an administrator "
-                                                f"({current}); add users as them"})
+        raise ValidationError("user", {"login": M("there is already an administrator "
+                                                  "(%(current)s); add users as them",
+                                                  current=current)})
     if find_user(conn, login) is not None:
-        raise ValidationError("user", {"login": f"{login.strip().lower()} is already taken"})
+        raise ValidationError("user", {"login": M("%(login)s is already taken",
+                                                  login=login.strip().lower())})
     root = conn.execute(select(t.department.c.id).where(t.department.c.parent_id.is_(None))
                         .order_by(t.department.c.id).limit(1)).scalar()
     if root is None:

@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, func, insert, select, update
 
 from engine.errors import AuthenticationError, DuplicateError, NotFoundError, ValidationError
+from engine.messages import M
 from engine.metadata.model import DEFAULT_LOCALE, SUPPORTED_LOCALES
 from engine.permissions import _tables as t
 from engine.permissions import throttle, versions
@@ -80,16 +81,16 @@ def _check_profile(*, login: str | None = None, display_name: str | None = None,
                    level: str | None = None) -> None:
     errors: dict[str, str] = {}
     if login is not None and not _LOGIN.match(login):
-        errors["login"] = ("1 to 150 characters: letters, digits and . _ @ + -, "
-                           "starting with a letter or digit")
+        errors["login"] = (M("1 to 150 characters: letters, digits and . _ @ + -, "
+                           "starting with a letter or digit"))
     if display_name is not None and not (0 < len(display_name.strip()) <= 200):
-        errors["display_name"] = "required, at most 200 characters"
+        errors["display_name"] = M("required, at most 200 characters")
     if email is not None and (len(email) > 254 or not re.match(r"^[^@\s]+@[^@\s]+$", email)):
-        errors["email"] = "not an email address"
+        errors["email"] = M("not an email address")
     if locale is not None and locale not in SUPPORTED_LOCALES:
-        errors["locale"] = f"one of {', '.join(SUPPORTED_LOCALES)}"
+        errors["locale"] = M("one of %(value)s", value=', '.join(SUPPORTED_LOCALES))
     if level is not None and not _LEVEL.match(level):
-        errors["level"] = "a lower-case identifier of at most 32 characters"
+        errors["level"] = M("a lower-case identifier of at most 32 characters")
     if errors:
         raise ValidationError("user", errors)
 
@@ -126,7 +127,8 @@ def _require_department(conn: Connection, department_id: int) -> None:
         select(t.department.c.id).where(t.department.c.id == department_id)
     ).scalar()
     if found is None:
-        raise ValidationError("user", {"department_id": f"no department {department_id}"})
+        raise ValidationError("user", {"department_id": M("no department %(department_id)s",
+                                                          department_id=department_id)})
 
 
 def get_user(conn: Connection, user_id: int) -> User:
@@ -336,9 +338,9 @@ def _change(conn: Connection, user_id: int, *, current: str, new: str, client: s
         failure = _failed(conn, user.login, user_id, client, now, reason="bad_current_password")
         if failure.reason == "locked":
             return failure
-        return ValidationError("user", {"current_password": "not your current password"})
+        return ValidationError("user", {"current_password": M("not your current password")})
     if new == current:
-        return ValidationError("user", {"password": "must differ from the current password"})
+        return ValidationError("user", {"password": M("must differ from the current password")})
     try:
         check_password_rules(new)
     except ValidationError as exc:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from sqlalchemy import Connection, Engine
 
 from engine.errors import NotFoundError, ValidationError
+from engine.messages import M
 from engine.metadata.model import ACTIONS, Registry
 from engine.permissions._branch import Explanation
 from engine.permissions.identity import User, create_user, find_user
@@ -31,7 +32,7 @@ def user_by_login(conn: Connection, login: str) -> User:
 def department_id(conn: Connection, code: str, *, field: str = "department") -> int:
     found = find_department(conn, code)
     if found is None:
-        raise ValidationError("user", {field: f"no department {code!r}"})
+        raise ValidationError("user", {field: M("no department %(code)s", code=repr(code))})
     return found.id
 
 
@@ -86,7 +87,7 @@ def explain(engine: Engine, registry: Registry, *, login: str, entity: str, reco
     if entity not in registry.entities:
         raise NotFoundError("entity", entity)
     if action not in ACTIONS:
-        raise ValidationError("why", {"action": f"one of {', '.join(ACTIONS)}"})
+        raise ValidationError("why", {"action": M("one of %(value)s", value=', '.join(ACTIONS))})
     table = build_schema(registry).table(entity)
     policy = CasbinAccessPolicy(engine, registry, check_interval=0)
     with engine.connect() as conn:

@@ -35,6 +35,7 @@ from sqlalchemy import (
 )
 
 from engine.errors import NotFoundError, ValidationError
+from engine.messages import M
 from engine.permissions import _tables as t
 from engine.permissions import versions
 from engine.permissions._clock import utcnow
@@ -119,11 +120,11 @@ def create_department(
     """Add a department under ``parent_id`` (or at the top); ``code`` is what pools name."""
     errors: dict[str, str] = {}
     if not isinstance(code, str) or not _CODE.match(code):
-        errors["code"] = "a lower-case identifier of at most 63 characters"
+        errors["code"] = M("a lower-case identifier of at most 63 characters")
     elif find_department(conn, code) is not None:
-        errors["code"] = f"{code!r} is already taken"
+        errors["code"] = M("%(code)s is already taken", code=repr(code))
     if not isinstance(name, str) or not (0 < len(name.strip()) <= 200):
-        errors["name"] = "required, at most 200 characters"
+        errors["name"] = M("required, at most 200 characters")
     if errors:
         raise ValidationError("department", errors)
     parent_path = "/"
@@ -148,19 +149,21 @@ def _existing(conn: Connection, department_id: int, *, field_name: str) -> Depar
         return get_department(conn, department_id)
     except NotFoundError:
         raise ValidationError("department",
-                              {field_name: f"no department {department_id}"}) from None
+                              {field_name: M("no department %(department_id)s",
+                                             department_id=department_id)}) from None
 
 
 def _existing_user(conn: Connection, user_id: int) -> None:
     try:
         get_user(conn, user_id)
     except NotFoundError:
-        raise ValidationError("department", {"leader_id": f"no user {user_id}"}) from None
+        raise ValidationError("department", {"leader_id": M("no user %(user_id)s",
+                                                            user_id=user_id)}) from None
 
 
 def rename_department(conn: Connection, department_id: int, *, name: str) -> Department:
     if not isinstance(name, str) or not (0 < len(name.strip()) <= 200):
-        raise ValidationError("department", {"name": "required, at most 200 characters"})
+        raise ValidationError("department", {"name": M("required, at most 200 characters")})
     get_department(conn, department_id)
     conn.execute(update(t.department).where(t.department.c.id == department_id)
                  .values(name=name.strip()))
@@ -190,7 +193,7 @@ def move_department(conn: Connection, department_id: int, *,
         parent = _existing(conn, new_parent_id, field_name="parent_id")
         if parent.path.startswith(moving.path):
             raise ValidationError("department", {
-                "parent_id": "a department cannot move under itself or its own sub-department"})
+                "parent_id": M("a department cannot move under itself or its own sub-department")})
         new_parent_path = parent.path
     new_path = f"{new_parent_path}{moving.id:04d}/"
     if new_path != moving.path:
@@ -216,7 +219,8 @@ def delete_department(conn: Connection, department_id: int) -> None:
                            .where(t.user.c.department_id == dept.id)).scalar_one()
     if children or members:
         raise ValidationError("department", {
-            "id": f"{dept.code} still has {children} sub-departments and {members} users"})
+            "id": M("%(code)s still has %(children)s sub-departments and %(members)s users",
+                    code=dept.code, children=children, members=members)})
     conn.execute(delete(t.department).where(t.department.c.id == dept.id))
     versions.bump(conn, versions.ORG)
 
@@ -230,11 +234,12 @@ def move_user(conn: Connection, user_id: int, *, department_id: int | None,
             get_department(conn, department_id)
         except NotFoundError:
             raise ValidationError("user",
-                                  {"department_id": f"no department {department_id}"}) from None
+                                  {"department_id": M("no department %(department_id)s",
+                                                      department_id=department_id)}) from None
     values: dict[str, Any] = {"department_id": department_id}
     if level is not None:
         if not _LEVEL.match(level):
-            raise ValidationError("user", {"level": "a lower-case identifier"})
+            raise ValidationError("user", {"level": M("a lower-case identifier")})
         values["level"] = level
     conn.execute(update(t.user).where(t.user.c.id == user_id).values(**values))
     versions.bump(conn, versions.ORG)

@@ -6,6 +6,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from engine.errors import ValidationError
+from engine.messages import M
 
 MIN_LENGTH = 8
 MAX_LENGTH = 1024  # hashing megabytes of "password" is a cheap denial of service
@@ -16,11 +17,13 @@ _hasher = PasswordHasher()  # argon2-cffi's defaults: the RFC 9106 low-memory pr
 def check_password_rules(password: str) -> None:
     """Refuse passwords too short or too long, naming the ``password`` field."""
     if not isinstance(password, str) or len(password) < MIN_LENGTH:
-        raise ValidationError("user", {"password": f"at least {MIN_LENGTH} characters"})
+        raise ValidationError("user", {"password": M("at least %(min_length)s characters",
+                                                     min_length=MIN_LENGTH)})
     if len(password) > MAX_LENGTH:
-        raise ValidationError("user", {"password": f"at most {MAX_LENGTH} characters"})
+        raise ValidationError("user", {"password": M("at most %(max_length)s characters",
+                                                     max_length=MAX_LENGTH)})
     if password.strip() == "":
-        raise ValidationError("user", {"password": "must not be only spaces"})
+        raise ValidationError("user", {"password": M("must not be only spaces")})
 
 
 def hash_password(password: str) -> str:

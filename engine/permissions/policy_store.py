@@ -27,6 +27,7 @@ from casbin.persist import Adapter
 from sqlalchemy import Connection, and_, delete, insert, select
 
 from engine.errors import NotFoundError, ValidationError
+from engine.messages import M
 from engine.metadata.model import Registry
 from engine.permissions import _tables as t
 from engine.permissions import versions
@@ -190,13 +191,13 @@ def sync_roles(conn: Connection, registry: Registry) -> bool:
 def check_binding(*, role: str, domain: str, registry: Registry | None = None) -> None:
     errors: dict[str, str] = {}
     if not isinstance(role, str) or not _ROLE.match(role):
-        errors["role"] = "a role name (lower-case identifier)"
+        errors["role"] = M("a role name (lower-case identifier)")
     elif registry is not None and role not in registry.roles:
-        errors["role"] = f"no role {role!r}"
+        errors["role"] = M("no role %(role)s", role=repr(role))
     if not isinstance(domain, str) or not _DOMAIN.match(domain):
-        errors["domain"] = "org, dept:<department id> or pool:<pool name>"
+        errors["domain"] = M("org, dept:<department id> or pool:<pool name>")
     elif registry is not None and domain.startswith("pool:") and domain[5:] not in registry.pools:
-        errors["domain"] = f"no pool {domain[5:]!r}"
+        errors["domain"] = M("no pool %(value)s", value=repr(domain[5:]))
     if errors:
         raise ValidationError("role_binding", errors)
 
@@ -210,7 +211,8 @@ def bind_role(conn: Connection, *, user_id: int, role: str, domain: str = ORG_DO
         found = conn.execute(select(t.department.c.id)
                              .where(t.department.c.id == int(domain[5:]))).scalar()
         if found is None:
-            raise ValidationError("role_binding", {"domain": f"no department {domain[5:]}"})
+            raise ValidationError("role_binding", {"domain": M("no department %(value)s",
+                                                               value=domain[5:])})
     exists = conn.execute(select(t.role_binding.c.id).where(
         t.role_binding.c.user_id == user_id, t.role_binding.c.role == role,
         t.role_binding.c.domain == domain)).scalar()

@@ -72,10 +72,10 @@ def view_as(conn: Connection, *, admin: Actor, user_id: int,
         raise ForbiddenError("user", VIEW_AS, M("only administrators may view as another user"))
     target = get_user(conn, user_id)
     if target.id == admin.user_id:
-        raise ValidationError("view_as", {"user_id": "that is you"})
+        raise ValidationError("view_as", {"user_id": M("that is you")})
     if not target.active:
-        raise ValidationError("view_as", {"user_id": f"{target.login} is deactivated and sees "
-                                                     "nothing"})
+        raise ValidationError("view_as", {"user_id": M("%(login)s is deactivated and sees nothing",
+                                                       login=target.login)})
     me = get_user(conn, admin.user_id)
     conn.execute(insert(t.activity).values(
         entity=t.user.name, record_id=target.id, kind=VIEW_AS, actor_id=me.id,

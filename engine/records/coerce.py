@@ -135,7 +135,8 @@ def _number_literal(value: str) -> Decimal:
     before ``Decimal`` sees it. Thousands separators ("1,234.50") are dropped."""
     text = value.strip()
     if len(text) > MAX_NUMBER_TEXT:
-        raise CoercionError(f"is too long for a number (at most {MAX_NUMBER_TEXT} characters)")
+        raise CoercionError(M("is too long for a number (at most %(max_number_text)s characters)",
+                              max_number_text=MAX_NUMBER_TEXT))
     if not _NUMBER.fullmatch(text):
         if text.lstrip("+-").lower() in _NOT_FINITE:
             raise CoercionError(M("expected a finite number"))
@@ -153,7 +154,8 @@ def _within(number: Decimal, limits: NumberLimits) -> Decimal:
         return Decimal(0)  # 0E+999999999 is zero; its exponent must not travel on
     digits = number.as_tuple().digits
     if len(digits) > MAX_NUMBER_DIGITS:
-        raise CoercionError(f"has too many digits (at most {MAX_NUMBER_DIGITS})")
+        raise CoercionError(M("has too many digits (at most %(max_number_digits)s)",
+                              max_number_digits=MAX_NUMBER_DIGITS))
     if number.adjusted() >= limits.integer_digits:
         _too_large(limits)
     exponent = number.adjusted() - len(digits) + 1
@@ -165,8 +167,9 @@ def _within(number: Decimal, limits: NumberLimits) -> Decimal:
 
 def _too_large(limits: NumberLimits) -> NoReturn:
     if limits.high is not None:
-        raise CoercionError(f"is out of range (at most {limits.high})")
-    raise CoercionError(f"too large: at most {limits.integer_digits} digits before the point")
+        raise CoercionError(M("is out of range (at most %(high)s)", high=limits.high))
+    raise CoercionError(M("too large: at most %(integer_digits)s digits before the point",
+                          integer_digits=limits.integer_digits))
 
 
 def _decimal(value: Any, limits: NumberLimits = _DEFAULT_DECIMAL) -> Decimal:
@@ -176,7 +179,8 @@ def _decimal(value: Any, limits: NumberLimits = _DEFAULT_DECIMAL) -> Decimal:
         result = value
     elif isinstance(value, int):
         if value.bit_length() > 4 * MAX_NUMBER_DIGITS:
-            raise CoercionError(f"has too many digits (at most {MAX_NUMBER_DIGITS})")
+            raise CoercionError(M("has too many digits (at most %(max_number_digits)s)",
+                                  max_number_digits=MAX_NUMBER_DIGITS))
         result = Decimal(value)
     elif isinstance(value, float):
         if not math.isfinite(value):
@@ -199,9 +203,9 @@ def _whole(number: Decimal, limits: NumberLimits, shown: str) -> int:
 
 def _in_range(number: int, limits: NumberLimits) -> int:
     if limits.low is not None and number < limits.low:
-        raise CoercionError(f"is out of range (at least {limits.low})")
+        raise CoercionError(M("is out of range (at least %(low)s)", low=limits.low))
     if limits.high is not None and number > limits.high:
-        raise CoercionError(f"is out of range (at most {limits.high})")
+        raise CoercionError(M("is out of range (at most %(high)s)", high=limits.high))
     return number
 
 
@@ -248,7 +252,7 @@ def read_id(value: Any) -> int:
     else:
         raise CoercionError(M("expected a record id (a positive whole number)"))
     if not 0 < number <= MAX_ID:
-        raise CoercionError(f"expected a record id between 1 and {MAX_ID}")
+        raise CoercionError(M("expected a record id between 1 and %(max_id)s", max_id=MAX_ID))
     return number
 
 
@@ -313,7 +317,7 @@ def _datetime(value: Any) -> datetime:
     try:
         return parsed.astimezone(UTC)
     except OverflowError:  # 0001-01-01 00:00+01:00 is before the first instant Python holds
-        raise CoercionError("is out of range (years 1 to 9999 in UTC)") from None
+        raise CoercionError(M("is out of range (years 1 to 9999 in UTC)")) from None
 
 
 def _currency(value: Any) -> str:

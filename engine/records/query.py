@@ -129,8 +129,9 @@ def _value(plan: EntityPlan, f: Field, raw: Any) -> Any:
     if f.type is FieldType.MULTI_SELECT:
         f = Field(name=f.name, type=FieldType.SELECT, label=LocalText(), options=f.options)
     if isinstance(raw, str) and len(raw) > MAX_FILTER_TEXT:
-        raise QueryError(plan.name, f.name, f"the value is longer than {MAX_FILTER_TEXT} "
-                                            "characters")
+        raise QueryError(plan.name, f.name, M("the value is longer than %(max_filter_text)s "
+                                              "characters",
+                                              max_filter_text=MAX_FILTER_TEXT))
     source = InputSource.STRING if isinstance(raw, str) else InputSource.JSON
     fp = plan.fields.get(f.name)
     try:
@@ -158,7 +159,7 @@ def filter_clause(plan: EntityPlan, flt: Filter, hidden: frozenset[str]) -> Colu
     f = _field(plan, flt.field, hidden, "a filter")
     op = flt.op.value if isinstance(flt.op, Op) else flt.op
     if not isinstance(op, str):
-        raise QueryError(plan.name, f.name, f"unknown operator {op!r}")
+        raise QueryError(plan.name, f.name, M("unknown operator %(op)s", op=repr(op)))
     try:
         return compile_condition(Condition(field=f.name, op=op, value=flt.value), field=f,
                                  column=plan.table.c[f.name],
@@ -174,7 +175,8 @@ def search_clause(plan: EntityPlan, text: str, hidden: frozenset[str]) -> Column
     if not names:
         raise QueryError(plan.name, "search", M("this list has no searchable fields"))
     if len(text) > MAX_SEARCH_LENGTH:
-        raise QueryError(plan.name, "search", f"is longer than {MAX_SEARCH_LENGTH} characters")
+        raise QueryError(plan.name, "search", M("is longer than %(max_search_length)s characters",
+                                                max_search_length=MAX_SEARCH_LENGTH))
     pattern = f"%{escape_like(text.strip())}%"
     return or_(*(plan.table.c[n].ilike(pattern, escape="\\") for n in names))
 
@@ -263,7 +265,7 @@ def encode_token(sort: SortPlan, record: Record) -> str:
 def decode_token(plan: EntityPlan, sort: SortPlan, token: str) -> tuple[Any, int]:
     """The (sort value, id) a page token carries; refuses tokens of another sort."""
     if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:
-        raise QueryError(plan.name, "", "the page token is not valid")
+        raise QueryError(plan.name, "", M("the page token is not valid"))
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         payload = json.loads(raw)

@@ -46,10 +46,10 @@ def _check(name: str, state: Mapping[str, Sequence[str]]) -> tuple[str, dict[str
     clean = name.strip() if isinstance(name, str) else ""
     errors = {}
     if not clean or len(clean) > MAX_NAME:
-        errors["name"] = f"required, at most {MAX_NAME} characters"
+        errors["name"] = M("required, at most %(max_name)s characters", max_name=MAX_NAME)
     values = {str(k): [str(v) for v in vs] for k, vs in state.items()}
     if sum(len(vs) for vs in values.values()) > MAX_PARAMS:
-        errors["state"] = f"at most {MAX_PARAMS} parameters"
+        errors["state"] = M("at most %(max_params)s parameters", max_params=MAX_PARAMS)
     if errors:
         raise ValidationError("saved_view", errors)
     return clean, values

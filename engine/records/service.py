@@ -264,7 +264,7 @@ class RecordService:
             (choices[0] if choices else None)
         if chosen is None:
             if basis:
-                raise QueryError(entity, "basis", f"no duplicate rule {basis!r}")
+                raise QueryError(entity, "basis", M("no duplicate rule %(name)s", name=repr(basis)))
             return None
         scope = self.policy.row_scope(actor, plan.entity, plan.table, "merge")
         with self.engine.connect() as conn:
@@ -661,7 +661,7 @@ class RecordService:
         plan = self.plan(entity)
         pipelines = stages.pipelines_for(self.schema.registry, plan)
         if pipelines is None:
-            raise ValidationError(plan.name, {stages.STAGE: "this entity has no pipeline"})
+            raise ValidationError(plan.name, {stages.STAGE: M("this entity has no pipeline")})
         return self._update(tx, plan, record_id, values or {}, version=version,
                             source=source, move=stages.StageMove(pipelines, to))
 
@@ -847,9 +847,9 @@ class RecordService:
         fp = plan.fields.get(field)
         if fp is None or fp.field.type is not FieldType.FILE or \
                 field in self.policy.hidden_fields(actor, plan.entity):
-            raise ValidationError(plan.name, {field: "is not a file field"})
+            raise ValidationError(plan.name, {field: M("is not a file field")})
         if field in self.policy.readonly_fields(actor, plan.entity):
-            raise ValidationError(plan.name, {field: "is read-only for you"})
+            raise ValidationError(plan.name, {field: M("is read-only for you")})
         return plan
 
     def assign(self, actor: Actor, entity: str, record_id: int, owner_id: int | None, *,
@@ -903,7 +903,7 @@ class RecordService:
         plan = self.plan(entity)
         table = plan.table
         if not plan.owned or "pool_id" not in table.c:
-            raise ForbiddenError(plan.name, kind, "this entity has no pools")
+            raise ForbiddenError(plan.name, kind, M("this entity has no pools"))
         ids = sorted({i for i in record_ids if isinstance(i, int) and not isinstance(i, bool)})
         if not ids:
             return {}

@@ -22,6 +22,7 @@ from sqlalchemy import ColumnElement, and_, case, distinct, false, func, literal
 
 from engine.actor import Actor
 from engine.errors import ForbiddenError, QueryError
+from engine.messages import M
 from engine.metadata.model import FieldType, Registry
 from engine.metadata.reports import (
     FOLDABLE_MEASURES,
@@ -267,7 +268,7 @@ class ReportRunner:
         prefix, _, name = dim.field.rpartition(".")
         if not prefix:
             if plan.lookup(name) is None or name in hidden:
-                raise QueryError(report.name, name, "cannot break down by this field")
+                raise QueryError(report.name, name, M("cannot break down by this field"))
             return table.c[name], source
         join = next(j for j in report.joins if j.name == prefix)
         ref = plan.fields[join.field].field
@@ -275,7 +276,7 @@ class ReportRunner:
         target = self.records.plan(ref.target)
         target_hidden = self.records.policy.hidden_fields(actor, target.entity)
         if name in target_hidden or target.lookup(name) is None:
-            raise QueryError(report.name, dim.field, "cannot break down by this field")
+            raise QueryError(report.name, dim.field, M("cannot break down by this field"))
         # The referenced record shows its value only when the reader may read it;
         # otherwise the row counts under "none", as if the reference were empty.
         try:

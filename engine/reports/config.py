@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from engine.configure.workspace import ChangeRefused, Workspace
+from engine.messages import M
 
 
 @dataclass(frozen=True)
@@ -33,12 +34,13 @@ class AddReportTile:
     def apply(self, ws: Workspace) -> None:
         doc = ws.get("dashboard", self.dashboard, subject=self.subject)
         if not ws.exists("report", self.report):
-            raise ChangeRefused(self.subject, {"report": f"there is no report {self.report!r}"})
+            raise ChangeRefused(self.subject, {"report": M("there is no report %(report)s",
+                                                           report=repr(self.report))})
         tile: dict[str, str] = {"kind": "report", "report": self.report}
         if self.period:
             tile["period"] = self.period
         if tile in doc["tiles"]:
-            raise ChangeRefused(self.subject, {"report": "the dashboard already shows it"})
+            raise ChangeRefused(self.subject, {"report": M("the dashboard already shows it")})
         doc["tiles"] = [*doc["tiles"], tile]
 
 
@@ -61,5 +63,5 @@ class RemoveTile:
     def apply(self, ws: Workspace) -> None:
         doc = ws.get("dashboard", self.dashboard, subject=self.subject)
         if not 0 <= self.index < len(doc["tiles"]):
-            raise ChangeRefused(self.subject, {"tile": "no such tile"})
+            raise ChangeRefused(self.subject, {"tile": M("no such tile")})
         doc["tiles"] = [t for i, t in enumerate(doc["tiles"]) if i != self.index]

@@ -18,6 +18,7 @@ from sqlalchemy import Connection, select
 
 from engine.actor import Actor
 from engine.errors import QueryError
+from engine.messages import M
 from engine.metadata.model import Registry
 from engine.metadata.reports import BoardMeasure
 from engine.permissions.org import OrgSnapshot, load_org_snapshot
@@ -82,14 +83,15 @@ def board(records: RecordService, registry: Registry, actor: Actor, *,
     """The ranking of ``measure`` over ``window`` within the actor's team or all teams."""
     measures = tuple(catalog_of(registry).board_measures())
     if not measures:
-        raise QueryError("leaderboard", "measure", "no leaderboard is declared")
+        raise QueryError("leaderboard", "measure", M("no leaderboard is declared"))
     chosen = next((m for m in measures if m.name == measure), None) if measure else measures[0]
     if chosen is None:
-        raise QueryError("leaderboard", "measure", f"unknown measure {measure!r}")
+        raise QueryError("leaderboard", "measure", M("unknown measure %(measure)s",
+                                                     measure=repr(measure)))
     if scope not in ("team", "all"):
-        raise QueryError("leaderboard", "scope", "team or all")
+        raise QueryError("leaderboard", "scope", M("team or all"))
     if window.first is None or window.end is None:
-        raise QueryError("leaderboard", "period", "the leaderboard needs a bounded period")
+        raise QueryError("leaderboard", "period", M("the leaderboard needs a bounded period"))
     records.policy.check_action(actor, records.plan(chosen.entity).entity, "read")
     keeper = RollupKeeper(records.schema, registry)
     with records.engine.connect() as conn:

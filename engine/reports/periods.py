@@ -12,11 +12,19 @@ import datetime as dt
 from dataclasses import dataclass
 
 from engine.errors import QueryError
+from engine.messages import M
+from engine.metadata.model import LocalText
 
 PERIODS = ("today", "yesterday", "this_week", "last_week", "this_month", "last_month",
            "this_quarter", "last_quarter", "this_year", "last_year", "last_7_days",
            "last_30_days", "last_90_days", "last_12_months", "all_time")
 GRAINS = ("day", "week", "month", "quarter", "year")
+#: A grain named in a message, in each language the UI speaks.
+GRAIN_WORDS = {"day": LocalText.of({"en": "day", "zh-CN": "天"}),
+               "week": LocalText.of({"en": "week", "zh-CN": "周"}),
+               "month": LocalText.of({"en": "month", "zh-CN": "月"}),
+               "quarter": LocalText.of({"en": "quarter", "zh-CN": "季度"}),
+               "year": LocalText.of({"en": "year", "zh-CN": "年"})}
 MAX_BUCKETS = 400
 MAX_CUSTOM_DAYS = 3660
 
@@ -67,8 +75,8 @@ def window(name: str, *, today: dt.date) -> Window:
         "all_time": (None, None),
     }
     if name not in spans:
-        raise QueryError("report", "period", f"unknown period {name!r} (one of "
-                                             f"{', '.join(PERIODS)})")
+        raise QueryError("report", "period", M("unknown period %(name)s (one of %(value)s)",
+                                               name=repr(name), value=', '.join(PERIODS)))
     first, end = spans[name]
     return Window(name, first, end)
 
@@ -76,9 +84,10 @@ def window(name: str, *, today: dt.date) -> Window:
 def custom_window(first: dt.date, last: dt.date) -> Window:
     """The days ``first`` to ``last``, both included (a custom period)."""
     if last < first:
-        raise QueryError("report", "period", "the last day is before the first")
+        raise QueryError("report", "period", M("the last day is before the first"))
     if (last - first).days > MAX_CUSTOM_DAYS:
-        raise QueryError("report", "period", f"at most {MAX_CUSTOM_DAYS} days")
+        raise QueryError("report", "period", M("at most %(max_custom_days)s days",
+                                               max_custom_days=MAX_CUSTOM_DAYS))
     return Window("custom", first, last + dt.timedelta(days=1))
 
 
@@ -115,8 +124,10 @@ def buckets(first: dt.date, end: dt.date, grain: str) -> list[tuple[dt.date, dt.
         following = next_bucket(start, grain)
         out.append((max(start, first), min(following, end)))
         if len(out) > MAX_BUCKETS:
-            raise QueryError("report", "period", f"more than {MAX_BUCKETS} {grain}s; pick a "
-                                                 "shorter period or a coarser grain")
+            raise QueryError("report", "period", M("more than %(max_buckets)s periods of one %(grain)s; "
+                                                   "pick a shorter period or a coarser grain",
+                                                   max_buckets=MAX_BUCKETS,
+                                                   grain=GRAIN_WORDS.get(grain, grain)))
         start = following
     return out
 

@@ -18,6 +18,7 @@ from sqlalchemy import Connection, delete, insert, select, update
 
 from engine.actor import Actor
 from engine.errors import ForbiddenError, ValidationError
+from engine.messages import M
 from engine.metadata.model import Registry
 from engine.permissions.org import OrgSnapshot, load_org_snapshot
 from engine.records.service import RecordService
@@ -39,7 +40,7 @@ class Target:
 
 def assignee_key(*, user_id: int | None = None, department_id: int | None = None) -> str:
     if (user_id is None) == (department_id is None):
-        raise ValidationError("target", {"assignee": "name one user or one department"})
+        raise ValidationError("target", {"assignee": M("name one user or one department")})
     return f"user:{user_id}" if user_id is not None else f"dept:{department_id}"
 
 
@@ -62,9 +63,9 @@ def parse_value(raw: Any) -> Decimal:
     try:
         value = Decimal(str(raw).strip())
     except (InvalidOperation, ValueError):
-        raise ValidationError("target", {"value": "needs a number"}) from None
+        raise ValidationError("target", {"value": M("needs a number")}) from None
     if not value.is_finite() or value < 0 or value >= MAX_TARGET:
-        raise ValidationError("target", {"value": "needs a number from 0 up"})
+        raise ValidationError("target", {"value": M("needs a number from 0 up")})
     return value
 
 
@@ -74,13 +75,14 @@ def set_target(records: RecordService, registry: Registry, actor: Actor, *, meas
     """Set (or replace) one target; refused unless the actor manages the assignee."""
     board = catalog_of(registry).board_measure(measure)
     if board is None:
-        raise ValidationError("target", {"measure": f"no leaderboard measure {measure!r}"})
+        raise ValidationError("target", {"measure": M("no leaderboard measure %(measure)s",
+                                                      measure=repr(measure))})
     if end <= first:
-        raise ValidationError("target", {"period": "the period is empty"})
+        raise ValidationError("target", {"period": M("the period is empty")})
     amount = parse_value(value)
     if assignee.partition(":")[0] not in ("user", "dept") or \
             not assignee.partition(":")[2].isdigit():
-        raise ValidationError("target", {"assignee": "name one user or one department"})
+        raise ValidationError("target", {"assignee": M("name one user or one department")})
     records.policy.check_action(actor, records.plan(board.entity).entity, "assign")
     table = records.schema.system[TARGET_TABLE]
     with write_transaction(records.engine) as conn:
@@ -88,10 +90,10 @@ def set_target(records: RecordService, registry: Registry, actor: Actor, *, meas
         kind, _, raw = assignee.partition(":")
         known = int(raw) in (org.user_login if kind == "user" else org.departments)
         if not known:
-            raise ValidationError("target", {"assignee": "no such user or department"})
+            raise ValidationError("target", {"assignee": M("no such user or department")})
         if not _may_set(org, actor, assignee):
-            raise ForbiddenError("target", "set", "targets are set for your own team, "
-                                                  "top-down")
+            raise ForbiddenError("target", "set", M("targets are set for your own team, "
+                                                  "top-down"))
         key = (table.c.measure == measure, table.c.first_day == first,
                table.c.end_day == end, table.c.assignee == assignee)
         values = {"value": amount, "set_by": actor.user_id, "set_at": now}
@@ -107,13 +109,14 @@ def clear_target(records: RecordService, registry: Registry, actor: Actor, *, me
     """Remove a target (same permission as setting it)."""
     board = catalog_of(registry).board_measure(measure)
     if board is None:
-        raise ValidationError("target", {"measure": f"no leaderboard measure {measure!r}"})
+        raise ValidationError("target", {"measure": M("no leaderboard measure %(measure)s",
+                                                      measure=repr(measure))})
     records.policy.check_action(actor, records.plan(board.entity).entity, "assign")
     table = records.schema.system[TARGET_TABLE]
     with write_transaction(records.engine) as conn:
         if not _may_set(load_org_snapshot(conn), actor, assignee):
-            raise ForbiddenError("target", "set", "targets are set for your own team, "
-                                                  "top-down")
+            raise ForbiddenError("target", "set", M("targets are set for your own team, "
+                                                  "top-down"))
         conn.execute(delete(table).where(
             table.c.measure == measure, table.c.first_day == first, table.c.end_day == end,
             table.c.assignee == assignee))

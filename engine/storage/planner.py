@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import (
@@ -122,6 +122,27 @@ def plan_migration(conn: Connection, *, applied: Registry | None, target: Regist
     return _Planner(conn, applied=applied, target=target, purge=purge_archived).plan()
 
 
+def system_table_steps(conn: Connection, *,
+                       have: Callable[[str], set[str]] | None = None) -> list[Step]:
+    """The engine's own tables and columns the database lacks (a database made by an
+    older engine): what ``migrate`` adds first, and what ``serve`` refuses to run without."""
+    inspector = inspect(conn)
+    existing = set(inspector.get_table_names())
+    metadata = next(iter(SYSTEM_TABLES.values())).metadata
+    steps: list[Step] = []
+    missing = tuple(t.name for t in metadata.sorted_tables if t.name not in existing)
+    if missing:
+        steps.append(CreateSystemTables(missing))
+    for table in metadata.sorted_tables:
+        if table.name in existing:
+            taken = have(table.name) if have is not None else \
+                {c["name"] for c in inspector.get_columns(table.name)}
+            lacking = tuple(c.name for c in table.columns if c.name not in taken)
+            if lacking:
+                steps.append(AddSystemColumns(table.name, lacking))
+    return steps
+
+
 class _Planner:
     def __init__(self, conn: Connection, *, applied: Registry | None, target: Registry,
                  purge: bool) -> None:
@@ -173,17 +194,7 @@ class _Planner:
     # -- tables ----------------------------------------------------------------------------
 
     def _system_tables(self) -> Iterable[Step]:
-        existing = set(self.inspector.get_table_names())
-        metadata = next(iter(SYSTEM_TABLES.values())).metadata
-        missing = tuple(t.name for t in metadata.sorted_tables if t.name not in existing)
-        if missing:
-            yield CreateSystemTables(missing)
-        for table in metadata.sorted_tables:
-            if table.name in existing:
-                have = self._taken_columns(table.name)
-                lacking = tuple(c.name for c in table.columns if c.name not in have)
-                if lacking:
-                    yield AddSystemColumns(table.name, lacking)
+        return system_table_steps(self.conn, have=self._taken_columns)
 
     def _id_steps(self) -> Iterable[Step]:
         """Kept entity tables that would hand a deleted record's id to the next one."""

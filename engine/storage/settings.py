@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from sqlalchemy import Column, Connection, DateTime, MetaData, String, Table, Text, select
 
 from engine.errors import ValidationError
+from engine.messages import M
 
 SETTING_TABLE = "tp_setting"
 TIME_ZONE = "time_zone"
@@ -76,7 +77,7 @@ def is_time_zone(name: str) -> bool:
 def check_time_zone(name: str, *, subject: str = "settings", field: str = TIME_ZONE) -> str:
     """``name`` if it is a known zone; ``ValidationError`` otherwise."""
     if not is_time_zone(name):
-        raise ValidationError(subject, {field: f"unknown time zone {name!r}"})
+        raise ValidationError(subject, {field: M("unknown time zone %(name)s", name=repr(name))})
     return name
 
 

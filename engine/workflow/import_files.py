@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from engine.errors import TidepoolError
+from engine.messages import M
 
 #: Largest file accepted (bytes); an XLSX is zip-compressed, so its cells are bounded too.
 MAX_BYTES = 50 * 1024 * 1024
@@ -48,21 +49,22 @@ def decode(data: bytes) -> tuple[str, str]:
     try:
         return data.decode("gb18030"), "gb18030"
     except UnicodeDecodeError as exc:
-        raise ImportFileError("the file is neither UTF-8 nor GB18030 text; save it as "
-                              "CSV UTF-8 or as an Excel workbook") from exc
+        raise ImportFileError(M("the file is neither UTF-8 nor GB18030 text; save it as "
+                              "CSV UTF-8 or as an Excel workbook")) from exc
 
 
 def read_table(data: bytes, *, filename: str) -> TableFile:
     """Parse ``data`` by its file name's extension (.csv or .xlsx)."""
     if len(data) > MAX_BYTES:
-        raise ImportFileError(f"the file is larger than {MAX_BYTES // (1024 * 1024)} MB")
+        raise ImportFileError(M("the file is larger than %(value)s MB",
+                                value=MAX_BYTES // (1024 * 1024)))
     name = filename.lower()
     if name.endswith(".xlsx"):
         return _bounded(*_xlsx(data), "xlsx")
     if name.endswith((".csv", ".txt")):
         text, encoding = decode(data)
         return _bounded(*_csv(text), encoding)
-    raise ImportFileError("only .csv and .xlsx files can be imported")
+    raise ImportFileError(M("only .csv and .xlsx files can be imported"))
 
 
 def _csv(text: str) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
@@ -75,16 +77,17 @@ def _csv(text: str) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
     try:
         headers = next(reader)
     except StopIteration as exc:
-        raise ImportFileError("the file is empty") from exc
+        raise ImportFileError(M("the file is empty")) from exc
     except csv.Error as exc:
-        raise ImportFileError(f"not a readable CSV file: {exc}") from exc
+        raise ImportFileError(M("not a readable CSV file: %(exc)s", exc=exc)) from exc
 
     def rows() -> Iterator[tuple[int, list[str]]]:
         try:
             for row in reader:
                 yield reader.line_num, row
         except csv.Error as exc:
-            raise ImportFileError(f"line {reader.line_num}: {exc}") from exc
+            raise ImportFileError(M("line %(line_num)s: %(exc)s",
+                                    line_num=reader.line_num, exc=exc)) from exc
 
     return headers, rows()
 
@@ -97,13 +100,13 @@ def _xlsx(data: bytes) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
     try:
         book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
-        raise ImportFileError("not a readable .xlsx workbook") from exc
+        raise ImportFileError(M("not a readable .xlsx workbook")) from exc
     sheet = book.worksheets[0]
     cells = sheet.iter_rows(values_only=True)
     try:
         headers = [_cell(v) for v in next(cells)]
     except StopIteration as exc:
-        raise ImportFileError("the first sheet is empty") from exc
+        raise ImportFileError(M("the first sheet is empty")) from exc
 
     def rows() -> Iterator[tuple[int, list[str]]]:
         for line, values in enumerate(cells, start=2):
@@ -135,9 +138,9 @@ def _bounded(headers: list[str], rows: Iterator[tuple[int, list[str]]],
     while clean and not clean[-1]:
         clean.pop()
     if not any(clean):
-        raise ImportFileError("the first row must name the columns")
+        raise ImportFileError(M("the first row must name the columns"))
     if len(clean) > MAX_COLUMNS:
-        raise ImportFileError(f"more than {MAX_COLUMNS} columns")
+        raise ImportFileError(M("more than %(max_columns)s columns", max_columns=MAX_COLUMNS))
     width = len(clean)
     out: list[tuple[int, tuple[str, ...]]] = []
     for line, row in rows:
@@ -145,8 +148,10 @@ def _bounded(headers: list[str], rows: Iterator[tuple[int, list[str]]],
         if not any(cells):
             continue  # blank lines are not rows
         if any(len(c) > MAX_CELL for c in cells):
-            raise ImportFileError(f"line {line}: a cell is longer than {MAX_CELL} characters")
+            raise ImportFileError(M("line %(line)s: a cell is longer than %(max_cell)s characters",
+                                    line=line, max_cell=MAX_CELL))
         out.append((line, tuple(cells)))
         if len(out) > MAX_ROWS:
-            raise ImportFileError(f"more than {MAX_ROWS} rows; split the file")
+            raise ImportFileError(M("more than %(max_rows)s rows; split the file",
+                                    max_rows=MAX_ROWS))
     return TableFile(tuple(clean), tuple(out), encoding)

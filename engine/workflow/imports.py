@@ -27,6 +27,7 @@ from engine.errors import (
     TidepoolError,
     ValidationError,
 )
+from engine.messages import M
 from engine.metadata.model import Entity
 from engine.records import RecordService
 from engine.records.coerce import CoercionError, InputSource
@@ -147,7 +148,8 @@ class _Importer:
         self.dry_run = dry_run
         unknown = sorted(f for f in mapping.values() if f not in self.plan.fields)
         if unknown:
-            raise ValidationError(entity, {"mapping": f"unknown field(s) {', '.join(unknown)}"})
+            raise ValidationError(entity, {"mapping": M("unknown field(s) %(value)s",
+                                                        value=', '.join(unknown))})
         index = {h: i for i, h in enumerate(table.headers)}
         self.columns = [(index[h], f) for h, f in mapping.items() if h in index]
         self.header_of = {f: h for h, f in mapping.items()}

@@ -29,6 +29,7 @@ from engine.errors import (
     PoolLimitError,
     ValidationError,
 )
+from engine.messages import M
 from engine.metadata.model import Pool
 from engine.records._plan import EntityPlan
 from engine.records.events import ASSIGN, WriteEvent
@@ -49,7 +50,7 @@ MAX_REASON_LENGTH = 500
 def _plan(tx: Transaction, entity: str) -> EntityPlan:
     plan = tx.service.plan(entity)
     if not plan.owned or "pool_id" not in plan.table.c:
-        raise ForbiddenError(plan.name, "pool", "this entity has no pools")
+        raise ForbiddenError(plan.name, "pool", M("this entity has no pools"))
     return plan
 
 
@@ -69,7 +70,8 @@ def _row(tx: Transaction, plan: EntityPlan, record_id: int, action: str,
     if refuse_first is not None:
         refuse_first(plan.to_values(row))
     if not allowed:
-        raise ForbiddenError(plan.name, action, f"the record is outside what you may {action}")
+        raise ForbiddenError(plan.name, action, M("the record is outside what you may %(action)s",
+                                                  action=action))
     return plan.to_values(row)
 
 
@@ -77,10 +79,11 @@ def _reason(plan: EntityPlan, reason: str | None, *, required: bool) -> str | No
     text = reason.strip() if isinstance(reason, str) else ""
     if not text:
         if required:
-            raise ValidationError(plan.name, {"reason": "is required"})
+            raise ValidationError(plan.name, {"reason": M("is required")})
         return None
     if len(text) > MAX_REASON_LENGTH:
-        raise ValidationError(plan.name, {"reason": f"at most {MAX_REASON_LENGTH} characters"})
+        raise ValidationError(plan.name, {"reason": M("at most %(max_reason_length)s characters",
+                                                      max_reason_length=MAX_REASON_LENGTH)})
     return text
 
 
@@ -94,7 +97,8 @@ def pools_of(tx: Transaction | RecordService, entity: str) -> list[Pool]:
 def _pool(tx: Transaction, plan: EntityPlan, name: Any, *, key: str = "pool") -> Pool:
     pool = tx.service.schema.registry.pools.get(name) if isinstance(name, str) else None
     if pool is None or pool.entity != plan.name:
-        raise ValidationError(plan.name, {key: f"no pool {name!r} holds {plan.name} records"})
+        raise ValidationError(plan.name, {key: M("no pool %(name)s holds %(name2)s records",
+                                                 name=repr(name), name2=plan.name)})
     return pool
 
 
@@ -115,8 +119,9 @@ def home_pool(tx: Transaction, plan: EntityPlan, record_id: int,
         return known[last]
     if len(known) == 1:
         return next(iter(known.values()))
-    raise ValidationError(plan.name, {"pool": "choose the pool: " + ", ".join(sorted(known))
-                                      if known else "this entity has no pool"})
+    raise ValidationError(plan.name, {"pool": M("choose the pool: %(pools)s",
+                                                pools=", ".join(sorted(known)))
+                                      if known else M("this entity has no pool")})
 
 
 def _active_user(conn: Connection, plan: EntityPlan, user_id: Any) -> int:
@@ -124,7 +129,8 @@ def _active_user(conn: Connection, plan: EntityPlan, user_id: Any) -> int:
     if not isinstance(user_id, int) or isinstance(user_id, bool) or conn.execute(
             select(users.c.id).where(users.c.id == user_id, users.c.active.is_(True))
     ).first() is None:
-        raise ValidationError(plan.name, {"owner_id": f"no active user with id {user_id}"})
+        raise ValidationError(plan.name, {"owner_id": M("no active user with id %(user_id)s",
+                                                        user_id=user_id)})
     return user_id
 
 
@@ -152,7 +158,7 @@ def _refused(tx: Transaction, plan: EntityPlan, record_id: int,
         return PoolLimitError(plan.name, record_id, limit=failing.limit,
                               message=failing.message)
     return PoolLimitError(plan.name, record_id, limit="taken",
-                          message="someone else changed its owner first")
+                          message=M("someone else changed its owner first"))
 
 
 # --- the operations ---------------------------------------------------------------------
@@ -163,12 +169,12 @@ def claim(tx: Transaction, entity: str, record_id: int, *, reason: str | None = 
     plan = _plan(tx, entity)
     user_id = tx.actor.user_id
     if user_id is None:
-        raise ForbiddenError(plan.name, "claim", "only a person can claim a record")
+        raise ForbiddenError(plan.name, "claim", M("only a person can claim a record"))
 
     def in_pool(values: dict[str, Any]) -> None:
         if values.get("owner_id") is not None or values.get("pool_id") is None:
             raise PoolLimitError(plan.name, record_id, limit="taken",
-                                 message="it is not in a pool any more")
+                                 message=M("it is not in a pool any more"))
 
     row = _row(tx, plan, record_id, "claim", in_pool)
     pool = _pool(tx, plan, row["pool_id"])
@@ -196,7 +202,7 @@ def _release(tx: Transaction, entity: str, record_id: int, *, action: str, kind:
     owner = row.get("owner_id")
     if owner is None:
         raise PoolLimitError(plan.name, record_id, limit="not_held",
-                             message="nobody holds it; it is in a pool already")
+                             message=M("nobody holds it; it is in a pool already"))
     text = _reason(plan, reason, required=True)
     target = home_pool(tx, plan, record_id, pool)
     table = plan.table
@@ -204,7 +210,7 @@ def _release(tx: Transaction, entity: str, record_id: int, *, action: str, kind:
                        action=action, guard=[table.c.owner_id == owner], reason=text)
     if not changed:
         raise PoolLimitError(plan.name, record_id, limit="taken",
-                             message="someone else changed its owner first")
+                             message=M("someone else changed its owner first"))
     return _stored(tx, plan, record_id)
 
 
@@ -269,8 +275,8 @@ def _check_assignee(tx: Transaction, plan: EntityPlan, record_id: int, pool: Poo
     if from_pool is not None and members is not None and \
             pool.name in members(target, plan.name):
         return
-    raise ForbiddenError(plan.name, "assign", "the new owner is outside the people you may "
-                                              "assign to")
+    raise ForbiddenError(plan.name, "assign", M("the new owner is outside the people you may "
+                                              "assign to"))
 
 
 def _in_scope_as_owned_by(tx: Transaction, plan: EntityPlan, record_id: int,
@@ -305,7 +311,7 @@ def move(tx: Transaction, entity: str, record_id: int, *, to_pool: str,
     source = row.get("pool_id")
     if row.get("owner_id") is not None or source is None:
         raise PoolLimitError(plan.name, record_id, limit="not_in_pool",
-                             message="only a record in a pool can move between pools")
+                             message=M("only a record in a pool can move between pools"))
     target = _pool(tx, plan, to_pool, key="to_pool")
     if target.name == source:
         return _stored(tx, plan, record_id)
@@ -317,7 +323,7 @@ def move(tx: Transaction, entity: str, record_id: int, *, to_pool: str,
                        reason=text)
     if not changed:
         raise PoolLimitError(plan.name, record_id, limit="taken",
-                             message="someone claimed or moved it first")
+                             message=M("someone claimed or moved it first"))
     return _stored(tx, plan, record_id)
 
 
@@ -336,11 +342,11 @@ def _lockable(tx: Transaction, plan: EntityPlan, record_id: int) -> dict[str, An
     except (ForbiddenError, NotFoundError):
         row = _row(tx, plan, record_id, "update")
         if row.get("owner_id") != actor.user_id:
-            raise ForbiddenError(plan.name, "lock", "only the holder or a leader may lock "
-                                                    "it") from None
+            raise ForbiddenError(plan.name, "lock", M("only the holder or a leader may lock "
+                                                    "it")) from None
     if row.get("owner_id") is None:
         raise PoolLimitError(plan.name, record_id, limit="not_held",
-                             message="only a held record can be locked")
+                             message=M("only a held record can be locked"))
     return row
 
 
@@ -352,7 +358,7 @@ def lock(tx: Transaction, entity: str, record_id: int, *, reason: str | None = N
     pool = home_pool(tx, plan, record_id)
     cap = pool.limits.max_locked
     if cap is None:
-        raise ForbiddenError(plan.name, "lock", f"pool {pool.name} allows no locks")
+        raise ForbiddenError(plan.name, "lock", M("pool %(name)s allows no locks", name=pool.name))
     text = _reason(plan, reason, required=False)
     limits.serialise(tx.conn, entity=plan.name, pool=pool.name, user_id=owner)
     table = tx.service.schema.system[POOL_LOCK_TABLE]
@@ -362,7 +368,7 @@ def lock(tx: Transaction, entity: str, record_id: int, *, reason: str | None = N
     mine = select(table.c.record_id).where(table.c.entity == plan.name,
                                            table.c.record_id == record_id).exists()
     if tx.conn.execute(select(mine)).scalar():
-        raise PoolLimitError(plan.name, record_id, limit="locked", message="it is locked already")
+        raise PoolLimitError(plan.name, record_id, limit="locked", message=M("it is locked already"))
     # One conditional INSERT: the cap is counted in the statement that takes the lock.
     source = select(literal(plan.name), literal(record_id), literal(owner), literal(pool.name),
                     literal(now, type_=table.c.at.type)).where(held < cap)
@@ -371,8 +377,9 @@ def lock(tx: Transaction, entity: str, record_id: int, *, reason: str | None = N
         .returning(table.c.record_id)).first()
     if taken is None:
         raise PoolLimitError(plan.name, record_id, limit="max_locked",
-                             message=f"the holder has {cap} locked records already, the most "
-                                     "this pool allows")
+                             message=M("the holder has %(cap)s locked records already, the most "
+                                       "this pool allows",
+                                       cap=cap))
     tx.log(plan, record_id, "lock", at=now, changes=None, body=text)
     tx.event(plan, record_id, "lock", before=row, after=row, at=now, reason=text)
     return _stored(tx, plan, record_id)
@@ -388,7 +395,7 @@ def unlock(tx: Transaction, entity: str, record_id: int, *,
     result = tx.conn.execute(delete(table).where(table.c.entity == plan.name,
                                                  table.c.record_id == record_id))
     if result.rowcount == 0:
-        raise PoolLimitError(plan.name, record_id, limit="not_locked", message="it is not locked")
+        raise PoolLimitError(plan.name, record_id, limit="not_locked", message=M("it is not locked"))
     now = tx.service.clock()
     tx.log(plan, record_id, "unlock", at=now, changes=None, body=text)
     tx.event(plan, record_id, "unlock", before=row, after=row, at=now, reason=text)
@@ -492,5 +499,6 @@ def enforce_capacity(tx: Transaction, events: Sequence[WriteEvent]) -> None:
         held = tx.conn.execute(select(limits.held_count(plan, entity, pool, int(owner)))).scalar()
         if int(held or 0) > cap:
             raise PoolLimitError(plan.name, event.record_id, limit="max_held",
-                                 message=f"the assignee holds {cap} records already, the most "
-                                         f"pool {pool.name} allows")
+                                 message=M("the assignee holds %(cap)s records already, the most "
+                                           "pool %(name)s allows",
+                                           cap=cap, name=pool.name))

@@ -167,7 +167,9 @@ def test_every_screen_fits_and_passes_axe(device: str, browser: Browser, live_se
                 base = f"/e/{entity}/{first[0].id}"
                 paths += [base, f"{base}/edit", f"{base}/shares", f"{base}/why?user=rep_east1"]
         paths += ["/admin", "/admin/roles", "/admin/users", "/admin/org", "/admin/history",
-                  "/admin/settings", "/admin/view-as", "/admin/entities/customer"]
+                  "/admin/settings", "/admin/view-as", "/admin/entities/customer",
+                  "/admin/roles/manager/sharing",
+                  "/admin/roles/manager/sharing/a_grade_customers"]
         failures = []
         for path in paths:
             page.goto(f"{live_server}{path}")

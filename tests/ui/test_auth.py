@@ -74,6 +74,13 @@ def test_locked_out_after_repeated_failures(demo_db: DemoDB, client_for: Client)
                                        "csrf_token": csrf(client)})
     assert page.status_code == 429
     assert "Too many failed sign-ins. Try again after" in page.text
+    # in the company's zone (the demo's), named, never UTC
+    assert "(Asia/Shanghai, GMT+08:00)" in page.text and " UTC" not in page.text
+    zh = client_for(None, lang="zh-CN")
+    locked = zh.post("/login", data={"login": "lockme", "password": "right-password-1",
+                                     "csrf_token": csrf(zh)})
+    assert locked.status_code == 429 and "登录失败次数过多" in locked.text
+    assert "GMT+08:00" in locked.text and "UTC" not in locked.text
 
 
 def test_sign_out_ends_the_session_everywhere(client_for: Client) -> None:

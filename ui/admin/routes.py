@@ -32,6 +32,7 @@ from engine.errors import ConflictError, MigrationError, NotFoundError, Validati
 from ui.admin import forms, views
 from ui.admin.people_routes import people_routes
 from ui.admin.pool_routes import pool_routes
+from ui.admin.sharing_routes import sharing_routes
 from ui.context import NavLink, UIContext
 
 AdminHandler = Callable[[Request, FormData | None, Actor], Response]
@@ -315,4 +316,5 @@ def routes(ui: UIContext) -> list[BaseRoute]:
         Route("/admin/roles/{role}", admin(role_edit), methods=both),
         *people_routes(ui, admin),
         *pool_routes(ui, admin),
+        *sharing_routes(ui, admin),
     ]

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from engine.actor import Actor
 from engine.errors import TidepoolError
+from engine.messages import message_of
 from engine.records import RecordService
 from engine.storage.database import write_transaction
 from engine.storage.import_mappings import recall, remember
@@ -105,7 +106,7 @@ def start(records: RecordService, actor: Actor, upload: Upload, *, mapping: dict
             if report.warned:
                 upload.warnings_csv = warning_report(upload.table, report)
         except TidepoolError as exc:
-            state, error = "failed", str(exc)
+            state, error = "failed", message_of(exc)
             upload.failure = error
         finally:
             assert lease is not None

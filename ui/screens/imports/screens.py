@@ -107,7 +107,7 @@ def routes(ui: UIContext) -> list[BaseRoute]:
             data = file.file.read(MAX_BYTES + 1)
             table = read_table(data, filename=file.filename)
         except ImportFileError as exc:
-            view = _base(ui, request, entity, error=ui.t(request, str(exc)))
+            view = _base(ui, request, entity, error=ui.t(request, message_of(exc)))
             return ui.render(request, "imports/upload.html", view, status=422)
         upload = jobs.keep(actor, entity=entity.name, filename=file.filename, table=table)
         return ui.redirect(request, f"/e/{entity.name}/import/{upload.token}")
@@ -131,7 +131,7 @@ def routes(ui: UIContext) -> list[BaseRoute]:
                          if upload.report and upload.report.rejected else "",
                          warnings_url=f"/e/{entity.name}/import/{upload.token}/warnings.csv"
                          if upload.warnings_csv else "",
-                         failure=upload.failure)
+                         failure=ui.t(request, upload.failure) if upload.failure else "")
             return ui.render(request, "imports/progress.html", view,
                              fragment="imports/_progress.html")
         return ui.render(request, "imports/mapping.html",

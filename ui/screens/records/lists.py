@@ -47,6 +47,7 @@ from ui.screens.records.listing import (
     visible_fields,
 )
 from ui.screens.records.state import ListState, choose_columns
+from ui.screens.records.system_columns import system_columns
 from ui.zones import zoned_query
 
 COUNT_CAP = 10_000
@@ -59,7 +60,8 @@ def build_list(ui: UIContext, request: Request, runtime: Runtime, actor: Actor, 
     locale = ui.locale(request)
     hidden = runtime.policy.hidden_fields(actor, entity)
     own_fields = visible_fields(entity, hidden)
-    fields = own_fields + pool_columns(runtime.registry, entity, hidden)
+    fields = own_fields + pool_columns(runtime.registry, entity, hidden) + \
+        system_columns(runtime.registry, entity, hidden)
     by_name = {f.name: f for f in fields}
     names = [f.name for f in fields]
     columns = [by_name[c] for c in choose_columns(state.cols, names,
