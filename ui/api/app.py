@@ -95,7 +95,7 @@ def list_records(call: Call) -> Response:
     next_url = (str(call.request.url.include_query_params(after=page.next_token))
                 if page.next_token else None)
     return json_response(
-        {"items": call.writer.records(page.rows), "next": next_url,
+        {"items": call.writer.page(page.rows), "next": next_url,
          "next_token": page.next_token},
         headers={"Link": f'<{next_url}>; rel="next"'} if next_url else None)
 
