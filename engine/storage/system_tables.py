@@ -26,7 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.sqlite import DATETIME as SQLITE_DATETIME
-from sqlalchemy.dialects.sqlite import JSON as SQLITE_JSON
+from sqlalchemy.dialects.sqlite.base import _SQliteJson
 
 
 class _UtcSqliteDateTime(SQLITE_DATETIME):
@@ -49,12 +49,13 @@ class _UtcSqliteDateTime(SQLITE_DATETIME):
         return process
 
 
-class _SqliteJson(SQLITE_JSON):
+class _SqliteJson(_SQliteJson):
     """JSON documents read back with the engine's decoder in one call per value.
 
     SQLAlchemy's SQLite JSON wraps its decoder in two layers of Python functions
     (a string processor and a guard for numbers); a list page decodes two or three
-    documents per row.
+    documents per row. It subclasses the dialect's own (private) JSON type because
+    the dialect replaces any other JSON subclass with that one.
     """
 
     cache_ok = True
