@@ -20,7 +20,6 @@ from urllib.parse import urlencode
 
 from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
 from jinja2.runtime import Context
-from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -37,6 +36,7 @@ from ui import i18n, vocabulary, zones
 from ui.auth import Session, SessionCodec, is_secure, session_of, set_session_cookie
 from ui.csrf import SAFE_METHODS, csrf_token
 from ui.limits import FORM_LIMITS
+from ui.threads import in_thread
 
 HERE = Path(__file__).resolve().parent
 #: The role whose holders reach the admin area (``require_admin``).
@@ -216,7 +216,7 @@ class UIContext:
             if request.method not in SAFE_METHODS:
                 form = await request.form(**FORM_LIMITS)
             try:
-                return await run_in_threadpool(in_zone, request, form)
+                return await in_thread(in_zone, request, form)
             finally:
                 if form is not None:
                     await form.close()

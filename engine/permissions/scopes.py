@@ -323,8 +323,11 @@ class CasbinAccessPolicy:
             if not pools:
                 return None
             names = tuple(sorted(pools))
-            return Branch(("pool", names),
-                          and_(table.c.pool_id.in_(names), table.c.owner_id.is_(None)), (grant,),
+            # One pool (the usual case) is an equality: an IN list is re-expanded into
+            # the SQL on every execution of the cached statement.
+            in_pool = table.c.pool_id == names[0] if len(names) == 1 \
+                else table.c.pool_id.in_(names)
+            return Branch(("pool", names), and_(in_pool, table.c.owner_id.is_(None)), (grant,),
                           f"it is unowned in pool {', '.join(names)} which you work")
         if scope == "shared":
             if not self._may_have_shares(state, user_id, entity):

@@ -15,7 +15,7 @@ from datetime import datetime
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Connection, Dialect, Table, func, insert, select, text
+from sqlalchemy import Connection, Dialect, Insert, Table, func, insert, select, text
 
 from engine.records import activity as feed
 from engine.records._plan import EntityPlan
@@ -26,9 +26,11 @@ class DriverInsert:
     """INSERT rows of ``varying`` columns (tuples) plus ``constant`` columns (same each row)."""
 
     def __init__(self, table: Table, *, varying: Sequence[str], constant: Sequence[str],
-                 dialect: Dialect) -> None:
+                 dialect: Dialect, statement: Insert | None = None) -> None:
+        """``statement``: an INSERT of ``table`` to run instead of the plain one (an upsert)."""
         columns = [*varying, *constant]
-        compiled = insert(table).compile(dialect=dialect, column_keys=columns)
+        compiled = (statement if statement is not None else insert(table)).compile(
+            dialect=dialect, column_keys=columns)
         if compiled.positiontup is None:
             raise ValueError("DriverInsert needs a positional paramstyle")
         # Positions in the compiled statement may differ from ours: map them.

@@ -173,6 +173,35 @@ def _compile_reader(entries: list[tuple[str, str]]) -> Callable[[Any], dict[str,
     return reader
 
 
+#: Types whose values ``to_json`` only copies (a dict or a list): an activity entry
+#: is encoded at once, so the value itself is written.
+_JSON_COPIED = frozenset({FieldType.MULTI_SELECT, FieldType.GEO_POINT, FieldType.ADDRESS,
+                          FieldType.FILE})
+
+
+def _compile_created(plans: list[FieldPlan]) -> Callable[[Mapping[str, Any]], list[Any]]:
+    """One function listing a new record's changes (every field given a value).
+
+    A bulk create writes one activity entry per row; looping over the fields and
+    dispatching ``to_json`` per value was a tenth of its time. The source holds
+    only ``repr()`` of registry identifiers; converters are passed by name.
+    """
+    namespace: dict[str, Any] = {}
+    lines = ["def created(v):", "    out = []", "    add = out.append"]
+    for i, p in enumerate(plans):
+        value = "x"
+        if p.field.type not in JSON_AS_IS and p.field.type not in _JSON_COPIED:
+            namespace[f"_c{i}"] = partial(to_json, p.field)
+            value = f"_c{i}(x)"
+        lines += [f"    x = v.get({p.name!r})",
+                  "    if x is not None:",
+                  f"        add({{'field': {p.name!r}, 'old': None, 'new': {value}}})"]
+    lines.append("    return out")
+    exec("\n".join(lines) + "\n", namespace)  # noqa: S102
+    created: Callable[[Mapping[str, Any]], list[Any]] = namespace["created"]
+    return created
+
+
 class EntityPlan:
     """Columns, coercers, validators and row converters of one entity."""
 
@@ -250,6 +279,8 @@ class EntityPlan:
         self.json_out: tuple[tuple[str, Callable[[Any], Any] | None], ...] = tuple(
             (p.name, None if p.field.type in JSON_AS_IS else partial(to_json, p.field))
             for p in self.fields.values())
+        #: A new record's field values -> the changes of its activity entry.
+        self.created_changes = _compile_created(list(self.fields.values()))
 
     def _uniques(self) -> tuple[UniqueSpec, ...]:
         keyed = self.match_keys

@@ -64,14 +64,8 @@ def diff(plan: EntityPlan, old: Mapping[str, Any], new: Mapping[str, Any]) -> li
 
 
 def created(plan: EntityPlan, values: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The changes of a new record: every field given a value."""
-    out = []
-    for name, convert in plan.json_out:
-        value = values.get(name)
-        if value is not None:
-            out.append({"field": name, "old": None,
-                        "new": value if convert is None else convert(value)})
-    return out
+    """The changes of a new record: every field given a value (compiled per entity)."""
+    return plan.created_changes(values)
 
 
 def row(plan: EntityPlan, *, record_id: int, kind: str, actor_id: int | None, at: datetime,

@@ -64,6 +64,11 @@ class Record(Mapping[str, Any]):
     def __repr__(self) -> str:
         return f"Record({self._entity!r}, {self._values!r})"
 
+    def mapping(self) -> Mapping[str, Any]:
+        """The values themselves, read-only by contract: a serialiser writing a page
+        reads each value once, and a method call per value cost more than the value."""
+        return self._values
+
     def to_dict(self) -> dict[str, Any]:
         """A shallow copy of the values, e.g. to build an update payload."""
         return dict(self._values)

@@ -6,6 +6,7 @@ refuses entity names with that prefix).
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -25,6 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.sqlite import DATETIME as SQLITE_DATETIME
+from sqlalchemy.dialects.sqlite.base import _SQliteJson
 
 
 class _UtcSqliteDateTime(SQLITE_DATETIME):
@@ -47,6 +49,28 @@ class _UtcSqliteDateTime(SQLITE_DATETIME):
         return process
 
 
+class _SqliteJson(_SQliteJson):
+    """JSON documents read back with the engine's decoder in one call per value.
+
+    SQLAlchemy's SQLite JSON wraps its decoder in two layers of Python functions
+    (a string processor and a guard for numbers); a list page decodes two or three
+    documents per row. It subclasses the dialect's own (private) JSON type because
+    the dialect replaces any other JSON subclass with that one.
+    """
+
+    cache_ok = True
+
+    def result_processor(self, dialect: Any, coltype: Any) -> Any:
+        loads = dialect._json_deserializer or json.loads
+
+        def process(value: Any) -> Any:
+            if value is None or isinstance(value, (int, float)):
+                return value  # a number: SQLite's own value of a JSON scalar
+            return loads(value)
+
+        return process
+
+
 #: Instants: aware datetimes in UTC from both databases (PostgreSQL sessions run
 #: in UTC, see ``make_engine``).
 InstantType = DateTime(timezone=True).with_variant(
@@ -56,7 +80,8 @@ InstantType = DateTime(timezone=True).with_variant(
 #: rowid alias INTEGER on SQLite (only INTEGER PRIMARY KEY autoincrements there).
 IdType = BigInteger().with_variant(Integer(), "sqlite")
 #: JSON that PostgreSQL can index and compare.
-JsonType = JSON().with_variant(JSONB(), "postgresql")
+JsonType = JSON().with_variant(JSONB(), "postgresql").with_variant(
+    _SqliteJson(), "sqlite")
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",

@@ -39,6 +39,7 @@ from engine.metadata.model import Pool, Registry, Target
 from engine.permissions import _tables as t
 from engine.permissions.conditions import conditions_clause
 from engine.permissions.org import subtree_condition
+from engine.records._bulk import DriverInsert
 from engine.records.events import CREATE, WriteEvent
 from engine.storage.rule_tables import CURSOR_TABLE, UNPLACED_TABLE
 from engine.workflow.rules import default_pool
@@ -293,9 +294,20 @@ def distribute(tx: Transaction, events: Sequence[WriteEvent]) -> None:
 def _upsert_many(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
     make = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     stmt = make(table)
-    conn.execute(stmt.on_conflict_do_update(
+    upsert = stmt.on_conflict_do_update(
         index_elements=["entity", "record_id"],
-        set_={c: stmt.excluded[c] for c in ("pool", "reason", "at")}), list(rows))
+        set_={c: stmt.excluded[c] for c in ("pool", "reason", "at")})
+    same = {(r["entity"], r["pool"], r["at"]) for r in rows}
+    if conn.dialect.name != "sqlite" or len(same) != 1:
+        conn.execute(upsert, list(rows))
+        return
+    # A bulk create leaves thousands of rows here, alike but for the record and the
+    # reason: Core's per-row parameter handling cost more than the upsert (issue 13).
+    entity, pool, at = same.pop()
+    DriverInsert(table, varying=("record_id", "reason"), constant=("entity", "pool", "at"),
+                 dialect=conn.dialect, statement=upsert).execute(
+        conn, ([r["record_id"], r["reason"]] for r in rows),
+        {"entity": entity, "pool": pool, "at": at})
 
 
 def unplaced_reasons(conn: Connection, system: Mapping[str, Table], *, entity: str,

@@ -35,9 +35,11 @@ def contains(polygon: Sequence[Point], point: Point) -> bool:
     inside = False
     for i in range(n):
         a, b = polygon[i], polygon[(i + 1) % n]
-        if _on_segment(point, a, b):
-            return True
         (x1, y1), (x2, y2) = a, b
+        # Only an edge spanning the point's y can hold it: the cheap test first keeps
+        # the exact one for a few edges (a bulk create places thousands of records).
+        if (y1 <= y <= y2 or y2 <= y <= y1) and _on_segment(point, a, b):
+            return True
         # Count crossings of the ray to the right of the point (half-open in y,
         # so a vertex on the ray is counted once).
         if (y1 > y) != (y2 > y):

@@ -18,7 +18,6 @@ from typing import Any
 
 import orjson
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -43,6 +42,7 @@ from ui.api.params import (
 )
 from ui.api.problems import EXCEPTION_HANDLERS, Problem
 from ui.api.serialise import RecordWriter, activity_entry
+from ui.threads import in_thread
 
 #: Ids beyond a signed 64-bit integer cannot exist; refusing them early keeps them out of SQL.
 
@@ -96,7 +96,7 @@ def list_records(call: Call) -> Response:
     next_url = (str(call.request.url.include_query_params(after=page.next_token))
                 if page.next_token else None)
     return json_response(
-        {"items": call.writer.records(page.rows), "next": next_url,
+        {"items": call.writer.page(page.rows), "next": next_url,
          "next_token": page.next_token},
         headers={"Link": f'<{next_url}>; rel="next"'} if next_url else None)
 
@@ -235,11 +235,11 @@ def _endpoint(live: LiveRuntime, handlers: Mapping[str, tuple[Handler, bool | No
         if takes_body is not False and not live.credentials.knows(token):
             # A token not yet found good here is checked before a byte of the body is read
             # (docs/security.md); a known one keeps the single trip to the thread pool.
-            await run_in_threadpool(_authenticate, live, token)
+            await in_thread(_authenticate, live, token)
         body = await read_json_object(request, max_bytes=max_body,
                                       required=takes_body is True) \
             if takes_body is not False else None
-        return await run_in_threadpool(run, request, token, body)
+        return await in_thread(run, request, token, body)
 
     return endpoint
 
@@ -260,7 +260,7 @@ def build_api(live: LiveRuntime, *, max_body: int = DEFAULT_MAX_BODY,
 
     async def openapi(request: Request) -> Response:
         token = bearer_token(request.headers.get("authorization"))
-        runtime, _ = await run_in_threadpool(_authenticate, live, token)
+        runtime, _ = await in_thread(_authenticate, live, token)
         return json_response(documents.get(runtime))
 
     def route(path: str, handlers: Mapping[str, tuple[Handler, bool | None]], *,
@@ -270,7 +270,7 @@ def build_api(live: LiveRuntime, *, max_body: int = DEFAULT_MAX_BODY,
 
     async def upload(request: Request) -> Response:
         token = bearer_token(request.headers.get("authorization"))
-        runtime, actor = await run_in_threadpool(_authenticate, live, token)
+        runtime, actor = await in_thread(_authenticate, live, token)
         entity = request.path_params["entity"]
         if entity not in runtime.registry.entities:
             raise Problem(404, f"there is no entity {entity!r}")

@@ -184,3 +184,26 @@ def test_the_activity_feed_pages_backwards(world: World) -> None:
     for params in ({"limit": "0"}, {"limit": "101"}, {"before": "x"}, {"after": "1"}):
         bad = world.get("rep1", path, params=params)
         assert bad.status_code == 400, params
+
+
+def test_list_items_are_written_as_point_reads_are(world: World) -> None:
+    """A list page's records go to the encoder as read (issue 13): every value type must
+    come out exactly as the point read writes it (decimals, money, dates, instants, JSON)."""
+    customer = world.create("admin", "customer", {
+        "name": "Types Ltd", "annual_revenue": {"amount": "1234.50", "currency": "CNY"},
+        "address": {"city": "Hangzhou", "street": "1 West Lake Rd"},
+        "location": {"lat": 30.25, "lng": 120.16}, "tags": ["vip"], "employees": 7})
+    world.create("admin", "opportunity", {
+        "name": "Deal", "customer": customer["id"], "probability": "12.5",
+        "amount": {"amount": "99.99", "currency": "CNY"}, "expected_close": "2027-01-31"})
+    world.create("admin", "follow_up", {"kind": "call", "content": "intro",
+                                         "customer": customer["id"],
+                                         "happened_at": "2026-11-30T08:15:00+08:00"})
+    for entity in ("customer", "opportunity", "follow_up"):
+        items = world.get("admin", f"/{entity}").json()["items"]
+        assert items
+        for item in items:
+            assert item == world.get("admin", f"/{entity}/{item['id']}").json()
+    listed = world.get("admin", "/customer").json()["items"][0]
+    assert listed["annual_revenue"] == {"amount": "1234.50", "currency": "CNY"}
+    assert listed["created_at"].endswith("+00:00")
