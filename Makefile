@@ -6,6 +6,10 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 LINTED := engine apps ui tests bench
+# The suite in one process per core (pytest-xdist), whole files per process so module
+# fixtures are built once; each process starts its own throwaway PostgreSQL cluster.
+# `make test PYTEST_WORKERS=` runs it in one process.
+PYTEST_WORKERS ?= -n $(shell nproc 2>/dev/null || echo 2) --dist loadfile
 
 .PHONY: demo test test-fast bench check lint clean chromium postgres
 
@@ -38,13 +42,13 @@ postgres:
 test: $(STAMP) chromium postgres
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/mypy engine ui
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_WORKERS)
 
 ## test-fast: lint, then the suite without the slow scale tests
 test-fast: $(STAMP) chromium postgres
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/mypy engine ui
-	$(BIN)/python -m pytest -m 'not slow'
+	$(BIN)/python -m pytest $(PYTEST_WORKERS) -m 'not slow'
 
 ## bench: the benchmarks of bench/ (writes bench/RESULTS.md)
 bench: $(STAMP)
