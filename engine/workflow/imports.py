@@ -27,7 +27,7 @@ from engine.errors import (
     TidepoolError,
     ValidationError,
 )
-from engine.messages import M
+from engine.messages import M, message_of
 from engine.metadata.model import Entity
 from engine.records import RecordService
 from engine.records.coerce import CoercionError, InputSource
@@ -50,11 +50,27 @@ class ImportMode(str, enum.Enum):
 
 @dataclass(frozen=True)
 class Rejected:
-    """A row that did not go in, with the line a spreadsheet shows and why."""
+    """A row that did not go in, with the line a spreadsheet shows and why.
+
+    ``parts`` are (column header, message) pairs - the header empty for a reason that
+    belongs to the whole row - with messages as engine ``Message``s, so whoever shows
+    the report translates them (``reason`` is the English text, for logs and the CLI).
+    """
 
     line: int
     cells: tuple[str, ...]
-    reason: str
+    parts: tuple[tuple[str, str], ...]
+
+    @property
+    def reason(self) -> str:
+        return reason_text(self.parts)
+
+
+def reason_text(parts: Sequence[tuple[str, str]],
+                translate: Callable[[str], str] = str) -> str:
+    """One line for a report: ``column: message`` pairs, joined by ``; ``."""
+    return "; ".join(f"{column}: {translate(message)}" if column else translate(message)
+                     for column, message in parts)
 
 
 @dataclass(frozen=True)
@@ -120,19 +136,26 @@ def match_columns(entity: Entity, headers: Sequence[str],
     return mapping
 
 
-def warning_text(warning: DedupWarning, locale: str) -> str:
+def warning_text(warning: DedupWarning) -> str:
     """One line for a report: the rule's message and the matched record - named only
-    when the importing user may read it, else whom to ask (as refusals do)."""
-    message = warning.message.get(locale) or f"possible duplicate ({warning.rule})"
+    when the importing user may read it, else whom to ask (as refusals do). A
+    translatable ``Message``: the rule's message is metadata in both languages."""
+    message: object = warning.message if warning.message.get() else \
+        M("possible duplicate (%(rule)s)", rule=warning.rule)
     if warning.existing_id is not None:
-        return f"{message} ({warning.entity} {warning.existing_id}: {warning.title or ''})"
-    return (f"{message} (a {warning.entity} you cannot see; ask "
-            f"{warning.ask or 'an administrator'})")
+        return M("%(message)s (%(entity)s %(id)s: %(title)s)", message=message,
+                 entity=warning.entity, id=warning.existing_id, title=warning.title or "")
+    return M("%(message)s (a %(entity)s you cannot see; ask %(ask)s)", message=message,
+             entity=warning.entity, ask=warning.ask or M("an administrator"))
 
 
-def _reason(errors: Mapping[str, str], columns: Mapping[str, str]) -> str:
-    return "; ".join(f"{columns.get(name, name)}: {message}"
-                     for name, message in errors.items())
+def _reason(errors: Mapping[str, str],
+            columns: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    return tuple((columns.get(name, name), message) for name, message in errors.items())
+
+
+def _whole_row(message: str) -> tuple[tuple[str, str], ...]:
+    return (("", message),)
 
 
 class _Importer:
@@ -164,8 +187,9 @@ class _Importer:
     def keys(self, payload: Mapping[str, str]) -> tuple[tuple[Any, ...], ...]:
         return key_of_row(self.plan, self._coerced(payload))
 
-    def reject(self, line: int, cells: tuple[str, ...], reason: str) -> None:
-        self.report.rejected.append(Rejected(line, cells, reason))
+    def reject(self, line: int, cells: tuple[str, ...],
+               parts: tuple[tuple[str, str], ...]) -> None:
+        self.report.rejected.append(Rejected(line, cells, parts))
 
     def batch(self, rows: Sequence[tuple[int, tuple[str, ...]]]) -> None:
         fresh: list[tuple[int, tuple[str, ...], dict[str, str], tuple[Any, ...]]] = []
@@ -175,7 +199,8 @@ class _Importer:
             earlier = next((self.seen[(i, k)] for i, k in enumerate(keys)
                             if k and (i, k) in self.seen), None)
             if earlier is not None:
-                self.reject(line, cells, f"the same key as line {earlier} of this file")
+                self.reject(line, cells, _whole_row(
+                    M("the same key as line %(line)s of this file", line=earlier)))
                 continue
             for i, k in enumerate(keys):
                 if k:
@@ -201,7 +226,7 @@ class _Importer:
                                                   [p for _, _, p, _ in fresh],
                                                   source=InputSource.STRING)
             for w in matched:
-                warnings.setdefault(fresh[w.index][0], warning_text(w, self.actor.locale))
+                warnings.setdefault(fresh[w.index][0], warning_text(w))
         self.warnings = warnings
         self._insert([(line, cells, payload) for line, cells, payload, _ in fresh])
         for line, cells, payload, holder in updates:
@@ -242,7 +267,7 @@ class _Importer:
                 continue
             except (DuplicateError, ForbiddenError) as exc:
                 for line, cells, _ in rows:
-                    self.reject(line, cells, str(exc))
+                    self.reject(line, cells, _whole_row(message_of(exc)))
                 return
             self.report.created += len(rows)
             self.report.warned += [Warned(line, cells, self.warnings[line])
@@ -270,14 +295,15 @@ class _Importer:
         except _DryRun:
             pass
         except NotFoundError:
-            self.reject(line, cells, "a record with this key exists that you cannot see; "
-                                     "ask its owner or an administrator")
+            self.reject(line, cells, _whole_row(M(
+                "a record with this key exists that you cannot see; "
+                "ask its owner or an administrator")))
             return
         except ValidationError as exc:
             self.reject(line, cells, _reason(exc.field_errors, self.header_of))
             return
         except TidepoolError as exc:
-            self.reject(line, cells, str(exc))
+            self.reject(line, cells, _whole_row(message_of(exc)))
             return
         self.report.updated += 1
 
@@ -311,23 +337,27 @@ def run_import(records: RecordService, actor: Actor, *, entity: str, table: Tabl
     return report
 
 
-def error_report(table: TableFile, report: ImportReport) -> bytes:
+def error_report(table: TableFile, report: ImportReport, *,
+                 translate: Callable[[str], str] = str) -> bytes:
     """The rejected rows as a CSV Excel opens in either language (UTF-8 with BOM):
-    the original columns, then the line and the reason."""
+    the original columns, then the line and the reason, both headers and reasons
+    passed through ``translate`` (the UI gives the importing user's language)."""
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow([*table.headers, "line", "error"])
+    writer.writerow([*table.headers, translate(M("line")), translate(M("error"))])
     for row in report.rejected:
-        writer.writerow([*row.cells, row.line, row.reason])
+        writer.writerow([*row.cells, row.line, reason_text(row.parts, translate)])
     return ("\ufeff" + out.getvalue()).encode("utf-8")
 
 
-def warning_report(table: TableFile, report: ImportReport) -> bytes:
+def warning_report(table: TableFile, report: ImportReport, *,
+                   translate: Callable[[str], str] = str) -> bytes:
     """The created rows that look like duplicates, as a CSV (UTF-8 with BOM): the
-    original columns, the line and the warning. Not for re-import: these rows are in."""
+    original columns, the line and the warning (translated as ``error_report`` does).
+    Not for re-import: these rows are in."""
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow([*table.headers, "line", "warning"])
+    writer.writerow([*table.headers, translate(M("line")), translate(M("warning"))])
     for row in report.warned:
-        writer.writerow([*row.cells, row.line, row.warning])
+        writer.writerow([*row.cells, row.line, translate(row.warning)])
     return ("\ufeff" + out.getvalue()).encode("utf-8")

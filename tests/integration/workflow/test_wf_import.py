@@ -83,6 +83,24 @@ def test_messy_file_every_row_accounted_for(service: RecordService) -> None:
     assert len(rows) == 1 + len(report.rejected)
 
 
+def test_the_error_report_speaks_the_importing_users_language(service: RecordService) -> None:
+    from functools import partial
+
+    from ui.i18n import translate
+
+    table = csv_table(MESSY)
+    report = run(service, table)
+    text = error_report(table, report, translate=partial(translate, "zh_CN")).decode("utf-8")
+    rows = list(csv.reader(io.StringIO(text[1:])))
+    assert rows[0][-2:] == ["行号", "错误"]
+    reasons = [row[-1] for row in rows[1:]]
+    assert reasons[0] == "与本文件第 2 行的唯一键相同"
+    # Every reason is translated: no English template is left in the Chinese report.
+    for english in ("the same key", "is not a whole number", "is required",
+                    "is not one of the options", "already exists"):
+        assert not any(english in r for r in reasons), (english, reasons)
+
+
 def test_skip_and_upsert_modes_use_normalised_keys(service: RecordService) -> None:
     old = service.create(SYSTEM, "account", {"name": "Old", "phone": "13000000003",
                                              "employees": 1})

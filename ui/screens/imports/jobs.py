@@ -13,6 +13,7 @@ import secrets
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from functools import partial
 
 from engine.actor import Actor
 from engine.errors import TidepoolError
@@ -29,6 +30,7 @@ from engine.workflow.imports import (
     run_import,
     warning_report,
 )
+from ui.i18n import translate
 
 KIND = "import"
 KEEP = 50
@@ -102,9 +104,11 @@ def start(records: RecordService, actor: Actor, upload: Upload, *, mapping: dict
                                 mapping=mapping, mode=mode, dry_run=dry_run,
                                 progress=progress)
             upload.report = report
-            upload.errors_csv = error_report(upload.table, report)
+            in_language = partial(translate, actor.locale)
+            upload.errors_csv = error_report(upload.table, report, translate=in_language)
             if report.warned:
-                upload.warnings_csv = warning_report(upload.table, report)
+                upload.warnings_csv = warning_report(upload.table, report,
+                                                     translate=in_language)
         except TidepoolError as exc:
             state, error = "failed", message_of(exc)
             upload.failure = error
