@@ -31,15 +31,20 @@ def company_zone() -> dt.tzinfo:
     return _zone(os.environ.get(ENV_VAR, "UTC") or "UTC")
 
 
-def local_day(value: dt.datetime | dt.date) -> dt.date:
+def zone_key(zone: dt.tzinfo) -> str:
+    """The IANA name of a zone from ``company_zone`` (UTC for the fallback)."""
+    return getattr(zone, "key", None) or "UTC"
+
+
+def local_day(value: dt.datetime | dt.date, *, zone: dt.tzinfo | None = None) -> dt.date:
     """The company-local calendar day of an instant (a date is its own day)."""
     if isinstance(value, dt.datetime):
         aware = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-        return aware.astimezone(company_zone()).date()
+        return aware.astimezone(zone or company_zone()).date()
     return value
 
 
-def day_start(day: dt.date) -> dt.datetime:
+def day_start(day: dt.date, *, zone: dt.tzinfo | None = None) -> dt.datetime:
     """The instant (UTC) a company-local day begins."""
-    local = dt.datetime(day.year, day.month, day.day, tzinfo=company_zone())
+    local = dt.datetime(day.year, day.month, day.day, tzinfo=zone or company_zone())
     return local.astimezone(dt.UTC)
