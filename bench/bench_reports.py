@@ -46,13 +46,15 @@ from engine.permissions.org import create_department
 from engine.records.service import RecordService
 from engine.reports.catalog import catalog_of, report_of
 from engine.reports.compiler import ReportRunner
+from engine.reports.freshness import rebuild_on
 from engine.reports.leaderboard import board
 from engine.reports.periods import window
 from engine.reports.rollups import RollupKeeper
-from engine.reports.zone import day_start, local_day
+from engine.reports.zone import day_start, local_day, sync_company_zone
 from engine.runtime import Runtime, install_hooks, open_runtime
 from engine.storage.database import make_engine, write_transaction
 from engine.storage.migrate import init_database
+from engine.storage.settings import set_company_time_zone
 from tests.conftest import REPO_ROOT
 
 CRM = REPO_ROOT / "apps" / "crm"
@@ -338,6 +340,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--follow-ups", type=int, default=5_000_000)
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--zone", default="Asia/Shanghai", help="the company time zone")
     parser.add_argument("--no-write", action="store_true", help="do not touch RESULTS.md")
     args = parser.parse_args(argv)
     size = f"{args.customers:,} customers / {args.follow_ups:,} follow-ups"
@@ -352,11 +355,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 with runtime.engine.connect() as conn:
                     pg = "PostgreSQL " + conn.execute(text("SHOW server_version")).scalar_one()
             reps = _people(runtime)
+            with write_transaction(runtime.engine) as conn:
+                set_company_time_zone(conn, args.zone)   # days in a zone with an offset
+                sync_company_zone(conn)
             print(f"{backend}: loading {size}", flush=True)
             today = load(runtime, reps, customers=args.customers, follow_ups=args.follow_ups)
             started = time.perf_counter()
-            with write_transaction(runtime.engine) as conn:
-                RollupKeeper(runtime.schema, runtime.registry).rebuild(conn, runtime.records)
+            rebuild_on(runtime.engine, runtime.records, runtime.registry)
             rebuilds.append((backend, size, time.perf_counter() - started))
             print(f"  rollups rebuilt in {rebuilds[-1][2]:.1f} s", flush=True)
             rows += bench_leaderboard(runtime, backend, size, today, args.runs, reps)

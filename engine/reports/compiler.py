@@ -36,7 +36,7 @@ from engine.records.query import Filter, filter_clause
 from engine.records.service import RecordService
 from engine.reports.periods import Window, bucket_label, buckets
 from engine.reports.result import Cell, Drill, ReportResult, Row
-from engine.reports.zone import day_start, local_day
+from engine.reports.zone import day_start, local_day, sync_company_zone
 from engine.storage.identity_tables import DEPARTMENT_TABLE
 from engine.storage.stage_tables import STAGE_HISTORY_TABLE
 from engine.storage.system_tables import USER_TABLE
@@ -80,6 +80,8 @@ class ReportRunner:
             locale: str | None = None) -> ReportResult:
         """The report's rows and totals as ``actor`` may see them over ``window``."""
         locale = locale or actor.locale
+        with self.records.engine.connect() as conn:
+            sync_company_zone(conn)   # periods and buckets in the company's current zone
         groups = self._groups(report)
         unavailable: set[str] = set()
         org: OrgSnapshot | None = None

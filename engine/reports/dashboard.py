@@ -21,6 +21,7 @@ from engine.records.record import Record
 from engine.records.service import RecordService
 from engine.reports.catalog import catalog_of, dashboard_for, report_of
 from engine.reports.compiler import ReportRunner
+from engine.reports.freshness import ensure_fresh
 from engine.reports.leaderboard import Board, board, my_value
 from engine.reports.periods import Window, window
 from engine.reports.result import Drill, ReportResult
@@ -63,7 +64,8 @@ def fill(records: RecordService, registry: Registry, actor: Actor, *,
     dashboard = dashboard_for(registry, actor.roles)
     if dashboard is None:
         return None
-    today = today or local_day(dt.datetime.now(dt.UTC))
+    zone = ensure_fresh(records, registry)
+    today = today or local_day(dt.datetime.now(dt.UTC), zone=zone)
     tiles = [_fill(records, registry, actor, t, today) for t in dashboard.tiles]
     return FilledDashboard(dashboard, tiles)
 

@@ -28,7 +28,7 @@ from engine.records.query import Filter, filter_clause
 from engine.records.service import RecordService
 from engine.reports.catalog import catalog_of
 from engine.reports.dayexpr import local_day_sql
-from engine.reports.zone import company_zone, day_start, local_day
+from engine.reports.zone import day_start, local_day, sync_company_zone
 from engine.storage.pool_tables import POOL_EVENT_TABLE
 from engine.storage.report_tables import ROLLUP_TABLE
 from engine.storage.tables import StorageSchema
@@ -84,7 +84,8 @@ def _holds(op: str, stored: Any, wanted: Any) -> bool:
 
 
 def contribution(measure: BoardMeasure, row: Mapping[str, Any] | None,
-                 amount_column: str | None) -> tuple[int, dt.date, Decimal] | None:
+                 amount_column: str | None, *,
+                 zone: dt.tzinfo | None = None) -> tuple[int, dt.date, Decimal] | None:
     """(owner, day, amount) a stored row adds to the measure, or None when it adds nothing."""
     if row is None or row.get("deleted_at") is not None:
         return None
@@ -105,7 +106,7 @@ def contribution(measure: BoardMeasure, row: Mapping[str, Any] | None,
         if isinstance(value, Mapping):   # a money value as the service hands it out
             value = value.get("amount")
         amount = Decimal(str(value)) if value is not None else Decimal(0)
-    return int(owner), local_day(when), amount
+    return int(owner), local_day(when, zone=zone), amount
 
 
 class RollupKeeper:
@@ -133,8 +134,10 @@ class RollupKeeper:
         # A money field's amount column carries the field's name (currency beside it).
         return m.field if m.kind == "sum" else None
 
-    def deltas(self, changes: Iterable[Change]) -> dict[Key, Delta]:
-        """The rollup changes a batch of writes makes (zero deltas dropped)."""
+    def deltas(self, changes: Iterable[Change], *,
+               zone: dt.tzinfo | None = None) -> dict[Key, Delta]:
+        """The rollup changes a batch of writes makes (zero deltas dropped), keyed by day
+        in ``zone`` (default: the company's)."""
         out: dict[Key, tuple[int, Decimal]] = {}
         for change in changes:
             kind = getattr(change, "kind", None)
@@ -142,13 +145,13 @@ class RollupKeeper:
                 owner = _event_owner(kind or "", change.before, change.after)
                 at = getattr(change, "at", None)
                 if owner is not None and at is not None:
-                    key = (m.name, local_day(at), int(owner))
+                    key = (m.name, local_day(at, zone=zone), int(owner))
                     n, total = out.get(key, (0, Decimal(0)))
                     out[key] = (n + 1, total + 1)
             for m in self.measures.get(change.entity, ()):
                 col = self.amount_column(m)
                 for sign, row in ((-1, change.before), (1, change.after)):
-                    got = contribution(m, row, col)
+                    got = contribution(m, row, col, zone=zone)
                     if got is None:
                         continue
                     owner, day, amount = got
@@ -157,9 +160,10 @@ class RollupKeeper:
                     out[key] = (n + sign, total + sign * amount)
         return {k: Delta(n, t) for k, (n, t) in out.items() if n or t}
 
-    def apply(self, conn: Connection, changes: Iterable[Change]) -> int:
+    def apply(self, conn: Connection, changes: Iterable[Change], *,
+              zone: dt.tzinfo | None = None) -> int:
         """Add the deltas of ``changes`` to the rollups on ``conn``; returns rows touched."""
-        deltas = self.deltas(changes)
+        deltas = self.deltas(changes, zone=zone)
         if not deltas:
             return 0
         rows = [{"measure": k[0], "day": k[1], "owner_id": k[2], "count": d.count,
@@ -201,7 +205,7 @@ class RollupKeeper:
         the local day computed by the database (``dayexpr``), so a rebuild at millions
         of rows takes seconds and never streams them through Python.
         """
-        zone = zone or company_zone()
+        zone = zone or sync_company_zone(conn)
         written: dict[str, int] = {}
         for entity, found in self.measures.items():
             plan = records.plan(entity)
@@ -259,6 +263,7 @@ class RollupKeeper:
                    first: dt.date, end: dt.date,
                    owners: Sequence[int] | None = None) -> dict[int, tuple[int, Decimal]]:
         """Per owner: count and total of ``m`` over days [first, end), from the base table."""
+        sync_company_zone(conn)   # days as the company zone stored on this database says
         if m.event is not None:
             ledger = self._ledger()
             who = ledger.c.from_owner if m.event in _FROM_KINDS else ledger.c.to_owner
@@ -303,11 +308,8 @@ class RollupKeeper:
 
 def rebuild_all(engine: Any, registry: Registry) -> dict[str, int]:
     """Rebuild every rollup of ``registry`` on ``engine`` (after bulk loads, in the demo)."""
-    from engine.storage.database import write_transaction
+    from engine.reports.freshness import rebuild_on
     from engine.storage.tables import build_schema
 
-    schema = build_schema(registry)
-    keeper = RollupKeeper(schema, registry)
-    records = RecordService(engine=engine, schema=schema)
-    with write_transaction(engine) as conn:
-        return keeper.rebuild(conn, records)
+    records = RecordService(engine=engine, schema=build_schema(registry))
+    return rebuild_on(engine, records, registry)

@@ -35,14 +35,17 @@ from engine.reports.export import to_csv, to_xlsx
 from engine.reports.leaderboard import board
 from engine.reports.periods import PERIODS, Window, custom_window, window
 from engine.reports.targets import assignee_key, set_target, target_sheet
-from engine.reports.zone import local_day
+from engine.reports.zone import local_day, sync_company_zone
 from ui.context import NavLink, UIContext
 from ui.reports import views
 from ui.reports.links import drill_url, number
 
 
-def today() -> dt.date:
-    return local_day(dt.datetime.now(dt.UTC))
+def today(ui: UIContext) -> dt.date:
+    """Today in the company's zone, read from the setting (which also makes it the zone
+    the report's periods and buckets use)."""
+    with ui.runtime().engine.connect() as conn:
+        return local_day(dt.datetime.now(dt.UTC), zone=sync_company_zone(conn))
 
 
 def _day(raw: str, what: str) -> dt.date:
@@ -52,7 +55,8 @@ def _day(raw: str, what: str) -> dt.date:
         raise QueryError("report", what, "needs a date YYYY-MM-DD") from None
 
 
-def parse_window(request: Request, default: str) -> tuple[Window, str, bool, str, str]:
+def parse_window(request: Request, default: str, *,
+                 today: dt.date) -> tuple[Window, str, bool, str, str]:
     """(window, period name, custom?, from, to) from ``?period=&from=&to=``."""
     params = request.query_params
     period = params.get("period") or default
@@ -63,7 +67,7 @@ def parse_window(request: Request, default: str) -> tuple[Window, str, bool, str
         return custom_window(_day(first, "from"), _day(last, "to")), period, True, first, last
     if period not in PERIODS:
         raise QueryError("report", "period", f"unknown period {period!r}")
-    return window(period, today=today()), period, False, first, last
+    return window(period, today=today), period, False, first, last
 
 
 def _query(request: Request) -> str:
@@ -88,7 +92,8 @@ def routes(ui: UIContext) -> list[BaseRoute]:
         return report
 
     def run(request: Request, actor: Actor, report: Report) -> tuple[Any, str, bool, str, str]:
-        w, period, custom, first, last = parse_window(request, report.default_period)
+        w, period, custom, first, last = parse_window(request, report.default_period,
+                                                      today=today(ui))
         runtime = ui.runtime()
         result = ReportRunner(runtime.records, runtime.registry).run(
             actor, report, w, locale=ui.locale(request))
@@ -128,7 +133,7 @@ def routes(ui: UIContext) -> list[BaseRoute]:
         result = run(request, actor, report)[0]
         total = t(request, "Total")
         kind = request.path_params["kind"]
-        stamp = today().isoformat()
+        stamp = today(ui).isoformat()
         if kind == "csv":
             body = to_csv(result, ui.locale(request), total_label=total)
             media = "text/csv; charset=utf-8"
@@ -140,7 +145,8 @@ def routes(ui: UIContext) -> list[BaseRoute]:
 
     def leaderboard(request: Request, form: FormData | None) -> Response:
         actor = ui.actor(request)
-        w, period, custom, first, last = parse_window(request, "this_month")
+        w, period, custom, first, last = parse_window(request, "this_month",
+                                                      today=today(ui))
         scope = request.query_params.get("scope", "team")
         runtime = ui.runtime()
         ranked = board(runtime.records, runtime.registry, actor,
@@ -170,7 +176,7 @@ def routes(ui: UIContext) -> list[BaseRoute]:
         locale = ui.locale(request)
         measures = catalog_of(runtime.registry).board_measures()
         params = form if form is not None else request.query_params
-        month = str(params.get("month") or today().strftime("%Y-%m"))
+        month = str(params.get("month") or today(ui).strftime("%Y-%m"))
         try:
             first = dt.date.fromisoformat(month + "-01")
         except ValueError:
