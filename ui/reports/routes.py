@@ -27,18 +27,23 @@ from engine.configure.apps import installed_apps
 from engine.configure.service import ConfigService
 from engine.errors import NotFoundError, QueryError
 from engine.metadata.reports import Report
+from engine.permissions.directory import people_by_id
+from engine.records.record import Record
 from engine.reports import dashboard as dashboards
 from engine.reports.catalog import catalog_of, report_of
 from engine.reports.compiler import ReportRunner
 from engine.reports.config import AddReportTile, RemoveTile
+from engine.reports.dropping import about_to_drop
 from engine.reports.export import to_csv, to_xlsx
 from engine.reports.leaderboard import board
 from engine.reports.periods import PERIODS, Window, custom_window, window
 from engine.reports.targets import assignee_key, set_target, target_sheet
 from engine.reports.zone import local_day, sync_company_zone
+from engine.workflow.forecast import DropForecast
 from ui.context import NavLink, UIContext
 from ui.reports import views
 from ui.reports.links import drill_url, number
+from ui.zones import format_instant
 
 
 def today(ui: UIContext) -> dt.date:
@@ -170,6 +175,27 @@ def routes(ui: UIContext) -> list[BaseRoute]:
                                        for x in tiles))
         return ui.render(request, "reports/_dashboard.html", view)
 
+    def dropping(request: Request, form: FormData | None) -> Response:
+        """The whole list behind an about_to_drop tile (?entity=&days=&scope=mine|team)."""
+        actor = ui.actor(request)
+        runtime = ui.runtime()
+        params = request.query_params
+        entity = params.get("entity", "")
+        if entity not in runtime.registry.entities:
+            raise QueryError("dashboard", "entity", f"unknown entity {entity!r}")
+        raw_days, scope = params.get("days", "3"), params.get("scope", "mine")
+        if not raw_days.isdigit() or len(raw_days) > 3:
+            raise QueryError("dashboard", "days", "needs a whole number of days")
+        if scope not in ("mine", "team"):
+            raise QueryError("dashboard", "scope", "mine or team")
+        found = about_to_drop(runtime.records, actor, entity=entity, days=int(raw_days),
+                              team=scope == "team", now=dt.datetime.now(dt.UTC))
+        label = runtime.registry.entities[entity].plural_label.get(ui.locale(request))
+        view = {"title": f"{t(request, 'About to drop back to the pool')} · {label}",
+                "days": found.days, "team": found.team, "truncated": found.truncated,
+                "rows": drop_rows(ui, request, entity, found.rows, with_owner=found.team)}
+        return ui.render(request, "reports/dropping.html", view)
+
     def targets(request: Request, form: FormData | None) -> Response:
         actor = ui.actor(request)
         runtime = ui.runtime()
@@ -265,6 +291,7 @@ def routes(ui: UIContext) -> list[BaseRoute]:
         Route("/reports/{name}/export.{kind:str}", ui.endpoint(export), name="report_export"),
         Route("/leaderboard", ui.endpoint(leaderboard), name="leaderboard"),
         Route("/dashboard", ui.endpoint(dashboard), name="dashboard"),
+        Route("/dashboard/dropping", ui.endpoint(dropping), name="dashboard_dropping"),
         Route("/targets", ui.endpoint(targets), methods=["GET", "POST"], name="targets"),
         Route("/admin/dashboards", ui.endpoint(admin_dashboards), name="admin_dashboards"),
         Route("/admin/dashboards/{name}/{op:str}", ui.endpoint(admin_change),
@@ -272,8 +299,34 @@ def routes(ui: UIContext) -> list[BaseRoute]:
     ]
 
 
+def dropping_url(entity: str, days: int, team: bool) -> str:
+    """The list behind an about_to_drop tile (the tile's drill-down)."""
+    return "/dashboard/dropping?" + urlencode(
+        {"entity": entity, "days": days, "scope": "team" if team else "mine"})
+
+
+def drop_rows(ui: UIContext, request: Request, entity: str,
+              rows: list[tuple[Record, DropForecast]], *,
+              with_owner: bool) -> list[tuple[str, str, str, str]]:
+    """(title, url, drop time in the viewer's zone, owner) per record; owner names are
+    looked up for the records shown only."""
+    definition = ui.runtime().registry.entities.get(entity)
+    title_field = definition.title_field if definition else "id"
+    owners = people_by_id(ui.runtime().engine, [r.get("owner_id") for r, _ in rows]) \
+        if with_owner else {}
+    locale = ui.locale(request)
+    out = []
+    for record, forecast in rows:
+        owner = owners.get(record.get("owner_id") or 0)
+        out.append((str(record.get(title_field) or f"#{record.id}"), f"/e/{entity}/{record.id}",
+                    format_instant(forecast.due_at, locale),
+                    owner.display_name if owner else ""))
+    return out
+
+
 def _tile_title(ui: UIContext, request: Request, kind: str) -> str:
     titles = {"my_numbers": ui.t(request, "My numbers"),
+              "about_to_drop": ui.t(request, "About to drop back to the pool"),
               "due_today": ui.t(request, "Follow-ups due today"),
               "my_rank": ui.t(request, "My rank")}
     return titles.get(kind, kind)
@@ -305,6 +358,13 @@ def _tile(ui: UIContext, request: Request, tile: dashboards.FilledTile,
         title_field = entity.title_field if entity else "id"
         out.due = [(str(r.get(title_field) or f"#{r.id}"), f"/e/{tile.tile.entity}/{r.id}")
                    for r in tile.due]
+    if tile.dropping is not None:
+        found = tile.dropping
+        rows = drop_rows(ui, request, found.entity, found.rows[:dashboards.DUE_LIMIT],
+                         with_owner=found.team)
+        out.drop = rows
+        out.drop_more = max(0, len(found.rows) - len(rows))
+        out.drop_url = dropping_url(found.entity, found.days, found.team)
     if tile.rank is not None:
         mine = tile.rank.mine
         out.title = f"{_tile_title(ui, request, kind)} · {tile.rank.measure.label.get(locale)}"
