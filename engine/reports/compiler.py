@@ -30,6 +30,7 @@ from engine.metadata.reports import (
     Measure,
     Report,
 )
+from engine.permissions.directory import people_by_id
 from engine.permissions.org import OrgSnapshot, load_org_snapshot
 from engine.records._plan import EntityPlan
 from engine.records.query import Filter, filter_clause
@@ -39,7 +40,6 @@ from engine.reports.result import Cell, Drill, ReportResult, Row
 from engine.reports.zone import day_start, local_day, sync_company_zone
 from engine.storage.identity_tables import DEPARTMENT_TABLE
 from engine.storage.stage_tables import STAGE_HISTORY_TABLE
-from engine.storage.system_tables import USER_TABLE
 
 NONE_LABEL = "—"
 NO_DEPARTMENT = ("no_department",)
@@ -126,7 +126,9 @@ class ReportRunner:
                     for name, parts in values.items():
                         totals[name] = _merge(report.measure(name), totals.get(name), parts)
         self._add_empty_options(report, per_key)
-        labels = _Labels(self, report, locale, org)
+        labels = _Labels(self, report, locale, org, owners={
+            value for key in per_key for d, value in zip(report.dimensions, key, strict=False)
+            if d.kind == "owner" and isinstance(value, int)})
         rows = [self._row(report, key, values, window, buckets_of, labels, unavailable)
                 for key, values in per_key.items()]
         rows = self._sort(report, rows, labels)
@@ -577,8 +579,9 @@ class _Labels:
     """Dimension values as the reader reads them, and their natural order."""
 
     def __init__(self, runner: ReportRunner, report: Report, locale: str,
-                 org: OrgSnapshot | None) -> None:
+                 org: OrgSnapshot | None, *, owners: Iterable[int] = ()) -> None:
         self.runner = runner
+        self.owners = frozenset(owners)   # the owner ids on the rows: only they get a name
         self.report = report
         self.locale = locale
         self.org = org
@@ -586,12 +589,9 @@ class _Labels:
         self._departments: dict[int, str] | None = None
 
     def users(self) -> dict[int, str]:
-        if self._users is None:
-            schema = self.runner.records.schema
-            user = schema.system[USER_TABLE]
-            with self.runner.records.engine.connect() as conn:
-                self._users = {int(r.id): r.display_name
-                               for r in conn.execute(select(user.c.id, user.c.display_name))}
+        if self._users is None:   # the people shown, not the whole directory per render
+            found = people_by_id(self.runner.records.engine, self.owners)
+            self._users = {i: p.display_name for i, p in found.items()}
         return self._users
 
     def departments(self) -> dict[int, str]:

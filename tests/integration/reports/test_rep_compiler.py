@@ -161,3 +161,25 @@ def test_a_role_without_read_on_a_step_sees_it_empty_not_an_error(org: CrmOrg) -
         window("this_month", today=TODAY))
     assert result.unavailable >= {"leads", "won"}
     assert result.totals.cells["leads"].value is None
+
+
+def test_owner_labels_resolve_only_the_people_on_the_rows(
+        org: CrmOrg, monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.reports import compiler
+
+    asked: list[set[int]] = []
+    real = compiler.people_by_id
+
+    def spy(engine: Any, ids: Any) -> Any:
+        asked.append(set(ids))
+        return real(engine, ids)
+
+    monkeypatch.setattr(compiler, "people_by_id", spy)
+    result = ReportRunner(org.records, org.registry).run(
+        org.actor("sn"), report_of(org.registry, "funnel_by_rep"),
+        window("all_time", today=TODAY))
+    shown = {row.keys[0] for row in result.rows if row.keys[0] is not None}
+    assert asked == [shown] and len(shown) < len(org.users)
+    names = {uid: login.upper() for login, uid in org.users.items()}
+    assert all(row.labels[0] == names[row.keys[0]] for row in result.rows
+               if row.keys[0] is not None)
