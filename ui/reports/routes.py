@@ -28,10 +28,11 @@ from engine.configure.service import ConfigService
 from engine.errors import NotFoundError, QueryError
 from engine.metadata.reports import Report
 from engine.permissions.directory import people_by_id
+from engine.records.query import MAX_LIMIT, Filter, ListQuery
 from engine.records.record import Record
 from engine.reports import dashboard as dashboards
 from engine.reports.catalog import catalog_of, report_of
-from engine.reports.compiler import ReportRunner
+from engine.reports.compiler import MAX_STAYS, ReportRunner
 from engine.reports.config import AddReportTile, RemoveTile
 from engine.reports.dropping import about_to_drop
 from engine.reports.export import to_csv, to_xlsx
@@ -122,6 +123,48 @@ def routes(ui: UIContext) -> list[BaseRoute]:
                                  query=_query(request), period=period, custom=custom,
                                  first=first, last=last)
         return ui.render(request, "reports/report.html", view)
+
+    def stays(request: Request, form: FormData | None) -> Response:
+        """The stays behind a time-in-stage number: each record, its stage and days."""
+        actor = ui.actor(request)
+        report = find(request, actor)
+        runtime = ui.runtime()
+        locale = ui.locale(request)
+        params = request.query_params
+        w = parse_window(request, report.default_period, today=today(ui))[0]
+        raw_owner = params.get("owner", "")
+        if raw_owner and (not raw_owner.isdigit() or len(raw_owner) > 18):
+            raise QueryError("report", "owner", "needs a person's id")
+        stage = params.get("stage") or None
+        pipeline = runtime.registry.pipeline_for(report.entity)
+        labels = {st.key: st.label.get(locale) for st in pipeline.stages} if pipeline else {}
+        if stage is not None and stage not in labels:
+            raise QueryError("report", "stage", f"unknown stage {stage!r}")
+        measure = params.get("measure", "")
+        found = ReportRunner(runtime.records, runtime.registry).stays(
+            actor, report, measure, w, stage=stage,
+            owner=int(raw_owner) if raw_owner else None)
+        # titles through the list service: the reader's scope once more
+        definition = runtime.registry.entity(report.entity)
+        titles: dict[int, str] = {}
+        ids = sorted({x.record_id for x in found})
+        for start in range(0, len(ids), MAX_LIMIT):
+            page = runtime.records.list(actor, report.entity, ListQuery(
+                filters=(Filter("id", "in", ids[start:start + MAX_LIMIT]),), limit=MAX_LIMIT))
+            titles.update((r.id, str(r.get(definition.title_field) or f"#{r.id}"))
+                          for r in page.rows)
+        owners = people_by_id(runtime.engine, [x.owner_id for x in found if x.owner_id])
+        rows = [(titles[x.record_id], f"/e/{report.entity}/{x.record_id}",
+                 labels.get(x.stage, x.stage),
+                 owners[x.owner_id].display_name if x.owner_id in owners else "—",
+                 format_instant(x.entered_at, locale),
+                 format_instant(x.left_at, locale) if x.left_at else t(request, "still there"),
+                 number(x.days)) for x in found if x.record_id in titles]
+        m = next(x for x in report.measures if x.name == measure)
+        view = {"title": f"{report.label.get(locale)} · {m.label.get(locale)}",
+                "window": views.window_text(locale, w), "rows": rows,
+                "back": f"/reports/{report.name}", "full": len(found) >= MAX_STAYS}
+        return ui.render(request, "reports/stays.html", view)
 
     def chart(request: Request, form: FormData | None) -> Response:
         actor = ui.actor(request)
@@ -288,6 +331,7 @@ def routes(ui: UIContext) -> list[BaseRoute]:
         Route("/reports", ui.endpoint(index), name="reports"),
         Route("/reports/{name}", ui.endpoint(page), name="report"),
         Route("/reports/{name}/chart.json", ui.endpoint(chart), name="report_chart"),
+        Route("/reports/{name}/stays", ui.endpoint(stays), name="report_stays"),
         Route("/reports/{name}/export.{kind:str}", ui.endpoint(export), name="report_export"),
         Route("/leaderboard", ui.endpoint(leaderboard), name="leaderboard"),
         Route("/dashboard", ui.endpoint(dashboard), name="dashboard"),

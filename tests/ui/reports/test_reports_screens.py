@@ -171,3 +171,21 @@ def test_about_to_drop_tile_and_its_list_show_only_my_records(client_for: Client
                                    "entity=customer&scope=galaxy"])
 def test_about_to_drop_bad_input_is_a_client_error(client_for: Client, query: str) -> None:
     assert client_for("rep_east1").get(f"/dashboard/dropping?{query}").status_code == 400
+
+
+def test_time_in_stage_numbers_link_to_their_stays(client_for: Client) -> None:
+    manager = client_for("manager", lang="en")
+    page = manager.get("/reports/time_in_stage?period=all_time")
+    links = re.findall(r'href="(/reports/time_in_stage/stays\?[^"]+)"', page.text)
+    assert links and all("measure=" in link for link in links)
+    stays = manager.get(links[0].replace("&amp;", "&"))
+    assert stays.status_code == 200 and re.search(r'href="/e/opportunity/\d+"', stays.text)
+    zh = client_for("manager", lang="zh-CN").get(links[0].replace("&amp;", "&"))
+    assert "停留天数" in zh.text
+
+
+@pytest.mark.parametrize("query", ["measure=nope", "measure=avg_days&stage=nope",
+                                   "measure=avg_days&owner=x", "measure=avg_days&period=eons"])
+def test_stays_bad_input_is_a_client_error(client_for: Client, query: str) -> None:
+    assert client_for("manager").get(
+        f"/reports/time_in_stage/stays?{query}").status_code == 400
