@@ -28,12 +28,15 @@ from sqlalchemy.dialects import postgresql, sqlite
 from engine.metadata.model import Registry
 from engine.records.service import RecordService
 from engine.reports.rollups import RollupKeeper
-from engine.reports.zone import sync_company_zone, zone_named
+from engine.reports.zone import use_company_zone, zone_named
 from engine.storage.database import write_transaction
 from engine.storage.settings import (
     SETTING_TABLE,
+    TIME_ZONE,
     check_time_zone,
     company_time_zone,
+    is_time_zone,
+    server_time_zone,
     set_company_time_zone,
     set_setting,
 )
@@ -73,12 +76,21 @@ def change_company_zone(conn: Connection, records: RecordService, registry: Regi
     return keeper.rebuild(conn, records, zone=zone_named(name))
 
 
+def _zone_and_stamp(conn: Connection, records: RecordService) -> tuple[str, str | None]:
+    """The company zone and the stamp in one query (the leaderboard's every read)."""
+    t = records.schema.system[SETTING_TABLE]
+    found = dict(conn.execute(select(t.c.key, t.c.value)
+                              .where(t.c.key.in_([TIME_ZONE, STAMP]))).tuples().all())
+    stored = found.get(TIME_ZONE)
+    name = stored if stored and is_time_zone(stored) else server_time_zone()
+    return name, found.get(STAMP)
+
+
 def ensure_fresh(records: RecordService, registry: Registry) -> dt.tzinfo:
     """The company zone, after rebuilding the rollups if they are keyed in another."""
     with records.engine.connect() as conn:
-        zone = sync_company_zone(conn)
-        name = company_time_zone(conn)
-        current = stamp(conn, records)
+        name, current = _zone_and_stamp(conn, records)
+    zone = use_company_zone(name)
     if current != name and RollupKeeper(records.schema, registry).active:
         with write_transaction(records.engine) as conn:
             if stamp(conn, records) != company_time_zone(conn):   # another reader won

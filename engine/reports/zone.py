@@ -44,7 +44,11 @@ def company_zone() -> dt.tzinfo:
 
 def sync_company_zone(conn: Connection) -> dt.tzinfo:
     """Read the company zone setting on ``conn`` and make it ``company_zone()``'s answer."""
-    name = company_time_zone(conn)
+    return use_company_zone(company_time_zone(conn))
+
+
+def use_company_zone(name: str) -> dt.tzinfo:
+    """Make ``name`` (just read from the setting) ``company_zone()``'s answer."""
     with _lock:
         _current[:] = [name]
     return zone_named(name)
