@@ -79,8 +79,8 @@ def change_company_zone(conn: Connection, records: RecordService, registry: Regi
 def _zone_and_stamp(conn: Connection, records: RecordService) -> tuple[str, str | None]:
     """The company zone and the stamp in one query (the leaderboard's every read)."""
     t = records.schema.system[SETTING_TABLE]
-    found = dict(conn.execute(select(t.c.key, t.c.value)
-                              .where(t.c.key.in_([TIME_ZONE, STAMP]))).tuples().all())
+    found = {str(k): str(v) for k, v in conn.execute(
+        select(t.c.key, t.c.value).where(t.c.key.in_([TIME_ZONE, STAMP])))}
     stored = found.get(TIME_ZONE)
     name = stored if stored and is_time_zone(stored) else server_time_zone()
     return name, found.get(STAMP)
