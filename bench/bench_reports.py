@@ -326,12 +326,14 @@ write row shows the rollup hook's price.
 def report(rows: Sequence[Row], rebuilds: Sequence[tuple[str, str, float]], command: str,
            note: str) -> str:
     lines = [f"`{command}` on {machine()}; {note}.", "",
-             "| backend | rows | case | engine ms (p95) | baseline ms (p95) | ratio |",
+             ("| backend | rows | case | engine ms median (p95; best) | "
+              "baseline ms median (p95; best) | ratio |"),
              "|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r.backend} | {r.size} | {r.case} | {r.engine.median_ms:.2f} "
-                     f"({r.engine.p95_ms:.2f}) | {r.baseline.median_ms:.2f} "
-                     f"({r.baseline.p95_ms:.2f}) | {r.ratio:.3f} |")
+                     f"({r.engine.p95_ms:.2f}; {r.engine.best_ms:.2f}) | "
+                     f"{r.baseline.median_ms:.2f} ({r.baseline.p95_ms:.2f}; "
+                     f"{r.baseline.best_ms:.2f}) | {r.ratio:.3f} |")
     lines += ["", "| backend | rows | rollup rebuild (s) |", "|---|---|---|"]
     lines += [f"| {b} | {s} | {secs:.1f} |" for b, s, secs in rebuilds]
     return "\n".join(lines) + READING
