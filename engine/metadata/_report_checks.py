@@ -313,6 +313,16 @@ def _dashboard(doc: LocatedDoc, world: World,
             elif problem is None:
                 yield from _dated(doc, ("tiles", i, "field"), tile["field"],
                                   entity_fields(world, tile["entity"]))
+        if tile["kind"] == "about_to_drop":
+            problem = _entity_problem(doc, world, tile["entity"])
+            if problem:
+                yield doc.issue(("tiles", i, "entity"), problem)
+            elif problem is None and not any(
+                    p.body.get("entity") == tile["entity"] and
+                    any(r.get("kind") == "drop" for r in p.body.get("rules", ()))
+                    for p in world.pools.values()):
+                yield doc.issue(("tiles", i, "entity"),
+                                f"no pool of {tile['entity']!r} has a drop rule")
         if "measure" in tile and tile["measure"] not in board_measures:
             yield doc.issue(("tiles", i, "measure"), missing("leaderboard measure",
                                                              tile["measure"], board_measures))

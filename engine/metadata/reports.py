@@ -112,6 +112,7 @@ class Tile:
     field: str | None = None
     measure: str | None = None
     scope: str = "mine"
+    days: int = 3               # about_to_drop: how far ahead
 
 
 @dataclass(frozen=True)
@@ -181,7 +182,7 @@ def parse_dashboard(doc: Mapping[str, Any], *, app: str = "") -> Dashboard:
     """A schema-valid dashboard document as a ``Dashboard``."""
     tiles = tuple(Tile(kind=t["kind"], report=t.get("report"), period=t.get("period"),
                        entity=t.get("entity"), field=t.get("field"), measure=t.get("measure"),
-                       scope=t.get("scope", "mine"))
+                       scope=t.get("scope", "mine"), days=int(t.get("days", 3)))
                   for t in doc["tiles"])
     return Dashboard(name=doc["name"], app=app, label=LocalText.of(doc["label"]),
                      roles=tuple(doc["roles"]), tiles=tiles,

@@ -1,8 +1,8 @@
 """``tidepool reports rebuild`` and ``tidepool reports verify``.
 
 rebuild: recompute every leaderboard rollup from the base tables in one
-transaction (after an import that bypassed the service, a time-zone change or
-a new leaderboard measure). verify: compare the rollups with the raw aggregate
+transaction, in the company's time zone (after an import that bypassed the service or
+a new leaderboard measure; a zone change rebuilds by itself). verify: compare the rollups with the raw aggregate
 over the base tables, per measure and owner, for a range of days; a mismatch
 exits 1 and names it.
 """
@@ -14,17 +14,17 @@ import datetime as dt
 from typing import TextIO
 
 from engine.reports.catalog import catalog_of
+from engine.reports.freshness import rebuild_on
 from engine.reports.rollups import RollupKeeper
+from engine.reports.zone import sync_company_zone
 from engine.runtime import open_runtime
-from engine.storage.database import database_url, write_transaction
+from engine.storage.database import database_url
 
 
 def rebuild(url: str | None, out: TextIO, *, measures: list[str] | None = None) -> int:
     runtime = open_runtime(database_url(url))
     try:
-        keeper = RollupKeeper(runtime.schema, runtime.registry)
-        with write_transaction(runtime.engine) as conn:
-            written = keeper.rebuild(conn, runtime.records, measures)
+        written = rebuild_on(runtime.engine, runtime.records, runtime.registry, measures)
         out.writelines(f"{name}: {rows} owner-day row(s)\n"
                        for name, rows in sorted(written.items()))
         out.write(f"rebuilt {len(written)} measure(s)\n")
@@ -39,6 +39,7 @@ def verify(url: str | None, out: TextIO, *, first: dt.date, end: dt.date) -> int
         keeper = RollupKeeper(runtime.schema, runtime.registry)
         bad = 0
         with runtime.engine.connect() as conn:
+            sync_company_zone(conn)   # raw days in the company zone the rollups must match
             for m in catalog_of(runtime.registry).board_measures():
                 raw = keeper.raw_totals(conn, runtime.records, m, first=first, end=end)
                 kept = keeper.rollup_totals(conn, m, first=first, end=end)

@@ -31,16 +31,16 @@ from engine.metadata.reports import (
     Measure,
     Report,
 )
+from engine.permissions.directory import people_by_id
 from engine.permissions.org import OrgSnapshot, load_org_snapshot
 from engine.records._plan import EntityPlan
 from engine.records.query import Filter, filter_clause
 from engine.records.service import RecordService
 from engine.reports.periods import Window, bucket_label, buckets
-from engine.reports.result import Cell, Drill, ReportResult, Row
-from engine.reports.zone import day_start, local_day
+from engine.reports.result import Cell, Drill, ReportResult, Row, StayDrill
+from engine.reports.zone import day_start, local_day, sync_company_zone
 from engine.storage.identity_tables import DEPARTMENT_TABLE
 from engine.storage.stage_tables import STAGE_HISTORY_TABLE
-from engine.storage.system_tables import USER_TABLE
 
 NONE_LABEL = "—"
 NO_DEPARTMENT = ("no_department",)
@@ -68,6 +68,22 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+#: Stays listed at most behind one time-in-stage number.
+MAX_STAYS = 500
+
+
+@dataclass(frozen=True)
+class Stay:
+    """One stay of a record in a stage (left_at None: still there)."""
+
+    record_id: int
+    stage: str
+    owner_id: int | None
+    entered_at: dt.datetime
+    left_at: dt.datetime | None
+    days: Decimal
+
+
 class ReportRunner:
     """Runs reports for actors over one records service (one runtime)."""
 
@@ -81,6 +97,8 @@ class ReportRunner:
             locale: str | None = None) -> ReportResult:
         """The report's rows and totals as ``actor`` may see them over ``window``."""
         locale = locale or actor.locale
+        with self.records.engine.connect() as conn:
+            sync_company_zone(conn)   # periods and buckets in the company's current zone
         groups = self._groups(report)
         unavailable: set[str] = set()
         org: OrgSnapshot | None = None
@@ -125,7 +143,9 @@ class ReportRunner:
                     for name, parts in values.items():
                         totals[name] = _merge(report.measure(name), totals.get(name), parts)
         self._add_empty_options(report, per_key)
-        labels = _Labels(self, report, locale, org)
+        labels = _Labels(self, report, locale, org, owners={
+            value for key in per_key for d, value in zip(report.dimensions, key, strict=False)
+            if d.kind == "owner" and isinstance(value, int)})
         rows = [self._row(report, key, values, window, buckets_of, labels, unavailable)
                 for key, values in per_key.items()]
         rows = self._sort(report, rows, labels)
@@ -317,6 +337,51 @@ class ReportRunner:
             return [("v", func.min(only(col)))]
         return [("v", func.max(only(col)))]
 
+    def stays(self, actor: Actor, report: Report, measure: str, window: Window, *,
+              stage: str | None = None, owner: int | None = None,
+              limit: int = MAX_STAYS) -> list[Stay]:
+        """The stays one time-in-stage number averages, newest first: the same rows
+        ``_stage_times`` reads (the reader's scope on the record, the report's and the
+        measure's filters, stays begun in ``window``), narrowed to a stage and an owner."""
+        m = next((x for x in report.measures if x.name == measure), None)
+        if m is None or m.kind not in STAGE_TIME_MEASURES:
+            raise QueryError("report", "measure", f"no time-in-stage measure {measure!r}")
+        records = self.records
+        plan = records.plan(report.entity)
+        where = records.scoped_where(actor, report.entity,
+                                     [Filter(c.field, c.op, c.value) for c in report.filters])
+        if where is None:
+            return []
+        hidden = records.policy.hidden_fields(actor, plan.entity)
+        history = records.schema.system[STAGE_HISTORY_TABLE]
+        table = plan.table
+        stmt = select(history.c.record_id, history.c.stage, table.c.owner_id,
+                      history.c.entered_at, history.c.left_at) \
+            .select_from(history.join(table, and_(history.c.record_id == table.c.id,
+                                                  history.c.entity == plan.name))) \
+            .where(*where)
+        stmt = stmt.where(*(filter_clause(plan, Filter(c.field, c.op, c.value), hidden)
+                            for c in m.filters))
+        if window.first is not None:
+            stmt = stmt.where(history.c.entered_at >= day_start(window.first))
+        if window.end is not None:
+            stmt = stmt.where(history.c.entered_at < day_start(window.end))
+        if stage is not None:
+            stmt = stmt.where(history.c.stage == stage)
+        if owner is not None:
+            stmt = stmt.where(table.c.owner_id == owner)
+        stmt = stmt.order_by(history.c.entered_at.desc(), history.c.record_id).limit(limit)
+        now = dt.datetime.now(dt.UTC)
+        with records.engine.connect() as conn:
+            rows = conn.execute(stmt).all()
+        out = []
+        for rid, at_stage, who, entered, left in rows:
+            start, end = _aware(entered), _aware(left) if left else now
+            out.append(Stay(int(rid), str(at_stage), None if who is None else int(who), start,
+                            None if left is None else end,
+                            Decimal(str(round((end - start).total_seconds() / 86400, 2)))))
+        return out
+
     def _stage_times(self, actor: Actor, report: Report, measures: Sequence[Measure],
                      window: Window, *, dims: bool
                      ) -> dict[tuple[Any, ...], dict[str, dict[str, Any]]] | None:
@@ -406,9 +471,15 @@ class ReportRunner:
             if m.kind in ("ratio", "conversion"):
                 continue
             if m.kind in STAGE_TIME_MEASURES:
-                cells[m.name] = Cell(None if m.name in unavailable else
-                                     _days(m, values.get(m.name) or {}))
-                drills[m.name] = None   # stays in a stage: the list grammar cannot say it
+                days = None if m.name in unavailable else _days(m, values.get(m.name) or {})
+                stay = None
+                if days is not None:   # its own list: the list grammar cannot say stays
+                    by = dict(zip((d.kind for d in report.dimensions), key if dims else (),
+                                  strict=False))
+                    stay = StayDrill(report.name, m.name, window, stage=by.get("stage"),
+                                     owner=by.get("owner"))
+                cells[m.name] = Cell(days, stay)
+                drills[m.name] = None
                 continue
             if m.name in unavailable:
                 cells[m.name] = Cell(None)
@@ -575,8 +646,9 @@ class _Labels:
     """Dimension values as the reader reads them, and their natural order."""
 
     def __init__(self, runner: ReportRunner, report: Report, locale: str,
-                 org: OrgSnapshot | None) -> None:
+                 org: OrgSnapshot | None, *, owners: Iterable[int] = ()) -> None:
         self.runner = runner
+        self.owners = frozenset(owners)   # the owner ids on the rows: only they get a name
         self.report = report
         self.locale = locale
         self.org = org
@@ -584,12 +656,9 @@ class _Labels:
         self._departments: dict[int, str] | None = None
 
     def users(self) -> dict[int, str]:
-        if self._users is None:
-            schema = self.runner.records.schema
-            user = schema.system[USER_TABLE]
-            with self.runner.records.engine.connect() as conn:
-                self._users = {int(r.id): r.display_name
-                               for r in conn.execute(select(user.c.id, user.c.display_name))}
+        if self._users is None:   # the people shown, not the whole directory per render
+            found = people_by_id(self.runner.records.engine, self.owners)
+            self._users = {i: p.display_name for i, p in found.items()}
         return self._users
 
     def departments(self) -> dict[int, str]:

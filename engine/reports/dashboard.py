@@ -21,6 +21,8 @@ from engine.records.record import Record
 from engine.records.service import RecordService
 from engine.reports.catalog import catalog_of, dashboard_for, report_of
 from engine.reports.compiler import ReportRunner
+from engine.reports.dropping import Dropping, about_to_drop
+from engine.reports.freshness import ensure_fresh
 from engine.reports.leaderboard import Board, board, my_value
 from engine.reports.periods import Window, window
 from engine.reports.result import Drill, ReportResult
@@ -46,6 +48,7 @@ class FilledTile:
     due: list[Record] = field(default_factory=list)
     due_drill: Drill | None = None
     rank: Board | None = None
+    dropping: Dropping | None = None
     report: ReportResult | None = None
     #: why the tile is empty for this reader (no access), or ""
     missing: str = ""
@@ -63,7 +66,8 @@ def fill(records: RecordService, registry: Registry, actor: Actor, *,
     dashboard = dashboard_for(registry, actor.roles)
     if dashboard is None:
         return None
-    today = today or local_day(dt.datetime.now(dt.UTC))
+    zone = ensure_fresh(records, registry)
+    today = today or local_day(dt.datetime.now(dt.UTC), zone=zone)
     tiles = [_fill(records, registry, actor, t, today) for t in dashboard.tiles]
     return FilledDashboard(dashboard, tiles)
 
@@ -86,6 +90,11 @@ def _fill(records: RecordService, registry: Registry, actor: Actor, tile: Tile,
             ranked = board(records, registry, actor, measure=tile.measure, window=month,
                            scope="team" if team else "all")
             return FilledTile(tile, rank=ranked)
+        if tile.kind == "about_to_drop":
+            assert tile.entity is not None
+            found = about_to_drop(records, actor, entity=tile.entity, days=tile.days,
+                                  team=team, now=dt.datetime.now(dt.UTC))
+            return FilledTile(tile, dropping=found)
         rows, drill = _due(records, actor, tile, today, team=team)
         return FilledTile(tile, due=rows, due_drill=drill)
     except (ForbiddenError, QueryError) as exc:

@@ -2,7 +2,8 @@
 
 ``engine.runtime`` calls ``install(records)`` whenever it builds services; the
 in-transaction handler adds each unit of work's rollup deltas on the unit's own
-connection, so the rollups commit or roll back with the write itself.
+connection, so the rollups commit or roll back with the write itself, keyed by day in
+the zone the rollups are stamped with (``engine.reports.freshness``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 from engine.records.events import WriteEvent
 from engine.records.service import RecordService
+from engine.reports.freshness import writer_zone
 from engine.reports.rollups import RollupKeeper
 
 
@@ -22,6 +24,12 @@ def install(records: RecordService) -> None:
         return
 
     def keep_rollups(tx: Any, events: Sequence[WriteEvent]) -> None:
-        keeper.apply(tx.conn, events)
+        if not any(e.entity in keeper.measures or
+                   (e.entity, getattr(e, "kind", None) or "") in keeper.events
+                   for e in events):
+            return   # nothing ranked was written: no stamp read either
+        zone = writer_zone(tx.conn, records)
+        if zone is not None:   # None: stale rollups, rebuilt by the next reader
+            keeper.apply(tx.conn, events, zone=zone)
 
     records.hooks.in_transaction(keep_rollups)

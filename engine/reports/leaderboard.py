@@ -24,6 +24,7 @@ from engine.metadata.reports import BoardMeasure
 from engine.permissions.org import OrgSnapshot, load_org_snapshot
 from engine.records.service import RecordService
 from engine.reports.catalog import catalog_of
+from engine.reports.freshness import ensure_fresh
 from engine.reports.periods import Window
 from engine.reports.rollups import RollupKeeper
 from engine.reports.targets import attainment, targets_for
@@ -93,6 +94,7 @@ def board(records: RecordService, registry: Registry, actor: Actor, *,
     if window.first is None or window.end is None:
         raise QueryError("leaderboard", "period", M("the leaderboard needs a bounded period"))
     records.policy.check_action(actor, records.plan(chosen.entity).entity, "read")
+    ensure_fresh(records, registry)
     keeper = RollupKeeper(records.schema, registry)
     with records.engine.connect() as conn:
         org = load_org_snapshot(conn)
@@ -128,6 +130,7 @@ def board(records: RecordService, registry: Registry, actor: Actor, *,
 def my_value(records: RecordService, registry: Registry, actor: Actor, m: BoardMeasure, *,
              first: dt.date, end: dt.date, team: bool) -> Decimal:
     """The actor's (or their department subtree's) value of ``m`` over [first, end)."""
+    ensure_fresh(records, registry)
     keeper = RollupKeeper(records.schema, registry)
     with records.engine.connect() as conn:
         owners: list[int] = [actor.user_id] if actor.user_id is not None else []

@@ -22,9 +22,21 @@ class Drill:
 
 
 @dataclass(frozen=True)
+class StayDrill:
+    """The stays a time-in-stage number averages (stays, not records: the list grammar
+    cannot say them, so they have their own list, ``ReportRunner.stays``)."""
+
+    report: str
+    measure: str
+    window: Window
+    stage: str | None = None
+    owner: int | None = None
+
+
+@dataclass(frozen=True)
 class Cell:
     value: Number
-    drill: Drill | None = None
+    drill: Drill | StayDrill | None = None
 
 
 @dataclass(frozen=True)

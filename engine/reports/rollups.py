@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, and_, delete, func, insert, select
+from sqlalchemy import Connection, and_, delete, func, insert, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from engine.metadata.model import Registry
@@ -27,7 +27,8 @@ from engine.records._plan import EntityPlan
 from engine.records.query import Filter, filter_clause
 from engine.records.service import RecordService
 from engine.reports.catalog import catalog_of
-from engine.reports.zone import day_start, local_day
+from engine.reports.dayexpr import local_day_sql
+from engine.reports.zone import day_start, local_day, sync_company_zone
 from engine.storage.pool_tables import POOL_EVENT_TABLE
 from engine.storage.report_tables import ROLLUP_TABLE
 from engine.storage.tables import StorageSchema
@@ -35,7 +36,6 @@ from engine.storage.tables import StorageSchema
 Key = tuple[str, dt.date, int]   # measure, day, owner
 #: Pool events that count for the record's previous owner (who gave it back).
 _FROM_KINDS = frozenset({"return", "drop"})
-_BATCH = 5000
 
 
 class Change(Protocol):
@@ -84,7 +84,8 @@ def _holds(op: str, stored: Any, wanted: Any) -> bool:
 
 
 def contribution(measure: BoardMeasure, row: Mapping[str, Any] | None,
-                 amount_column: str | None) -> tuple[int, dt.date, Decimal] | None:
+                 amount_column: str | None, *,
+                 zone: dt.tzinfo | None = None) -> tuple[int, dt.date, Decimal] | None:
     """(owner, day, amount) a stored row adds to the measure, or None when it adds nothing."""
     if row is None or row.get("deleted_at") is not None:
         return None
@@ -105,7 +106,7 @@ def contribution(measure: BoardMeasure, row: Mapping[str, Any] | None,
         if isinstance(value, Mapping):   # a money value as the service hands it out
             value = value.get("amount")
         amount = Decimal(str(value)) if value is not None else Decimal(0)
-    return int(owner), local_day(when), amount
+    return int(owner), local_day(when, zone=zone), amount
 
 
 class RollupKeeper:
@@ -133,8 +134,10 @@ class RollupKeeper:
         # A money field's amount column carries the field's name (currency beside it).
         return m.field if m.kind == "sum" else None
 
-    def deltas(self, changes: Iterable[Change]) -> dict[Key, Delta]:
-        """The rollup changes a batch of writes makes (zero deltas dropped)."""
+    def deltas(self, changes: Iterable[Change], *,
+               zone: dt.tzinfo | None = None) -> dict[Key, Delta]:
+        """The rollup changes a batch of writes makes (zero deltas dropped), keyed by day
+        in ``zone`` (default: the company's)."""
         out: dict[Key, tuple[int, Decimal]] = {}
         for change in changes:
             kind = getattr(change, "kind", None)
@@ -142,13 +145,13 @@ class RollupKeeper:
                 owner = _event_owner(kind or "", change.before, change.after)
                 at = getattr(change, "at", None)
                 if owner is not None and at is not None:
-                    key = (m.name, local_day(at), int(owner))
+                    key = (m.name, local_day(at, zone=zone), int(owner))
                     n, total = out.get(key, (0, Decimal(0)))
                     out[key] = (n + 1, total + 1)
             for m in self.measures.get(change.entity, ()):
                 col = self.amount_column(m)
                 for sign, row in ((-1, change.before), (1, change.after)):
-                    got = contribution(m, row, col)
+                    got = contribution(m, row, col, zone=zone)
                     if got is None:
                         continue
                     owner, day, amount = got
@@ -157,9 +160,10 @@ class RollupKeeper:
                     out[key] = (n + sign, total + sign * amount)
         return {k: Delta(n, t) for k, (n, t) in out.items() if n or t}
 
-    def apply(self, conn: Connection, changes: Iterable[Change]) -> int:
+    def apply(self, conn: Connection, changes: Iterable[Change], *,
+              zone: dt.tzinfo | None = None) -> int:
         """Add the deltas of ``changes`` to the rollups on ``conn``; returns rows touched."""
-        deltas = self.deltas(changes)
+        deltas = self.deltas(changes, zone=zone)
         if not deltas:
             return 0
         rows = [{"measure": k[0], "day": k[1], "owner_id": k[2], "count": d.count,
@@ -193,38 +197,49 @@ class RollupKeeper:
         return where
 
     def rebuild(self, conn: Connection, records: RecordService,
-                measures: Sequence[str] | None = None) -> dict[str, int]:
-        """Recompute the named measures (default all) from the base tables; rows written."""
+                measures: Sequence[str] | None = None, *,
+                zone: dt.tzinfo | None = None) -> dict[str, int]:
+        """Recompute the named measures (default all) from the base tables; rows written.
+
+        Set-based: one ``INSERT ... SELECT ... GROUP BY`` (owner, local day) per measure,
+        the local day computed by the database (``dayexpr``), so a rebuild at millions
+        of rows takes seconds and never streams them through Python.
+        """
+        zone = zone or sync_company_zone(conn)
         written: dict[str, int] = {}
         for entity, found in self.measures.items():
             plan = records.plan(entity)
             for m in found:
-                if measures is not None and m.name not in measures:
-                    continue
-                conn.execute(delete(self.table).where(self.table.c.measure == m.name))
-                sums: dict[tuple[dt.date, int], tuple[int, Decimal]] = {}
-                cols = [plan.table.c.owner_id, plan.table.c[m.date_field]]
-                if m.kind == "sum":
-                    cols.append(plan.table.c[m.field or ""])
-                stmt = select(*cols).where(*self._where(plan, m))
-                for row in conn.execute(stmt.execution_options(yield_per=_BATCH)):
-                    day = local_day(row[1])
-                    key = (day, int(row[0]))
-                    n, total = sums.get(key, (0, Decimal(0)))
-                    add = Decimal(str(row[2])) if m.kind == "sum" and row[2] is not None \
-                        else Decimal(0 if m.kind == "sum" else 1)
-                    sums[key] = (n + 1, total + add)
-                batch = [{"measure": m.name, "day": d, "owner_id": o, "count": n, "total": t}
-                         for (d, o), (n, t) in sums.items()]
-                for i in range(0, len(batch), _BATCH):
-                    conn.execute(insert(self.table), batch[i:i + _BATCH])
-                written[m.name] = len(batch)
+                if measures is None or m.name in measures:
+                    written[m.name] = self._rebuild_measure(conn, plan, m, zone)
         for (entity, kind), found_events in self.events.items():
             for m in found_events:
-                if measures is not None and m.name not in measures:
-                    continue
-                written[m.name] = self._rebuild_events(conn, m, entity, kind)
+                if measures is None or m.name in measures:
+                    written[m.name] = self._rebuild_events(conn, m, entity, kind, zone)
         return written
+
+    def _fill(self, conn: Connection, m: BoardMeasure, rows: Any) -> int:
+        """Replace ``m``'s rollups with ``rows`` (a subquery of day, owner, amount)."""
+        t = self.table
+        conn.execute(delete(t).where(t.c.measure == m.name))
+        grouped = select(literal(m.name, t.c.measure.type), rows.c.day, rows.c.owner,
+                         func.count(), func.coalesce(func.sum(rows.c.amount), 0)) \
+            .group_by(rows.c.day, rows.c.owner)
+        done = conn.execute(insert(t).from_select(
+            ["measure", "day", "owner_id", "count", "total"], grouped))
+        return int(done.rowcount or 0)
+
+    def _rebuild_measure(self, conn: Connection, plan: EntityPlan, m: BoardMeasure,
+                         zone: dt.tzinfo) -> int:
+        where = self._where(plan, m)
+        col = plan.table.c[m.date_field]
+        date_type = plan.lookup(m.date_field)
+        is_date = date_type is not None and date_type.type.value == "date"
+        day = col if is_date else local_day_sql(conn, col, zone, where=where)
+        amount = plan.table.c[m.field or ""] if m.kind == "sum" else literal(1)
+        rows = select(day.label("day"), plan.table.c.owner_id.label("owner"),
+                      amount.label("amount")).where(*where).subquery()
+        return self._fill(conn, m, rows)
 
     def _ledger(self) -> Any:
         return self.schema.system[POOL_EVENT_TABLE]
@@ -235,25 +250,20 @@ class RollupKeeper:
         return [ledger.c.entity == entity, ledger.c.kind == kind, owner.is_not(None)]
 
     def _rebuild_events(self, conn: Connection, m: BoardMeasure, entity: str,
-                        kind: str) -> int:
+                        kind: str, zone: dt.tzinfo) -> int:
         ledger = self._ledger()
         owner = ledger.c.from_owner if kind in _FROM_KINDS else ledger.c.to_owner
-        conn.execute(delete(self.table).where(self.table.c.measure == m.name))
-        counts: dict[tuple[dt.date, int], int] = {}
-        stmt = select(owner, ledger.c.at).where(*self._event_where(m, entity, kind))
-        for who, at in conn.execute(stmt.execution_options(yield_per=_BATCH)):
-            key = (local_day(at), int(who))
-            counts[key] = counts.get(key, 0) + 1
-        batch = [{"measure": m.name, "day": d, "owner_id": o, "count": n, "total": n}
-                 for (d, o), n in counts.items()]
-        for i in range(0, len(batch), _BATCH):
-            conn.execute(insert(self.table), batch[i:i + _BATCH])
-        return len(batch)
+        where = self._event_where(m, entity, kind)
+        day = local_day_sql(conn, ledger.c.at, zone, where=where)
+        rows = select(day.label("day"), owner.label("owner"), literal(1).label("amount")) \
+            .where(*where).subquery()
+        return self._fill(conn, m, rows)
 
     def raw_totals(self, conn: Connection, records: RecordService, m: BoardMeasure, *,
                    first: dt.date, end: dt.date,
                    owners: Sequence[int] | None = None) -> dict[int, tuple[int, Decimal]]:
         """Per owner: count and total of ``m`` over days [first, end), from the base table."""
+        sync_company_zone(conn)   # days as the company zone stored on this database says
         if m.event is not None:
             ledger = self._ledger()
             who = ledger.c.from_owner if m.event in _FROM_KINDS else ledger.c.to_owner
@@ -298,11 +308,8 @@ class RollupKeeper:
 
 def rebuild_all(engine: Any, registry: Registry) -> dict[str, int]:
     """Rebuild every rollup of ``registry`` on ``engine`` (after bulk loads, in the demo)."""
-    from engine.storage.database import write_transaction
+    from engine.reports.freshness import rebuild_on
     from engine.storage.tables import build_schema
 
-    schema = build_schema(registry)
-    keeper = RollupKeeper(schema, registry)
-    records = RecordService(engine=engine, schema=schema)
-    with write_transaction(engine) as conn:
-        return keeper.rebuild(conn, records)
+    records = RecordService(engine=engine, schema=build_schema(registry))
+    return rebuild_on(engine, records, registry)

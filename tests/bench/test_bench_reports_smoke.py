@@ -18,5 +18,5 @@ def test_bench_reports_runs_on_sqlite(capsys: pytest.CaptureFixture[str]) -> Non
     cases = list(dict.fromkeys(line.split("|")[3].strip() for line in out.splitlines()
                                if line.startswith("| sqlite | 600 customers")
                                and line.count("|") == 7))
-    assert len(cases) == 6 and cases[0].startswith("leaderboard follow_ups")
+    assert len(cases) == 11 and cases[0].startswith("leaderboard follow_ups")
     assert "rollup rebuild" in out

@@ -7,7 +7,7 @@ from decimal import Decimal
 from urllib.parse import urlencode
 
 from engine.metadata.reports import Measure
-from engine.reports.result import Drill
+from engine.reports.result import Drill, StayDrill
 from ui.screens.records.state import FILTER_PREFIX
 
 _FLAG_OPS = ("is_empty", "not_empty")
@@ -21,10 +21,28 @@ def _param(value: object) -> str:
     return str(value)
 
 
-def drill_url(drill: Drill | None) -> str | None:
+def stays_url(drill: StayDrill) -> str:
+    """The list of the stays a time-in-stage number averages (the report's window)."""
+    w = drill.window
+    pairs: list[tuple[str, str]] = [("measure", drill.measure)]
+    if w.first is not None and w.end is not None:
+        pairs += [("period", "custom"), ("from", w.first.isoformat()),
+                  ("to", (w.end - dt.timedelta(days=1)).isoformat())]
+    else:
+        pairs.append(("period", "all_time"))
+    if drill.stage is not None:
+        pairs.append(("stage", drill.stage))
+    if drill.owner is not None:
+        pairs.append(("owner", str(drill.owner)))
+    return f"/reports/{drill.report}/stays?{urlencode(pairs)}"
+
+
+def drill_url(drill: Drill | StayDrill | None) -> str | None:
     """The list screen URL whose filters are exactly the drill's (None: no link)."""
     if drill is None:
         return None
+    if isinstance(drill, StayDrill):
+        return stays_url(drill)
     pairs: list[tuple[str, str]] = []
     for f in drill.filters:
         key = f"{FILTER_PREFIX}{f.field}.{f.op}"

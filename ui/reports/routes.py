@@ -27,22 +27,31 @@ from engine.configure.apps import installed_apps
 from engine.configure.service import ConfigService
 from engine.errors import NotFoundError, QueryError
 from engine.metadata.reports import Report
+from engine.permissions.directory import people_by_id
+from engine.records.query import MAX_LIMIT, Filter, ListQuery
+from engine.records.record import Record
 from engine.reports import dashboard as dashboards
 from engine.reports.catalog import catalog_of, report_of
-from engine.reports.compiler import ReportRunner
+from engine.reports.compiler import MAX_STAYS, ReportRunner
 from engine.reports.config import AddReportTile, RemoveTile
+from engine.reports.dropping import about_to_drop
 from engine.reports.export import to_csv, to_xlsx
 from engine.reports.leaderboard import board
 from engine.reports.periods import PERIODS, Window, custom_window, window
 from engine.reports.targets import assignee_key, set_target, target_sheet
-from engine.reports.zone import local_day
+from engine.reports.zone import local_day, sync_company_zone
+from engine.workflow.forecast import DropForecast
 from ui.context import NavLink, UIContext
 from ui.reports import views
 from ui.reports.links import drill_url, number
+from ui.zones import format_instant
 
 
-def today() -> dt.date:
-    return local_day(dt.datetime.now(dt.UTC))
+def today(ui: UIContext) -> dt.date:
+    """Today in the company's zone, read from the setting (which also makes it the zone
+    the report's periods and buckets use)."""
+    with ui.runtime().engine.connect() as conn:
+        return local_day(dt.datetime.now(dt.UTC), zone=sync_company_zone(conn))
 
 
 def _day(raw: str, what: str) -> dt.date:
@@ -52,7 +61,8 @@ def _day(raw: str, what: str) -> dt.date:
         raise QueryError("report", what, "needs a date YYYY-MM-DD") from None
 
 
-def parse_window(request: Request, default: str) -> tuple[Window, str, bool, str, str]:
+def parse_window(request: Request, default: str, *,
+                 today: dt.date) -> tuple[Window, str, bool, str, str]:
     """(window, period name, custom?, from, to) from ``?period=&from=&to=``."""
     params = request.query_params
     period = params.get("period") or default
@@ -63,7 +73,7 @@ def parse_window(request: Request, default: str) -> tuple[Window, str, bool, str
         return custom_window(_day(first, "from"), _day(last, "to")), period, True, first, last
     if period not in PERIODS:
         raise QueryError("report", "period", f"unknown period {period!r}")
-    return window(period, today=today()), period, False, first, last
+    return window(period, today=today), period, False, first, last
 
 
 def _query(request: Request) -> str:
@@ -88,7 +98,8 @@ def routes(ui: UIContext) -> list[BaseRoute]:
         return report
 
     def run(request: Request, actor: Actor, report: Report) -> tuple[Any, str, bool, str, str]:
-        w, period, custom, first, last = parse_window(request, report.default_period)
+        w, period, custom, first, last = parse_window(request, report.default_period,
+                                                      today=today(ui))
         runtime = ui.runtime()
         result = ReportRunner(runtime.records, runtime.registry).run(
             actor, report, w, locale=ui.locale(request))
@@ -113,6 +124,48 @@ def routes(ui: UIContext) -> list[BaseRoute]:
                                  first=first, last=last)
         return ui.render(request, "reports/report.html", view)
 
+    def stays(request: Request, form: FormData | None) -> Response:
+        """The stays behind a time-in-stage number: each record, its stage and days."""
+        actor = ui.actor(request)
+        report = find(request, actor)
+        runtime = ui.runtime()
+        locale = ui.locale(request)
+        params = request.query_params
+        w = parse_window(request, report.default_period, today=today(ui))[0]
+        raw_owner = params.get("owner", "")
+        if raw_owner and (not raw_owner.isdigit() or len(raw_owner) > 18):
+            raise QueryError("report", "owner", "needs a person's id")
+        stage = params.get("stage") or None
+        pipeline = runtime.registry.pipeline_for(report.entity)
+        labels = {st.key: st.label.get(locale) for st in pipeline.stages} if pipeline else {}
+        if stage is not None and stage not in labels:
+            raise QueryError("report", "stage", f"unknown stage {stage!r}")
+        measure = params.get("measure", "")
+        found = ReportRunner(runtime.records, runtime.registry).stays(
+            actor, report, measure, w, stage=stage,
+            owner=int(raw_owner) if raw_owner else None)
+        # titles through the list service: the reader's scope once more
+        definition = runtime.registry.entity(report.entity)
+        titles: dict[int, str] = {}
+        ids = sorted({x.record_id for x in found})
+        for start in range(0, len(ids), MAX_LIMIT):
+            page = runtime.records.list(actor, report.entity, ListQuery(
+                filters=(Filter("id", "in", ids[start:start + MAX_LIMIT]),), limit=MAX_LIMIT))
+            titles.update((r.id, str(r.get(definition.title_field) or f"#{r.id}"))
+                          for r in page.rows)
+        owners = people_by_id(runtime.engine, [x.owner_id for x in found if x.owner_id])
+        rows = [(titles[x.record_id], f"/e/{report.entity}/{x.record_id}",
+                 labels.get(x.stage, x.stage),
+                 owners[x.owner_id].display_name if x.owner_id in owners else "—",
+                 format_instant(x.entered_at, locale),
+                 format_instant(x.left_at, locale) if x.left_at else t(request, "still there"),
+                 number(x.days)) for x in found if x.record_id in titles]
+        m = next(x for x in report.measures if x.name == measure)
+        view = {"title": f"{report.label.get(locale)} · {m.label.get(locale)}",
+                "window": views.window_text(locale, w), "rows": rows,
+                "back": f"/reports/{report.name}", "full": len(found) >= MAX_STAYS}
+        return ui.render(request, "reports/stays.html", view)
+
     def chart(request: Request, form: FormData | None) -> Response:
         actor = ui.actor(request)
         report = find(request, actor)
@@ -128,7 +181,7 @@ def routes(ui: UIContext) -> list[BaseRoute]:
         result = run(request, actor, report)[0]
         total = t(request, "Total")
         kind = request.path_params["kind"]
-        stamp = today().isoformat()
+        stamp = today(ui).isoformat()
         if kind == "csv":
             body = to_csv(result, ui.locale(request), total_label=total)
             media = "text/csv; charset=utf-8"
@@ -140,7 +193,8 @@ def routes(ui: UIContext) -> list[BaseRoute]:
 
     def leaderboard(request: Request, form: FormData | None) -> Response:
         actor = ui.actor(request)
-        w, period, custom, first, last = parse_window(request, "this_month")
+        w, period, custom, first, last = parse_window(request, "this_month",
+                                                      today=today(ui))
         scope = request.query_params.get("scope", "team")
         runtime = ui.runtime()
         ranked = board(runtime.records, runtime.registry, actor,
@@ -164,13 +218,34 @@ def routes(ui: UIContext) -> list[BaseRoute]:
                                        for x in tiles))
         return ui.render(request, "reports/_dashboard.html", view)
 
+    def dropping(request: Request, form: FormData | None) -> Response:
+        """The whole list behind an about_to_drop tile (?entity=&days=&scope=mine|team)."""
+        actor = ui.actor(request)
+        runtime = ui.runtime()
+        params = request.query_params
+        entity = params.get("entity", "")
+        if entity not in runtime.registry.entities:
+            raise QueryError("dashboard", "entity", f"unknown entity {entity!r}")
+        raw_days, scope = params.get("days", "3"), params.get("scope", "mine")
+        if not raw_days.isdigit() or len(raw_days) > 3:
+            raise QueryError("dashboard", "days", "needs a whole number of days")
+        if scope not in ("mine", "team"):
+            raise QueryError("dashboard", "scope", "mine or team")
+        found = about_to_drop(runtime.records, actor, entity=entity, days=int(raw_days),
+                              team=scope == "team", now=dt.datetime.now(dt.UTC))
+        label = runtime.registry.entities[entity].plural_label.get(ui.locale(request))
+        view = {"title": f"{t(request, 'About to drop back to the pool')} · {label}",
+                "days": found.days, "team": found.team, "truncated": found.truncated,
+                "rows": drop_rows(ui, request, entity, found.rows, with_owner=found.team)}
+        return ui.render(request, "reports/dropping.html", view)
+
     def targets(request: Request, form: FormData | None) -> Response:
         actor = ui.actor(request)
         runtime = ui.runtime()
         locale = ui.locale(request)
         measures = catalog_of(runtime.registry).board_measures()
         params = form if form is not None else request.query_params
-        month = str(params.get("month") or today().strftime("%Y-%m"))
+        month = str(params.get("month") or today(ui).strftime("%Y-%m"))
         try:
             first = dt.date.fromisoformat(month + "-01")
         except ValueError:
@@ -256,9 +331,11 @@ def routes(ui: UIContext) -> list[BaseRoute]:
         Route("/reports", ui.endpoint(index), name="reports"),
         Route("/reports/{name}", ui.endpoint(page), name="report"),
         Route("/reports/{name}/chart.json", ui.endpoint(chart), name="report_chart"),
+        Route("/reports/{name}/stays", ui.endpoint(stays), name="report_stays"),
         Route("/reports/{name}/export.{kind:str}", ui.endpoint(export), name="report_export"),
         Route("/leaderboard", ui.endpoint(leaderboard), name="leaderboard"),
         Route("/dashboard", ui.endpoint(dashboard), name="dashboard"),
+        Route("/dashboard/dropping", ui.endpoint(dropping), name="dashboard_dropping"),
         Route("/targets", ui.endpoint(targets), methods=["GET", "POST"], name="targets"),
         Route("/admin/dashboards", ui.endpoint(admin_dashboards), name="admin_dashboards"),
         Route("/admin/dashboards/{name}/{op:str}", ui.endpoint(admin_change),
@@ -266,8 +343,34 @@ def routes(ui: UIContext) -> list[BaseRoute]:
     ]
 
 
+def dropping_url(entity: str, days: int, team: bool) -> str:
+    """The list behind an about_to_drop tile (the tile's drill-down)."""
+    return "/dashboard/dropping?" + urlencode(
+        {"entity": entity, "days": days, "scope": "team" if team else "mine"})
+
+
+def drop_rows(ui: UIContext, request: Request, entity: str,
+              rows: list[tuple[Record, DropForecast]], *,
+              with_owner: bool) -> list[tuple[str, str, str, str]]:
+    """(title, url, drop time in the viewer's zone, owner) per record; owner names are
+    looked up for the records shown only."""
+    definition = ui.runtime().registry.entities.get(entity)
+    title_field = definition.title_field if definition else "id"
+    owners = people_by_id(ui.runtime().engine, [r.get("owner_id") for r, _ in rows]) \
+        if with_owner else {}
+    locale = ui.locale(request)
+    out = []
+    for record, forecast in rows:
+        owner = owners.get(record.get("owner_id") or 0)
+        out.append((str(record.get(title_field) or f"#{record.id}"), f"/e/{entity}/{record.id}",
+                    format_instant(forecast.due_at, locale),
+                    owner.display_name if owner else ""))
+    return out
+
+
 def _tile_title(ui: UIContext, request: Request, kind: str) -> str:
     titles = {"my_numbers": ui.t(request, "My numbers"),
+              "about_to_drop": ui.t(request, "About to drop back to the pool"),
               "due_today": ui.t(request, "Follow-ups due today"),
               "my_rank": ui.t(request, "My rank")}
     return titles.get(kind, kind)
@@ -299,6 +402,13 @@ def _tile(ui: UIContext, request: Request, tile: dashboards.FilledTile,
         title_field = entity.title_field if entity else "id"
         out.due = [(str(r.get(title_field) or f"#{r.id}"), f"/e/{tile.tile.entity}/{r.id}")
                    for r in tile.due]
+    if tile.dropping is not None:
+        found = tile.dropping
+        rows = drop_rows(ui, request, found.entity, found.rows[:dashboards.DUE_LIMIT],
+                         with_owner=found.team)
+        out.drop = rows
+        out.drop_more = max(0, len(found.rows) - len(rows))
+        out.drop_url = dropping_url(found.entity, found.days, found.team)
     if tile.rank is not None:
         mine = tile.rank.mine
         out.title = f"{_tile_title(ui, request, kind)} · {tile.rank.measure.label.get(locale)}"

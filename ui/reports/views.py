@@ -242,6 +242,10 @@ class TileView:
     numbers: list[NumberView] = field(default_factory=list)
     due: list[tuple[str, str]] = field(default_factory=list)
     due_url: str | None = None
+    #: about_to_drop: (title, record url, drop time, owner), soonest first
+    drop: list[tuple[str, str, str, str]] = field(default_factory=list)
+    drop_url: str = ""
+    drop_more: int = 0
     rank_text: str = ""
     rank_url: str = ""
     report: ReportView | None = None

@@ -21,12 +21,12 @@ from starlette.routing import BaseRoute, Route
 
 from engine.errors import ValidationError
 from engine.permissions.identity import set_time_zone
+from engine.reports.freshness import change_company_zone
 from engine.storage.database import write_transaction
 from engine.storage.settings import (
     TIME_ZONE,
     check_time_zone,
     server_time_zone,
-    set_company_time_zone,
     time_zone_names,
 )
 from ui.context import UIContext
@@ -102,8 +102,10 @@ def routes(ui: UIContext) -> list[BaseRoute]:
         chosen = str(form.get(TIME_ZONE, "")).strip()
         try:
             check_time_zone(chosen)
-            with write_transaction(ui.runtime().engine) as conn:
-                set_company_time_zone(conn, chosen)
+            runtime = ui.runtime()
+            with write_transaction(runtime.engine) as conn:
+                # the zone and the day-keyed rollups change together (engine.reports.freshness)
+                change_company_zone(conn, runtime.records, runtime.registry, chosen)
         except ValidationError:
             view = company_view(request, ui.company_zone(),
                                 ui.t(request, "Choose a time zone from the list."))

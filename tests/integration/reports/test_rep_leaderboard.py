@@ -14,7 +14,6 @@ from engine.reports.leaderboard import board
 from engine.reports.periods import custom_window
 from engine.reports.rollups import RollupKeeper
 from engine.reports.targets import assignee_key, set_target
-from engine.reports.zone import local_day
 from engine.storage.database import write_transaction
 from tests.integration.permissions._crm_org import INACTIVE, USERS, CrmOrg
 
@@ -119,10 +118,3 @@ def test_targets_are_set_top_down_and_show_attainment(rebuilt: CrmOrg) -> None:
     assert ranked.mine is not None
     assert ranked.mine.target == Decimal(2400)
     assert ranked.mine.attainment == Decimal("0.5")
-
-
-def test_local_day_follows_the_company_zone(monkeypatch: pytest.MonkeyPatch) -> None:
-    instant = dt.datetime(2026, 1, 1, 17, 0, tzinfo=dt.UTC)
-    assert local_day(instant) == dt.date(2026, 1, 1)
-    monkeypatch.setenv("TIDEPOOL_TIME_ZONE", "Asia/Shanghai")
-    assert local_day(instant) == dt.date(2026, 1, 2)

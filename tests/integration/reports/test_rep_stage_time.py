@@ -15,6 +15,7 @@ from engine.records.service import RecordService
 from engine.reports.catalog import report_of
 from engine.reports.compiler import ReportRunner
 from engine.reports.periods import window
+from engine.reports.result import StayDrill
 from engine.storage.database import write_transaction
 from engine.storage.tables import build_schema
 from tests.integration.permissions._crm_org import crm_registry
@@ -67,7 +68,8 @@ def test_average_and_median_days_per_stage_and_rep(db_engine: Engine) -> None:
         Decimal(str(round(statistics.mean(all_research), 2)))
     assert by_stage["research"]["median_days"].value == \
         Decimal(str(round(statistics.median(all_research), 2)))
-    assert by_stage["research"]["avg_days"].drill is None
+    drill = by_stage["research"]["avg_days"].drill
+    assert isinstance(drill, StayDrill) and drill.stage == "research" and drill.owner is None
     assert by_stage["offer"]["avg_days"].value is not None    # open stays: until now
     assert by_stage["quote"]["avg_days"].value is None        # nobody stayed there
     by_rep = runner.run(ROOT, report_of(registry, "time_in_stage_by_rep"),
@@ -76,6 +78,20 @@ def test_average_and_median_days_per_stage_and_rep(db_engine: Engine) -> None:
     assert cells[(a, "research")]["median_days"].value == \
         Decimal(str(round(statistics.median(research[a]), 2)))
     assert cells[(b, "research")]["avg_days"].value == Decimal("2.5")
+    # each number's list holds exactly the stays it averages
+    for (owner, stage), row in cells.items():
+        got = row["avg_days"]
+        if got.value is None:
+            continue
+        assert isinstance(got.drill, StayDrill) and (got.drill.owner, got.drill.stage) == \
+            (owner, stage)
+        listed = runner.stays(ROOT, report_of(registry, "time_in_stage_by_rep"), "avg_days",
+                              got.drill.window, stage=stage, owner=owner)
+        assert {x.record_id for x in listed} == {
+            rid for rid, (o, _, _) in zip(ids, plans, strict=True) if o == owner}
+        assert all(x.owner_id == owner and x.stage == stage for x in listed)
+        if stage == "research":
+            assert sorted(float(x.days) for x in listed) == sorted(research[owner])
     # A window before the stays began has none.
     empty = runner.run(ROOT, report_of(registry, "time_in_stage"),
                        window("last_month", today=dt.date(2026, 3, 12)))

@@ -13,7 +13,9 @@ import pytest
 from openpyxl import load_workbook
 from starlette.testclient import TestClient
 
-from tests.ui.conftest import csrf
+from engine.actor import Actor
+from engine.permissions.org import load_org_snapshot
+from tests.ui.conftest import DemoDB, csrf
 
 Client = Callable[..., TestClient]
 
@@ -136,3 +138,54 @@ def test_an_admin_adds_a_report_to_a_dashboard(client_for: Client) -> None:
                        data={"csrf_token": csrf(admin), "report": "leads_by_channel",
                              "period": "this_year"}, follow_redirects=False)
     assert again.status_code == 422
+
+
+def _dropping_owners(demo_db: DemoDB, html: str) -> set[int | None]:
+    ids = {int(i) for i in re.findall(r'href="/e/customer/(\d+)"', html)}
+    records = demo_db.live.current().records
+    return {records.get(Actor.system("test"), "customer", i).get("owner_id") for i in ids}
+
+
+def test_about_to_drop_tile_and_its_list_show_only_my_records(client_for: Client,
+                                                               demo_db: DemoDB) -> None:
+    rep = client_for("rep_east1", lang="en")
+    home = rep.get("/dashboard")
+    assert "About to drop back to the pool" in home.text
+    assert "/dashboard/dropping?entity=customer&amp;days=3&amp;scope=mine" in home.text
+    listed = rep.get("/dashboard/dropping?entity=customer&days=90&scope=mine")
+    assert listed.status_code == 200
+    assert _dropping_owners(demo_db, listed.text) == {demo_db.user_id("rep_east1")}
+    team = client_for("sup_east", lang="zh-CN").get(
+        "/dashboard/dropping?entity=customer&days=90&scope=team")
+    assert team.status_code == 200 and "即将退回公海" in team.text
+    with demo_db.live.engine.connect() as conn:
+        org = load_org_snapshot(conn)
+    sup = demo_db.user_id("sup_east")
+    team_ids = set(org.users_under(org.user_department[sup]))
+    owners = _dropping_owners(demo_db, team.text)
+    assert owners and owners <= team_ids
+
+
+@pytest.mark.parametrize("query", ["entity=nope", "entity=customer&days=0",
+                                   "entity=customer&days=abc", "entity=customer&days=9999",
+                                   "entity=customer&scope=galaxy"])
+def test_about_to_drop_bad_input_is_a_client_error(client_for: Client, query: str) -> None:
+    assert client_for("rep_east1").get(f"/dashboard/dropping?{query}").status_code == 400
+
+
+def test_time_in_stage_numbers_link_to_their_stays(client_for: Client) -> None:
+    manager = client_for("manager", lang="en")
+    page = manager.get("/reports/time_in_stage?period=all_time")
+    links = re.findall(r'href="(/reports/time_in_stage/stays\?[^"]+)"', page.text)
+    assert links and all("measure=" in link for link in links)
+    stays = manager.get(links[0].replace("&amp;", "&"))
+    assert stays.status_code == 200 and re.search(r'href="/e/opportunity/\d+"', stays.text)
+    zh = client_for("manager", lang="zh-CN").get(links[0].replace("&amp;", "&"))
+    assert "停留天数" in zh.text
+
+
+@pytest.mark.parametrize("query", ["measure=nope", "measure=avg_days&stage=nope",
+                                   "measure=avg_days&owner=x", "measure=avg_days&period=eons"])
+def test_stays_bad_input_is_a_client_error(client_for: Client, query: str) -> None:
+    assert client_for("manager").get(
+        f"/reports/time_in_stage/stays?{query}").status_code == 400
