@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import ColumnElement, Connection, insert
+from sqlalchemy import ColumnElement, Connection
 
 from engine.actor import Actor
 from engine.errors import TidepoolError
@@ -31,6 +31,7 @@ from engine.records.events import WriteEvent
 from engine.records.hooks import MAX_ROUNDS
 from engine.records.record import Record
 from engine.storage.database import write_transaction
+from engine.storage.fanout import insert_per_record
 
 if TYPE_CHECKING:
     from engine.records._plan import EntityPlan
@@ -147,10 +148,12 @@ class Transaction:
                                           changes=changes, via=self.via), "body": body})
 
     def flush(self) -> None:
-        """Write the buffered activity entries now (one INSERT for all)."""
+        """Write the buffered activity entries now: one INSERT ... SELECT per group of
+        entries equal but for the record (a rule's batch), one batch for the rest."""
         if self._activity:
             rows, self._activity = self._activity, []
-            self.conn.execute(insert(self.service.schema.system[feed.ACTIVITY_TABLE]), rows)
+            insert_per_record(self.conn, self.service.schema.system[feed.ACTIVITY_TABLE], rows,
+                              source_of=self.service.schema.table)
 
     def _run(self, write: Callable[[], T]) -> T:
         if self._failed:

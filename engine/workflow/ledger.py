@@ -14,10 +14,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, and_, delete, func, insert, select
+from sqlalchemy import ColumnElement, Table, and_, delete, func, select
 
 from engine.records.events import ASSIGN, POOL_KINDS, WriteEvent
 from engine.records.transaction import Transaction
+from engine.storage.fanout import insert_per_record
 from engine.storage.pool_tables import POOL_EVENT_TABLE, POOL_LOCK_TABLE
 
 #: Event kinds that change who holds a record (lock/unlock do not).
@@ -59,8 +60,7 @@ def record_pool_events(tx: Transaction, events: Sequence[WriteEvent]) -> None:
     loses its lock (a lock belongs to the owner who set it)."""
     system = tx.service.schema.system
     rows = [r for r in (ledger_row(e) for e in events) if r is not None]
-    if rows:
-        tx.conn.execute(insert(system[POOL_EVENT_TABLE]), rows)
+    insert_per_record(tx.conn, system[POOL_EVENT_TABLE], rows, source_of=tx.service.schema.table)
     moved = [(e.entity, e.record_id) for e in events
              if e.kind in OWNERSHIP_KINDS and e.changed("owner_id")]
     if moved:

@@ -1,0 +1,97 @@
+"""Insert many per-record rows that differ only in their record id, set-based.
+
+A rule run or a bulk move writes one feed entry, one ledger row and one
+notification per record, and in a batch most of those rows are equal but for
+the record id (same kind, time, rule, reason, previous owner...). Sent as one
+``executemany`` each row costs its own parameter processing in Python; sent
+as ``INSERT INTO target (...) SELECT <the shared values>, source.id FROM
+source WHERE source.id IN (...)`` a group costs one statement. ``insert_rows``
+groups the rows by their shared values and writes the large groups that way,
+the rest (and any id the source table no longer holds) with one ``executemany``,
+so the rows written are exactly the rows given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, Table, insert, literal, select
+
+#: Smallest group written with INSERT ... SELECT (smaller ones are cheaper in the batch).
+MIN_GROUP = 8
+#: Ids bound in one IN list (well under SQLite's and PostgreSQL's parameter limits).
+CHUNK = 5000
+
+
+def _frozen(value: Any) -> Hashable:
+    if value.__class__ is list or value.__class__ is dict:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS, default=str)
+    return value  # type: ignore[no-any-return]
+
+
+def _group_key(row: Mapping[str, Any], id_column: str) -> Hashable:
+    # The keys in their order, then the values: rows built by one function group
+    # together; the target column's type binds the shared values.
+    return (tuple(row), *[_frozen(v) for k, v in row.items() if k != id_column])
+
+
+def insert_rows(conn: Connection, target: Table, rows: Sequence[Mapping[str, Any]], *,
+                source: Table, id_column: str = "record_id",
+                min_group: int = MIN_GROUP) -> int:
+    """Insert ``rows`` into ``target``; ``row[id_column]`` is an id of ``source``.
+
+    Rows of one group must have the same keys (the grouping key includes them).
+    Returns how many rows were written (always ``len(rows)``).
+    """
+    groups: dict[Hashable, list[Mapping[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(_group_key(row, id_column), []).append(row)
+    rest: list[Mapping[str, Any]] = []
+    for members in groups.values():
+        ids = [int(r[id_column]) for r in members]
+        if len(members) < min_group or len(set(ids)) != len(ids):
+            rest.extend(members)
+            continue
+        shared = {k: v for k, v in members[0].items() if k != id_column}
+        columns = list(shared)
+        for start in range(0, len(ids), CHUNK):
+            some = ids[start:start + CHUNK]
+            query = select(*[literal(shared[c], target.c[c].type) for c in columns],
+                           source.c.id).where(source.c.id.in_(some))
+            stmt = insert(target).from_select([*columns, id_column], query) \
+                .returning(target.c[id_column])
+            written = set(conn.execute(stmt).scalars())
+            if len(written) != len(some):  # a record gone from the source: write it by value
+                rest.extend({**shared, id_column: i} for i in some if i not in written)
+    by_keys: dict[tuple[str, ...], list[Mapping[str, Any]]] = {}
+    for row in rest:  # executemany needs one set of keys per call
+        by_keys.setdefault(tuple(row), []).append(row)
+    for same in by_keys.values():
+        conn.execute(insert(target), same)
+    return len(rows)
+
+
+def insert_per_record(conn: Connection, target: Table, rows: Sequence[Mapping[str, Any]], *,
+                      source_of: Callable[[str], Table], entity_column: str = "entity",
+                      id_column: str = "record_id") -> int:
+    """``insert_rows`` for rows naming (entity, record id), e.g. feed or ledger rows.
+
+    Grouping writes rows out of their given order, so it is used only when no
+    record has two rows here (two entries of one record keep their order by id).
+    """
+    keys = {(r[entity_column], r[id_column]) for r in rows}
+    if len(keys) != len(rows) or len(rows) < MIN_GROUP:
+        if rows:
+            conn.execute(insert(target), list(rows))
+        return len(rows)
+    by_entity: dict[str, list[Mapping[str, Any]]] = {}
+    for row in rows:
+        by_entity.setdefault(str(row[entity_column]), []).append(row)
+    for entity, some in by_entity.items():
+        insert_rows(conn, target, some, source=source_of(entity), id_column=id_column)
+    return len(rows)
+
+
+__all__ = ["insert_per_record", "insert_rows"]
