@@ -119,6 +119,8 @@ class ListView:
     claim_ids: frozenset[int] = frozenset()  # rows in a pool, claimable from the list
     can_recycle: bool = False  # leaders: bulk recycle (the reason in the value box)
     move_pools: list[Choice] = field(default_factory=list)  # leaders, 2+ pools: bulk move
+    #: "Drops in N days" by record id, on the actor's own pooled records (ui/pools/badges.py).
+    drop_badges: dict[int, str] = field(default_factory=dict)
 
 
 def visible_fields(entity: Entity, hidden: frozenset[str]) -> list[Field]:
