@@ -107,7 +107,8 @@ class Transaction:
     def reown(self, entity: str, record_ids: Sequence[int], *, owner_id: int | None,
               pool_id: str | None, kind: str, action: str | None,
               guard: Sequence[ColumnElement[bool]] = (),
-              reason: str | None = None) -> dict[int, dict[str, Any]]:
+              reason: str | None = None,
+              serialise: ColumnElement[Any] | None = None) -> dict[int, dict[str, Any]]:
         """Set owner and pool of the records that pass ``guard``: one conditional UPDATE.
 
         The ownership primitive pool operations and rules stand on (engine/workflow).
@@ -115,10 +116,12 @@ class Transaction:
         action (None: no scope check, for system writes already authorised).
         Returns the changed records' values before the change, by id; a record
         that fails the guard is simply not changed (the caller says why).
+        ``serialise``: a lock expression (e.g. a PostgreSQL advisory lock) evaluated by
+        the statement that row-locks the records, before the UPDATE.
         """
         return self._run(lambda: self.service._reown_in(
             self, entity, record_ids, owner_id=owner_id, pool_id=pool_id, kind=kind,
-            action=action, guard=guard, reason=reason))
+            action=action, guard=guard, reason=reason, serialise=serialise))
 
     # --- what hooks and the service use ------------------------------------------------
 

@@ -17,12 +17,42 @@ from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Table, insert, literal, select
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Connection,
+    Table,
+    any_,
+    bindparam,
+    func,
+    insert,
+    literal,
+    select,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 
 #: Smallest group written with INSERT ... SELECT (smaller ones are cheaper in the batch).
 MIN_GROUP = 8
+#: Id lists up to this long stay a plain IN list (its plan is the simplest).
+SHORT_LIST = 64
 #: Ids bound in one IN list (well under SQLite's and PostgreSQL's parameter limits).
 CHUNK = 5000
+
+
+def among(conn: Connection, column: Any, ids: Sequence[int]) -> ColumnElement[bool]:
+    """``column IN ids`` bound as one parameter (a PostgreSQL array, a SQLite JSON array).
+
+    An IN list of thousands binds and renders one parameter per id on every
+    execution; a rule batch does it in several statements.
+    """
+    values = [int(i) for i in ids]
+    if len(values) <= SHORT_LIST:
+        return column.in_(values)  # type: ignore[no-any-return]
+    if conn.dialect.name == "postgresql":
+        return column == any_(bindparam(None, values, type_=ARRAY(BigInteger)))  # type: ignore[no-any-return]
+    listed = func.json_each(bindparam(None, orjson.dumps(values).decode())) \
+        .table_valued("value")
+    return column.in_(select(listed.c.value))  # type: ignore[no-any-return]
 
 
 def _frozen(value: Any) -> Hashable:
@@ -59,7 +89,7 @@ def insert_rows(conn: Connection, target: Table, rows: Sequence[Mapping[str, Any
         for start in range(0, len(ids), CHUNK):
             some = ids[start:start + CHUNK]
             query = select(*[literal(shared[c], target.c[c].type) for c in columns],
-                           source.c.id).where(source.c.id.in_(some))
+                           source.c.id).where(among(conn, source.c.id, some))
             stmt = insert(target).from_select([*columns, id_column], query) \
                 .returning(target.c[id_column])
             written = set(conn.execute(stmt).scalars())
@@ -94,4 +124,4 @@ def insert_per_record(conn: Connection, target: Table, rows: Sequence[Mapping[st
     return len(rows)
 
 
-__all__ = ["insert_per_record", "insert_rows"]
+__all__ = ["among", "insert_per_record", "insert_rows"]

@@ -34,6 +34,7 @@ from engine.metadata.model import Pool, PoolRule
 from engine.records.service import RecordService
 from engine.storage import jobs
 from engine.storage.database import write_transaction
+from engine.storage.fanout import among
 from engine.storage.pool_tables import POOL_EVENT_TABLE
 from engine.storage.rule_tables import WARNING_TABLE
 from engine.workflow.assignees import OrgView, load_org_view
@@ -191,7 +192,8 @@ def _apply_batch(records: RecordService, pool: Pool, rule: PoolRule, rows: Seque
     actor = Actor.system("rules")
     moved = 0
     with records.transaction(actor, via=f"rule:{key}") as tx:
-        check = guard(registry, system, table, pool, rule, now=now, ids=ids)
+        check = guard(registry, system, table, pool, rule, now=now, ids=ids,
+                      among=lambda column: among(tx.conn, column, ids))
         if rule.action == "return_to_pool":
             moved = len(tx.reown(pool.entity, ids, owner_id=None, pool_id=pool.name,
                                  kind="drop", action=None, guard=[check], reason=reason))
