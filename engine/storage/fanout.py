@@ -22,7 +22,6 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Table,
-    any_,
     bindparam,
     func,
     insert,
@@ -49,7 +48,10 @@ def among(conn: Connection, column: Any, ids: Sequence[int]) -> ColumnElement[bo
     if len(values) <= SHORT_LIST:
         return column.in_(values)  # type: ignore[no-any-return]
     if conn.dialect.name == "postgresql":
-        return column == any_(bindparam(None, values, type_=ARRAY(BigInteger)))  # type: ignore[no-any-return]
+        # IN (SELECT unnest(array)), not = ANY(array): the planner hashes the set;
+        # ANY is a filter that walks the whole array for every row it checks.
+        listed_pg = func.unnest(bindparam(None, values, type_=ARRAY(BigInteger)))
+        return column.in_(select(listed_pg))  # type: ignore[no-any-return]
     listed = func.json_each(bindparam(None, orjson.dumps(values).decode())) \
         .table_valued("value")
     return column.in_(select(listed.c.value))  # type: ignore[no-any-return]
