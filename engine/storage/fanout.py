@@ -58,7 +58,9 @@ def among(conn: Connection, column: Any, ids: Sequence[int]) -> ColumnElement[bo
 
 
 def _frozen(value: Any) -> Hashable:
-    if value.__class__ is list or value.__class__ is dict:
+    # JSON values (a feed entry's changes) group by their text; tuples too, as a
+    # tuple holding a list could not be hashed.
+    if value.__class__ in (list, dict, tuple):
         return orjson.dumps(value, option=orjson.OPT_SORT_KEYS, default=str)
     return value  # type: ignore[no-any-return]
 
