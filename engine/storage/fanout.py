@@ -67,8 +67,16 @@ def _frozen(value: Any) -> Hashable:
 
 def _group_key(row: Mapping[str, Any], id_column: str) -> Hashable:
     # The keys in their order, then the values: rows built by one function group
-    # together; the target column's type binds the shared values.
-    return (tuple(row), *[_frozen(v) for k, v in row.items() if k != id_column])
+    # together; the target column's type binds the shared values. Plain values hash
+    # as they are (ledger and notification rows); JSON values go through their text.
+    shared = dict(row)
+    shared.pop(id_column, None)
+    key: tuple[Any, ...] = (tuple(shared), tuple(shared.values()))
+    try:
+        hash(key)
+    except TypeError:
+        key = (key[0], tuple(_frozen(v) for v in key[1]))
+    return key
 
 
 def insert_rows(conn: Connection, target: Table, rows: Sequence[Mapping[str, Any]], *,
