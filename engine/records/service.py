@@ -83,6 +83,7 @@ from engine.records.query import (
 from engine.records.record import Record
 from engine.records.transaction import Transaction, unit_of_work
 from engine.storage.database import write_transaction
+from engine.storage.fanout import among
 from engine.storage.identity_tables import DEPARTMENT_TABLE
 from engine.storage.stage_tables import STAGE_HISTORY_TABLE
 from engine.storage.system_tables import USER_TABLE
@@ -897,8 +898,8 @@ class RecordService:
 
     def _reown_in(self, tx: Transaction, entity: str, record_ids: Sequence[int], *,
                   owner_id: int | None, pool_id: str | None, kind: str, action: str | None,
-                  guard: Sequence[ColumnElement[bool]], reason: str | None
-                  ) -> dict[int, dict[str, Any]]:
+                  guard: Sequence[ColumnElement[bool]], reason: str | None,
+                  serialise: ColumnElement[Any] | None = None) -> dict[int, dict[str, Any]]:
         """See ``Transaction.reown``: lock the rows, one conditional UPDATE, feed and events."""
         plan = self.plan(entity)
         table = plan.table
@@ -907,7 +908,9 @@ class RecordService:
         ids = sorted({i for i in record_ids if isinstance(i, int) and not isinstance(i, bool)})
         if not ids:
             return {}
-        where: list[ColumnElement[bool]] = [table.c.id.in_(ids), *guard]
+        conn = tx.conn
+        chosen = among(conn, table.c.id, ids)
+        where: list[ColumnElement[bool]] = [chosen, *guard]
         if plan.soft_delete:
             where.append(table.c.deleted_at.is_(None))
         if action is not None:
@@ -915,11 +918,11 @@ class RecordService:
             if scope.is_empty:
                 return {}
             where.append(or_(*scope.branches))
-        conn = tx.conn
         # The rows are locked first (PostgreSQL; SQLite's write transaction holds the
         # whole database), so the values read here are the ones the UPDATE replaces.
-        rows = conn.execute(plan.select_all.where(table.c.id.in_(ids)).order_by(table.c.id)
-                            .with_for_update()).all()
+        read = plan.select_all if serialise is None \
+            else plan.select_all.add_columns(serialise.label("serialised"))
+        rows = conn.execute(read.where(chosen).order_by(table.c.id).with_for_update()).all()
         before = {int(r.id): plan.to_values(r) for r in rows}
         now = self.clock()
         changed = conn.execute(

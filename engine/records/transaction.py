@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import ColumnElement, Connection, insert
+from sqlalchemy import ColumnElement, Connection
 
 from engine.actor import Actor
 from engine.errors import TidepoolError
@@ -31,6 +31,7 @@ from engine.records.events import WriteEvent
 from engine.records.hooks import MAX_ROUNDS
 from engine.records.record import Record
 from engine.storage.database import write_transaction
+from engine.storage.fanout import insert_per_record
 
 if TYPE_CHECKING:
     from engine.records._plan import EntityPlan
@@ -106,7 +107,8 @@ class Transaction:
     def reown(self, entity: str, record_ids: Sequence[int], *, owner_id: int | None,
               pool_id: str | None, kind: str, action: str | None,
               guard: Sequence[ColumnElement[bool]] = (),
-              reason: str | None = None) -> dict[int, dict[str, Any]]:
+              reason: str | None = None,
+              serialise: ColumnElement[Any] | None = None) -> dict[int, dict[str, Any]]:
         """Set owner and pool of the records that pass ``guard``: one conditional UPDATE.
 
         The ownership primitive pool operations and rules stand on (engine/workflow).
@@ -114,10 +116,12 @@ class Transaction:
         action (None: no scope check, for system writes already authorised).
         Returns the changed records' values before the change, by id; a record
         that fails the guard is simply not changed (the caller says why).
+        ``serialise``: a lock expression (e.g. a PostgreSQL advisory lock) evaluated by
+        the statement that row-locks the records, before the UPDATE.
         """
         return self._run(lambda: self.service._reown_in(
             self, entity, record_ids, owner_id=owner_id, pool_id=pool_id, kind=kind,
-            action=action, guard=guard, reason=reason))
+            action=action, guard=guard, reason=reason, serialise=serialise))
 
     # --- what hooks and the service use ------------------------------------------------
 
@@ -147,10 +151,12 @@ class Transaction:
                                           changes=changes, via=self.via), "body": body})
 
     def flush(self) -> None:
-        """Write the buffered activity entries now (one INSERT for all)."""
+        """Write the buffered activity entries now: one INSERT ... SELECT per group of
+        entries equal but for the record (a rule's batch), one batch for the rest."""
         if self._activity:
             rows, self._activity = self._activity, []
-            self.conn.execute(insert(self.service.schema.system[feed.ACTIVITY_TABLE]), rows)
+            insert_per_record(self.conn, self.service.schema.system[feed.ACTIVITY_TABLE], rows,
+                              source_of=self.service.schema.table)
 
     def _run(self, write: Callable[[], T]) -> T:
         if self._failed:

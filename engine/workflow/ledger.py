@@ -14,10 +14,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, and_, delete, func, insert, select
+from sqlalchemy import ColumnElement, Table, and_, delete, func, select
 
 from engine.records.events import ASSIGN, POOL_KINDS, WriteEvent
 from engine.records.transaction import Transaction
+from engine.storage.fanout import among, insert_per_record
 from engine.storage.pool_tables import POOL_EVENT_TABLE, POOL_LOCK_TABLE
 
 #: Event kinds that change who holds a record (lock/unlock do not).
@@ -59,10 +60,12 @@ def record_pool_events(tx: Transaction, events: Sequence[WriteEvent]) -> None:
     loses its lock (a lock belongs to the owner who set it)."""
     system = tx.service.schema.system
     rows = [r for r in (ledger_row(e) for e in events) if r is not None]
-    if rows:
-        tx.conn.execute(insert(system[POOL_EVENT_TABLE]), rows)
+    insert_per_record(tx.conn, system[POOL_EVENT_TABLE], rows, source_of=tx.service.schema.table)
+    # A lock belongs to a holder, so a record nobody held (a claim, a placement) has
+    # none: no DELETE for it (a claim is one round trip shorter).
     moved = [(e.entity, e.record_id) for e in events
-             if e.kind in OWNERSHIP_KINDS and e.changed("owner_id")]
+             if e.kind in OWNERSHIP_KINDS and e.changed("owner_id")
+             and _get(e.before, "owner_id") is not None]
     if moved:
         lock = system[POOL_LOCK_TABLE]
         # One DELETE per entity and 1000 ids: a rule run or a bulk distribution moves
@@ -72,8 +75,9 @@ def record_pool_events(tx: Transaction, events: Sequence[WriteEvent]) -> None:
             by_entity.setdefault(entity, []).append(record_id)
         for entity, ids in by_entity.items():
             for start in range(0, len(ids), 1000):
-                tx.conn.execute(delete(lock).where(lock.c.entity == entity,
-                                                   lock.c.record_id.in_(ids[start:start + 1000])))
+                tx.conn.execute(delete(lock).where(
+                    lock.c.entity == entity, among(tx.conn, lock.c.record_id,
+                                                   ids[start:start + 1000])))
 
 
 # --- queries the limits and rules count with -------------------------------------------

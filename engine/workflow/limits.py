@@ -42,10 +42,23 @@ def serialise(conn: Connection, *, entity: str, pool: str, user_id: int) -> None
     pool, user). SQLite: the write transaction began IMMEDIATE, so it already
     is the database's only writer; nothing more to take.
     """
+    clause = lock_clause(conn, entity=entity, pool=pool, user_id=user_id)
+    if clause is not None:
+        conn.execute(select(clause))
+
+
+def lock_clause(conn: Connection, *, entity: str, pool: str,
+                user_id: int) -> ColumnElement[Any] | None:
+    """``serialise`` as a column expression (None on SQLite, which needs none).
+
+    A claim selects it beside the record it locks for its UPDATE
+    (``Transaction.reown(serialise=...)``): the same lock, taken first, in the
+    same order, one round trip fewer.
+    """
     if conn.dialect.name != "postgresql":
-        return
+        return None
     digest = hashlib.blake2b(f"pool:{entity}:{pool}:{user_id}".encode(), digest_size=8).digest()
-    conn.execute(select(func.pg_advisory_xact_lock(int.from_bytes(digest, "big", signed=True))))
+    return func.pg_advisory_xact_lock(int.from_bytes(digest, "big", signed=True))
 
 
 @functools.lru_cache(maxsize=256)

@@ -35,6 +35,7 @@ from engine.errors import TidepoolError
 from engine.records.events import ASSIGN, COMMENT, CREATE, WriteEvent
 from engine.records.query import Filter, ListQuery
 from engine.records.service import RecordService
+from engine.storage.fanout import insert_per_record
 from engine.storage.notification_tables import NOTIFICATION_TABLE
 from engine.storage.pool_tables import POOL_EVENT_TABLE
 from engine.storage.system_tables import USER_TABLE
@@ -122,8 +123,8 @@ def deliver(records: RecordService, events: Sequence[WriteEvent]) -> int:
     system = records.schema.system
     with records.engine.begin() as conn:
         rows = rows_for(conn, system, events)
-        if rows:
-            conn.execute(insert(system[NOTIFICATION_TABLE]), rows)
+        insert_per_record(conn, system[NOTIFICATION_TABLE], rows,
+                          source_of=records.schema.table)
     return len(rows)
 
 

@@ -179,7 +179,6 @@ def claim(tx: Transaction, entity: str, record_id: int, *, reason: str | None = 
     row = _row(tx, plan, record_id, "claim", in_pool)
     pool = _pool(tx, plan, row["pool_id"])
     text = _reason(plan, reason, required=False)
-    limits.serialise(tx.conn, entity=plan.name, pool=pool.name, user_id=user_id)
     table = plan.table
     entity_meta = tx.service.schema.registry.entity(plan.name)
     guards = limits.claim_guards(plan, entity_meta, pool, user_id=user_id,
@@ -188,7 +187,8 @@ def claim(tx: Transaction, entity: str, record_id: int, *, reason: str | None = 
     state = [table.c.owner_id.is_(None), table.c.pool_id == pool.name]
     changed = tx.reown(plan.name, [record_id], owner_id=user_id, pool_id=None, kind="claim",
                        action="claim", guard=[*state, *(g.clause for g in guards)],
-                       reason=text)
+                       reason=text, serialise=limits.lock_clause(
+                           tx.conn, entity=plan.name, pool=pool.name, user_id=user_id))
     if not changed:
         taken = limits.Guard("taken", and_(*state), "someone claimed it first")
         raise _refused(tx, plan, record_id, [taken, *guards])

@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -34,6 +34,7 @@ from engine.metadata.model import Pool, PoolRule
 from engine.records.service import RecordService
 from engine.storage import jobs
 from engine.storage.database import write_transaction
+from engine.storage.fanout import among
 from engine.storage.pool_tables import POOL_EVENT_TABLE
 from engine.storage.rule_tables import WARNING_TABLE
 from engine.workflow.assignees import OrgView, load_org_view
@@ -170,37 +171,55 @@ def _last_givers(records: RecordService, conn: Any, entity: str,
     return {int(r.record_id): int(r.from_owner) for r in rows}
 
 
+class _LeaseLost(Exception):
+    """Another process took the rule's lease: this batch rolls back, the holder moves it."""
+
+
 def _apply_batch(records: RecordService, pool: Pool, rule: PoolRule, rows: Sequence[Any], *,
-                 now: dt.datetime, org: OrgView | None, outcome: RuleOutcome) -> None:
-    """Move one batch in one unit of work; counts the rows the guarded UPDATE changed."""
+                 now: dt.datetime, org: OrgView | None, outcome: RuleOutcome,
+                 renew: Callable[[Connection, int], bool]) -> None:
+    """Move one batch in one unit of work; counts the rows the guarded UPDATE changed.
+
+    ``renew(conn, moved)`` extends the lease in the same transaction (one commit
+    per batch; progress is durable exactly when the moves are); when it answers
+    False the batch rolls back (``_LeaseLost``).
+    """
     key = rule_key(pool, rule)
     table = records.schema.table(pool.entity)
     registry, system = records.schema.registry, records.schema.system
     ids = [int(r.id) for r in rows]
     reason = rule.label.get("en") or rule.name
     actor = Actor.system("rules")
+    moved = 0
     with records.transaction(actor, via=f"rule:{key}") as tx:
-        check = guard(registry, system, table, pool, rule, now=now, ids=ids)
+        check = guard(registry, system, table, pool, rule, now=now, ids=ids,
+                      among=lambda column: among(tx.conn, column, ids))
         if rule.action == "return_to_pool":
-            changed = tx.reown(pool.entity, ids, owner_id=None, pool_id=pool.name, kind="drop",
-                               action=None, guard=[check], reason=reason)
-            outcome.moved += len(changed)
+            moved = len(tx.reown(pool.entity, ids, owner_id=None, pool_id=pool.name,
+                                 kind="drop", action=None, guard=[check], reason=reason))
+            if not renew(tx.conn, outcome.moved + moved):
+                raise _LeaseLost
+            outcome.moved += moved
             return
         assert org is not None
         givers = (_last_givers(records, tx.conn, pool.entity, ids)
                   if rule.kind == "returned" else
                   {int(r.id): None if r.owner_id is None else int(r.owner_id) for r in rows})
         by_target: dict[int, list[int]] = {}
+        unassigned = 0
         for record_id in ids:
             target = _target(rule, org, givers.get(record_id))
             if target is None:
-                outcome.unassigned += 1
+                unassigned += 1
             else:
                 by_target.setdefault(target, []).append(record_id)
         for target, some in sorted(by_target.items()):
-            changed = tx.reown(pool.entity, some, owner_id=target, pool_id=None, kind="assign",
-                               action=None, guard=[check], reason=reason)
-            outcome.moved += len(changed)
+            moved += len(tx.reown(pool.entity, some, owner_id=target, pool_id=None,
+                                  kind="assign", action=None, guard=[check], reason=reason))
+        if not renew(tx.conn, outcome.moved + moved):
+            raise _LeaseLost
+    outcome.moved += moved
+    outcome.unassigned += unassigned
 
 
 def _warn(records: RecordService, pool: Pool, rule: PoolRule, *, now: dt.datetime) -> int:
@@ -277,16 +296,24 @@ def run_rules(records: RecordService, *, now: dt.datetime | None = None,
                         rows = conn.execute(candidates(sql, after_id=last, limit=batch)).all()
                     if not rows:
                         break
-                    _apply_batch(records, p, r, rows, now=now, org=org, outcome=outcome)
                     last = int(rows[-1].id)
-                    with write_transaction(records.engine) as conn:
-                        renewed = jobs.renew(conn, lease, now=clock(), ttl=lease_ttl,
-                                             progress={"moved": outcome.moved,
-                                                       "last_id": last})
-                    if renewed is None:
+                    held = lease
+
+                    def renew(conn: Connection, moved: int, *, last: int = last) -> bool:
+                        nonlocal held
+                        renewed = jobs.renew(conn, held, now=clock(), ttl=lease_ttl,
+                                             progress={"moved": moved, "last_id": last})
+                        if renewed is not None:
+                            held = renewed
+                        return renewed is not None
+
+                    try:
+                        _apply_batch(records, p, r, rows, now=now, org=org, outcome=outcome,
+                                     renew=renew)
+                    except _LeaseLost:
                         outcome.skipped = "lease lost"
                         break
-                    lease = renewed
+                    lease = held
                     if len(rows) < batch:
                         break
                 outcome.warned = _warn(records, p, r, now=now)

@@ -16,7 +16,7 @@ clock to tell a screen when a record will drop.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -176,17 +176,20 @@ def candidates(sql: RuleSql, *, after_id: int = 0, limit: int | None = None) -> 
 
 
 def guard(registry: Registry, system: Mapping[str, Table], table: Table, pool: Pool,
-          rule: PoolRule, *, now: datetime, ids: list[int]) -> ColumnElement[bool]:
+          rule: PoolRule, *, now: datetime, ids: list[int],
+          among: Callable[[Any], ColumnElement[bool]] | None = None) -> ColumnElement[bool]:
     """The rule as a condition on ``table`` rows ``ids``, for the UPDATE that moves them.
 
     Re-checked inside the UPDATE, so a record touched, locked or reassigned
-    since it was selected stays where it is.
+    since it was selected stays where it is. ``among(column)`` (the ids bound
+    as one parameter, engine/storage/fanout.py) limits the subquery to the batch's
+    rows; without it the id range bounds it.
     """
     sql = rule_sql(registry, system, table, pool, rule, now=now, alias="guard")
-    # The id range bounds the subquery as well as the list would (the UPDATE itself
-    # names the ids) without binding every id a second time.
-    inner = select(sql.table.c.id).select_from(sql.source) \
-        .where(sql.where, sql.table.c.id.between(min(ids), max(ids)))
+    where = [sql.where, sql.table.c.id.between(min(ids), max(ids))]
+    if among is not None:
+        where.append(among(sql.table.c.id))
+    inner = select(sql.table.c.id).select_from(sql.source).where(*where)
     return table.c.id.in_(inner)
 
 

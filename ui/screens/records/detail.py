@@ -19,6 +19,7 @@ from engine.records.record import Record
 from engine.runtime import Runtime
 from ui.context import ActionButton, UIContext
 from ui.limits import whole_number
+from ui.pools.badges import drop_badges
 from ui.screens.records import files
 from ui.screens.records._common import entity_of, record_id_of
 from ui.screens.records.display import (
@@ -81,6 +82,7 @@ class DetailView:
     extra: list[str] = field(default_factory=list)
     notice: str = ""
     merges: list[MergeNote] = field(default_factory=list)
+    drop_badge: str = ""  # "Drops in N days" for the holder (ui/pools/badges.py)
 
 
 def _labels(runtime: Runtime, entity: Entity, locale: str) -> dict[str, dict[str, str]]:
@@ -189,7 +191,8 @@ def detail_view(ui: UIContext, request: Request, runtime: Runtime, actor: Actor,
         feed=feed_entries(entity, entries, locale, names, labels), actions=actions,
         can_comment=runtime.records.plan(entity.name).activity, comment_error=comment_error,
         notice=_merged_notice(ui, request),
-        merges=merge_notes(ui, request, runtime, actor, entity, record.id))
+        merges=merge_notes(ui, request, runtime, actor, entity, record.id),
+        drop_badge=drop_badges(ui, request, runtime, actor, entity, [record]).get(record.id, ""))
 
 
 def _merged_notice(ui: UIContext, request: Request) -> str:

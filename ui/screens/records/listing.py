@@ -121,6 +121,8 @@ class ListView:
     duplicates_url: str = ""  # merge grantees of an entity with dedup rules: candidates
     move_pools: list[Choice] = field(default_factory=list)  # leaders, 2+ pools: bulk move
     can_merge: bool = False  # the merge grant on an entity with a recycle bin
+    #: "Drops in N days" by record id, on the actor's own pooled records (ui/pools/badges.py).
+    drop_badges: dict[int, str] = field(default_factory=dict)
 
 
 def visible_fields(entity: Entity, hidden: frozenset[str]) -> list[Field]:

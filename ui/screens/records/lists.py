@@ -24,6 +24,7 @@ from engine.records.saved_views import SavedViews
 from engine.runtime import Runtime
 from ui.context import UIContext
 from ui.limits import whole_number
+from ui.pools.badges import drop_badges
 from ui.pools.columns import pool_columns
 from ui.pools.routes import claimable
 from ui.pools.tabs import pool_tabs
@@ -75,10 +76,12 @@ def build_list(ui: UIContext, request: Request, runtime: Runtime, actor: Actor, 
     claim_ids = frozenset(claimable(ui, actor, entity, page.rows))
     can_claim = entity.has(Feature.POOLED) and ui.may(actor, entity, "claim")
     can_recycle = entity.has(Feature.POOLED) and ui.may(actor, entity, "recycle")
+    badges = drop_badges(ui, request, runtime, actor, entity, page.rows)
     if state.after:  # "load more": only rows are drawn, skip the rest
         return ListView(entity.name, "", f"/e/{entity.name}", state, headers, rows, next_url,
                         "", False, [], [], [], [], [], "", False, False, False, False, False,
-                        [], [], "", "", notice, can_claim=can_claim, claim_ids=claim_ids)
+                        [], [], "", "", notice, can_claim=can_claim, claim_ids=claim_ids,
+                        drop_badges=badges)
     can = {a: ui.may(actor, entity, a)
            for a in ("create", "update", "assign", "delete", "export", "merge")}
     readonly = runtime.policy.readonly_fields(actor, entity)
@@ -113,7 +116,8 @@ def build_list(ui: UIContext, request: Request, runtime: Runtime, actor: Actor, 
         notice=notice, tabs=pool_tabs(ui, request, actor, entity, state),
         can_claim=can_claim, claim_ids=claim_ids, can_recycle=can_recycle,
         move_pools=move_choices(ui, actor, entity, runtime.records, locale),
-        can_merge=entity.has(Feature.SOFT_DELETE) and ui.may(actor, entity, "merge"))
+        can_merge=entity.has(Feature.SOFT_DELETE) and ui.may(actor, entity, "merge"),
+        drop_badges=badges)
 
 
 def _assignable_people(runtime: Runtime, actor: Actor, entity: Entity) -> list[Choice]:

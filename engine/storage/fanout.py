@@ -1,0 +1,139 @@
+"""Insert many per-record rows that differ only in their record id, set-based.
+
+A rule run or a bulk move writes one feed entry, one ledger row and one
+notification per record, and in a batch most of those rows are equal but for
+the record id (same kind, time, rule, reason, previous owner...). Sent as one
+``executemany`` each row costs its own parameter processing in Python; sent
+as ``INSERT INTO target (...) SELECT <the shared values>, source.id FROM
+source WHERE source.id IN (...)`` a group costs one statement. ``insert_rows``
+groups the rows by their shared values and writes the large groups that way,
+the rest (and any id the source table no longer holds) with one ``executemany``,
+so the rows written are exactly the rows given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from typing import Any
+
+import orjson
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Connection,
+    Table,
+    bindparam,
+    func,
+    insert,
+    literal,
+    select,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+
+#: Smallest group written with INSERT ... SELECT (smaller ones are cheaper in the batch).
+MIN_GROUP = 8
+#: Id lists up to this long stay a plain IN list (its plan is the simplest).
+SHORT_LIST = 64
+#: Ids bound in one IN list (well under SQLite's and PostgreSQL's parameter limits).
+CHUNK = 5000
+
+
+def among(conn: Connection, column: Any, ids: Sequence[int]) -> ColumnElement[bool]:
+    """``column IN ids`` bound as one parameter (a PostgreSQL array, a SQLite JSON array).
+
+    An IN list of thousands binds and renders one parameter per id on every
+    execution; a rule batch does it in several statements.
+    """
+    values = [int(i) for i in ids]
+    if len(values) <= SHORT_LIST:
+        return column.in_(values)  # type: ignore[no-any-return]
+    if conn.dialect.name == "postgresql":
+        # IN (SELECT unnest(array)), not = ANY(array): the planner hashes the set;
+        # ANY is a filter that walks the whole array for every row it checks.
+        listed_pg = func.unnest(bindparam(None, values, type_=ARRAY(BigInteger)))
+        return column.in_(select(listed_pg))  # type: ignore[no-any-return]
+    listed = func.json_each(bindparam(None, orjson.dumps(values).decode())) \
+        .table_valued("value")
+    return column.in_(select(listed.c.value))  # type: ignore[no-any-return]
+
+
+def _frozen(value: Any) -> Hashable:
+    # JSON values (a feed entry's changes) group by their text; tuples too, as a
+    # tuple holding a list could not be hashed.
+    if value.__class__ in (list, dict, tuple):
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS, default=str)
+    return value  # type: ignore[no-any-return]
+
+
+def _group_key(row: Mapping[str, Any], id_column: str) -> Hashable:
+    # The keys in their order, then the values: rows built by one function group
+    # together; the target column's type binds the shared values. Plain values hash
+    # as they are (ledger and notification rows); JSON values go through their text.
+    shared = dict(row)
+    shared.pop(id_column, None)
+    key: tuple[Any, ...] = (tuple(shared), tuple(shared.values()))
+    try:
+        hash(key)
+    except TypeError:
+        key = (key[0], tuple(_frozen(v) for v in key[1]))
+    return key
+
+
+def insert_rows(conn: Connection, target: Table, rows: Sequence[Mapping[str, Any]], *,
+                source: Table, id_column: str = "record_id",
+                min_group: int = MIN_GROUP) -> int:
+    """Insert ``rows`` into ``target``; ``row[id_column]`` is an id of ``source``.
+
+    Rows of one group must have the same keys (the grouping key includes them).
+    Returns how many rows were written (always ``len(rows)``).
+    """
+    groups: dict[Hashable, list[Mapping[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(_group_key(row, id_column), []).append(row)
+    rest: list[Mapping[str, Any]] = []
+    for members in groups.values():
+        ids = [int(r[id_column]) for r in members]
+        if len(members) < min_group or len(set(ids)) != len(ids):
+            rest.extend(members)
+            continue
+        shared = {k: v for k, v in members[0].items() if k != id_column}
+        columns = list(shared)
+        for start in range(0, len(ids), CHUNK):
+            some = ids[start:start + CHUNK]
+            query = select(*[literal(shared[c], target.c[c].type) for c in columns],
+                           source.c.id).where(among(conn, source.c.id, some))
+            stmt = insert(target).from_select([*columns, id_column], query) \
+                .returning(target.c[id_column])
+            written = set(conn.execute(stmt).scalars())
+            if len(written) != len(some):  # a record gone from the source: write it by value
+                rest.extend({**shared, id_column: i} for i in some if i not in written)
+    by_keys: dict[tuple[str, ...], list[Mapping[str, Any]]] = {}
+    for row in rest:  # executemany needs one set of keys per call
+        by_keys.setdefault(tuple(row), []).append(row)
+    for same in by_keys.values():
+        conn.execute(insert(target), same)
+    return len(rows)
+
+
+def insert_per_record(conn: Connection, target: Table, rows: Sequence[Mapping[str, Any]], *,
+                      source_of: Callable[[str], Table], entity_column: str = "entity",
+                      id_column: str = "record_id") -> int:
+    """``insert_rows`` for rows naming (entity, record id), e.g. feed or ledger rows.
+
+    Grouping writes rows out of their given order, so it is used only when no
+    record has two rows here (two entries of one record keep their order by id).
+    """
+    keys = {(r[entity_column], r[id_column]) for r in rows}
+    if len(keys) != len(rows) or len(rows) < MIN_GROUP:
+        if rows:
+            conn.execute(insert(target), list(rows))
+        return len(rows)
+    by_entity: dict[str, list[Mapping[str, Any]]] = {}
+    for row in rows:
+        by_entity.setdefault(str(row[entity_column]), []).append(row)
+    for entity, some in by_entity.items():
+        insert_rows(conn, target, some, source=source_of(entity), id_column=id_column)
+    return len(rows)
+
+
+__all__ = ["among", "insert_per_record", "insert_rows"]

@@ -1,0 +1,48 @@
+"""Per-record rows written set-based (engine/storage/fanout.py): exactly the rows given."""
+
+from __future__ import annotations
+
+from sqlalchemy import JSON, Column, Engine, Integer, MetaData, String, Table, select
+
+from engine.storage.fanout import insert_per_record, insert_rows
+
+
+def _tables(engine: Engine) -> tuple[Table, Table]:
+    meta = MetaData()
+    source = Table("thing", meta, Column("id", Integer, primary_key=True))
+    target = Table("trace", meta, Column("id", Integer, primary_key=True),
+                   Column("entity", String(20)), Column("record_id", Integer),
+                   Column("kind", String(20)), Column("changes", JSON))
+    meta.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(source.insert(), [{"id": i} for i in range(1, 31)])
+    return source, target
+
+
+def test_rows_equal_but_the_id_are_written_once_each_with_their_values(
+        db_engine: Engine) -> None:
+    source, target = _tables(db_engine)
+    shared = {"entity": "thing", "kind": "drop", "changes": [{"field": "owner_id", "old": 7}]}
+    rows = [{**shared, "record_id": i} for i in range(1, 21)]          # one group of 20
+    rows += [{**shared, "kind": "claim", "record_id": i} for i in (21, 22)]  # small group
+    rows += [{**shared, "record_id": i} for i in (98, 99)]  # ids the source lacks
+    rows += [{**shared, "changes": None, "record_id": i} for i in range(23, 31)]
+    with db_engine.begin() as conn:
+        assert insert_rows(conn, target, rows, source=source, min_group=8) == len(rows)
+    with db_engine.connect() as conn:
+        got = sorted((r.record_id, r.kind, r.changes) for r in conn.execute(select(target)))
+    want = sorted((r["record_id"], r["kind"], r["changes"]) for r in rows)
+    assert got == want
+
+
+def test_two_rows_of_one_record_keep_their_order(db_engine: Engine) -> None:
+    source, target = _tables(db_engine)
+    rows = [{"entity": "thing", "record_id": i, "kind": "a", "changes": None}
+            for i in range(1, 11)]
+    rows.append({"entity": "thing", "record_id": 1, "kind": "b", "changes": None})
+    with db_engine.begin() as conn:
+        insert_per_record(conn, target, rows, source_of=lambda _: source)
+    with db_engine.connect() as conn:
+        kinds = conn.execute(select(target.c.kind).where(target.c.record_id == 1)
+                             .order_by(target.c.id)).scalars().all()
+    assert kinds == ["a", "b"]

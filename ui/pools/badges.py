@@ -1,0 +1,46 @@
+"""The "drops in N days" badge on a rep's own pooled records (list rows, phone cards, detail).
+
+Only the holder sees it: it tells them to follow the record up before a drop
+rule sends it back to the pool. The due times come from the rule forecast
+(engine/workflow/forecast.py) for the page's own records at once, one query
+per drop rule, so a locked or exempt record, or one no rule governs, has none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from starlette.requests import Request
+
+from engine.actor import Actor
+from engine.metadata.model import Entity, Feature
+from engine.records.record import Record
+from engine.runtime import Runtime
+from engine.workflow.forecast import DropForecast, drop_forecast
+from ui import i18n
+from ui.context import UIContext
+
+
+def badge_text(locale: str, forecast: DropForecast, now: datetime) -> str:
+    """``Drops in 3 days`` / ``Drops today`` (the rule's due time, rounded up to days)."""
+    days = forecast.days_left(now)
+    if days == 0:
+        return i18n.t(locale, "Drops today")
+    return i18n.tn(locale, "Drops in %(n)s day", "Drops in %(n)s days", days)
+
+
+def drop_badges(ui: UIContext, request: Request, runtime: Runtime, actor: Actor,
+                entity: Entity, records: Sequence[Record]) -> dict[int, str]:
+    """Badge text by record id, for the listed records ``actor`` holds (others: none)."""
+    user_id = actor.user_id
+    if user_id is None or not entity.has(Feature.POOLED):
+        return {}
+    mine = [r.id for r in records if r.get("owner_id") == user_id]
+    if not mine:
+        return {}
+    now = runtime.records.clock()
+    locale = ui.locale(request)
+    found = drop_forecast(runtime.records, entity=entity.name, ids=mine, now=now)
+    return {record_id: badge_text(locale, forecast, now)
+            for record_id, forecast in found.items()}
