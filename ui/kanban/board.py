@@ -1,6 +1,6 @@
 """View models of the kanban board: columns per stage, cards, and refused moves.
 
-Everything here reads through the records service (``group_counts`` for the
+Everything here reads through the records service (``capped_group_counts`` for the
 column heads, ``list`` with a stage filter for each column's keyset pages), so
 a board shows exactly the records its viewer may read. Labels, URLs and which
 moves a card offers are computed here; templates only lay them out.
