@@ -37,6 +37,9 @@ class Group:
     key: Any
     count: int
     sums: dict[str, Decimal] = field(default_factory=dict)
+    #: True when counting stopped at a cap: ``count`` is then "at least", and
+    #: ``sums`` is empty (a total of the first N rows is a number nobody can use).
+    capped: bool = False
 
 
 def first_money_field(plan: EntityPlan, hidden: frozenset[str] = frozenset()) -> str | None:
@@ -93,3 +96,41 @@ def group_counts(conn: Connection, plan: EntityPlan, *, by: str, sum_field: str 
         if amount is not None and row.total is not None and row.cur is not None:
             bucket[row.cur] = bucket.get(row.cur, Decimal(0)) + Decimal(str(row.total))
     return [Group(k, n, sums[k]) for k, n in counts.items()]
+
+
+def capped_group_counts(conn: Connection, plan: EntityPlan, *, by: str, keys: Sequence[Any],
+                        cap: int, sum_field: str | None, hidden: frozenset[str],
+                        where: Sequence[ColumnElement[bool]]) -> list[Group]:
+    """Per value in ``keys``: the count (and totals) of the rows matching ``where``,
+    counting at most ``cap + 1`` rows of each.
+
+    Each key reads a LIMIT-bounded subquery (``by = key``), which an index starting
+    with ``by`` or with the row scope's column answers without touching the rest
+    of the table: the cost is bounded by the cap, not by the table (a plain
+    GROUP BY reads every visible row: 0.75 s at 200k rows, issue 13). A key with
+    more rows than ``cap`` comes back ``capped`` with ``count == cap`` and no sums.
+    """
+    key_col, amount, currency = check_request(plan, by=by, sum_field=sum_field, hidden=hidden)
+    groups = []
+    for key in keys:
+        inner_cols: list[Any] = [plan.table.c.id]
+        if amount is not None and sum_field is not None:
+            inner_cols.append(plan.table.c[sum_field].label("v"))
+            inner_cols.append((currency if currency is not None else literal("")).label("cur"))
+        inner = select(*inner_cols).where(*where, key_col == key).limit(cap + 1).subquery()
+        if amount is None:
+            n = int(conn.execute(select(func.count()).select_from(inner)).scalar_one())
+            capped = n > cap
+            groups.append(Group(key, min(n, cap), {}, capped))
+            continue
+        stmt = select(inner.c.cur, func.count().label("n"), func.sum(inner.c.v).label("total")) \
+            .group_by(inner.c.cur)
+        count = 0
+        sums: dict[str, Decimal] = {}
+        for row in conn.execute(stmt):
+            count += int(row.n)
+            if row.total is not None and row.cur is not None:
+                sums[row.cur] = sums.get(row.cur, Decimal(0)) + Decimal(str(row.total))
+        capped = count > cap
+        groups.append(Group(key, min(count, cap), {} if capped else sums, capped))
+    return groups

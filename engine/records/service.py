@@ -573,6 +573,31 @@ class RecordService:
             return aggregate.group_counts(conn, plan, by=by, sum_field=sum_field, hidden=hidden,
                                           where=[*where, *scoped])
 
+    def capped_group_counts(self, actor: Actor, entity: str, by: str, keys: Sequence[Any], *,
+                            filters: ListQuery | Sequence[Filter] = (),
+                            sum_field: str | None = None,
+                            cap: int = DEFAULT_COUNT_CAP) -> builtins.list[aggregate.Group]:
+        """``group_counts`` for the given ``keys``, each counted up to ``cap`` rows.
+
+        What a kanban board shows at any size: the work is bounded by ``cap`` per
+        key instead of growing with every visible row; a group past the cap comes
+        back ``capped`` (shown "N+", no total). Same filters and row scope as ``list``.
+        """
+        plan = self.plan(entity)
+        if not isinstance(cap, int) or isinstance(cap, bool) or cap < 1:
+            raise QueryError(plan.name, "cap", M("must be a positive whole number"))
+        self.policy.check_action(actor, plan.entity, "read")
+        hidden = self.policy.hidden_fields(actor, plan.entity)
+        where = where_clauses(plan, as_query(filters), hidden)
+        scoped = self._read_scope(actor, plan)
+        if scoped is None:
+            aggregate.check_request(plan, by=by, sum_field=sum_field, hidden=hidden)
+            return [aggregate.Group(k, 0) for k in keys]
+        with self.engine.connect() as conn:
+            return aggregate.capped_group_counts(
+                conn, plan, by=by, keys=keys, cap=cap, sum_field=sum_field, hidden=hidden,
+                where=[*where, *scoped])
+
     def scoped_where(self, actor: Actor, entity: str,
                      filters: ListQuery | Sequence[Filter] = ()) -> builtins.list[Any] | None:
         """The WHERE clauses of a count of what the actor may read (None: no row at all).

@@ -191,6 +191,12 @@ def entity_table_args(entity: Entity) -> list[SchemaItem]:
     if entity.has(Feature.PIPELINED):
         # A kanban column is a keyset page of one stage, newest first.
         args.append(Index(f"ix_{entity.name}_stage_recent", "stage", "updated_at", "id"))
+        if entity.has(Feature.OWNED):
+            # A rep's (or a team's) column: owner and stage both bound, so a capped
+            # column count and a column page read only that owner's cards of that
+            # stage (with either index alone SQLite read a whole stage; issue 13).
+            args.append(Index(f"ix_{entity.name}_owner_stage", "owner_id", "stage",
+                              "updated_at", "id"))
     return args
 
 

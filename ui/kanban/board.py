@@ -1,6 +1,6 @@
 """View models of the kanban board: columns per stage, cards, and refused moves.
 
-Everything here reads through the records service (``group_counts`` for the
+Everything here reads through the records service (``capped_group_counts`` for the
 column heads, ``list`` with a stage filter for each column's keyset pages), so
 a board shows exactly the records its viewer may read. Labels, URLs and which
 moves a card offers are computed here; templates only lay them out.
@@ -28,6 +28,10 @@ from ui.zones import input_text
 
 #: Cards per column page (the "more" button fetches the next keyset page).
 CARDS_PER_PAGE = 20
+#: Rows a column head counts before it says "N+" (``TIDEPOOL_KANBAN_COUNT_CAP``):
+#: counting stops there, so a head costs the same at 10k rows and at 1M
+#: (bench/bench_kanban.py); the exact totals are one click away (``?exact=1``).
+DEFAULT_COUNT_CAP = 1000
 
 _INPUT_TYPES = {FieldType.DATE: "date", FieldType.DATETIME: "datetime-local",
                 FieldType.INTEGER: "number", FieldType.DECIMAL: "number",
@@ -80,6 +84,10 @@ class ColumnHead:
     count: int
     total: str
     kind: str
+    #: ``count`` is a lower bound: more rows than the cap, and no total is shown
+    capped: bool = False
+    #: the count as shown: "1,234", or "1,000+" past the cap (translated)
+    shown: str = ""
 
 
 @dataclass(frozen=True)
@@ -110,6 +118,9 @@ class BoardView:
     amount_label: str
     pipeline: str = ""                 # the shown pipeline when the entity has several
     pipelines: list[PipelineTab] = field(default_factory=list)
+    #: a link to the exact counts and totals when a head stopped at the cap
+    exact_url: str = ""
+    exact: bool = False
 
 
 @dataclass(frozen=True)
@@ -144,7 +155,9 @@ class Board:
 
     def __init__(self, records: RecordService, actor: Actor, entity: Entity,
                  rules: StageRules, *, locale: str,
-                 pipelines: EntityPipelines | None = None) -> None:
+                 pipelines: EntityPipelines | None = None,
+                 cap: int = DEFAULT_COUNT_CAP) -> None:
+        self.cap = cap
         self.records = records
         self.actor = actor
         self.entity = entity
@@ -191,22 +204,33 @@ class Board:
 
     # --- the board ----------------------------------------------------------------------
 
-    def heads(self, search: str = "") -> dict[str, ColumnHead]:
-        groups = self.records.group_counts(self.actor, self.entity.name, STAGE,
-                                           filters=ListQuery(search=search),
-                                           sum_field=self.amount_field)
+    def heads(self, search: str = "", *, exact: bool = False) -> dict[str, ColumnHead]:
+        """Every column's count and total: capped (bounded work at any size) unless
+        ``exact`` asks for the full count, which reads every visible row."""
+        ordered = self.rules.ordered()
+        query = ListQuery(search=search)
+        if exact:
+            groups = self.records.group_counts(self.actor, self.entity.name, STAGE,
+                                               filters=query, sum_field=self.amount_field)
+        else:
+            groups = self.records.capped_group_counts(
+                self.actor, self.entity.name, STAGE, [s.key for s in ordered], filters=query,
+                sum_field=self.amount_field, cap=self.cap)
         found: dict[Any, Group] = {g.key: g for g in groups}
         heads = {}
-        for stage in self.rules.ordered():
+        for stage in ordered:
             group = found.get(stage.key)
+            count = group.count if group else 0
+            capped = bool(group and group.capped)
+            shown = i18n.t(self.locale, "%(n)s+", n=f"{count:,}") if capped else f"{count:,}"
             heads[stage.key] = ColumnHead(
-                stage=stage.key, label=stage.label.get(self.locale),
-                count=group.count if group else 0,
-                total=format_total(group.sums) if group else "", kind=stage.kind.value)
+                stage=stage.key, label=stage.label.get(self.locale), count=count,
+                total=format_total(group.sums) if group else "", kind=stage.kind.value,
+                capped=capped, shown=shown)
         return heads
 
-    def board(self, search: str = "") -> BoardView:
-        heads = self.heads(search)
+    def board(self, search: str = "", *, exact: bool = False) -> BoardView:
+        heads = self.heads(search, exact=exact)
         columns = []
         for key, head in heads.items():
             cards, more = self.cards(key, search=search, after=None)
@@ -215,10 +239,15 @@ class Board:
         amount = self.entity.field(self.amount_field).label.get(self.locale) \
             if self.amount_field else ""
         tabs = self.tabs(search)
+        exact_url = ""
+        if any(h.capped for h in heads.values()):
+            board = self.board_url(search)
+            exact_url = board + ("&" if "?" in board else "?") + "exact=1"
         return BoardView(title=label, entity=self.entity.name, columns=columns,
                          list_url=f"/e/{self.entity.name}", board_url=self.board_url(),
                          search=search, amount_label=amount,
-                         pipeline=self.rules.pipeline.name if tabs else "", pipelines=tabs)
+                         pipeline=self.rules.pipeline.name if tabs else "", pipelines=tabs,
+                         exact_url=exact_url, exact=exact)
 
     def cards(self, stage: str, *, search: str, after: str | None
               ) -> tuple[list[CardView], str | None]:

@@ -1,6 +1,7 @@
 """Kanban routes: the board of a pipelined entity, its columns' pages, and card moves.
 
-- ``GET  /e/{entity}/kanban``: a column per stage (count, amount total, first cards).
+- ``GET  /e/{entity}/kanban``: a column per stage (count, amount total, first cards);
+  counts stop at a cap ("1,000+", no total) unless ``?exact=1`` asks for them all.
 - ``GET  /e/{entity}/kanban/column/{stage}?after=``: the next keyset page of a column.
 - ``POST /e/{entity}/kanban/{id}/move`` (``to`` or ``dropped``, ``version``, and values
   of fields the target stage requires): moves through ``RecordService.move_stage``.
@@ -14,6 +15,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 from starlette.datastructures import FormData
@@ -35,7 +37,7 @@ from engine.records import InputSource, Record
 from engine.records.stages import STAGE
 from ui.auth import safe_next
 from ui.context import ActionButton, NavLink, UIContext, is_fragment_request
-from ui.kanban.board import Board, CardView, FieldInput, MovedView, MovePage
+from ui.kanban.board import DEFAULT_COUNT_CAP, Board, CardView, FieldInput, MovedView, MovePage
 from ui.limits import whole_number
 from ui.zones import from_input
 
@@ -63,7 +65,14 @@ def _board(ui: UIContext, request: Request, actor: Actor, entity: Entity, *,
     else:
         rules = pipelines.holding(stage) or pipelines.rules[0]
     return Board(records, actor, entity, rules, locale=ui.locale(request),
-                 pipelines=pipelines)
+                 pipelines=pipelines, cap=count_cap())
+
+
+def count_cap() -> int:
+    """Rows a column head counts before "N+": ``TIDEPOOL_KANBAN_COUNT_CAP`` if it is a
+    positive whole number, else the default (a bad setting must not break the board)."""
+    number = whole_number(os.environ.get("TIDEPOOL_KANBAN_COUNT_CAP", ""))
+    return number if number is not None and number >= 1 else DEFAULT_COUNT_CAP
 
 
 def _version(form: FormData) -> int:
@@ -86,7 +95,9 @@ def routes(ui: UIContext) -> list[BaseRoute]:
         actor = ui.actor(request)
         b = _board(ui, request, actor, _pipelined(ui, request),
                    pipeline=request.query_params.get("pipeline") or None)
-        return ui.render(request, "kanban/board.html", b.board(request.query_params.get("q", "")))
+        return ui.render(request, "kanban/board.html",
+                         b.board(request.query_params.get("q", ""),
+                                 exact=request.query_params.get("exact") == "1"))
 
     def column(request: Request, form: FormData | None) -> Response:
         actor = ui.actor(request)
