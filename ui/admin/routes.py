@@ -229,7 +229,9 @@ def routes(ui: UIContext) -> list[BaseRoute]:
         registry = config.configured()
         entity = registry.document["entities"][doc["entity"]]
         view = views.pipeline_view(doc, entity, locale=ui.locale(request), registry=registry,
-                                   selector=posted_selector(form), errors=errors)
+                                   selector=posted_selector(form),
+                                   package_owned=doc["name"] in config.packages().pipelines,
+                                   errors=errors)
         return ui.render(request, "admin/pipeline.html", view, status=status)
 
     def pipeline_get(request: Request, form: FormData | None, actor: Actor) -> Response:

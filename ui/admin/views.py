@@ -270,11 +270,13 @@ class PipelinePage:
     kinds: tuple[str, ...]
     action: str
     selector_fields: list[SelectorField] = field(default_factory=list)
+    package_owned: bool = False  # its selector is the package's (an overlay cannot change it)
     errors: dict[str, str] = field(default_factory=dict)
 
 
 def pipeline_view(doc: Mapping[str, Any], entity: Mapping[str, Any], *, locale: str,
                   registry: Registry, selector: Mapping[str, Any] | None = None,
+                  package_owned: bool = False,
                   errors: Mapping[str, str] | None = None) -> PipelinePage:
     """``selector``: what the form posted (after a refusal), else the pipeline's own."""
     keys = [s["key"] for s in doc["stages"]]
@@ -301,7 +303,7 @@ def pipeline_view(doc: Mapping[str, Any], entity: Mapping[str, Any], *, locale: 
                         selector_fields=selector_fields(
                             entity, doc.get("selector") if selector is None else selector,
                             registry=registry, pipeline=doc["name"], locale=locale),
-                        errors=dict(errors or {}))
+                        package_owned=package_owned, errors=dict(errors or {}))
 
 
 @dataclass
@@ -311,6 +313,7 @@ class NewPipelinePage:
     rows: int = 5
     kinds: tuple[str, ...] = STAGE_KINDS
     selector_fields: list[SelectorField] = field(default_factory=list)
+    package_owned: bool = False
     errors: dict[str, str] = field(default_factory=dict)
 
 
