@@ -64,6 +64,8 @@ def test_a_second_pipeline_with_a_selector_drives_its_business_line(
                                                 "business_line": "partner"}, owner="rep_east1")
     record = demo_db.live.current().records.get(Actor.system("test"), "opportunity", deal)
     assert record.get("stage") == "partner_intro"
+    board = client.get("/e/opportunity/kanban?pipeline=opportunity_partner")
+    assert board.status_code == 200 and "Via a partner" in board.text
     edit = client.get("/admin/pipelines/opportunity_partner").text
     assert 'name="sel_business_line" value="channel" checked' in edit
 
