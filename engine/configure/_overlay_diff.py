@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from engine.messages import M
+
 Doc = Mapping[str, Any]
 Refusals = dict[str, str]
 
@@ -157,7 +159,9 @@ def pipeline_overlay(base: Doc, desired: Doc, *, app: str) -> tuple[dict[str, An
         overlay["label"] = desired.get("label")
     for key in sorted((set(base) | set(desired)) - {"name", "label", "stages"}):
         if base.get(key) != desired.get(key):
-            refusals[key] = f"{owner}: its {key.replace('_', ' ')} cannot change here"
+            refusals[key] = M("pipeline %(name)s comes from app %(app)s: its %(property)s "
+                              "cannot change here", name=repr(name), app=repr(app),
+                              property=key.replace("_", " "))
     old = {s["key"]: (i, s) for i, s in enumerate(base["stages"])}
     new = {s["key"]: s for s in desired["stages"]}
     for key in old:

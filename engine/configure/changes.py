@@ -15,7 +15,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from engine.configure.specs import FieldSpec, GrantSpec, Label, PipelineSpec, StageSpec
+from engine.configure.specs import (
+    FieldSpec,
+    GrantSpec,
+    Label,
+    PipelineSpec,
+    SelectorSpec,
+    StageSpec,
+)
 from engine.configure.workspace import ChangeRefused, Workspace
 from engine.messages import M
 
@@ -267,11 +274,15 @@ class AddPipeline:
 
     def apply(self, ws: Workspace) -> None:
         entity = ws.get("entity", self.pipeline.entity, subject=self.subject)
-        owner = ws.current.pipeline_for(self.pipeline.entity)
-        if owner is not None:
-            raise ChangeRefused(self.subject, {"entity": M("%(entity)s already has pipeline "
-                                                           "%(name)s",
-                                                           entity=self.pipeline.entity, name=repr(owner.name))})
+        _check_selector(self.subject, self.pipeline.selector)
+        # A second pipeline needs a selector; the loader's cross-checks (the same as
+        # `tidepool check`) refuse the rest: shared values, another field, shared stage keys.
+        default = next((p for p in ws.current.pipelines_of(self.pipeline.entity)
+                        if p.selector is None), None)
+        if default is not None and self.pipeline.selector is None:
+            raise ChangeRefused(self.subject, {"selector": M(
+                "%(entity)s already has the default pipeline %(name)s; choose the values this "
+                "pipeline takes", entity=self.pipeline.entity, name=repr(default.name))})
         ws.create("pipeline", self.pipeline.to_document())
         features = entity.setdefault("features", [])
         if "pipelined" not in features:
@@ -296,6 +307,41 @@ class EditPipeline:
     def apply(self, ws: Workspace) -> None:
         doc = ws.get("pipeline", self.pipeline.name)
         doc.update(self.pipeline.to_document())
+
+
+@dataclass(frozen=True)
+class SetSelector:
+    """Which records a pipeline drives: a select field's values, or None for the default."""
+
+    pipeline: str
+    selector: SelectorSpec | None
+
+    @property
+    def subject(self) -> str:
+        return f"pipeline {self.pipeline}"
+
+    focus = None
+
+    def summary(self) -> str:
+        if self.selector is None:
+            return f"make pipeline {self.pipeline} the default pipeline (no selector)"
+        return (f"pipeline {self.pipeline} takes {self.selector.field} = "
+                f"{', '.join(self.selector.values)}")
+
+    def apply(self, ws: Workspace) -> None:
+        _check_selector(self.subject, self.selector)
+        doc = ws.get("pipeline", self.pipeline, subject=self.subject)
+        if self.selector is None:
+            doc.pop("selector", None)
+        else:
+            doc["selector"] = self.selector.to_document()
+
+
+def _check_selector(subject: str, selector: SelectorSpec | None) -> None:
+    if selector is not None and not selector.values:
+        raise ChangeRefused(subject, {"selector": M("tick at least one value of %(field)s for "
+                                                    "this pipeline to take",
+                                                    field=repr(selector.field))})
 
 
 @dataclass(frozen=True)

@@ -134,26 +134,48 @@ class StageSpec:
 
 
 @dataclass(frozen=True)
+class SelectorSpec:
+    """The records a pipeline drives: those whose select ``field`` holds one of ``values``."""
+
+    field: str
+    values: tuple[str, ...]
+
+    def to_document(self) -> dict[str, Any]:
+        return {"field": self.field, "values": list(self.values)}
+
+    @classmethod
+    def from_document(cls, doc: Mapping[str, Any] | None) -> SelectorSpec | None:
+        return cls(field=doc["field"], values=tuple(doc["values"])) if doc else None
+
+
+@dataclass(frozen=True)
 class PipelineSpec:
-    """A pipeline: the stage machine of one entity."""
+    """A pipeline: the stage machine of one entity (of the records its selector names;
+    ``selector`` None: the entity's default pipeline)."""
 
     name: str
     entity: str
     label: Label
     initial_stage: str
     stages: tuple[StageSpec, ...]
+    selector: SelectorSpec | None = None
 
     def to_document(self) -> dict[str, Any]:
-        return {"name": self.name, "entity": self.entity, "label": _label(self.label),
-                "initial_stage": self.initial_stage,
-                "stages": [s.to_document() for s in self.stages]}
+        doc: dict[str, Any] = {"name": self.name, "entity": self.entity,
+                               "label": _label(self.label)}
+        if self.selector is not None:
+            doc["selector"] = self.selector.to_document()
+        doc["initial_stage"] = self.initial_stage
+        doc["stages"] = [s.to_document() for s in self.stages]
+        return doc
 
     @classmethod
     def from_document(cls, doc: Mapping[str, Any]) -> PipelineSpec:
         return cls(name=doc["name"], entity=doc["entity"], label=_frozen(doc.get("label")),
                    initial_stage=doc["initial_stage"],
                    stages=tuple(StageSpec.from_document(s, position=i)
-                                for i, s in enumerate(doc.get("stages") or ())))
+                                for i, s in enumerate(doc.get("stages") or ())),
+                   selector=SelectorSpec.from_document(doc.get("selector")))
 
 
 @dataclass(frozen=True)

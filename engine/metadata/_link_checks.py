@@ -7,6 +7,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from engine.errors import MetadataIssue
+from engine.messages import M
 from engine.metadata._sharing_checks import sharing_rule_issues
 from engine.metadata.conditions import condition_problem, tree_problems
 from engine.metadata.located import LocatedDoc
@@ -120,8 +121,8 @@ def _selector_issues(pipeline: LocatedDoc, entity: LocatedDoc | None
         return
     if found["type"] != FieldType.SELECT.value:
         yield pipeline.issue(("selector", "field"),
-                             f"the selector field must be a select; {selector['field']!r} is "
-                             f"{found['type']!r}")
+                             M("the selector field must be a select; %(field)s is %(type)s",
+                               field=repr(selector["field"]), type=repr(found["type"])))
         return
     options = [o["value"] for o in found.get("options") or ()]
     for j, value in enumerate(selector["values"]):
@@ -137,8 +138,9 @@ def _several_pipeline_issues(entity: LocatedDoc, driving: list[LocatedDoc]
     defaults = [p for p in driving if not p.body.get("selector")]
     for extra in defaults[1:]:
         yield extra.issue(("entity",),
-                          f"entity {entity.name!r} already has the default pipeline "
-                          f"{defaults[0].name!r}; another pipeline of it needs a \"selector\"")
+                          M("entity %(entity)s already has the default pipeline %(name)s; "
+                            "another pipeline of it needs a \"selector\"",
+                            entity=repr(entity.name), name=repr(defaults[0].name)))
     field_of: tuple[str, str] | None = None
     taken: dict[str, str] = {}
     stage_of: dict[str, str] = {}
@@ -149,14 +151,16 @@ def _several_pipeline_issues(entity: LocatedDoc, driving: list[LocatedDoc]
                 field_of = (selector["field"], pipeline.name)
             elif selector["field"] != field_of[0]:
                 yield pipeline.issue(("selector", "field"),
-                                     f"pipeline {field_of[1]!r} of entity {entity.name!r} "
-                                     f"selects by {field_of[0]!r}; all pipelines of an entity "
-                                     f"select by one field")
+                                     M("pipeline %(name)s of entity %(entity)s selects by "
+                                       "%(field)s; all pipelines of an entity select by one "
+                                       "field", name=repr(field_of[1]),
+                                       entity=repr(entity.name), field=repr(field_of[0])))
             for j, value in enumerate(selector["values"]):
                 if value in taken:
                     yield pipeline.issue(("selector", "values", j),
-                                         f"value {value!r} already selects pipeline "
-                                         f"{taken[value]!r}")
+                                         M("value %(value)s already selects pipeline "
+                                           "%(name)s", value=repr(value),
+                                           name=repr(taken[value])))
                 taken.setdefault(value, pipeline.name)
         for i, stage in enumerate(pipeline.body["stages"]):
             owner = stage_of.setdefault(stage["key"], pipeline.name)

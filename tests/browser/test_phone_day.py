@@ -169,7 +169,8 @@ def test_every_screen_fits_and_passes_axe(device: str, browser: Browser, live_se
         paths += ["/admin", "/admin/roles", "/admin/users", "/admin/org", "/admin/history",
                   "/admin/settings", "/admin/view-as", "/admin/entities/customer",
                   "/admin/roles/manager/sharing",
-                  "/admin/roles/manager/sharing/a_grade_customers"]
+                  "/admin/roles/manager/sharing/a_grade_customers",
+                  "/admin/pipelines/opportunity_renewal", "/admin/pipelines/new?entity=opportunity"]
         failures = []
         for path in paths:
             page.goto(f"{live_server}{path}")

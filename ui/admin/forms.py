@@ -27,9 +27,17 @@ from engine.configure.changes import (
     RemoveStage,
     ReorderFields,
     SetRole,
+    SetSelector,
     SetStage,
 )
-from engine.configure.specs import FieldSpec, GrantSpec, OptionSpec, PipelineSpec, StageSpec
+from engine.configure.specs import (
+    FieldSpec,
+    GrantSpec,
+    OptionSpec,
+    PipelineSpec,
+    SelectorSpec,
+    StageSpec,
+)
 from engine.errors import ValidationError
 from engine.metadata.model import Registry, RowScope
 from ui.limits import whole_number
@@ -197,7 +205,22 @@ def add_pipeline(form: FormData) -> AddPipeline:
                                 probability=None if chance is None else int(chance)))
     return AddPipeline(PipelineSpec(
         name=_text(form, "name"), entity=_text(form, "entity"), label=label(form),
-        initial_stage=stages[0].key if stages else "", stages=tuple(stages)))
+        initial_stage=stages[0].key if stages else "", stages=tuple(stages),
+        selector=selector(form)))
+
+
+def selector(form: FormData) -> SelectorSpec | None:
+    """``selector_field`` (empty: the default pipeline) and the values ticked under it
+    (``sel_<field>`` checkboxes; ticks under other fields are ignored)."""
+    field = _text(form, "selector_field")
+    if not field:
+        return None
+    return SelectorSpec(field=field, values=tuple(dict.fromkeys(
+        v for v in _column(form, f"sel_{field}") if v)))
+
+
+def set_selector(pipeline: str, form: FormData) -> SetSelector:
+    return SetSelector(pipeline, selector(form))
 
 
 def set_role(name: str, form: FormData, registry: Registry) -> SetRole:

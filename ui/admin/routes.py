@@ -216,11 +216,22 @@ def routes(ui: UIContext) -> list[BaseRoute]:
 
     # --- pipelines ----------------------------------------------------------------------------
 
+    def posted_selector(form: FormData | None) -> dict[str, Any] | None:
+        """The selector the form posted, to show it again ({}: the default pipeline)."""
+        if form is None or "selector_field" not in form:
+            return None
+        spec = forms.selector(form)
+        return spec.to_document() if spec else {}
+
     def pipeline_page(request: Request, errors: dict[str, str] | None = None,
-                      status: int = 200) -> Response:
+                      status: int = 200, form: FormData | None = None) -> Response:
         config, doc = configured(request.path_params["pipeline"], "pipelines")
-        entity = config.configured().document["entities"][doc["entity"]]
-        view = views.pipeline_view(doc, entity, locale=ui.locale(request), errors=errors)
+        registry = config.configured()
+        entity = registry.document["entities"][doc["entity"]]
+        view = views.pipeline_view(doc, entity, locale=ui.locale(request), registry=registry,
+                                   selector=posted_selector(form),
+                                   package_owned=doc["name"] in config.packages().pipelines,
+                                   errors=errors)
         return ui.render(request, "admin/pipeline.html", view, status=status)
 
     def pipeline_get(request: Request, form: FormData | None, actor: Actor) -> Response:
@@ -232,6 +243,15 @@ def routes(ui: UIContext) -> list[BaseRoute]:
         configured(name, "pipelines")
         return change_flow(request, form, actor, change=lambda: forms.set_stage(name, form),
                            on_error=lambda errors: pipeline_page(request, errors, 422),
+                           back_url=f"/admin/pipelines/{name}",
+                           done_url=f"/admin/pipelines/{name}")
+
+    def selector_set(request: Request, form: FormData | None, actor: Actor) -> Response:
+        assert form is not None
+        name = request.path_params["pipeline"]
+        configured(name, "pipelines")
+        return change_flow(request, form, actor, change=lambda: forms.set_selector(name, form),
+                           on_error=lambda errors: pipeline_page(request, errors, 422, form),
                            back_url=f"/admin/pipelines/{name}",
                            done_url=f"/admin/pipelines/{name}")
 
@@ -249,7 +269,8 @@ def routes(ui: UIContext) -> list[BaseRoute]:
             view = views.new_pipeline_view(
                 service().configured(), ui.locale(request), errors=errors,
                 entity=str((form.get("entity") if form is not None else None)
-                           or request.query_params.get("entity", "")))
+                           or request.query_params.get("entity", "")),
+                selector=posted_selector(form))
             if form is not None:
                 view.values.update({k: str(v) for k, v in form.items()})
             return ui.render(request, "admin/pipeline_new.html", view, status=status)
@@ -309,6 +330,7 @@ def routes(ui: UIContext) -> list[BaseRoute]:
         Route("/admin/pipelines/new", admin(pipeline_new), methods=both),
         Route("/admin/pipelines/{pipeline}", admin(pipeline_get)),
         Route("/admin/pipelines/{pipeline}/stages", admin(stage_set), methods=["POST"]),
+        Route("/admin/pipelines/{pipeline}/selector", admin(selector_set), methods=["POST"]),
         Route("/admin/pipelines/{pipeline}/stages/{key}/remove", admin(stage_remove),
               methods=["POST"]),
         Route("/admin/roles", admin(roles_list)),

@@ -233,6 +233,33 @@ class StageRow:
     remove_url: str
 
 
+@dataclass(frozen=True)
+class SelectorField:
+    """A select field a pipeline may select by, with its options as checkboxes;
+    ``taken`` maps an option value to the other pipeline that already takes it."""
+
+    name: str
+    label: str
+    chosen: bool
+    options: list[Check]
+    taken: dict[str, str]
+
+
+def selector_fields(entity: Mapping[str, Any], selector: Mapping[str, Any] | None, *,
+                    registry: Registry, pipeline: str, locale: str) -> list[SelectorField]:
+    """The entity's select fields, the one ``selector`` names chosen with its values ticked."""
+    taken = {v: p.name for p in registry.pipelines_of(entity["name"])
+             if p.selector is not None and p.name != pipeline for v in p.selector.values}
+    chosen = (selector or {}).get("field")
+    ticked = set((selector or {}).get("values") or ())
+    return [SelectorField(
+        name=f["name"], label=text(f.get("label"), locale, f["name"]), chosen=f["name"] == chosen,
+        options=[Check(o["value"], text(o.get("label"), locale, o["value"]),
+                       f["name"] == chosen and o["value"] in ticked)
+                 for o in f.get("options") or ()],
+        taken=taken) for f in entity["fields"] if f.get("type") == FieldType.SELECT.value]
+
+
 @dataclass
 class PipelinePage:
     name: str
@@ -242,11 +269,16 @@ class PipelinePage:
     blank: StageRow
     kinds: tuple[str, ...]
     action: str
+    selector_fields: list[SelectorField] = field(default_factory=list)
+    package_owned: bool = False  # its selector is the package's (an overlay cannot change it)
     errors: dict[str, str] = field(default_factory=dict)
 
 
 def pipeline_view(doc: Mapping[str, Any], entity: Mapping[str, Any], *, locale: str,
+                  registry: Registry, selector: Mapping[str, Any] | None = None,
+                  package_owned: bool = False,
                   errors: Mapping[str, str] | None = None) -> PipelinePage:
+    """``selector``: what the form posted (after a refusal), else the pipeline's own."""
     keys = [s["key"] for s in doc["stages"]]
     fields = [(f["name"], text(f["label"], locale, f["name"])) for f in entity["fields"]]
 
@@ -268,7 +300,10 @@ def pipeline_view(doc: Mapping[str, Any], entity: Mapping[str, Any], *, locale: 
     return PipelinePage(name=doc["name"], title=text(doc["label"], locale, doc["name"]),
                         entity=doc["entity"], stages=stages, blank=blank, kinds=STAGE_KINDS,
                         action=f"/admin/pipelines/{doc['name']}/stages",
-                        errors=dict(errors or {}))
+                        selector_fields=selector_fields(
+                            entity, doc.get("selector") if selector is None else selector,
+                            registry=registry, pipeline=doc["name"], locale=locale),
+                        package_owned=package_owned, errors=dict(errors or {}))
 
 
 @dataclass
@@ -277,14 +312,22 @@ class NewPipelinePage:
     values: dict[str, str]
     rows: int = 5
     kinds: tuple[str, ...] = STAGE_KINDS
+    selector_fields: list[SelectorField] = field(default_factory=list)
+    package_owned: bool = False
     errors: dict[str, str] = field(default_factory=dict)
 
 
 def new_pipeline_view(registry: Registry, locale: str, *, entity: str = "",
+                      selector: Mapping[str, Any] | None = None,
                       errors: Mapping[str, str] | None = None) -> NewPipelinePage:
-    free = [Link(e.label.get(locale), e.name) for e in registry.entities.values()
-            if registry.pipeline_for(e.name) is None]
-    return NewPipelinePage(entities=free, values={"entity": entity}, errors=dict(errors or {}))
+    """Any entity may get a pipeline (a second one with a selector); the selector inputs
+    are those of the chosen ``entity``."""
+    entities = [Link(e.label.get(locale), e.name) for e in registry.entities.values()]
+    doc = registry.document["entities"].get(entity)
+    fields = selector_fields(doc, selector, registry=registry, pipeline="",
+                             locale=locale) if doc else []
+    return NewPipelinePage(entities=entities, values={"entity": entity},
+                           selector_fields=fields, errors=dict(errors or {}))
 
 
 @dataclass(frozen=True)

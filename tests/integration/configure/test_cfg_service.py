@@ -95,7 +95,7 @@ def test_entity_refusals(crm: Setup) -> None:
         crm.service.preview(AddEntity(name="thing", label=_label("T", "T"),
                                       fields=TICKET.fields, title_field="severity"))
     assert "title_field" in refused.value.field_errors
-    with pytest.raises(ChangeRefused, match="already has pipeline 'opportunity_sales'"):
+    with pytest.raises(ChangeRefused, match="already has the default pipeline 'opportunity_sales'"):
         crm.service.preview(AddPipeline(PipelineSpec(
             name="other", entity="opportunity", label=_label("O", "O"),
             initial_stage="a", stages=(StageSpec("a", _label("A", "A"), order=1),))))
