@@ -345,7 +345,8 @@ class ReportRunner:
         measure's filters, stays begun in ``window``), narrowed to a stage and an owner."""
         m = next((x for x in report.measures if x.name == measure), None)
         if m is None or m.kind not in STAGE_TIME_MEASURES:
-            raise QueryError("report", "measure", f"no time-in-stage measure {measure!r}")
+            raise QueryError("report", "measure", M("no time-in-stage measure %(name)s",
+                                                    name=repr(measure)))
         records = self.records
         plan = records.plan(report.entity)
         where = records.scoped_where(actor, report.entity,

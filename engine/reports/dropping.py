@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from engine.actor import Actor
 from engine.errors import QueryError
+from engine.messages import M
 from engine.permissions.org import load_org_snapshot
 from engine.records.query import MAX_LIMIT, Filter, ListQuery, Sort
 from engine.records.record import Record
@@ -52,7 +53,8 @@ def about_to_drop(records: RecordService, actor: Actor, *, entity: str, days: in
                   team: bool, now: dt.datetime) -> Dropping:
     """What ``actor`` (or their team) holds of ``entity`` that drops within ``days``."""
     if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_DAYS:
-        raise QueryError("dashboard", "days", f"must be a whole number from 1 to {MAX_DAYS}")
+        raise QueryError("dashboard", "days", M("must be a whole number from 1 to %(high)s",
+                                                    high=MAX_DAYS))
     owners = _owners(records, actor, team)
     held: list[Record] = []
     after: str | None = None
