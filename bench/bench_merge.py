@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from bench.results import write_section
@@ -77,11 +78,12 @@ def run(children: int, repeat: int) -> dict[str, float]:
     return best
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--children", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=3)
-    args = parser.parse_args()
+    parser.add_argument("--no-write", action="store_true", help="do not touch RESULTS.md")
+    args = parser.parse_args(argv)
     best = run(args.children, args.repeat)
     base = best["by hand"]
     rows = "".join(f"| {name} | {seconds:.3f} | {seconds / base:.2f} |\n"
@@ -95,8 +97,10 @@ def main() -> None:
             "per referring field and per system table and writes its snapshot; the undo "
             "moves them back.\n")
     print(body)
-    write_section("Merge (issue 10)", body)
+    if not args.no_write:
+        write_section("Merge (issue 10)", body)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -15,6 +15,7 @@ import argparse
 import copy
 import tempfile
 import time
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
@@ -61,11 +62,12 @@ def _time_run(records: RecordService) -> tuple[float, int]:
     return time.perf_counter() - start, report.moved
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=20_000)
     parser.add_argument("--repeat", type=int, default=2)
-    args = parser.parse_args()
+    parser.add_argument("--no-write", action="store_true", help="do not touch RESULTS.md")
+    args = parser.parse_args(argv)
     base: list[float] = []
     told: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -84,8 +86,10 @@ def main() -> None:
             f"| all hooks, {args.rows:,} `taken` notifications | {best_told:.2f} | "
             f"{best_told / best_base:.2f} |\n")
     print(body)
-    write_section("Notifications (issue 9)", body)
+    if not args.no_write:
+        write_section("Notifications (issue 9)", body)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

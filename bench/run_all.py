@@ -24,6 +24,10 @@ QUICK = {
     "bench_rules": ["--rows", "20000", "--new", "2000"],
     "bench_import": ["--rows", "3000"],
     "bench_notifications": ["--rows", "2000", "--repeat", "1"],
+    "bench_conversion": ["--leads", "50"],
+    "bench_merge": ["--children", "100", "--repeat", "1"],
+    "bench_dedup": ["--rows", "2000", "--check", "500", "--single", "50"],
+    "bench_kanban": ["--rows", "20000", "--runs", "5", "--slow-runs", "1"],
 }
 
 

@@ -21,6 +21,7 @@ from engine.permissions.directory import search_people
 from engine.permissions.scopes import CasbinAccessPolicy
 from engine.records.query import Filter, ListQuery
 from engine.records.saved_views import SavedViews
+from engine.records.stages import STAGE
 from engine.runtime import Runtime
 from ui.context import UIContext
 from ui.limits import whole_number
@@ -97,7 +98,8 @@ def build_list(ui: UIContext, request: Request, runtime: Runtime, actor: Actor, 
         rows=rows, next_url=next_url, count_text="", count_url=count_url,
         searchable=any(n in names for n in entity.search_fields),
         filters=with_pickers(runtime, actor, entity,
-                             [*filter_widgets(entity, state, fields, locale),
+                             [*filter_widgets(entity, state,
+                                              [f for f in fields if f.name != STAGE], locale),
                               *stage_filter(state, runtime.registry.pipelines_of(entity.name),
                                             locale)]),
         column_choices=[Choice(f.name, f.label.get(locale), f in columns) for f in fields],

@@ -29,11 +29,13 @@ def system_columns(registry: Registry, entity: Entity, hidden: frozenset[str]) -
     if entity.has(Feature.OWNED) and not entity.has(Feature.POOLED) and "owner_id" not in hidden:
         # a pooled entity lists its owner with its pool (ui/pools/columns.py)
         out.append(Field(name="owner_id", type=FieldType.USER, label=_label("owner_id")))
-    pipeline = registry.pipeline_for(entity.name)
-    if entity.has(Feature.PIPELINED) and pipeline is not None and "stage" not in hidden:
+    pipelines = registry.pipelines_of(entity.name)
+    if entity.has(Feature.PIPELINED) and pipelines and "stage" not in hidden:
+        # every pipeline's stages (keys are unique across them), so a renewal's stage
+        # shows its own label; the filter panel's stage picker is ``stage_filter``
         out.append(Field(name="stage", type=FieldType.SELECT, label=_label("stage"),
-                         options=tuple(Option(s.key, s.label) for s in
-                                       sorted(pipeline.stages, key=lambda s: s.order))))
+                         options=tuple(Option(s.key, s.label) for p in pipelines
+                                       for s in sorted(p.stages, key=lambda s: s.order))))
     out += [Field(name=n, type=FieldType.DATETIME, label=_label(n))
             for n in TIME_COLUMNS if n not in hidden and not entity.has_field(n)]
     return out
