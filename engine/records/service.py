@@ -899,12 +899,15 @@ class RecordService:
     def _reown_in(self, tx: Transaction, entity: str, record_ids: Sequence[int], *,
                   owner_id: int | None, pool_id: str | None, kind: str, action: str | None,
                   guard: Sequence[ColumnElement[bool]], reason: str | None,
-                  serialise: ColumnElement[Any] | None = None) -> dict[int, dict[str, Any]]:
+                  serialise: ColumnElement[Any] | None = None,
+                  locked: Sequence[Any] | None = None) -> dict[int, dict[str, Any]]:
         """See ``Transaction.reown``: lock the rows, one conditional UPDATE, feed and events."""
         plan = self.plan(entity)
         table = plan.table
         if not plan.owned or "pool_id" not in table.c:
             raise ForbiddenError(plan.name, kind, M("this entity has no pools"))
+        if locked is not None:
+            record_ids = [int(r.id) for r in locked]
         ids = sorted({i for i in record_ids if isinstance(i, int) and not isinstance(i, bool)})
         if not ids:
             return {}
@@ -920,9 +923,13 @@ class RecordService:
             where.append(or_(*scope.branches))
         # The rows are locked first (PostgreSQL; SQLite's write transaction holds the
         # whole database), so the values read here are the ones the UPDATE replaces.
-        read = plan.select_all if serialise is None \
-            else plan.select_all.add_columns(serialise.label("serialised"))
-        rows = conn.execute(read.where(chosen).order_by(table.c.id).with_for_update()).all()
+        if locked is None:
+            read = plan.select_all if serialise is None \
+                else plan.select_all.add_columns(serialise.label("serialised"))
+            rows: Sequence[Any] = conn.execute(
+                read.where(chosen).order_by(table.c.id).with_for_update()).all()
+        else:  # read and locked by the caller in this unit (a rule's batch: one statement)
+            rows = locked
         before = {int(r.id): plan.to_values(r) for r in rows}
         now = self.clock()
         changed = conn.execute(

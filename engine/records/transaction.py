@@ -108,7 +108,8 @@ class Transaction:
               pool_id: str | None, kind: str, action: str | None,
               guard: Sequence[ColumnElement[bool]] = (),
               reason: str | None = None,
-              serialise: ColumnElement[Any] | None = None) -> dict[int, dict[str, Any]]:
+              serialise: ColumnElement[Any] | None = None,
+              locked: Sequence[Any] | None = None) -> dict[int, dict[str, Any]]:
         """Set owner and pool of the records that pass ``guard``: one conditional UPDATE.
 
         The ownership primitive pool operations and rules stand on (engine/workflow).
@@ -118,10 +119,13 @@ class Transaction:
         that fails the guard is simply not changed (the caller says why).
         ``serialise``: a lock expression (e.g. a PostgreSQL advisory lock) evaluated by
         the statement that row-locks the records, before the UPDATE.
+        ``locked``: the records' rows as ``EntityPlan.select_all`` reads them, already read
+        and row-locked on ``self.conn`` by the caller (``record_ids`` is then their ids):
+        a rule run picks its batch and reads it in one statement (engine/workflow/rule_runner.py).
         """
         return self._run(lambda: self.service._reown_in(
             self, entity, record_ids, owner_id=owner_id, pool_id=pool_id, kind=kind,
-            action=action, guard=guard, reason=reason, serialise=serialise))
+            action=action, guard=guard, reason=reason, serialise=serialise, locked=locked))
 
     # --- what hooks and the service use ------------------------------------------------
 

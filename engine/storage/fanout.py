@@ -66,16 +66,14 @@ def _frozen(value: Any) -> Hashable:
 
 
 def _group_key(row: Mapping[str, Any], id_column: str) -> Hashable:
-    # The keys in their order, then the values: rows built by one function group
+    # The (key, value) pairs in their order: rows built by one function group
     # together; the target column's type binds the shared values. Plain values hash
     # as they are (ledger and notification rows); JSON values go through their text.
-    shared = dict(row)
-    shared.pop(id_column, None)
-    key: tuple[Any, ...] = (tuple(shared), tuple(shared.values()))
+    key = tuple(item for item in row.items() if item[0] != id_column)
     try:
         hash(key)
     except TypeError:
-        key = (key[0], tuple(_frozen(v) for v in key[1]))
+        key = tuple((k, _frozen(v)) for k, v in key)
     return key
 
 
