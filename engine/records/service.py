@@ -938,16 +938,20 @@ class RecordService:
                     version=table.c.version + 1)
             .returning(table.c.id)).scalars().all()
         out: dict[int, dict[str, Any]] = {}
+        # Feed entries differ only by the values replaced: one group per (owner, pool) left.
+        by_origin: dict[tuple[Any, Any], list[int]] = {}
         for record_id in sorted(changed):
             old = before[record_id]
             out[record_id] = old
-            changes = [{"field": k, "old": old.get(k), "new": v}
-                       for k, v in (("owner_id", owner_id), ("pool_id", pool_id))
-                       if old.get(k) != v]
-            tx.log(plan, record_id, kind, at=now, changes=changes, body=reason)
+            by_origin.setdefault((old.get("owner_id"), old.get("pool_id")), []).append(record_id)
             tx.event(plan, record_id, kind, before=old,
                      after={**old, "owner_id": owner_id, "pool_id": pool_id, "updated_at": now,
                             "version": int(old["version"]) + 1}, at=now, reason=reason)
+        for (old_owner, old_pool), some in by_origin.items():
+            changes = [{"field": k, "old": was, "new": v}
+                       for k, was, v in (("owner_id", old_owner, owner_id),
+                                         ("pool_id", old_pool, pool_id)) if was != v]
+            tx.log_batch(plan, some, kind, at=now, changes=changes, body=reason)
         return out
 
     # --- delete and restore -------------------------------------------------------
