@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Select, select
+from sqlalchemy import Connection, Select, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -46,6 +46,10 @@ from engine.workflow.rules import RuleSql, candidates, due_at, guard, rule_key, 
 JOB_KIND = "pool_rule"
 DEFAULT_BATCH = 1000
 LEASE_TTL = dt.timedelta(minutes=5)
+#: A batch looks at ids (last, last + WINDOW_BATCHES * batch] first, wider where few match;
+#: records created after the run began are left to the next run.
+WINDOW_BATCHES = 8
+MAX_WINDOW_BATCHES = 1024
 #: Rows a dry run lists at most (counts stay exact beyond it).
 PREVIEW_LIMIT = 10_000
 
@@ -178,12 +182,15 @@ class _LeaseLost(Exception):
 
 
 def _batch(records: RecordService, sql: RuleSql, entity: str, *, after_id: int,
-           limit: int) -> Select[Any]:
-    """The rule's next ``limit`` records after ``after_id``, read whole and row-locked.
+           upto: int, limit: int) -> Select[Any]:
+    """The rule's next ``limit`` records in ids (after_id, upto], read whole and row-locked.
 
     One statement picks the batch and reads what the write events need (the rows
     as ``EntityPlan.select_all`` reads them, plus the clock), inside the unit that
-    moves it: no separate candidate SELECT, no second read by id.
+    moves it: no separate candidate SELECT, no second read by id. The id window
+    keeps each statement's scan to its own slice of the table: PostgreSQL, which
+    underestimates the rule's matches, otherwise scanned and sorted every row
+    after ``after_id`` for each batch.
     """
     t = sql.table
     cols: list[Any] = [(sql.start if sql.start is not None else t.c.created_at)
@@ -191,14 +198,15 @@ def _batch(records: RecordService, sql: RuleSql, entity: str, *, after_id: int,
     if sql.per_value is not None:
         cols.append(sql.per_value.label("per_value"))
     return (records.plan(entity).select_all.add_columns(*cols).select_from(sql.source)
-            .where(sql.where, t.c.id > after_id).order_by(t.c.id).limit(limit)
+            .where(sql.where, t.c.id > after_id, t.c.id <= upto).order_by(t.c.id).limit(limit)
             .with_for_update(of=t))
 
 
 def _apply_batch(records: RecordService, pool: Pool, rule: PoolRule, sql: RuleSql, *,
-                 after_id: int, limit: int, now: dt.datetime, org: OrgView | None,
-                 outcome: RuleOutcome, renew: Callable[[Connection, int, int], bool]) -> int:
-    """Pick, lock and move one batch in one unit of work; returns the last id read (0: none).
+                 after_id: int, upto: int, limit: int, now: dt.datetime,
+                 org: OrgView | None, outcome: RuleOutcome,
+                 renew: Callable[[Connection, int, int], bool]) -> tuple[int, int]:
+    """Pick, lock and move one batch in one unit of work; returns (rows read, last id read).
 
     Counts the rows the guarded UPDATE changed. ``renew(conn, moved, last)`` extends
     the lease in the same transaction (one commit per batch; progress is durable
@@ -213,9 +221,9 @@ def _apply_batch(records: RecordService, pool: Pool, rule: PoolRule, sql: RuleSq
     moved = unassigned = 0
     with records.transaction(actor, via=f"rule:{key}") as tx:
         rows = tx.conn.execute(_batch(records, sql, pool.entity, after_id=after_id,
-                                      limit=limit)).all()
+                                      upto=upto, limit=limit)).all()
         if not rows:
-            return 0
+            return 0, after_id
         ids = [int(r.id) for r in rows]
         last = ids[-1]
         # PostgreSQL: re-checked in the UPDATE, as the row locks do not cover the clock
@@ -250,7 +258,7 @@ def _apply_batch(records: RecordService, pool: Pool, rule: PoolRule, sql: RuleSq
             raise _LeaseLost
     outcome.moved += moved
     outcome.unassigned += unassigned
-    return last
+    return len(rows), last
 
 
 def _warn(records: RecordService, pool: Pool, rule: PoolRule, *, now: dt.datetime) -> int:
@@ -332,16 +340,26 @@ def run_rules(records: RecordService, *, now: dt.datetime | None = None,
                         held = renewed
                     return renewed is not None
 
-                while True:
+                table = records.schema.table(p.entity)
+                with records.engine.connect() as conn:
+                    top = int(conn.execute(select(func.max(table.c.id))).scalar() or 0)
+                window = batch * WINDOW_BATCHES
+                while last < top:
+                    upto = min(last + window, top)
                     try:
-                        last = _apply_batch(records, p, r, sql, after_id=last, limit=batch,
-                                            now=now, org=org, outcome=outcome, renew=renew)
+                        read, seen = _apply_batch(records, p, r, sql, after_id=last, upto=upto,
+                                                  limit=batch, now=now, org=org,
+                                                  outcome=outcome, renew=renew)
                     except _LeaseLost:
                         outcome.skipped = "lease lost"
                         break
                     lease = held
-                    if not last:
-                        break
+                    if read < batch:  # the window is done; a sparse one widens the next
+                        last = upto
+                        if read < batch // 2:
+                            window = min(window * 2, batch * MAX_WINDOW_BATCHES)
+                    else:
+                        last = seen
                 outcome.warned = _warn(records, p, r, now=now)
             except Exception as exc:
                 jobs.release(records.engine, lease, now=clock(), state="failed",
