@@ -70,7 +70,7 @@ READING = """
 Reading:
 
 - Rule run vs the hand-written UPDATE plus the feed and ledger rows: a batch writes its feed, ledger and notification rows with one `INSERT ... SELECT` per group of rows equal but for the record (engine/storage/fanout.py) and binds its ids as one parameter (a PostgreSQL array, a SQLite JSON array); each moved record still yields a write event for the hooks, and that Python per record (the row read whole, the event, rollup deltas, notification rows) is what remains above the SQL. See "Rule run after the set-based batch writes" below for a same-moment before/after.
-- A moved record is counted once even with two runners (leased job rows; the guard re-checks the rule in the UPDATE), and the counts equal the hand UPDATE's row count (the benchmark refuses to report otherwise).
+- A moved record is counted once even with two runners (leased job rows; each batch is read row-locked in its unit and, on PostgreSQL, re-checked by the rule in the UPDATE), and the counts equal the hand UPDATE's row count (the benchmark refuses to report otherwise).
 - Distribution: 100,000 leads created without an owner, placed by channel to two teams of 20 reps round robin with max_held 200 (8,000 placed, the rest unplaced with the reason, once everybody is full), cost 1.5-1.8x creating the same rows with their owners given: targets, capacities and cursors are read once per batch and each user's records move in one UPDATE.
 - These runs shared the 2-core machine with other test and benchmark processes; ratios compare phases of the same run but the load was not constant."""
 
