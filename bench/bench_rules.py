@@ -70,7 +70,7 @@ READING = """
 Reading:
 
 - Rule run vs the hand-written UPDATE plus the feed and ledger rows: a batch writes its feed, ledger and notification rows with one `INSERT ... SELECT` per group of rows equal but for the record (engine/storage/fanout.py) and binds its ids as one parameter (a PostgreSQL array, a SQLite JSON array); each moved record still yields a write event for the hooks, and that Python per record (the row read whole, the event, rollup deltas, notification rows) is what remains above the SQL. See "Rule run after the set-based batch writes" below for a same-moment before/after.
-- A moved record is counted once even with two runners (leased job rows; the guard re-checks the rule in the UPDATE), and the counts equal the hand UPDATE's row count (the benchmark refuses to report otherwise).
+- A moved record is counted once even with two runners (leased job rows; each batch is read row-locked in its unit and, on PostgreSQL, re-checked by the rule in the UPDATE), and the counts equal the hand UPDATE's row count (the benchmark refuses to report otherwise).
 - Distribution: 100,000 leads created without an owner, placed by channel to two teams of 20 reps round robin with max_held 200 (8,000 placed, the rest unplaced with the reason, once everybody is full), cost 1.5-1.8x creating the same rows with their owners given: targets, capacities and cursors are read once per batch and each user's records move in one UPDATE.
 - These runs shared the 2-core machine with other test and benchmark processes; ratios compare phases of the same run but the load was not constant."""
 
@@ -132,6 +132,11 @@ def _reset(runtime: Runtime, reps: list[int]) -> None:
         conn.execute(update(table).where(table.c.id % 10 == 0)
                      .values(owner_id=reps[0], pool_id=None))
         conn.execute(clocks.delete())
+    _analyze(runtime)
+
+
+def _analyze(runtime: Runtime) -> None:
+    """PostgreSQL: statistics for the freshly loaded rows, before every timed phase."""
     if runtime.engine.dialect.name == "postgresql":
         with runtime.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("VACUUM ANALYZE"))
@@ -182,6 +187,7 @@ def bench_rule(runtime: Runtime, reps: list[int], backend: str, rows: int,
                batch: int) -> RuleResult:
     due = _load_held(runtime, reps, rows)
     print(f"{backend}: {rows:,} held, {due:,} due", flush=True)
+    _analyze(runtime)  # the hand-written phases run after _reset's ANALYZE too
     rule_s, moved = _timed(lambda: run_rules(runtime.records, now=NOW, pool=POOL, rule=RULE,
                                              batch=batch).moved)
     _reset(runtime, reps)

@@ -924,12 +924,15 @@ class RecordService:
     def _reown_in(self, tx: Transaction, entity: str, record_ids: Sequence[int], *,
                   owner_id: int | None, pool_id: str | None, kind: str, action: str | None,
                   guard: Sequence[ColumnElement[bool]], reason: str | None,
-                  serialise: ColumnElement[Any] | None = None) -> dict[int, dict[str, Any]]:
+                  serialise: ColumnElement[Any] | None = None,
+                  locked: Sequence[Any] | None = None) -> dict[int, dict[str, Any]]:
         """See ``Transaction.reown``: lock the rows, one conditional UPDATE, feed and events."""
         plan = self.plan(entity)
         table = plan.table
         if not plan.owned or "pool_id" not in table.c:
             raise ForbiddenError(plan.name, kind, M("this entity has no pools"))
+        if locked is not None:
+            record_ids = [int(r.id) for r in locked]
         ids = sorted({i for i in record_ids if isinstance(i, int) and not isinstance(i, bool)})
         if not ids:
             return {}
@@ -945,9 +948,13 @@ class RecordService:
             where.append(or_(*scope.branches))
         # The rows are locked first (PostgreSQL; SQLite's write transaction holds the
         # whole database), so the values read here are the ones the UPDATE replaces.
-        read = plan.select_all if serialise is None \
-            else plan.select_all.add_columns(serialise.label("serialised"))
-        rows = conn.execute(read.where(chosen).order_by(table.c.id).with_for_update()).all()
+        if locked is None:
+            read = plan.select_all if serialise is None \
+                else plan.select_all.add_columns(serialise.label("serialised"))
+            rows: Sequence[Any] = conn.execute(
+                read.where(chosen).order_by(table.c.id).with_for_update()).all()
+        else:  # read and locked by the caller in this unit (a rule's batch: one statement)
+            rows = locked
         before = {int(r.id): plan.to_values(r) for r in rows}
         now = self.clock()
         changed = conn.execute(
@@ -956,16 +963,20 @@ class RecordService:
                     version=table.c.version + 1)
             .returning(table.c.id)).scalars().all()
         out: dict[int, dict[str, Any]] = {}
+        # Feed entries differ only by the values replaced: one group per (owner, pool) left.
+        by_origin: dict[tuple[Any, Any], list[int]] = {}
         for record_id in sorted(changed):
             old = before[record_id]
             out[record_id] = old
-            changes = [{"field": k, "old": old.get(k), "new": v}
-                       for k, v in (("owner_id", owner_id), ("pool_id", pool_id))
-                       if old.get(k) != v]
-            tx.log(plan, record_id, kind, at=now, changes=changes, body=reason)
+            by_origin.setdefault((old.get("owner_id"), old.get("pool_id")), []).append(record_id)
             tx.event(plan, record_id, kind, before=old,
                      after={**old, "owner_id": owner_id, "pool_id": pool_id, "updated_at": now,
                             "version": int(old["version"]) + 1}, at=now, reason=reason)
+        for (old_owner, old_pool), some in by_origin.items():
+            changes = [{"field": k, "old": was, "new": v}
+                       for k, was, v in (("owner_id", old_owner, owner_id),
+                                         ("pool_id", old_pool, pool_id)) if was != v]
+            tx.log_batch(plan, some, kind, at=now, changes=changes, body=reason)
         return out
 
     # --- delete and restore -------------------------------------------------------

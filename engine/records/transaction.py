@@ -18,6 +18,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -31,7 +32,7 @@ from engine.records.events import WriteEvent
 from engine.records.hooks import MAX_ROUNDS
 from engine.records.record import Record
 from engine.storage.database import write_transaction
-from engine.storage.fanout import insert_per_record
+from engine.storage.fanout import insert_group, insert_per_record
 
 if TYPE_CHECKING:
     from engine.records._plan import EntityPlan
@@ -40,6 +41,15 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 _open = threading.local()  # units of work open on this thread (0 or 1)
+
+
+@dataclass(frozen=True)
+class _Entries:
+    """Activity entries of several records equal but for the record id (``log_batch``)."""
+
+    entity: str
+    shared: dict[str, Any]
+    ids: list[int]
 
 
 class UnitOfWorkError(TidepoolError):
@@ -57,7 +67,7 @@ class Transaction:
         self.via = via
         self.events: list[WriteEvent] = []
         self._delivered = 0  # events already shown to the in-transaction handlers
-        self._activity: list[dict[str, Any]] = []
+        self._activity: list[dict[str, Any] | _Entries] = []
         self._on_commit: list[Callable[[], None]] = []
         self._failed = False
 
@@ -108,7 +118,8 @@ class Transaction:
               pool_id: str | None, kind: str, action: str | None,
               guard: Sequence[ColumnElement[bool]] = (),
               reason: str | None = None,
-              serialise: ColumnElement[Any] | None = None) -> dict[int, dict[str, Any]]:
+              serialise: ColumnElement[Any] | None = None,
+              locked: Sequence[Any] | None = None) -> dict[int, dict[str, Any]]:
         """Set owner and pool of the records that pass ``guard``: one conditional UPDATE.
 
         The ownership primitive pool operations and rules stand on (engine/workflow).
@@ -118,10 +129,13 @@ class Transaction:
         that fails the guard is simply not changed (the caller says why).
         ``serialise``: a lock expression (e.g. a PostgreSQL advisory lock) evaluated by
         the statement that row-locks the records, before the UPDATE.
+        ``locked``: the records' rows as ``EntityPlan.select_all`` reads them, already read
+        and row-locked on ``self.conn`` by the caller (``record_ids`` is then their ids):
+        a rule run picks its batch and reads it in one statement (engine/workflow/rule_runner.py).
         """
         return self._run(lambda: self.service._reown_in(
             self, entity, record_ids, owner_id=owner_id, pool_id=pool_id, kind=kind,
-            action=action, guard=guard, reason=reason, serialise=serialise))
+            action=action, guard=guard, reason=reason, serialise=serialise, locked=locked))
 
     # --- what hooks and the service use ------------------------------------------------
 
@@ -150,13 +164,37 @@ class Transaction:
                                           actor_id=self.actor.user_id, at=at,
                                           changes=changes, via=self.via), "body": body})
 
+    def log_batch(self, plan: EntityPlan, record_ids: Sequence[int], kind: str, *,
+                  at: datetime, changes: Sequence[Mapping[str, Any]] | None,
+                  body: str | None = None) -> None:
+        """Buffer one activity entry per record of ``record_ids`` (distinct), equal but for
+        the record: a batch moved by one rule or pool write. Written with one
+        INSERT ... SELECT, in its place among the unit's other entries."""
+        if not plan.activity or not record_ids:
+            return
+        shared = {**feed.row(plan, record_id=0, kind=kind, actor_id=self.actor.user_id, at=at,
+                             changes=changes, via=self.via), "body": body}
+        del shared["record_id"]
+        self._activity.append(_Entries(plan.name, shared, list(record_ids)))
+
     def flush(self) -> None:
-        """Write the buffered activity entries now: one INSERT ... SELECT per group of
-        entries equal but for the record (a rule's batch), one batch for the rest."""
-        if self._activity:
-            rows, self._activity = self._activity, []
-            insert_per_record(self.conn, self.service.schema.system[feed.ACTIVITY_TABLE], rows,
-                              source_of=self.service.schema.table)
+        """Write the buffered activity entries now, in their order: one INSERT ... SELECT
+        per group of entries equal but for the record (a rule's batch), one batch for
+        the rest."""
+        if not self._activity:
+            return
+        buffered, self._activity = self._activity, []
+        target = self.service.schema.system[feed.ACTIVITY_TABLE]
+        rows: list[dict[str, Any]] = []
+        for item in buffered:
+            if isinstance(item, _Entries):
+                insert_per_record(self.conn, target, rows, source_of=self.service.schema.table)
+                rows = []
+                insert_group(self.conn, target, item.shared, item.ids,
+                             source=self.service.schema.table(item.entity))
+            else:
+                rows.append(item)
+        insert_per_record(self.conn, target, rows, source_of=self.service.schema.table)
 
     def _run(self, write: Callable[[], T]) -> T:
         if self._failed:

@@ -66,16 +66,14 @@ def _frozen(value: Any) -> Hashable:
 
 
 def _group_key(row: Mapping[str, Any], id_column: str) -> Hashable:
-    # The keys in their order, then the values: rows built by one function group
+    # The (key, value) pairs in their order: rows built by one function group
     # together; the target column's type binds the shared values. Plain values hash
     # as they are (ledger and notification rows); JSON values go through their text.
-    shared = dict(row)
-    shared.pop(id_column, None)
-    key: tuple[Any, ...] = (tuple(shared), tuple(shared.values()))
+    key = tuple(item for item in row.items() if item[0] != id_column)
     try:
         hash(key)
     except TypeError:
-        key = (key[0], tuple(_frozen(v) for v in key[1]))
+        key = tuple((k, _frozen(v)) for k, v in key)
     return key
 
 
@@ -97,22 +95,51 @@ def insert_rows(conn: Connection, target: Table, rows: Sequence[Mapping[str, Any
             rest.extend(members)
             continue
         shared = {k: v for k, v in members[0].items() if k != id_column}
-        columns = list(shared)
-        for start in range(0, len(ids), CHUNK):
-            some = ids[start:start + CHUNK]
-            query = select(*[literal(shared[c], target.c[c].type) for c in columns],
-                           source.c.id).where(among(conn, source.c.id, some))
-            stmt = insert(target).from_select([*columns, id_column], query) \
-                .returning(target.c[id_column])
-            written = set(conn.execute(stmt).scalars())
-            if len(written) != len(some):  # a record gone from the source: write it by value
-                rest.extend({**shared, id_column: i} for i in some if i not in written)
+        rest.extend(_insert_group(conn, target, shared, ids, source=source,
+                                  id_column=id_column))
+    _insert_values(conn, target, rest)
+    return len(rows)
+
+
+def _insert_group(conn: Connection, target: Table, shared: Mapping[str, Any],
+                  ids: Sequence[int], *, source: Table,
+                  id_column: str) -> list[Mapping[str, Any]]:
+    """INSERT ... SELECT the rows ``shared`` + each id; returns those of ids ``source`` lacks."""
+    columns = list(shared)
+    rest: list[Mapping[str, Any]] = []
+    for start in range(0, len(ids), CHUNK):
+        some = ids[start:start + CHUNK]
+        query = select(*[literal(shared[c], target.c[c].type) for c in columns],
+                       source.c.id).where(among(conn, source.c.id, some))
+        stmt = insert(target).from_select([*columns, id_column], query) \
+            .returning(target.c[id_column])
+        written = set(conn.execute(stmt).scalars())
+        if len(written) != len(some):  # a record gone from the source: write it by value
+            rest.extend({**shared, id_column: i} for i in some if i not in written)
+    return rest
+
+
+def insert_group(conn: Connection, target: Table, shared: Mapping[str, Any],
+                 ids: Sequence[int], *, source: Table, id_column: str = "record_id") -> int:
+    """Insert one row per id of ``ids`` (distinct ids of ``source``), equal but for the id.
+
+    For a caller that already knows its rows form one group (a rule's batch of feed
+    entries): no row is built or hashed per id. Returns ``len(ids)``.
+    """
+    if len(ids) < MIN_GROUP:
+        _insert_values(conn, target, [{**shared, id_column: int(i)} for i in ids])
+    else:
+        _insert_values(conn, target, _insert_group(conn, target, shared, [int(i) for i in ids],
+                                                   source=source, id_column=id_column))
+    return len(ids)
+
+
+def _insert_values(conn: Connection, target: Table, rows: Sequence[Mapping[str, Any]]) -> None:
     by_keys: dict[tuple[str, ...], list[Mapping[str, Any]]] = {}
-    for row in rest:  # executemany needs one set of keys per call
+    for row in rows:  # executemany needs one set of keys per call
         by_keys.setdefault(tuple(row), []).append(row)
     for same in by_keys.values():
         conn.execute(insert(target), same)
-    return len(rows)
 
 
 def insert_per_record(conn: Connection, target: Table, rows: Sequence[Mapping[str, Any]], *,
@@ -136,4 +163,4 @@ def insert_per_record(conn: Connection, target: Table, rows: Sequence[Mapping[st
     return len(rows)
 
 
-__all__ = ["among", "insert_per_record", "insert_rows"]
+__all__ = ["among", "insert_group", "insert_per_record", "insert_rows"]

@@ -3,12 +3,14 @@
 Per rule, a process first leases the job row ("pool_rule", "<pool>.<rule>")
 (engine/storage/jobs.py); another process running at the same moment skips
 the rule instead of racing it. The holder then walks the candidates in id
-order, ``batch`` at a time: one SELECT of the rule's set-based clause, then
-one unit of work in which the records service changes owner and pool of the
-whole batch with one conditional UPDATE guarded by the same clause
-(``Transaction.reown``), writes the activity entries (``via`` names the rule)
-and the pool-event ledger rows. A record touched or locked between the SELECT
-and the UPDATE fails the guard and stays; a record already moved no longer
+order, ``batch`` at a time, each batch one unit of work: one statement picks
+the batch with the rule's set-based clause and reads its rows whole, row-locked
+(the write events' before values), then the records service changes owner and
+pool of the whole batch with one UPDATE (``Transaction.reown``), writes the
+activity entries (``via`` names the rule) and the pool-event ledger rows. On
+PostgreSQL the UPDATE is guarded by the same clause (the row locks do not cover
+clock and lock rows), so a record touched since the read stays; SQLite's unit
+holds the write lock from its first statement. A record already moved no longer
 matches; so runs are idempotent and counts are the rows actually changed.
 
 The dry run uses the same SELECT without the UPDATE and lists each record
@@ -24,7 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Select, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -39,11 +41,15 @@ from engine.storage.pool_tables import POOL_EVENT_TABLE
 from engine.storage.rule_tables import WARNING_TABLE
 from engine.workflow.assignees import OrgView, load_org_view
 from engine.workflow.notifications import notify_warnings
-from engine.workflow.rules import candidates, due_at, guard, rule_key, rule_sql
+from engine.workflow.rules import RuleSql, candidates, due_at, guard, rule_key, rule_sql
 
 JOB_KIND = "pool_rule"
 DEFAULT_BATCH = 1000
 LEASE_TTL = dt.timedelta(minutes=5)
+#: A batch looks at ids (last, last + WINDOW_BATCHES * batch] first, wider where few match;
+#: records created after the run began are left to the next run.
+WINDOW_BATCHES = 8
+MAX_WINDOW_BATCHES = 1024
 #: Rows a dry run lists at most (counts stay exact beyond it).
 PREVIEW_LIMIT = 10_000
 
@@ -175,51 +181,84 @@ class _LeaseLost(Exception):
     """Another process took the rule's lease: this batch rolls back, the holder moves it."""
 
 
-def _apply_batch(records: RecordService, pool: Pool, rule: PoolRule, rows: Sequence[Any], *,
-                 now: dt.datetime, org: OrgView | None, outcome: RuleOutcome,
-                 renew: Callable[[Connection, int], bool]) -> None:
-    """Move one batch in one unit of work; counts the rows the guarded UPDATE changed.
+def _batch(records: RecordService, sql: RuleSql, entity: str, *, after_id: int,
+           upto: int, limit: int) -> Select[Any]:
+    """The rule's next ``limit`` records in ids (after_id, upto], read whole and row-locked.
 
-    ``renew(conn, moved)`` extends the lease in the same transaction (one commit
-    per batch; progress is durable exactly when the moves are); when it answers
-    False the batch rolls back (``_LeaseLost``).
+    One statement picks the batch and reads what the write events need (the rows
+    as ``EntityPlan.select_all`` reads them, plus the clock), inside the unit that
+    moves it: no separate candidate SELECT, no second read by id. The id window
+    keeps each statement's scan to its own slice of the table: PostgreSQL, which
+    underestimates the rule's matches, otherwise scanned and sorted every row
+    after ``after_id`` for each batch.
+    """
+    t = sql.table
+    cols: list[Any] = [(sql.start if sql.start is not None else t.c.created_at)
+                       .label("clock_start")]
+    if sql.per_value is not None:
+        cols.append(sql.per_value.label("per_value"))
+    return (records.plan(entity).select_all.add_columns(*cols).select_from(sql.source)
+            .where(sql.where, t.c.id > after_id, t.c.id <= upto).order_by(t.c.id).limit(limit)
+            .with_for_update(of=t))
+
+
+def _apply_batch(records: RecordService, pool: Pool, rule: PoolRule, sql: RuleSql, *,
+                 after_id: int, upto: int, limit: int, now: dt.datetime,
+                 org: OrgView | None, outcome: RuleOutcome,
+                 renew: Callable[[Connection, int, int], bool]) -> tuple[int, int]:
+    """Pick, lock and move one batch in one unit of work; returns (rows read, last id read).
+
+    Counts the rows the guarded UPDATE changed. ``renew(conn, moved, last)`` extends
+    the lease in the same transaction (one commit per batch; progress is durable
+    exactly when the moves are); when it answers False the batch rolls back
+    (``_LeaseLost``).
     """
     key = rule_key(pool, rule)
     table = records.schema.table(pool.entity)
     registry, system = records.schema.registry, records.schema.system
-    ids = [int(r.id) for r in rows]
     reason = rule.label.get("en") or rule.name
     actor = Actor.system("rules")
-    moved = 0
+    moved = unassigned = 0
     with records.transaction(actor, via=f"rule:{key}") as tx:
-        check = guard(registry, system, table, pool, rule, now=now, ids=ids,
-                      among=lambda column: among(tx.conn, column, ids))
+        rows = tx.conn.execute(_batch(records, sql, pool.entity, after_id=after_id,
+                                      upto=upto, limit=limit)).all()
+        if not rows:
+            return 0, after_id
+        ids = [int(r.id) for r in rows]
+        last = ids[-1]
+        # PostgreSQL: re-checked in the UPDATE, as the row locks do not cover the clock
+        # and lock rows (a record touched since the read stays). SQLite: the unit holds
+        # the write lock from BEGIN IMMEDIATE, so nothing changed since the read.
+        checks = [guard(registry, system, table, pool, rule, now=now, ids=ids,
+                        among=lambda column: among(tx.conn, column, ids))] \
+            if tx.conn.dialect.name == "postgresql" else []
         if rule.action == "return_to_pool":
             moved = len(tx.reown(pool.entity, ids, owner_id=None, pool_id=pool.name,
-                                 kind="drop", action=None, guard=[check], reason=reason))
-            if not renew(tx.conn, outcome.moved + moved):
-                raise _LeaseLost
-            outcome.moved += moved
-            return
-        assert org is not None
-        givers = (_last_givers(records, tx.conn, pool.entity, ids)
-                  if rule.kind == "returned" else
-                  {int(r.id): None if r.owner_id is None else int(r.owner_id) for r in rows})
-        by_target: dict[int, list[int]] = {}
-        unassigned = 0
-        for record_id in ids:
-            target = _target(rule, org, givers.get(record_id))
-            if target is None:
-                unassigned += 1
-            else:
-                by_target.setdefault(target, []).append(record_id)
-        for target, some in sorted(by_target.items()):
-            moved += len(tx.reown(pool.entity, some, owner_id=target, pool_id=None,
-                                  kind="assign", action=None, guard=[check], reason=reason))
-        if not renew(tx.conn, outcome.moved + moved):
+                                 kind="drop", action=None, guard=checks, reason=reason,
+                                 locked=rows))
+        else:
+            assert org is not None
+            givers = (_last_givers(records, tx.conn, pool.entity, ids)
+                      if rule.kind == "returned" else
+                      {int(r.id): None if r.owner_id is None else int(r.owner_id)
+                       for r in rows})
+            by_target: dict[int, list[Any]] = {}
+            for row in rows:
+                target = _target(rule, org, givers.get(int(row.id)))
+                if target is None:
+                    unassigned += 1
+                else:
+                    by_target.setdefault(target, []).append(row)
+            for target, some in sorted(by_target.items()):
+                moved += len(tx.reown(pool.entity, [int(r.id) for r in some],
+                                      owner_id=target, pool_id=None, kind="assign",
+                                      action=None, guard=checks, reason=reason,
+                                      locked=some))
+        if not renew(tx.conn, outcome.moved + moved, last):
             raise _LeaseLost
     outcome.moved += moved
     outcome.unassigned += unassigned
+    return len(rows), last
 
 
 def _warn(records: RecordService, pool: Pool, rule: PoolRule, *, now: dt.datetime) -> int:
@@ -291,31 +330,36 @@ def run_rules(records: RecordService, *, now: dt.datetime | None = None,
                         org = load_org_view(conn, roles=[r.role] if r.role else [])
                 sql = rule_sql(registry, system, records.schema.table(p.entity), p, r, now=now)
                 last = 0
-                while True:
-                    with records.engine.connect() as conn:
-                        rows = conn.execute(candidates(sql, after_id=last, limit=batch)).all()
-                    if not rows:
-                        break
-                    last = int(rows[-1].id)
-                    held = lease
+                held = lease
 
-                    def renew(conn: Connection, moved: int, *, last: int = last) -> bool:
-                        nonlocal held
-                        renewed = jobs.renew(conn, held, now=clock(), ttl=lease_ttl,
-                                             progress={"moved": moved, "last_id": last})
-                        if renewed is not None:
-                            held = renewed
-                        return renewed is not None
+                def renew(conn: Connection, moved: int, last: int) -> bool:
+                    nonlocal held
+                    renewed = jobs.renew(conn, held, now=clock(), ttl=lease_ttl,
+                                         progress={"moved": moved, "last_id": last})
+                    if renewed is not None:
+                        held = renewed
+                    return renewed is not None
 
+                table = records.schema.table(p.entity)
+                with records.engine.connect() as conn:
+                    top = int(conn.execute(select(func.max(table.c.id))).scalar() or 0)
+                window = batch * WINDOW_BATCHES
+                while last < top:
+                    upto = min(last + window, top)
                     try:
-                        _apply_batch(records, p, r, rows, now=now, org=org, outcome=outcome,
-                                     renew=renew)
+                        read, seen = _apply_batch(records, p, r, sql, after_id=last, upto=upto,
+                                                  limit=batch, now=now, org=org,
+                                                  outcome=outcome, renew=renew)
                     except _LeaseLost:
                         outcome.skipped = "lease lost"
                         break
                     lease = held
-                    if len(rows) < batch:
-                        break
+                    if read < batch:  # the window is done; a sparse one widens the next
+                        last = upto
+                        if read < batch // 2:
+                            window = min(window * 2, batch * MAX_WINDOW_BATCHES)
+                    else:
+                        last = seen
                 outcome.warned = _warn(records, p, r, now=now)
             except Exception as exc:
                 jobs.release(records.engine, lease, now=clock(), state="failed",
