@@ -26,6 +26,10 @@ from tests.ui.conftest import SECRET, DemoDB, make_demo
 from ui.app import create_app
 
 CHROMIUM = "/usr/bin/chromium"
+#: Milliseconds an action or navigation may wait. Generous on purpose: CI runs one test
+#: process per core, so a sign-in (an argon2 hash) and a page render share the machine
+#: with another process's server and browser. Not a speed check: benches measure speed.
+TIMEOUT_MS = 30_000
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 
 
@@ -101,7 +105,7 @@ _FAILED = pytest.StashKey[bool]()
 def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
     """A fresh browser context (no cookies) in English; screenshot on failure."""
     context = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(10_000)
+    context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))

@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from engine.actor import Actor
-from tests.browser.conftest import login
+from tests.browser.conftest import TIMEOUT_MS, login
 from tests.browser.screen_checks import check_screen
 from tests.ui.conftest import DemoDB
 
@@ -20,7 +20,7 @@ PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touc
 @pytest.fixture
 def phone(browser: Browser) -> Iterator[Page]:
     context = browser.new_context(**PHONE, bypass_csp=True)  # type: ignore[arg-type]
-    context.set_default_timeout(15_000)
+    context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))

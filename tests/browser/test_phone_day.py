@@ -15,7 +15,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from engine.actor import Actor
 from engine.records import ListQuery
-from tests.browser.conftest import login
+from tests.browser.conftest import TIMEOUT_MS, login
 from tests.browser.screen_checks import check_screen
 from tests.ui.conftest import DemoDB
 
@@ -36,7 +36,7 @@ TEXT = {
 def _context(browser: Browser, device: dict[str, Any]) -> Iterator[BrowserContext]:
     context = browser.new_context(**device, bypass_csp=True, geolocation=SHANGHAI_BUND,
                                   permissions=["geolocation"])
-    context.set_default_timeout(15_000)
+    context.set_default_timeout(TIMEOUT_MS)
     yield context
     context.close()
 
