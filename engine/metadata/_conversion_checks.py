@@ -37,21 +37,11 @@ def _fields(world: World, entity: str) -> dict[str, Mapping[str, Any]]:
     return {f["name"]: f for f in world.entities[entity].body["fields"]}
 
 
-def _entity_problem(doc: LocatedDoc, world: World, name: str) -> str | None:
-    """Why ``doc`` cannot use entity ``name`` ("" when the entity is broken: said elsewhere)."""
-    target = world.entities.get(name)
-    if target is None:
-        return "" if world.exists("entity", name) else missing("entity", name, world.entities)
-    if not world.sees(doc.app, target.app):
-        return (f"entity {name!r} belongs to app {target.app!r}, which app {doc.app!r} does "
-                "not depend on (add it to depends_on)")
-    return None
-
 
 def _conversion(doc: LocatedDoc, world: World) -> Iterator[MetadataIssue]:
     body = doc.body
     source = body["source"]
-    problem = _entity_problem(doc, world, source)
+    problem = world.entity_problem(doc.app, source)
     if problem is not None:
         if problem:
             yield doc.issue(("source",), problem)
@@ -69,7 +59,7 @@ def _conversion(doc: LocatedDoc, world: World) -> Iterator[MetadataIssue]:
         if i == 0 and optional[name]:
             yield doc.issue(("targets", 0, "optional"), "the first target is the main one "
                                                         "and cannot be optional")
-        problem = _entity_problem(doc, world, target["entity"])
+        problem = world.entity_problem(doc.app, target["entity"])
         if problem is not None:
             if problem:
                 yield doc.issue(("targets", i, "entity"), problem)

@@ -64,16 +64,6 @@ def report_issues(world: World) -> list[MetadataIssue]:
     return issues
 
 
-def _entity_problem(doc: LocatedDoc, world: World, name: str) -> str | None:
-    """Why ``doc`` cannot read entity ``name`` ("" when the entity is broken: said elsewhere)."""
-    target = world.entities.get(name)
-    if target is None:
-        return "" if world.exists("entity", name) else missing("entity", name, world.entities)
-    if not world.sees(doc.app, target.app):
-        return (f"entity {name!r} belongs to app {target.app!r}, which app {doc.app!r} does "
-                "not depend on (add it to depends_on)")
-    return None
-
 
 def _conditions(doc: LocatedDoc, path: tuple[Any, ...], conditions: Any,
                 fields: Mapping[str, FieldInfo], *,
@@ -106,7 +96,7 @@ def _dated(doc: LocatedDoc, path: tuple[Any, ...], name: str,
 def _report(doc: LocatedDoc, world: World) -> Iterator[MetadataIssue]:
     body = doc.body
     base = body["entity"]
-    problem = _entity_problem(doc, world, base)
+    problem = world.entity_problem(doc.app, base)
     if problem is not None:
         if problem:
             yield doc.issue(("entity",), problem)
@@ -144,7 +134,7 @@ def _report(doc: LocatedDoc, world: World) -> Iterator[MetadataIssue]:
             yield from _conditions(doc, ("measures", i, "filters"), m.get("filters"), fields)
             continue
         entity = m.get("entity", base)
-        problem = _entity_problem(doc, world, entity)
+        problem = world.entity_problem(doc.app, entity)
         if problem is not None:
             if problem:
                 yield doc.issue(("measures", i, "entity"), problem)
@@ -269,7 +259,7 @@ def _leaderboard(doc: LocatedDoc, world: World,
                                                      f"{names[m['name']]!r}")
             continue
         names[m["name"]] = doc.name
-        problem = _entity_problem(doc, world, m["entity"])
+        problem = world.entity_problem(doc.app, m["entity"])
         if problem is not None:
             if problem:
                 yield doc.issue(("measures", i, "entity"), problem)
@@ -307,14 +297,14 @@ def _dashboard(doc: LocatedDoc, world: World,
             yield doc.issue(("tiles", i, "report"), missing("report", tile["report"],
                                                             world.reports))
         if tile["kind"] == "due_today":
-            problem = _entity_problem(doc, world, tile["entity"])
+            problem = world.entity_problem(doc.app, tile["entity"])
             if problem:
                 yield doc.issue(("tiles", i, "entity"), problem)
             elif problem is None:
                 yield from _dated(doc, ("tiles", i, "field"), tile["field"],
                                   entity_fields(world, tile["entity"]))
         if tile["kind"] == "about_to_drop":
-            problem = _entity_problem(doc, world, tile["entity"])
+            problem = world.entity_problem(doc.app, tile["entity"])
             if problem:
                 yield doc.issue(("tiles", i, "entity"), problem)
             elif problem is None and not any(

@@ -37,6 +37,17 @@ class World:
         """Whether ``app`` may name documents of ``other_app`` (itself or a dependency)."""
         return app == other_app or other_app in self.ancestors.get(app, frozenset())
 
+    def entity_problem(self, app: str, name: str) -> str | None:
+        """Why a document of ``app`` cannot name entity ``name`` (None: it can; "" when
+        the entity is broken, which its own file already reports)."""
+        target = self.entities.get(name)
+        if target is None:
+            return "" if self.exists("entity", name) else missing("entity", name, self.entities)
+        if not self.sees(app, target.app):
+            return (f"entity {name!r} belongs to app {target.app!r}, which app {app!r} does "
+                    "not depend on (add it to depends_on)")
+        return None
+
 
 def missing(kind: str, name: str, known: Iterable[str]) -> str:
     """"no entity 'x'" plus a close match when there is one."""

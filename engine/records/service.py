@@ -535,15 +535,22 @@ class RecordService:
         plan = self.plan(entity)
         if not isinstance(cap, int) or cap < 1:
             raise QueryError(plan.name, "cap", M("must be a positive whole number"))
+        _, where = self._readable(actor, plan, filters)
+        if where is None:
+            return 0
+        inner = select(plan.table.c.id).where(*where).limit(cap).subquery()
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(inner)).scalar_one())
+
+    def _readable(self, actor: Actor, plan: EntityPlan, filters: ListQuery | Sequence[Filter]
+                  ) -> tuple[frozenset[str], builtins.list[Any] | None]:
+        """The actor's hidden fields and the WHERE clauses of what they may read of
+        ``filters`` (None: no row at all) - the one read check of every count and aggregate."""
         self.policy.check_action(actor, plan.entity, "read")
         hidden = self.policy.hidden_fields(actor, plan.entity)
         where = where_clauses(plan, as_query(filters), hidden)
         scoped = self._read_scope(actor, plan)
-        if scoped is None:
-            return 0
-        inner = select(plan.table.c.id).where(*where, *scoped).limit(cap).subquery()
-        with self.engine.connect() as conn:
-            return int(conn.execute(select(func.count()).select_from(inner)).scalar_one())
+        return hidden, None if scoped is None else [*where, *scoped]
 
     def _read_scope(self, actor: Actor, plan: EntityPlan) -> builtins.list[ColumnElement[bool]] | None:
         """The read scope as WHERE clauses for a count or aggregate (None: no row at all)."""
@@ -562,16 +569,13 @@ class RecordService:
         board's column counts match the cards the actor can page through.
         """
         plan = self.plan(entity)
-        self.policy.check_action(actor, plan.entity, "read")
-        hidden = self.policy.hidden_fields(actor, plan.entity)
-        where = where_clauses(plan, as_query(filters), hidden)
-        scoped = self._read_scope(actor, plan)
-        if scoped is None:
+        hidden, where = self._readable(actor, plan, filters)
+        if where is None:
             aggregate.check_request(plan, by=by, sum_field=sum_field, hidden=hidden)
             return []
         with self.engine.connect() as conn:
             return aggregate.group_counts(conn, plan, by=by, sum_field=sum_field, hidden=hidden,
-                                          where=[*where, *scoped])
+                                          where=where)
 
     def capped_group_counts(self, actor: Actor, entity: str, by: str, keys: Sequence[Any], *,
                             filters: ListQuery | Sequence[Filter] = (),
@@ -586,17 +590,14 @@ class RecordService:
         plan = self.plan(entity)
         if not isinstance(cap, int) or isinstance(cap, bool) or cap < 1:
             raise QueryError(plan.name, "cap", M("must be a positive whole number"))
-        self.policy.check_action(actor, plan.entity, "read")
-        hidden = self.policy.hidden_fields(actor, plan.entity)
-        where = where_clauses(plan, as_query(filters), hidden)
-        scoped = self._read_scope(actor, plan)
-        if scoped is None:
+        hidden, where = self._readable(actor, plan, filters)
+        if where is None:
             aggregate.check_request(plan, by=by, sum_field=sum_field, hidden=hidden)
             return [aggregate.Group(k, 0) for k in keys]
         with self.engine.connect() as conn:
             return aggregate.capped_group_counts(
                 conn, plan, by=by, keys=keys, cap=cap, sum_field=sum_field, hidden=hidden,
-                where=[*where, *scoped])
+                where=where)
 
     def scoped_where(self, actor: Actor, entity: str,
                      filters: ListQuery | Sequence[Filter] = ()) -> builtins.list[Any] | None:
@@ -606,12 +607,7 @@ class RecordService:
         rule and row scope as ``count`` and ``group_counts``, so a report number and
         the list it drills down to can never disagree.
         """
-        plan = self.plan(entity)
-        self.policy.check_action(actor, plan.entity, "read")
-        hidden = self.policy.hidden_fields(actor, plan.entity)
-        where = where_clauses(plan, as_query(filters), hidden)
-        scoped = self._read_scope(actor, plan)
-        return None if scoped is None else [*where, *scoped]
+        return self._readable(actor, self.plan(entity), filters)[1]
 
     def stage_history(self, actor: Actor, entity: str,
                       record_id: int) -> builtins.list[stages.StageVisit]:
