@@ -27,6 +27,7 @@ from babel.dates import get_timezone_gmt
 
 from engine.metadata.model import Entity, FieldType
 from engine.records.query import ListQuery
+from ui.i18n import N_
 
 _ZONE: ContextVar[dt.tzinfo] = ContextVar("tp_zone", default=dt.UTC)
 #: What a datetime-local input shows and posts (minutes; seconds are not typed).
@@ -145,6 +146,21 @@ def day_start_utc(day: dt.date, zone: dt.tzinfo | None = None) -> dt.datetime:
     """The instant a calendar day begins in the zone (a DST day may be 23 or 25 hours)."""
     start = dt.datetime.combine(day, dt.time(0, 0), tzinfo=zone or current_zone())
     return start.astimezone(dt.UTC)
+
+
+def expiry_after(text: str) -> tuple[dt.datetime | None, str]:
+    """An "expires on" date typed in the viewer's zone: the instant the day after it
+    begins (the whole day counts), or an English message to translate ("": none typed,
+    or fine). Shares and API tokens take their expiry this way."""
+    if not text:
+        return None, ""
+    try:
+        day = dt.date.fromisoformat(text)
+    except ValueError:
+        return None, N_("Choose a date.")
+    if day < today():
+        return None, N_("Choose today or a later date.")
+    return day_start_utc(day + dt.timedelta(days=1), current_zone()), ""
 
 
 def zoned_query(entity: Entity, query: ListQuery) -> ListQuery:

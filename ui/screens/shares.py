@@ -38,7 +38,7 @@ from engine.storage.database import write_transaction
 from ui.context import ActionButton, UIContext
 from ui.screens.records.listing import Choice
 from ui.vocabulary import vocab
-from ui.zones import current_zone, day_start_utc, format_instant, today
+from ui.zones import expiry_after, format_instant, today
 
 
 @dataclass(frozen=True)
@@ -149,16 +149,9 @@ def routes(ui: UIContext) -> list[BaseRoute]:
             user_id = int(values[key])
         else:
             department_id = int(values[key])
-        expires_at = None
-        if values["expires_on"]:
-            try:
-                day = dt.date.fromisoformat(values["expires_on"])
-            except ValueError:
-                errors["expires_on"] = ui.t(request, "Choose a date.")
-            else:
-                if day < today():
-                    errors["expires_on"] = ui.t(request, "Choose today or a later date.")
-                expires_at = day_start_utc(day + dt.timedelta(days=1), current_zone())
+        expires_at, expiry_error = expiry_after(values["expires_on"])
+        if expiry_error:
+            errors["expires_on"] = ui.t(request, expiry_error)
         if values["access"] not in ACCESS_LEVELS:
             errors["access"] = ui.t(request, "Choose one from the list.")
         if not errors:

@@ -24,7 +24,7 @@ from engine.errors import NotFoundError, ValidationError
 from engine.permissions.tokens import TokenInfo, create_token, get_token, list_tokens, revoke_token
 from engine.storage.database import write_transaction
 from ui.context import UIContext
-from ui.zones import current_zone, day_start_utc, format_instant, today
+from ui.zones import expiry_after, format_instant, today
 
 #: What the expiry field offers first (a token that never expires is a choice, not a default).
 DEFAULT_DAYS = 90
@@ -94,16 +94,9 @@ def routes(ui: UIContext) -> list[BaseRoute]:
         name = str(form.get("name", "")).strip()
         expires_on = str(form.get("expires_on", "")).strip()
         errors: dict[str, str] = {}
-        expires_at = None
-        if expires_on:
-            try:
-                day = dt.date.fromisoformat(expires_on)
-            except ValueError:
-                errors["expires_on"] = ui.t(request, "Choose a date.")
-            else:
-                if day < today():
-                    errors["expires_on"] = ui.t(request, "Choose today or a later date.")
-                expires_at = day_start_utc(day + dt.timedelta(days=1), current_zone())
+        expires_at, expiry_error = expiry_after(expires_on)
+        if expiry_error:
+            errors["expires_on"] = ui.t(request, expiry_error)
         if not name or len(name) > 100:
             errors["name"] = ui.t(request, "Give the token a name of at most 100 characters.")
         if not errors:
