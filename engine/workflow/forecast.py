@@ -10,14 +10,17 @@ earliest rule wins. One query per rule, bounded by the page's ids.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, select
 
-from engine.metadata.model import LocalText
+from engine.metadata.model import LocalText, Pool, PoolRule
 from engine.records.service import RecordService
+from engine.storage.tables import StorageSchema
 from engine.workflow.rules import due_at, rule_sql
 
 
@@ -38,29 +41,63 @@ class DropForecast:
         return max(0.0, (self.due_at - now) / timedelta(hours=1))
 
 
+#: A drop rule and its forecast statement (``ids`` an expanding parameter).
+_Forecast = tuple[Pool, PoolRule, Select[Any]]
+#: The statements of the newest schema seen, by entity (a new schema starts over).
+_built: tuple[StorageSchema | None, dict[str, list[_Forecast]]] = (None, {})
+_lock = threading.Lock()
+
+
+def forecast_statements(schema: StorageSchema, entity: str) -> list[_Forecast]:
+    """Each drop rule of ``entity``'s pools with its statement, built once per schema.
+
+    Without the clock comparison nothing in the statement depends on ``now``, so
+    the same statement serves every request until the metadata changes.
+    """
+    global _built
+    owner, by_entity = _built
+    if owner is not schema:
+        with _lock:
+            if _built[0] is not schema:
+                _built = (schema, {})
+            owner, by_entity = _built
+    found = by_entity.get(entity)
+    if found is None:
+        found = [(pool, rule, _statement(schema, entity, pool, rule))
+                 for _, pool in sorted(schema.registry.pools.items()) if pool.entity == entity
+                 for rule in pool.rules if rule.kind == "drop"]
+        by_entity[entity] = found
+    return found
+
+
+def _statement(schema: StorageSchema, entity: str, pool: Pool, rule: PoolRule) -> Select[Any]:
+    # ``now`` only feeds the clock comparison, which with_clock=False leaves out.
+    sql = rule_sql(schema.registry, schema.system, schema.table(entity), pool, rule,
+                   now=datetime.min, with_clock=False)
+    assert sql.start is not None
+    cols = [sql.table.c.id, sql.start.label("start")]
+    if sql.per_value is not None:
+        cols.append(sql.per_value.label("per_value"))
+    return select(*cols).select_from(sql.source) \
+        .where(sql.where, sql.table.c.id.in_(bindparam("ids", expanding=True)))
+
+
 def drop_forecast(records: RecordService, *, entity: str, ids: Sequence[int],
                   now: datetime) -> dict[int, DropForecast]:
     """For each of ``ids`` that a drop rule governs: the earliest drop (absent: none)."""
-    registry, system = records.schema.registry, records.schema.system
     if not ids or entity not in records.schema.tables:
         return {}
-    table = records.schema.table(entity)
+    statements = forecast_statements(records.schema, entity)
     found: dict[int, DropForecast] = {}
+    if not statements:
+        return found
     with records.engine.connect() as conn:
-        for pool in (p for _, p in sorted(registry.pools.items()) if p.entity == entity):
-            for rule in (r for r in pool.rules if r.kind == "drop"):
-                sql = rule_sql(registry, system, table, pool, rule, now=now, with_clock=False)
-                assert sql.start is not None
-                cols = [sql.table.c.id, sql.start.label("start")]
-                if sql.per_value is not None:
-                    cols.append(sql.per_value.label("per_value"))
-                query = select(*cols).select_from(sql.source) \
-                    .where(sql.where, sql.table.c.id.in_(list(ids)))
-                for row in conn.execute(query):
-                    start = row.start if row.start.tzinfo else row.start.replace(tzinfo=now.tzinfo)
-                    due = due_at(rule, start, getattr(row, "per_value", None))
-                    old = found.get(int(row.id))
-                    if old is None or due < old.due_at:
-                        found[int(row.id)] = DropForecast(pool=pool.name, rule=rule.name,
-                                                          label=rule.label, due_at=due)
+        for pool, rule, query in statements:
+            for row in conn.execute(query, {"ids": list(ids)}):
+                start = row.start if row.start.tzinfo else row.start.replace(tzinfo=now.tzinfo)
+                due = due_at(rule, start, getattr(row, "per_value", None))
+                old = found.get(int(row.id))
+                if old is None or due < old.due_at:
+                    found[int(row.id)] = DropForecast(pool=pool.name, rule=rule.name,
+                                                      label=rule.label, due_at=due)
     return found

@@ -7,13 +7,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from markupsafe import Markup
+
 from engine.actor import Actor
 from engine.metadata.model import Entity, Field, FieldType, Pipeline
 from engine.permissions.directory import Person
-from engine.records.query import Page
 from engine.records.saved_views import SavedView
 from ui.i18n import N_, t
-from ui.screens.records.display import LONG_TYPES, Names, display, phone_link
+from ui.screens.records.display import LONG_TYPES
 from ui.screens.records.state import (
     PAGE_SIZES,
     FilterParam,
@@ -35,19 +36,6 @@ class Column:
     label: str
     sort_url: str | None  # None: not sortable
     sorted: str  # "", "asc" or "desc"
-
-
-@dataclass(frozen=True)
-class Cell:
-    text: str
-    url: str | None = None
-
-
-@dataclass(frozen=True)
-class Row:
-    id: int
-    url: str
-    cells: list[Cell]
 
 
 @dataclass(frozen=True)
@@ -92,7 +80,7 @@ class ListView:
     base_url: str
     state: ListState
     columns: list[Column]
-    rows: list[Row]
+    rows: Markup  # the <tr>s, escaped (row_html.RowDrawer); empty: no rows
     next_url: str | None
     count_text: str
     searchable: bool
@@ -229,30 +217,6 @@ def period_links(state: ListState, f: Field, locale: str) -> list[Choice]:
             state.filter_values(f.name, "lte") == (high,)
         links.append(Choice(url, t(locale, label), chosen))
     return links
-
-
-def build_rows(entity: Entity, page: Page, columns: Sequence[Field], names: Names,
-               locale: str) -> list[Row]:
-    rows = []
-    for record in page.rows:
-        url = f"/e/{entity.name}/{record.id}"
-        cells = []
-        for i, f in enumerate(columns):
-            value = record.get(f.name)
-            text = display(f, value, locale, names)
-            link = None
-            if i == 0:
-                text, link = text or f"#{record.id}", url
-            elif f.type is FieldType.REFERENCE and value is not None \
-                    and names.title(f.target or "", int(value)):
-                link = f"/e/{f.target}/{value}"
-            elif f.type is FieldType.PHONE and isinstance(value, str) and value.strip():
-                link = phone_link(value) or None  # a tap on a phone dials it
-            elif f.type is FieldType.EMAIL and isinstance(value, str) and "@" in value:
-                link = f"mailto:{value.strip()}"
-            cells.append(Cell(text, link))
-        rows.append(Row(record.id, url, cells))
-    return rows
 
 
 def count_text(count: int, cap: int, locale: str) -> str:

@@ -37,7 +37,6 @@ from ui.screens.records.display import display, resolve_names
 from ui.screens.records.listing import (
     Choice,
     ListView,
-    build_rows,
     columns_of,
     count_text,
     default_columns,
@@ -48,6 +47,7 @@ from ui.screens.records.listing import (
     stage_filter,
     visible_fields,
 )
+from ui.screens.records.row_html import row_drawer
 from ui.screens.records.state import ListState, choose_columns
 from ui.screens.records.system_columns import system_columns
 from ui.zones import zoned_query
@@ -70,7 +70,6 @@ def build_list(ui: UIContext, request: Request, runtime: Runtime, actor: Actor, 
                                                   default_columns(entity, hidden), entity.name)]
     page = runtime.records.list(actor, entity.name, zoned_query(entity, state.query()))
     labels = resolve_names(runtime, actor, entity, page.rows, fields=columns)
-    rows = build_rows(entity, page, columns, labels, locale)
     next_url = state.next_url(page.next_token) if page.has_more and page.next_token else None
     headers = columns_of(entity, state, columns, runtime.records.plan(entity.name).sortable,
                          locale)
@@ -78,6 +77,8 @@ def build_list(ui: UIContext, request: Request, runtime: Runtime, actor: Actor, 
     can_claim = entity.has(Feature.POOLED) and ui.may(actor, entity, "claim")
     can_recycle = entity.has(Feature.POOLED) and ui.may(actor, entity, "recycle")
     badges = drop_badges(ui, request, runtime, actor, entity, page.rows)
+    rows = row_drawer(runtime.registry, entity.name, columns, locale).draw(
+        page.rows, labels, claim=can_claim, claim_ids=claim_ids, badges=badges)
     if state.after:  # "load more": only rows are drawn, skip the rest
         return ListView(entity.name, "", f"/e/{entity.name}", state, headers, rows, next_url,
                         "", False, [], [], [], [], [], "", False, False, False, False, False,

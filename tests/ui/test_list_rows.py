@@ -1,0 +1,64 @@
+"""The list page's rows, drawn in Python (ui/screens/records/row_html.py): every value and
+link escaped, cells as the generic display shows them, links per type."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from starlette.testclient import TestClient
+
+from tests.ui.conftest import DemoDB, make_record
+
+Client = Callable[..., TestClient]
+SCRIPT = '<script>alert("x")</script> & Co'
+
+
+def _row(html: str, record_id: int) -> str:
+    found = re.search(rf'<tr id="row-{record_id}">.*?</tr>', html, re.DOTALL)
+    assert found, f"row {record_id} not listed"
+    return found.group(0)
+
+
+def test_values_and_links_are_escaped(demo_db: DemoDB, client_for: Client) -> None:
+    customer = make_record(demo_db, "customer", {
+        "name": SCRIPT, "phone": "+86 10-5555 0100", "industry": "retail"}, owner="rep_east1")
+    contact = make_record(demo_db, "contact", {
+        "name": "Esc <b>Bold</b>", "customer": customer, "email": "a&b@example.com",
+        "title": '"></td><img src=x onerror=alert(1)>'}, owner="rep_east1")
+    rep = client_for("rep_east1")
+    page = rep.get("/e/customer", params={"q": "alert", "cols": ["name", "phone",
+                                                                   "industry"]}).text
+    row = _row(page, customer)
+    assert "<script>" not in page and "<img" not in page
+    assert ('<td class="title"><a href="/e/customer/%d">&lt;script&gt;alert(&#34;x&#34;)'
+            "&lt;/script&gt; &amp; Co</a>" % customer) in row
+    assert '<a href="tel:+861055550100">+86 10-5555 0100</a>' in row
+    contacts = rep.get("/e/contact", params={"q": "Esc", "cols": ["name", "customer", "email",
+                                                                  "title"]}).text
+    row = _row(contacts, contact)
+    assert "<b>" not in row and "Esc &lt;b&gt;Bold&lt;/b&gt;" in row
+    # a reference cell links to the record, its title escaped
+    assert (f'<a href="/e/customer/{customer}">&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;'
+            " &amp; Co</a>") in row
+    assert '<a href="mailto:a&amp;b@example.com">a&amp;b@example.com</a>' in row
+    assert "<img" not in contacts
+    assert "&#34;&gt;&lt;/td&gt;&lt;img src=x onerror=alert(1)&gt;</td>" in row
+
+
+def test_cells_keep_labels_blanks_and_the_phone_card_classes(
+        demo_db: DemoDB, client_for: Client) -> None:
+    record = make_record(demo_db, "customer", {"name": "Cells Co", "grade": "A",
+                                               "employees": 1234}, owner="rep_east1")
+    page = client_for("rep_east1").get("/e/customer", params={
+        "q": "Cells Co", "cols": ["name", "licence_no", "grade", "employees", "industry"]}).text
+    row = _row(page, record)
+    cells = re.findall(r"<td[^>]*>.*?</td>", row)
+    assert cells[2] == '<td data-label="Business licence no." class="blank"></td>'
+    assert any(c.startswith('<td data-label="') and ">1,234</td>" in c for c in cells)
+    # rep_east1 may claim pool records: the last cell holds the row's pool actions
+    assert cells[-1] == '<td class="row-actions"></td>'
+    assert cells[-2].startswith('<td data-label="Industry" class="minor">')
+    zh = client_for("rep_east1", lang="zh-CN").get("/e/customer", params={
+        "q": "Cells Co", "cols": ["name", "grade"]}).text
+    assert re.search(r'<td data-label="[^"]+">A类', _row(zh, record))
