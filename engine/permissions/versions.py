@@ -26,6 +26,9 @@ CREDENTIALS = "credentials"
 #: Who may have shares of what: a new share (``shares.share_record``). Scopes add the
 #: "shared with me" arm only for users who may have one (``scopes``).
 SHARES = "shares"
+#: Saved list views: any save, rename or delete (``records.saved_views``), so every
+#: process's cache of the views a list page shows starts over.
+VIEWS = "views"
 #: Not a row of ``tp_policy_version``: the newest applied ``tp_metadata_version`` id,
 #: read by ``stamps`` in the same statement (``LiveRuntime`` reloads when it moves).
 METADATA = "metadata"

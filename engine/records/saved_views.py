@@ -5,25 +5,42 @@ not rows; opening one runs the list through the records service as whoever
 opens it, so a shared view never shows anyone more than their permissions do.
 Only the owner may change or delete a view; a shared view is visible to every
 user who may read the entity.
+
+Every list page shows the views it may open: ``visible`` answers from a
+per-process cache that any change empties through the ``views`` stamp (read at
+most every half second, at once after a change in this process), so the list
+page spends no statement on them (issue 13).
 """
 
 from __future__ import annotations
 
+import threading
+import time
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, delete, insert, or_, select, update
+from sqlalchemy import Connection, Engine, delete, insert, or_, select, update
 
 from engine.errors import DuplicateError, ForbiddenError, NotFoundError, ValidationError
 from engine.messages import M
+from engine.permissions import versions
+from engine.permissions.stamp_watch import StampWatch
 from engine.storage.database import write_transaction
 from engine.storage.tables import StorageSchema
 from engine.storage.view_tables import SAVED_VIEW_TABLE
 
 MAX_NAME = 100
 MAX_PARAMS = 100
+#: Seconds between reads of the ``views`` stamp (a view saved in another worker
+#: appears in this one's lists within this time).
+CHECK_INTERVAL = 0.5
+#: How long cached views are trusted even if the stamp never moves.
+TTL = 60.0
+#: (user, entity) pairs kept before the cache starts over.
+MAX_ENTRIES = 20_000
 
 
 @dataclass(frozen=True)
@@ -63,7 +80,12 @@ class SavedViews:
         self.table = schema.system[SAVED_VIEW_TABLE]
 
     def visible(self, user_id: int, entity: str) -> list[SavedView]:
-        """The user's own views of the entity, then those others share, by name."""
+        """The user's own views of the entity, then those others share, by name
+        (from the process's cache; a copy of the list)."""
+        return list(_cache_of(self.engine).visible(self, user_id, entity))
+
+    def read_visible(self, user_id: int, entity: str) -> list[SavedView]:
+        """``visible`` read from the database."""
         t = self.table
         stmt = select(t).where(t.c.entity == entity,
                                or_(t.c.owner_id == user_id, t.c.shared.is_(True))) \
@@ -98,6 +120,7 @@ class SavedViews:
                 view_id = existing
                 conn.execute(update(t).where(t.c.id == existing).values(
                     shared=shared, state=values, updated_at=now))
+            _changed(conn)
             return _view(conn.execute(select(t).where(t.c.id == view_id)).one())
 
     def rename(self, user_id: int, view_id: int, name: str) -> SavedView:
@@ -113,15 +136,57 @@ class SavedViews:
                                      values={"name": clean}, existing_id=taken)
             conn.execute(update(t).where(t.c.id == view_id).values(
                 name=clean, updated_at=datetime.now(UTC)))
+            _changed(conn)
         return self.get(user_id, view_id)
 
     def delete(self, user_id: int, view_id: int) -> None:
         self._own(user_id, view_id)
         with write_transaction(self.engine) as conn:
             conn.execute(delete(self.table).where(self.table.c.id == view_id))
+            _changed(conn)
 
     def _own(self, user_id: int, view_id: int) -> SavedView:
         view = self.get(user_id, view_id)
         if view.owner_id != user_id:
             raise ForbiddenError("saved_view", "change", M("only its owner may change a view"))
         return view
+
+
+def _changed(conn: Connection) -> None:
+    """Every process's cached views start over (in the change's own transaction)."""
+    versions.bump(conn, versions.VIEWS)
+
+
+class _VisibleCache:
+    """``visible`` by (user, entity), per engine, valid while the ``views`` stamp holds."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.watch = StampWatch(engine, (versions.VIEWS,), check_interval=CHECK_INTERVAL)
+        self._stamp: tuple[int, ...] = ()
+        self._found: dict[tuple[int, str], tuple[list[SavedView], float]] = {}
+
+    def visible(self, views: SavedViews, user_id: int, entity: str) -> list[SavedView]:
+        stamp = self.watch.current()
+        if stamp != self._stamp:
+            self._found, self._stamp = {}, stamp
+        now = time.monotonic()
+        entry = self._found.get((user_id, entity))
+        if entry is not None and now - entry[1] < TTL:
+            return entry[0]
+        found = views.read_visible(user_id, entity)
+        if len(self._found) >= MAX_ENTRIES:
+            self._found.clear()
+        self._found[(user_id, entity)] = (found, now)
+        return found
+
+
+_caches: weakref.WeakKeyDictionary[Engine, _VisibleCache] = weakref.WeakKeyDictionary()
+_lock = threading.Lock()
+
+
+def _cache_of(engine: Engine) -> _VisibleCache:
+    cache = _caches.get(engine)
+    if cache is None:
+        with _lock:
+            cache = _caches.setdefault(engine, _VisibleCache(engine))
+    return cache

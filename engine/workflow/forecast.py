@@ -16,7 +16,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, bindparam, select
+from sqlalchemy import (
+    CompoundSelect,
+    Select,
+    String,
+    bindparam,
+    cast,
+    literal_column,
+    null,
+    select,
+    union_all,
+)
 
 from engine.metadata.model import LocalText, Pool, PoolRule
 from engine.records.service import RecordService
@@ -41,18 +51,26 @@ class DropForecast:
         return max(0.0, (self.due_at - now) / timedelta(hours=1))
 
 
-#: A drop rule and its forecast statement (``ids`` an expanding parameter).
-_Forecast = tuple[Pool, PoolRule, Select[Any]]
+@dataclass(frozen=True)
+class _Forecasts:
+    """The drop rules of an entity's pools and the one statement forecasting them all:
+    a UNION ALL with a branch per rule (its index in ``rules`` as column ``rule``)."""
+
+    rules: tuple[tuple[Pool, PoolRule], ...]
+    statement: CompoundSelect[Any] | Select[Any] | None
+
+
 #: The statements of the newest schema seen, by entity (a new schema starts over).
-_built: tuple[StorageSchema | None, dict[str, list[_Forecast]]] = (None, {})
+_built: tuple[StorageSchema | None, dict[str, _Forecasts]] = (None, {})
 _lock = threading.Lock()
 
 
-def forecast_statements(schema: StorageSchema, entity: str) -> list[_Forecast]:
-    """Each drop rule of ``entity``'s pools with its statement, built once per schema.
+def forecast_statement(schema: StorageSchema, entity: str) -> _Forecasts:
+    """The drop rules of ``entity`` and their statement, built once per schema.
 
     Without the clock comparison nothing in the statement depends on ``now``, so
-    the same statement serves every request until the metadata changes.
+    the same statement serves every request until the metadata changes; the page's
+    ids are its ``ids`` parameter.
     """
     global _built
     owner, by_entity = _built
@@ -63,22 +81,27 @@ def forecast_statements(schema: StorageSchema, entity: str) -> list[_Forecast]:
             owner, by_entity = _built
     found = by_entity.get(entity)
     if found is None:
-        found = [(pool, rule, _statement(schema, entity, pool, rule))
-                 for _, pool in sorted(schema.registry.pools.items()) if pool.entity == entity
-                 for rule in pool.rules if rule.kind == "drop"]
-        by_entity[entity] = found
+        rules = tuple((pool, rule) for _, pool in sorted(schema.registry.pools.items())
+                      if pool.entity == entity for rule in pool.rules if rule.kind == "drop")
+        branches = [_branch(schema, entity, pool, rule, index)
+                    for index, (pool, rule) in enumerate(rules)]
+        statement = None if not branches else branches[0] if len(branches) == 1 \
+            else union_all(*branches)
+        found = by_entity[entity] = _Forecasts(rules, statement)
     return found
 
 
-def _statement(schema: StorageSchema, entity: str, pool: Pool, rule: PoolRule) -> Select[Any]:
+def _branch(schema: StorageSchema, entity: str, pool: Pool, rule: PoolRule,
+            index: int) -> Select[Any]:
     # ``now`` only feeds the clock comparison, which with_clock=False leaves out.
     sql = rule_sql(schema.registry, schema.system, schema.table(entity), pool, rule,
                    now=datetime.min, with_clock=False)
     assert sql.start is not None
-    cols = [sql.table.c.id, sql.start.label("start")]
-    if sql.per_value is not None:
-        cols.append(sql.per_value.label("per_value"))
-    return select(*cols).select_from(sql.source) \
+    # per_value is an option value (text) when there is one: every branch has the column
+    per_value = cast(sql.per_value if sql.per_value is not None else null(), String)
+    return select(sql.table.c.id, sql.start.label("start"), per_value.label("per_value"),
+                  literal_column(str(index)).label("rule")) \
+        .select_from(sql.source) \
         .where(sql.where, sql.table.c.id.in_(bindparam("ids", expanding=True)))
 
 
@@ -87,17 +110,18 @@ def drop_forecast(records: RecordService, *, entity: str, ids: Sequence[int],
     """For each of ``ids`` that a drop rule governs: the earliest drop (absent: none)."""
     if not ids or entity not in records.schema.tables:
         return {}
-    statements = forecast_statements(records.schema, entity)
+    forecasts = forecast_statement(records.schema, entity)
     found: dict[int, DropForecast] = {}
-    if not statements:
+    if forecasts.statement is None:
         return found
     with records.engine.connect() as conn:
-        for pool, rule, query in statements:
-            for row in conn.execute(query, {"ids": list(ids)}):
-                start = row.start if row.start.tzinfo else row.start.replace(tzinfo=now.tzinfo)
-                due = due_at(rule, start, getattr(row, "per_value", None))
-                old = found.get(int(row.id))
-                if old is None or due < old.due_at:
-                    found[int(row.id)] = DropForecast(pool=pool.name, rule=rule.name,
-                                                      label=rule.label, due_at=due)
+        rows = conn.execute(forecasts.statement, {"ids": list(ids)}).all()
+    for row in rows:
+        pool, rule = forecasts.rules[int(row.rule)]
+        start = row.start if row.start.tzinfo else row.start.replace(tzinfo=now.tzinfo)
+        due = due_at(rule, start, row.per_value)
+        old = found.get(int(row.id))
+        if old is None or due < old.due_at:
+            found[int(row.id)] = DropForecast(pool=pool.name, rule=rule.name,
+                                              label=rule.label, due_at=due)
     return found

@@ -6,9 +6,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from sqlalchemy import event
 from starlette.testclient import TestClient
 
-from tests.ui.conftest import DemoDB, make_record
+from engine.permissions.scopes import CasbinAccessPolicy
+from engine.runtime import LiveRuntime
+from tests.ui.conftest import SECRET, DemoDB, make_record, sign_in
+from ui.app import create_app
 
 Client = Callable[..., TestClient]
 SCRIPT = '<script>alert("x")</script> & Co'
@@ -31,8 +35,8 @@ def test_values_and_links_are_escaped(demo_db: DemoDB, client_for: Client) -> No
                                                                    "industry"]}).text
     row = _row(page, customer)
     assert "<script>" not in page and "<img" not in page
-    assert ('<td class="title"><a href="/e/customer/%d">&lt;script&gt;alert(&#34;x&#34;)'
-            "&lt;/script&gt; &amp; Co</a>" % customer) in row
+    assert (f'<td class="title"><a href="/e/customer/{customer}">&lt;script&gt;'
+            "alert(&#34;x&#34;)&lt;/script&gt; &amp; Co</a>") in row
     assert '<a href="tel:+861055550100">+86 10-5555 0100</a>' in row
     contacts = rep.get("/e/contact", params={"q": "Esc", "cols": ["name", "customer", "email",
                                                                   "title"]}).text
@@ -62,3 +66,34 @@ def test_cells_keep_labels_blanks_and_the_phone_card_classes(
     zh = client_for("rep_east1", lang="zh-CN").get("/e/customer", params={
         "q": "Cells Co", "cols": ["name", "grade"]}).text
     assert re.search(r'<td data-label="[^"]+">A类', _row(zh, record))
+
+
+def test_a_list_page_is_its_query_plus_at_most_one_more(demo_db: DemoDB) -> None:
+    """Issue 13: owner names and saved views come from stamped per-process caches and
+    every drop rule's forecast is one statement, so a rep's list page runs its page
+    query and the forecast of its held rows (stamp reads, shared by every cache, aside).
+    The app is served as in production (caches on: the fixture's runtime turns them off
+    to see every change at once)."""
+    seen: list[str] = []
+
+    def record(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if not statement.lstrip().upper().startswith(("BEGIN", "COMMIT", "ROLLBACK",
+                                                      "SAVEPOINT", "RELEASE")):
+            seen.append(statement)
+
+    make_record(demo_db, "customer", {"name": "Counted Co"}, owner="rep_east1")
+    live = LiveRuntime(demo_db.url, policy_factory=CasbinAccessPolicy)
+    event.listen(live.engine, "before_cursor_execute", record)
+    try:
+        with TestClient(create_app(live, secret_key=SECRET)) as client:
+            sign_in(client, "rep_east1")
+            assert client.get("/e/customer").status_code == 200  # warm: caches, plans
+            seen.clear()
+            page = client.get("/e/customer")
+    finally:
+        live.dispose()
+    assert page.status_code == 200 and "Counted Co" in page.text
+    work = [s for s in seen if "tp_policy_version" not in s and "tp_metadata" not in s]
+    assert len(work) <= 2, work
+    assert "FROM customer" in work[0] and not any("tp_user" in s or "tp_saved_view" in s
+                                                   for s in work)

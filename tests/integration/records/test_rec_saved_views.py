@@ -49,3 +49,31 @@ def test_view_needs_a_name(db_engine: Engine, views: SavedViews) -> None:
     with pytest.raises(ValidationError) as exc:
         views.save(ann, "thing", "  ", {})
     assert "name" in exc.value.field_errors
+
+
+def test_visible_views_are_cached_per_process_until_the_stamp_moves(
+        db_url: str, db_engine: Engine, views: SavedViews, schema: StorageSchema) -> None:
+    """A list page reads its views from the process's cache; a change made by another
+    process (another engine here) shows within the stamp interval, one made by this
+    process at once."""
+    from engine.records import saved_views
+    from engine.storage.database import make_engine
+
+    ann, _ = _users(db_engine)
+    other_engine = make_engine(db_url)
+    try:
+        other = SavedViews(other_engine, schema)
+        now = [100.0]
+        watch = saved_views._cache_of(other_engine).watch
+        watch._monotonic = lambda: now[0]
+        assert other.visible(ann, "thing") == []
+        views.save(ann, "thing", "Fresh", {"q": ["x"]})
+        watch.seen_local_bumps()  # as if the save had been made in another process
+        assert other.visible(ann, "thing") == []  # within the interval: the cached list
+        now[0] += saved_views.CHECK_INTERVAL
+        assert [v.name for v in other.visible(ann, "thing")] == ["Fresh"]
+        mine = other.visible(ann, "thing")[0]
+        other.rename(ann, mine.id, "Renamed")  # this process's own change: at once
+        assert [v.name for v in other.visible(ann, "thing")] == ["Renamed"]
+    finally:
+        other_engine.dispose()

@@ -20,7 +20,7 @@ from babel.numbers import format_currency, format_decimal
 from engine.actor import Actor
 from engine.errors import ForbiddenError, NotFoundError, QueryError
 from engine.metadata.model import Entity, Field, FieldType
-from engine.permissions.directory import people_by_id
+from engine.permissions.people_cache import cached_people
 from engine.records.coerce import to_string
 from engine.records.query import Filter, ListQuery
 from engine.records.record import Record
@@ -75,7 +75,9 @@ def resolve_names(runtime: Runtime, actor: Actor, entity: Entity, records: Itera
     names = Names()
     for target, ids in wanted.items():
         names.records.update(titles(runtime, actor, target, ids))
-    names.people = {pid: p.display_name for pid, p in people_by_id(runtime.engine, people).items()}
+    # names from the process's people cache (stamped): a list page needs no statement
+    names.people = {pid: p.display_name
+                    for pid, p in cached_people(runtime.engine, people).items()}
     return names
 
 

@@ -1,0 +1,48 @@
+"""Whether some version stamps moved: what a per-process cache checks before trusting itself.
+
+A cache keyed by stamps (the people cache, the saved views) must not read them
+on every call, or it costs the statement it saves. ``StampWatch`` reads them at
+most every ``check_interval`` seconds, through ``versions.stamps`` (the one
+statement a request shares with the other caches), and at once when this
+process has bumped one of them since (``versions.local_bumps``), so a user
+sees their own change on the next page and other processes within the interval.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+from sqlalchemy import Engine
+
+from engine.permissions import versions
+
+
+class StampWatch:
+    """The current values of ``names`` (a tuple), read as the module docstring says."""
+
+    def __init__(self, engine: Engine, names: Sequence[str], *, check_interval: float,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.engine = engine
+        self.names = tuple(names)
+        self.check_interval = check_interval
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        self._stamp: tuple[int, ...] = ()
+        self._bumps: tuple[int, ...] = ()
+        self._checked_at = float("-inf")
+
+    def current(self) -> tuple[int, ...]:
+        bumps = tuple(versions.local_bumps(name) for name in self.names)
+        if bumps == self._bumps and self._monotonic() - self._checked_at < self.check_interval:
+            return self._stamp
+        with self._lock:
+            found = versions.stamps(self.engine, fresh=bumps != self._bumps)
+            self._stamp = tuple(found.get(name, 0) for name in self.names)
+            self._bumps, self._checked_at = bumps, self._monotonic()
+            return self._stamp
+
+    def seen_local_bumps(self) -> None:
+        """Take this process's bumps so far as made elsewhere (tests of other processes)."""
+        self._bumps = tuple(versions.local_bumps(name) for name in self.names)
