@@ -73,7 +73,7 @@ def test_the_list_filters_by_the_stages_of_the_chosen_pipeline(client_for: Clien
     renewal = new_deal(demo_db, "rep_east1", business_line="renewal", name="Renewal Q")
     sales = new_deal(demo_db, "rep_east1", name="Sales Q")
     rep = client_for("rep_east1")
-    every = rep.get("/e/opportunity?lang=en").text
+    every = rep.get("/e/opportunity/filters?lang=en").text  # the panel, loaded when opened
     assert "Renewal pipeline · Renewal review" in every and "Sales pipeline · Offer" in every
     narrowed = rep.get("/e/opportunity?lang=en&f.business_line.in=renewal").text
     options = re.findall(r'<option value="([a-z_]+)"[^>]*>([^<]*)</option>', narrowed)

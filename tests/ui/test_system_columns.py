@@ -47,8 +47,9 @@ def test_times_and_stage_are_columns_filters_and_sorts(demo_db: DemoDB,
     assert "创建时间" in head and "更新时间" in head and "阶段" in head
     assert "2026/3/2 07:30" in page.text  # the viewer's zone, the locale's format
     assert "背景调研" in page.text  # the stage by its label
-    assert 'name="f.created_at.gte"' in page.text and 'type="datetime-local"' in page.text
-    assert 'name="f.stage.in"' in page.text
+    panel = rep.get("/e/opportunity/filters", params={"q": "Colstage"}).text  # opened
+    assert 'name="f.created_at.gte"' in panel and 'type="datetime-local"' in panel
+    assert 'name="f.stage.in"' in panel
     # a wall-clock range typed in Shanghai: 2 March is from 1 March 16:00 UTC
     day = rep.get("/e/opportunity", params={"q": "Colstage", "f.created_at.gte": "2026-03-02T00:00",
                                             "f.created_at.lte": "2026-03-02T23:59"})

@@ -184,7 +184,7 @@ def test_period_links_use_the_viewers_calendar(client_for: Client) -> None:
     from ui.zones import period_bounds, viewing_in, zone_named
 
     rep = client_for("rep_east1", lang="zh-CN")
-    page = rep.get("/e/follow_up").text
+    page = rep.get("/e/follow_up/filters").text  # the filter panel, loaded when opened
     with viewing_in(zone_named("Asia/Shanghai")):
         first, last = period_bounds("week")
     week = (f"f.happened_at.gte={first.isoformat()}T00%3A00&amp;"

@@ -65,6 +65,13 @@ class FilterWidget:
 
 
 @dataclass(frozen=True)
+class FilterPanel:
+    """The filter panel alone (``records/_filters.html``), loaded when it is opened."""
+
+    filters: list[FilterWidget]
+
+
+@dataclass(frozen=True)
 class SavedViewLink:
     id: int
     name: str
@@ -102,6 +109,8 @@ class ListView:
     notice: str = ""
     #: Where the count is loaded from after the page (``count_text`` is then empty).
     count_url: str = ""
+    #: Where the closed filter panel loads from when opened ("": drawn, ``filters``).
+    filters_url: str = ""
     tabs: list[Any] = field(default_factory=list)  # ui.pools.tabs.Tab: mine / pool / team
     can_claim: bool = False  # pooled entity and the actor holds claim: a claim column
     claim_ids: frozenset[int] = frozenset()  # rows in a pool, claimable from the list

@@ -6,6 +6,7 @@ this package) and render; the list state lives in the URL (``state.py``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from urllib.parse import parse_qsl, urlencode
 
 from starlette.datastructures import FormData
@@ -15,7 +16,7 @@ from starlette.routing import BaseRoute, Route
 
 from engine.actor import Actor
 from engine.errors import NotFoundError, QueryError
-from engine.metadata.model import Entity, Feature
+from engine.metadata.model import Entity, Feature, Field
 from engine.permissions.assignable import assignable_owners
 from engine.permissions.directory import search_people
 from engine.permissions.scopes import CasbinAccessPolicy
@@ -36,6 +37,8 @@ from ui.screens.records.bulk import MAX_BULK, delete_confirmation, move_choices,
 from ui.screens.records.display import display, resolve_names
 from ui.screens.records.listing import (
     Choice,
+    FilterPanel,
+    FilterWidget,
     ListView,
     columns_of,
     count_text,
@@ -62,8 +65,7 @@ def build_list(ui: UIContext, request: Request, runtime: Runtime, actor: Actor, 
     locale = ui.locale(request)
     hidden = runtime.policy.hidden_fields(actor, entity)
     own_fields = visible_fields(entity, hidden)
-    fields = own_fields + pool_columns(runtime.registry, entity, hidden) + \
-        system_columns(runtime.registry, entity, hidden)
+    fields = list_fields(runtime, actor, entity)
     by_name = {f.name: f for f in fields}
     names = [f.name for f in fields]
     columns = [by_name[c] for c in choose_columns(state.cols, names,
@@ -98,11 +100,12 @@ def build_list(ui: UIContext, request: Request, runtime: Runtime, actor: Actor, 
         columns=headers,
         rows=rows, next_url=next_url, count_text="", count_url=count_url,
         searchable=any(n in names for n in entity.search_fields),
-        filters=with_pickers(runtime, actor, entity,
-                             [*filter_widgets(entity, state,
-                                              [f for f in fields if f.name != STAGE], locale),
-                              *stage_filter(state, runtime.registry.pipelines_of(entity.name),
-                                            locale)]),
+        # The panel is drawn with the page only when filters are set (it opens then);
+        # closed, it loads when opened (``filters_fragment``): few page views open it.
+        filters=filter_panel(runtime, actor, entity, state, fields, locale)
+        if state.filters else [],
+        filters_url="" if state.filters else
+        f"/e/{entity.name}/filters" + (f"?{query}" if query else ""),
         column_choices=[Choice(f.name, f.label.get(locale), f in columns) for f in fields],
         page_sizes=page_sizes(state),
         hidden_params=[("sort", state.sort)],
@@ -121,6 +124,35 @@ def build_list(ui: UIContext, request: Request, runtime: Runtime, actor: Actor, 
         move_pools=move_choices(ui, actor, entity, runtime.records, locale),
         can_merge=entity.has(Feature.SOFT_DELETE) and ui.may(actor, entity, "merge"),
         drop_badges=badges)
+
+
+def filter_panel(runtime: Runtime, actor: Actor, entity: Entity, state: ListState,
+                 fields: Sequence[Field], locale: str) -> list[FilterWidget]:
+    """The filter panel: a filter per listed field, the stage filter, pickers for
+    references and users (their chosen values read as ``actor``)."""
+    widgets = [*filter_widgets(entity, state, [f for f in fields if f.name != STAGE], locale),
+               *stage_filter(state, runtime.registry.pipelines_of(entity.name), locale)]
+    return with_pickers(runtime, actor, entity, widgets)
+
+
+def list_fields(runtime: Runtime, actor: Actor, entity: Entity) -> list[Field]:
+    """The fields a list may show and filter on: the entity's own, then its pool's and
+    the system's columns, less those hidden from ``actor``."""
+    hidden = runtime.policy.hidden_fields(actor, entity)
+    return visible_fields(entity, hidden) + pool_columns(runtime.registry, entity, hidden) + \
+        system_columns(runtime.registry, entity, hidden)
+
+
+def filters_fragment(ui: UIContext, request: Request) -> Response:
+    """The filter panel of a list, for the list's state (loaded when the panel opens)."""
+    runtime, actor = ui.runtime(), ui.actor(request)
+    entity = entity_of(runtime, request)
+    runtime.policy.check_action(actor, entity, "read")
+    state = ListState.parse(entity.name, request.query_params.multi_items())
+    panel = FilterPanel(filter_panel(runtime, actor, entity, state,
+                                     list_fields(runtime, actor, entity), ui.locale(request)))
+    return ui.render(request, "records/_filters.html", panel,
+                     fragment="records/_filters.html")
 
 
 def _assignable_people(runtime: Runtime, actor: Actor, entity: Entity) -> list[Choice]:
@@ -272,6 +304,8 @@ def routes(ui: UIContext) -> list[BaseRoute]:
         Route("/e/{entity}/export.{fmt}", ui.endpoint(export_file), name="export"),
         Route("/e/{entity}/count", ui.endpoint(lambda request, form: count_fragment(ui, request)),
               name="count"),
+        Route("/e/{entity}/filters",
+              ui.endpoint(lambda request, form: filters_fragment(ui, request)), name="filters"),
         Route("/e/{entity}/bulk", ui.endpoint(bulk), methods=["POST"], name="bulk"),
         Route("/e/{entity}/views", ui.endpoint(save_view), methods=["POST"], name="save_view"),
         Route("/e/{entity}/views/{view_id:id}", ui.endpoint(open_view), name="open_view"),
