@@ -89,6 +89,7 @@ def build_list(ui: UIContext, request: Request, runtime: Runtime, actor: Actor, 
     can = {a: ui.may(actor, entity, a)
            for a in ("create", "update", "assign", "delete", "export", "merge")}
     readonly = runtime.policy.readonly_fields(actor, entity)
+    shown = {f.name for f in columns}
     views = SavedViews(runtime.engine, runtime.schema).visible(actor.user_id or 0, entity.name)
     query = urlencode(state.params())
     # The (capped) count is a second query as costly as the page: it is loaded by
@@ -106,7 +107,8 @@ def build_list(ui: UIContext, request: Request, runtime: Runtime, actor: Actor, 
         if state.filters else [],
         filters_url="" if state.filters else
         f"/e/{entity.name}/filters" + (f"?{query}" if query else ""),
-        column_choices=[Choice(f.name, f.label.get(locale), f in columns) for f in fields],
+        # by name: comparing Field dataclasses compared every attribute of each
+        column_choices=[Choice(f.name, f.label.get(locale), f.name in shown) for f in fields],
         page_sizes=page_sizes(state),
         hidden_params=[("sort", state.sort)],
         saved_views=saved_view_links(views, actor), saved_state=query,
