@@ -73,7 +73,7 @@ from engine.permissions import _tables as t
 from engine.permissions import versions
 from engine.permissions._branch import Branch, Explanation
 from engine.permissions._clock import utcnow
-from engine.permissions._owners import owner_arms, owner_walk
+from engine.permissions._owners import owner_arms, owner_count, owner_walk
 from engine.permissions.index import Grant, PolicyCache, PolicyState
 from engine.permissions.org import Department, users_in_department, users_in_subtree
 from engine.permissions.sharing_rules import SHARE_ACTIONS, rule_branches
@@ -252,6 +252,8 @@ class CasbinAccessPolicy:
         neither planner can turn the OR into index seeks and a sort of every row.
         """
         arms = tuple(arm for b in branches for arm in b.runs_as)
+        if len(branches) == 1 and branches[0].count is not None:
+            return RowScope(arms, counting=(branches[0].count,))
         if len(arms) < 2 or "updated_at" not in table.c \
                 or not any(b.walk is not None for b in branches):
             return RowScope(arms)
@@ -288,7 +290,7 @@ class CasbinAccessPolicy:
             if branch.key in compiled:
                 old = compiled[branch.key]
                 branch = Branch(old.key, old.clause, old.grants + branch.grants, old.description,
-                                old.arms, old.walk)
+                                old.arms, old.walk, old.count)
             compiled[branch.key] = branch
         if action in SHARE_ACTIONS["write"] and ("shared",) not in compiled \
                 and self._may_have_shares(state, user_id, entity):
@@ -360,19 +362,21 @@ class CasbinAccessPolicy:
                 return None
             if scope == "department":
                 members = users_in_department(anchor.id)
-                arms = owner_arms(self._dialect, table, state.org.users_in(anchor.id), members)
+                owners = state.org.users_in(anchor.id)
                 key: tuple[object, ...] = ("department", anchor.id)
                 description = f"its owner is in department {anchor.code}"
             else:
                 members = users_in_subtree(anchor.path)
-                arms = owner_arms(self._dialect, table, state.org.users_under(anchor.id), members)
+                owners = state.org.users_under(anchor.id)
                 key = ("subtree", anchor.path)
                 description = f"its owner is in department {anchor.code} or below"
+            arms = owner_arms(self._dialect, table, owners, members)
             if not arms:
                 return None
             return Branch(key, or_(*arms), (grant,), description,
                           arms=arms if len(arms) > 1 else (),
-                          walk=owner_walk(self._dialect, table, members))
+                          walk=owner_walk(self._dialect, table, members),
+                          count=owner_count(self._dialect, table, owners, members))
         if scope == "pool":
             if not owned or "pool_id" not in table.c:
                 return None

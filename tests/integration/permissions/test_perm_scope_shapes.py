@@ -6,12 +6,13 @@ oracle's rows, on every path that reads through the scope.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import event, or_, select, text
 
-from engine.permissions import scopes
+from engine.permissions import _owners, scopes
 from engine.records import ListQuery, RecordService, Sort
 from engine.storage.database import make_engine
 from tests.integration.permissions._crm_org import (
@@ -142,3 +143,40 @@ def _plan(crm: CrmOrg, records: RecordService, login: str) -> str:
         rows = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement,
                                     parameters).fetchall()  # type: ignore[arg-type]
     return "\n".join(str(r[-1]) for r in rows)
+
+
+@pytest.mark.parametrize("login", ["m", "ms", "sn", "ss", "r4"])
+def test_counts_of_a_large_department_seek_the_owners_with_the_same_rows(
+        crm: CrmOrg, login: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past MAX_OWNER_ARMS a department's list walks with the owner index hidden; its
+    counts (no order to keep) are written so PostgreSQL can seek the owners
+    (``RowScope.counting``). Lists, counts and group counts keep the oracle's rows."""
+    monkeypatch.setattr(_owners, "MAX_OWNER_LIST", 0)
+    monkeypatch.setattr(_owners, "MAX_OWNER_ARMS", 0)
+    monkeypatch.setattr(scopes, "WALK_MIN_SHARE", 2.0)
+    policy, records = _service(crm)
+    oracle = Oracle(crm)
+    actor = policy.actor_for(crm.users[login], login=login)
+    for entity in ENTITIES:
+        live = oracle.live(entity, oracle.allowed(login, entity, "read"))
+        assert {r.id for r in records.list(actor, entity, ListQuery(limit=200)).rows} == live
+        assert records.count(actor, entity) == len(live), entity
+        owners = Counter(crm.users.get(crm.facts[(entity, i)].owner or "") for i in live)
+        groups = records.group_counts(actor, entity, "owner_id")
+        assert {g.key: g.count for g in groups} == dict(owners), entity
+
+
+def test_a_lone_large_department_counts_through_the_owner_index_on_postgresql(
+        crm: CrmOrg, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_owners, "MAX_OWNER_ARMS", 0)
+    policy, _ = _service(crm)
+    entity, table = crm.registry.entity("opportunity"), crm.schema.table("opportunity")
+    scope = policy.row_scope(crm.actor("m"), entity, table, "read")   # subtree only
+    listed = [str(b.compile(crm.engine)) for b in scope.branches]
+    if crm.engine.dialect.name == "postgresql":
+        assert scope.counting is not None and len(scope.counting) == 1
+        counted = str(scope.counting[0].compile(crm.engine))
+        assert "owner_id = ANY" in counted and "owner_id + " not in counted
+        assert all("owner_id + " in sql for sql in listed)
+    else:
+        assert scope.counting is None
