@@ -80,11 +80,15 @@ def owner_walk(dialect: str, table: Table, members: Select[Any]) -> ColumnElemen
 
     The form for a scope OR-ed into one walk of the list's sort index
     (``scopes.WALK_MIN_SHARE``): a term either planner could seek through an
-    index would tempt it into an index OR and a sort of every visible row.
+    index would tempt it into an index OR and a sort of every visible row. The
+    walk reads about a page / the visible share of rows, so the membership test
+    is per row: SQLite checks each owner with a correlated EXISTS (two primary-key
+    seeks) instead of building the member list on every execution (0.12 against
+    0.31 ms for the company's 1,000 users at 200k rows, against 0.11 ms unscoped);
+    PostgreSQL hashes the members once (an IN inside an OR is a hashed SubPlan),
+    where ``= ANY(array)`` compares each row with every member.
     """
     owner = table.c.owner_id
     if dialect == "postgresql":
-        ids = members.subquery()
-        return (owner + 0) == any_(cast(select(func.array_agg(ids.c[0])).scalar_subquery(),
-                                        ARRAY(BigInteger)))
-    return (owner + 0).in_(members)
+        return (owner + 0).in_(members)
+    return members.where(members.selected_columns[0] == owner).exists()

@@ -157,7 +157,8 @@ class CasbinAccessPolicy:
         found = memo.scopes.get(key)
         if found is None:
             found = self._shape(table, self._memo_branches(memo, actor.user_id, entity,
-                                                           table, action))
+                                                           table, action),
+                                sample=action in READ_ACTIONS)
             if len(memo.scopes) >= MEMO_LIMIT:
                 memo.scopes.clear()
             memo.scopes[key] = found
@@ -241,7 +242,7 @@ class CasbinAccessPolicy:
             memo.entries[key] = found
         return found
 
-    def _shape(self, table: Table, branches: list[Branch]) -> RowScope:
+    def _shape(self, table: Table, branches: list[Branch], *, sample: bool) -> RowScope:
         """The branches as UNION arms, or OR-ed into one walk when many rows are visible.
 
         Each arm is a keyset query that stops after a page, so arms win when what the
@@ -250,14 +251,18 @@ class CasbinAccessPolicy:
         a few pages' rows, with no UNION, sort or join back. The walk is only taken
         with an owner branch in it: its owner index is hidden (``Branch.walk``), so
         neither planner can turn the OR into index seeks and a sort of every row.
+        Only lists sample (read, export): other actions check one row at a time, where
+        either shape does.
         """
         arms = tuple(arm for b in branches for arm in b.runs_as)
         if len(branches) == 1 and branches[0].count is not None:
             return RowScope(arms, counting=(branches[0].count,))
-        if len(arms) < 2 or "updated_at" not in table.c \
+        if not sample or len(arms) < 2 or "updated_at" not in table.c \
                 or not any(b.walk is not None for b in branches):
             return RowScope(arms)
-        walk = or_(*(b.clause if b.walk is None else b.walk for b in branches))
+        # Owner tests last: the cheap column tests settle most rows first.
+        ordered = sorted(branches, key=lambda b: b.walk is not None)
+        walk = or_(*(b.clause if b.walk is None else b.walk for b in ordered))
         if self._visible_share(table, walk) < WALK_MIN_SHARE:
             return RowScope(arms)
         return RowScope((walk,))
