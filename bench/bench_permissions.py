@@ -296,21 +296,23 @@ def render(lists: Sequence[ListResult], calls: Sequence[CallResult], *, rows: in
 READING = [
     ("- A scope of one arm (`all`; `own` alone) costs what the unscoped page costs: the "
     "same index walk with one more condition."),
-    ("- Every further arm is one more keyset query: own rows, pool rows, each sharing rule "
-    "read up to a page of keys from their own index; the shares arm fetches every record "
-    "shared with the user (one primary-key lookup per share, about 100 here) to order "
-    "them. The keys are merged (UNION) and only the page's rows are fetched. That is "
-    "why shapes of three or four arms stay above the 1.3x target: the database does "
-    "three or four small index scans where the unscoped page does one."),
+    ("- A scope of several branches that shows much of the table (a pool, a big subtree, a "
+    "broad sharing rule: every manager and supervisor here, and a rep with the pool) runs "
+    "as one walk of the sort index with its branches OR-ed and the owner index hidden "
+    "(`owner_id + 0`): the walk reads about page / visible share rows and needs no UNION, "
+    "sort or join back (issue 13). The share is measured once per user, entity and policy "
+    "state on the newest 256 rows (`scopes.WALK_MIN_SHARE`, 0.2); the *arms* column "
+    "then reads 1."),
+    ("- A scope that shows little (a rep with shares, a team without the pool) keeps one "
+    "keyset query per arm: own rows, pool rows, each sharing rule read up to a page of "
+    "keys from their own index, the shares arm fetches every record shared with the user. "
+    "The keys are merged (UNION) and only the page's rows are fetched."),
     ("- On PostgreSQL a team (up to 16 owners) runs one arm per owner, because it cannot "
     "merge per-value index scans (an IN list sorted every row of the team); larger "
     "departments walk the recent index and keep their owners' rows "
-    "(engine/permissions/_owners.py)."),
-    ("- Every arm reads the row to test `deleted_at IS NULL`, which no list index holds. "
-    "Partial list indexes `WHERE deleted_at IS NULL` would let PostgreSQL answer the arms "
-    "from the index alone; not done here (the list indexes are storage's, and changing "
-    "them migrates every database)."),
-    ("- Before this work the same shapes cost 10-50x: a team's owners hidden in a subquery "
+    "(engine/permissions/_owners.py); their counts seek the owner index "
+    "(`RowScope.counting`: `owner_id = ANY`)."),
+    ("- Before issue 3 the same shapes cost 10-50x: a team's owners hidden in a subquery "
     "(SQLite walked the whole table), an OR across share grantees (a scan of the shares), "
     "a sharing rule on a rare tag (a scan of the table), and a whole-row UNION rebuilt in "
     "Python on every request."),

@@ -31,6 +31,10 @@ class RowScope:
     """
 
     branches: tuple[ColumnElement[bool], ...]
+    #: The same rows written for a count or aggregate, which keeps no order: a form
+    #: that would sort every visible row under a page's ORDER BY can seek an index
+    #: there (None: ``branches``).
+    counting: tuple[ColumnElement[bool], ...] | None = None
 
     @classmethod
     def everything(cls) -> RowScope:

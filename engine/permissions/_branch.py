@@ -24,6 +24,12 @@ class Branch:
     #: The UNION arms the clause runs as when one arm would plan badly (``_owners``);
     #: empty: the clause is the one arm.
     arms: tuple[ColumnElement[bool], ...] = ()
+    #: The same rows written for one walk of the sort index OR-ed with other branches
+    #: (owner indexes hidden: ``_owners.owner_walk``); None: the clause itself.
+    walk: ColumnElement[bool] | None = None
+    #: The same rows written for a count, which keeps no order (``RowScope.counting``);
+    #: None: the clause itself.
+    count: ColumnElement[bool] | None = None
 
     @property
     def runs_as(self) -> tuple[ColumnElement[bool], ...]:

@@ -557,8 +557,9 @@ class RecordService:
         scope = self.policy.row_scope(actor, plan.entity, plan.table, "read")
         if scope.is_empty:
             return None
-        live = _live_branches(scope.branches)
-        return [or_(*live)] if live and len(live) == len(scope.branches) else []
+        branches = scope.branches if scope.counting is None else scope.counting
+        live = _live_branches(branches)
+        return [or_(*live)] if live and len(live) == len(branches) else []
 
     def group_counts(self, actor: Actor, entity: str, by: str, *,
                      filters: ListQuery | Sequence[Filter] = (),

@@ -1,0 +1,202 @@
+"""A scope of several branches runs either as UNION arms or as one walk of the sort
+index with the branches OR-ed (issue 13, ``scopes.WALK_MIN_SHARE``): a planner
+choice made from a sample of the newest rows. Both shapes must give exactly the
+oracle's rows, on every path that reads through the scope.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import event, or_, select, text
+
+from engine.permissions import _owners, scopes
+from engine.records import ListQuery, RecordService, Sort
+from engine.storage.database import make_engine
+from tests.integration.permissions._crm_org import (
+    ENTITIES,
+    NOW,
+    USERS,
+    CrmOrg,
+    Oracle,
+    seed_crm,
+)
+
+
+@pytest.fixture(scope="module")
+def crm(module_db_url: str) -> Iterator[CrmOrg]:
+    engine = make_engine(module_db_url)
+    try:
+        yield seed_crm(engine)
+    finally:
+        engine.dispose()
+
+
+def _service(crm: CrmOrg) -> tuple[scopes.CasbinAccessPolicy, RecordService]:
+    # A fresh policy: the shape is memoised per policy state, so the threshold set by
+    # the test must meet an empty memo.
+    policy = scopes.CasbinAccessPolicy(crm.engine, crm.registry, clock=lambda: NOW)
+    return policy, RecordService(engine=crm.engine, schema=crm.schema, policy=policy)
+
+
+def _pages(records: RecordService, crm: CrmOrg, login: str, entity: str,
+           **query: object) -> list[int]:
+    actor = crm.actor(login)
+    ids: list[int] = []
+    token = None
+    while True:
+        page = records.list(actor, entity, ListQuery(limit=3, after=token, **query))  # type: ignore[arg-type]
+        ids += [r.id for r in page.rows]
+        if not page.has_more:
+            return ids
+        token = page.next_token
+
+
+@pytest.mark.parametrize("share", [0.0, 2.0], ids=["always-walk", "never-walk"])
+@pytest.mark.parametrize("login", sorted(USERS))
+def test_both_shapes_read_exactly_the_rows_in_scope(
+        crm: CrmOrg, login: str, share: float, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(scopes, "WALK_MIN_SHARE", share)
+    policy, records = _service(crm)
+    oracle = Oracle(crm)
+    actor = policy.actor_for(crm.users[login], login=login)
+    for entity in ENTITIES:
+        if not oracle.holds(login, entity, "read"):
+            continue
+        readable = oracle.allowed(login, entity, "read")
+        live = oracle.live(entity, readable)
+        listed = _pages(records, crm, login, entity)
+        assert len(listed) == len(set(listed)), (entity, "a row came twice across pages")
+        assert set(listed) == live, entity
+        oldest_first = Sort("updated_at", descending=False)
+        assert set(_pages(records, crm, login, entity, sort=oldest_first)) == live, entity
+        assert records.count(actor, entity) == len(live), entity
+        for action in ("export", "update", "delete"):
+            if oracle.holds(login, entity, action):
+                allowed = oracle.allowed(login, entity, action)
+                scope = policy.row_scope(actor, crm.registry.entity(entity),
+                                         crm.schema.table(entity), action)
+                table = crm.schema.table(entity)
+                with crm.engine.connect() as conn:
+                    got = {r[0] for r in conn.execute(
+                        select(table.c.id).where(or_(*scope.branches)))} \
+                        if scope.branches else set()
+                assert got == allowed, (entity, action)
+
+
+def test_a_broad_scope_of_several_branches_is_one_walk_with_the_owner_index_hidden(
+        crm: CrmOrg, monkeypatch: pytest.MonkeyPatch) -> None:
+    """m (manager: subtree + customer pool + A-grade rule) sees most customers."""
+    monkeypatch.setattr(scopes, "WALK_MIN_SHARE", 0.0)
+    policy, records = _service(crm)
+    entity, table = crm.registry.entity("customer"), crm.schema.table("customer")
+    scope = policy.row_scope(crm.actor("m"), entity, table, "read")
+    assert len(scope.branches) == 1
+    sql = str(scope.branches[0].compile(crm.engine))
+    assert "pool_id" in sql and "grade" in sql
+    # The owner test seeks no owner index: a hashed IN of owner_id + 0 on PostgreSQL,
+    # a correlated EXISTS on the user's primary key on SQLite.
+    owner_test = "owner_id + " if crm.engine.dialect.name == "postgresql" else "EXISTS"
+    assert owner_test in sql, sql
+    assert len(policy.branches(crm.users["m"], entity, table, "read")) >= 3
+    if crm.engine.dialect.name == "sqlite":
+        plan = _plan(crm, records, "m")
+        assert "MULTI-INDEX OR" not in plan and "ix_customer_recent" in plan, plan
+
+
+def test_a_narrow_scope_keeps_its_union_arms(crm: CrmOrg,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(scopes, "WALK_MIN_SHARE", 2.0)   # no sample can reach it
+    policy, _ = _service(crm)
+    entity, table = crm.registry.entity("customer"), crm.schema.table("customer")
+    scope = policy.row_scope(crm.actor("m"), entity, table, "read")
+    branches = policy.branches(crm.users["m"], entity, table, "read")
+    assert scope.branches == tuple(arm for b in branches for arm in b.runs_as)
+    assert len(scope.branches) >= 3
+
+
+def test_the_sample_measures_the_share_of_the_newest_rows(crm: CrmOrg) -> None:
+    policy, _ = _service(crm)
+    table = crm.schema.table("customer")
+    everything = table.c.id > 0
+    assert policy._visible_share(table, everything) == 1.0
+    assert policy._visible_share(table, table.c.id < 0) == 0.0
+    with crm.engine.connect() as conn:
+        total = conn.execute(text("SELECT count(*) FROM customer")).scalar_one()
+        owned = conn.execute(text("SELECT count(*) FROM customer "
+                                  "WHERE owner_id IS NOT NULL")).scalar_one()
+    assert policy._visible_share(table, table.c.owner_id.is_not(None)) == owned / total
+
+
+def _plan(crm: CrmOrg, records: RecordService, login: str) -> str:
+    seen: list[tuple[str, object]] = []
+
+    def grab(conn: object, cursor: object, statement: str, parameters: object,
+             context: object, executemany: bool) -> None:
+        seen.append((statement, parameters))
+
+    event.listen(crm.engine, "before_cursor_execute", grab)
+    try:
+        records.list(crm.actor(login), "customer", ListQuery(limit=5))
+    finally:
+        event.remove(crm.engine, "before_cursor_execute", grab)
+    statement, parameters = next(s for s in reversed(seen) if "FROM customer" in s[0])
+    with crm.engine.connect() as conn:
+        rows = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement,
+                                    parameters).fetchall()  # type: ignore[arg-type]
+    return "\n".join(str(r[-1]) for r in rows)
+
+
+@pytest.mark.parametrize("login", ["m", "ms", "sn", "ss", "r4"])
+def test_counts_of_a_large_department_seek_the_owners_with_the_same_rows(
+        crm: CrmOrg, login: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past MAX_OWNER_ARMS a department's list walks with the owner index hidden; its
+    counts (no order to keep) are written so PostgreSQL can seek the owners
+    (``RowScope.counting``). Lists, counts and group counts keep the oracle's rows."""
+    monkeypatch.setattr(_owners, "MAX_OWNER_LIST", 0)
+    monkeypatch.setattr(_owners, "MAX_OWNER_ARMS", 0)
+    monkeypatch.setattr(scopes, "WALK_MIN_SHARE", 2.0)
+    policy, records = _service(crm)
+    oracle = Oracle(crm)
+    actor = policy.actor_for(crm.users[login], login=login)
+    for entity in ENTITIES:
+        live = oracle.live(entity, oracle.allowed(login, entity, "read"))
+        assert {r.id for r in records.list(actor, entity, ListQuery(limit=200)).rows} == live
+        assert records.count(actor, entity) == len(live), entity
+        owners = Counter(crm.users.get(crm.facts[(entity, i)].owner or "") for i in live)
+        groups = records.group_counts(actor, entity, "owner_id")
+        assert {g.key: g.count for g in groups} == dict(owners), entity
+
+
+def test_a_lone_large_department_counts_through_the_owner_index_on_postgresql(
+        crm: CrmOrg, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_owners, "MAX_OWNER_ARMS", 0)
+    policy, _ = _service(crm)
+    entity, table = crm.registry.entity("opportunity"), crm.schema.table("opportunity")
+    scope = policy.row_scope(crm.actor("m"), entity, table, "read")   # subtree only
+    listed = [str(b.compile(crm.engine)) for b in scope.branches]
+    if crm.engine.dialect.name == "postgresql":
+        assert scope.counting is not None and len(scope.counting) == 1
+        counted = str(scope.counting[0].compile(crm.engine))
+        assert "owner_id = ANY" in counted and "owner_id + " not in counted
+        assert all("owner_id + " in sql for sql in listed)
+    else:
+        assert scope.counting is None
+
+
+def test_only_lists_sample_the_table(crm: CrmOrg, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Writes check one row at a time: their scope keeps its arms and costs no sample."""
+    monkeypatch.setattr(scopes, "WALK_MIN_SHARE", 0.0)
+    policy, _ = _service(crm)
+    entity, table = crm.registry.entity("customer"), crm.schema.table("customer")
+    sampled: list[str] = []
+    monkeypatch.setattr(policy, "_visible_share",
+                        lambda *a: sampled.append("x") or 1.0)  # type: ignore[func-returns-value]
+    update = policy.row_scope(crm.actor("r1"), entity, table, "update")  # own + shared
+    branches = policy.branches(crm.users["r1"], entity, table, "update")
+    assert len(branches) >= 2 and not sampled
+    assert update.branches == tuple(arm for b in branches for arm in b.runs_as)
+    assert len(policy.row_scope(crm.actor("m"), entity, table, "read").branches) == 1
+    assert sampled == ["x"]
