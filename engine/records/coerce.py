@@ -571,6 +571,12 @@ def coercer(field: Field, source: InputSource = InputSource.JSON) -> Coercer:
     return coerce
 
 
+def present_coercer(field: Field, source: InputSource = InputSource.JSON) -> Coercer:
+    """``coercer`` for values already known not to be None (compiled row preparation
+    tests for None itself and saves a call per value)."""
+    return _BUILDERS[field.type](field, InputSource(source))
+
+
 def coerce(field: Field, value: Any, *, source: InputSource = InputSource.JSON) -> Any:
     """Read one value of ``field`` from a payload; raises ``CoercionError``."""
     return coercer(field, source)(value)
