@@ -158,3 +158,38 @@ def test_crm_entities_compile_and_agree(crm: StorageSchema, entity: str) -> None
                 if p.field.required and p.autonumber is None}
     payload = {**required, **({"name": "ＡＢＣ 有限公司"} if "name" in plan.fields else {})}
     _agree(plan, InputSource.STRING, payload)
+
+
+_GEO = next(f for f in EVERY_TYPE["fields"] if f["type"] == "geo_point")
+
+
+@settings(max_examples=300, deadline=None)
+@given(lat=st.floats(allow_nan=True, allow_infinity=True),
+       lng=st.floats(allow_nan=True, allow_infinity=True))
+def test_geo_floats_read_as_through_decimal(schema: StorageSchema, lat: float,
+                                            lng: float) -> None:
+    """The float shortcut of geo points gives the value and the error of the Decimal path."""
+    from decimal import Decimal
+
+    from engine.records.coerce import CoercionError, coercer
+    f = schema.registry.entity("account").field(_GEO["name"])
+    geo = coercer(f)
+
+    def through_decimal(x: float) -> str | float:
+        try:
+            return float(Decimal(repr(x))) if abs(x) < 1000 else "too large"
+        except Exception:  # noqa: BLE001 -- NaN and infinities: refused either way
+            return "refused"
+
+    expected = (through_decimal(lat), through_decimal(lng))
+    try:
+        got = geo({"lat": lat, "lng": lng})
+    except CoercionError as exc:
+        refused = "refused" in expected or "too large" in expected or \
+            not -90 <= float(expected[0]) <= 90 or not -180 <= float(expected[1]) <= 180
+        assert refused, str(exc)
+        if "refused" in expected or "too large" in expected:
+            assert str(exc) == "expected a point as 'latitude,longitude'"
+        return
+    assert (got["lat"], got["lng"]) == expected
+    assert [str(v) for v in (got["lat"], got["lng"])] == [str(v) for v in expected]  # -0.0
