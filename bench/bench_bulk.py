@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import bisect
 import io
+import json
 import os
 import tempfile
 import time
@@ -105,6 +106,9 @@ def baseline_run(runtime: Runtime, ids: Sequence[int], *, batch: int) -> Run:
             _select_sql(activity.name, entry_columns,
                         "entity = ? AND record_id BETWEEN ? AND ? ORDER BY record_id"),
             (ENTITY, low, high)).fetchall()
+    if len(rows) != len(ids) or len(entries) < len(ids):
+        raise RuntimeError(f"the service stored {len(rows)} rows and {len(entries)} activity "
+                           f"entries for {len(ids)} ids")
     with write_transaction(runtime.engine) as conn:
         conn.execute(delete(activity).where((activity.c.entity == ENTITY)
                                             & activity.c.record_id.between(low, high)))
@@ -143,15 +147,38 @@ def _insert_sql(table: str, columns: Sequence[str]) -> str:
     return f'INSERT INTO "{table}" ({", ".join(columns)}) VALUES ({marks})'
 
 
-def http_run(url: str, *, seconds: float, clients: int) -> bench_http.Load:
-    """One-worker server, the rep posting ``BULK_ROWS`` records per request."""
+def _distinct_bodies(token: str) -> bench_http.RequestMaker:
+    """Bulk requests whose records all have new names (no possible duplicates)."""
+    counter = iter(range(10**9))
+
+    def make(i: int, previous: bytes | None) -> bytes:
+        k = next(counter)
+        records = [{"name": f"Fresh {k} {n}", "employees": n % 500}
+                   for n in range(bench_http.BULK_ROWS)]
+        return bench_http._request(
+            "POST", f"/api/v1/{ENTITY}/bulk",
+            {"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+            json.dumps({"records": records}).encode())
+
+    return make
+
+
+def http_runs(url: str, *, seconds: float, clients: int) -> list[tuple[str, bench_http.Load]]:
+    """One-worker server, the rep posting ``BULK_ROWS`` records per request: new names
+    each time, then ``bench_http``'s body (the same names every request: from the second
+    request on every row is a possible duplicate and gets a warning)."""
     token = bench_http.api_token(url)
     record = bench_http.rep_records(url, 1)[0]
+    found = []
     with bench_http.server(url, workers=1, record=record) as (host, port, pid):
-        make = next(m for op, _, m in bench_http.loads(token, "", record, [record] * clients)
-                    if op == "bulk")
-        return bench_http.run_load(host, port, pid, "bulk", "api", make, clients=clients,
-                                   seconds=seconds, count_statements=False)
+        repeated = next(m for op, _, m in bench_http.loads(token, "", record, [record] * clients)
+                        if op == "bulk")
+        for label, make in (("new names", _distinct_bodies(token)),
+                            ("repeated names", repeated)):
+            found.append((label, bench_http.run_load(host, port, pid, "bulk", "api", make,
+                                                     clients=clients, seconds=seconds,
+                                                     count_statements=False)))
+    return found
 
 
 def _engine_actor(engine: Engine, runtime: Runtime, login: str) -> Actor:
@@ -163,7 +190,8 @@ def _engine_actor(engine: Engine, runtime: Runtime, login: str) -> Actor:
 
 
 def measure(url: str, *, rows: int, batch: int, rounds: int,
-            http_seconds: float) -> tuple[list[tuple[Run, Run]], bench_http.Load | None]:
+            http_seconds: float) -> tuple[list[tuple[Run, Run]],
+                                          list[tuple[str, bench_http.Load]]]:
     prepare_demo(url, apps=[CRM], out=io.StringIO(), rows=200)
     runtime = open_runtime(url, policy_factory=CasbinAccessPolicy)
     try:
@@ -188,16 +216,15 @@ def measure(url: str, *, rows: int, batch: int, rounds: int,
                       f"({base.cpu_rate:8,.0f}/CPU s)", flush=True)
     finally:
         runtime.engine.dispose()
-    load = None
-    if http_seconds > 0:
-        load = http_run(url, seconds=http_seconds, clients=8)
-        print(f"  http {load.per_second * bench_http.BULK_ROWS:,.0f} rows/s, "
+    loads = http_runs(url, seconds=http_seconds, clients=8) if http_seconds > 0 else []
+    for label, load in loads:
+        print(f"  http ({label}) {load.per_second * bench_http.BULK_ROWS:,.0f} rows/s, "
               f"{load.cpu_ms / bench_http.BULK_ROWS * 1000:.1f} µs server CPU/row", flush=True)
-    return pairs, load
+    return pairs, loads
 
 
-def report(pairs: Sequence[tuple[Run, Run]], load: bench_http.Load | None, *, command: str,
-           rows: int, batch: int, load_avg: tuple[float, float]) -> str:
+def report(pairs: Sequence[tuple[Run, Run]], loads: Sequence[tuple[str, bench_http.Load]], *,
+           command: str, rows: int, batch: int, load_avg: tuple[float, float]) -> str:
     lines = [
         (f"Command: `{command}` — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
          f"SQLite (WAL file), {os.cpu_count()} cores, load average {load_avg[0]:.1f} at the "
@@ -212,13 +239,13 @@ def report(pairs: Sequence[tuple[Run, Run]], load: bench_http.Load | None, *, co
         lines.append(f"| {service.label} | {service.rate:,.0f} | {service.cpu_rate:,.0f} "
                      f"| {base.rate:,.0f} | {base.cpu_rate:,.0f} "
                      f"| {service.cpu / base.cpu:.2f} |")
-    if load is not None:
+    if loads:
         lines += ["", (f"HTTP, one worker, 8 connections, `POST /api/v1/{ENTITY}/bulk` with "
-                       f"{bench_http.BULK_ROWS} records per request as `{REP}`: "
-                       f"{load.per_second * bench_http.BULK_ROWS:,.0f} rows/s, "
-                       f"{load.cpu_ms / bench_http.BULK_ROWS * 1000:.1f} µs server CPU per "
-                       f"row ({bench_http.BULK_ROWS / load.cpu_ms * 1000:,.0f} rows per "
-                       "server CPU second).")]
+                       f"{bench_http.BULK_ROWS} records per request as `{REP}`:"), ""]
+        lines += [f"- {label}: {load.per_second * bench_http.BULK_ROWS:,.0f} rows/s, "
+                  f"{load.cpu_ms / bench_http.BULK_ROWS * 1000:.1f} µs server CPU per row "
+                  f"({bench_http.BULK_ROWS / load.cpu_ms * 1000:,.0f} rows per server CPU "
+                  "second)" for label, load in loads]
     lines += ["", ("Baseline: the rows the service stored (customer rows with their match-key "
                    "columns, and their activity rows), re-inserted by one driver executemany "
                    "per table and batch, one commit per batch.")]
@@ -237,10 +264,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     start_load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="tidepool-bulk-") as tmp, \
             database("sqlite", Path(tmp)) as url:
-        pairs, load = measure(url, rows=args.rows, batch=args.batch, rounds=args.rounds,
+        pairs, loads = measure(url, rows=args.rows, batch=args.batch, rounds=args.rounds,
                               http_seconds=args.http_seconds)
     command = "python -m bench.bench_bulk" + (f" {' '.join(argv)}" if argv else "")
-    body = report(pairs, load, command=command, rows=args.rows, batch=args.batch,
+    body = report(pairs, loads, command=command, rows=args.rows, batch=args.batch,
                   load_avg=(start_load, os.getloadavg()[0]))
     print(body)
     if not args.no_write:
