@@ -53,6 +53,7 @@ from engine.records import events as ev
 from engine.records import merge as merging
 from engine.records._bulk import RowInserter
 from engine.records._cascade import remove_dependents
+from engine.records._gc import paused_collection
 from engine.records._plan import EntityPlan, same_value
 from engine.records._point import RECORD_ID, point_statement
 from engine.records._union import union_page
@@ -334,7 +335,8 @@ class RecordService:
         field (``"3.phone"``); duplicates within the batch or against stored
         records are reported the same way.
         """
-        with self.transaction(actor) as tx:
+        # Bounded by the caller's batch; the hooks at commit allocate per row too.
+        with paused_collection(), self.transaction(actor) as tx:
             return tx.bulk_create(entity, rows, source=source)
 
     def _bulk_create(self, tx: Transaction, entity: str, rows: Sequence[Mapping[str, Any]], *,
