@@ -23,6 +23,7 @@ QUICK = {
     "bench_pools": ["--claims", "100", "--clients", "4"],
     "bench_rules": ["--rows", "20000", "--new", "2000"],
     "bench_import": ["--rows", "3000"],
+    "bench_bulk": ["--rows", "2000", "--rounds", "1", "--http-seconds", "1"],
     "bench_notifications": ["--rows", "2000", "--repeat", "1"],
     "bench_conversion": ["--leads", "50"],
     "bench_merge": ["--children", "100", "--repeat", "1"],

@@ -19,6 +19,8 @@ from sqlalchemy import Connection, Dialect, Insert, Table, func, insert, select,
 
 from engine.records import activity as feed
 from engine.records._plan import EntityPlan
+from engine.records._prepare import compiled_rows
+from engine.records.coerce import InputSource
 from engine.storage.record_ids import uses_autoincrement
 
 
@@ -89,7 +91,10 @@ class RowInserter:
         self._sequenced: dict[str, bool] = {}   # table -> AUTOINCREMENT (SQLite)
 
     def insert(self, conn: Connection, plan: EntityPlan, rows: list[dict[str, Any]], *,
-               actor_id: int | None, now: datetime, via: str | None = None) -> list[int]:
+               actor_id: int | None, now: datetime, via: str | None = None,
+               derived: Sequence[tuple[Any, ...]] | None = None) -> list[int]:
+        """``derived``: each row's match-key and stem values (``CompiledRows.derived``),
+        when the caller has them; computed here otherwise."""
         system: dict[str, Any] = {"created_at": now, "updated_at": now, "created_by": actor_id,
                                   "version": 1}
         if plan.initial_stage is not None:
@@ -104,9 +109,12 @@ class RowInserter:
             # highest ever handed out: a deleted record's id is never reused.
             start = self._sqlite_high_water(conn, table)
             ids = list(range(start + 1, start + 1 + len(rows)))
-            column_values = plan.column_values
+            compiled = compiled_rows(plan, InputSource.JSON)  # the layout is source-free
+            columns = compiled.columns
+            if derived is None:
+                derived = compiled.derived(rows)
             self._driver(table, ("id", *plan.column_names), tuple(system), conn).execute(
-                conn, ([new_id, *column_values(row)] for new_id, row in zip(ids, rows)), system)
+                conn, map(columns, ids, rows, derived), system)
             if plan.activity:
                 created = feed.created
                 self._driver(self.activity, ("record_id", "changes"), tuple(logged),

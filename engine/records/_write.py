@@ -24,6 +24,7 @@ from engine.records._plan import (
     EntityPlan,
     UniqueSpec,
 )
+from engine.records._prepare import compiled_rows
 from engine.records.coerce import CoercionError, InputSource, coercer
 from engine.storage.system_tables import USER_TABLE
 from engine.storage.tables import StorageSchema
@@ -71,52 +72,69 @@ class RowPreparer:
             (fp.name, fp.coerce_string if source is InputSource.STRING else fp.coerce_json,
              fp.check, fp.default, fp.field.required)
             for fp in plan.fields.values() if fp.autonumber is None)
+        #: The same preparation compiled to straight-line code, and the derived columns.
+        self.compiled = compiled_rows(plan, source)
 
     def prepare(self, rows: Sequence[Mapping[str, Any]], *, now: datetime,
                 readonly: frozenset[str], owner_default: int | None, bulk: bool,
                 errors: dict[str, str]) -> list[dict[str, Any]]:
-        """Field values (every field present, None when empty) per row; errors are collected."""
-        plan = self.plan
-        steps = self.steps
-        allowed = plan.writable - readonly
-        owned = plan.owned
-        missing = _MISSING
+        """Field values (every field present, None when empty) per row; errors are collected.
+
+        Each row goes through the compiled function first; a row it declines (some
+        value is wrong) goes through ``prepare_one``, which says what is wrong.
+        """
+        allowed = self.plan.writable - readonly
+        fast = self.compiled.fast
         out = []
         for i, row in enumerate(rows):
-            if not allowed.issuperset(row.keys()):
-                payload_errors(plan, row, creating=True, readonly=readonly,
-                               index=i if bulk else None, errors=errors)
-            values: dict[str, Any] = {}
-            for name, coerce, check, default, required in steps:
-                value = row.get(name, missing)
-                if value is missing:
-                    value = None if default is None else default(now)
-                elif value is not None:
-                    try:
-                        value = coerce(value)
-                    except CoercionError as exc:
-                        errors[key(i if bulk else None, name)] = message_of(exc)
-                        values[name] = None
-                        continue
-                if value is None:
-                    if required:
-                        errors[key(i if bulk else None, name)] = M("is required")
-                else:
-                    message = check(value)
-                    if message is not None:
-                        errors[key(i if bulk else None, name)] = message
-                values[name] = value
-            if owned:
-                if "owner_id" in row:
-                    try:
-                        values["owner_id"] = _OWNER_COERCE(row["owner_id"])
-                    except CoercionError as exc:
-                        errors[key(i if bulk else None, "owner_id")] = message_of(exc)
-                        values["owner_id"] = None
-                else:
-                    values["owner_id"] = owner_default
-            out.append(values)
+            if allowed.issuperset(row.keys()):
+                values = fast(row, now, owner_default)
+                if values is not None:
+                    out.append(values)
+                    continue
+            out.append(self.prepare_one(row, i if bulk else None, now=now, readonly=readonly,
+                                        owner_default=owner_default, errors=errors))
         return out
+
+    def prepare_one(self, row: Mapping[str, Any], index: int | None, *, now: datetime,
+                    readonly: frozenset[str], owner_default: int | None,
+                    errors: dict[str, str]) -> dict[str, Any]:
+        """One payload field by field, every error collected (the reference path)."""
+        plan = self.plan
+        missing = _MISSING
+        if not (plan.writable - readonly).issuperset(row.keys()):
+            payload_errors(plan, row, creating=True, readonly=readonly, index=index,
+                           errors=errors)
+        values: dict[str, Any] = {}
+        for name, coerce, check, default, required in self.steps:
+            value = row.get(name, missing)
+            if value is missing:
+                value = None if default is None else default(now)
+            elif value is not None:
+                try:
+                    value = coerce(value)
+                except CoercionError as exc:
+                    errors[key(index, name)] = message_of(exc)
+                    values[name] = None
+                    continue
+            if value is None:
+                if required:
+                    errors[key(index, name)] = M("is required")
+            else:
+                message = check(value)
+                if message is not None:
+                    errors[key(index, name)] = message
+            values[name] = value
+        if plan.owned:
+            if "owner_id" in row:
+                try:
+                    values["owner_id"] = _OWNER_COERCE(row["owner_id"])
+                except CoercionError as exc:
+                    errors[key(index, "owner_id")] = message_of(exc)
+                    values["owner_id"] = None
+            else:
+                values["owner_id"] = owner_default
+        return values
 
 
 def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
@@ -195,19 +213,23 @@ def _shown(spec: UniqueSpec, row: Mapping[str, Any]) -> dict[str, Any]:
 
 def duplicates(conn: Connection, plan: EntityPlan, rows: Sequence[Mapping[str, Any]], *,
                exclude_id: int | None = None,
-               specs: Sequence[UniqueSpec] | None = None) -> list[Duplicate]:
+               specs: Sequence[UniqueSpec] | None = None,
+               row_keys: Sequence[Sequence[tuple[Any, ...]]] | None = None) -> list[Duplicate]:
     """Rows whose unique keys are already taken (soft-deleted records still hold theirs).
 
     A key with an empty part is not a key (SQL unique constraints ignore NULLs too).
+    ``row_keys``: each key of ``plan.uniques`` per row, already normalised
+    (``CompiledRows.unique_keys``); used only when ``specs`` is None.
     """
     found: list[Duplicate] = []
     table = plan.table
-    for spec in specs if specs is not None else plan.uniques:
+    given = row_keys if specs is None else None
+    for n, spec in enumerate(specs if specs is not None else plan.uniques):
         if not _checkable(plan, spec):
             continue
         wanted: dict[tuple[Any, ...], int] = {}
         for i, r in enumerate(rows):
-            k = spec.key_of(r)
+            k = spec.key_of(r) if given is None else given[n][i]
             if any(v is None for v in k):
                 continue
             if k in wanted:

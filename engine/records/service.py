@@ -53,6 +53,7 @@ from engine.records import events as ev
 from engine.records import merge as merging
 from engine.records._bulk import RowInserter
 from engine.records._cascade import remove_dependents
+from engine.records._gc import paused_collection
 from engine.records._plan import EntityPlan, same_value
 from engine.records._point import RECORD_ID, point_statement
 from engine.records._union import union_page
@@ -334,7 +335,8 @@ class RecordService:
         field (``"3.phone"``); duplicates within the batch or against stored
         records are reported the same way.
         """
-        with self.transaction(actor) as tx:
+        # Bounded by the caller's batch; the hooks at commit allocate per row too.
+        with paused_collection(), self.transaction(actor) as tx:
             return tx.bulk_create(entity, rows, source=source)
 
     def _bulk_create(self, tx: Transaction, entity: str, rows: Sequence[Mapping[str, Any]], *,
@@ -362,7 +364,8 @@ class RecordService:
         pipelines = stages.pipelines_for(self.schema.registry, plan)
         if pipelines is not None:  # a payload may name the stage a new record starts in
             payloads, wanted = stages.split_stage(payloads)
-        rows = self._preparer(plan, source).prepare(
+        preparer = self._preparer(plan, source)
+        rows = preparer.prepare(
             payloads, now=now.astimezone(actor_zone(actor)), readonly=readonly,
             owner_default=actor.user_id, bulk=bulk, errors=errors)
         starts: list[str] | None = None
@@ -376,7 +379,10 @@ class RecordService:
                              errors=errors, scope=self._reference_scope(actor))
             if errors:
                 raise ValidationError(plan.name, errors)
-            dups = duplicates(conn, plan, rows)
+            # Match keys and stems once per row: for the duplicate check and the insert.
+            derived = preparer.compiled.derived(rows)
+            dups = duplicates(conn, plan, rows,
+                              row_keys=preparer.compiled.unique_keys(rows, derived))
             if dups:
                 seen = self._seen(conn, actor, plan, dups)
                 if bulk:
@@ -385,7 +391,8 @@ class RecordService:
                 raise self._duplicate_error(plan, dups[0], seen)
             self._number(conn, plan, rows, now)
             ids = self._inserter.insert(conn, plan, rows, actor_id=actor.user_id, now=now,
-                                        via=tx.via)
+                                        via=tx.via, derived=None if
+                                        preparer.compiled.numbered_keys else derived)
             # Checked on the written rows, in this transaction: refused rows roll back.
             errors = scope_checks.owner_errors(
                 conn, self.policy, actor, plan, rows=rows, ids=ids,

@@ -32,6 +32,7 @@ DEFAULT_COUNTRY_CODE = "86"
 
 _SPACES = re.compile(r"\s+")
 _NOT_DIGIT = re.compile(r"[^0-9]")
+_CODE_GAPS = re.compile(r"[\s\-]+")
 
 Normaliser = Callable[[object], "str | None"]
 
@@ -62,7 +63,7 @@ def code_key(value: object) -> str | None:
     """Identifiers such as licence numbers: width-folded, spaces and dashes gone, upper-cased."""
     if value is None:
         return None
-    key = _nfkc(re.sub(r"[\s\-]+", "", _nfkc(_nfkc(value).upper())))
+    key = _nfkc(_CODE_GAPS.sub("", _nfkc(_nfkc(value).upper())))
     return key or None
 
 
@@ -169,7 +170,8 @@ def name_stem(value: object) -> str | None:
     while len(words) > 1 and words[-1] in _LATIN_SUFFIXES:
         words.pop()
     stem = _nfkc("".join(words))
-    changed = True
+    # One C-level test first: most names end in no company suffix at all.
+    changed = stem.endswith(_CJK_SUFFIXES)
     while changed:
         changed = False
         for suffix in _CJK_SUFFIXES:
