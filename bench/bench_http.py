@@ -75,7 +75,7 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 #: What the numbers say, written with them (kept in RESULTS.md on every run).
 READING = """
 
-Reading: `x bare` is the bare endpoint's req/s over the endpoint's (same run, same worker count). `CPU ms/req` is the server's processes (uvicorn's supervisor and workers; on SQLite this includes the database engine, which runs inside them) per request. `sql ms` is the CPU of the endpoint's SQL statement run alone in a loop in the bench process (pool checkout + driver; on PostgreSQL only the client side), and `x sql` is `CPU ms/req` over it: the old column, which on PostgreSQL leaves the database server's work out of both sides. `db ms/req` (PostgreSQL only) is the CPU of the postmaster and all its children (the backends serving the workers' connections, plus background writers) per request, from /proc; `sql total ms` is the statement alone counted the same way (bench process + PostgreSQL's processes per statement), and `x sql total` is (`CPU ms/req` + `db ms/req`) over `sql total ms`: total CPU vs total CPU (on SQLite it equals `x sql`). `2w/1w` is two workers' req/s over one worker's. CPU per request is the steadier figure: the load generator runs on the same two cores, and this machine is shared with other sessions, so req/s and the worker ratios move from run to run.
+Reading: `x bare` is the bare endpoint's req/s over the endpoint's (same run, same worker count). `CPU ms/req` is the server's processes (uvicorn's supervisor and workers; on SQLite this includes the database engine, which runs inside them) per request. `sql ms` is the CPU of the endpoint's SQL statement run alone in a loop in the bench process (pool checkout + driver; on PostgreSQL only the client side), and `x sql` is `CPU ms/req` over it: the old column, which on PostgreSQL leaves the database server's work out of both sides. `db ms/req` (PostgreSQL only) is the CPU of the postmaster and all its children (the backends serving the workers' connections, plus background writers) per request, from /proc; `sql total ms` is the statement alone counted the same way (bench process + PostgreSQL's processes per statement), and `x sql total` is (`CPU ms/req` + `db ms/req`) over `sql total ms`: total CPU vs total CPU (on SQLite it equals `x sql`). `2w/1w` is two workers' req/s over one worker's. `runq ms/req` is the time the server's threads were runnable but waiting for a CPU (the scheduler's run-queue delay from /proc/<pid>/task/<tid>/schedstat), per request: near zero on a machine with a free core, large when other processes (the load generator, PostgreSQL, other sessions) hold the cores. `CPU split` is each busy server process's share of the server CPU (the workers first, largest first; the supervisor's share is ~0). CPU per request is the steadier figure: the load generator runs on the same two cores, and this machine is shared with other sessions, so req/s and the worker ratios move from run to run.
 
 What moved them (issue 13): statements per API read from 3 plus stamp reads to 1.0-1.1 (token and session checks from a per-process cache keyed by token hash, invalidated by the `credentials` stamp; every stamp in one statement shared within a request); one thread hop instead of two; no session cookie on API responses; the point-read statement built once per scope shape; the API mount matched before ~50 screen routes; orjson for API bodies; TCP_NODELAY on every worker's accepted sockets (uvicorn's multi-worker path dropped it, #3149). In-process profile (SQLite, warm): point read 0.98 -> 0.47 ms CPU, 50-row list 2.13 -> 1.19 ms. The HTML list page dropped from ~15.9 to ~7.5 ms of CPU (one run before, one after, same machine) once its count became a deferred htmx fragment and the navigation a per-role cache; it still renders ~50 rows through Jinja and reads saved views and owner names (3.1 statements). Patch is read, update and activity insert (4 statements). Not met here: API list CPU within 2x its SQL (5x on SQLite, where the statement is cheap and Python's row handling is not), the HTML list within 2x of the bare endpoint, and a 2-worker gain that a machine with no free core cannot show."""
 
@@ -90,6 +90,9 @@ class Load:
     cpu_ms: float          # server CPU per request
     statements: float | None  # SQL statements per request (one worker only)
     db_cpu_ms: float | None = None  # PostgreSQL's processes' CPU per request
+    run_queue_ms: float = 0.0  # server threads' wait for a CPU, per request
+    #: each busy server process's share of the server's CPU (workers, then supervisor)
+    split: tuple[float, ...] = ()
 
     @property
     def per_second(self) -> float:
@@ -231,6 +234,32 @@ def server_cpu_seconds(pid: int) -> float:
             continue
         total += int(fields[11]) + int(fields[12])  # utime, stime
     return total / CLOCK_TICKS
+
+
+def process_cpu(pid: int) -> dict[int, float]:
+    """CPU seconds of each process of the tree (to see how work splits across workers)."""
+    found = {}
+    for p in _process_tree(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        found[p] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return found
+
+
+def run_queue_seconds(pid: int) -> float:
+    """Time the threads of a process tree spent runnable but waiting for a CPU (the
+    scheduler's run-queue delay, /proc/<pid>/task/<tid>/schedstat): how much a loaded
+    machine held the server back, which req/s alone cannot tell."""
+    total = 0
+    for p in _process_tree(pid):
+        for task in Path(f"/proc/{p}/task").glob("*"):
+            try:
+                total += int((task / "schedstat").read_text().split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    return total / 1e9
 
 
 @contextmanager
@@ -477,16 +506,22 @@ def run_load(host: str, port: int, pid: int, op: str, target: str, traffic: Traf
     time.sleep(0.5)
     before_statements = _statements(host, port) if count_statements else 0
     cpu = server_cpu_seconds(pid)
+    each = process_cpu(pid)
+    waited = run_queue_seconds(pid)
     db = db_cpu() if db_cpu else 0.0
     measured = generate(host, port, traffic, clients=clients, seconds=seconds)
     cpu = server_cpu_seconds(pid) - cpu
+    waited = run_queue_seconds(pid) - waited
+    used = sorted((c - each.get(p, 0.0) for p, c in process_cpu(pid).items()), reverse=True)
+    split = tuple(u / cpu for u in used if u > 0) if cpu else ()
     db_ms = (db_cpu() - db) * 1000 / measured.requests if db_cpu else None
     statements = None
     if count_statements:
         # The stats request itself runs none; the statements all belong to the load.
         statements = (_statements(host, port) - before_statements) / measured.requests
     return Load(op, target, measured.requests, measured.seconds, measured.p50_ms,
-                cpu * 1000 / measured.requests, statements, db_ms)
+                cpu * 1000 / measured.requests, statements, db_ms,
+                waited * 1000 / measured.requests, split)
 
 
 def _statements(host: str, port: int) -> int:
@@ -537,8 +572,8 @@ def report(results: Sequence[tuple[str, int, int, Load]], sql: dict[str, dict[st
         "",
         ("| backend | rows | workers | op | endpoint | req/s | p50 ms | CPU ms/req | "
          "stmts/req | x bare | sql ms | x sql | 2w/1w | db ms/req | sql total ms | "
-         "x sql total |"),
-        "|---|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+         "x sql total | runq ms/req | CPU split |"),
+        "|---|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     index = {(b, w, r.op, r.target): r for b, _, w, r in results}
     for backend, rows, workers, r in results:
@@ -556,7 +591,8 @@ def report(results: Sequence[tuple[str, int, int, Load]], sql: dict[str, dict[st
             f"{r.p50_ms:.1f} | {r.cpu_ms:.2f} | {statements} | "
             f"{bare.per_second / r.per_second:.2f} | {base.client_ms:.3f} | "
             f"{r.cpu_ms / base.client_ms:.1f} | {scale} | {db} | {base.total_ms:.3f} | "
-            f"{total / base.total_ms:.1f} |")
+            f"{total / base.total_ms:.1f} | {r.run_queue_ms:.2f} | "
+            f"{' / '.join(f'{x:.0%}' for x in r.split[:workers + 1])} |")
     lines += ["", (f"Bulk create over HTTP (`POST /api/v1/{ENTITY}/bulk`, {BULK_ROWS} records "
                    "per request, validation, unique keys, activity):"), ""]
     lines += [f"- {b}, {w} worker{'s' if w > 1 else ''}: {r.per_second * BULK_ROWS:,.0f} rows/s "
@@ -618,9 +654,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                         print(f"  {backend} w{workers} {op:5} {target:4}: "
                               f"{load.per_second:7.1f} req/s  p50 {load.p50_ms:6.1f} ms  "
                               f"cpu {load.cpu_ms:5.2f} ms/req  db {load.db_cpu_ms}  "
+                              f"runq {load.run_queue_ms:.2f} ms/req  split {load.split[:3]}  "
                               f"stmts {load.statements}", flush=True)
             averages.append(_load_average())
-    command = "python -m bench.bench_http" + (f" {' '.join(argv)}" if argv else "")
+    given = list(argv) if argv is not None else sys.argv[1:]
+    command = "python -m bench.bench_http" + (f" {' '.join(given)}" if given else "")
     body = report(results, sql, command, clients=args.clients, client=client,
                   load_average=" -> ".join(f"({a})" for a in averages))
     print(body)
