@@ -75,9 +75,17 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 #: What the numbers say, written with them (kept in RESULTS.md on every run).
 READING = """
 
-Reading: `x bare` is the bare endpoint's req/s over the endpoint's (same run, same worker count). `CPU ms/req` is the server's processes (uvicorn's supervisor and workers; on SQLite this includes the database engine, which runs inside them) per request. `sql ms` is the CPU of the endpoint's SQL statement run alone in a loop in the bench process (pool checkout + driver; on PostgreSQL only the client side), and `x sql` is `CPU ms/req` over it: the old column, which on PostgreSQL leaves the database server's work out of both sides. `db ms/req` (PostgreSQL only) is the CPU of the postmaster and all its children (the backends serving the workers' connections, plus background writers) per request, from /proc; `sql total ms` is the statement alone counted the same way (bench process + PostgreSQL's processes per statement), and `x sql total` is (`CPU ms/req` + `db ms/req`) over `sql total ms`: total CPU vs total CPU (on SQLite it equals `x sql`). `2w/1w` is two workers' req/s over one worker's. `runq ms/req` is the time the server's threads were runnable but waiting for a CPU (the scheduler's run-queue delay from /proc/<pid>/task/<tid>/schedstat), per request: near zero on a machine with a free core, large when other processes (the load generator, PostgreSQL, other sessions) hold the cores. `CPU split` is each busy server process's share of the server CPU (the workers first, largest first; the supervisor's share is ~0). CPU per request is the steadier figure: the load generator runs on the same two cores, and this machine is shared with other sessions, so req/s and the worker ratios move from run to run.
+Reading: `x bare` is the bare endpoint's req/s over the endpoint's (same run, same worker count). `CPU ms/req` is the server's processes (uvicorn's supervisor and workers; on SQLite this includes the database engine, which runs inside them) per request. `sql ms` is the CPU of the endpoint's SQL statement run alone in a loop in the bench process (pool checkout + driver; on PostgreSQL only the client side), and `x sql` is `CPU ms/req` over it: the old column, which on PostgreSQL leaves the database server's work out of both sides. `db ms/req` (PostgreSQL only) is the CPU of the postmaster and all its children (the backends serving the workers' connections, plus background writers) per request, from /proc; `sql total ms` is the statement alone counted the same way (bench process + PostgreSQL's processes per statement), and `x sql total` is (`CPU ms/req` + `db ms/req`) over `sql total ms`: total CPU vs total CPU (on SQLite it equals `x sql`). `2w/1w` is two workers' req/s over one worker's. `runq ms/req` is the time the server's threads were runnable but waiting for a CPU (the scheduler's run-queue delay from /proc/<pid>/task/<tid>/schedstat), per request: near zero on a machine with a free core, large when other processes (the load generator, PostgreSQL, other sessions) hold the cores. `CPU split` is each busy server process's share of the server CPU (the workers first, largest first; the supervisor's share is ~0). CPU per request is the steadier figure: the load generator runs on the same two cores, and this machine is shared with other sessions, so req/s and the worker ratios move from run to run."""
+
+#: What moved the figures of the asyncio-loaded section (kept with them).
+NOTES = """
 
 What moved them (issue 13): statements per API read from 3 plus stamp reads to 1.0-1.1 (token and session checks from a per-process cache keyed by token hash, invalidated by the `credentials` stamp; every stamp in one statement shared within a request); one thread hop instead of two; no session cookie on API responses; the point-read statement built once per scope shape; the API mount matched before ~50 screen routes; orjson for API bodies; TCP_NODELAY on every worker's accepted sockets (uvicorn's multi-worker path dropped it, #3149). In-process profile (SQLite, warm): point read 0.98 -> 0.47 ms CPU, 50-row list 2.13 -> 1.19 ms. The HTML list page dropped from ~15.9 to ~7.5 ms of CPU (one run before, one after, same machine) once its count became a deferred htmx fragment and the navigation a per-role cache; it still renders ~50 rows through Jinja and reads saved views and owner names (3.1 statements). Patch is read, update and activity insert (4 statements). Not met here: API list CPU within 2x its SQL (5x on SQLite, where the statement is cheap and Python's row handling is not), the HTML list within 2x of the bare endpoint, and a 2-worker gain that a machine with no free core cannot show."""
+
+#: What moved the figures of the wrk-loaded section (the analysis of a run is in its notes).
+WRK_NOTES = """
+
+What moved them (issue 13, h-apipath): wrk instead of a Python load client (the client no longer takes a core); uvicorn on httptools and uvloop (neither was installed, so it ran the pure-Python h11 parser and asyncio's loop); point reads and list pages run their cached statement straight on a pooled DBAPI cursor (`engine/storage/direct.py`: no Connection, no BEGIN/ROLLBACK around one statement, PostgreSQL in autocommit for it); the thread hop as one queue item (`ui/threads.py`). The bare endpoints still go through SQLAlchemy's Connection and Starlette's `run_in_threadpool`, so the API can cost less than its bare floor. Analysis and the worker ratios: section "HTTP with wrk (issue 13), notes"."""
 
 
 @dataclass(frozen=True)
@@ -593,12 +601,13 @@ def report(results: Sequence[tuple[str, int, int, Load]], sql: dict[str, dict[st
             f"{r.cpu_ms / base.client_ms:.1f} | {scale} | {db} | {base.total_ms:.3f} | "
             f"{total / base.total_ms:.1f} | {r.run_queue_ms:.2f} | "
             f"{' / '.join(f'{x:.0%}' for x in r.split[:workers + 1])} |")
-    lines += ["", (f"Bulk create over HTTP (`POST /api/v1/{ENTITY}/bulk`, {BULK_ROWS} records "
-                   "per request, validation, unique keys, activity):"), ""]
+    if any(r.op == "bulk" for _, _, _, r in results):
+        lines += ["", (f"Bulk create over HTTP (`POST /api/v1/{ENTITY}/bulk`, {BULK_ROWS} "
+                       "records per request, validation, unique keys, activity):"), ""]
     lines += [f"- {b}, {w} worker{'s' if w > 1 else ''}: {r.per_second * BULK_ROWS:,.0f} rows/s "
               f"({r.cpu_ms / BULK_ROWS * 1000:.0f} µs server CPU per row)"
               for b, _, w, r in results if r.op == "bulk"]
-    return "\n".join(lines) + READING
+    return "\n".join(lines) + READING + (WRK_NOTES if client == "wrk" else NOTES)
 
 
 def _load_average() -> str:
