@@ -36,6 +36,7 @@ benchmarks compare both paths with it in one process.
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -85,12 +86,20 @@ class DirectReader:
     """Runs cached SELECTs of one engine on its pooled DBAPI connections."""
 
     def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+        # Weak: the reader is kept per engine and must not keep a dropped engine's pool.
+        self._engine = weakref.ref(engine)
         dialect = engine.dialect
         self._positional = dialect.positional
         self._postgres = dialect.name == "postgresql"
         self._cache: dict[int, _Compiled] = {}
         self._lock = threading.Lock()
+
+    @property
+    def engine(self) -> Engine:
+        engine = self._engine()
+        if engine is None:  # pragma: no cover - readers are reached through their engine
+            raise RuntimeError("the engine of this reader is gone")
+        return engine
 
     def rows(self, statement: Select[Any], params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         """Every row of ``statement`` (processed as ``Connection.execute`` would) as tuples."""
@@ -205,19 +214,17 @@ class DirectReader:
             return found.convert
 
 
-_readers: dict[int, DirectReader] = {}
+_readers: weakref.WeakKeyDictionary[Engine, DirectReader] = weakref.WeakKeyDictionary()
 _readers_lock = threading.Lock()
 
 
 def direct_rows(engine: Engine, statement: Select[Any],
                 params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
     """``engine``'s rows of a cached ``statement`` (see the module docstring)."""
-    reader = _readers.get(id(engine))
-    if reader is None or reader.engine is not engine:
+    reader = _readers.get(engine)
+    if reader is None:
         with _readers_lock:
-            reader = _readers.get(id(engine))
-            if reader is None or reader.engine is not engine:
-                if len(_readers) >= 64:  # engines of tests come and go
-                    _readers.clear()
-                reader = _readers[id(engine)] = DirectReader(engine)
+            reader = _readers.get(engine)
+            if reader is None:
+                reader = _readers[engine] = DirectReader(engine)
     return reader.rows(statement, params)

@@ -5,6 +5,8 @@ timeouts and errors raised as through SQLAlchemy, and the pooled connection left
 from __future__ import annotations
 
 import datetime as dt
+import gc
+import weakref
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -140,3 +142,13 @@ def test_a_database_error_is_sqlalchemys_and_leaves_the_pool_clean(things: Engin
     with pytest.raises(DBAPIError):
         direct_rows(things, select(missing.c.id), {})
     _left_clean(things)
+
+
+def test_a_dropped_engine_is_not_kept_by_the_readers(sqlite_url: str) -> None:
+    engine = make_engine(sqlite_url, statement_timeout=1.0)
+    assert direct_rows(engine, select(func.abs(-2)), {}) == [(2,)]
+    gone = weakref.ref(engine)
+    engine.dispose()
+    del engine
+    gc.collect()
+    assert gone() is None  # its pool (and connections) go with it
