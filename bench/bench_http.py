@@ -151,10 +151,10 @@ def postgres_cpu(url: str) -> Callable[[], float] | None:
     if not url.startswith("postgresql"):
         return None
     engine = create_engine(url)
-    with engine.connect() as conn:
+    with engine.connect() as conn:  # read while the backend lives: it exits on disconnect
         backend = int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
+        stat = Path(f"/proc/{backend}/stat").read_text().rsplit(")", 1)[1].split()
     engine.dispose()
-    stat = Path(f"/proc/{backend}/stat").read_text().rsplit(")", 1)[1].split()
     postmaster = int(stat[1])  # a backend's parent
     return lambda: server_cpu_seconds(postmaster)
 
