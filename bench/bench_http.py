@@ -6,9 +6,11 @@ database (users of every role, an org tree), grows ENTITY to ``--rows`` rows
 spread over the demo reps and the pool, then for each worker count starts
 ``bench._http_server`` (the real app through ``ui.serve.run_workers``, as
 ``tidepool serve --workers N`` runs it, plus bare endpoints) and loads it with
-``--clients`` keep-alive connections from a small asyncio HTTP/1.1 client in
-this process (cheaper per request than an HTTP library, so the load generator
-takes less of the shared cores), signed in as a rep:
+``--clients`` keep-alive connections, signed in as a rep. The load generator is
+wrk when it is on PATH (C: a few per cent of a core, so the server gets the
+machine's cores; a generated Lua script adds the token and carries a PATCH's
+version), else a small asyncio HTTP/1.1 client in this process (``--client``
+chooses; the report says which ran):
 
 * list: ``GET /api/v1/<entity>?limit=50`` (token) vs ``GET /bare/list``;
 * get: ``GET /api/v1/<entity>/<id>`` vs ``GET /bare/get``;
@@ -17,11 +19,14 @@ takes less of the shared cores), signed in as a rep:
 * html: ``GET /e/<entity>`` (browser session) vs ``GET /bare/list``.
 
 For each load: requests per second, the median latency, the server's CPU time
-per request (all its processes, from /proc), SQL statements per request (one
-worker: the worker's own count), and the CPU of the SQL statement alone,
-executed in a loop in this process with the same driver (``sql ms``).
+per request (all its processes, from /proc), on PostgreSQL the CPU of the
+database server's processes per request (``db ms/req``), SQL statements per
+request (one worker: the worker's own count), and the CPU of the SQL statement
+alone, executed in a loop in this process with the same driver (``sql ms``; plus
+PostgreSQL's own CPU for it in ``sql total ms``).
 
-Results go to the ``HTTP (issue 13)`` section of bench/RESULTS.md (the ``HTTP (issue 4)``
+Results go to the ``HTTP with wrk (issue 13)`` section of bench/RESULTS.md, or
+``HTTP (issue 13)`` when loaded by the asyncio client (the ``HTTP (issue 4)``
 section holds the earlier single-worker httpx measurements).
 """
 
@@ -33,6 +38,7 @@ import io
 import json
 import os
 import re
+import shutil
 import socket
 import statistics
 import subprocess
@@ -45,7 +51,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx2 as httpx
-from sqlalchemy import select, update
+from sqlalchemy import create_engine, select, text, update
 
 from bench._http_server import captured_sql
 from bench.databases import copy_rows_until, database
@@ -60,6 +66,8 @@ from engine.storage.database import write_transaction
 REPO = Path(__file__).resolve().parent.parent
 CRM = REPO / "apps" / "crm"
 HEADING = "HTTP (issue 13)"
+#: Where runs loaded by wrk go (the section above holds the asyncio client's runs).
+WRK_HEADING = "HTTP with wrk (issue 13)"
 ENTITY = "customer"
 REP = "rep_east1"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -67,9 +75,17 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 #: What the numbers say, written with them (kept in RESULTS.md on every run).
 READING = """
 
-Reading: `x bare` is the bare endpoint's req/s over the endpoint's (same run, same worker count); `x sql` is the endpoint's server CPU per request over the CPU of its SQL statement run alone in a loop in the client process (for PostgreSQL that is the driver's side; the server's own CPU is not in either figure). `2w/1w` is two workers' req/s over one worker's. CPU per request counts every server process and is the steadier figure: the load generator runs on the same two cores, and this machine is shared with other sessions (load average 12-15 during the runs), so req/s and the worker ratios move from run to run, and a second worker rarely finds a free core.
+Reading: `x bare` is the bare endpoint's req/s over the endpoint's (same run, same worker count). `CPU ms/req` is the server's processes (uvicorn's supervisor and workers; on SQLite this includes the database engine, which runs inside them) per request. `sql ms` is the CPU of the endpoint's SQL statement run alone in a loop in the bench process (pool checkout + driver; on PostgreSQL only the client side), and `x sql` is `CPU ms/req` over it: the old column, which on PostgreSQL leaves the database server's work out of both sides. `db ms/req` (PostgreSQL only) is the CPU of the postmaster and all its children (the backends serving the workers' connections, plus background writers) per request, from /proc; `sql total ms` is the statement alone counted the same way (bench process + PostgreSQL's processes per statement), and `x sql total` is (`CPU ms/req` + `db ms/req`) over `sql total ms`: total CPU vs total CPU (on SQLite it equals `x sql`). `2w/1w` is two workers' req/s over one worker's. `runq ms/req` is the time the server's threads were runnable but waiting for a CPU (the scheduler's run-queue delay from /proc/<pid>/task/<tid>/schedstat), per request: near zero on a machine with a free core, large when other processes (the load generator, PostgreSQL, other sessions) hold the cores. `CPU split` is each busy server process's share of the server CPU (the workers first, largest first; the supervisor's share is ~0). CPU per request is the steadier figure: the load generator runs on the same two cores, and this machine is shared with other sessions, so req/s and the worker ratios move from run to run."""
+
+#: What moved the figures of the asyncio-loaded section (kept with them).
+NOTES = """
 
 What moved them (issue 13): statements per API read from 3 plus stamp reads to 1.0-1.1 (token and session checks from a per-process cache keyed by token hash, invalidated by the `credentials` stamp; every stamp in one statement shared within a request); one thread hop instead of two; no session cookie on API responses; the point-read statement built once per scope shape; the API mount matched before ~50 screen routes; orjson for API bodies; TCP_NODELAY on every worker's accepted sockets (uvicorn's multi-worker path dropped it, #3149). In-process profile (SQLite, warm): point read 0.98 -> 0.47 ms CPU, 50-row list 2.13 -> 1.19 ms. The HTML list page dropped from ~15.9 to ~7.5 ms of CPU (one run before, one after, same machine) once its count became a deferred htmx fragment and the navigation a per-role cache; it still renders ~50 rows through Jinja and reads saved views and owner names (3.1 statements). Patch is read, update and activity insert (4 statements). Not met here: API list CPU within 2x its SQL (5x on SQLite, where the statement is cheap and Python's row handling is not), the HTML list within 2x of the bare endpoint, and a 2-worker gain that a machine with no free core cannot show."""
+
+#: What moved the figures of the wrk-loaded section (the analysis of a run is in its notes).
+WRK_NOTES = """
+
+What moved them (issue 13, h-apipath): wrk instead of a Python load client (the client no longer takes a core); uvicorn on httptools and uvloop (neither was installed, so it ran the pure-Python h11 parser and asyncio's loop); point reads and list pages run their cached statement straight on a pooled DBAPI cursor (`engine/storage/direct.py`: no Connection, no BEGIN/ROLLBACK around one statement, PostgreSQL in autocommit for it); the thread hop as one queue item (`ui/threads.py`). The bare endpoints still go through SQLAlchemy's Connection and Starlette's `run_in_threadpool`, so the API can cost less than its bare floor. Analysis and the worker ratios: section "HTTP with wrk (issue 13), notes"."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +97,10 @@ class Load:
     p50_ms: float
     cpu_ms: float          # server CPU per request
     statements: float | None  # SQL statements per request (one worker only)
+    db_cpu_ms: float | None = None  # PostgreSQL's processes' CPU per request
+    run_queue_ms: float = 0.0  # server threads' wait for a CPU, per request
+    #: each busy server process's share of the server's CPU (workers, then supervisor)
+    split: tuple[float, ...] = ()
 
     @property
     def per_second(self) -> float:
@@ -124,21 +144,49 @@ def rep_records(url: str, count: int) -> list[int]:
     return [int(i) for i in ids]
 
 
+def postgres_cpu(url: str) -> Callable[[], float] | None:
+    """CPU seconds so far of the PostgreSQL server at ``url`` (the postmaster and all its
+    children: the backends serving our connections, plus the background writers), from
+    /proc; None on SQLite, where the database's work is in the client's own process."""
+    if not url.startswith("postgresql"):
+        return None
+    engine = create_engine(url)
+    with engine.connect() as conn:  # read while the backend lives: it exits on disconnect
+        backend = int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
+        stat = Path(f"/proc/{backend}/stat").read_text().rsplit(")", 1)[1].split()
+    engine.dispose()
+    postmaster = int(stat[1])  # a backend's parent
+    return lambda: server_cpu_seconds(postmaster)
+
+
+@dataclass(frozen=True)
+class SqlCost:
+    """CPU milliseconds of one endpoint's SQL statement run alone in a loop."""
+
+    client_ms: float  # this process: SQLAlchemy's connection checkout + the driver
+    db_ms: float | None  # PostgreSQL's processes (None on SQLite: it is in client_ms)
+
+    @property
+    def total_ms(self) -> float:
+        return self.client_ms + (self.db_ms or 0.0)
+
+
 def sql_cpu_ms(url: str, record: int, patch_ids: Sequence[int], *,
-               seconds: float) -> dict[str, float]:
-    """CPU milliseconds of each endpoint's SQL statement run alone (same driver)."""
+               seconds: float) -> dict[str, SqlCost]:
+    """The CPU of each endpoint's SQL statement run alone (same driver, same pool)."""
     live = LiveRuntime(url, policy_factory=CasbinAccessPolicy)
+    db_cpu = postgres_cpu(url)
     try:
         captured = captured_sql(live, REP, ENTITY, record)
         engine = live.current().engine
         table = live.current().schema.table(ENTITY)
 
         def read(name: str) -> Callable[[], object]:
-            text, params = captured[name]
+            statement, params = captured[name]
 
             def run() -> object:
                 with engine.connect() as conn:
-                    return conn.exec_driver_sql(text, params).fetchall()
+                    return conn.exec_driver_sql(statement, params).fetchall()
             return run
 
         def patch() -> object:
@@ -151,11 +199,14 @@ def sql_cpu_ms(url: str, record: int, patch_ids: Sequence[int], *,
         for name, call in (("list", read("list")), ("get", read("get")), ("patch", patch)):
             for _ in range(20):
                 call()
+            db = db_cpu() if db_cpu else 0.0
             done, start, wall = 0, time.process_time(), time.perf_counter()
             while time.perf_counter() - wall < seconds:
                 call()
                 done += 1
-            found[name] = (time.process_time() - start) * 1000 / done
+            client = (time.process_time() - start) * 1000 / done
+            db_ms = (db_cpu() - db) * 1000 / done if db_cpu else None
+            found[name] = SqlCost(client, db_ms)
         return found
     finally:
         live.dispose()
@@ -191,6 +242,32 @@ def server_cpu_seconds(pid: int) -> float:
             continue
         total += int(fields[11]) + int(fields[12])  # utime, stime
     return total / CLOCK_TICKS
+
+
+def process_cpu(pid: int) -> dict[int, float]:
+    """CPU seconds of each process of the tree (to see how work splits across workers)."""
+    found = {}
+    for p in _process_tree(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        found[p] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return found
+
+
+def run_queue_seconds(pid: int) -> float:
+    """Time the threads of a process tree spent runnable but waiting for a CPU (the
+    scheduler's run-queue delay, /proc/<pid>/task/<tid>/schedstat): how much a loaded
+    machine held the server back, which req/s alone cannot tell."""
+    total = 0
+    for p in _process_tree(pid):
+        for task in Path(f"/proc/{p}/task").glob("*"):
+            try:
+                total += int((task / "schedstat").read_text().split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    return total / 1e9
 
 
 @contextmanager
@@ -231,6 +308,23 @@ def session_cookie(host: str, port: int) -> str:
 
 # --- the load ------------------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class Traffic:
+    """What every connection of one load sends, for either load client."""
+
+    method: str
+    #: ``{id}`` is replaced by the connection's own record (``ids[i]``)
+    path: str
+    headers: dict[str, str]
+    body: bytes = b""
+    ids: tuple[int, ...] = ()
+    #: PATCH with the version of the previous response (a GET of the record first)
+    carry_version: bool = False
+
+    def path_for(self, index: int) -> str:
+        return self.path.replace("{id}", str(self.ids[index])) if self.ids else self.path
+
+
 #: Builds connection ``i``'s next request from the previous response body (None at first).
 RequestMaker = Callable[[int, bytes | None], bytes]
 
@@ -241,6 +335,30 @@ def _request(method: str, path: str, headers: dict[str, str], body: bytes = b"")
     if body or method in ("POST", "PATCH"):
         lines.append(f"Content-Length: {len(body)}")
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def _patch_body(version: int) -> bytes:
+    return json.dumps({"version": version, "employees": version % 500}).encode()
+
+
+def request_maker(traffic: Traffic) -> RequestMaker:
+    """The asyncio client's requests for ``traffic``."""
+    if traffic.carry_version:
+        read_headers = {k: v for k, v in traffic.headers.items() if k != "Content-Type"}
+
+        def carried(i: int, previous: bytes | None) -> bytes:
+            version = json.loads(previous)["version"] if previous else None
+            if version is None:  # the first request of a connection: read the version
+                return _request("GET", traffic.path_for(i), read_headers)
+            return _request(traffic.method, traffic.path_for(i), traffic.headers,
+                            _patch_body(version))
+        return carried
+    if traffic.ids:
+        per_connection = [_request(traffic.method, traffic.path_for(i), traffic.headers,
+                                   traffic.body) for i in range(len(traffic.ids))]
+        return lambda i, b: per_connection[i]
+    fixed = _request(traffic.method, traffic.path, traffic.headers, traffic.body)
+    return lambda i, b: fixed
 
 
 async def _connection(host: str, port: int, index: int, make: RequestMaker, *,
@@ -264,27 +382,154 @@ async def _connection(host: str, port: int, index: int, make: RequestMaker, *,
         writer.close()
 
 
-def run_load(host: str, port: int, pid: int, op: str, target: str, make: RequestMaker, *,
-             clients: int, seconds: float, count_statements: bool) -> Load:
-    async def go(duration: float, samples: list[float]) -> None:
-        until = time.perf_counter() + duration
+@dataclass(frozen=True)
+class Measured:
+    """What a load client reports: completed requests, wall seconds, median latency."""
+
+    requests: int
+    seconds: float
+    p50_ms: float
+
+
+def asyncio_load(host: str, port: int, traffic: Traffic, *, clients: int,
+                 seconds: float) -> Measured:
+    """``clients`` keep-alive connections from a small asyncio HTTP/1.1 client in this
+    process (the fallback when wrk is not installed: it takes most of a core itself)."""
+    make = request_maker(traffic)
+    samples: list[float] = []
+
+    async def go() -> None:
+        until = time.perf_counter() + seconds
         await asyncio.gather(*(_connection(host, port, i, make, until=until, samples=samples)
                                for i in range(clients)))
 
-    asyncio.run(go(0.5, []))  # warm-up (every worker, caches, the plans)
-    before_statements = _statements(host, port) if count_statements else 0
-    samples: list[float] = []
-    cpu = server_cpu_seconds(pid)
     started = time.perf_counter()
-    asyncio.run(go(seconds, samples))
+    asyncio.run(go())
     elapsed = time.perf_counter() - started
+    return Measured(len(samples), elapsed, statistics.median(samples) * 1000)
+
+
+def _lua_string(value: str | bytes) -> str:
+    text = value.decode() if isinstance(value, bytes) else value
+    return json.dumps(text)  # a JSON string literal is a valid Lua one for this text
+
+
+#: Prints wrk's summary as one JSON line (its text output is for people).
+_WRK_DONE = """
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'WRK {"requests": %d, "duration_us": %d, "p50_us": %.1f, "errors": %d, "status": %d}\\n',
+    summary.requests, summary.duration, latency:percentile(50.0),
+    e.connect + e.read + e.write + e.timeout, e.status))
+end
+"""
+
+
+def wrk_script(traffic: Traffic) -> str:
+    """The Lua script that makes wrk send ``traffic`` (one connection per wrk thread
+    when each connection has its own record, so a thread's globals are its state)."""
+    headers = "{" + ", ".join(f"[{_lua_string(k)}] = {_lua_string(v)}"
+                              for k, v in traffic.headers.items()) + "}"
+    lines = [f"local headers = {headers}"]
+    if not traffic.ids:
+        lines += [f"wrk.method = {_lua_string(traffic.method)}",
+                  f"wrk.path = {_lua_string(traffic.path)}",
+                  "wrk.headers = headers"]
+        if traffic.body:
+            lines.append(f"wrk.body = {_lua_string(traffic.body)}")
+        return "\n".join(lines) + _WRK_DONE
+    ids = ", ".join(str(i) for i in traffic.ids)
+    lines += [
+        f"local ids = {{{ids}}}",
+        "local started = 0",
+        "function setup(thread)",
+        "  started = started + 1",
+        "  thread:set('record', ids[started])",
+        "end",
+        f"local template = {_lua_string(traffic.path)}",
+        "local path = nil",
+        "local version = nil",
+        "function request()",
+        "  if path == nil then path = template:gsub('{id}', tostring(record)) end",
+    ]
+    if traffic.carry_version:
+        lines += [
+            "  if version == nil then",
+            "    local read = {}",
+            "    for k, v in pairs(headers) do if k ~= 'Content-Type' and k ~= 'Content-Length' then read[k] = v end end",
+            "    return wrk.format('GET', path, read)",
+            "  end",
+            "  local body = string.format('{\"version\": %d, \"employees\": %d}',",
+            "                             version, version % 500)",
+            f"  return wrk.format({_lua_string(traffic.method)}, path, headers, body)",
+            "end",
+            "function response(status, response_headers, body)",
+            "  local found = body:match('\"version\":%s*(%d+)')",
+            "  if found then version = tonumber(found) end",
+            "end",
+        ]
+    else:
+        body = _lua_string(traffic.body) if traffic.body else "nil"
+        lines += [f"  return wrk.format({_lua_string(traffic.method)}, path, headers, {body})",
+                  "end"]
+    return "\n".join(lines) + _WRK_DONE
+
+
+def wrk_load(host: str, port: int, traffic: Traffic, *, clients: int,
+             seconds: float) -> Measured:
+    """``clients`` keep-alive connections from wrk (C, epoll: a few per cent of a core)."""
+    assert WRK is not None
+    threads = clients if traffic.ids else min(clients, 2)
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(wrk_script(traffic))
+    try:
+        done = subprocess.run(
+            [WRK, "-t", str(threads), "-c", str(clients), "-d", f"{max(1, round(seconds))}s",
+             "--timeout", "30s", "-s", script.name, f"http://{host}:{port}/"],
+            capture_output=True, text=True, check=False)
+    finally:
+        os.unlink(script.name)
+    line = next((ln for ln in done.stdout.splitlines() if ln.startswith("WRK ")), None)
+    if done.returncode != 0 or line is None:
+        raise RuntimeError(f"wrk failed ({done.returncode}): {done.stdout} {done.stderr}")
+    summary = json.loads(line[4:])
+    if summary["errors"] or summary["status"]:
+        raise RuntimeError(f"wrk saw {summary['errors']} socket errors and "
+                           f"{summary['status']} non-2xx responses: {traffic.path}")
+    return Measured(summary["requests"], summary["duration_us"] / 1e6, summary["p50_us"] / 1000)
+
+
+#: The load generator: wrk when installed (it leaves the cores to the server).
+WRK = shutil.which("wrk")
+
+
+def run_load(host: str, port: int, pid: int, op: str, target: str, traffic: Traffic, *,
+             clients: int, seconds: float, count_statements: bool, client: str,
+             db_cpu: Callable[[], float] | None = None) -> Load:
+    generate = wrk_load if client == "wrk" else asyncio_load
+    generate(host, port, traffic, clients=clients, seconds=0.5)  # warm-up: workers, caches
+    # wrk drops its connections when time is up, with requests still in the server: let
+    # them finish, so their CPU is not counted and a PATCH does not race the next run.
+    time.sleep(0.5)
+    before_statements = _statements(host, port) if count_statements else 0
+    cpu = server_cpu_seconds(pid)
+    each = process_cpu(pid)
+    waited = run_queue_seconds(pid)
+    db = db_cpu() if db_cpu else 0.0
+    measured = generate(host, port, traffic, clients=clients, seconds=seconds)
     cpu = server_cpu_seconds(pid) - cpu
+    waited = run_queue_seconds(pid) - waited
+    used = sorted((c - each.get(p, 0.0) for p, c in process_cpu(pid).items()), reverse=True)
+    split = tuple(u / cpu for u in used if u > 0) if cpu else ()
+    db_ms = (db_cpu() - db) * 1000 / measured.requests if db_cpu else None
     statements = None
     if count_statements:
         # The stats request itself runs none; the statements all belong to the load.
-        statements = (_statements(host, port) - before_statements) / len(samples)
-    return Load(op, target, len(samples), elapsed, statistics.median(samples) * 1000,
-                cpu * 1000 / len(samples), statements)
+        statements = (_statements(host, port) - before_statements) / measured.requests
+    return Load(op, target, measured.requests, measured.seconds, measured.p50_ms,
+                cpu * 1000 / measured.requests, statements, db_ms,
+                waited * 1000 / measured.requests, split)
 
 
 def _statements(host: str, port: int) -> int:
@@ -292,36 +537,24 @@ def _statements(host: str, port: int) -> int:
 
 
 def loads(token: str, cookie: str, record: int,
-          patch_ids: Sequence[int]) -> list[tuple[str, str, RequestMaker]]:
-    """(op, target, request maker) for every load, app endpoint and its bare floor."""
+          patch_ids: Sequence[int]) -> list[tuple[str, str, Traffic]]:
+    """(op, target, traffic) for every load, app endpoint and its bare floor."""
     bearer = {"Authorization": f"Bearer {token}"}
-    api_list = _request("GET", f"/api/v1/{ENTITY}?limit=50", bearer)
-    api_get = _request("GET", f"/api/v1/{ENTITY}/{record}", bearer)
-    html = _request("GET", f"/e/{ENTITY}", {"Cookie": cookie})
-    bare_list = _request("GET", "/bare/list", {})
-    bare_get = _request("GET", "/bare/get", {})
-
-    def api_patch(i: int, previous: bytes | None) -> bytes:
-        version = json.loads(previous)["version"] if previous else None
-        if version is None:  # the first request of a connection: read the version
-            return _request("GET", f"/api/v1/{ENTITY}/{patch_ids[i]}", bearer)
-        body = json.dumps({"version": version, "employees": version % 500}).encode()
-        return _request("PATCH", f"/api/v1/{ENTITY}/{patch_ids[i]}",
-                        {**bearer, "Content-Type": "application/json"}, body)
-
-    def bare_patch(i: int, previous: bytes | None) -> bytes:
-        return _request("POST", f"/bare/patch?id={patch_ids[i]}", {})
-
+    as_json = {**bearer, "Content-Type": "application/json"}
     records = [{"name": f"Bulk {n}", "employees": n % 500} for n in range(BULK_ROWS)]
-    bulk = _request("POST", f"/api/v1/{ENTITY}/bulk",
-                    {**bearer, "Content-Type": "application/json"},
-                    json.dumps({"records": records}).encode())
+    ids = tuple(patch_ids)
     return [
-        ("list", "api", lambda i, b: api_list), ("list", "bare", lambda i, b: bare_list),
-        ("get", "api", lambda i, b: api_get), ("get", "bare", lambda i, b: bare_get),
-        ("patch", "api", api_patch), ("patch", "bare", bare_patch),
-        ("html", "page", lambda i, b: html),
-        ("bulk", "api", lambda i, b: bulk),  # last: it grows the table
+        ("list", "api", Traffic("GET", f"/api/v1/{ENTITY}?limit=50", bearer)),
+        ("list", "bare", Traffic("GET", "/bare/list", {})),
+        ("get", "api", Traffic("GET", f"/api/v1/{ENTITY}/{record}", bearer)),
+        ("get", "bare", Traffic("GET", "/bare/get", {})),
+        ("patch", "api", Traffic("PATCH", f"/api/v1/{ENTITY}/{{id}}", as_json, ids=ids,
+                                 carry_version=True)),
+        ("patch", "bare", Traffic("POST", "/bare/patch?id={id}", {}, ids=ids)),
+        ("html", "page", Traffic("GET", f"/e/{ENTITY}", {"Cookie": cookie})),
+        # last: it grows the table
+        ("bulk", "api", Traffic("POST", f"/api/v1/{ENTITY}/bulk", as_json,
+                                json.dumps({"records": records}).encode())),
     ]
 
 
@@ -332,56 +565,78 @@ BARE_OF = {"list": "list", "get": "get", "patch": "patch", "html": "list", "bulk
 BULK_ROWS = 1000
 
 
-def report(results: Sequence[tuple[str, int, int, Load]], sql: dict[str, dict[str, float]],
-           command: str, *, clients: int) -> str:
+def report(results: Sequence[tuple[str, int, int, Load]], sql: dict[str, dict[str, SqlCost]],
+           command: str, *, clients: int, client: str, load_average: str) -> str:
+    generator = ("wrk (C, epoll; `-c` connections over at most 2 threads, one thread per "
+                 "connection when each has its own record)" if client == "wrk" else
+                 "a small asyncio HTTP/1.1 client (Python; wrk was not on PATH)")
     lines = [
-        (f"Command: `{command}` — {time.strftime('%Y-%m-%d')}; server: the app under "
+        (f"Command: `{command}` — {time.strftime('%Y-%m-%d %H:%M')} UTC, load average "
+         f"{load_average}; server: the app under "
          "`ui.serve.run_workers` (as `tidepool serve --workers N`: TCP_NODELAY, one thread "
-         f"hop per request); load: {clients} keep-alive connections from an asyncio client "
-         f"in another process, same machine (2 cores shared by both). Signed in as `{REP}` "
+         f"hop per request); load: {clients} keep-alive connections from {generator} "
+         f"in another process, same machine (2 cores shared by all). Signed in as `{REP}` "
          "(row scope: own + team pool)."),
         "",
         ("| backend | rows | workers | op | endpoint | req/s | p50 ms | CPU ms/req | "
-         "stmts/req | x bare | sql ms | x sql | 2w/1w |"),
-        "|---|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+         "stmts/req | x bare | sql ms | x sql | 2w/1w | db ms/req | sql total ms | "
+         "x sql total | runq ms/req | CPU split |"),
+        "|---|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     index = {(b, w, r.op, r.target): r for b, _, w, r in results}
     for backend, rows, workers, r in results:
         if r.op == "bulk":
             continue
         bare = index[(backend, workers, BARE_OF[r.op], "bare")]
-        base_sql = sql[backend][BARE_OF[r.op]]
+        base = sql[backend][BARE_OF[r.op]]
         one = index.get((backend, 1, r.op, r.target))
         scale = f"{r.per_second / one.per_second:.2f}" if one and workers > 1 else ""
         statements = f"{r.statements:.2f}" if r.statements is not None else ""
+        db = f"{r.db_cpu_ms:.2f}" if r.db_cpu_ms is not None else ""
+        total = r.cpu_ms + (r.db_cpu_ms or 0.0)
         lines.append(
             f"| {backend} | {rows:,} | {workers} | {r.op} | {r.target} | {r.per_second:,.0f} | "
             f"{r.p50_ms:.1f} | {r.cpu_ms:.2f} | {statements} | "
-            f"{bare.per_second / r.per_second:.2f} | {base_sql:.3f} | "
-            f"{r.cpu_ms / base_sql:.1f} | {scale} |")
-    lines += ["", (f"Bulk create over HTTP (`POST /api/v1/{ENTITY}/bulk`, {BULK_ROWS} records "
-                   "per request, validation, unique keys, activity):"), ""]
+            f"{bare.per_second / r.per_second:.2f} | {base.client_ms:.3f} | "
+            f"{r.cpu_ms / base.client_ms:.1f} | {scale} | {db} | {base.total_ms:.3f} | "
+            f"{total / base.total_ms:.1f} | {r.run_queue_ms:.2f} | "
+            f"{' / '.join(f'{x:.0%}' for x in r.split[:workers + 1])} |")
+    if any(r.op == "bulk" for _, _, _, r in results):
+        lines += ["", (f"Bulk create over HTTP (`POST /api/v1/{ENTITY}/bulk`, {BULK_ROWS} "
+                       "records per request, validation, unique keys, activity):"), ""]
     lines += [f"- {b}, {w} worker{'s' if w > 1 else ''}: {r.per_second * BULK_ROWS:,.0f} rows/s "
               f"({r.cpu_ms / BULK_ROWS * 1000:.0f} µs server CPU per row)"
               for b, _, w, r in results if r.op == "bulk"]
-    return "\n".join(lines) + READING
+    return "\n".join(lines) + READING + (WRK_NOTES if client == "wrk" else NOTES)
+
+
+def _load_average() -> str:
+    return " / ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.bench_http",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
-    parser.add_argument("--seconds", type=float, default=4.0, help="per load")
+    parser.add_argument("--seconds", type=float, default=4.0,
+                        help="per load (wrk: rounded to whole seconds, at least 1)")
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--workers", default="1,2", help="worker counts, e.g. 1,2,4")
     parser.add_argument("--backends", default="sqlite")
     parser.add_argument("--only", default="", help="ops to run, e.g. list,get")
+    parser.add_argument("--client", choices=("auto", "wrk", "asyncio"), default="auto",
+                        help="load generator (auto: wrk when on PATH, else asyncio)")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
+    client = args.client if args.client != "auto" else ("wrk" if WRK else "asyncio")
+    if client == "wrk" and WRK is None:
+        parser.error("wrk is not on PATH")
+    print(f"  load generator: {client}", flush=True)
     worker_counts = [int(w) for w in args.workers.split(",")]
     only = set(filter(None, args.only.split(",")))
     results: list[tuple[str, int, int, Load]] = []
-    sql: dict[str, dict[str, float]] = {}
+    sql: dict[str, dict[str, SqlCost]] = {}
+    averages = [_load_average()]
     for backend in args.backends.split(","):
         with tempfile.TemporaryDirectory(prefix="tidepool-http-") as tmp, \
                 database(backend, Path(tmp)) as url:
@@ -390,28 +645,34 @@ def main(argv: Sequence[str] | None = None) -> int:
             token = api_token(url)
             ids = rep_records(url, args.clients + 1)
             record, patch_ids = ids[0], ids[1:]
-            sql[backend] = sql_cpu_ms(url, record, patch_ids, seconds=1.0)
+            sql[backend] = sql_cpu_ms(url, record, patch_ids, seconds=2.0)
+            db_cpu = postgres_cpu(url)
             print(f"  {backend} sql alone (CPU ms): {sql[backend]}", flush=True)
             for workers in worker_counts:
                 with server(url, workers=workers, record=record) as (host, port, pid):
                     cookie = session_cookie(host, port)
-                    for op, target, make in loads(token, cookie, record, patch_ids):
+                    for op, target, traffic in loads(token, cookie, record, patch_ids):
                         if only and op not in only and (BARE_OF[op] not in only
                                                         or target != "bare"):
                             continue
-                        load = run_load(host, port, pid, op, target, make,
+                        load = run_load(host, port, pid, op, target, traffic,
                                         clients=args.clients, seconds=args.seconds,
-                                        count_statements=workers == 1)
+                                        count_statements=workers == 1, client=client,
+                                        db_cpu=db_cpu)
                         results.append((backend, rows, workers, load))
                         print(f"  {backend} w{workers} {op:5} {target:4}: "
                               f"{load.per_second:7.1f} req/s  p50 {load.p50_ms:6.1f} ms  "
-                              f"cpu {load.cpu_ms:5.2f} ms/req  stmts {load.statements}",
-                              flush=True)
-    command = "python -m bench.bench_http" + (f" {' '.join(argv)}" if argv else "")
-    body = report(results, sql, command, clients=args.clients)
+                              f"cpu {load.cpu_ms:5.2f} ms/req  db {load.db_cpu_ms}  "
+                              f"runq {load.run_queue_ms:.2f} ms/req  split {load.split[:3]}  "
+                              f"stmts {load.statements}", flush=True)
+            averages.append(_load_average())
+    given = list(argv) if argv is not None else sys.argv[1:]
+    command = "python -m bench.bench_http" + (f" {' '.join(given)}" if given else "")
+    body = report(results, sql, command, clients=args.clients, client=client,
+                  load_average=" -> ".join(f"({a})" for a in averages))
     print(body)
     if not args.no_write:
-        write_section(HEADING, body)
+        write_section(WRK_HEADING if client == "wrk" else HEADING, body)
     return 0
 
 

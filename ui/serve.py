@@ -11,6 +11,9 @@ Why uvicorn, and what we change about it (docs/scaling.md, "Workers"):
   with ``IPPROTO_TCP``, which survives the hand-over to spawned workers, and
   ``NoDelayProtocol`` sets ``TCP_NODELAY`` on each accepted socket as well, so no
   path of uvicorn's can lose it.
+- uvicorn's "auto" choices find the C parts, which are dependencies: httptools parses
+  HTTP and uvloop runs the event loop (h11 and asyncio's loop, its fallbacks, cost
+  ~0.1-0.2 ms more CPU per request; bench/RESULTS.md, "HTTP with wrk (issue 13)").
 - Workers are spawned processes that import ``app_from_environment``; every cache
   a process holds (registry, policy index, credentials) is kept valid across
   processes by the version stamps, as with several servers.
@@ -89,7 +92,8 @@ def app_from_environment() -> Starlette:
 
 
 class NoDelayProtocol(AutoHTTPProtocol):  # type: ignore[misc,valid-type]
-    """uvicorn's HTTP protocol (httptools if installed, else h11) with ``TCP_NODELAY``
+    """uvicorn's HTTP protocol (httptools, a dependency: the pure-Python h11 it falls
+    back to cost more CPU per request than a point read, issue 13) with ``TCP_NODELAY``
     set on every accepted TCP connection: a response is sent at once, not held back
     until the client's delayed ACK."""
 

@@ -3,45 +3,103 @@
 Starlette's ``run_in_threadpool`` goes through anyio's worker threads and capacity
 limiter; for a request whose whole work is ~1 ms that hand-off cost about 0.3 ms
 of CPU per request more than asyncio's own executor (issue 13, measured in one
-process, same requests, alternating). This runs the callable in a
-``ThreadPoolExecutor`` of the same size as Starlette's default limiter, with the
-caller's context variables, as ``run_in_threadpool`` does.
+process, same requests, alternating), and asyncio's executor path in turn cost more
+than the leaner hand-off here (``_Workers``). The callable runs on one of as many
+threads as Starlette's default limiter allows, with the caller's context
+variables, as ``run_in_threadpool`` does.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
-import functools
 import os
+import queue
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 #: Requests one process runs at once (Starlette's default thread limit).
 MAX_THREADS = 40
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
+
+
+class _Workers:
+    """Threads taking calls from one ``SimpleQueue``, started as calls find none idle.
+
+    ``loop.run_in_executor`` wraps every call in a ``concurrent.futures.Future`` (a
+    lock and a condition), chains it to an asyncio future through two callbacks, and
+    ``ThreadPoolExecutor.submit`` takes a lock and a semaphore: for a ~0.1 ms point
+    read that bookkeeping cost as much CPU as the read (issue 13, measured in process).
+    Here a call is one queue item and its result one ``call_soon_threadsafe``.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.calls: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self.lock = threading.Lock()
+        self.started = 0
+        self.idle = 0
+
+    def submit(self, call: Callable[[], None]) -> None:
+        with self.lock:
+            if self.idle:
+                self.idle -= 1
+            elif self.started < self.size:
+                self.started += 1
+                threading.Thread(target=self._work, daemon=True,
+                                 name=f"tidepool-request_{self.started}").start()
+            # else: every thread is busy; the call waits in the queue for the first free one
+        self.calls.put(call)
+
+    def _work(self) -> None:
+        calls = self.calls
+        while True:
+            calls.get()()
+            with self.lock:
+                self.idle += 1
+
+
 _lock = threading.Lock()
-_executor: tuple[int, ThreadPoolExecutor] | None = None
+_workers: tuple[int, _Workers] | None = None
 
 
-def _pool() -> ThreadPoolExecutor:
-    """This process's executor (made at first use: each worker process has its own)."""
-    global _executor
-    found = _executor
+def _pool() -> _Workers:
+    """This process's worker threads (made at first use: each worker process has its own)."""
+    global _workers
+    found = _workers
     if found is None or found[0] != os.getpid():
         with _lock:
-            found = _executor
+            found = _workers
             if found is None or found[0] != os.getpid():
-                found = _executor = (os.getpid(), ThreadPoolExecutor(
-                    MAX_THREADS, thread_name_prefix="tidepool-request"))
+                found = _workers = (os.getpid(), _Workers(MAX_THREADS))
     return found[1]
+
+
+def _settle(future: asyncio.Future[Any], value: Any, error: BaseException | None) -> None:
+    if future.cancelled():  # the request went away while its handler ran
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(value)
 
 
 async def in_thread(func: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
     """``func(*args, **kwargs)`` in a worker thread, awaited without blocking the loop."""
-    call = functools.partial(contextvars.copy_context().run, func, *args, **kwargs)
-    return await asyncio.get_running_loop().run_in_executor(_pool(), call)
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[_T] = loop.create_future()
+    context = contextvars.copy_context()
+
+    def call() -> None:
+        try:
+            value = context.run(func, *args, **kwargs)
+        except BaseException as error:  # noqa: BLE001 - re-raised in the awaiting request
+            loop.call_soon_threadsafe(_settle, future, None, error)
+        else:
+            loop.call_soon_threadsafe(_settle, future, value, None)
+
+    _pool().submit(call)
+    return await future

@@ -84,6 +84,7 @@ from engine.records.query import (
 from engine.records.record import Record
 from engine.records.transaction import Transaction, unit_of_work
 from engine.storage.database import write_transaction
+from engine.storage.direct import direct_rows
 from engine.storage.fanout import among
 from engine.storage.identity_tables import DEPARTMENT_TABLE
 from engine.storage.stage_tables import STAGE_HISTORY_TABLE
@@ -190,6 +191,17 @@ class RecordService:
 
         ``deleted``: False = live rows only, True = recycle bin only, None = both.
         """
+        stmt = self._point(plan, actor, record_id, action=action, deleted=deleted)
+        if stmt is None:
+            return None
+        row = conn.execute(stmt, {RECORD_ID: record_id}).first()
+        if row is None:
+            return None
+        return row, bool(row[-1])
+
+    def _point(self, plan: EntityPlan, actor: Actor, record_id: Any, *, action: str | None,
+               deleted: bool | None) -> Any:
+        """``_scoped_row``'s statement (None: the actor can read no such record)."""
         if not isinstance(record_id, int) or isinstance(record_id, bool):
             return None
         table = plan.table
@@ -201,11 +213,7 @@ class RecordService:
             scope = self.policy.row_scope(actor, plan.entity, table, action)
             allowed = () if scope.is_empty else scope.branches
         # Built once per scope shape (engine/records/_point.py); only the id is bound.
-        stmt = point_statement(plan, read.branches, allowed, deleted=deleted)
-        row = conn.execute(stmt, {RECORD_ID: record_id}).first()
-        if row is None:
-            return None
-        return row, bool(row[-1])
+        return point_statement(plan, read.branches, allowed, deleted=deleted)
 
     def _reference_scope(self, actor: Actor) -> Callable[[str], tuple[Any, Any]]:
         """The actor's read scope per entity: what a reference they write may name."""
@@ -448,13 +456,15 @@ class RecordService:
         """One record the actor may read; otherwise ``NotFoundError`` (never a hint it exists)."""
         plan = self.plan(entity)
         self.policy.check_action(actor, plan.entity, "read")
-        with self.engine.connect() as conn:
-            found = self._scoped_row(conn, plan, actor, record_id, action=None,
-                                     deleted=None if include_deleted else False)
-        if found is None:
+        stmt = self._point(plan, actor, record_id, action=None,
+                           deleted=None if include_deleted else False)
+        # One cached statement: straight on a pooled cursor (engine/storage/direct.py).
+        rows = direct_rows(self.engine, stmt, {RECORD_ID: record_id}) \
+            if stmt is not None else None
+        if not rows:
             merging.check_merged(self, actor, plan.name, record_id)  # names its survivor
             raise NotFoundError(plan.name, record_id)
-        return self._record(plan, plan.to_values(found[0]),
+        return self._record(plan, plan.to_values(rows[0]),
                             self.policy.hidden_fields(actor, plan.entity))
 
     def list(self, actor: Actor, entity: str, query: ListQuery | None = None, *,
@@ -477,8 +487,7 @@ class RecordService:
         branches = scope.branches
         stmt, params = self._page_statement(plan, query, sort, hidden, branches, limit + 1,
                                             after)
-        with self.engine.connect() as conn:
-            rows: Sequence[Any] = conn.execute(stmt, params).all()
+        rows: Sequence[Any] = direct_rows(self.engine, stmt, params)  # one statement
         to_values = plan.to_values
         records = [self._record(plan, to_values(r), hidden) for r in rows[:limit]]
         has_more = len(rows) > limit

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -59,12 +60,22 @@ def statement_timeout_setting(explicit: float | None = None) -> float:
     return value
 
 
-def _is_timeout(error: BaseException | None) -> bool:
+def is_timeout(error: BaseException | None) -> bool:
+    """Whether a DBAPI error is the statement timeout firing (either database)."""
     if error is None:
         return False
     if type(error).__name__ == "QueryCanceled":  # psycopg: statement_timeout fired
         return True
     return isinstance(error, sqlite3.OperationalError) and str(error) == "interrupted"
+
+
+#: Each bounded engine's statement timeout (seconds), for paths that report it themselves.
+_TIMEOUTS: weakref.WeakKeyDictionary[Engine, float] = weakref.WeakKeyDictionary()
+
+
+def statement_timeout_of(engine: Engine) -> float | None:
+    """The statement timeout ``make_engine`` gave ``engine`` (None: unbounded)."""
+    return _TIMEOUTS.get(engine)
 
 
 def _bound_statements(engine: Engine, seconds: float, *, sqlite: bool) -> None:
@@ -74,6 +85,7 @@ def _bound_statements(engine: Engine, seconds: float, *, sqlite: bool) -> None:
     SQLite has no such setting, so a progress handler interrupts a statement
     past its deadline (set before each statement, cleared after it).
     """
+    _TIMEOUTS[engine] = seconds
     if sqlite:
         @event.listens_for(engine, "connect")
         def _progress(dbapi_connection: Any, record: Any) -> None:
@@ -105,7 +117,7 @@ def _bound_statements(engine: Engine, seconds: float, *, sqlite: bool) -> None:
                 if context.connection is not None else None
             if deadline is not None:
                 deadline[0] = None
-        if _is_timeout(context.original_exception):
+        if is_timeout(context.original_exception):
             raise StatementTimeoutError(seconds) from context.original_exception
 
 

@@ -24,11 +24,15 @@ def test_bench_records_runs_on_sqlite(capsys: pytest.CaptureFixture[str]) -> Non
 
 
 @pytest.mark.slow
-def test_bench_http_runs_on_sqlite(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("client", ["asyncio", "wrk"])
+def test_bench_http_runs_on_sqlite(capsys: pytest.CaptureFixture[str], client: str) -> None:
+    if client == "wrk" and bench_http.WRK is None:
+        pytest.skip("wrk is not installed")
     code = bench_http.main(["--rows", "300", "--seconds", "0.3", "--clients", "2",
-                            "--no-write"])
+                            "--client", client, "--no-write"])
     assert code == 0
     out = capsys.readouterr().out
+    assert f"load generator: {client}" in out
     rows = [[c.strip() for c in line.split("|")] for line in out.splitlines()
             if line.startswith("| sqlite |")]
     assert out.count("rows/s (") == 2  # bulk create, with 1 and 2 workers

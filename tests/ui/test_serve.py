@@ -22,7 +22,7 @@ from engine.permissions.tokens import revoke_token
 from engine.storage.database import DATABASE_URL_ENV, write_transaction
 from tests.conftest import REPO_ROOT
 from tests.ui.api.conftest import seed
-from ui.serve import bind_socket, default_workers, server_config
+from ui.serve import NoDelayProtocol, bind_socket, default_workers, server_config
 
 
 def _free_port() -> int:
@@ -155,3 +155,18 @@ def test_two_workers_serve_and_a_revoked_token_stops_in_every_worker(sqlite_url:
         proc.terminate()
         proc.communicate(timeout=30)  # also closes the pipe
         engine.dispose()
+
+
+def test_the_server_parses_http_in_c_on_uvloop() -> None:
+    """httptools and uvloop are dependencies: uvicorn's pure-Python h11 parser and
+    asyncio's own loop cost more CPU per request than a point read (issue 13)."""
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    assert issubclass(NoDelayProtocol, HttpToolsProtocol)
+    factory = server_config(host="127.0.0.1", port=0, workers=1).get_loop_factory()
+    assert factory is not None
+    loop = factory()
+    try:
+        assert type(loop).__module__.startswith("uvloop")
+    finally:
+        loop.close()

@@ -48,3 +48,40 @@ def test_an_error_reaches_the_caller() -> None:
 
     with pytest.raises(LookupError, match="gone"):
         _run(call())
+
+
+def test_a_cancelled_call_leaves_the_threads_usable() -> None:
+    started, release = threading.Event(), threading.Event()
+
+    def slow() -> int:
+        started.set()
+        release.wait(5)
+        return 1
+
+    async def call() -> int:
+        task = asyncio.ensure_future(in_thread(slow))
+        while not started.is_set():
+            await asyncio.sleep(0.01)
+        task.cancel()  # the client went away while its handler ran
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        release.set()
+        await asyncio.sleep(0.05)  # the result arrives for a cancelled future: dropped
+        return await in_thread(int, "2")
+
+    assert _run(call()) == 2
+
+
+def test_more_calls_than_threads_all_finish() -> None:
+    from ui import threads
+
+    def held(i: int) -> tuple[int, str]:
+        threading.Event().wait(0.01)
+        return i, threading.current_thread().name
+
+    async def call() -> list[tuple[int, str]]:
+        return await asyncio.gather(*(in_thread(held, i) for i in range(threads.MAX_THREADS + 20)))
+
+    found = _run(call())
+    assert [i for i, _ in found] == list(range(threads.MAX_THREADS + 20))
+    assert len({name for _, name in found}) <= threads.MAX_THREADS

@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 
 from engine.actor import Actor
+from engine.records.query import ListQuery, Sort
+from engine.storage.direct import through_connection
 from tests.ui.api.conftest import API, World
 
 INDUSTRIES = ["retail", "saas", "catering", None]
@@ -207,3 +209,23 @@ def test_list_items_are_written_as_point_reads_are(world: World) -> None:
     listed = world.get("admin", "/customer").json()["items"][0]
     assert listed["annual_revenue"] == {"amount": "1234.50", "currency": "CNY"}
     assert listed["created_at"].endswith("+00:00")
+    # Lists and point reads run on a pooled cursor (engine/storage/direct.py): the values
+    # must be those SQLAlchemy's Connection reads, for every type, first page and keyset
+    # page (its position bound as an instant).
+    records = world.live.current().records
+    admin = Actor.system("test")
+    for entity in ("customer", "opportunity", "follow_up"):
+        first = ListQuery(limit=1, sort=Sort("updated_at", descending=True))
+        pages = [records.list(admin, entity, first)]
+        if pages[0].next_token:
+            pages.append(records.list(admin, entity, ListQuery(
+                limit=1, sort=first.sort, after=pages[0].next_token)))
+        with through_connection():
+            assert records.list(admin, entity, first) == pages[0]
+            if len(pages) > 1:
+                assert records.list(admin, entity, ListQuery(
+                    limit=1, sort=first.sort, after=pages[0].next_token)) == pages[1]
+        for record in (r for page in pages for r in page.rows):
+            direct = records.get(admin, entity, record.id)
+            with through_connection():
+                assert records.get(admin, entity, record.id) == direct

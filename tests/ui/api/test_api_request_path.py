@@ -41,11 +41,14 @@ class Statements:
 
     def __init__(self, engine: Engine) -> None:
         self.seen: list[str] = []
+        self.control: list[str] = []  # BEGIN, COMMIT, ... as SQLAlchemy sends them
         event.listen(engine, "before_cursor_execute", self._record)
 
     def _record(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         if not statement.lstrip().upper().startswith(_CONTROL):
             self.seen.append(statement)
+        else:
+            self.control.append(statement)
 
     @contextmanager
     def counting(self) -> Iterator[list[str]]:
@@ -115,12 +118,16 @@ def test_a_list_page_and_a_point_read_are_one_statement_each(seeded: Seeded) -> 
         record_id = created.json()["id"]
         assert app.get(token, "/customer").status_code == 200  # warm: token, policy, plans
         for path in ("/customer?limit=50", f"/customer/{record_id}"):
+            control = len(app.statements.control)
             with app.statements.counting() as found:
                 response = app.get(token, path)
             assert response.status_code == 200, response.text
             # The page (or row) query alone: no token check, no stamp, no session work.
             assert len(found) == 1, found
             assert "customer" in found[0]
+            # ... run on its own, without a transaction around one statement
+            # (engine/storage/direct.py): no BEGIN / ROLLBACK on SQLite.
+            assert app.statements.control[control:] == []
         # When every stamp is due, the request reads them besides its own query:
         # still the page query plus at most one statement per kind of cached state.
         app.clock.now += 5

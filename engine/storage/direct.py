@@ -1,0 +1,230 @@
+"""One cached SELECT run straight on a pooled DBAPI cursor: the hot reads' path.
+
+A point read or a list page is one statement, built once per shape and scope
+(``engine/records/_point.py``, ``RecordService._page_statement``). Through a
+SQLAlchemy ``Connection`` the same statement cost ~5x its driver work on SQLite
+(measured in issue 13: 105 vs 20 µs for a point read): the ``Connection`` and its
+transaction objects, the ``BEGIN``/``ROLLBACK`` pair around one SELECT, the
+execution context and the ``Row`` objects. Here the statement is compiled once
+(SQLAlchemy's compiler, so the SQL and the bound parameters are exactly what
+``Connection.execute`` would send; no SQL is built from strings), then each call
+binds its parameters, runs it on a pooled DBAPI connection and applies the column
+types' result processors in one pass, giving plain tuples.
+
+What a ``Connection`` does that still happens here:
+
+- ``before_cursor_execute`` / ``after_cursor_execute`` listeners run with the
+  pooled connection (its ``info`` is the ``Connection``'s) and ``context=None``:
+  the SQLite statement timeout (``engine/storage/database.py``) and the
+  statement counters of the tests and benchmarks keep working;
+- a DBAPI error is raised as SQLAlchemy's wrapped error, a statement timeout as
+  ``StatementTimeoutError``, and a connection the database dropped is invalidated;
+- the pool's checkout, reset and return.
+
+One statement is atomic on its own, so no transaction is opened around it: SQLite's
+driver already runs in autocommit mode (``make_engine``), and a PostgreSQL
+connection is switched to autocommit for the call (no round trips for
+``BEGIN`` and the pool's ``ROLLBACK``) and back before it returns to the pool.
+
+Statements that SQLAlchemy must finish at execution time (expanding ``IN``
+parameters, literal-execute parameters) go through ``Connection.execute``, and so
+does everything inside ``through_connection()``: Core-level listeners
+(``before_execute``) see those, which tools capturing the Core statement need, and
+benchmarks compare both paths with it in one process.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, NoReturn
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql import Select
+from sqlalchemy.sql.compiler import SQLCompiler
+
+from engine.errors import StatementTimeoutError
+from engine.storage.database import is_timeout, statement_timeout_of
+
+#: Compiled statements kept (per engine) before the cache starts over.
+MAX_COMPILED = 5_000
+
+Converter = Callable[[Sequence[Any]], tuple[Any, ...]]
+_THROUGH_CONNECTION: ContextVar[bool] = ContextVar("tp_through_connection", default=False)
+
+
+@contextmanager
+def through_connection() -> Iterator[None]:
+    """Within this block, reads take SQLAlchemy's ``Connection.execute`` path instead."""
+    token = _THROUGH_CONNECTION.set(True)
+    try:
+        yield
+    finally:
+        _THROUGH_CONNECTION.reset(token)
+
+
+class _Compiled:
+    """A statement compiled for one dialect: SQL, parameter order, result conversion."""
+
+    __slots__ = ("compiled", "convert", "lock", "names", "sql", "statement")
+
+    def __init__(self, statement: Select[Any], compiled: SQLCompiler, *, positional: bool) -> None:
+        self.statement = statement  # kept alive: the cache is keyed by its id
+        self.compiled = compiled
+        self.sql = compiled.string
+        self.names: tuple[str, ...] | None = (
+            tuple(compiled.positiontup or ()) if positional else None)
+        self.convert: Converter | None = None  # made at the first execution (column types)
+        self.lock = threading.Lock()
+
+
+class DirectReader:
+    """Runs cached SELECTs of one engine on its pooled DBAPI connections."""
+
+    def __init__(self, engine: Engine) -> None:
+        # Weak: the reader is kept per engine and must not keep a dropped engine's pool.
+        self._engine = weakref.ref(engine)
+        dialect = engine.dialect
+        self._positional = dialect.positional
+        self._postgres = dialect.name == "postgresql"
+        self._cache: dict[int, _Compiled] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def engine(self) -> Engine:
+        engine = self._engine()
+        if engine is None:  # pragma: no cover - readers are reached through their engine
+            raise RuntimeError("the engine of this reader is gone")
+        return engine
+
+    def rows(self, statement: Select[Any], params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """Every row of ``statement`` (processed as ``Connection.execute`` would) as tuples."""
+        found = None if _THROUGH_CONNECTION.get() else self._compiled(statement)
+        if found is None:  # finished at execution time (or asked for): SQLAlchemy's path
+            with self.engine.connect() as conn:
+                return [tuple(r) for r in conn.execute(statement, dict(params)).all()]
+        bound = found.compiled.construct_params(dict(params))
+        parameters: Any = tuple(bound[n] for n in found.names) \
+            if found.names is not None else bound
+        # The column types' hooks on the way in (e.g. an instant as SQLite's text).
+        processors: Mapping[str, Any] = found.compiled._bind_processors
+        if processors:
+            if found.names is not None:
+                parameters = tuple(processors[n](v) if n in processors and v is not None else v
+                                   for n, v in zip(found.names, parameters, strict=True))
+            else:
+                parameters = {n: processors[n](v) if n in processors and v is not None else v
+                              for n, v in parameters.items()}
+        return self._run(found, parameters)
+
+    def _compiled(self, statement: Select[Any]) -> _Compiled | None:
+        found = self._cache.get(id(statement))
+        if found is not None and found.statement is statement:
+            return found
+        compiled = statement.compile(dialect=self.engine.dialect)
+        assert isinstance(compiled, SQLCompiler)
+        if compiled.literal_execute_params or compiled.post_compile_params:
+            return None
+        found = _Compiled(statement, compiled, positional=self._positional)
+        with self._lock:
+            if len(self._cache) >= MAX_COMPILED:
+                self._cache.clear()
+            self._cache[id(statement)] = found
+        return found
+
+    def _run(self, found: _Compiled, parameters: Any) -> list[tuple[Any, ...]]:
+        engine = self.engine
+        dispatch = engine.dispatch
+        error = engine.dialect.loaded_dbapi.Error
+        fairy = engine.raw_connection()
+        cursor = None
+        try:
+            try:
+                if self._postgres:
+                    fairy.dbapi_connection.autocommit = True  # type: ignore[union-attr]
+                cursor = fairy.cursor()
+                if dispatch.before_cursor_execute:
+                    dispatch.before_cursor_execute(fairy, cursor, found.sql, parameters, None,
+                                                   False)
+                try:
+                    cursor.execute(found.sql, parameters)
+                    raw = cursor.fetchall()
+                finally:
+                    if dispatch.after_cursor_execute:
+                        dispatch.after_cursor_execute(fairy, cursor, found.sql, parameters,
+                                                      None, False)
+                convert = found.convert or self._converter(found, cursor.description)
+            finally:
+                # Never back to the pool in autocommit: the next user expects a transaction.
+                if self._postgres and fairy.dbapi_connection is not None:
+                    try:
+                        fairy.dbapi_connection.autocommit = False
+                    except error as exc:
+                        fairy.invalidate(exc)
+        except error as exc:
+            self._failed(fairy, cursor, found, parameters, exc)
+        finally:
+            if cursor is not None:
+                try:
+                    cursor.close()
+                except error:
+                    pass  # the connection is being given back (or was invalidated) anyway
+            fairy.close()
+        return [convert(r) for r in raw]
+
+    def _failed(self, fairy: Any, cursor: Any, found: _Compiled, parameters: Any,
+                exc: Any) -> NoReturn:
+        """Raise ``exc`` as ``Connection.execute`` would (a timeout as ours)."""
+        dialect = self.engine.dialect
+        if fairy.dbapi_connection is not None and dialect.is_disconnect(
+                exc, fairy.dbapi_connection, cursor):
+            fairy.invalidate(exc)
+        if is_timeout(exc):
+            raise StatementTimeoutError(statement_timeout_of(self.engine) or 0.0) from exc
+        raise DBAPIError.instance(found.sql, parameters, exc, dialect.loaded_dbapi.Error,
+                                  dialect=dialect) from exc
+
+    def _converter(self, found: _Compiled, description: Any) -> Converter:
+        """One function applying each column type's result processor (None: as read)."""
+        with found.lock:
+            if found.convert is not None:
+                return found.convert
+            dialect = self.engine.dialect
+            columns = list(found.statement.selected_columns)
+            if len(columns) != len(description):
+                raise AssertionError(f"{len(description)} columns read, "
+                                     f"{len(columns)} selected")
+            processors = [c.type.dialect_impl(dialect).result_processor(dialect, d[1])
+                          for c, d in zip(columns, description, strict=True)]
+            namespace: dict[str, Any] = {}
+            parts = []
+            for i, processor in enumerate(processors):
+                if processor is None:
+                    parts.append(f"r[{i}]")
+                else:
+                    namespace[f"_p{i}"] = processor
+                    parts.append(f"_p{i}(r[{i}])")
+            # Only integer positions and processor names: no value reaches the source.
+            exec(f"def convert(r):\n    return ({', '.join(parts)},)\n", namespace)  # noqa: S102
+            found.convert = namespace["convert"]
+            return found.convert
+
+
+_readers: weakref.WeakKeyDictionary[Engine, DirectReader] = weakref.WeakKeyDictionary()
+_readers_lock = threading.Lock()
+
+
+def direct_rows(engine: Engine, statement: Select[Any],
+                params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+    """``engine``'s rows of a cached ``statement`` (see the module docstring)."""
+    reader = _readers.get(engine)
+    if reader is None:
+        with _readers_lock:
+            reader = _readers.get(engine)
+            if reader is None:
+                reader = _readers[engine] = DirectReader(engine)
+    return reader.rows(statement, params)

@@ -1,0 +1,154 @@
+"""Hot reads straight on a pooled DBAPI cursor (engine/storage/direct.py), on both databases:
+the same rows and values as ``Connection.execute``, the statement seen by cursor listeners,
+timeouts and errors raised as through SQLAlchemy, and the pooled connection left as it was."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gc
+import weakref
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    Engine,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    bindparam,
+    event,
+    func,
+    insert,
+    select,
+    text,
+)
+from sqlalchemy.exc import DBAPIError
+
+from engine.errors import StatementTimeoutError
+from engine.storage.database import make_engine
+from engine.storage.direct import direct_rows, through_connection
+from engine.storage.system_tables import InstantType
+
+META = MetaData()
+THINGS = Table(
+    "things", META,
+    Column("id", BigInteger, primary_key=True),
+    Column("name", String(50)),
+    Column("amount", Numeric(12, 2)),
+    Column("day", Date),
+    Column("at", InstantType),
+    Column("doc", JSON),
+    Column("flag", Boolean),
+)
+AT = dt.datetime(2026, 11, 30, 8, 15, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def things(db_url: str) -> Iterator[Engine]:
+    engine = make_engine(db_url, statement_timeout=0.3)
+    META.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(insert(THINGS), [
+            {"id": 1, "name": "one", "amount": Decimal("12.50"), "day": dt.date(2027, 1, 31),
+             "at": AT, "doc": {"tags": ["vip"], "n": 1}, "flag": True},
+            {"id": 2, "name": "two", "amount": None, "day": None, "at": None, "doc": None,
+             "flag": False},
+            {"id": 3, "name": "three", "amount": Decimal("0.01"), "day": dt.date(2026, 2, 1),
+             "at": AT + dt.timedelta(hours=1), "doc": [1, 2], "flag": None},
+        ])
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+def _both(engine: Engine, stmt: Any, params: dict[str, Any]) -> tuple[list[Any], list[Any]]:
+    direct = direct_rows(engine, stmt, params)
+    with through_connection():
+        through = direct_rows(engine, stmt, params)
+    return direct, through
+
+
+def test_rows_and_values_are_those_of_connection_execute(things: Engine) -> None:
+    stmt = select(THINGS).where(THINGS.c.at < bindparam("before")).order_by(THINGS.c.id)
+    for before in (AT + dt.timedelta(hours=2), AT + dt.timedelta(minutes=1)):
+        direct, through = _both(things, stmt, {"before": before})  # a bound instant
+        assert direct == through and direct
+        with things.connect() as conn:
+            assert direct == [tuple(r) for r in conn.execute(stmt, {"before": before}).all()]
+    first = direct_rows(things, select(THINGS).order_by(THINGS.c.id), {})[0]
+    assert first == (1, "one", Decimal("12.50"), dt.date(2027, 1, 31), AT,
+                     {"tags": ["vip"], "n": 1}, True)
+    assert first[4].tzinfo is not None  # instants come back aware, in UTC
+
+
+def test_cursor_listeners_see_the_statement_and_no_transaction(things: Engine) -> None:
+    seen: list[str] = []
+
+    def grab(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(statement)
+
+    stmt = select(THINGS.c.name).where(THINGS.c.id == bindparam("id"))
+    direct_rows(things, stmt, {"id": 1})  # compiled and cached before counting
+    event.listen(things, "before_cursor_execute", grab)
+    try:
+        assert direct_rows(things, stmt, {"id": 3}) == [("three",)]
+    finally:
+        event.remove(things, "before_cursor_execute", grab)
+    # One statement; no BEGIN / ROLLBACK around it (it is atomic by itself).
+    assert len(seen) == 1 and "things" in seen[0], seen
+
+
+def test_expanding_parameters_take_sqlalchemys_path(things: Engine) -> None:
+    stmt = select(THINGS.c.id).where(THINGS.c.id.in_(bindparam("ids", expanding=True))) \
+        .order_by(THINGS.c.id)
+    assert direct_rows(things, stmt, {"ids": [1, 3]}) == [(1,), (3,)]
+    assert direct_rows(things, stmt, {"ids": [2]}) == [(2,)]
+
+
+def _left_clean(engine: Engine) -> None:
+    """Every pooled connection works and (PostgreSQL) is back out of autocommit."""
+    for _ in range(3):
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT 1")).scalar() == 1
+            if engine.dialect.name == "postgresql":
+                assert conn.connection.dbapi_connection.autocommit is False  # type: ignore[union-attr]
+    assert direct_rows(engine, select(func.count()).select_from(THINGS), {}) == [(3,)]
+
+
+def test_a_statement_past_the_timeout_is_stopped(things: Engine) -> None:
+    if things.dialect.name == "postgresql":
+        slow = select(func.pg_sleep(600))
+    else:
+        slow = select(func.count()).select_from(text(
+            "(WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c "
+            "WHERE x < 5000000000) SELECT x FROM c)"))
+    with pytest.raises(StatementTimeoutError) as err:
+        direct_rows(things, slow, {})
+    assert "longer than 0.3 seconds" in str(err.value)
+    _left_clean(things)
+
+
+def test_a_database_error_is_sqlalchemys_and_leaves_the_pool_clean(things: Engine) -> None:
+    missing = Table("no_such_table", MetaData(), Column("id", BigInteger))
+    with pytest.raises(DBAPIError):
+        direct_rows(things, select(missing.c.id), {})
+    _left_clean(things)
+
+
+def test_a_dropped_engine_is_not_kept_by_the_readers(sqlite_url: str) -> None:
+    engine = make_engine(sqlite_url, statement_timeout=1.0)
+    assert direct_rows(engine, select(func.abs(-2)), {}) == [(2,)]
+    gone = weakref.ref(engine)
+    engine.dispose()
+    del engine
+    gc.collect()
+    assert gone() is None  # its pool (and connections) go with it
