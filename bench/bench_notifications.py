@@ -4,8 +4,8 @@ Run ``python -m bench.bench_notifications [--rows N] [--repeat R]`` (SQLite). Ea
 round builds two fresh databases of the rules test world (``item`` records held by
 one rep, all untouched past a 7-day drop rule) and times ``run_rules`` on each:
 once with every write hook the runtime installs, once with all of them except
-the notifications hook (``engine.workflow.notifications.install``). A drop of N
-records writes N ``taken`` notifications after commit. Results go to the
+the notifications hooks (``engine.workflow.notifications.install``). A drop of N
+records writes N ``taken`` notifications (a rule's batch: inside its unit). Results go to the
 ``Notifications (issue 9)`` section of bench/RESULTS.md.
 """
 

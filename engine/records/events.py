@@ -6,12 +6,20 @@ them before commit and may refuse the whole unit or keep derived values; the
 after-commit hooks see them once the change is durable (engine/records/hooks.py).
 ``before``/``after`` are the stored column values (``EntityPlan.to_values``), so
 a hook can compare owner, pool, stage or any field without reading the row again.
+
+A write that changes many records alike (a rule's batch, a distribution, a bulk pool
+operation: ``Transaction.reown``) produces one ``BatchEvent`` per group of records
+that were equal in the columns it changes instead: the ids, the shared before and
+after values. A hook registered with ``batches=True`` takes it whole (one ledger
+INSERT ... SELECT for thousands of records); every other hook is handed the
+per-record ``WriteEvent``s it amounts to (``BatchEvent.events``), so a hook that does
+not know batches sees exactly what it saw before.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -60,3 +68,97 @@ class WriteEvent:
         old = None if self.before is None else self.before.get(name)
         new = None if self.after is None else self.after.get(name)
         return bool(old != new)
+
+
+@dataclass(frozen=True)
+class BatchEvent:
+    """Many records of one entity changed alike by one write (``Transaction.reown``).
+
+    ``record_ids[i]`` was stored as ``rows[i]`` before the write (a result row of
+    ``EntityPlan.select_all``: ``row._mapping`` gives the columns by name, a money
+    field's amount under the field's name). ``before`` holds the columns the write
+    changed, equal for every record before it (owner_id, pool_id); ``after`` the
+    values it set on every record (owner_id, pool_id, updated_at); each record's
+    ``version`` also went up by one. ``events()`` gives the equivalent per-record
+    ``WriteEvent``s, built on first use.
+    """
+
+    entity: str
+    kind: str
+    record_ids: tuple[int, ...]
+    actor: Actor
+    before: Mapping[str, Any]
+    after: Mapping[str, Any]
+    via: str | None
+    at: datetime
+    rows: Sequence[Any]
+    to_values: Callable[[Any], dict[str, Any]] = field(repr=False, compare=False)
+    reason: str | None = None
+    _expanded: list[WriteEvent] = field(default_factory=list, repr=False, compare=False)
+
+    def changed(self, name: str) -> bool:
+        """Whether the column ``name`` differs between before and after (for every record)."""
+        return bool(self.before.get(name) != self.after.get(name))
+
+    def columns(self) -> Iterator[Mapping[str, Any]]:
+        """Each record's stored columns before the write, in ``record_ids`` order."""
+        return (row._mapping for row in self.rows)
+
+    def events(self) -> list[WriteEvent]:
+        """The per-record events this batch amounts to (for hooks that take no batches)."""
+        if not self._expanded and self.record_ids:
+            for record_id, row in zip(self.record_ids, self.rows, strict=True):
+                old = self.to_values(row)
+                new = {**old, **self.after, "version": int(old["version"]) + 1}
+                self._expanded.append(WriteEvent(
+                    entity=self.entity, record_id=record_id, kind=self.kind,
+                    actor=self.actor, before=old, after=new, via=self.via, at=self.at,
+                    reason=self.reason))
+        return self._expanded
+
+    def after_of(self, record_id: int) -> Mapping[str, Any] | None:
+        """One record's values after the write, or None when it is not in the batch."""
+        for event in self.events():
+            if event.record_id == record_id:
+                return event.after
+        return None
+
+
+class RowValues(Mapping[int, dict[str, Any]]):
+    """Record id -> its values read from a stored row, converted on first access.
+
+    What ``Transaction.reown`` returns: a rule run only counts the records it moved,
+    so thousands of rows need not become value dicts nobody reads.
+    """
+
+    def __init__(self, rows: Mapping[int, Any], to_values: Callable[[Any], dict[str, Any]]):
+        self._rows = rows
+        self._to_values = to_values
+        self._done: dict[int, dict[str, Any]] = {}
+
+    def __getitem__(self, record_id: int) -> dict[str, Any]:
+        got = self._done.get(record_id)
+        if got is None:
+            got = self._done[record_id] = self._to_values(self._rows[record_id])
+        return got
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+
+#: What a unit of work hands its hooks: per-record events, and batches to hooks that take them.
+Event = WriteEvent | BatchEvent
+
+
+def expand(events: Sequence[Event]) -> list[WriteEvent]:
+    """``events`` with every batch replaced by its per-record events, in order."""
+    out: list[WriteEvent] = []
+    for event in events:
+        if isinstance(event, BatchEvent):
+            out.extend(event.events())
+        else:
+            out.append(event)
+    return out

@@ -13,7 +13,10 @@ Hooks
 -----
 ``in_transaction(handler)``
     Phase: inside the unit of work, after its writes and before COMMIT.
-    Signature: ``handler(tx: Transaction, events: Sequence[WriteEvent]) -> None``.
+    Signature: ``handler(tx: Transaction, events: Sequence[WriteEvent]) -> None``;
+    registered with ``batches=True``, ``events`` may also hold ``BatchEvent``s
+    (engine/records/events.py: many records changed alike, taken whole), else each
+    batch reaches the handler as its per-record ``WriteEvent``s.
     May: raise an engine error (``ValidationError``, ``ForbiddenError``,
     ``ConflictError``...) to refuse the whole unit, which then rolls back; write
     derived values (last-touched times, counters, rollups, ledgers) through
@@ -24,12 +27,14 @@ Hooks
 
 ``after_commit(handler)``
     Phase: after COMMIT only; never called for a unit that rolled back.
-    Signature: ``handler(events: Sequence[WriteEvent]) -> None``.
+    Signature: ``handler(events: Sequence[WriteEvent]) -> None``
+    (``batches=True`` as for ``in_transaction``).
     May: notify, enqueue jobs, call webhooks, write in its own transactions.
     An exception is logged and swallowed: the change is already durable.
 
 A bulk write delivers one call with all its events; a unit of work with
 several writes delivers one call with the events of all of them, in order.
+A handler that takes batches gets them in their place among the other events.
 """
 
 from __future__ import annotations
@@ -39,13 +44,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from engine.records.events import WriteEvent
+from engine.records.events import Event, WriteEvent
 
 if TYPE_CHECKING:
     from engine.records.transaction import Transaction
 
 InTransactionHandler = Callable[["Transaction", Sequence[WriteEvent]], None]
 AfterCommitHandler = Callable[[Sequence[WriteEvent]], None]
+#: Handlers registered with ``batches=True`` get ``Event``s (``WriteEvent | BatchEvent``).
+BatchInTransactionHandler = Callable[["Transaction", Sequence[Event]], None]
+BatchAfterCommitHandler = Callable[[Sequence[Event]], None]
 
 #: Rounds of in-transaction handlers a unit runs before refusing (a handler whose
 #: writes keep triggering handlers would otherwise never end).
@@ -67,11 +75,13 @@ HOOKS: dict[str, HookSpec] = {
         name="in_transaction", phase="before commit, inside the unit of work",
         signature="handler(tx: Transaction, events: Sequence[WriteEvent]) -> None",
         may="refuse the unit by raising an engine error; write derived values through "
-            "tx.conn or records through tx; queue effects with tx.on_commit"),
+            "tx.conn or records through tx; queue effects with tx.on_commit; with "
+            "batches=True, take a BatchEvent whole"),
     "after_commit": HookSpec(
         name="after_commit", phase="after commit only (never after a rollback)",
         signature="handler(events: Sequence[WriteEvent]) -> None",
-        may="notify, enqueue, call out; errors are logged, the change stands"),
+        may="notify, enqueue, call out; errors are logged, the change stands; with "
+            "batches=True, take a BatchEvent whole"),
 }
 
 
@@ -80,27 +90,41 @@ class WriteHooks:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._in_transaction: tuple[InTransactionHandler, ...] = ()
-        self._after_commit: tuple[AfterCommitHandler, ...] = ()
+        self._in_transaction: tuple[Callable[..., None], ...] = ()
+        self._after_commit: tuple[Callable[..., None], ...] = ()
+        self._batched: frozenset[Callable[..., None]] = frozenset()
 
-    def in_transaction(self, handler: InTransactionHandler) -> InTransactionHandler:
-        """Register ``handler`` for the in-transaction phase (usable as a decorator)."""
+    def in_transaction(self, handler: Callable[..., None], *,
+                       batches: bool = False) -> Callable[..., None]:
+        """Register ``handler`` for the in-transaction phase (usable as a decorator).
+
+        ``batches=True``: the handler takes ``BatchEvent``s whole (see the module doc).
+        """
         with self._lock:
             if handler not in self._in_transaction:
                 self._in_transaction = (*self._in_transaction, handler)
+            if batches:
+                self._batched = self._batched | {handler}
         return handler
 
-    def after_commit(self, handler: AfterCommitHandler) -> AfterCommitHandler:
+    def after_commit(self, handler: Callable[..., None], *,
+                     batches: bool = False) -> Callable[..., None]:
         """Register ``handler`` for the after-commit phase (usable as a decorator)."""
         with self._lock:
             if handler not in self._after_commit:
                 self._after_commit = (*self._after_commit, handler)
+            if batches:
+                self._batched = self._batched | {handler}
         return handler
 
+    def takes_batches(self, handler: Callable[..., None]) -> bool:
+        """Whether ``handler`` was registered with ``batches=True``."""
+        return handler in self._batched
+
     @property
-    def in_transaction_handlers(self) -> tuple[InTransactionHandler, ...]:
+    def in_transaction_handlers(self) -> tuple[Callable[..., None], ...]:
         return self._in_transaction
 
     @property
-    def after_commit_handlers(self) -> tuple[AfterCommitHandler, ...]:
+    def after_commit_handlers(self) -> tuple[Callable[..., None], ...]:
         return self._after_commit

@@ -938,7 +938,7 @@ class RecordService:
                   owner_id: int | None, pool_id: str | None, kind: str, action: str | None,
                   guard: Sequence[ColumnElement[bool]], reason: str | None,
                   serialise: ColumnElement[Any] | None = None,
-                  locked: Sequence[Any] | None = None) -> dict[int, dict[str, Any]]:
+                  locked: Sequence[Any] | None = None) -> Mapping[int, dict[str, Any]]:
         """See ``Transaction.reown``: lock the rows, one conditional UPDATE, feed and events."""
         plan = self.plan(entity)
         table = plan.table
@@ -968,29 +968,38 @@ class RecordService:
                 read.where(chosen).order_by(table.c.id).with_for_update()).all()
         else:  # read and locked by the caller in this unit (a rule's batch: one statement)
             rows = locked
-        before = {int(r.id): plan.to_values(r) for r in rows}
+        by_id = {int(r.id): r for r in rows}
         now = self.clock()
         changed = conn.execute(
             update(table).where(*where)
             .values(owner_id=owner_id, pool_id=pool_id, updated_at=now,
                     version=table.c.version + 1)
             .returning(table.c.id)).scalars().all()
-        out: dict[int, dict[str, Any]] = {}
-        # Feed entries differ only by the values replaced: one group per (owner, pool) left.
+        # One event and one group of feed entries per (owner, pool) left: the records of
+        # a group changed alike (a lone record keeps its own WriteEvent).
         by_origin: dict[tuple[Any, Any], list[int]] = {}
         for record_id in sorted(changed):
-            old = before[record_id]
-            out[record_id] = old
-            by_origin.setdefault((old.get("owner_id"), old.get("pool_id")), []).append(record_id)
-            tx.event(plan, record_id, kind, before=old,
-                     after={**old, "owner_id": owner_id, "pool_id": pool_id, "updated_at": now,
-                            "version": int(old["version"]) + 1}, at=now, reason=reason)
+            row = by_id[record_id]
+            by_origin.setdefault((row.owner_id, row.pool_id), []).append(record_id)
+        after = {"owner_id": owner_id, "pool_id": pool_id, "updated_at": now}
         for (old_owner, old_pool), some in by_origin.items():
+            if len(some) == 1:
+                old = plan.to_values(by_id[some[0]])
+                tx.event(plan, some[0], kind, before=old,
+                         after={**old, **after, "version": int(old["version"]) + 1},
+                         at=now, reason=reason)
+            else:
+                tx.emit(ev.BatchEvent(entity=plan.name, kind=kind, record_ids=tuple(some),
+                                      actor=tx.actor,
+                                      before={"owner_id": old_owner, "pool_id": old_pool},
+                                      after=after, via=tx.via, at=now,
+                                      rows=[by_id[i] for i in some], to_values=plan.to_values,
+                                      reason=reason))
             changes = [{"field": k, "old": was, "new": v}
                        for k, was, v in (("owner_id", old_owner, owner_id),
                                          ("pool_id", old_pool, pool_id)) if was != v]
             tx.log_batch(plan, some, kind, at=now, changes=changes, body=reason)
-        return out
+        return ev.RowValues({i: by_id[i] for i in sorted(changed)}, plan.to_values)
 
     # --- delete and restore -------------------------------------------------------
 

@@ -28,7 +28,7 @@ from engine.actor import Actor
 from engine.errors import TidepoolError
 from engine.records import activity as feed
 from engine.records.coerce import InputSource
-from engine.records.events import WriteEvent
+from engine.records.events import BatchEvent, Event, WriteEvent, expand
 from engine.records.hooks import MAX_ROUNDS
 from engine.records.record import Record
 from engine.storage.database import write_transaction
@@ -65,7 +65,7 @@ class Transaction:
         self.conn = conn
         self.actor = actor
         self.via = via
-        self.events: list[WriteEvent] = []
+        self.events: list[Event] = []
         self._delivered = 0  # events already shown to the in-transaction handlers
         self._activity: list[dict[str, Any] | _Entries] = []
         self._on_commit: list[Callable[[], None]] = []
@@ -119,14 +119,16 @@ class Transaction:
               guard: Sequence[ColumnElement[bool]] = (),
               reason: str | None = None,
               serialise: ColumnElement[Any] | None = None,
-              locked: Sequence[Any] | None = None) -> dict[int, dict[str, Any]]:
+              locked: Sequence[Any] | None = None) -> Mapping[int, dict[str, Any]]:
         """Set owner and pool of the records that pass ``guard``: one conditional UPDATE.
 
         The ownership primitive pool operations and rules stand on (engine/workflow).
         ``action``: the records must also be inside the actor's row scope for that
         action (None: no scope check, for system writes already authorised).
-        Returns the changed records' values before the change, by id; a record
-        that fails the guard is simply not changed (the caller says why).
+        Returns the changed records' values before the change, by id (converted when
+        read); a record that fails the guard is simply not changed (the caller says why).
+        The hooks get one ``BatchEvent`` per group of records that had the same owner and
+        pool (a lone record: its ``WriteEvent``).
         ``serialise``: a lock expression (e.g. a PostgreSQL advisory lock) evaluated by
         the statement that row-locks the records, before the UPDATE.
         ``locked``: the records' rows as ``EntityPlan.select_all`` reads them, already read
@@ -143,8 +145,8 @@ class Transaction:
         """Run ``effect`` after COMMIT; dropped if the unit rolls back."""
         self._on_commit.append(effect)
 
-    def emit(self, event: WriteEvent) -> None:
-        """Record a change for the write hooks (the service calls it once per record)."""
+    def emit(self, event: Event) -> None:
+        """Record a change for the write hooks: once per record, or once per ``BatchEvent``."""
         self.events.append(event)
 
     def event(self, plan: EntityPlan, record_id: int, kind: str, *,
@@ -213,7 +215,8 @@ class Transaction:
         if self._failed:
             raise UnitOfWorkError("an earlier write of this unit of work failed; "
                                   "nothing was saved")
-        handlers = self.service.hooks.in_transaction_handlers
+        hooks = self.service.hooks
+        handlers = hooks.in_transaction_handlers
         for _ in range(MAX_ROUNDS):
             self.flush()
             fresh = self.events[self._delivered:]
@@ -221,8 +224,15 @@ class Transaction:
                 return
             self._delivered = len(self.events)
             for handler in handlers:
-                handler(self, fresh)
+                handler(self, fresh if hooks.takes_batches(handler) else per_record(fresh))
         raise UnitOfWorkError(f"write hooks still writing after {MAX_ROUNDS} rounds")
+
+
+def per_record(events: Sequence[Event]) -> Sequence[WriteEvent]:
+    """What a hook that takes no batches sees: every batch as its per-record events."""
+    if not any(isinstance(e, BatchEvent) for e in events):
+        return events  # type: ignore[return-value]  # no batch: all WriteEvents
+    return expand(events)
 
 
 @contextmanager
@@ -250,8 +260,9 @@ def unit_of_work(service: RecordService, actor: Actor, *,
             log.exception("on_commit effect %r failed", effect)
     if tx.events:
         events = tuple(tx.events)
-        for handler in service.hooks.after_commit_handlers:
+        hooks = service.hooks
+        for handler in hooks.after_commit_handlers:
             try:
-                handler(events)
+                handler(events if hooks.takes_batches(handler) else per_record(events))
             except Exception:  # committed: report, never undo
                 log.exception("after_commit handler %r failed", handler)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from engine.records.events import WriteEvent
+from engine.records.events import Event
 from engine.records.service import RecordService
 from engine.reports.freshness import writer_zone
 from engine.reports.rollups import RollupKeeper
@@ -23,7 +23,7 @@ def install(records: RecordService) -> None:
     if not keeper.active:
         return
 
-    def keep_rollups(tx: Any, events: Sequence[WriteEvent]) -> None:
+    def keep_rollups(tx: Any, events: Sequence[Event]) -> None:
         if not any(e.entity in keeper.measures or
                    (e.entity, getattr(e, "kind", None) or "") in keeper.events
                    for e in events):
@@ -32,4 +32,4 @@ def install(records: RecordService) -> None:
         if zone is not None:   # None: stale rollups, rebuilt by the next reader
             keeper.apply(tx.conn, events, zone=zone)
 
-    records.hooks.in_transaction(keep_rollups)
+    records.hooks.in_transaction(keep_rollups, batches=True)  # a batch: one pass over its rows

@@ -13,7 +13,7 @@ and ``tidepool reports verify`` compare with the rollups.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol
@@ -24,6 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from engine.metadata.model import Registry
 from engine.metadata.reports import BoardMeasure
 from engine.records._plan import EntityPlan
+from engine.records.events import BatchEvent
 from engine.records.query import Filter, filter_clause
 from engine.records.service import RecordService
 from engine.reports.catalog import catalog_of
@@ -87,11 +88,25 @@ def contribution(measure: BoardMeasure, row: Mapping[str, Any] | None,
                  amount_column: str | None, *,
                  zone: dt.tzinfo | None = None) -> tuple[int, dt.date, Decimal] | None:
     """(owner, day, amount) a stored row adds to the measure, or None when it adds nothing."""
-    if row is None or row.get("deleted_at") is not None:
+    if row is None:
         return None
     owner = row.get("owner_id")
+    if owner is None:
+        return None
+    got = _counted(measure, row, amount_column, zone=zone)
+    return None if got is None else (int(owner), got[0], got[1])
+
+
+def _counted(measure: BoardMeasure, row: Mapping[str, Any], amount_column: str | None, *,
+             zone: dt.tzinfo | None = None,
+             day_of: Callable[[Any], dt.date] | None = None) -> tuple[dt.date, Decimal] | None:
+    """(day, amount) a stored row counts for its owner, whoever that is (None: nothing).
+
+    ``day_of``: the local day of an instant, e.g. memoised over a batch of rows."""
+    if row.get("deleted_at") is not None:
+        return None
     when = row.get(measure.date_field)
-    if owner is None or when is None:
+    if when is None:
         return None
     for cond in measure.filters:
         if not _holds(cond.op, row.get(cond.field), cond.value):
@@ -106,7 +121,7 @@ def contribution(measure: BoardMeasure, row: Mapping[str, Any] | None,
         if isinstance(value, Mapping):   # a money value as the service hands it out
             value = value.get("amount")
         amount = Decimal(str(value)) if value is not None else Decimal(0)
-    return int(owner), local_day(when, zone=zone), amount
+    return (day_of(when) if day_of is not None else local_day(when, zone=zone)), amount
 
 
 class RollupKeeper:
@@ -140,6 +155,9 @@ class RollupKeeper:
         in ``zone`` (default: the company's)."""
         out: dict[Key, tuple[int, Decimal]] = {}
         for change in changes:
+            if isinstance(change, BatchEvent):
+                self._batch_deltas(change, out, zone=zone)
+                continue
             kind = getattr(change, "kind", None)
             for m in self.events.get((change.entity, kind or ""), ()):
                 owner = _event_owner(kind or "", change.before, change.after)
@@ -159,6 +177,60 @@ class RollupKeeper:
                     n, total = out.get(key, (0, Decimal(0)))
                     out[key] = (n + sign, total + sign * amount)
         return {k: Delta(n, t) for k, (n, t) in out.items() if n or t}
+
+    def _batch_deltas(self, batch: BatchEvent, out: dict[Key, tuple[int, Decimal]], *,
+                      zone: dt.tzinfo | None) -> None:
+        """A batch's deltas into ``out``: its records change only the columns in
+        ``batch.after`` (owner, pool, updated_at), so a measure that reads none of them but
+        the owner moves each record's (day, amount) from the old owner to the new one."""
+        def add(key: Key, sign: int, amount: Decimal) -> None:
+            n, total = out.get(key, (0, Decimal(0)))
+            out[key] = (n + sign, total + sign * amount)
+
+        for m in self.events.get((batch.entity, batch.kind), ()):
+            owner = _event_owner(batch.kind, batch.before, batch.after)
+            if owner is not None:
+                key = (m.name, local_day(batch.at, zone=zone), int(owner))
+                n, total = out.get(key, (0, Decimal(0)))
+                out[key] = (n + len(batch.record_ids), total + len(batch.record_ids))
+        old, new = batch.before.get("owner_id"), batch.after.get("owner_id")
+        if not batch.rows:
+            return
+        days: dict[Any, dt.date] = {}
+
+        def day_of(when: Any) -> dt.date:
+            # Rows moved together often share their instants (records loaded together).
+            day = days.get(when)
+            if day is None:
+                day = days[when] = local_day(when, zone=zone)
+            return day
+
+        position = {name: i for i, name in enumerate(batch.rows[0]._fields)}
+        for m in self.measures.get(batch.entity, ()):
+            col = self.amount_column(m)
+            read = {name for name in (m.date_field, "deleted_at", col,
+                                      *(c.field for c in m.filters)) if name is not None}
+            if read & (set(batch.after) - {"owner_id"}):  # a changed column counts: each row
+                for row in batch.columns():
+                    for sign, values in ((-1, row), (1, {**row, **batch.after})):
+                        got = contribution(m, values, col, zone=zone)
+                        if got is not None:
+                            add((m.name, got[1], got[0]), sign, got[2])
+                continue
+            if old == new:
+                continue
+            # Only the columns the measure reads, by position (no mapping per row).
+            wanted = [(name, position[name]) for name in sorted(read) if name in position]
+            for raw in batch.rows:
+                counted = _counted(m, {name: raw[i] for name, i in wanted}, col,
+                                   day_of=day_of)
+                if counted is None:
+                    continue
+                day, amount = counted
+                if old is not None:
+                    add((m.name, day, int(old)), -1, amount)
+                if new is not None:
+                    add((m.name, day, int(new)), 1, amount)
 
     def apply(self, conn: Connection, changes: Iterable[Change], *,
               zone: dt.tzinfo | None = None) -> int:

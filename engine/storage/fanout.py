@@ -111,11 +111,13 @@ def _insert_group(conn: Connection, target: Table, shared: Mapping[str, Any],
         some = ids[start:start + CHUNK]
         query = select(*[literal(shared[c], target.c[c].type) for c in columns],
                        source.c.id).where(among(conn, source.c.id, some))
-        stmt = insert(target).from_select([*columns, id_column], query) \
-            .returning(target.c[id_column])
-        written = set(conn.execute(stmt).scalars())
-        if len(written) != len(some):  # a record gone from the source: write it by value
-            rest.extend({**shared, id_column: i} for i in some if i not in written)
+        stmt = insert(target).from_select([*columns, id_column], query)
+        # The row count says whether every id was found (no RETURNING: fetching a batch's
+        # ids back cost more than the insert on SQLite); when not, look up which were.
+        if conn.execute(stmt).rowcount != len(some):  # a record gone from the source
+            found = set(conn.execute(select(source.c.id)
+                                     .where(among(conn, source.c.id, some))).scalars())
+            rest.extend({**shared, id_column: i} for i in some if i not in found)
     return rest
 
 

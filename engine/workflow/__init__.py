@@ -17,6 +17,6 @@ from engine.workflow.pools import enforce_capacity
 
 def install(records: RecordService) -> None:
     """Register the workflow layer's write hooks on ``records``."""
-    records.hooks.in_transaction(record_pool_events)
-    records.hooks.in_transaction(enforce_capacity)
+    records.hooks.in_transaction(record_pool_events, batches=True)
+    records.hooks.in_transaction(enforce_capacity, batches=True)
     notifications.install(records)

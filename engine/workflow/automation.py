@@ -16,5 +16,5 @@ from engine.workflow.distribution import distribute
 
 def install(records: RecordService) -> None:
     """Register distribution and the rule clocks as in-transaction hooks."""
-    records.hooks.in_transaction(distribute)
-    records.hooks.in_transaction(keep_clocks)
+    records.hooks.in_transaction(distribute, batches=True)
+    records.hooks.in_transaction(keep_clocks, batches=True)

@@ -30,7 +30,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from engine.metadata.model import Registry
-from engine.records.events import CREATE, WriteEvent
+from engine.records.events import CREATE, BatchEvent, Event, WriteEvent
 from engine.storage.rule_tables import CLOCK_TABLE
 from engine.storage.stage_tables import STAGE_HISTORY_TABLE
 
@@ -93,7 +93,7 @@ def touches_by_entity(registry: Registry) -> dict[str, list[tuple[str, str]]]:
     return {k: sorted(v) for k, v in found.items()}
 
 
-def clock_rows(events: Sequence[WriteEvent], *, pooled: frozenset[str],
+def clock_rows(events: Sequence[Event], *, pooled: frozenset[str],
                touches: Mapping[str, list[tuple[str, str]]]
                ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(ownership rows, touch rows) to upsert for these events (the last one per record wins)."""
@@ -106,11 +106,13 @@ def clock_rows(events: Sequence[WriteEvent], *, pooled: frozenset[str],
                 and event.after.get("owner_id") is not None and event.changed("owner_id"):
             before = event.before or {}
             after = event.after
-            key = (event.entity, event.record_id)
-            owned[key] = {"entity": event.entity, "record_id": event.record_id,
-                          "owned_at": event.at,
-                          "pool": after.get("pool_id") or before.get("pool_id")}
-        if event.kind == CREATE and event.after is not None:
+            pool = after.get("pool_id") or before.get("pool_id")
+            ids = event.record_ids if isinstance(event, BatchEvent) else (event.record_id,)
+            for record_id in ids:  # a batch: the same row for each of its records
+                owned[(event.entity, record_id)] = {
+                    "entity": event.entity, "record_id": record_id, "owned_at": event.at,
+                    "pool": pool}
+        if isinstance(event, WriteEvent) and event.kind == CREATE and event.after is not None:
             for field, target in touches.get(event.entity, ()):
                 ref = event.after.get(field)
                 if ref is not None:
@@ -119,8 +121,9 @@ def clock_rows(events: Sequence[WriteEvent], *, pooled: frozenset[str],
     return list(owned.values()), list(touched.values())
 
 
-def keep_clocks(tx: Transaction, events: Sequence[WriteEvent]) -> None:
-    """In-transaction hook: a new owner restarts ``owned_at``; a touching create, ``touched_at``."""
+def keep_clocks(tx: Transaction, events: Sequence[Event]) -> None:
+    """In-transaction hook (takes batches): a new owner restarts ``owned_at``; a touching
+    create, ``touched_at``."""
     registry = tx.service.schema.registry
     pooled = frozenset(p.entity for p in registry.pools.values())
     touches = touches_by_entity(registry)

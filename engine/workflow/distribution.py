@@ -40,7 +40,7 @@ from engine.permissions import _tables as t
 from engine.permissions.conditions import conditions_clause
 from engine.permissions.org import subtree_condition
 from engine.records._bulk import DriverInsert
-from engine.records.events import CREATE, WriteEvent
+from engine.records.events import CREATE, Event, WriteEvent
 from engine.storage.rule_tables import CURSOR_TABLE, UNPLACED_TABLE
 from engine.workflow.rules import default_pool
 from engine.workflow.territory import territory_of
@@ -234,8 +234,9 @@ def _pool_for(registry: Registry, entity: str) -> Pool | None:
     return registry.pools[name] if name else None
 
 
-def distribute(tx: Transaction, events: Sequence[WriteEvent]) -> None:
-    """In-transaction hook: place the records created without an owner (see module doc).
+def distribute(tx: Transaction, events: Sequence[Event]) -> None:
+    """In-transaction hook (takes batches): place the records created without an owner
+    (see module doc).
 
     A bulk create is placed as a batch: targets and capacities are read once,
     and the records go to their users with one conditional UPDATE per user
@@ -245,8 +246,9 @@ def distribute(tx: Transaction, events: Sequence[WriteEvent]) -> None:
     system = tx.service.schema.system
     fresh: dict[str, list[WriteEvent]] = {}
     for event in events:
-        if event.kind == CREATE and event.after is not None and "pool_id" in event.after \
-                and event.after.get("owner_id") is None:
+        # A batch (BatchEvent) is a move of existing records, never a creation.
+        if isinstance(event, WriteEvent) and event.kind == CREATE and event.after is not None \
+                and "pool_id" in event.after and event.after.get("owner_id") is None:
             fresh.setdefault(event.entity, []).append(event)
     for entity, batch in fresh.items():
         pool = _pool_for(registry, entity)

@@ -10,8 +10,11 @@ What a user is told (``KINDS``):
   with its warning clock, ``notify_warnings``);
 - ``mention``: ``@login`` in a comment on a record.
 
-The after-commit hook (``install``) only writes rows; it never decides what a
-user may see. Every read (``inbox``, ``unread_count``) lists the records through
+The hooks (``install``) only write rows; they never decide what a user may see.
+A person's write is told after commit; a batch (a rule run's or a distribution's
+records moved alike, ``BatchEvent``) is told inside its own unit of work, with one
+INSERT ... SELECT per batch, so a rule's batch commits once and its notices commit
+(or roll back) with the moves. Every read (``inbox``, ``unread_count``) lists the records through
 the records service with the reader's own scope, so a notification never reveals
 a record the user cannot read now: an assignment, warning or mention about such
 a record is neither shown nor counted; a ``claimed`` or ``taken`` notice (about a
@@ -32,10 +35,11 @@ from sqlalchemy import Connection, Table, insert, select, update
 
 from engine.actor import Actor
 from engine.errors import TidepoolError
-from engine.records.events import ASSIGN, COMMENT, CREATE, WriteEvent
+from engine.records.events import ASSIGN, COMMENT, CREATE, BatchEvent, Event, WriteEvent
 from engine.records.query import Filter, ListQuery
 from engine.records.service import RecordService
-from engine.storage.fanout import insert_per_record
+from engine.records.transaction import Transaction
+from engine.storage.fanout import insert_group, insert_per_record
 from engine.storage.notification_tables import NOTIFICATION_TABLE
 from engine.storage.pool_tables import POOL_EVENT_TABLE
 from engine.storage.system_tables import USER_TABLE
@@ -72,11 +76,26 @@ def mentioned_logins(body: str) -> list[str]:
     return found[:MAX_MENTIONS]
 
 
-def _row(user_id: Any, kind: str, event: WriteEvent, **extra: Any) -> dict[str, Any]:
-    return {"user_id": int(user_id), "kind": kind, "entity": event.entity,
-            "record_id": event.record_id, "actor_id": event.actor.user_id,
-            "rule": rule_of(event.via), "reason": event.reason, "due_at": None,
-            "at": event.at, **extra}
+def _row(user_id: Any, kind: str, event: WriteEvent | BatchEvent,
+         **extra: Any) -> dict[str, Any]:
+    row = {"user_id": int(user_id), "kind": kind, "entity": event.entity,
+           "actor_id": event.actor.user_id, "rule": rule_of(event.via),
+           "reason": event.reason, "due_at": None, "at": event.at, **extra}
+    if isinstance(event, WriteEvent):
+        row["record_id"] = event.record_id
+    return row
+
+
+def _told(event: WriteEvent | BatchEvent) -> tuple[int, str] | None:
+    """(user, kind) an assignment or a take tells (for each record of a batch), if anyone."""
+    me = event.actor.user_id
+    owner, before = _get(event.after, "owner_id"), _get(event.before, "owner_id")
+    if event.kind in (ASSIGN, CREATE) and owner is not None and owner != before \
+            and owner != me:
+        return int(owner), ASSIGNED
+    if event.kind in _TAKEN_KINDS and before is not None and before != me:
+        return int(before), TAKEN
+    return None
 
 
 def _returners(conn: Connection, ledger: Table, event: WriteEvent) -> list[int]:
@@ -101,16 +120,14 @@ def rows_for(conn: Connection, system: Mapping[str, Table],
     rows: list[dict[str, Any]] = []
     for event in events:
         me = event.actor.user_id
-        owner, before = _get(event.after, "owner_id"), _get(event.before, "owner_id")
-        if event.kind in (ASSIGN, CREATE) and owner is not None and owner != before \
-                and owner != me:
-            rows.append(_row(owner, ASSIGNED, event))
+        owner = _get(event.after, "owner_id")
+        told = _told(event)
+        if told is not None:
+            rows.append(_row(told[0], told[1], event))
         elif event.kind == "claim" and owner is not None:
             rows.extend(_row(user, CLAIMED, event)
                         for user in _returners(conn, system[POOL_EVENT_TABLE], event)
                         if user != owner)
-        elif event.kind in _TAKEN_KINDS and before is not None and before != me:
-            rows.append(_row(before, TAKEN, event))
         elif event.kind == COMMENT and event.body:
             users = _users_by_login(conn, system[USER_TABLE], mentioned_logins(event.body))
             rows.extend(_row(user, MENTION, event, reason=event.body[:500])
@@ -118,11 +135,17 @@ def rows_for(conn: Connection, system: Mapping[str, Table],
     return rows
 
 
-def deliver(records: RecordService, events: Sequence[WriteEvent]) -> int:
-    """After-commit hook body: write the notifications of ``events``; returns how many."""
+def deliver(records: RecordService, events: Sequence[Event]) -> int:
+    """After-commit hook body: write the notifications of ``events``; returns how many.
+
+    Batches were told in their unit (``deliver_batches``); a unit of nothing else opens
+    no transaction here."""
+    single = [e for e in events if isinstance(e, WriteEvent)]
+    if not single:
+        return 0
     system = records.schema.system
     with records.engine.begin() as conn:
-        rows = rows_for(conn, system, events)
+        rows = rows_for(conn, system, single)
         insert_per_record(conn, system[NOTIFICATION_TABLE], rows,
                           source_of=records.schema.table)
     return len(rows)
@@ -144,13 +167,42 @@ def notify_warnings(conn: Connection, system: Mapping[str, Table],
     return len(rows)
 
 
-def install(records: RecordService) -> None:
-    """Register the after-commit hook that writes notifications."""
+def deliver_batches(tx: Transaction, events: Sequence[Event]) -> int:
+    """In-transaction hook: write the notifications of the unit's ``BatchEvent``s; how many.
 
-    def notify(events: Sequence[WriteEvent]) -> None:
+    An assignment or a take tells one user the same thing for every record of the
+    batch: one INSERT ... SELECT. A batch claim (who returned each record differs)
+    goes per record, as after commit.
+    """
+    system = tx.service.schema.system
+    target = system[NOTIFICATION_TABLE]
+    written = 0
+    for event in events:
+        if not isinstance(event, BatchEvent):
+            continue
+        told = _told(event)
+        if told is not None:
+            written += insert_group(tx.conn, target, _row(told[0], told[1], event),
+                                    event.record_ids,
+                                    source=tx.service.schema.table(event.entity))
+        elif event.kind == "claim":
+            written += insert_per_record(tx.conn, target,
+                                         rows_for(tx.conn, system, event.events()),
+                                         source_of=tx.service.schema.table)
+    return written
+
+
+def install(records: RecordService) -> None:
+    """Register the hooks that write notifications: batches in their unit, the rest after."""
+
+    def notify(events: Sequence[Event]) -> None:
         deliver(records, events)
 
-    records.hooks.after_commit(notify)
+    def notify_batches(tx: Transaction, events: Sequence[Event]) -> None:
+        deliver_batches(tx, events)
+
+    records.hooks.in_transaction(notify_batches, batches=True)
+    records.hooks.after_commit(notify, batches=True)
 
 
 # --- reading, always through the reader's permissions --------------------------------------
@@ -247,5 +299,5 @@ def mark_read(records: RecordService, actor: Actor, ids: Sequence[int] | None = 
         return int(conn.execute(stmt.values(read_at=at)).rowcount)
 
 
-__all__ = ["KINDS", "Shown", "deliver", "inbox", "install", "mark_read", "mentioned_logins",
+__all__ = ["KINDS", "Shown", "deliver", "deliver_batches", "inbox", "install", "mark_read", "mentioned_logins",
            "notify_warnings", "rows_for", "unread_count"]

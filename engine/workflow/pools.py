@@ -32,7 +32,7 @@ from engine.errors import (
 from engine.messages import M
 from engine.metadata.model import Pool
 from engine.records._plan import EntityPlan
-from engine.records.events import ASSIGN, WriteEvent
+from engine.records.events import ASSIGN, BatchEvent, Event, WriteEvent
 from engine.records.record import Record
 from engine.records.service import RecordService
 from engine.records.transaction import Transaction
@@ -141,8 +141,10 @@ def _users(conn: Connection) -> Any:
 def _stored(tx: Transaction, plan: EntityPlan, record_id: int) -> Record:
     """The record as the unit left it: from its last write event when there is one (the
     values the UPDATE wrote, no read back), else read from the database."""
-    last = next((e.after for e in reversed(tx.events)
-                 if e.entity == plan.name and e.record_id == record_id), None)
+    last = next((e.after if isinstance(e, WriteEvent) else e.after_of(record_id)
+                 for e in reversed(tx.events) if e.entity == plan.name and (
+                     e.record_id == record_id if isinstance(e, WriteEvent)
+                     else record_id in e.record_ids)), None)
     values = dict(last) if last is not None else tx.service._read_back(tx.conn, plan,
                                                                          record_id)
     for name in tx.service.policy.hidden_fields(tx.actor, plan.entity):
@@ -474,31 +476,48 @@ class PoolService:
             return release_held(tx, user_id, reason=reason)
 
 
-def enforce_capacity(tx: Transaction, events: Sequence[WriteEvent]) -> None:
-    """In-transaction hook: a generic assignment may not push a holder past capacity.
+def enforce_capacity(tx: Transaction, events: Sequence[Event]) -> None:
+    """In-transaction hook (takes batches): a generic assignment may not push a holder past
+    capacity.
 
     Pool operations count capacity in their UPDATE; a plain ``records.assign`` does
     not know pools, so its events are checked here, after taking the same per-user
     lock (READ COMMITTED then counts every committed holder's row, so two parallel
-    assignments cannot both slip under the cap).
+    assignments cannot both slip under the cap). The count is taken after all the
+    round's writes, so it is the same for every record of one (pool, holder): each
+    pair is counted once, a batch of thousands included.
     """
+    checks: dict[tuple[str, str, int], int] = {}  # (entity, pool, holder) -> a record id
     for event in events:
-        owner = None if event.after is None else event.after.get("owner_id")
+        owner = event.after.get("owner_id") if event.after is not None else None
         if event.kind != ASSIGN or owner is None or not event.changed("owner_id") \
                 or "pool_id" not in (event.after or {}):
             continue
         plan = tx.service.plan(event.entity)
-        if not pools_of(tx, plan.name):
+        declared = pools_of(tx, plan.name)
+        if not declared:
             continue
-        pool = home_pool(tx, plan, event.record_id, (event.before or {}).get("pool_id"))
+        explicit = (event.before or {}).get("pool_id")
+        if isinstance(event, BatchEvent):
+            if explicit is None and len(declared) == 1:
+                explicit = declared[0].name  # what home_pool answers for every record
+            ids: Sequence[int] = event.record_ids[:1] if explicit else event.record_ids
+        else:
+            ids = [event.record_id]
+        for record_id in ids:
+            pool = home_pool(tx, plan, record_id, explicit)
+            checks.setdefault((plan.name, pool.name, int(owner)), record_id)
+    for (entity_name, pool_name, owner), record_id in checks.items():
+        plan = tx.service.plan(entity_name)
+        pool = tx.service.schema.registry.pools[pool_name]
         cap = pool.limits.max_held
         if cap is None:
             continue
-        limits.serialise(tx.conn, entity=plan.name, pool=pool.name, user_id=int(owner))
+        limits.serialise(tx.conn, entity=plan.name, pool=pool.name, user_id=owner)
         entity = tx.service.schema.registry.entity(plan.name)
-        held = tx.conn.execute(select(limits.held_count(plan, entity, pool, int(owner)))).scalar()
+        held = tx.conn.execute(select(limits.held_count(plan, entity, pool, owner))).scalar()
         if int(held or 0) > cap:
-            raise PoolLimitError(plan.name, event.record_id, limit="max_held",
+            raise PoolLimitError(plan.name, record_id, limit="max_held",
                                  message=M("the assignee holds %(cap)s records already, the most "
                                            "pool %(name)s allows",
                                            cap=cap, name=pool.name))

@@ -220,6 +220,11 @@ def _apply_batch(records: RecordService, pool: Pool, rule: PoolRule, sql: RuleSq
     actor = Actor.system("rules")
     moved = unassigned = 0
     with records.transaction(actor, via=f"rule:{key}") as tx:
+        if tx.conn.dialect.name == "postgresql":
+            # The driver prepares a statement run five times, and PostgreSQL then may
+            # switch to a generic plan: costed with the batch's ids unknown, the guarded
+            # UPDATE's plan took 1.4 s per batch at 1M rows instead of 0.2 s.
+            tx.conn.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
         rows = tx.conn.execute(_batch(records, sql, pool.entity, after_id=after_id,
                                       upto=upto, limit=limit)).all()
         if not rows:

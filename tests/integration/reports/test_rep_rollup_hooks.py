@@ -226,3 +226,28 @@ def test_a_claim_counts_for_the_claimer_on_the_day_and_matches_the_ledger(
     n = before.get(users[1], (0, Decimal(0)))[0]
     assert after[users[1]][0] == n + 1
     assert_rollups_equal_raw(records, keeper)
+
+
+def test_batches_moved_alike_keep_the_rollups_exact(
+        world: tuple[RecordService, RollupKeeper, list[int]]) -> None:
+    """Several records of several owners moved by one reown reach the keeper as batches
+    (one per owner left): new customers leave their holders, claims count per record."""
+    records, keeper, users = world
+    ids = [records.create(ROOT, "customer", {"name": f"batch {i}",
+                                             "owner_id": users[i % 2]}).id for i in range(5)]
+    assert_rollups_equal_raw(records, keeper)
+    with records.transaction(ROOT) as tx:
+        tx.reown("customer", ids, owner_id=None, pool_id="customer_pool", kind="drop",
+                 action=None)
+    assert_rollups_equal_raw(records, keeper)
+    m = catalog_of(records.schema.registry).board_measure("claims")
+    assert m is not None
+    today = dt.datetime.now(dt.UTC).date()
+    with records.engine.connect() as conn:
+        before = keeper.rollup_totals(conn, m, first=today, end=today + dt.timedelta(days=1))
+    with records.transaction(ROOT) as tx:
+        tx.reown("customer", ids, owner_id=users[2], pool_id=None, kind="claim", action=None)
+    with records.engine.connect() as conn:
+        after = keeper.rollup_totals(conn, m, first=today, end=today + dt.timedelta(days=1))
+    assert after[users[2]][0] == before.get(users[2], (0, Decimal(0)))[0] + 5
+    assert_rollups_equal_raw(records, keeper)

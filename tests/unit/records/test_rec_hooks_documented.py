@@ -9,6 +9,7 @@ from engine.records import hooks
 from tests.conftest import REPO_ROOT
 
 _USE = re.compile(r"\.hooks\.([a-z_]+)\(")
+_BATCHED = re.compile(r"\.hooks\.[a-z_]+\(([A-Za-z_]+), batches=True\)")
 
 
 def _used_hook_names() -> set[str]:
@@ -32,6 +33,19 @@ def test_every_hookspec_is_described_in_the_module_and_the_docs() -> None:
         assert f"``{name}(handler)``" in module_doc, name
         assert f"## `{name}`" in page, name
         assert spec.signature in page, name
+
+
+def test_every_handler_taking_batches_is_named_in_the_docs() -> None:
+    """A handler registered with ``batches=True`` handles BatchEvents itself: the docs
+    say what it does with one."""
+    page = (REPO_ROOT / "docs" / "hooks.md").read_text(encoding="utf-8")
+    found: set[str] = set()
+    for base in ("engine", "ui", "apps"):
+        for path in (REPO_ROOT / base).rglob("*.py"):
+            found.update(_BATCHED.findall(path.read_text(encoding="utf-8")))
+    assert found, "the scan found no handler taking batches"
+    assert "`BatchEvent`" in page and "batches=True" in page
+    assert {name for name in found if f"| `{name}` |" not in page} == set()
 
 
 def test_the_registry_has_a_method_per_hookspec() -> None:
