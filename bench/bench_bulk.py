@@ -173,11 +173,14 @@ def http_runs(url: str, *, seconds: float, clients: int) -> list[tuple[str, benc
     with bench_http.server(url, workers=1, record=record) as (host, port, pid):
         repeated = next(m for op, _, m in bench_http.loads(token, "", record, [record] * clients)
                         if op == "bulk")
-        for label, make in (("new names", _distinct_bodies(token)),
-                            ("repeated names", repeated)):
+        fresh = bench_http.Traffic("POST", f"/api/v1/{ENTITY}/bulk", {},
+                                   maker=_distinct_bodies(token))
+        for label, make in (("new names", fresh), ("repeated names", repeated)):
             found.append((label, bench_http.run_load(host, port, pid, "bulk", "api", make,
                                                      clients=clients, seconds=seconds,
-                                                     count_statements=False)))
+                                                     count_statements=False,
+                                                     # a new body per request: the Python client
+                                                     client="asyncio")))
     return found
 
 

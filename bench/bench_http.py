@@ -308,6 +308,10 @@ def session_cookie(host: str, port: int) -> str:
 
 # --- the load ------------------------------------------------------------------------------------
 
+#: Builds connection ``i``'s next request from the previous response body (None at first).
+RequestMaker = Callable[[int, bytes | None], bytes]
+
+
 @dataclass(frozen=True)
 class Traffic:
     """What every connection of one load sends, for either load client."""
@@ -320,13 +324,11 @@ class Traffic:
     ids: tuple[int, ...] = ()
     #: PATCH with the version of the previous response (a GET of the record first)
     carry_version: bool = False
+    #: builds every request itself (new bodies per request; the asyncio client only)
+    maker: RequestMaker | None = None
 
     def path_for(self, index: int) -> str:
         return self.path.replace("{id}", str(self.ids[index])) if self.ids else self.path
-
-
-#: Builds connection ``i``'s next request from the previous response body (None at first).
-RequestMaker = Callable[[int, bytes | None], bytes]
 
 
 def _request(method: str, path: str, headers: dict[str, str], body: bytes = b"") -> bytes:
@@ -343,6 +345,8 @@ def _patch_body(version: int) -> bytes:
 
 def request_maker(traffic: Traffic) -> RequestMaker:
     """The asyncio client's requests for ``traffic``."""
+    if traffic.maker is not None:
+        return traffic.maker
     if traffic.carry_version:
         read_headers = {k: v for k, v in traffic.headers.items() if k != "Content-Type"}
 
@@ -507,7 +511,7 @@ WRK = shutil.which("wrk")
 def run_load(host: str, port: int, pid: int, op: str, target: str, traffic: Traffic, *,
              clients: int, seconds: float, count_statements: bool, client: str,
              db_cpu: Callable[[], float] | None = None) -> Load:
-    generate = wrk_load if client == "wrk" else asyncio_load
+    generate = wrk_load if client == "wrk" and traffic.maker is None else asyncio_load
     generate(host, port, traffic, clients=clients, seconds=0.5)  # warm-up: workers, caches
     # wrk drops its connections when time is up, with requests still in the server: let
     # them finish, so their CPU is not counted and a PATCH does not race the next run.
