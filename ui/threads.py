@@ -16,11 +16,40 @@ import contextvars
 import os
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, ParamSpec, TypeVar
 
-#: Requests one process runs at once (Starlette's default thread limit).
-MAX_THREADS = 40
+#: The environment variable that sets how many requests one worker process runs at once.
+THREADS_ENV = "TIDEPOOL_REQUEST_THREADS"
+#: Its default. Few on purpose: the request threads of one process share its GIL, and
+#: every handoff between them costs CPU. SQLite's driver releases the GIL at every row
+#: it steps, so a 50-row list page handed the GIL back and forth ~50 times against
+#: the other threads: with 8 keep-alive clients on one worker, 40 threads (Starlette's
+#: default) cost 2.6 ms of CPU per API list page against 1.3 ms with 2 threads and
+#: 0.9 ms with 1; on PostgreSQL 1.30 against 0.88 ms with 2 (issue 13, bench_http,
+#: bench/RESULTS.md "Request threads per worker"). Two rather than one so that one
+#: slow request (an export, a long report) does not stop its worker; other requests
+#: wait in the event loop, not in the kernel's accept queue. Raise it where requests
+#: mostly wait on something slow outside the process.
+DEFAULT_THREADS = 2
+
+
+def configured_threads(environ: Mapping[str, str] = os.environ) -> int:
+    """The request threads per worker process: ``TIDEPOOL_REQUEST_THREADS`` or the default.
+
+    A value that is not a whole number from 1 to 1000 is refused with the variable's
+    name, at start-up, rather than read as something else.
+    """
+    raw = environ.get(THREADS_ENV, "").strip()
+    if not raw:
+        return DEFAULT_THREADS
+    if not raw.isdigit() or not 1 <= int(raw) <= 1000:
+        raise ValueError(f"{THREADS_ENV} must be a whole number from 1 to 1000, not {raw!r}")
+    return int(raw)
+
+
+#: Requests one process runs at once.
+MAX_THREADS = configured_threads()
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")

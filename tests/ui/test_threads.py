@@ -85,3 +85,13 @@ def test_more_calls_than_threads_all_finish() -> None:
     found = _run(call())
     assert [i for i, _ in found] == list(range(threads.MAX_THREADS + 20))
     assert len({name for _, name in found}) <= threads.MAX_THREADS
+
+
+def test_request_threads_come_from_the_environment_or_a_small_default() -> None:
+    from ui.threads import DEFAULT_THREADS, THREADS_ENV, configured_threads
+
+    assert configured_threads({}) == DEFAULT_THREADS == 2
+    assert configured_threads({THREADS_ENV: " 8 "}) == 8
+    for bad in ("0", "-1", "two", "1.5", "1001"):
+        with pytest.raises(ValueError, match=THREADS_ENV):
+            configured_threads({THREADS_ENV: bad})
