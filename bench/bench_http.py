@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import io
 import json
 import os
@@ -408,7 +409,10 @@ def asyncio_load(host: str, port: int, traffic: Traffic, *, clients: int,
                                for i in range(clients)))
 
     started = time.perf_counter()
-    asyncio.run(go())
+    # On a thread of its own: the caller may already run an event loop on this thread
+    # (a test session with Playwright's sync API does).
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="bench-load") as loop:
+        loop.submit(asyncio.run, go()).result()
     elapsed = time.perf_counter() - started
     return Measured(len(samples), elapsed, statistics.median(samples) * 1000)
 
