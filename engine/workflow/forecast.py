@@ -10,7 +10,6 @@ earliest rule wins. One query per rule, bounded by the page's ids.
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -28,6 +27,7 @@ from sqlalchemy import (
     union_all,
 )
 
+from engine.memo import GenerationMemo
 from engine.metadata.model import LocalText, Pool, PoolRule
 from engine.records.service import RecordService
 from engine.storage.tables import StorageSchema
@@ -61,8 +61,7 @@ class _Forecasts:
 
 
 #: The statements of the newest schema seen, by entity (a new schema starts over).
-_built: tuple[StorageSchema | None, dict[str, _Forecasts]] = (None, {})
-_lock = threading.Lock()
+_built: GenerationMemo[str, _Forecasts] = GenerationMemo()
 
 
 def forecast_statement(schema: StorageSchema, entity: str) -> _Forecasts:
@@ -72,23 +71,17 @@ def forecast_statement(schema: StorageSchema, entity: str) -> _Forecasts:
     the same statement serves every request until the metadata changes; the page's
     ids are its ``ids`` parameter.
     """
-    global _built
-    owner, by_entity = _built
-    if owner is not schema:
-        with _lock:
-            if _built[0] is not schema:
-                _built = (schema, {})
-            owner, by_entity = _built
-    found = by_entity.get(entity)
-    if found is None:
-        rules = tuple((pool, rule) for _, pool in sorted(schema.registry.pools.items())
-                      if pool.entity == entity for rule in pool.rules if rule.kind == "drop")
-        branches = [_branch(schema, entity, pool, rule, index)
-                    for index, (pool, rule) in enumerate(rules)]
-        statement = None if not branches else branches[0] if len(branches) == 1 \
-            else union_all(*branches)
-        found = by_entity[entity] = _Forecasts(rules, statement)
-    return found
+    return _built.get(schema, entity, lambda: _forecasts(schema, entity))
+
+
+def _forecasts(schema: StorageSchema, entity: str) -> _Forecasts:
+    rules = tuple((pool, rule) for _, pool in sorted(schema.registry.pools.items())
+                  if pool.entity == entity for rule in pool.rules if rule.kind == "drop")
+    branches = [_branch(schema, entity, pool, rule, index)
+                for index, (pool, rule) in enumerate(rules)]
+    statement = None if not branches else branches[0] if len(branches) == 1 \
+        else union_all(*branches)
+    return _Forecasts(rules, statement)
 
 
 def _branch(schema: StorageSchema, entity: str, pool: Pool, rule: PoolRule,

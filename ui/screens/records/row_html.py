@@ -13,13 +13,13 @@ zone of the request (``ui.zones``), so a drawer is shared across zones.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from markupsafe import Markup, escape
 
+from engine.memo import GenerationMemo
 from engine.metadata.model import Field, FieldType, Registry
 from engine.records.record import Record
 from ui.i18n import t
@@ -155,25 +155,13 @@ def _build(entity: str, columns: Sequence[Field], locale: str) -> RowDrawer:
                      tuple(blanks), _esc(t(locale, "Select")), _esc(t(locale, "Claim")))
 
 
-_drawers: tuple[Registry | None, dict[tuple[str, tuple[str, ...], str], RowDrawer]] = (None, {})
-_lock = threading.Lock()
+_drawers: GenerationMemo[tuple[str, tuple[str, ...], str], RowDrawer] = \
+    GenerationMemo(limit=MAX_DRAWERS)
 
 
 def row_drawer(registry: Registry, entity: str, columns: Sequence[Field],
                locale: str) -> RowDrawer:
     """The drawer for these columns, built once per registry (labels and options
     come from the metadata, so a new registry starts over)."""
-    global _drawers
-    owner, found = _drawers
-    if owner is not registry:
-        with _lock:
-            if _drawers[0] is not registry:
-                _drawers = (registry, {})
-            owner, found = _drawers
     key = (entity, tuple(f.name for f in columns), locale)
-    drawer = found.get(key)
-    if drawer is None:
-        if len(found) >= MAX_DRAWERS:
-            found.clear()
-        drawer = found[key] = _build(entity, columns, locale)
-    return drawer
+    return _drawers.get(registry, key, lambda: _build(entity, columns, locale))
