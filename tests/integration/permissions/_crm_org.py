@@ -37,7 +37,7 @@ from engine.permissions.org import create_department
 from engine.permissions.policy_store import bind_role, sync_roles
 from engine.permissions.scopes import CasbinAccessPolicy
 from engine.permissions.shares import share_record
-from engine.records import RecordService
+from engine.records import ListQuery, RecordService
 from engine.storage.database import write_transaction
 from engine.storage.tables import StorageSchema, build_schema
 from tests.conftest import REPO_ROOT
@@ -339,3 +339,17 @@ def _matches(values: dict[str, Any], cond: Condition) -> bool:
     if cond.op == "in":
         return value in cond.value
     raise AssertionError(f"the oracle does not know {cond.op}")
+
+
+def every_page(records: RecordService, actor: Actor, entity: str, *, limit: int,
+               **query: Any) -> list[int]:
+    """The ids of every page of ``entity`` the actor lists, following the keyset token
+    (small pages, so the paging itself is under test)."""
+    ids: list[int] = []
+    token = None
+    while True:
+        page = records.list(actor, entity, ListQuery(limit=limit, after=token, **query))
+        ids += [r.id for r in page.rows]
+        if not page.has_more:
+            return ids
+        token = page.next_token

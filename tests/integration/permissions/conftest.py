@@ -10,7 +10,19 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 
 from engine.metadata.parse import registry_from_document
+from engine.storage.database import make_engine
 from engine.storage.tables import StorageSchema, build_schema
+from tests.integration.permissions._crm_org import CrmOrg, seed_crm
+
+
+@pytest.fixture(scope="module")
+def crm(module_db_url: str) -> Iterator[CrmOrg]:
+    """The seeded CRM org (tests/integration/permissions/_crm_org.py), once per module."""
+    engine = make_engine(module_db_url)
+    try:
+        yield seed_crm(engine)
+    finally:
+        engine.dispose()
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ are compared with the oracle's exact sets (not counts):
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -27,7 +27,6 @@ from engine.actor import Actor
 from engine.errors import ConflictError, ForbiddenError, NotFoundError
 from engine.permissions import _owners, scopes
 from engine.records import ListQuery, RecordService
-from engine.storage.database import make_engine
 from tests.integration.permissions._crm_org import (
     ENTITIES,
     NOW,
@@ -36,28 +35,12 @@ from tests.integration.permissions._crm_org import (
     CrmOrg,
     Oracle,
     _title,
-    seed_crm,
+    every_page,
 )
 
 
-@pytest.fixture(scope="module")
-def crm(module_db_url: str) -> Iterator[CrmOrg]:
-    engine = make_engine(module_db_url)
-    try:
-        yield seed_crm(engine)
-    finally:
-        engine.dispose()
-
-
 def _pages(crm: CrmOrg, actor: Actor, entity: str, **query: Any) -> list[int]:
-    ids: list[int] = []
-    token = None
-    while True:
-        page = crm.records.list(actor, entity, ListQuery(limit=4, after=token, **query))
-        ids += [r.id for r in page.rows]
-        if not page.has_more:
-            return ids
-        token = page.next_token
+    return every_page(crm.records, actor, entity, limit=4, **query)
 
 
 def _outcome(call: Callable[[], object]) -> str:

@@ -7,31 +7,20 @@ oracle's rows, on every path that reads through the scope.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import event, or_, select, text
 
 from engine.permissions import _owners, scopes
 from engine.records import ListQuery, RecordService, Sort
-from engine.storage.database import make_engine
 from tests.integration.permissions._crm_org import (
     ENTITIES,
     NOW,
     USERS,
     CrmOrg,
     Oracle,
-    seed_crm,
+    every_page,
 )
-
-
-@pytest.fixture(scope="module")
-def crm(module_db_url: str) -> Iterator[CrmOrg]:
-    engine = make_engine(module_db_url)
-    try:
-        yield seed_crm(engine)
-    finally:
-        engine.dispose()
 
 
 def _service(crm: CrmOrg) -> tuple[scopes.CasbinAccessPolicy, RecordService]:
@@ -43,15 +32,7 @@ def _service(crm: CrmOrg) -> tuple[scopes.CasbinAccessPolicy, RecordService]:
 
 def _pages(records: RecordService, crm: CrmOrg, login: str, entity: str,
            **query: object) -> list[int]:
-    actor = crm.actor(login)
-    ids: list[int] = []
-    token = None
-    while True:
-        page = records.list(actor, entity, ListQuery(limit=3, after=token, **query))  # type: ignore[arg-type]
-        ids += [r.id for r in page.rows]
-        if not page.has_more:
-            return ids
-        token = page.next_token
+    return every_page(records, crm.actor(login), entity, limit=3, **query)
 
 
 @pytest.mark.parametrize("share", [0.0, 2.0], ids=["always-walk", "never-walk"])

@@ -18,14 +18,13 @@ inside its scope (``own`` / ``department`` / ``subtree`` by the new owner,
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from engine.actor import Actor
 from engine.errors import ForbiddenError, ValidationError
-from engine.storage.database import make_engine
 from tests.integration.permissions._crm_org import (
     ENTITIES,
     INACTIVE,
@@ -33,22 +32,12 @@ from tests.integration.permissions._crm_org import (
     CrmOrg,
     Fact,
     Oracle,
-    seed_crm,
 )
 
 USER_IDS = sorted(USERS)
 OWNERS: list[str | None] = [*USER_IDS, None]
 CASES = [(u, e) for u in USER_IDS for e in ENTITIES]
 IDS = [f"{u}-{e}" for u, e in CASES]
-
-
-@pytest.fixture(scope="module")
-def crm(module_db_url: str) -> Iterator[CrmOrg]:
-    engine = make_engine(module_db_url)
-    try:
-        yield seed_crm(engine)
-    finally:
-        engine.dispose()
 
 
 def may_own(oracle: Oracle, login: str, entity: str, owner: str | None, *,
