@@ -12,7 +12,8 @@ the same run, calls of each pair interleaved so machine noise hits both alike:
   (``Unrestricted``); the Core statement the policy-bound service executed
   (captured, run with ``conn.execute(stmt).all()``); the Core statement of the
   unrestricted service (the same query without the clause). The ratios:
-  *clause* = scoped statement / unscoped statement (the issue's 1.3x target),
+  *clause* = scoped statement / unscoped statement (issue 13's 1.5x target at 1M
+  rows; issue 3 had asked 1.3x),
   *end to end* = service with policy / service without, and *vs raw* = service
   with policy / unscoped statement (includes the records service's own
   overhead, measured in the Records section);
@@ -55,7 +56,8 @@ from engine.storage.tables import build_schema
 REPO = Path(__file__).resolve().parent.parent
 CRM = REPO / "apps" / "crm"
 HEADING = "Permissions (issue 3)"
-TARGET = 1.3
+#: Issue 13: every scope shape within 1.5x of its unscoped statement (issue 3 asked 1.3x).
+TARGET = 1.5
 LIMIT = 50
 
 
@@ -262,7 +264,7 @@ def render(lists: Sequence[ListResult], calls: Sequence[CallResult], *, rows: in
     header = (f"Command: `{command}` — {time.strftime('%Y-%m-%d')}, {platform.machine()}, "
               f"{os.cpu_count()} cores, {versions}.")
     legend = ("*clause* = the scoped statement / the same statement without the permission "
-              f"clause (target {TARGET}x); *end to end* = `RecordService.list` with "
+              f"clause (issue 13 target {TARGET}x); *end to end* = `RecordService.list` with "
               "`CasbinAccessPolicy` / unrestricted; *vs raw* = with policy / the unscoped Core "
               "statement (includes the records service's own overhead).")
     columns = ("| backend | scope shape | arms | service + policy | service, no policy "

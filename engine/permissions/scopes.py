@@ -73,7 +73,13 @@ from engine.permissions import _tables as t
 from engine.permissions import versions
 from engine.permissions._branch import Branch, Explanation
 from engine.permissions._clock import utcnow
-from engine.permissions._owners import owner_arms, owner_count, owner_walk
+from engine.permissions._owners import (
+    KnownMembers,
+    owner_arms,
+    owner_count,
+    owner_walk,
+    read_members,
+)
 from engine.permissions.index import Grant, PolicyCache, PolicyState
 from engine.permissions.org import Department, users_in_department, users_in_subtree
 from engine.permissions.sharing_rules import SHARE_ACTIONS, rule_branches
@@ -122,6 +128,9 @@ class CasbinAccessPolicy:
         self._memo: _Memo | None = None
         #: (share stamp, user id, entity) -> may the user have shares of it
         self._has_shares: dict[tuple[object, ...], bool] = {}
+        #: The org version of the state they were read for, and per department or
+        #: subtree the members a PostgreSQL walk tests (``_owners.read_members``).
+        self._members: tuple[int, dict[tuple[object, ...], KnownMembers | None]] = (-1, {})
 
     def set_registry(self, registry: Registry) -> None:
         """Swap in a new registry after a metadata change (pools, fields, rules come from it)."""
@@ -378,9 +387,10 @@ class CasbinAccessPolicy:
             arms = owner_arms(self._dialect, table, owners, members)
             if not arms:
                 return None
+            known = self._known_members(state, key, members) if scope == "subtree" else None
             return Branch(key, or_(*arms), (grant,), description,
                           arms=arms if len(arms) > 1 else (),
-                          walk=owner_walk(self._dialect, table, members),
+                          walk=owner_walk(self._dialect, table, members, known),
                           count=owner_count(self._dialect, table, owners, members))
         if scope == "pool":
             if not owned or "pool_id" not in table.c:
@@ -402,6 +412,28 @@ class CasbinAccessPolicy:
                 return None
             return self._shared(state, user_id, entity, table, action, grant)
         return None
+
+    def _known_members(self, state: PolicyState, key: tuple[object, ...],
+                       members: Any) -> KnownMembers | None:
+        """A subtree's members for PostgreSQL's walk, read once per org version.
+
+        Only the walk uses them, and only while the org stamp they were read at holds
+        (``_owners.owner_walk``): a stale set costs speed, never rows. Writes keep the
+        live forms (``owner_arms``).
+        """
+        if self._dialect != "postgresql":
+            return None
+        version, found = self._members
+        if version != state.org_version:
+            found = {}
+            self._members = (state.org_version, found)
+        if key not in found:
+            path = key[1] if key[0] == "subtree" else None
+            department = key[1] if key[0] == "department" else None
+            with self.cache.engine.connect() as conn:
+                found[key] = read_members(conn, members, path=path,  # type: ignore[arg-type]
+                                          department_id=department)  # type: ignore[arg-type]
+        return found[key]
 
     def _may_have_shares(self, state: PolicyState, user_id: int, entity: Entity) -> bool:
         """Whether any share of ``entity`` names the user or one of their departments.

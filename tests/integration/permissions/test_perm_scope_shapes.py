@@ -12,7 +12,10 @@ import pytest
 from sqlalchemy import event, or_, select, text
 
 from engine.permissions import _owners, scopes
+from engine.permissions.identity import deactivate_user, reactivate_user
+from engine.permissions.org import move_user
 from engine.records import ListQuery, RecordService, Sort
+from engine.storage.database import write_transaction
 from tests.integration.permissions._crm_org import (
     ENTITIES,
     NOW,
@@ -77,7 +80,7 @@ def test_a_broad_scope_of_several_branches_is_one_walk_with_the_owner_index_hidd
     assert len(scope.branches) == 1
     sql = str(scope.branches[0].compile(crm.engine))
     assert "pool_id" in sql and "grade" in sql
-    # The owner test seeks no owner index: a hashed IN of owner_id + 0 on PostgreSQL,
+    # The owner test seeks no owner index: owner_id + 0 (or IS NOT NULL) on PostgreSQL,
     # a correlated EXISTS on the user's primary key on SQLite.
     owner_test = "owner_id + " if crm.engine.dialect.name == "postgresql" else "EXISTS"
     assert owner_test in sql, sql
@@ -181,3 +184,56 @@ def test_only_lists_sample_the_table(crm: CrmOrg, monkeypatch: pytest.MonkeyPatc
     assert update.branches == tuple(arm for b in branches for arm in b.runs_as)
     assert len(policy.row_scope(crm.actor("m"), entity, table, "read").branches) == 1
     assert sampled == ["x"]
+
+
+# (user, department or None) moves made one after the other, each followed by a read
+MOVES = [("r3", "north"), ("r1", "south"), ("r4", None)]
+
+
+@pytest.mark.parametrize("viewer", ["m", "ms"])
+def test_a_walk_compiled_before_an_org_change_reads_the_org_as_it_is_now(
+        crm: CrmOrg, viewer: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On PostgreSQL a subtree's walk tests the members read at one org stamp while the
+    stamp holds (``_owners.owner_walk``; m's subtree holds every user, so it tests
+    ``owner_id IS NOT NULL``). A policy whose state has not reloaded since (an hour's
+    check interval) keeps that walk: each move, out of the subtree, into it and out of
+    every department, and an owner's deactivation, must show at once. (A scope of one
+    branch keeps its arms, which list the owners of the older snapshot: a user moved in
+    shows once the state reloads, one moved out is gone at once.)"""
+    monkeypatch.setattr(scopes, "WALK_MIN_SHARE", 0.0)
+    policy = scopes.CasbinAccessPolicy(crm.engine, crm.registry, clock=lambda: NOW,
+                                       check_interval=3600.0)
+    records = RecordService(engine=crm.engine, schema=crm.schema, policy=policy)
+    oracle = Oracle(crm)
+    actor = policy.actor_for(crm.users[viewer], login=viewer)
+    home = dict(oracle.dept_of)
+
+    def read_as_the_oracle_says() -> None:
+        live = oracle.live("customer", oracle.allowed(viewer, "customer", "read"))
+        assert set(every_page(records, actor, "customer", limit=4)) == live
+        assert records.count(actor, "customer") == len(live)
+        arms = oracle.live("opportunity", oracle.allowed(viewer, "opportunity", "read"))
+        assert set(every_page(records, actor, "opportunity", limit=4)) <= arms
+
+    read_as_the_oracle_says()
+    entity, table = crm.registry.entity("customer"), crm.schema.table("customer")
+    walk = str(policy.row_scope(actor, entity, table, "read").branches[0].compile(crm.engine))
+    if crm.engine.dialect.name == "postgresql":
+        assert "tp_policy_version" in walk and ("owner_id IS NOT NULL" in walk) == (
+            viewer == "m"), walk
+    try:
+        for login, dept in MOVES:
+            with write_transaction(crm.engine) as conn:
+                move_user(conn, crm.users[login],
+                          department_id=crm.departments[dept] if dept else None)
+            oracle.dept_of[login] = dept  # type: ignore[assignment]
+            read_as_the_oracle_says()
+        with write_transaction(crm.engine) as conn:
+            deactivate_user(conn, crm.users["r3"])   # still owns its rows, still in north
+        read_as_the_oracle_says()
+    finally:
+        with write_transaction(crm.engine) as conn:
+            reactivate_user(conn, crm.users["r3"])
+            for login, _ in MOVES:
+                move_user(conn, crm.users[login], department_id=crm.departments[home[login]])
+    assert policy.cache.reloads == 1   # every read above ran on the walk compiled first
