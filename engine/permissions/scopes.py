@@ -428,11 +428,11 @@ class CasbinAccessPolicy:
             found = {}
             self._members = (state.org_version, found)
         if key not in found:
-            path = key[1] if key[0] == "subtree" else None
-            department = key[1] if key[0] == "department" else None
+            anchor = key[1]
             with self.cache.engine.connect() as conn:
-                found[key] = read_members(conn, members, path=path,  # type: ignore[arg-type]
-                                          department_id=department)  # type: ignore[arg-type]
+                found[key] = read_members(
+                    conn, members, path=anchor if isinstance(anchor, str) else None,
+                    department_id=anchor if isinstance(anchor, int) else None)
         return found[key]
 
     def _may_have_shares(self, state: PolicyState, user_id: int, entity: Entity) -> bool:
