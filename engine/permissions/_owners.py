@@ -48,6 +48,7 @@ from sqlalchemy import (
     bindparam,
     case,
     cast,
+    false,
     func,
     select,
 )
@@ -158,7 +159,9 @@ def _owner_now(table: Table, known: KnownMembers) -> ColumnElement[bool]:
     department = select(t.user.c.department_id).where(
         t.user.c.id == table.c.owner_id + 0).correlate(table).scalar_subquery()
     if known.path is None:
-        return department == known.department_id
+        # Never "IS NULL": a set that names neither a department nor a path matches none.
+        return department == known.department_id if known.department_id is not None \
+            else false()
     return select(subtree_condition(t.department.c.path, known.path)).where(
         t.department.c.id == department).scalar_subquery()
 
