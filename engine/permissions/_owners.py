@@ -92,16 +92,24 @@ def owner_count(dialect: str, table: Table, owners: frozenset[int],
                 members: Select[Any]) -> ColumnElement[bool] | None:
     """"The owner is one of the department's users now", for a count (None: the arms).
 
-    A count keeps no order, so PostgreSQL may seek the owner indexes with the members
-    as an array (``owner_id = ANY``): a capped kanban head then reads the owners' cards
-    of one stage from (owner_id, stage, ...) instead of filtering a walk of the stage
-    (a region manager's board: 141 ms at 1M rows, issue 13). SQLite's arms seek already.
+    A count keeps no order, so PostgreSQL may join the owners to the members: written
+    ``owner_id IN (members)`` it becomes a semi-join whose member side the planner
+    sees and estimates (67 users for a region manager), so a capped kanban head
+    (``LIMIT cap+1``) either seeks ``ix_opportunity_owner_stage`` once per member in a
+    nested loop that stops at the cap, or hashes the members and stops a walk of the
+    stage there. As ``owner_id = ANY(ARRAY(members))`` (the list's InitPlan) the
+    planner guessed 10 owners for an array it cannot see when planning and chose a
+    bitmap scan of that index, which reads every matching entry before the LIMIT
+    applies (54k entries for one stage at 1M rows): the region manager's seven capped
+    heads took 151 ms against 58 ms joined (issue 13, bench/RESULTS.md), and the
+    uncapped-list count compared each row with every member (32 against 8 ms).
+    SQLite's arms seek already; a department of up to ``MAX_OWNER_ARMS`` owners
+    keeps its per-owner arms, each a short index range (joined, PostgreSQL hashed
+    a team's six members against a walk of the whole stage: 93 ms for one head).
     """
     if dialect != "postgresql" or len(owners) <= MAX_OWNER_ARMS:
         return None
-    ids = members.subquery()
-    return table.c.owner_id == any_(cast(select(func.array_agg(ids.c[0])).scalar_subquery(),
-                                         ARRAY(BigInteger)))
+    return table.c.owner_id.in_(members)
 
 
 @dataclass(frozen=True)

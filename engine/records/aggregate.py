@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, func, literal, select
+from sqlalchemy import ColumnElement, Connection, Integer, Select, func, literal, select, union_all
 
 from engine.errors import QueryError
 from engine.messages import M
@@ -109,28 +109,49 @@ def capped_group_counts(conn: Connection, plan: EntityPlan, *, by: str, keys: Se
     of the table: the cost is bounded by the cap, not by the table (a plain
     GROUP BY reads every visible row: 0.75 s at 200k rows, issue 13). A key with
     more rows than ``cap`` comes back ``capped`` with ``count == cap`` and no sums.
+    The keys' subqueries run as one UNION ALL statement (``KEYS_PER_STATEMENT`` at
+    a time), each planned on its own: one round trip for a board's seven heads
+    instead of seven, the part of a head's cost that grew with a busy machine.
     """
-    key_col, amount, currency = check_request(plan, by=by, sum_field=sum_field, hidden=hidden)
-    groups = []
-    for key in keys:
-        inner_cols: list[Any] = [plan.table.c.id]
-        if amount is not None and sum_field is not None:
-            inner_cols.append(plan.table.c[sum_field].label("v"))
-            inner_cols.append((currency if currency is not None else literal("")).label("cur"))
-        inner = select(*inner_cols).where(*where, key_col == key).limit(cap + 1).subquery()
-        if amount is None:
-            n = int(conn.execute(select(func.count()).select_from(inner)).scalar_one())
-            capped = n > cap
-            groups.append(Group(key, min(n, cap), {}, capped))
-            continue
-        stmt = select(inner.c.cur, func.count().label("n"), func.sum(inner.c.v).label("total")) \
-            .group_by(inner.c.cur)
-        count = 0
-        sums: dict[str, Decimal] = {}
+    key_col, _, currency = check_request(plan, by=by, sum_field=sum_field, hidden=hidden)
+    # Per position in ``keys``, not per key: a key asked twice is counted twice.
+    counts = [0] * len(keys)
+    sums: list[dict[str, Decimal]] = [{} for _ in keys]
+    for start in range(0, len(keys), KEYS_PER_STATEMENT):
+        chunk = keys[start:start + KEYS_PER_STATEMENT]
+        arms = [_capped_arm(plan, key_col, n, key, cap=cap, sum_field=sum_field,
+                            currency=currency, where=where) for n, key in enumerate(chunk)]
+        stmt = arms[0] if len(arms) == 1 else union_all(*arms)
         for row in conn.execute(stmt):
-            count += int(row.n)
-            if row.total is not None and row.cur is not None:
-                sums[row.cur] = sums.get(row.cur, Decimal(0)) + Decimal(str(row.total))
-        capped = count > cap
-        groups.append(Group(key, min(count, cap), {} if capped else sums, capped))
-    return groups
+            at = start + int(row.i)
+            counts[at] += int(row.n)
+            if sum_field is not None and row.total is not None and row.cur is not None:
+                sums[at][row.cur] = sums[at].get(row.cur, Decimal(0)) + Decimal(str(row.total))
+    return [Group(key, min(n, cap), {} if n > cap else total, n > cap)
+            for key, n, total in zip(keys, counts, sums, strict=True)]
+
+
+#: Keys counted per statement by ``capped_group_counts`` (SQLite allows 500 UNION arms).
+KEYS_PER_STATEMENT = 50
+
+
+def _capped_arm(plan: EntityPlan, key_col: Any, index: int, key: Any, *, cap: int,
+                sum_field: str | None, currency: Any,
+                where: Sequence[ColumnElement[bool]]) -> Select[Any]:
+    """One key's rows, at most ``cap + 1``, counted (and summed per currency).
+
+    Rows carry the key's position in the chunk, not the key: a position is a small
+    integer on every database, where a key's literal would need the column's type.
+    """
+    inner_cols: list[Any] = [plan.table.c.id]
+    if sum_field is not None:
+        inner_cols.append(plan.table.c[sum_field].label("v"))
+        inner_cols.append((currency if currency is not None else literal("")).label("cur"))
+    inner = select(*inner_cols).where(*where, key_col == key).limit(cap + 1).subquery()
+    position = literal(index, Integer).label("i")
+    if sum_field is None:
+        counted: list[Any] = [position, func.count().label("n")]
+        return select(*counted).select_from(inner)
+    summed: list[Any] = [position, inner.c.cur, func.count().label("n"),
+                         func.sum(inner.c.v).label("total")]
+    return select(*summed).group_by(inner.c.cur)
