@@ -5,7 +5,8 @@ round builds two fresh databases of the rules test world (``item`` records held 
 one rep, all untouched past a 7-day drop rule) and times ``run_rules`` on each:
 once with every write hook the runtime installs, once with all of them except
 the notifications hooks (``engine.workflow.notifications.install``). A drop of N
-records writes N ``taken`` notifications (a rule's batch: inside its unit). Results go to the
+records held by one rep writes one ``taken`` digest per batch (inside its unit; a
+rep is told "N records of yours ...", not once per record). Results go to the
 ``Notifications (issue 9)`` section of bench/RESULTS.md.
 """
 
@@ -83,7 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{args.repeat}.\n\n"
             "| run | seconds | ratio |\n|---|---|---|\n"
             f"| all hooks except notifications (baseline) | {best_base:.2f} | 1.00 |\n"
-            f"| all hooks, {args.rows:,} `taken` notifications | {best_told:.2f} | "
+            f"| all hooks, {args.rows:,} records told (one `taken` digest per batch) | "
+            f"{best_told:.2f} | "
             f"{best_told / best_base:.2f} |\n")
     print(body)
     if not args.no_write:

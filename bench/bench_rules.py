@@ -5,7 +5,8 @@ backend it initialises the CRM package, creates an org (two teams of reps), and:
 
 * rule run: loads ``--rows`` customers held by reps, 10% of them untouched for 30
   days, and times ``run_rules`` of the ``customer_pool.untouched_7d`` rule (set-based
-  candidates, batches of ``--batch`` moved by the records service's guarded UPDATE
+  candidates, batches of ``--batch`` (default: the runner's for the database) moved by the
+  records service's guarded UPDATE
   with feed, ledger and clock rows) against, on the same rows reset to the same
   state: (a) the single hand-written UPDATE that makes the same change of owner and
   pool, and (b) that UPDATE plus the feed and ledger rows written with
@@ -54,7 +55,7 @@ from engine.runtime import Runtime, open_runtime
 from engine.seeding import generate_rows
 from engine.storage.database import make_engine, write_transaction
 from engine.storage.migrate import init_database
-from engine.workflow.rule_runner import run_rules
+from engine.workflow.rule_runner import default_batch, run_rules
 
 REPO = Path(__file__).resolve().parent.parent
 CRM = REPO / "apps" / "crm"
@@ -69,7 +70,7 @@ READING = """
 
 Reading:
 
-- Rule run vs the hand-written UPDATE plus the feed and ledger rows: a batch writes its feed, ledger and notification rows with one `INSERT ... SELECT` per group of rows equal but for the record (engine/storage/fanout.py) and binds its ids as one parameter (a PostgreSQL array, a SQLite JSON array); the hooks take it as one batch event per previous owner (docs/hooks.md), its notifications commit with it, and on PostgreSQL each batch plans its statements for its own ids (no generic plan). What the run does beyond the hand version: a row-locked read per batch, the notifications, the warning scan, one commit per batch. See "Rule run with batch write events and custom plans" below for a same-moment before/after.
+- Rule run vs the hand-written UPDATE plus the feed and ledger rows: a batch writes its feed, ledger and notification rows with one `INSERT ... SELECT` per group of rows equal but for the record (engine/storage/fanout.py) and binds its ids as one parameter (a PostgreSQL array, a SQLite JSON array); the hooks take it as one batch event per previous owner (docs/hooks.md), each owner is told once per batch (a digest), warnings are found in the same read as the moves, and on PostgreSQL each batch plans its statements for its own ids (no generic plan). What the run does beyond the hand version: a row-locked read per batch, the rule re-checked in the UPDATE (PostgreSQL), a notification per owner and batch, one commit per batch. See "Rule run with batch write events and custom plans" below for a same-moment before/after.
 - A moved record is counted once even with two runners (leased job rows; each batch is read row-locked in its unit and, on PostgreSQL, re-checked by the rule in the UPDATE), and the counts equal the hand UPDATE's row count (the benchmark refuses to report otherwise).
 - Distribution: 100,000 leads created without an owner, placed by channel to two teams of 20 reps round robin with max_held 200 (8,000 placed, the rest unplaced with the reason, once everybody is full), cost 1.5-1.8x creating the same rows with their owners given: targets, capacities and cursors are read once per batch and each user's records move in one UPDATE.
 - These runs shared the 2-core machine with other test and benchmark processes; ratios compare phases of the same run but the load was not constant."""
@@ -184,7 +185,7 @@ def _timed(call: Callable[[], int]) -> tuple[float, int]:
 
 
 def bench_rule(runtime: Runtime, reps: list[int], backend: str, rows: int,
-               batch: int) -> RuleResult:
+               batch: int | None) -> RuleResult:
     due = _load_held(runtime, reps, rows)
     print(f"{backend}: {rows:,} held, {due:,} due", flush=True)
     _analyze(runtime)  # the hand-written phases run after _reset's ANALYZE too
@@ -228,12 +229,19 @@ def bench_distribution(runtime: Runtime, reps: list[int], backend: str,
     return DistributionResult(backend, rows, placed, distributed_s, owned_s)
 
 
+def _batches(batch: int | None) -> str:
+    if batch is not None:
+        return f"{batch:,}"
+    return (f"the runner's default ({default_batch('sqlite'):,} on SQLite, "
+            f"{default_batch('postgresql'):,} on PostgreSQL)")
+
+
 def report(rules: list[RuleResult], dists: list[DistributionResult], command: str,
-           pg_version: str, batch: int) -> str:
+           pg_version: str, batch: int | None) -> str:
     lines = [(f"Command: `{command}` — {dt.date.today().isoformat()}; {platform.machine()}, "
              f"Python {platform.python_version()}, SQLite {_sqlite_version()}, {pg_version}. "
              f"Rule `{POOL}.{RULE}` (touched clock, 7 days, B 14 days, grade A and "
-             f"key_account exempt), batches of {batch}."), "",
+             f"key_account exempt), batches of {_batches(batch)}."), "",
              ("| backend | rows | moved | rule run s | hand UPDATE s | ratio | UPDATE + feed "
              "and ledger s | ratio |"), "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rules:
@@ -260,7 +268,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000, help="held customers")
     parser.add_argument("--new", type=int, default=100_000, help="leads to distribute")
-    parser.add_argument("--batch", type=int, default=5000, help="records moved per unit")
+    parser.add_argument("--batch", type=int, default=None,
+                        help="records moved per unit (default: the rule runner's for the "
+                             "database, engine.workflow.rule_runner.default_batch)")
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--no-write", action="store_true", help="do not touch RESULTS.md")
     args = parser.parse_args(argv)

@@ -407,7 +407,7 @@ def cmd_rules_run(args: argparse.Namespace, out: TextIO) -> int:
             out.write(f"error: --at {args.at!r} is not an ISO 8601 date-time\n")
             return 2
         now = now.replace(tzinfo=dt.UTC) if now.tzinfo is None else now.astimezone(dt.UTC)
-    if args.batch < 1:
+    if args.batch is not None and args.batch < 1:
         out.write("error: --batch must be at least 1\n")
         return 2
     with _engine(args) as engine:
@@ -496,7 +496,9 @@ def _add_rules(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
                    help="list the records that would move and why; change nothing")
     p.add_argument("--pool", help="only this pool's rules")
     p.add_argument("--rule", help="only the rule of this name")
-    p.add_argument("--batch", type=int, default=1000, help="records moved per transaction")
+    p.add_argument("--batch", type=int, default=None,
+                   help="records moved per transaction (default: 1000 on SQLite, 20000 on "
+                        "PostgreSQL)")
     p.add_argument("--at", metavar="DATETIME",
                    help="with --dry-run: what would move at this ISO 8601 time (UTC unless "
                         "it carries an offset), e.g. tomorrow")

@@ -114,7 +114,10 @@ def _insert_group(conn: Connection, target: Table, shared: Mapping[str, Any],
         stmt = insert(target).from_select([*columns, id_column], query)
         # The row count says whether every id was found (no RETURNING: fetching a batch's
         # ids back cost more than the insert on SQLite); when not, look up which were.
-        if conn.execute(stmt).rowcount != len(some):  # a record gone from the source
+        # preserve_rowcount: SQLAlchemy keeps an INSERT's count only when asked (without
+        # it PostgreSQL's read -1, so every group paid the lookup).
+        done = conn.execute(stmt.execution_options(preserve_rowcount=True))
+        if done.rowcount != len(some):  # a record gone from the source
             found = set(conn.execute(select(source.c.id)
                                      .where(among(conn, source.c.id, some))).scalars())
             rest.extend({**shared, id_column: i} for i in some if i not in found)

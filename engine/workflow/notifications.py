@@ -11,10 +11,13 @@ What a user is told (``KINDS``):
 - ``mention``: ``@login`` in a comment on a record.
 
 The hooks (``install``) only write rows; they never decide what a user may see.
-A person's write is told after commit; a batch (a rule run's or a distribution's
-records moved alike, ``BatchEvent``) is told inside its own unit of work, with one
-INSERT ... SELECT per batch, so a rule's batch commits once and its notices commit
-(or roll back) with the moves. Every read (``inbox``, ``unread_count``) lists the records through
+A person's write is told after commit, one notice per record; a batch (a rule
+run's, a distribution's or a bulk pool operation's records moved alike,
+``BatchEvent``) is told inside its own unit of work as one digest per user told
+("12 of your records went back to the pool"): ``record_count`` records, the first
+one's id, the pool. That is what a rep wants to read after a rule run, and a
+rule's batch writes a handful of rows instead of one per moved record; the notices
+commit (or roll back) with the moves. Hooks still see every record's event. Every read (``inbox``, ``unread_count``) lists the records through
 the records service with the reader's own scope, so a notification never reveals
 a record the user cannot read now: an assignment, warning or mention about such
 a record is neither shown nor counted; a ``claimed`` or ``taken`` notice (about a
@@ -39,7 +42,7 @@ from engine.records.events import ASSIGN, COMMENT, CREATE, BatchEvent, Event, Wr
 from engine.records.query import Filter, ListQuery
 from engine.records.service import RecordService
 from engine.records.transaction import Transaction
-from engine.storage.fanout import insert_group, insert_per_record
+from engine.storage.fanout import insert_per_record
 from engine.storage.notification_tables import NOTIFICATION_TABLE
 from engine.storage.pool_tables import POOL_EVENT_TABLE
 from engine.storage.system_tables import USER_TABLE
@@ -167,25 +170,50 @@ def notify_warnings(conn: Connection, system: Mapping[str, Table],
     return len(rows)
 
 
+def digests(events: Sequence[Event]) -> list[dict[str, Any]]:
+    """One notification row per user told of the unit's batches, counting their records.
+
+    Batches that tell one user the same thing (same kind, entity, actor, rule, reason
+    and pool: e.g. one rule's batch held by one owner, or a leader's records assigned
+    from several previous owners) add up into one row; ``record_id`` is the lowest id.
+    """
+    found: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for event in events:
+        if not isinstance(event, BatchEvent) or not event.record_ids:
+            continue
+        told = _told(event)
+        if told is None:
+            continue
+        user, kind = told
+        # a take names the pool the records went to; an assignment the one they left
+        pool = _get(event.after if kind == TAKEN else event.before, "pool_id")
+        key = (user, kind, event.entity, event.actor.user_id, event.via, event.reason, pool)
+        first = min(event.record_ids)
+        row = found.get(key)
+        if row is None:
+            found[key] = _row(user, kind, event, record_id=first,
+                              record_count=len(event.record_ids), pool=pool)
+        else:
+            row["record_count"] += len(event.record_ids)
+            row["record_id"] = min(row["record_id"], first)
+    return list(found.values())
+
+
 def deliver_batches(tx: Transaction, events: Sequence[Event]) -> int:
     """In-transaction hook: write the notifications of the unit's ``BatchEvent``s; how many.
 
     An assignment or a take tells one user the same thing for every record of the
-    batch: one INSERT ... SELECT. A batch claim (who returned each record differs)
-    goes per record, as after commit.
+    batch: one digest row per user (``digests``). A batch claim (who returned each
+    record differs) goes per record, as after commit.
     """
     system = tx.service.schema.system
     target = system[NOTIFICATION_TABLE]
-    written = 0
+    rows = digests(events)
+    if rows:
+        tx.conn.execute(insert(target), rows)
+    written = len(rows)
     for event in events:
-        if not isinstance(event, BatchEvent):
-            continue
-        told = _told(event)
-        if told is not None:
-            written += insert_group(tx.conn, target, _row(told[0], told[1], event),
-                                    event.record_ids,
-                                    source=tx.service.schema.table(event.entity))
-        elif event.kind == "claim":
+        if isinstance(event, BatchEvent) and _told(event) is None and event.kind == "claim":
             written += insert_per_record(tx.conn, target,
                                          rows_for(tx.conn, system, event.events()),
                                          source_of=tx.service.schema.table)
@@ -223,6 +251,10 @@ class Shown:
     due_at: datetime | None
     at: datetime
     read: bool
+    #: records this notice is about: above 1, a batch's digest (``record_id`` the first,
+    #: ``title`` None: the screen links to a list, read through the reader's scope)
+    count: int = 1
+    pool: str | None = None
 
 
 def _visible(records: RecordService, actor: Actor,
@@ -268,14 +300,22 @@ def inbox(records: RecordService, actor: Actor, *, limit: int = PAGE_SIZE,
                  before_id=before_id)
     wanted: dict[str, set[int]] = {}
     for r in rows:
-        wanted.setdefault(r.entity, set()).add(int(r.record_id))
+        if _count(r) == 1:
+            wanted.setdefault(r.entity, set()).add(int(r.record_id))
     titles = _visible(records, actor, wanted)
+    # A digest names no record (a count and a pool): shown whole, its records listed
+    # through the reader's own scope when they follow the link.
     return [Shown(id=int(r.id), kind=r.kind, entity=r.entity, record_id=int(r.record_id),
-                  title=titles.get((r.entity, int(r.record_id))), actor_name=r.actor_name,
-                  rule=r.rule, reason=r.reason, due_at=r.due_at, at=r.at,
-                  read=r.read_at is not None)
+                  title=titles.get((r.entity, int(r.record_id))) if _count(r) == 1 else None,
+                  actor_name=r.actor_name, rule=r.rule, reason=r.reason, due_at=r.due_at,
+                  at=r.at, read=r.read_at is not None, count=_count(r), pool=r.pool)
             for r in rows
-            if (r.entity, int(r.record_id)) in titles or r.kind in LOST_KINDS]
+            if _count(r) > 1 or (r.entity, int(r.record_id)) in titles
+            or r.kind in LOST_KINDS]
+
+
+def _count(row: Any) -> int:
+    return int(row.record_count or 1)
 
 
 def unread_count(records: RecordService, actor: Actor) -> int:
@@ -299,5 +339,5 @@ def mark_read(records: RecordService, actor: Actor, ids: Sequence[int] | None = 
         return int(conn.execute(stmt.values(read_at=at)).rowcount)
 
 
-__all__ = ["KINDS", "Shown", "deliver", "deliver_batches", "inbox", "install", "mark_read", "mentioned_logins",
-           "notify_warnings", "rows_for", "unread_count"]
+__all__ = ["KINDS", "Shown", "deliver", "deliver_batches", "digests", "inbox", "install",
+           "mark_read", "mentioned_logins", "notify_warnings", "rows_for", "unread_count"]

@@ -68,6 +68,8 @@ class RuleSql:
     where: ColumnElement[bool]       # every condition, clock included
     start: ColumnElement[Any] | None  # when the clock started (drop rules)
     per_value: ColumnElement[Any] | None  # the field durations depend on
+    #: built with ``ahead``: the clock's own cut-off at ``now`` (due now, not only soon)
+    due_now: ColumnElement[bool] | None = None
 
 
 def _hours_clause(rule: PoolRule, start: ColumnElement[Any], column: Any,
@@ -119,7 +121,7 @@ def rule_sql(registry: Registry, system: Mapping[str, Table], table: Table, pool
     parts: list[ColumnElement[bool]] = []
     if "deleted_at" in t.c:
         parts.append(t.c.deleted_at.is_(None))
-    start = per_value = None
+    start = per_value = due_now = None
     if rule.kind == "returned":
         parts += [t.c.owner_id.is_(None), t.c.pool_id == pool.name,
                   _returned_often(system, t, pool, rule)]
@@ -137,6 +139,8 @@ def rule_sql(registry: Registry, system: Mapping[str, Table], table: Table, pool
             per_value = t.c[rule.after.field]
         if with_clock:
             parts.append(_hours_clause(rule, start, per_value, now, ahead))
+            if ahead:
+                due_now = _hours_clause(rule, start, per_value, now, timedelta(0))
     if rule.when is not None:
         parts.append(_condition(rule.when, registry, entity, t))
     if rule.exempt is not None:
@@ -144,7 +148,7 @@ def rule_sql(registry: Registry, system: Mapping[str, Table], table: Table, pool
         exempt = _condition(rule.exempt, registry, entity, t)
         parts.append(case((exempt, 1), else_=0) == 0)
     return RuleSql(table=t, clocks=clocks, source=joined(t, clocks, entity),
-                   where=and_(*parts), start=start, per_value=per_value)
+                   where=and_(*parts), start=start, per_value=per_value, due_now=due_now)
 
 
 def _returned_often(system: Mapping[str, Table], t: Any, pool: Pool,

@@ -8,6 +8,7 @@ user can no longer read shows no title and no link (or is not shown at all).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import urlencode
 
 from starlette.datastructures import FormData
 from starlette.requests import Request
@@ -15,6 +16,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from engine.workflow.notifications import BELL_WINDOW, Shown, inbox, mark_read, unread_count
+from ui import i18n
 from ui.context import UIContext
 from ui.i18n import N_
 from ui.zones import format_instant
@@ -70,6 +72,27 @@ def _rule_label(ui: UIContext, request: Request, rule: str | None) -> str | None
     return label or rule
 
 
+def _digest(ui: UIContext, request: Request, note: Shown, who: str) -> tuple[str, str, str]:
+    """A batch's digest: (sentence, "12 records", the list that shows them to the reader).
+
+    The list is filtered to where the records went (the pool) or to what the reader
+    now holds, and read through the reader's scope like any list."""
+    locale = ui.locale(request)
+    pool = ui.runtime().registry.pools.get(note.pool or "")
+    pool_label = (pool.label.get(locale) or pool.name) if pool is not None else (note.pool or "")
+    title = i18n.tn(locale, "%(n)s record", "%(n)s records", note.count)
+    if note.kind == "taken":
+        sentence = i18n.tn(locale, "%(who)s took %(n)s record of yours back to %(pool)s",
+                           "%(who)s took %(n)s records of yours back to %(pool)s",
+                           note.count, who=who, pool=pool_label)
+        where = {"f.pool_id.eq": note.pool} if note.pool else {"f.pool_id.not_empty": 1}
+        return sentence, title, f"/e/{note.entity}?{urlencode(where)}"
+    sentence = i18n.tn(locale, "%(who)s assigned %(n)s record to you",
+                       "%(who)s assigned %(n)s records to you", note.count, who=who)
+    mine = urlencode({"f.owner_id.eq": ui.actor(request).user_id})
+    return sentence, title, f"/e/{note.entity}?{mine}"
+
+
 def _item(ui: UIContext, request: Request, note: Shown) -> Item:
     registry = ui.runtime().registry
     entity = registry.entities.get(note.entity)
@@ -78,11 +101,13 @@ def _item(ui: UIContext, request: Request, note: Shown) -> Item:
     # in the reader's zone (the request runs inside ui.zones.viewing_in)
     due = format_instant(note.due_at, locale) if note.due_at is not None else ""
     readable = note.title is not None
-    return Item(id=note.id, kind=note.kind,
-                sentence=ui.t(request, SENTENCES.get(note.kind, SENTENCES["assigned"]), who=who,
-                              due=due),
+    sentence = ui.t(request, SENTENCES.get(note.kind, SENTENCES["assigned"]), who=who, due=due)
+    title, url = note.title, f"/e/{note.entity}/{note.record_id}" if readable else None
+    if note.count > 1:
+        sentence, title, url = _digest(ui, request, note, who)
+    return Item(id=note.id, kind=note.kind, sentence=sentence,
                 entity_label=entity.label.get(locale) if entity is not None else note.entity,
-                title=note.title, url=f"/e/{note.entity}/{note.record_id}" if readable else None,
+                title=title, url=url,
                 rule=_rule_label(ui, request, note.rule), reason=note.reason,
                 at=format_instant(note.at, locale), at_iso=note.at.isoformat(),
                 read=note.read)

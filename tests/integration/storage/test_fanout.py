@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Column, Engine, Integer, MetaData, String, Table, select
+from typing import Any
 
-from engine.storage.fanout import insert_per_record, insert_rows
+from sqlalchemy import JSON, Column, Engine, Integer, MetaData, String, Table, event, select
+
+from engine.storage.fanout import insert_group, insert_per_record, insert_rows
 
 
 def _tables(engine: Engine) -> tuple[Table, Table]:
@@ -46,3 +48,25 @@ def test_two_rows_of_one_record_keep_their_order(db_engine: Engine) -> None:
         kinds = conn.execute(select(target.c.kind).where(target.c.record_id == 1)
                              .order_by(target.c.id)).scalars().all()
     assert kinds == ["a", "b"]
+
+
+def test_a_whole_group_is_one_statement_with_no_lookup(db_engine: Engine) -> None:
+    # The INSERT's row count says every id was found: no SELECT of the ids after it
+    # (PostgreSQL once read the count as -1 and looked every group up again).
+    source, target = _tables(db_engine)
+    seen: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(" ".join(statement.split())[:12])
+
+    event.listen(db_engine, "before_cursor_execute", record)
+    try:
+        with db_engine.begin() as conn:
+            assert insert_group(conn, target, {"entity": "thing", "kind": "drop"},
+                                list(range(1, 21)), source=source) == 20
+    finally:
+        event.remove(db_engine, "before_cursor_execute", record)
+    assert [s for s in seen if s.startswith(("INSERT", "SELECT"))] == ["INSERT INTO "]
+    with db_engine.connect() as conn:
+        assert conn.execute(select(target.c.record_id).order_by(target.c.record_id)) \
+            .scalars().all() == list(range(1, 21))

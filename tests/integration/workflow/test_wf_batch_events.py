@@ -69,7 +69,8 @@ def test_a_rule_batch_is_one_event_per_owner_and_per_record_for_other_hooks(
         (w.users[login], tuple(sorted(ids))) for login, ids in held.items()}
     assert all(e.after["owner_id"] is None and e.after["pool_id"] == "item_pool"
                for e in batches)
-    # Every record: its ledger row, its feed entry naming the rule, its owner told.
+    # Every record: its ledger row, its feed entry naming the rule; each owner told once,
+    # with the count of their records (a digest).
     for login, ids in held.items():
         for item in ids:
             (drop,) = [r for r in w.ledger(item) if r.kind == "drop"]
@@ -77,8 +78,9 @@ def test_a_rule_batch_is_one_event_per_owner_and_per_record_for_other_hooks(
                 w.users[login], None, "item_pool.aged")
             assert _rows(w, "tp_activity", entity="item", record_id=item)[-1].via == \
                 "rule:item_pool.aged"
-            (told,) = _rows(w, "tp_notification", record_id=item, kind="taken")
-            assert (told.user_id, told.rule) == (w.users[login], "item_pool.aged")
+        (told,) = _rows(w, "tp_notification", user_id=w.users[login], kind="taken")
+        assert (told.rule, told.record_count, told.record_id, told.pool) == (
+            "item_pool.aged", len(ids), min(ids), "item_pool")
 
 
 def test_a_recycled_batch_loses_its_locks(make_rules_world: Make) -> None:
@@ -112,9 +114,8 @@ def test_a_rule_assigning_a_batch_restarts_each_clock_and_tells_the_assignee(
         assert clocks[item].owned_at is not None and clocks[item].pool == "item_pool"
         assert w.ledger(item)[-1].kind == "assign"
         assert w.ledger(item)[-1].to_owner == w.users["lead_a"]
-        (told,) = _rows(w, "tp_notification", record_id=item, kind="assigned",
-                        user_id=w.users["lead_a"])
-        assert told.rule == "item_pool.bounced"
+    (told,) = _rows(w, "tp_notification", kind="assigned", user_id=w.users["lead_a"])
+    assert (told.rule, told.record_count, told.pool) == ("item_pool.bounced", 3, "item_pool")
 
 
 def test_a_batch_past_the_assignees_capacity_is_refused_whole(make_rules_world: Make) -> None:

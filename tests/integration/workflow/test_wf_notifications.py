@@ -135,3 +135,47 @@ def test_a_rule_warning_and_drop_tell_the_owner_once(make_rules_world: Make) -> 
             table.c.user_id == w.users["a1"]).order_by(table.c.id)).all()
     assert [tuple(k) for k in kinds] == [("assigned", None), ("warning", "item_pool.untouched"),
                                          ("taken", "item_pool.untouched")]
+
+
+def test_a_rule_batch_tells_each_owner_once_with_the_count(make_rules_world: Make) -> None:
+    w: RulesWorld = make_rules_world(rules=[UNTOUCHED])
+    mine = [w.item("a1") for _ in range(3)]
+    single = w.item("a2")
+    report = run_rules(w.records, now=T0 + 8 * DAY)
+    assert report.moved == 4
+    a1, a2 = (Actor(user_id=w.users[u], login=u) for u in ("a1", "a2"))
+    [digest] = [n for n in inbox(w.records, a1) if n.kind == "taken"]
+    assert (digest.count, digest.pool, digest.rule, digest.record_id) == (
+        3, "item_pool", "item_pool.untouched", min(mine))
+    assert digest.title is None           # a digest names no record: the screen links a list
+    # A lone record of another owner: one ordinary notice about that record.
+    [note] = [n for n in inbox(w.records, a2) if n.kind == "taken"]
+    assert (note.count, note.record_id, note.rule) == (1, single, "item_pool.untouched")
+    table = w.schema.system["tp_notification"]
+    with w.engine.connect() as conn:
+        taken = conn.execute(select(table.c.user_id, table.c.record_count).where(
+            table.c.kind == "taken").order_by(table.c.user_id)).all()
+    assert sorted(tuple(r) for r in taken) == sorted([(w.users["a1"], 3),
+                                                       (w.users["a2"], None)])
+
+
+def test_a_batch_in_two_units_tells_twice_and_a_failed_batch_tells_no_one(
+        make_rules_world: Make) -> None:
+    w: RulesWorld = make_rules_world(rules=[UNTOUCHED])
+    ids = [w.item("a1") for _ in range(5)]
+    assert run_rules(w.records, now=T0 + 8 * DAY, batch=2).moved == 5
+    a1 = Actor(user_id=w.users["a1"], login="a1")
+    counts = sorted(n.count for n in inbox(w.records, a1) if n.kind == "taken")
+    assert sum(counts) == 5 and len(counts) == 3   # one digest (or notice) per batch
+    # A unit that rolls back tells no one.
+    more = [w.item("a2") for _ in range(2)]
+    table = w.schema.system["tp_notification"]
+    with w.engine.connect() as conn:
+        before = conn.execute(select(table.c.id)).all()
+    with pytest.raises(RuntimeError), w.records.transaction(w.system) as tx:
+        tx.reown("item", more, owner_id=None, pool_id="item_pool", kind="recycle",
+                 action=None, reason="cleanup")
+        raise RuntimeError("abandon the unit")
+    with w.engine.connect() as conn:
+        assert conn.execute(select(table.c.id)).all() == before
+    assert [w.owner(i) for i in ids] == [None] * 5 and [w.owner(i) for i in more] == ["a2"] * 2

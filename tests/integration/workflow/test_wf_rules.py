@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import insert, select, update
 
 from engine.permissions import _tables as perm_tables
@@ -215,3 +216,26 @@ def test_warnings_once_before_the_drop_and_forecasts(make_rules_world: Make) -> 
     assert set(forecast) == {soon, later}
     assert forecast[soon].days_left(now) == 1 and forecast[later].days_left(now) == 8
     assert forecast[soon].label.get("zh-CN") == "7天未拜访"
+
+
+@pytest.mark.parametrize("batch", [1, 100])
+def test_one_walk_moves_the_due_and_warns_the_due_soon(make_rules_world: Make,
+                                                       batch: int) -> None:
+    # The run reads each record once: due now -> moved; due within the warning time ->
+    # warned in the same batch (or a batch of warnings only); neither -> untouched.
+    w = make_rules_world(rules=[UNTOUCHED])
+    due = w.item("a1")
+    w.at(T0 + DAY)
+    soon = w.item("a1")
+    w.at(T0 + 3 * DAY)
+    calm = w.item("a2")
+    now = T0 + 7 * DAY + timedelta(hours=6)
+    report = run_rules(w.records, now=now, batch=batch)
+    assert (report.moved, report.outcomes[0].warned) == (1, 1)
+    assert (w.owner(due), w.owner(soon), w.owner(calm)) == (None, "a1", "a2")
+    warnings = w.schema.system["tp_rule_warning"]
+    with w.engine.connect() as conn:
+        (row,) = conn.execute(select(warnings)).all()
+    assert (row.record_id, row.owner_id) == (soon, w.users["a1"])
+    again = run_rules(w.records, now=now + timedelta(hours=1), batch=batch)
+    assert (again.moved, again.outcomes[0].warned) == (0, 0)   # told once

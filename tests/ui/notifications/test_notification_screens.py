@@ -90,3 +90,20 @@ def test_anonymous_is_sent_to_sign_in(client_for: Callable[..., TestClient]) -> 
     for url in ("/notifications", "/notifications/bell"):
         response = anon.get(url, follow_redirects=False)
         assert response.status_code in (302, 303, 401) and "Bell Co" not in response.text
+
+
+def test_a_batch_is_one_digest_linking_to_the_pool(demo_db: DemoDB,
+                                                   client_for: Callable[..., TestClient]) -> None:
+    ids = [make_record(demo_db, "customer", {"name": f"Digest Co {i}"}, owner="rep_west1")
+           for i in range(3)]
+    with demo_db.live.current().records.transaction(Actor.system("test")) as tx:
+        tx.reown("customer", ids, owner_id=None, pool_id="customer_pool", kind="recycle",
+                 action=None, reason="tidy up")
+    rep = client_for("rep_west1")
+    page = rep.get("/notifications").text
+    assert page.count("took 3 records of yours back to Customer pool") == 1
+    assert "took a record of yours" not in page
+    assert 'href="/e/customer?f.pool_id.eq=customer_pool">3 records</a>' in page
+    assert rep.get("/e/customer?f.pool_id.eq=customer_pool").status_code == 200
+    zh = client_for("rep_west1", lang="zh-CN").get("/notifications").text
+    assert "把你的 3 条记录收回了客户公海" in zh and ">3 条记录</a>" in zh
