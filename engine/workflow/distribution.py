@@ -28,9 +28,11 @@ different users in turn.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import chain, islice
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Table, case, delete, func, or_, select, update
@@ -164,18 +166,26 @@ class _Turns:
             query = query.with_for_update()  # concurrent creators take turns, not the same user
         self.last = int(conn.execute(query).scalar_one())
         self.moved = False
+        # Users with room left: once none has, a batch's remaining records are refused
+        # at once instead of each walking every candidate (a bulk create of thousands).
+        self.open = sum(1 for u in self.users if self.has_room(u))
 
     def has_room(self, user: int) -> bool:
         return self.cap is None or self.held.get(user, 0) < self.cap
 
     def next(self) -> int | None:
         """The user after the cursor (wrapping round) with room; counts the record."""
-        ordered = [u for u in self.users if u > self.last] + \
-                  [u for u in self.users if u <= self.last]
-        chosen = next((u for u in ordered if self.has_room(u)), None)
+        if not self.open:
+            return None
+        users = self.users  # sorted by id (target_users)
+        start = bisect_right(users, self.last)
+        chosen = next((u for u in chain(islice(users, start, None), islice(users, start))
+                       if self.has_room(u)), None)
         if chosen is not None:
             self.last, self.moved = chosen, True
-            self.held[chosen] = self.held.get(chosen, 0) + 1
+            held = self.held[chosen] = self.held.get(chosen, 0) + 1
+            if self.cap is not None and held >= self.cap:
+                self.open -= 1
         return chosen
 
     def save(self) -> None:
