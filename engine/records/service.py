@@ -437,13 +437,16 @@ class RecordService:
         if plan.soft_delete:
             system["deleted_at"] = None
         pooled = "pool_id" in plan.table.c  # set on a row by a before_insert hook, else None
+        afters = []
         for i, (record_id, row) in enumerate(zip(ids, rows)):
             after = {**row, **system, "id": record_id}
             if pooled and "pool_id" not in row:
                 after["pool_id"] = None
             if starts is not None:
                 after[stages.STAGE] = starts[i]
-            tx.event(plan, record_id, ev.CREATE, before=None, after=after, at=now)
+            afters.append(after)
+        for event in ev.creations(plan.name, ids, afters, actor=tx.actor, via=tx.via, at=now):
+            tx.emit(event)
 
     def _number(self, conn: Connection, plan: EntityPlan, rows: list[dict[str, Any]],
                 now: datetime) -> None:
