@@ -8,7 +8,8 @@ in the same run and on the same database:
   ``--batch``-row batches, as the system actor and as a rep (row scopes from the
   roles: owner and reference checks), with everything a create does: coercion,
   validation, defaults, unique keys (match-key columns), activity entries, write
-  events and the in-transaction hooks (the pool's territory distribution, rollups);
+  events, the pool's territory distribution (a before_insert hook) and the
+  in-transaction hooks (rollups, ledger, clocks);
 * baseline: the very rows the service stored (customer rows with their key
   columns, and their activity rows) deleted and inserted again by a driver-level
   ``executemany`` per table in the same batches, one transaction each: the floor

@@ -12,7 +12,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Table, and_, or_, select
+import orjson
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    Connection,
+    String,
+    Table,
+    and_,
+    any_,
+    bindparam,
+    func,
+    or_,
+    select,
+)
 
 from engine.access import RowScope
 from engine.messages import M, message_of
@@ -137,6 +150,23 @@ class RowPreparer:
         return values
 
 
+def one_of(conn: Connection, column: ColumnElement[Any], values: Sequence[Any]
+           ) -> ColumnElement[bool] | None:
+    """``column IN values`` with the values in one bound parameter (a JSON array on
+    SQLite, an array on PostgreSQL), however many: a bulk create checks thousands of
+    keys, and expanding them into a bind parameter each cost more than the lookups.
+    None when the values are not all text or whole numbers (JSON would change them)."""
+    if not all(v.__class__ is str or v.__class__ is int for v in values):
+        return None
+    if conn.dialect.name == "sqlite":
+        listed = func.json_each(bindparam(None, orjson.dumps(list(values)).decode(),
+                                          type_=String)).table_valued("value")
+        return column.in_(select(listed.c.value))
+    if conn.dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+    return None
+
+
 def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
@@ -240,9 +270,14 @@ def duplicates(conn: Connection, plan: EntityPlan, rows: Sequence[Mapping[str, A
             continue
         existing: dict[tuple[Any, ...], int] = {}
         keys = list(wanted)
-        for chunk in _chunks(keys, CHUNK if len(spec.fields) == 1 else 100):
+        listed = one_of(conn, spec.columns[0], [k[0] for k in keys]) \
+            if len(spec.fields) == 1 else None
+        for chunk in (keys,) if listed is not None else \
+                _chunks(keys, CHUNK if len(spec.fields) == 1 else 100):
             cond: ColumnElement[bool]
-            if len(spec.fields) == 1:
+            if listed is not None:
+                cond = listed
+            elif len(spec.fields) == 1:
                 cond = spec.columns[0].in_([k[0] for k in chunk])
             else:
                 cond = or_(*(and_(*(c == v for c, v in zip(spec.columns, k))) for k in chunk))

@@ -90,6 +90,13 @@ _NOT_IN_IRI = re.compile(r'[\x00-\x20\x7f"<>\\^`{|}]|%(?![0-9A-Fa-f]{2})')
 _NOT_FINITE = frozenset({"nan", "snan", "inf", "infinity"})
 _PLAIN_INTEGER = re.compile(r"[+-]?[0-9]{1,19}")
 _STR_ONLY = frozenset({str})
+_MONEY_PARTS = frozenset({"amount", "currency"})
+_LAT_LNG = frozenset({"lat", "lng"})
+#: How many spellings of currencies a money coercer remembers (see ``_money_coercer``).
+_KNOWN_CURRENCIES = 64
+#: Printable ASCII an IRI holds as it is: ``web_address`` returns text made only of these
+#: without running its expression (no "%": it may start a bad percent-encoding).
+_IRI_PLAIN = frozenset(map(chr, range(0x21, 0x7F))) - frozenset('"<>\\^`{|}%')
 
 
 @dataclass(frozen=True)
@@ -350,6 +357,8 @@ def web_address(text: str) -> str:
     them encoded, and so are they stored, so every stored address is a valid IRI
     (the API documents url fields with ``format: iri``). Valid IRIs are unchanged.
     """
+    if _IRI_PLAIN.issuperset(text):  # the usual address: checked in C, char by char
+        return text
     return _NOT_IN_IRI.sub(lambda m: "".join(f"%{b:02X}" for b in m.group().encode()), text)
 
 
@@ -410,23 +419,35 @@ def _multi_select_coercer(field: Field, source: InputSource) -> Coercer:
 def _money_coercer(field: Field, source: InputSource) -> Coercer:
     default_currency = field.currency
     limits = number_limits(field)
+    # Currencies as given (None, "", "cny", " CNY") -> their code, once read: a bulk
+    # create names the same few thousands of times. Only valid ones, and only a few.
+    known: dict[str | None, str] = {}
 
     def with_currency(amount: Decimal, currency: Any) -> dict[str, Any]:
+        given = currency
         if currency is None or currency == "":
             if default_currency is None:
                 raise CoercionError(M("give a currency, e.g. 'CNY 12.50'"))
             currency = default_currency
-        return {"amount": amount, "currency": _currency(currency)}
+        code = _currency(currency)
+        if (given is None or given.__class__ is str) and len(known) < _KNOWN_CURRENCIES:
+            known[given] = code
+        return {"amount": amount, "currency": code}
 
     def coerce(value: Any) -> Any:
         if isinstance(value, dict):
-            unknown = set(value) - {"amount", "currency"}
-            if unknown:
+            if not _MONEY_PARTS.issuperset(value):
+                unknown = set(value) - _MONEY_PARTS
                 raise CoercionError(M("unknown money part %(unknown)s", unknown=repr(min(unknown))))
             amount = value.get("amount")
             if amount is None or amount == "":
                 return None
-            return with_currency(_decimal(amount, limits), value.get("currency"))
+            currency = value.get("currency")
+            code = known.get(currency) if currency is None or currency.__class__ is str \
+                else None
+            if code is not None:
+                return {"amount": _decimal(amount, limits), "currency": code}
+            return with_currency(_decimal(amount, limits), currency)
         if isinstance(value, str):
             text = value.strip()
             if not text:
@@ -464,7 +485,7 @@ def _geo_coercer(field: Field, source: InputSource) -> Coercer:
 
     def coerce(value: Any) -> Any:
         if isinstance(value, dict):
-            if set(value) != {"lat", "lng"}:
+            if value.keys() != _LAT_LNG:
                 raise CoercionError(M("expected an object with lat and lng"))
             return point(value["lat"], value["lng"])
         if isinstance(value, (list, tuple)) and len(value) == 2:

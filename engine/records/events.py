@@ -18,7 +18,7 @@ not know batches sees exactly what it saw before.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -68,6 +68,28 @@ class WriteEvent:
         old = None if self.before is None else self.before.get(name)
         new = None if self.after is None else self.after.get(name)
         return bool(old != new)
+
+
+def creations(entity: str, ids: Sequence[int], afters: Iterable[Mapping[str, Any]], *,
+               actor: Actor, via: str | None, at: datetime) -> list[WriteEvent]:
+    """The ``create`` events of a bulk insert, equal to ``WriteEvent(...)`` each.
+
+    A frozen dataclass sets its fields one ``object.__setattr__`` call at a time:
+    for the thousands of events of a bulk create that cost five times building
+    their values. The fields go into each instance's ``__dict__`` at once instead.
+    """
+    shared = {"entity": entity, "kind": CREATE, "actor": actor, "before": None, "via": via,
+              "at": at, "reason": None, "body": None}
+    new = object.__new__
+    out = []
+    for record_id, after in zip(ids, afters):
+        event = new(WriteEvent)
+        fields = event.__dict__
+        fields.update(shared)
+        fields["record_id"] = record_id
+        fields["after"] = after
+        out.append(event)
+    return out
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,21 @@ behaviour (pools, rollups) is registered exactly like an app's would be.
 
 Hooks
 -----
+``before_insert(handler)``
+    Phase: inside the unit of work, when the rows of a create (one record or a
+    bulk create) are valid, numbered and free of duplicates, just before they are
+    inserted. Signature:
+    ``handler(tx: Transaction, entity: str, rows: Sequence[dict[str, Any]], at: datetime)
+    -> Callable[[Sequence[int]], None] | None``.
+    ``rows`` are the prepared values (fields and ``owner_id``) in payload order.
+    May: set ``pool_id`` on rows that have no ``owner_id`` (the only column a handler
+    may set: the row is then written once, already in its pool); read through
+    ``tx.conn``; return a callable that runs once the rows are inserted and their
+    create events emitted, with the new ids in row order (it may write through
+    ``tx``, e.g. ``tx.reown``, whose events follow the creates'); raise an engine
+    error to refuse the unit. Must not: change field values (they were validated),
+    commit, roll back or open another connection to write.
+
 ``in_transaction(handler)``
     Phase: inside the unit of work, after its writes and before COMMIT.
     Signature: ``handler(tx: Transaction, events: Sequence[WriteEvent]) -> None``;
@@ -42,13 +57,18 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from engine.records.events import Event, WriteEvent
 
 if TYPE_CHECKING:
     from engine.records.transaction import Transaction
 
+#: Runs once the rows of a ``before_insert`` call are inserted: their ids, in row order.
+AfterInsert = Callable[[Sequence[int]], None]
+BeforeInsertHandler = Callable[["Transaction", str, Sequence[dict[str, Any]], datetime],
+                               "AfterInsert | None"]
 InTransactionHandler = Callable[["Transaction", Sequence[WriteEvent]], None]
 AfterCommitHandler = Callable[[Sequence[WriteEvent]], None]
 #: Handlers registered with ``batches=True`` get ``Event``s (``WriteEvent | BatchEvent``).
@@ -71,6 +91,14 @@ class HookSpec:
 
 
 HOOKS: dict[str, HookSpec] = {
+    "before_insert": HookSpec(
+        name="before_insert", phase="inside the unit of work, before a create's rows are "
+                                    "inserted (after validation)",
+        signature="handler(tx: Transaction, entity: str, rows: Sequence[dict[str, Any]], "
+                  "at: datetime) -> Callable[[Sequence[int]], None] | None",
+        may="set pool_id on rows without an owner; return a callable given the new ids "
+            "once inserted (writes through tx follow the creates); refuse the unit by "
+            "raising an engine error"),
     "in_transaction": HookSpec(
         name="in_transaction", phase="before commit, inside the unit of work",
         signature="handler(tx: Transaction, events: Sequence[WriteEvent]) -> None",
@@ -90,9 +118,17 @@ class WriteHooks:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._before_insert: tuple[BeforeInsertHandler, ...] = ()
         self._in_transaction: tuple[Callable[..., None], ...] = ()
         self._after_commit: tuple[Callable[..., None], ...] = ()
         self._batched: frozenset[Callable[..., None]] = frozenset()
+
+    def before_insert(self, handler: BeforeInsertHandler) -> BeforeInsertHandler:
+        """Register ``handler`` for the before-insert phase of creates (see the module doc)."""
+        with self._lock:
+            if handler not in self._before_insert:
+                self._before_insert = (*self._before_insert, handler)
+        return handler
 
     def in_transaction(self, handler: Callable[..., None], *,
                        batches: bool = False) -> Callable[..., None]:
@@ -120,6 +156,10 @@ class WriteHooks:
     def takes_batches(self, handler: Callable[..., None]) -> bool:
         """Whether ``handler`` was registered with ``batches=True``."""
         return handler in self._batched
+
+    @property
+    def before_insert_handlers(self) -> tuple[BeforeInsertHandler, ...]:
+        return self._before_insert
 
     @property
     def in_transaction_handlers(self) -> tuple[Callable[..., None], ...]:

@@ -398,6 +398,10 @@ class RecordService:
                                           self._bulk_duplicate_errors(plan, dups, seen))
                 raise self._duplicate_error(plan, dups[0], seen)
             self._number(conn, plan, rows, now)
+            # Hooks that decide stored columns of new rows (a pool's distribution) decide
+            # them now, so each row is written once (engine/records/hooks.py).
+            after_insert = [found for handler in self.hooks.before_insert_handlers
+                            if (found := handler(tx, plan.name, rows, now)) is not None]
             ids = self._inserter.insert(conn, plan, rows, actor_id=actor.user_id, now=now,
                                         via=tx.via, derived=None if
                                         preparer.compiled.numbered_keys else derived)
@@ -420,6 +424,8 @@ class RecordService:
                                    exc=exc) from exc
         if read_back is None:
             self._created_events(tx, plan, ids, rows, starts, now)
+        for then in after_insert:  # after the creates' events: theirs follow them
+            then(ids)
         return ids
 
     def _created_events(self, tx: Transaction, plan: EntityPlan, ids: Sequence[int],
@@ -430,13 +436,17 @@ class RecordService:
                                   "created_by": tx.actor.user_id, "version": 1}
         if plan.soft_delete:
             system["deleted_at"] = None
-        if "pool_id" in plan.table.c:
-            system["pool_id"] = None
+        pooled = "pool_id" in plan.table.c  # set on a row by a before_insert hook, else None
+        afters = []
         for i, (record_id, row) in enumerate(zip(ids, rows)):
             after = {**row, **system, "id": record_id}
+            if pooled and "pool_id" not in row:
+                after["pool_id"] = None
             if starts is not None:
                 after[stages.STAGE] = starts[i]
-            tx.event(plan, record_id, ev.CREATE, before=None, after=after, at=now)
+            afters.append(after)
+        for event in ev.creations(plan.name, ids, afters, actor=tx.actor, via=tx.via, at=now):
+            tx.emit(event)
 
     def _number(self, conn: Connection, plan: EntityPlan, rows: list[dict[str, Any]],
                 now: datetime) -> None:

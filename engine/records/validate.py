@@ -33,8 +33,10 @@ PERCENT_RANGE = (Decimal(0), Decimal(100))
 
 def _number_checks(field: Field, *, scale: int | None, precision: int | None,
                    low: Any, high: Any) -> Callable[[Any], str | None]:
-    low_d = None if low is None else Decimal(str(low))
-    high_d = None if high is None else Decimal(str(high))
+    # Whole bounds stay ints: an int compared with a Decimal is converted on every call
+    # (integer and rating fields check each value of a bulk create against them).
+    low_d = None if low is None else low if low.__class__ is int else Decimal(str(low))
+    high_d = None if high is None else high if high.__class__ is int else Decimal(str(high))
     max_integer_digits = None if precision is None else precision - (scale or 0)
     limit = None if max_integer_digits is None else Decimal(10) ** max_integer_digits
 

@@ -86,14 +86,18 @@ def _holds(op: str, stored: Any, wanted: Any) -> bool:
 
 def contribution(measure: BoardMeasure, row: Mapping[str, Any] | None,
                  amount_column: str | None, *,
-                 zone: dt.tzinfo | None = None) -> tuple[int, dt.date, Decimal] | None:
-    """(owner, day, amount) a stored row adds to the measure, or None when it adds nothing."""
+                 zone: dt.tzinfo | None = None,
+                 day_of: Callable[[Any], dt.date] | None = None
+                 ) -> tuple[int, dt.date, Decimal] | None:
+    """(owner, day, amount) a stored row adds to the measure, or None when it adds nothing.
+
+    ``day_of``: as for ``_counted``."""
     if row is None:
         return None
     owner = row.get("owner_id")
     if owner is None:
         return None
-    got = _counted(measure, row, amount_column, zone=zone)
+    got = _counted(measure, row, amount_column, zone=zone, day_of=day_of)
     return None if got is None else (int(owner), got[0], got[1])
 
 
@@ -154,6 +158,15 @@ class RollupKeeper:
         """The rollup changes a batch of writes makes (zero deltas dropped), keyed by day
         in ``zone`` (default: the company's)."""
         out: dict[Key, tuple[int, Decimal]] = {}
+        days: dict[Any, dt.date] = {}
+
+        def day_of(when: Any) -> dt.date:
+            # A bulk create's records share their instant: one zone conversion, not one each.
+            day = days.get(when)
+            if day is None:
+                day = days[when] = local_day(when, zone=zone)
+            return day
+
         for change in changes:
             if isinstance(change, BatchEvent):
                 self._batch_deltas(change, out, zone=zone)
@@ -169,7 +182,7 @@ class RollupKeeper:
             for m in self.measures.get(change.entity, ()):
                 col = self.amount_column(m)
                 for sign, row in ((-1, change.before), (1, change.after)):
-                    got = contribution(m, row, col, zone=zone)
+                    got = contribution(m, row, col, zone=zone, day_of=day_of)
                     if got is None:
                         continue
                     owner, day, amount = got

@@ -39,6 +39,8 @@ Normaliser = Callable[[object], "str | None"]
 
 def _nfkc(value: object) -> str:
     # NFKC folds full-width letters, digits and punctuation (ＡＢＣ１２３) to ASCII.
+    if isinstance(value, str) and value.isascii():
+        return value  # ASCII is its own NFKC form
     return unicodedata.normalize("NFKC", str(value))
 
 

@@ -1,7 +1,7 @@
 """Distribution: records created without an owner find one, by the pool's declared policy.
 
-``distribute`` is an in-transaction write hook (registered by
-engine/workflow/install.py). For each record created without an owner in a
+``place_new`` is a ``before_insert`` write hook (registered by
+engine/workflow/automation.py). For each record created without an owner in a
 pooled entity it takes the entity's pool (the first by name when several
 exist) and, unless the pool's distribution mode is ``none``:
 
@@ -17,7 +17,9 @@ exist) and, unless the pool's distribution mode is ``none``:
 A record that cannot be placed (no target for its value, outside every
 territory, nobody with room) enters the pool and the reason is kept in
 ``tp_unplaced`` for the pool screens. Everything happens in the creating
-transaction: the record is never seen unowned and out of its pool.
+transaction: the record is never seen unowned and out of its pool. The choice is
+made before the insert, so a record that stays in the pool is written once, with
+its pool (a bulk create of thousands of records paid a second ``UPDATE`` of each).
 
 Concurrency: the cursor row is read FOR UPDATE on PostgreSQL (SQLite writers
 are serialised by BEGIN IMMEDIATE), so two records created at once go to two
@@ -26,9 +28,11 @@ different users in turn.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import chain, islice
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Table, case, delete, func, or_, select, update
@@ -40,7 +44,7 @@ from engine.permissions import _tables as t
 from engine.permissions.conditions import conditions_clause
 from engine.permissions.org import subtree_condition
 from engine.records._bulk import DriverInsert
-from engine.records.events import CREATE, Event, WriteEvent
+from engine.records.hooks import AfterInsert
 from engine.storage.rule_tables import CURSOR_TABLE, UNPLACED_TABLE
 from engine.workflow.rules import default_pool
 from engine.workflow.territory import territory_of
@@ -162,18 +166,26 @@ class _Turns:
             query = query.with_for_update()  # concurrent creators take turns, not the same user
         self.last = int(conn.execute(query).scalar_one())
         self.moved = False
+        # Users with room left: once none has, a batch's remaining records are refused
+        # at once instead of each walking every candidate (a bulk create of thousands).
+        self.open = sum(1 for u in self.users if self.has_room(u))
 
     def has_room(self, user: int) -> bool:
         return self.cap is None or self.held.get(user, 0) < self.cap
 
     def next(self) -> int | None:
         """The user after the cursor (wrapping round) with room; counts the record."""
-        ordered = [u for u in self.users if u > self.last] + \
-                  [u for u in self.users if u <= self.last]
-        chosen = next((u for u in ordered if self.has_room(u)), None)
+        if not self.open:
+            return None
+        users = self.users  # sorted by id (target_users)
+        start = bisect_right(users, self.last)
+        chosen = next((u for u in chain(islice(users, start, None), islice(users, start))
+                       if self.has_room(u)), None)
         if chosen is not None:
             self.last, self.moved = chosen, True
-            self.held[chosen] = self.held.get(chosen, 0) + 1
+            held = self.held[chosen] = self.held.get(chosen, 0) + 1
+            if self.cap is not None and held >= self.cap:
+                self.open -= 1
         return chosen
 
     def save(self) -> None:
@@ -234,63 +246,64 @@ def _pool_for(registry: Registry, entity: str) -> Pool | None:
     return registry.pools[name] if name else None
 
 
-def distribute(tx: Transaction, events: Sequence[Event]) -> None:
-    """In-transaction hook (takes batches): place the records created without an owner
-    (see module doc).
+def place_new(tx: Transaction, entity: str, rows: Sequence[dict[str, Any]],
+              at: datetime) -> AfterInsert | None:
+    """``before_insert`` hook: place the records created without an owner (see module doc).
 
-    A bulk create is placed as a batch: targets and capacities are read once,
-    and the records go to their users with one conditional UPDATE per user
-    and reason.
+    Decided before the insert, so each row is written once: a record nobody takes
+    is inserted already in its pool. The records given to a user are inserted
+    without an owner and then given away with one conditional ``UPDATE`` per user
+    and reason (``tx.reown``: the "assign" feed entries, ledger rows and events a
+    distribution has always left), once their ids are known; the unplaced reasons
+    go to ``tp_unplaced`` then too.
     """
     registry = tx.service.schema.registry
-    system = tx.service.schema.system
-    fresh: dict[str, list[WriteEvent]] = {}
-    for event in events:
-        # A batch (BatchEvent) is a move of existing records, never a creation.
-        if isinstance(event, WriteEvent) and event.kind == CREATE and event.after is not None \
-                and "pool_id" in event.after and event.after.get("owner_id") is None:
-            fresh.setdefault(event.entity, []).append(event)
-    for entity, batch in fresh.items():
-        pool = _pool_for(registry, entity)
-        if pool is None:
-            continue
-        table = tx.service.schema.table(entity)
-        placed: dict[tuple[int, str], list[int]] = {}
-        unplaced_rows: list[dict[str, Any]] = []
-        if pool.distribution.mode != "none":
-            distributor = Distributor(tx.conn, registry, system, table, pool)
-            for event in batch:
-                assert event.after is not None
-                placement = distributor.place(event.after)
-                if placement.user_id is None:
-                    unplaced_rows.append({"entity": entity, "record_id": event.record_id,
-                                          "pool": pool.name, "reason": placement.reason[:500],
-                                          "at": event.at})
-                else:
-                    placed.setdefault((placement.user_id, placement.reason[:500]), []) \
-                        .append(event.record_id)
-            distributor.save()
-        for (user_id, reason), ids in sorted(placed.items()):
-            tx.reown(entity, ids, owner_id=user_id, pool_id=None, kind="assign", action=None,
-                     guard=[table.c.owner_id.is_(None)], reason=reason)
-        # Records nobody took enter the pool as part of their creation (no owner, no
-        # pool would be nobody's record, seen by no pool member).
-        done = [i for ids in placed.values() for i in ids]
-        taken = set(done)
-        waiting = [e.record_id for e in batch if e.after is not None
-                   and e.after.get("pool_id") is None and e.record_id not in taken]
-        for start in range(0, len(waiting), 1000):
-            tx.conn.execute(update(table).where(table.c.id.in_(waiting[start:start + 1000]),
-                                                table.c.owner_id.is_(None),
-                                                table.c.pool_id.is_(None))
-                            .values(pool_id=pool.name))
-        unplaced = system[UNPLACED_TABLE]
+    table = tx.service.schema.table(entity)
+    if "pool_id" not in table.c:
+        return None
+    fresh = [i for i, row in enumerate(rows)
+             if row.get("owner_id") is None and row.get("pool_id") is None]
+    if not fresh:
+        return None
+    pool = _pool_for(registry, entity)
+    if pool is None:
+        return None
+    placed: dict[tuple[int, str], list[int]] = {}  # (user, reason) -> row positions
+    unplaced: list[tuple[int, str]] = []            # (row position, reason)
+    if pool.distribution.mode != "none":
+        distributor = Distributor(tx.conn, registry, tx.service.schema.system, table, pool)
+        place = distributor.place
+        for i in fresh:
+            placement = place(rows[i])
+            if placement.user_id is None:
+                unplaced.append((i, placement.reason[:500]))
+            else:
+                placed.setdefault((placement.user_id, placement.reason[:500]), []).append(i)
+        distributor.save()
+    # Records nobody takes enter the pool as part of their creation (no owner, no
+    # pool would be nobody's record, seen by no pool member).
+    taken = {i for positions in placed.values() for i in positions}
+    for i in fresh:
+        if i not in taken:
+            rows[i]["pool_id"] = pool.name
+
+    def after_insert(ids: Sequence[int]) -> None:
+        for (user_id, reason), positions in sorted(placed.items()):
+            tx.reown(entity, [ids[i] for i in positions], owner_id=user_id, pool_id=None,
+                     kind="assign", action=None, guard=[table.c.owner_id.is_(None)],
+                     reason=reason)
+        system = tx.service.schema.system
+        done = sorted(ids[i] for i in taken)
+        gone = system[UNPLACED_TABLE]
         for start in range(0, len(done), 1000):
-            tx.conn.execute(delete(unplaced).where(unplaced.c.entity == entity,
-                                                   unplaced.c.record_id.in_(
-                                                       done[start:start + 1000])))
-        if unplaced_rows:
-            _upsert_many(tx.conn, unplaced, unplaced_rows)
+            tx.conn.execute(delete(gone).where(gone.c.entity == entity,
+                                               gone.c.record_id.in_(done[start:start + 1000])))
+        if unplaced:
+            _upsert_many(tx.conn, gone, [{"entity": entity, "record_id": ids[i],
+                                          "pool": pool.name, "reason": reason, "at": at}
+                                         for i, reason in unplaced])
+
+    return after_insert
 
 
 def _upsert_many(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:

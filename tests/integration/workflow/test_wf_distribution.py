@@ -5,9 +5,12 @@ capacity skipped; unplaced records stay in the pool with the reason."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
-from sqlalchemy import update
+import pytest
+from sqlalchemy import select, update
 
+from engine.errors import ValidationError
 from engine.permissions import _tables as perm_tables
 from engine.storage.rule_tables import UNPLACED_TABLE
 from engine.workflow.distribution import unplaced_reasons
@@ -113,3 +116,41 @@ def test_capacity_counts_like_a_claim_does(make_rules_world: Make) -> None:
     w.item("a1", grade="A")                         # does not count
     w.item("a2", grade="B")                         # counts: a2 is full
     assert [w.owner(w.item(None)) for _ in range(3)] == ["a1", "a3", None]
+
+
+def test_a_bulk_create_is_placed_before_its_rows_are_written(make_rules_world: Make) -> None:
+    """Placement is decided before the insert: a record left in the pool is created there
+    (its create event says so, and it is written once: version 1), a record given to a
+    user is created unowned and then assigned, in that order, with the reason."""
+    w = make_rules_world(distribution={"mode": "round_robin"}, limits={"max_held": 1})
+    seen: list[Any] = []
+    w.records.hooks.in_transaction(lambda tx, events: seen.extend(events))
+    with w.records.transaction(w.system) as tx:
+        ids = tx.bulk_create("item", [{"name": f"n{i}", "owner_id": None} for i in range(5)])
+    creates = {e.record_id: e for e in seen if e.kind == "create"}
+    assigns = [e for e in seen if e.kind == "assign"]
+    assert [w.owner(i) for i in ids] == ["a1", "a2", "a3", None, None]
+    for i in ids[3:]:
+        assert creates[i].after is not None and creates[i].after["pool_id"] == "item_pool"
+        assert (w.row(i).version, w.row(i).pool_id) == (1, "item_pool")
+        assert "max_held" in _unplaced(w, i)
+    assert sorted(e.record_id for e in assigns) == ids[:3]
+    assert max(seen.index(e) for e in creates.values()) < min(seen.index(e) for e in assigns)
+    for i in ids[:3]:
+        assert creates[i].after is not None and creates[i].after["owner_id"] is None
+        (entry,) = [e for e in w.ledger(i) if e.kind == "assign"]
+        assert "round robin" in entry.reason and _unplaced(w, i) == ""
+
+
+def test_a_unit_rolled_back_leaves_no_placement(make_rules_world: Make) -> None:
+    """All or nothing: placements (cursor, owners, pool, reasons) roll back with the unit,
+    so the next record goes to the first user in turn again."""
+    w = make_rules_world(distribution={"mode": "round_robin"}, limits={"max_held": 1})
+    with pytest.raises(ValidationError), w.records.transaction(w.system) as tx:
+        ids = tx.bulk_create("item", [{"name": f"n{i}", "owner_id": None} for i in range(4)])
+        raise ValidationError("item", {"name": "refused after the insert"})
+    table = w.schema.table("item")
+    with w.engine.connect() as conn:
+        assert conn.execute(select(table.c.id).where(table.c.id.in_(ids))).all() == []
+    assert all(_unplaced(w, i) == "" for i in ids)
+    assert w.owner(w.item(None)) == "a1"

@@ -46,3 +46,16 @@ def test_first_territory_by_name_wins() -> None:
     assert territory_of((a, b), lat=5.0, lng=5.0) is a
     assert territory_of((a, b), lat=50.0, lng=50.0) is b
     assert territory_of((a,), lat=50.0, lng=50.0) is None
+
+
+def test_the_bounding_box_shortcut_agrees_with_the_polygon_test() -> None:
+    """territory_of skips a polygon whose bounding box misses the point: the answer is the
+    polygon test's for points inside, outside, on edges and corners, and just beyond."""
+    shapes = (Territory("a_u", U_SHAPE, Target("user", "a")),
+              Territory("b_diamond", ((20.0, 5.0), (25.0, 0.0), (30.0, 5.0), (25.0, 10.0)),
+                        Target("user", "b")))
+    steps = [v / 2 for v in range(-4, 65)] + [10.000001, -0.000001, 29.999999]
+    for x in steps:
+        for y in (-0.5, 0.0, 3.0, 5.0, 9.9, 10.0, 10.000001):
+            expected = next((t for t in shapes if contains(t.polygon, (x, y))), None)
+            assert territory_of(shapes, lat=y, lng=x) is expected, (x, y)
