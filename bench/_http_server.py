@@ -7,7 +7,9 @@ with the same sockets and TCP_NODELAY as ``tidepool serve``) and, beside it,
 bare Starlette endpoints that run the very SQL statements the records service
 issues for LOGIN (captured at start-up) and return the rows as JSON: no token,
 no session, no permission evaluation, no mapping: the floor any endpoint with
-that query stands on.
+that query stands on. They hop to a request thread through ``ui.threads.in_thread``,
+as the app's blocking handlers do (the API's reads on SQLite run on the event loop
+instead, ``ui/api/inline.py``, so there ``x bare`` shows what that hop costs).
 
 - ``/bare/list``: LOGIN's first list page of ENTITY;
 - ``/bare/get``: the point read of record ID;
@@ -28,7 +30,6 @@ from typing import Any
 
 from sqlalchemy import event, update
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
@@ -38,9 +39,10 @@ from engine.permissions.identity import find_user
 from engine.permissions.scopes import CasbinAccessPolicy
 from engine.records.query import ListQuery
 from engine.runtime import LiveRuntime
-from engine.storage.database import write_transaction
+from engine.storage.database import make_engine, statement_timeout_setting, write_transaction
 from ui.app import create_app
 from ui.serve import run_workers
+from ui.threads import in_thread
 
 SECRET = b"bench-only-secret-key-not-for-production-use"
 ENV = "TIDEPOOL_BENCH_SERVER"  # JSON: db, login, entity, record
@@ -65,7 +67,10 @@ def captured_sql(live: LiveRuntime, login: str, entity: str,
 
 
 def build(url: str, *, login: str, entity: str, record: int) -> Starlette:
-    live = LiveRuntime(url, policy_factory=CasbinAccessPolicy)
+    # Bounded as ``tidepool serve`` bounds it (ui/serve.py): the API's reads on SQLite
+    # run on the event loop only under a statement timeout (ui/api/inline.py).
+    live = LiveRuntime(url, engine=make_engine(url, statement_timeout=statement_timeout_setting()),
+                       policy_factory=CasbinAccessPolicy)
     app = create_app(live, secret_key=SECRET)
     sql = captured_sql(live, login, entity, record)
     engine = live.current().engine
@@ -94,14 +99,18 @@ def build(url: str, *, login: str, entity: str, record: int) -> Starlette:
     def rows(found: Any) -> Response:
         return Response(json.dumps(found, default=str), media_type="application/json")
 
+    # The same thread hop as the app's blocking handlers (``ui.threads``: the worker's
+    # few request threads), not Starlette's 40-thread pool, so that ``x bare`` compares
+    # like with like: with 40 threads the bare list paid the GIL contention described
+    # in bench/RESULTS.md, "Request threads per worker" (2.3-2.8 ms against 1.3 ms).
     async def bare_list(request: Request) -> Response:
-        return rows(await run_in_threadpool(run, "list"))
+        return rows(await in_thread(run, "list"))
 
     async def bare_get(request: Request) -> Response:
-        return rows(await run_in_threadpool(run, "get"))
+        return rows(await in_thread(run, "get"))
 
     async def bare_patch(request: Request) -> Response:
-        return rows(await run_in_threadpool(patch, int(request.query_params["id"])))
+        return rows(await in_thread(patch, int(request.query_params["id"])))
 
     async def stats(request: Request) -> Response:
         return rows({"statements": statements[0], "pid": os.getpid()})

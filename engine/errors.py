@@ -177,6 +177,19 @@ class StatementTimeoutError(TidepoolError):
                          "request was stopped; narrow the filter or search and try again")
 
 
+class WorkDeferred(TidepoolError):
+    """Work refused inside a block that allows only memory and a short statement.
+
+    Raised within ``versions.stamps_from_memory()`` when a cache's stamp is due for a
+    read, and by the caller's own checks: the caller runs the work again where it
+    may block (the API's inline reads, ``ui/api/inline.py``). Never reaches a client.
+    """
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"deferred: {reason}")
+
+
 class PoolLimitError(TidepoolError):
     """A pool operation refused by the record's state or a pool limit.
 

@@ -146,6 +146,23 @@ class CredentialCache:
         entry = self._tokens.get(token_hash(plaintext))
         return entry is not None and entry.stamp == self._stamp
 
+    def answers_from_memory(self, plaintext: str) -> bool:
+        """Whether ``token`` would answer without the database: the token known under a
+        stamp not yet due for a read, within its time to live, not expired, its last
+        use recorded within ``LAST_USED_RESOLUTION``. The API runs a read on the event
+        loop only then: a token check that must read, or touch (a write that may wait
+        for SQLite's write lock), goes to a request thread."""
+        if not isinstance(plaintext, str) or self.ttl <= 0:
+            return False
+        now = self._monotonic()
+        if now - self._checked_at >= self.check_interval:
+            return False
+        entry = self._tokens.get(token_hash(plaintext))
+        return (entry is not None and entry.stamp == self._stamp
+                and now - entry.cached_at < self.ttl
+                and now - entry.touched_at < LAST_USED_RESOLUTION.total_seconds()
+                and not _expired(entry.check.expires_at, self._clock()))
+
     def _check(self, plaintext: str) -> TokenCheck:
         self.misses += 1
         with self.engine.connect() as conn:

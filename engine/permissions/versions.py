@@ -14,6 +14,7 @@ from contextvars import ContextVar
 
 from sqlalchemy import Connection, Engine, func, insert, literal, select, union_all, update
 
+from engine.errors import WorkDeferred
 from engine.permissions import _tables as t
 from engine.permissions._clock import utcnow
 from engine.storage.applied import METADATA_VERSION_TABLE, SYSTEM_TABLES
@@ -102,6 +103,8 @@ def stamps(engine: Engine, *, fresh: bool = False) -> dict[str, int]:
         found = shared.get(id(engine))
         if found is not None:
             return found
+    if _memory_only.get():
+        raise WorkDeferred("a version stamp is due for a read")
     meta = SYSTEM_TABLES[METADATA_VERSION_TABLE]
     statement = union_all(
         select(t.policy_version.c.name, t.policy_version.c.version),
@@ -112,6 +115,24 @@ def stamps(engine: Engine, *, fresh: bool = False) -> dict[str, int]:
     if shared is not None:
         shared[id(engine)] = found
     return found
+
+
+_memory_only: ContextVar[bool] = ContextVar("tidepool_stamps_from_memory", default=False)
+
+
+@contextmanager
+def stamps_from_memory() -> Iterator[None]:
+    """Within the block, a stamp read raises ``WorkDeferred`` instead of reading.
+
+    Every cache reads its stamp before it changes anything (and reloads after), so
+    refusing the read leaves each cache as it was: the caller runs the same work
+    again outside the block, where the read, and a reload it may bring, can block.
+    """
+    token = _memory_only.set(True)
+    try:
+        yield
+    finally:
+        _memory_only.reset(token)
 
 
 @contextmanager

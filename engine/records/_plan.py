@@ -144,20 +144,52 @@ def _keyed(name: str, norm: Normaliser) -> Callable[[dict[str, Any]], Any]:
     return get
 
 
-def _expression(plan: FieldPlan, index: dict[str, int]) -> str:
-    """Python source reading one field's value from a row tuple (see ``_compile_reader``)."""
+def _row(i: int) -> str:
+    return f"row[{i}]"
+
+
+def _expression(plan: FieldPlan, index: dict[str, int],
+                column: Callable[[int], str] = _row) -> str:
+    """Python source reading one field's value from a row (see ``_compile_reader``).
+
+    ``column(i)`` is the source of the row's i-th value: ``row[i]`` here, the column
+    type's result processor around it in ``RowShape`` (engine/storage/direct.py).
+    Each column's source appears once, so a processor runs once per value.
+    """
     t = plan.field.type
     main = index[plan.name]
     if t is FieldType.MONEY:
         cur = index[plan.columns[1]]
-        return (f"(None if row[{main}] is None else "
-                f"{{'amount': row[{main}], 'currency': row[{cur}]}})")
+        return (f"(None if (_v{main} := {column(main)}) is None else "
+                f"{{'amount': _v{main}, 'currency': {column(cur)}}})")
     if t is FieldType.GEO_POINT:
         lng = index[plan.columns[1]]
-        return f"(None if row[{main}] is None else {{'lat': row[{main}], 'lng': row[{lng}]}})"
+        return (f"(None if (_v{main} := {column(main)}) is None else "
+                f"{{'lat': _v{main}, 'lng': {column(lng)}}})")
     # Instants need no conversion: the column type reads them aware, in UTC
     # (engine/storage/system_tables.InstantType).
-    return f"row[{main}]"
+    return column(main)
+
+
+class RowShape:
+    """Record values from a result row, as the source of one dict display.
+
+    ``source(column)`` is what ``to_values`` returns, with ``column(i)`` giving the
+    source of the row's i-th value and the fields in ``hidden`` left out. The direct
+    reader (engine/storage/direct.py) compiles it together with the column types'
+    result processors, so a list page's rows become record values in one call per
+    row instead of three (processed tuple, values, hidden fields dropped).
+    """
+
+    __slots__ = ("_entries", "hidden")
+
+    def __init__(self, entries: list[tuple[str, Callable[[Callable[[int], str]], str]]],
+                 hidden: frozenset[str]) -> None:
+        self._entries = [(k, e) for k, e in entries if k not in hidden]
+        self.hidden = hidden
+
+    def source(self, column: Callable[[int], str]) -> str:
+        return ", ".join(f"{key!r}: {expression(column)}" for key, expression in self._entries)
 
 
 def _compile_reader(entries: list[tuple[str, str]]) -> Callable[[Any], dict[str, Any]]:
@@ -200,6 +232,10 @@ def _compile_created(plans: list[FieldPlan]) -> Callable[[Mapping[str, Any]], li
     exec("\n".join(lines) + "\n", namespace)  # noqa: S102
     created: Callable[[Mapping[str, Any]], list[Any]] = namespace["created"]
     return created
+
+
+def _column_source(i: int, column: Callable[[int], str]) -> str:
+    return column(i)
 
 
 class EntityPlan:
@@ -252,12 +288,15 @@ class EntityPlan:
         # Built once: coercing the column list is a visible share of a list call.
         self.select_all = select(*self.select_columns)
         index = {c.name: i for i, c in enumerate(self.select_columns)}
-        entries: list[tuple[str, str]] = [(n, f"row[{index[n]}]") for n in ("id", "version")]
-        entries += [(p.name, _expression(p, index)) for p in self.fields.values()]
-        entries += [(n, f"row[{index[n]}]")
+        sources: list[tuple[str, Callable[[Callable[[int], str]], str]]] = [
+            (n, partial(_column_source, index[n])) for n in ("id", "version")]
+        sources += [(p.name, partial(_expression, p, index)) for p in self.fields.values()]
+        sources += [(n, partial(_column_source, index[n]))
                     for n in SYSTEM_FIELDS if n in index and n not in ("id", "version")]
+        self._sources = sources
+        self._shapes: dict[frozenset[str], RowShape] = {}
         #: A result row (columns in ``select_columns`` order) -> record values.
-        self.to_values = _compile_reader(entries)
+        self.to_values = _compile_reader([(k, e(_row)) for k, e in sources])
         self.sortable = self._sortable()
         # Field columns in a fixed order, and how each is read from field values.
         getters: list[tuple[str, Callable[[dict[str, Any]], Any] | None]] = []
@@ -281,6 +320,15 @@ class EntityPlan:
             for p in self.fields.values())
         #: A new record's field values -> the changes of its activity entry.
         self.created_changes = _compile_created(list(self.fields.values()))
+
+    def shape(self, hidden: frozenset[str]) -> RowShape:
+        """How the direct reader turns a row into the values a reader kept from ``hidden``
+        sees (one per set of hidden fields: the direct reader caches its compiled form)."""
+        found = self._shapes.get(hidden)
+        if found is None:
+            # Racing threads may both build one; either is right.
+            found = self._shapes[hidden] = RowShape(self._sources, hidden)
+        return found
 
     def _uniques(self) -> tuple[UniqueSpec, ...]:
         keyed = self.match_keys

@@ -84,7 +84,7 @@ from engine.records.query import (
 from engine.records.record import Record
 from engine.records.transaction import Transaction, unit_of_work
 from engine.storage.database import write_transaction
-from engine.storage.direct import direct_rows
+from engine.storage.direct import direct_rows, direct_values
 from engine.storage.fanout import among
 from engine.storage.identity_tables import DEPARTMENT_TABLE
 from engine.storage.stage_tables import STAGE_HISTORY_TABLE
@@ -497,9 +497,10 @@ class RecordService:
         branches = scope.branches
         stmt, params = self._page_statement(plan, query, sort, hidden, branches, limit + 1,
                                             after)
-        rows: Sequence[Any] = direct_rows(self.engine, stmt, params)  # one statement
-        to_values = plan.to_values
-        records = [self._record(plan, to_values(r), hidden) for r in rows[:limit]]
+        # One statement; each row straight to the values this reader may see.
+        rows = direct_values(self.engine, stmt, params, plan.shape(hidden))
+        name = plan.name
+        records = [Record(name, values) for values in rows[:limit]]
         has_more = len(rows) > limit
         token = encode_token(sort, records[-1]) if has_more else None
         return Page(records, token, has_more)

@@ -8,6 +8,7 @@ import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import orjson
@@ -69,6 +70,33 @@ def is_timeout(error: BaseException | None) -> bool:
     return isinstance(error, sqlite3.OperationalError) and str(error) == "interrupted"
 
 
+#: A tighter bound than the engine's statement timeout for statements run in this context.
+_budget: ContextVar[float | None] = ContextVar("tidepool_statement_budget", default=None)
+
+
+@contextmanager
+def statement_budget(seconds: float) -> Iterator[None]:
+    """Within the block, SQLite statements of bounded engines stop after ``seconds``
+    (or the engine's own timeout, if shorter) with ``StatementTimeoutError``.
+
+    For work that must not hold its thread long (the API's reads run on the event
+    loop, ``ui/api/inline.py``); the caller catches the error and runs the work again
+    under the full timeout. Only SQLite's progress handler honours it: a PostgreSQL
+    statement's bound is set per connection, so callers use this on SQLite only
+    (``budget_applies``).
+    """
+    token = _budget.set(seconds)
+    try:
+        yield
+    finally:
+        _budget.reset(token)
+
+
+def budget_applies(engine: Engine) -> bool:
+    """Whether ``statement_budget`` bounds ``engine``'s statements (a bounded SQLite engine)."""
+    return engine.dialect.name == "sqlite" and bool(_TIMEOUTS.get(engine))
+
+
 #: Each bounded engine's statement timeout (seconds), for paths that report it themselves.
 _TIMEOUTS: weakref.WeakKeyDictionary[Engine, float] = weakref.WeakKeyDictionary()
 
@@ -102,7 +130,9 @@ def _bound_statements(engine: Engine, seconds: float, *, sqlite: bool) -> None:
         def _start(conn: Any, *_: Any) -> None:
             deadline = conn.info.get("tp_deadline")
             if deadline is not None:
-                deadline[0] = time.monotonic() + seconds
+                budget = _budget.get()
+                deadline[0] = time.monotonic() + (
+                    seconds if budget is None else min(seconds, budget))
 
         @event.listens_for(engine, "after_cursor_execute")
         def _stop(conn: Any, *_: Any) -> None:

@@ -40,7 +40,7 @@ import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Protocol
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
@@ -53,7 +53,22 @@ from engine.storage.database import is_timeout, statement_timeout_of
 #: Compiled statements kept (per engine) before the cache starts over.
 MAX_COMPILED = 5_000
 
-Converter = Callable[[Sequence[Any]], tuple[Any, ...]]
+Converter = Callable[[Sequence[Any]], Any]
+
+
+class Shape(Protocol):
+    """Values built from a row, as Python source (``engine.records._plan.RowShape``)."""
+
+    def source(self, column: Callable[[int], str]) -> str:
+        """The source of one dict display; ``column(i)`` is the source of value i."""
+        ...
+
+
+def _compile(source: str, namespace: dict[str, Any]) -> Converter:
+    # Only integer positions, processor names and repr() of registry identifiers.
+    exec(f"def convert(row):\n    return {source}\n", namespace)  # noqa: S102
+    convert: Converter = namespace["convert"]
+    return convert
 _THROUGH_CONNECTION: ContextVar[bool] = ContextVar("tp_through_connection", default=False)
 
 
@@ -70,7 +85,8 @@ def through_connection() -> Iterator[None]:
 class _Compiled:
     """A statement compiled for one dialect: SQL, parameter order, result conversion."""
 
-    __slots__ = ("compiled", "convert", "lock", "names", "sql", "statement")
+    __slots__ = ("compiled", "convert", "lock", "names", "processors", "shaped", "sql",
+                 "statement")
 
     def __init__(self, statement: Select[Any], compiled: SQLCompiler, *, positional: bool) -> None:
         self.statement = statement  # kept alive: the cache is keyed by its id
@@ -79,6 +95,9 @@ class _Compiled:
         self.names: tuple[str, ...] | None = (
             tuple(compiled.positiontup or ()) if positional else None)
         self.convert: Converter | None = None  # made at the first execution (column types)
+        #: each column's result processor (None: as read), known at the first execution
+        self.processors: list[Any] | None = None
+        self.shaped: dict[Shape, Converter] = {}  # row -> values, per shape
         self.lock = threading.Lock()
 
 
@@ -103,10 +122,24 @@ class DirectReader:
 
     def rows(self, statement: Select[Any], params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         """Every row of ``statement`` (processed as ``Connection.execute`` would) as tuples."""
+        return self._read(statement, params, None)
+
+    def values(self, statement: Select[Any], params: Mapping[str, Any],
+               shape: Shape) -> list[dict[str, Any]]:
+        """Every row of ``statement`` as the dict ``shape`` builds from it: the column
+        types' result processors and the shape compiled into one function per row."""
+        return self._read(statement, params, shape)
+
+    def _read(self, statement: Select[Any], params: Mapping[str, Any],
+              shape: Shape | None) -> list[Any]:
         found = None if _THROUGH_CONNECTION.get() else self._compiled(statement)
         if found is None:  # finished at execution time (or asked for): SQLAlchemy's path
             with self.engine.connect() as conn:
-                return [tuple(r) for r in conn.execute(statement, dict(params)).all()]
+                rows = [tuple(r) for r in conn.execute(statement, dict(params)).all()]
+            if shape is None:
+                return rows
+            convert = _compile(f"{{{shape.source(lambda i: f'row[{i}]')}}}", {})
+            return [convert(r) for r in rows]
         bound = found.compiled.construct_params(dict(params))
         parameters: Any = tuple(bound[n] for n in found.names) \
             if found.names is not None else bound
@@ -119,7 +152,7 @@ class DirectReader:
             else:
                 parameters = {n: processors[n](v) if n in processors and v is not None else v
                               for n, v in parameters.items()}
-        return self._run(found, parameters)
+        return self._run(found, parameters, shape)
 
     def _compiled(self, statement: Select[Any]) -> _Compiled | None:
         found = self._cache.get(id(statement))
@@ -136,7 +169,7 @@ class DirectReader:
             self._cache[id(statement)] = found
         return found
 
-    def _run(self, found: _Compiled, parameters: Any) -> list[tuple[Any, ...]]:
+    def _run(self, found: _Compiled, parameters: Any, shape: Shape | None) -> list[Any]:
         engine = self.engine
         dispatch = engine.dispatch
         error = engine.dialect.loaded_dbapi.Error
@@ -157,7 +190,11 @@ class DirectReader:
                     if dispatch.after_cursor_execute:
                         dispatch.after_cursor_execute(fairy, cursor, found.sql, parameters,
                                                       None, False)
-                convert = found.convert or self._converter(found, cursor.description)
+                if shape is None:
+                    convert = found.convert or self._converter(found, cursor.description)
+                else:
+                    convert = found.shaped.get(shape) or self._shaped(found, cursor.description,
+                                                                      shape)
             finally:
                 # Never back to the pool in autocommit: the next user expects a transaction.
                 if self._postgres and fairy.dbapi_connection is not None:
@@ -188,30 +225,47 @@ class DirectReader:
         raise DBAPIError.instance(found.sql, parameters, exc, dialect.loaded_dbapi.Error,
                                   dialect=dialect) from exc
 
-    def _converter(self, found: _Compiled, description: Any) -> Converter:
-        """One function applying each column type's result processor (None: as read)."""
-        with found.lock:
-            if found.convert is not None:
-                return found.convert
+    def _processors(self, found: _Compiled, description: Any) -> list[Any]:
+        """Each column's result processor (None: as read); call with ``found.lock`` held."""
+        if found.processors is None:
             dialect = self.engine.dialect
             columns = list(found.statement.selected_columns)
             if len(columns) != len(description):
                 raise AssertionError(f"{len(description)} columns read, "
                                      f"{len(columns)} selected")
-            processors = [c.type.dialect_impl(dialect).result_processor(dialect, d[1])
-                          for c, d in zip(columns, description, strict=True)]
-            namespace: dict[str, Any] = {}
-            parts = []
-            for i, processor in enumerate(processors):
-                if processor is None:
-                    parts.append(f"r[{i}]")
-                else:
-                    namespace[f"_p{i}"] = processor
-                    parts.append(f"_p{i}(r[{i}])")
-            # Only integer positions and processor names: no value reaches the source.
-            exec(f"def convert(r):\n    return ({', '.join(parts)},)\n", namespace)  # noqa: S102
-            found.convert = namespace["convert"]
+            found.processors = [c.type.dialect_impl(dialect).result_processor(dialect, d[1])
+                                for c, d in zip(columns, description, strict=True)]
+        return found.processors
+
+    def _converter(self, found: _Compiled, description: Any) -> Converter:
+        """One function applying each column type's result processor (None: as read)."""
+        with found.lock:
+            if found.convert is None:
+                namespace: dict[str, Any] = {}
+                processors = self._processors(found, description)
+                parts = [_processed(i, p, namespace) for i, p in enumerate(processors)]
+                found.convert = _compile(f"({', '.join(parts)},)", namespace)
             return found.convert
+
+    def _shaped(self, found: _Compiled, description: Any, shape: Shape) -> Converter:
+        """``shape``'s dict built straight from a raw row, each value processed in place."""
+        with found.lock:
+            convert = found.shaped.get(shape)
+            if convert is None:
+                processors = self._processors(found, description)
+                namespace: dict[str, Any] = {}
+                convert = found.shaped[shape] = _compile(
+                    f"{{{shape.source(lambda i: _processed(i, processors[i], namespace))}}}",
+                    namespace)
+            return convert
+
+
+def _processed(i: int, processor: Any, namespace: dict[str, Any]) -> str:
+    """The source of a raw row's i-th value through its processor (registered by name)."""
+    if processor is None:
+        return f"row[{i}]"
+    namespace[f"_p{i}"] = processor
+    return f"_p{i}(row[{i}])"
 
 
 _readers: weakref.WeakKeyDictionary[Engine, DirectReader] = weakref.WeakKeyDictionary()
@@ -221,10 +275,20 @@ _readers_lock = threading.Lock()
 def direct_rows(engine: Engine, statement: Select[Any],
                 params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
     """``engine``'s rows of a cached ``statement`` (see the module docstring)."""
+    return _reader(engine).rows(statement, params)
+
+
+def direct_values(engine: Engine, statement: Select[Any], params: Mapping[str, Any],
+                  shape: Shape) -> list[dict[str, Any]]:
+    """``engine``'s rows of a cached ``statement``, each as the dict ``shape`` builds."""
+    return _reader(engine).values(statement, params, shape)
+
+
+def _reader(engine: Engine) -> DirectReader:
     reader = _readers.get(engine)
     if reader is None:
         with _readers_lock:
             reader = _readers.get(engine)
             if reader is None:
                 reader = _readers[engine] = DirectReader(engine)
-    return reader.rows(statement, params)
+    return reader

@@ -32,6 +32,7 @@ from ui.api._schemas import WARNINGS
 from ui.api.auth import actor_for_token, bearer_token
 from ui.api.body import DEFAULT_MAX_BODY, read_json_object
 from ui.api.bulk import MAX_BULK_BODY, bulk_create
+from ui.api.inline import InlineReads
 from ui.api.openapi import OpenApiCache
 from ui.api.params import (
     activity_query,
@@ -202,8 +203,12 @@ def _authenticate(live: LiveRuntime, token: str) -> tuple[Runtime, Actor]:
     return runtime, actor_for_token(runtime, token, live.credentials)
 
 
+#: Reads that may run on the event loop (``ui/api/inline.py``): one bounded statement each.
+_INLINE_HANDLERS = frozenset({list_records, get_record})
+
+
 def _endpoint(live: LiveRuntime, handlers: Mapping[str, tuple[Handler, bool | None]], *,
-              max_body: int) -> Endpoint:
+              max_body: int, inline: InlineReads) -> Endpoint:
     """One route's endpoint: authenticate, check entity and id, read the body, dispatch.
 
     ``handlers`` maps a method to its handler and whether it takes a JSON body
@@ -211,7 +216,9 @@ def _endpoint(live: LiveRuntime, handlers: Mapping[str, tuple[Handler, bool | No
     The body (bounded by ``max_body``) is read on the event loop; then one trip to
     the thread pool authenticates (from the process's credential cache, usually
     without touching the database) and runs the handler: each thread hand-off cost
-    about as much CPU as a point read's SQL (issue 13).
+    about as much CPU as a point read's SQL (issue 13). A list page or point read on
+    SQLite with a token known here runs on the event loop instead, bounded, through
+    ``inline`` (``ui/api/inline.py``).
     """
     def run(request: Request, token: str, body: dict[str, Any] | None) -> Response:
         with one_read_per_request():
@@ -231,7 +238,10 @@ def _endpoint(live: LiveRuntime, handlers: Mapping[str, tuple[Handler, bool | No
 
     async def endpoint(request: Request) -> Response:
         token = bearer_token(request.headers.get("authorization"))
-        _, takes_body = handlers["GET" if request.method == "HEAD" else request.method]
+        handler, takes_body = handlers["GET" if request.method == "HEAD" else request.method]
+        if handler in _INLINE_HANDLERS and inline.enabled \
+                and live.credentials.answers_from_memory(token):
+            return await inline.run(run, request, token, None)
         if takes_body is not False and not live.credentials.knows(token):
             # A token not yet found good here is checked before a byte of the body is read
             # (docs/security.md); a known one keeps the single trip to the thread pool.
@@ -257,6 +267,7 @@ def build_api(live: LiveRuntime, *, max_body: int = DEFAULT_MAX_BODY,
         raise TypeError("the API needs a LiveRuntime built with "
                         "policy_factory=CasbinAccessPolicy")
     documents = OpenApiCache()
+    inline = InlineReads(live.engine)
 
     async def openapi(request: Request) -> Response:
         token = bearer_token(request.headers.get("authorization"))
@@ -265,8 +276,8 @@ def build_api(live: LiveRuntime, *, max_body: int = DEFAULT_MAX_BODY,
 
     def route(path: str, handlers: Mapping[str, tuple[Handler, bool | None]], *,
               body_limit: int | None = None) -> Route:
-        return Route(path, _endpoint(live, handlers, max_body=body_limit or max_body),
-                     methods=list(handlers))
+        return Route(path, _endpoint(live, handlers, max_body=body_limit or max_body,
+                                     inline=inline), methods=list(handlers))
 
     async def upload(request: Request) -> Response:
         token = bearer_token(request.headers.get("authorization"))
@@ -307,4 +318,6 @@ def build_api(live: LiveRuntime, *, max_body: int = DEFAULT_MAX_BODY,
                 {"POST": (pools.handler(operation, _record_response), None)})
           for operation in pools.OPERATIONS),
     ]
-    return Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS)
+    app = Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS)
+    app.state.inline = inline  # its counters, for tests and benchmarks
+    return app
