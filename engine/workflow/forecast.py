@@ -59,7 +59,7 @@ class DropForecast:
 #: smallest size that holds them, so each size is one statement compiled once and run
 #: on the direct-read path, which takes no expanding ``IN`` (SQLAlchemy finishes those
 #: at every execution). More ids than the largest size go in several statements.
-ID_SLOTS = (16, 64, 256, 1024)
+ID_SLOTS = (8, 16, 32, 64, 128, 256, 512, 1024)
 
 
 @dataclass(frozen=True)
@@ -71,8 +71,11 @@ class _Forecasts:
     rules: tuple[tuple[Pool, PoolRule], ...]
     statement: CompoundSelect[Any] | Select[Any] | None
     slots: int = ID_SLOTS[-1]
+    #: Each rule's duration, and its durations by field value (``due_at``'s, computed once).
+    durations: tuple[tuple[timedelta, dict[Any, timedelta]], ...] = ()
 
 
+_EPOCH = datetime(2000, 1, 1)
 #: The statements of the newest schema seen, by (entity, slots) (a new schema starts over).
 _built: GenerationMemo[tuple[str, int], _Forecasts] = GenerationMemo()
 
@@ -95,7 +98,12 @@ def _forecasts(schema: StorageSchema, entity: str, slots: int) -> _Forecasts:
                 for index, (pool, rule) in enumerate(rules)]
     statement = None if not branches else branches[0] if len(branches) == 1 \
         else union_all(*branches)
-    return _Forecasts(rules, statement, slots)
+    # due_at's own answers from a fixed start, so the per-row sum keeps its rules
+    durations = tuple((due_at(rule, _EPOCH, None) - _EPOCH,
+                       {value: due_at(rule, _EPOCH, value) - _EPOCH
+                        for value, _ in (rule.after.per_value if rule.after else ())})
+                      for _, rule in rules)
+    return _Forecasts(rules, statement, slots, durations)
 
 
 def _branch(schema: StorageSchema, entity: str, pool: Pool, rule: PoolRule,
@@ -130,19 +138,26 @@ def drop_forecast(records: RecordService, *, entity: str, ids: Sequence[int],
     """For each of ``ids`` that a drop rule governs: the earliest drop (absent: none)."""
     if not ids or entity not in records.schema.tables:
         return {}
-    found: dict[int, DropForecast] = {}
+    earliest: dict[int, tuple[datetime, int]] = {}  # record id -> (due, rule index)
     for slots, params in _chunks(ids):
         forecasts = forecast_statement(records.schema, entity, slots=slots)
         if forecasts.statement is None:
-            return found
+            return {}
+        rules, durations = forecasts.rules, forecasts.durations
         # one statement on a pooled cursor: no Connection, no BEGIN/ROLLBACK around it
         for record_id, start, per_value, index in direct_rows(
                 records.engine, forecasts.statement, params):
-            pool, rule = forecasts.rules[int(index)]
-            start = start if start.tzinfo else start.replace(tzinfo=now.tzinfo)
-            due = due_at(rule, start, per_value)
-            old = found.get(int(record_id))
-            if old is None or due < old.due_at:
-                found[int(record_id)] = DropForecast(pool=pool.name, rule=rule.name,
-                                                     label=rule.label, due_at=due)
-    return found
+            if start.tzinfo is None:
+                start = start.replace(tzinfo=now.tzinfo)
+            index = int(index)
+            default, per = durations[index]  # as ``rules.due_at``, without a dict per row
+            due = start + (per.get(per_value, default) if per_value is not None else default)
+            old = earliest.get(record_id)
+            if old is None or due < old[0]:
+                earliest[record_id] = (due, index)
+    out = {}
+    for record_id, (due, index) in earliest.items():
+        pool, rule = rules[index]
+        out[int(record_id)] = DropForecast(pool=pool.name, rule=rule.name, label=rule.label,
+                                           due_at=due)
+    return out
