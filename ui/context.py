@@ -33,7 +33,7 @@ from engine.permissions.versions import one_read_per_request
 from engine.records.record import Record
 from engine.runtime import LiveRuntime, Runtime
 from engine.storage.settings import company_time_zone
-from ui import i18n, vocabulary, zones
+from ui import i18n, partials, vocabulary, zones
 from ui.auth import Session, SessionCodec, is_secure, session_of, set_session_cookie
 from ui.csrf import SAFE_METHODS, csrf_token
 from ui.limits import FORM_LIMITS
@@ -121,7 +121,7 @@ class Chrome:
     csrf_token: str
     languages: list[LanguageLink]
     user_name: str = ""
-    nav: list[NavLink] = field(default_factory=list)
+    nav: tuple[NavLink, ...] = ()  # a tuple: its rendering is cached per value
     banner: str = ""
     path: str = "/"
     viewing_as: str = ""  # the user an admin is viewing as (a banner with an exit)
@@ -193,6 +193,7 @@ def build_templates(directory: Path = HERE / "templates") -> Environment:
     env.filters["instant"] = _instant
     env.filters["vocab"] = _vocab  # metadata words (actions, scopes, types...) as labels
     env.filters["tr"] = _translate  # engine messages (plan lines...) in the page's locale
+    partials.install(env)  # {{ cached("partial.html", value) }}
     return env
 
 
@@ -458,7 +459,7 @@ class UIContext:
         languages = [LanguageLink(code, i18n.LANGUAGE_NAMES[code],
                                   _with_param(request, i18n.LANG_PARAM, code), code == locale)
                      for code in SUPPORTED_LOCALES]
-        nav = self.nav(request, self.actor(request)) if user is not None else []
+        nav = tuple(self.nav(request, self.actor(request))) if user is not None else ()
         return Chrome(locale=locale, csrf_token=self.csrf_token(request), languages=languages,
                       user_name=user.display_name if user else "", nav=nav,
                       banner=i18n.translate(locale, self.settings.banner),

@@ -84,7 +84,7 @@ def build_list(ui: UIContext, request: Request, runtime: Runtime, actor: Actor, 
         page.rows, labels, claim=can_claim, claim_ids=claim_ids, badges=badges)
     if state.after:  # "load more": only rows are drawn, skip the rest
         return ListView(entity.name, "", f"/e/{entity.name}", state, headers, rows, next_url,
-                        "", False, [], [], [], [], [], "", False, False, False, False, False,
+                        "", False, [], (), [], [], [], "", False, False, False, False, False,
                         [], [], "", "", notice, can_claim=can_claim, claim_ids=claim_ids,
                         drop_badges=badges)
     can = {a: ui.may(actor, entity, a)
@@ -109,7 +109,8 @@ def build_list(ui: UIContext, request: Request, runtime: Runtime, actor: Actor, 
         filters_url="" if state.filters else
         f"/e/{entity.name}/filters" + (f"?{query}" if query else ""),
         # by name: comparing Field dataclasses compared every attribute of each
-        column_choices=[Choice(f.name, f.label.get(locale), f.name in shown) for f in fields],
+        column_choices=tuple(Choice(f.name, f.label.get(locale), f.name in shown)
+                             for f in fields),
         page_sizes=page_sizes(state),
         hidden_params=[("sort", state.sort)],
         saved_views=saved_view_links(views, actor), saved_state=query,
