@@ -128,6 +128,9 @@ class ListView:
     count_url: str = ""
     #: Where the closed filter panel loads from when opened ("": drawn, ``filters``).
     filters_url: str = ""
+    #: The list with its filter panel drawn and open (``panel=filters``): the
+    #: ``<noscript>`` fallback of ``filters_url``.
+    filters_page_url: str = ""
     tabs: list[Any] = field(default_factory=list)  # ui.pools.tabs.Tab: mine / pool / team
     can_claim: bool = False  # pooled entity and the actor holds claim: a claim column
     claim_ids: frozenset[int] = frozenset()  # rows in a pool, claimable from the list

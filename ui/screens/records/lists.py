@@ -61,8 +61,14 @@ _BULK_PERMISSION = {"update": "update", "assign": "assign", "delete": "delete",
                     "claim": "claim", "recycle": "recycle", "move": "assign"}
 
 
+#: ``?panel=filters``: the list with its filter panel drawn (the no-JavaScript way to it).
+PANEL_PARAM, FILTERS_PANEL = "panel", "filters"
+
+
 def build_list(ui: UIContext, request: Request, runtime: Runtime, actor: Actor, entity: Entity,
-               state: ListState, *, notice: str = "") -> ListView:
+               state: ListState, *, notice: str = "", filters_open: bool = False) -> ListView:
+    """The list page's view. ``filters_open``: draw the filter panel with the page (it is
+    drawn anyway when filters are set; closed, it loads when opened)."""
     locale = ui.locale(request)
     hidden = runtime.policy.hidden_fields(actor, entity)
     own_fields = visible_fields(entity, hidden)
@@ -93,6 +99,7 @@ def build_list(ui: UIContext, request: Request, runtime: Runtime, actor: Actor, 
     shown = {f.name for f in columns}
     views = SavedViews(runtime.engine, runtime.schema).visible(actor.user_id or 0, entity.name)
     query = urlencode(state.params())
+    drawn = bool(state.filters) or filters_open
     # The (capped) count is a second query as costly as the page: it is loaded by
     # htmx right after the page is shown (``count_fragment``), not before.
     count_url = f"/e/{entity.name}/count" + (f"?{query}" if query else "")
@@ -104,10 +111,10 @@ def build_list(ui: UIContext, request: Request, runtime: Runtime, actor: Actor, 
         searchable=any(n in names for n in entity.search_fields),
         # The panel is drawn with the page only when filters are set (it opens then);
         # closed, it loads when opened (``filters_fragment``): few page views open it.
-        filters=filter_panel(runtime, actor, entity, state, fields, locale)
-        if state.filters else [],
-        filters_url="" if state.filters else
-        f"/e/{entity.name}/filters" + (f"?{query}" if query else ""),
+        filters=filter_panel(runtime, actor, entity, state, fields, locale) if drawn else [],
+        filters_url="" if drawn else f"/e/{entity.name}/filters" + (f"?{query}" if query else ""),
+        filters_page_url=f"/e/{entity.name}?" + (f"{query}&" if query else "")
+        + f"{PANEL_PARAM}={FILTERS_PANEL}",
         # by name: comparing Field dataclasses compared every attribute of each
         column_choices=tuple(Choice(f.name, f.label.get(locale), f.name in shown)
                              for f in fields),
@@ -209,7 +216,8 @@ def routes(ui: UIContext) -> list[BaseRoute]:
         runtime, actor = ui.runtime(), ui.actor(request)
         entity = entity_of(runtime, request)
         state = ListState.parse(entity.name, request.query_params.multi_items())
-        view = build_list(ui, request, runtime, actor, entity, state)
+        view = build_list(ui, request, runtime, actor, entity, state, filters_open=(
+            request.query_params.get(PANEL_PARAM) == FILTERS_PANEL))
         fragment = "records/_rows.html" if state.after else "records/_results.html"
         return ui.render(request, "records/list.html", view, fragment=fragment)
 
