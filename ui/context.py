@@ -33,7 +33,7 @@ from engine.permissions.versions import one_read_per_request
 from engine.records.record import Record
 from engine.runtime import LiveRuntime, Runtime
 from engine.storage.settings import company_time_zone
-from ui import i18n, vocabulary, zones
+from ui import i18n, partials, vocabulary, zones
 from ui.auth import Session, SessionCodec, is_secure, session_of, set_session_cookie
 from ui.csrf import SAFE_METHODS, csrf_token
 from ui.limits import FORM_LIMITS
@@ -121,7 +121,7 @@ class Chrome:
     csrf_token: str
     languages: list[LanguageLink]
     user_name: str = ""
-    nav: list[NavLink] = field(default_factory=list)
+    nav: tuple[NavLink, ...] = ()  # a tuple: its rendering is cached per value
     banner: str = ""
     path: str = "/"
     viewing_as: str = ""  # the user an admin is viewing as (a banner with an exit)
@@ -193,7 +193,20 @@ def build_templates(directory: Path = HERE / "templates") -> Environment:
     env.filters["instant"] = _instant
     env.filters["vocab"] = _vocab  # metadata words (actions, scopes, types...) as labels
     env.filters["tr"] = _translate  # engine messages (plan lines...) in the page's locale
+    partials.install(env)  # {{ cached("partial.html", value) }}
     return env
+
+
+@dataclass
+class _PinnedCaches:
+    """Answers that hold while ``registry`` and ``state`` (the policy's) are current."""
+
+    registry: object
+    state: object
+    #: (user, impersonator, roles, locale) -> navigation links (label, url)
+    nav: dict[tuple[object, ...], tuple[tuple[str, str], ...]] = field(default_factory=dict)
+    #: (user, impersonator, system, entity, action) -> may
+    may: dict[tuple[object, ...], bool] = field(default_factory=dict)
 
 
 class UIContext:
@@ -212,9 +225,10 @@ class UIContext:
         self.templates = templates or build_templates()
         self.templates.globals["map_tiles"] = settings.map_tiles
         self.codec = SessionCodec(settings.secret_key)
-        self._nav: list[NavProvider] = []
-        self._nav_cache: dict[tuple[object, ...], tuple[tuple[str, str], ...]] = {}
-        self._nav_pins: tuple[object, object] = (None, None)
+        self._nav: list[tuple[NavProvider, bool]] = []  # (provider, cached)
+        #: The per-user caches of one (registry, policy state): replaced whole, so an
+        #: answer worked out under an older pair lands in a dict nobody reads any more.
+        self._pinned_caches = _PinnedCaches(None, None)
         self._detail_actions: list[DetailActionProvider] = []
         self._company_zone: tuple[str, float] | None = None
         self._actor_hooks: list[ActorHook] = []
@@ -295,12 +309,44 @@ class UIContext:
         return actor
 
     def may(self, actor: Actor, entity: Entity, action: str) -> bool:
-        """Whether the actor holds ``action`` on the entity at all (for showing buttons)."""
+        """Whether the actor holds ``action`` on the entity at all (for showing buttons).
+
+        Remembered per user, entity and action while the registry and the policy state
+        stay the same objects: a list page asks a dozen times, and each refusal built
+        an exception and its message.
+        """
+        runtime = self.runtime()
+        caches = self._pinned(runtime)
+        if caches is None:
+            return self._may(runtime, actor, entity, action)
+        key = (actor.user_id, actor.impersonator_id, actor.is_system, entity.name, action)
+        found = caches.may.get(key)
+        if found is None:
+            found = self._may(runtime, actor, entity, action)
+            if len(caches.may) >= 10_000:
+                caches.may.clear()
+            caches.may[key] = found
+        return found
+
+    @staticmethod
+    def _may(runtime: Runtime, actor: Actor, entity: Entity, action: str) -> bool:
         try:
-            self.runtime().policy.check_action(actor, entity, action)
+            runtime.policy.check_action(actor, entity, action)
         except ForbiddenError:
             return False
         return True
+
+    def _pinned(self, runtime: Runtime) -> _PinnedCaches | None:
+        """The per-user caches of the current registry and policy state (new, empty ones
+        when either changed); None for a policy without a state object (no caching)."""
+        state = getattr(runtime.policy, "state", None)
+        if state is None:
+            return None
+        current = state()
+        caches = self._pinned_caches
+        if caches.registry is not runtime.registry or caches.state is not current:
+            caches = self._pinned_caches = _PinnedCaches(runtime.registry, current)
+        return caches
 
     # --- time zone -----------------------------------------------------------------------------
 
@@ -348,8 +394,11 @@ class UIContext:
 
     # --- contributions from screen areas -------------------------------------------------------
 
-    def add_nav(self, provider: NavProvider) -> None:
-        self._nav.append(provider)
+    def add_nav(self, provider: NavProvider, *, cached: bool = False) -> None:
+        """Add navigation links. ``cached``: the provider's links depend only on the
+        actor, the locale, the registry and the policy, so they are kept per user and
+        locale (``nav``), and each link is current when the path is its URL or under it."""
+        self._nav.append((provider, cached))
 
     def add_actor_hook(self, hook: ActorHook) -> None:
         """Let an area replace the request's actor (view-as); hooks run in order, once."""
@@ -364,39 +413,45 @@ class UIContext:
 
     def nav(self, request: Request, actor: Actor) -> list[NavLink]:
         """Entities the actor may read (in registry order), then contributed links."""
-        locale = self.locale(request)
         path = request.url.path
         links = [NavLink(label, url, active=path == url or path.startswith(url + "/"))
-                 for label, url in self._entity_links(actor, locale)]
-        for provider in self._nav:
-            links.extend(provider(request, actor))
+                 for label, url in self._cached_links(request, actor)]
+        for provider, cached in self._nav:
+            if not cached:
+                links.extend(provider(request, actor))
         return links
 
-    def _entity_links(self, actor: Actor, locale: str) -> tuple[tuple[str, str], ...]:
-        """(label, url) of the entities the actor may read, cached per role set, locale,
-        registry and policy state: every page showed them, and checking each entity
-        per request cost more than rendering them."""
+    def _cached_links(self, request: Request, actor: Actor) -> tuple[tuple[str, str], ...]:
+        """(label, url) of the entities the actor may read and of the cached providers'
+        links, kept per user, locale, registry and policy state: every page showed
+        them, and checking each entity and report per request cost more than drawing
+        them."""
         runtime = self.runtime()
-        state = getattr(runtime.policy, "state", None)
-        pins = (runtime.registry, state() if state is not None else None)
-        if pins[0] is not self._nav_pins[0] or pins[1] is not self._nav_pins[1]:
-            self._nav_cache, self._nav_pins = {}, pins  # a new registry or policy: start over
-        key = (actor.roles, actor.impersonator_id is not None, locale)
-        found = self._nav_cache.get(key)
+        locale = self.locale(request)
+        caches = self._pinned(runtime)
+        key = (actor.user_id, actor.impersonator_id, actor.roles, locale)
+        found = caches.nav.get(key) if caches is not None else None
         if found is None:
             found = tuple(
                 (entity.plural_label.get(locale) or entity.label.get(locale), f"/e/{entity.name}")
                 for entity in runtime.registry.entities.values()
                 if self.may(actor, entity, "read"))
-            if len(self._nav_cache) >= 1000:
-                self._nav_cache.clear()
-            self._nav_cache[key] = found
+            found += tuple((link.label, link.url) for provider, cached in self._nav if cached
+                           for link in provider(request, actor))
+            if caches is not None:
+                if len(caches.nav) >= 1000:
+                    caches.nav.clear()
+                caches.nav[key] = found
         return found
 
     # --- rendering -----------------------------------------------------------------------------
 
     def csrf_token(self, request: Request) -> str:
-        return csrf_token(self.settings.secret_key, self.session(request).sid)
+        if "tp_csrf" in request.state._state:  # the page and its chrome ask for it
+            return request.state.tp_csrf  # type: ignore[no-any-return]
+        token = request.state.tp_csrf = csrf_token(self.settings.secret_key,
+                                                   self.session(request).sid)
+        return token
 
     def chrome(self, request: Request) -> Chrome:
         locale = self.locale(request)
@@ -404,7 +459,7 @@ class UIContext:
         languages = [LanguageLink(code, i18n.LANGUAGE_NAMES[code],
                                   _with_param(request, i18n.LANG_PARAM, code), code == locale)
                      for code in SUPPORTED_LOCALES]
-        nav = self.nav(request, self.actor(request)) if user is not None else []
+        nav = tuple(self.nav(request, self.actor(request))) if user is not None else ()
         return Chrome(locale=locale, csrf_token=self.csrf_token(request), languages=languages,
                       user_name=user.display_name if user else "", nav=nav,
                       banner=i18n.translate(locale, self.settings.banner),

@@ -44,7 +44,7 @@ from typing import Any, NoReturn, Protocol
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.sql import Select
+from sqlalchemy.sql import CompoundSelect, Select
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from engine.errors import StatementTimeoutError
@@ -69,6 +69,8 @@ def _compile(source: str, namespace: dict[str, Any]) -> Converter:
     exec(f"def convert(row):\n    return {source}\n", namespace)  # noqa: S102
     convert: Converter = namespace["convert"]
     return convert
+#: What runs here: one SELECT, or a UNION of them (the drop forecast's rules).
+Statement = Select[Any] | CompoundSelect[Any]
 _THROUGH_CONNECTION: ContextVar[bool] = ContextVar("tp_through_connection", default=False)
 
 
@@ -88,7 +90,7 @@ class _Compiled:
     __slots__ = ("compiled", "convert", "lock", "names", "processors", "shaped", "sql",
                  "statement")
 
-    def __init__(self, statement: Select[Any], compiled: SQLCompiler, *, positional: bool) -> None:
+    def __init__(self, statement: Statement, compiled: SQLCompiler, *, positional: bool) -> None:
         self.statement = statement  # kept alive: the cache is keyed by its id
         self.compiled = compiled
         self.sql = compiled.string
@@ -120,7 +122,7 @@ class DirectReader:
             raise RuntimeError("the engine of this reader is gone")
         return engine
 
-    def rows(self, statement: Select[Any], params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+    def rows(self, statement: Statement, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         """Every row of ``statement`` (processed as ``Connection.execute`` would) as tuples."""
         return self._read(statement, params, None)
 
@@ -130,7 +132,7 @@ class DirectReader:
         types' result processors and the shape compiled into one function per row."""
         return self._read(statement, params, shape)
 
-    def _read(self, statement: Select[Any], params: Mapping[str, Any],
+    def _read(self, statement: Statement, params: Mapping[str, Any],
               shape: Shape | None) -> list[Any]:
         found = None if _THROUGH_CONNECTION.get() else self._compiled(statement)
         if found is None:  # finished at execution time (or asked for): SQLAlchemy's path
@@ -154,7 +156,7 @@ class DirectReader:
                               for n, v in parameters.items()}
         return self._run(found, parameters, shape)
 
-    def _compiled(self, statement: Select[Any]) -> _Compiled | None:
+    def _compiled(self, statement: Statement) -> _Compiled | None:
         found = self._cache.get(id(statement))
         if found is not None and found.statement is statement:
             return found
@@ -272,7 +274,7 @@ _readers: weakref.WeakKeyDictionary[Engine, DirectReader] = weakref.WeakKeyDicti
 _readers_lock = threading.Lock()
 
 
-def direct_rows(engine: Engine, statement: Select[Any],
+def direct_rows(engine: Engine, statement: Statement,
                 params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
     """``engine``'s rows of a cached ``statement`` (see the module docstring)."""
     return _reader(engine).rows(statement, params)

@@ -47,3 +47,23 @@ def test_the_panel_needs_a_session_and_a_known_entity(client_for: Client) -> Non
     # a bad list state is refused as the list page refuses it
     assert rep.get("/e/customer/filters", params={"n": "-3"}).status_code == 400
     assert rep.get("/e/customer", params={"n": "-3"}).status_code == 400
+
+
+def test_without_javascript_a_link_draws_the_panel_with_the_page(client_for: Client) -> None:
+    """The deferred panel never loads with JavaScript off: a <noscript> link (keeping the
+    list's state) asks for the page with the panel drawn and open, in both languages."""
+    rep = client_for("rep_east1")
+    page = rep.get("/e/customer", params={"q": "tea", "sort": "name"}).text
+    assert ('<noscript><p><a href="/e/customer?q=tea&amp;sort=name&amp;panel=filters">'
+            "Show the filters</a></p></noscript>") in page
+    assert 'class="muted needs-script"' in page  # the loading text hides without scripts
+    drawn = rep.get("/e/customer", params={"q": "tea", "sort": "name", "panel": "filters"})
+    assert drawn.status_code == 200
+    assert '<details class="panel" open>' in drawn.text and 'name="f.industry.in"' in drawn.text
+    assert 'hx-get="/e/customer/filters' not in drawn.text and "<noscript>" not in drawn.text
+    assert 'value="tea"' in drawn.text  # the state is kept
+    zh = client_for("rep_east1", lang="zh-CN").get("/e/customer").text
+    assert "显示筛选条件" in zh
+    # the panel stays the reader's: a hidden field is not offered
+    hidden = rep.get("/e/customer", params={"panel": "filters"}).text
+    assert "annual_revenue" not in hidden

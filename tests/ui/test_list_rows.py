@@ -97,3 +97,26 @@ def test_a_list_page_is_its_query_plus_at_most_one_more(demo_db: DemoDB) -> None
     assert len(work) <= 2, work
     assert "FROM customer" in work[0] and not any("tp_user" in s or "tp_saved_view" in s
                                                    for s in work)
+
+
+def test_a_page_names_only_the_people_its_columns_show(
+        demo_db: DemoDB, client_for: Client, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Owners and creators are named only when a column shows them: the default columns
+    ask the people cache for nobody; the owner column asks for the page's owners."""
+    from ui.screens.records import display
+
+    asked: list[set[int]] = []
+    real = display.cached_people
+
+    def spy(engine, ids):  # type: ignore[no-untyped-def]
+        asked.append(set(ids))
+        return real(engine, ids)
+
+    monkeypatch.setattr(display, "cached_people", spy)
+    rep = client_for("rep_east1")
+    assert rep.get("/e/customer").status_code == 200
+    assert asked == []
+    page = rep.get("/e/customer", params={"cols": "name,owner_id"}).text
+    me = demo_db.user_id("rep_east1")
+    assert asked and asked[-1] and me in asked[-1]
+    assert "Chen Jie" in page or "陈杰" in page  # rep_east1's name in the owner column

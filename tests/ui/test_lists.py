@@ -12,7 +12,7 @@ import pytest
 from openpyxl import load_workbook
 from starlette.testclient import TestClient
 
-from tests.ui.conftest import DemoDB, csrf, fragment, make_record
+from tests.ui.conftest import DemoDB, csrf, fragment, make_record, sign_in
 
 Client = Callable[[str | None], TestClient]
 
@@ -285,3 +285,30 @@ def test_the_title_column_sorts(client_for: Client, demo_db: DemoDB) -> None:
     assert names == ["Sort Alpha Co", "Sort Mid Co", "Sort Zeta Co"]
     backwards = re.findall(r">(Sort \w+ Co)</a>", rep.get("/e/customer?q=Sort&sort=-name").text)
     assert backwards == names[::-1]
+
+
+def test_buttons_and_navigation_follow_a_role_change(demo_db: DemoDB, client_for: Client) -> None:
+    """The list's buttons and the menu are kept per user (``UIContext.may``, the cached
+    navigation providers) only while the policy state is the same: a new role shows at
+    once, and so does losing it."""
+    from engine.permissions.identity import create_user
+    from engine.permissions.policy_store import bind_role, unbind_role
+    from engine.storage.database import write_transaction
+
+    with write_transaction(demo_db.live.engine) as conn:
+        user = create_user(conn, login="promoted", display_name="Promoted", password="pw-prom-1")
+        bind_role(conn, user_id=user.id, role="rep")
+    client = sign_in(client_for(None), "promoted", "pw-prom-1")
+    before = client.get("/e/customer").text
+    assert 'href="/admin"' not in before and '<option value="delete">' not in before
+    policy = demo_db.live.current().policy
+    with write_transaction(demo_db.live.engine) as conn:
+        bind_role(conn, user_id=user.id, role="admin")
+    policy.cache.refresh()  # type: ignore[attr-defined]  # as its next stamp check would
+    promoted = client.get("/e/customer").text
+    assert 'href="/admin"' in promoted and '<option value="delete">' in promoted
+    with write_transaction(demo_db.live.engine) as conn:
+        unbind_role(conn, user_id=user.id, role="admin")
+    policy.cache.refresh()  # type: ignore[attr-defined]
+    after = client.get("/e/customer").text
+    assert 'href="/admin"' not in after and '<option value="delete">' not in after

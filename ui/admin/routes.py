@@ -314,7 +314,7 @@ def routes(ui: UIContext) -> list[BaseRoute]:
         return [NavLink(ui.t(request, "Admin"), "/admin",
                         active=request.url.path.startswith("/admin"))]
 
-    ui.add_nav(admin_nav)
+    ui.add_nav(admin_nav, cached=True)  # by role only
     both = ["GET", "POST"]
     return [
         Route("/admin", admin(home)),

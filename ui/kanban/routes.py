@@ -158,7 +158,7 @@ def routes(ui: UIContext) -> list[BaseRoute]:
                          MovePage(title=card.title, card=card, board_url=b.board_url()),
                          context={"card": card, "next": f"/e/{entity.name}/{record.id}"})
 
-    ui.add_nav(lambda request, actor: _nav(ui, request, actor))
+    ui.add_nav(lambda request, actor: _nav(ui, request, actor), cached=True)
     ui.add_detail_actions(lambda request, actor, entity, record:
                           _stage_buttons(ui, request, actor, entity, record))
     return [

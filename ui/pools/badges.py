@@ -42,5 +42,12 @@ def drop_badges(ui: UIContext, request: Request, runtime: Runtime, actor: Actor,
     now = runtime.records.clock()
     locale = ui.locale(request)
     found = drop_forecast(runtime.records, entity=entity.name, ids=mine, now=now)
-    return {record_id: badge_text(locale, forecast, now)
-            for record_id, forecast in found.items()}
+    texts: dict[int, str] = {}  # by days left: a page's badges share a few texts
+    out = {}
+    for record_id, forecast in found.items():
+        days = forecast.days_left(now)
+        text = texts.get(days)
+        if text is None:
+            text = texts[days] = badge_text(locale, forecast, now)
+        out[record_id] = text
+    return out

@@ -326,7 +326,7 @@ def routes(ui: UIContext) -> list[BaseRoute]:
                                  active=path == "/leaderboard"))
         return links
 
-    ui.add_nav(nav)
+    ui.add_nav(nav, cached=True)  # by the registry and what the actor may read
     return [
         Route("/reports", ui.endpoint(index), name="reports"),
         Route("/reports/{name}", ui.endpoint(page), name="report"),

@@ -70,3 +70,41 @@ def test_an_edit_behind_the_engines_back_shows_after_the_ttl(ident_engine: Engin
     assert cache.people([eve])[eve].display_name == "Eve SQL"
     no_cache = PeopleCache(ident_engine, ttl=0)
     assert no_cache.people([eve])[eve].display_name == "Eve SQL" and no_cache.misses == 1
+
+
+def test_a_page_reads_only_its_own_people_however_many_users_there_are(
+        ident_engine: Engine) -> None:
+    """Many users (500 here; the same holds for 10^4): a page asking for three names
+    reads those three, in one statement bound to them, and after a stamp moves again
+    only the ids asked for -- never the whole user table."""
+    from sqlalchemy import event
+
+    with write_transaction(ident_engine) as conn:
+        ids = [create_user(conn, login=f"many{n}", display_name=f"Many {n}").id
+               for n in range(500)]
+    bound: list[int] = []
+
+    def count(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        if statement.lstrip().upper().startswith("SELECT") and "display_name" in statement:
+            bound.append(len(parameters))
+
+    event.listen(ident_engine, "before_cursor_execute", count)
+    try:
+        clock = Clock()
+        cache = PeopleCache(ident_engine, check_interval=0.5, monotonic=clock)
+        page = [ids[7], ids[300], ids[499]]
+        assert {p.display_name for p in cache.people(page).values()} == \
+            {"Many 7", "Many 300", "Many 499"}
+        assert bound == [3] and cache.misses == 1
+        assert len(cache._people) == 3  # nothing else was loaded
+        cache.people(page)
+        assert bound == [3]  # cached per id
+        # a new user moves the org stamp: the next page reads its own ids again, only them
+        _user(ident_engine, "newcomer")
+        cache.watch.seen_local_bumps()
+        clock.now += 0.5
+        bound.clear()  # (creating the user read one row)
+        cache.people([ids[1], ids[2]])
+        assert bound == [2] and len(cache._people) == 2
+    finally:
+        event.remove(ident_engine, "before_cursor_execute", count)

@@ -54,30 +54,42 @@ class Names:
 
 def resolve_names(runtime: Runtime, actor: Actor, entity: Entity, records: Iterable[Record],
                   *, fields: Iterable[Field] | None = None,
-                  extra_people: Iterable[int] = ()) -> Names:
-    """Batch-load what ``records`` reference (only what ``actor`` may read)."""
+                  extra_people: Iterable[int] = (), owners: bool = True) -> Names:
+    """Batch-load what ``records`` reference (only what ``actor`` may read).
+
+    ``owners``: also name each record's owner and creator (the detail page, exports
+    and merges show them); a list page names only the people its columns show, so a
+    page that shows no person reads no one.
+    """
     rows = list(records)
     shown = list(fields) if fields is not None else list(entity.fields)
+    references = [(f.name, f.target) for f in shown
+                  if f.type is FieldType.REFERENCE and f.target]
+    users = [f.name for f in shown if f.type is FieldType.USER]
+    systems = ("owner_id", "created_by") if owners else ()
     wanted: dict[str, set[int]] = {}
     people: set[int] = set(extra_people)
     for record in rows:
-        for key in ("owner_id", "created_by"):
-            if isinstance(record.get(key), int):
-                people.add(record[key])
-        for f in shown:
-            value = record.get(f.name)
-            if value is None:
-                continue
-            if f.type is FieldType.REFERENCE and f.target:
-                wanted.setdefault(f.target, set()).add(int(value))
-            elif f.type is FieldType.USER:
+        values = record.mapping()
+        for name, target in references:
+            value = values.get(name)
+            if value is not None:
+                wanted.setdefault(target, set()).add(int(value))
+        for name in users:
+            value = values.get(name)
+            if value is not None:
                 people.add(int(value))
+        for name in systems:
+            value = values.get(name)
+            if isinstance(value, int):
+                people.add(value)
     names = Names()
     for target, ids in wanted.items():
         names.records.update(titles(runtime, actor, target, ids))
     # names from the process's people cache (stamped): a list page needs no statement
-    names.people = {pid: p.display_name
-                    for pid, p in cached_people(runtime.engine, people).items()}
+    if people:
+        names.people = {pid: p.display_name
+                        for pid, p in cached_people(runtime.engine, people).items()}
     return names
 
 

@@ -81,6 +81,23 @@ class SavedViewLink:
 
 
 @dataclass(frozen=True)
+class BulkForm:
+    """The bulk-action form under a list: what ``records/_bulk.html`` reads, hashable so
+    its rendering is kept per value (``ui/partials.py``)."""
+
+    can_update: bool
+    can_assign: bool
+    can_delete: bool
+    can_export: bool
+    can_claim: bool
+    can_recycle: bool
+    can_merge: bool
+    bulk_fields: tuple[Choice, ...]
+    move_pools: tuple[Choice, ...]
+    people: tuple[Choice, ...]
+
+
+@dataclass(frozen=True)
 class ListView:
     entity: str
     title: str
@@ -92,7 +109,7 @@ class ListView:
     count_text: str
     searchable: bool
     filters: list[FilterWidget]
-    column_choices: list[Choice]
+    column_choices: tuple[Choice, ...]  # a tuple: its rendering is cached per value
     page_sizes: list[Choice]
     hidden_params: list[tuple[str, str]]
     saved_views: list[SavedViewLink]
@@ -111,6 +128,9 @@ class ListView:
     count_url: str = ""
     #: Where the closed filter panel loads from when opened ("": drawn, ``filters``).
     filters_url: str = ""
+    #: The list with its filter panel drawn and open (``panel=filters``): the
+    #: ``<noscript>`` fallback of ``filters_url``.
+    filters_page_url: str = ""
     tabs: list[Any] = field(default_factory=list)  # ui.pools.tabs.Tab: mine / pool / team
     can_claim: bool = False  # pooled entity and the actor holds claim: a claim column
     claim_ids: frozenset[int] = frozenset()  # rows in a pool, claimable from the list
@@ -120,6 +140,12 @@ class ListView:
     can_merge: bool = False  # the merge grant on an entity with a recycle bin
     #: "Drops in N days" by record id, on the actor's own pooled records (ui/pools/badges.py).
     drop_badges: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def bulk(self) -> BulkForm:
+        return BulkForm(self.can_update, self.can_assign, self.can_delete, self.can_export,
+                        self.can_claim, self.can_recycle, self.can_merge,
+                        tuple(self.bulk_fields), tuple(self.move_pools), tuple(self.people))
 
 
 def visible_fields(entity: Entity, hidden: frozenset[str]) -> list[Field]:

@@ -16,6 +16,7 @@ from starlette.routing import BaseRoute, Route
 
 from engine.actor import Actor
 from engine.errors import NotFoundError, QueryError
+from engine.memo import GenerationMemo
 from engine.metadata.model import Entity, Feature, Field
 from engine.permissions.assignable import assignable_owners
 from engine.permissions.directory import search_people
@@ -60,8 +61,14 @@ _BULK_PERMISSION = {"update": "update", "assign": "assign", "delete": "delete",
                     "claim": "claim", "recycle": "recycle", "move": "assign"}
 
 
+#: ``?panel=filters``: the list with its filter panel drawn (the no-JavaScript way to it).
+PANEL_PARAM, FILTERS_PANEL = "panel", "filters"
+
+
 def build_list(ui: UIContext, request: Request, runtime: Runtime, actor: Actor, entity: Entity,
-               state: ListState, *, notice: str = "") -> ListView:
+               state: ListState, *, notice: str = "", filters_open: bool = False) -> ListView:
+    """The list page's view. ``filters_open``: draw the filter panel with the page (it is
+    drawn anyway when filters are set; closed, it loads when opened)."""
     locale = ui.locale(request)
     hidden = runtime.policy.hidden_fields(actor, entity)
     own_fields = visible_fields(entity, hidden)
@@ -71,7 +78,7 @@ def build_list(ui: UIContext, request: Request, runtime: Runtime, actor: Actor, 
     columns = [by_name[c] for c in choose_columns(state.cols, names,
                                                   default_columns(entity, hidden), entity.name)]
     page = runtime.records.list(actor, entity.name, zoned_query(entity, state.query()))
-    labels = resolve_names(runtime, actor, entity, page.rows, fields=columns)
+    labels = resolve_names(runtime, actor, entity, page.rows, fields=columns, owners=False)
     next_url = state.next_url(page.next_token) if page.has_more and page.next_token else None
     headers = columns_of(entity, state, columns, runtime.records.plan(entity.name).sortable,
                          locale)
@@ -83,7 +90,7 @@ def build_list(ui: UIContext, request: Request, runtime: Runtime, actor: Actor, 
         page.rows, labels, claim=can_claim, claim_ids=claim_ids, badges=badges)
     if state.after:  # "load more": only rows are drawn, skip the rest
         return ListView(entity.name, "", f"/e/{entity.name}", state, headers, rows, next_url,
-                        "", False, [], [], [], [], [], "", False, False, False, False, False,
+                        "", False, [], (), [], [], [], "", False, False, False, False, False,
                         [], [], "", "", notice, can_claim=can_claim, claim_ids=claim_ids,
                         drop_badges=badges)
     can = {a: ui.may(actor, entity, a)
@@ -92,6 +99,7 @@ def build_list(ui: UIContext, request: Request, runtime: Runtime, actor: Actor, 
     shown = {f.name for f in columns}
     views = SavedViews(runtime.engine, runtime.schema).visible(actor.user_id or 0, entity.name)
     query = urlencode(state.params())
+    drawn = bool(state.filters) or filters_open
     # The (capped) count is a second query as costly as the page: it is loaded by
     # htmx right after the page is shown (``count_fragment``), not before.
     count_url = f"/e/{entity.name}/count" + (f"?{query}" if query else "")
@@ -103,12 +111,13 @@ def build_list(ui: UIContext, request: Request, runtime: Runtime, actor: Actor, 
         searchable=any(n in names for n in entity.search_fields),
         # The panel is drawn with the page only when filters are set (it opens then);
         # closed, it loads when opened (``filters_fragment``): few page views open it.
-        filters=filter_panel(runtime, actor, entity, state, fields, locale)
-        if state.filters else [],
-        filters_url="" if state.filters else
-        f"/e/{entity.name}/filters" + (f"?{query}" if query else ""),
+        filters=filter_panel(runtime, actor, entity, state, fields, locale) if drawn else [],
+        filters_url="" if drawn else f"/e/{entity.name}/filters" + (f"?{query}" if query else ""),
+        filters_page_url=f"/e/{entity.name}?" + (f"{query}&" if query else "")
+        + f"{PANEL_PARAM}={FILTERS_PANEL}",
         # by name: comparing Field dataclasses compared every attribute of each
-        column_choices=[Choice(f.name, f.label.get(locale), f.name in shown) for f in fields],
+        column_choices=tuple(Choice(f.name, f.label.get(locale), f.name in shown)
+                             for f in fields),
         page_sizes=page_sizes(state),
         hidden_params=[("sort", state.sort)],
         saved_views=saved_view_links(views, actor), saved_state=query,
@@ -137,12 +146,20 @@ def filter_panel(runtime: Runtime, actor: Actor, entity: Entity, state: ListStat
     return with_pickers(runtime, actor, entity, widgets)
 
 
+#: The list fields of the newest registry, by (entity, hidden fields): built per page,
+#: the pool's and system's field-like definitions were a tenth of the list's own work.
+_list_fields: GenerationMemo[tuple[str, frozenset[str]], tuple[Field, ...]] = \
+    GenerationMemo(limit=1000)
+
+
 def list_fields(runtime: Runtime, actor: Actor, entity: Entity) -> list[Field]:
     """The fields a list may show and filter on: the entity's own, then its pool's and
     the system's columns, less those hidden from ``actor``."""
     hidden = runtime.policy.hidden_fields(actor, entity)
-    return visible_fields(entity, hidden) + pool_columns(runtime.registry, entity, hidden) + \
-        system_columns(runtime.registry, entity, hidden)
+    registry = runtime.registry
+    return list(_list_fields.get(registry, (entity.name, hidden), lambda: (
+        *visible_fields(entity, hidden), *pool_columns(registry, entity, hidden),
+        *system_columns(registry, entity, hidden))))
 
 
 def filters_fragment(ui: UIContext, request: Request) -> Response:
@@ -199,7 +216,8 @@ def routes(ui: UIContext) -> list[BaseRoute]:
         runtime, actor = ui.runtime(), ui.actor(request)
         entity = entity_of(runtime, request)
         state = ListState.parse(entity.name, request.query_params.multi_items())
-        view = build_list(ui, request, runtime, actor, entity, state)
+        view = build_list(ui, request, runtime, actor, entity, state, filters_open=(
+            request.query_params.get(PANEL_PARAM) == FILTERS_PANEL))
         fragment = "records/_rows.html" if state.after else "records/_results.html"
         return ui.render(request, "records/list.html", view, fragment=fragment)
 

@@ -13,6 +13,7 @@ zone of the request (``ui.zones``), so a drawer is shared across zones.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -33,7 +34,15 @@ MAX_DRAWERS = 500
 BLANK = ' class="blank"'
 
 
+#: The characters markupsafe's ``escape`` replaces (and nothing else).
+_SPECIAL = re.compile(r"[&<>\"']")
+
+
 def _esc(text: object) -> str:
+    """``str(escape(text))``, without making a ``Markup`` for the common plain string
+    with nothing to escape (most cells): the same text either way."""
+    if type(text) is str and _SPECIAL.search(text) is None:
+        return text
     return str(escape(text))
 
 
@@ -116,30 +125,35 @@ class RowDrawer:
              badges: Mapping[int, str] | None = None) -> Markup:
         """The rows for ``records``; ``claim`` adds the pool-actions cell."""
         out: list[str] = []
+        append = out.append
         first, *rest = self.formatters
+        title = self.names[0]
         others = list(zip(self.names[1:], rest, self.openings, self.blank_openings, strict=True))
         base = f"/e/{_esc(self.entity)}/"
         for record in records:
-            rid = int(record.id)
+            values = record.mapping()
+            rid = int(values["id"])
             url = f"{base}{rid}"
-            text, _ = first(record.get(self.names[0]), names)
+            text, _ = first(values.get(title), names)
             badge = badges.get(rid) if badges else None
-            out.append(
+            append(
                 f'<tr id="row-{rid}">\n  <td class="select"><input type="checkbox" name="ids" '
                 f'value="{rid}" form="bulk" aria-label="{self.select_label} #{rid}"></td>\n'
                 f'  <td class="title"><a href="{url}">{text or f"#{rid}"}</a>'
                 + (f' <span class="tag drop-due">{_esc(badge)}</span>' if badge else "")
                 + "</td>\n")
             for name, fmt, opening, blank in others:
-                text, link = fmt(record.get(name), names)
-                out.append(f"  {opening if text else blank}"
-                           + (f'<a href="{link}">{text}</a>' if link else text) + "</td>\n")
+                text, link = fmt(values.get(name), names)
+                if link:
+                    append(f'  {opening if text else blank}<a href="{link}">{text}</a></td>\n')
+                else:
+                    append(f"  {opening if text else blank}{text}</td>\n")
             if claim:
-                out.append('<td class="row-actions">' + (
+                append('<td class="row-actions">' + (
                     f'<button type="submit" class="small" formaction="{url}/claim" '
                     f'formnovalidate name="next" value="list">{self.claim_label}</button>'
                     if rid in claim_ids else "") + "</td>")
-            out.append("</tr>\n")
+            append("</tr>\n")
         return Markup("".join(out))
 
 

@@ -1,0 +1,45 @@
+"""Cached partials (ui/partials.py): rendered once per (template, locale, value), escaped
+as any template, and never shared between values or locales."""
+
+from __future__ import annotations
+
+import pytest
+from jinja2 import DictLoader, Environment
+
+from ui.context import build_templates
+from ui.partials import PartialCache
+from ui.screens.records.listing import Choice
+
+
+def _env() -> Environment:
+    env = build_templates()
+    env.loader = DictLoader({
+        "page.html": '<p>{{ cached("part.html", view) }}</p>',
+        "part.html": '{% for c in view %}<b title="{{ c.value }}">{{ c.label }}</b>'
+                     '{% endfor %}{{ _("Apply") }}',
+    })
+    return env
+
+
+def test_a_partial_is_escaped_and_kept_per_value_and_locale() -> None:
+    env = _env()
+    hostile = (Choice('"><script>x()</script>', "<i>&"),)
+    html = env.get_template("page.html").render(view=hostile, locale="en")
+    assert '<b title="&#34;&gt;&lt;script&gt;x()&lt;/script&gt;">&lt;i&gt;&amp;</b>' in html
+    assert "<script>" not in html and html.endswith("Apply</p>")
+    zh = env.get_template("page.html").render(view=hostile, locale="zh-CN")
+    assert zh != html and "应用" in zh  # another locale: its own rendering
+    other = (Choice("a", "Other"),)
+    assert "Other" in env.get_template("page.html").render(view=other, locale="en")
+    # the same value again: the kept markup, identical
+    assert env.get_template("page.html").render(view=hostile, locale="en") == html
+
+
+def test_the_cache_is_bounded_and_refuses_unhashable_values() -> None:
+    env = _env()
+    cache = PartialCache(env, limit=2)
+    for n in range(5):
+        cache.render("part.html", "en", (Choice(str(n), str(n)),))
+    assert len(cache._rendered) <= 2
+    with pytest.raises(TypeError):  # a list could change after it was kept
+        cache.render("part.html", "en", [Choice("a", "a")])
