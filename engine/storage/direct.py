@@ -69,6 +69,8 @@ def _compile(source: str, namespace: dict[str, Any]) -> Converter:
     exec(f"def convert(row):\n    return {source}\n", namespace)  # noqa: S102
     convert: Converter = namespace["convert"]
     return convert
+
+
 #: What runs here: one SELECT, or a UNION of them (the drop forecast's rules).
 Statement = Select[Any] | CompoundSelect[Any]
 _THROUGH_CONNECTION: ContextVar[bool] = ContextVar("tp_through_connection", default=False)
