@@ -86,7 +86,7 @@ What moved them (issue 13): statements per API read from 3 plus stamp reads to 1
 #: What moved the figures of the wrk-loaded section (the analysis of a run is in its notes).
 WRK_NOTES = """
 
-What moved them (issue 13, h-apipath): wrk instead of a Python load client (the client no longer takes a core); uvicorn on httptools and uvloop (neither was installed, so it ran the pure-Python h11 parser and asyncio's loop); point reads and list pages run their cached statement straight on a pooled DBAPI cursor (`engine/storage/direct.py`: no Connection, no BEGIN/ROLLBACK around one statement, PostgreSQL in autocommit for it); the thread hop as one queue item (`ui/threads.py`). The bare endpoints still go through SQLAlchemy's Connection and Starlette's `run_in_threadpool`, so the API can cost less than its bare floor. Analysis and the worker ratios: section "HTTP with wrk (issue 13), notes"."""
+What moved them (issue 13, h-apipath): wrk instead of a Python load client (the client no longer takes a core); uvicorn on httptools and uvloop (neither was installed, so it ran the pure-Python h11 parser and asyncio's loop); point reads and list pages run their cached statement straight on a pooled DBAPI cursor (`engine/storage/direct.py`: no Connection, no BEGIN/ROLLBACK around one statement, PostgreSQL in autocommit for it); the thread hop as one queue item (`ui/threads.py`). The bare endpoints go through SQLAlchemy's Connection and hop to a request thread (`ui.threads.in_thread`, as the API did before it ran SQLite's bounded reads on the event loop: `ui/api/inline.py`), so the API can cost less than its bare floor. Analysis and the worker ratios: section "HTTP with wrk (issue 13), notes"."""
 
 
 @dataclass(frozen=True)
