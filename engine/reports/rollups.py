@@ -84,6 +84,21 @@ def _holds(op: str, stored: Any, wanted: Any) -> bool:
     raise ValueError(f"a rollup cannot evaluate {op!r}")   # refused at load
 
 
+def _day_memo(zone: dt.tzinfo | None) -> Callable[[Any], dt.date]:
+    """``local_day`` memoised for one batch: a bulk create's records share their
+    instant, and rows moved together often do (records loaded together), so a batch
+    converts each instant to the zone once, not once per row."""
+    days: dict[Any, dt.date] = {}
+
+    def day_of(when: Any) -> dt.date:
+        day = days.get(when)
+        if day is None:
+            day = days[when] = local_day(when, zone=zone)
+        return day
+
+    return day_of
+
+
 def contribution(measure: BoardMeasure, row: Mapping[str, Any] | None,
                  amount_column: str | None, *,
                  zone: dt.tzinfo | None = None,
@@ -158,15 +173,7 @@ class RollupKeeper:
         """The rollup changes a batch of writes makes (zero deltas dropped), keyed by day
         in ``zone`` (default: the company's)."""
         out: dict[Key, tuple[int, Decimal]] = {}
-        days: dict[Any, dt.date] = {}
-
-        def day_of(when: Any) -> dt.date:
-            # A bulk create's records share their instant: one zone conversion, not one each.
-            day = days.get(when)
-            if day is None:
-                day = days[when] = local_day(when, zone=zone)
-            return day
-
+        day_of = _day_memo(zone)
         for change in changes:
             if isinstance(change, BatchEvent):
                 self._batch_deltas(change, out, zone=zone)
@@ -209,15 +216,7 @@ class RollupKeeper:
         old, new = batch.before.get("owner_id"), batch.after.get("owner_id")
         if not batch.rows:
             return
-        days: dict[Any, dt.date] = {}
-
-        def day_of(when: Any) -> dt.date:
-            # Rows moved together often share their instants (records loaded together).
-            day = days.get(when)
-            if day is None:
-                day = days[when] = local_day(when, zone=zone)
-            return day
-
+        day_of = _day_memo(zone)
         position = {name: i for i, name in enumerate(batch.rows[0]._fields)}
         for m in self.measures.get(batch.entity, ()):
             col = self.amount_column(m)

@@ -15,13 +15,17 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 from starlette.testclient import TestClient
 
-from engine.permissions.credentials import CredentialCache
-from engine.permissions.scopes import CasbinAccessPolicy
 from engine.permissions.tokens import revoke_token
 from engine.runtime import LiveRuntime
 from engine.storage.database import make_engine, write_transaction
 from tests.ui.api.conftest import API
-from tests.ui.api.test_api_request_path import Clock, Seeded, Statements, seeded  # noqa: F401
+from tests.ui.api.test_api_request_path import (  # noqa: F401
+    Clock,
+    Seeded,
+    Statements,
+    clocked_runtime,
+    seeded,
+)
 from ui.api import app as api_app
 from ui.api import build_api, inline
 from ui.api.inline import InlineReads
@@ -45,13 +49,7 @@ def server(url: str, monkeypatch: pytest.MonkeyPatch, *, timeout: float = 5.0) -
     """The API as ``tidepool serve`` builds it: statements bounded, caches on a clock."""
     engine = make_engine(url, statement_timeout=timeout)
     clock = Clock()
-    live = LiveRuntime(url, engine=engine, policy_factory=CasbinAccessPolicy,
-                       check_interval=1.0, monotonic=clock)
-    live.credentials = CredentialCache(engine, check_interval=0.5, monotonic=clock)
-    policy = live.current().policy
-    assert isinstance(policy, CasbinAccessPolicy)
-    policy.cache.check_interval = 1.0
-    policy.cache._monotonic = clock
+    live = clocked_runtime(url, engine, clock)
     threads: list[str] = []
     hop = inline.in_thread
 

@@ -71,17 +71,24 @@ class Instance:
         return self.client.get(API + path, headers={"Authorization": f"Bearer {token}"})
 
 
-@contextmanager
-def instance(url: str) -> Iterator[Instance]:
-    engine = make_engine(url)
-    clock = Clock()
+def clocked_runtime(url: str, engine: Engine, clock: Clock) -> LiveRuntime:
+    """A runtime whose registry, credential and policy caches all read ``clock``
+    (moved by hand) for when their version stamps are due."""
     live = LiveRuntime(url, engine=engine, policy_factory=CasbinAccessPolicy,
                        check_interval=1.0, monotonic=clock)
     live.credentials = CredentialCache(engine, check_interval=0.5, monotonic=clock)
     policy = live.current().policy
     assert isinstance(policy, CasbinAccessPolicy)
     policy.cache.check_interval = 1.0
-    policy.cache._monotonic = clock  # the policy stamps follow the same hand-moved clock
+    policy.cache._monotonic = clock
+    return live
+
+
+@contextmanager
+def instance(url: str) -> Iterator[Instance]:
+    engine = make_engine(url)
+    clock = Clock()
+    live = clocked_runtime(url, engine, clock)
     statements = Statements(engine)
     app = Starlette(routes=[Mount(API, app=build_api(live))])
     try:
