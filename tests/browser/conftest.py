@@ -31,6 +31,10 @@ CHROMIUM = "/usr/bin/chromium"
 #: with another process's server and browser. Not a speed check: benches measure speed.
 TIMEOUT_MS = 30_000
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+#: A rep's phone: 390x844, touch, zh-CN, Shanghai time.
+PHONE: dict[str, Any] = {"viewport": {"width": 390, "height": 844}, "is_mobile": True,
+                         "has_touch": True, "device_scale_factor": 2, "locale": "zh-CN",
+                         "timezone_id": "Asia/Shanghai"}
 
 
 def _free_port() -> int:
@@ -113,6 +117,19 @@ def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
     if request.node.stash.get(_FAILED, False):
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+    context.close()
+    assert errors == [], f"JavaScript errors on the page: {errors}"
+
+
+def device_page(browser: Browser, options: dict[str, Any]) -> Iterator[Page]:
+    """A page in a fresh context made with ``options`` (a device: ``PHONE``...), for a
+    fixture to ``yield from``; the test fails on any JavaScript error on the page."""
+    context = browser.new_context(**options)
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield page
     context.close()
     assert errors == [], f"JavaScript errors on the page: {errors}"
 

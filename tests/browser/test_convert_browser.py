@@ -14,25 +14,14 @@ from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import select
 
 from engine.actor import Actor
-from tests.browser.conftest import TIMEOUT_MS, login
+from tests.browser.conftest import PHONE, device_page, login
 from tests.browser.screen_checks import check_screen
 from tests.ui.conftest import DemoDB
-
-PHONE: dict[str, Any] = {"viewport": {"width": 390, "height": 844}, "is_mobile": True,
-                         "has_touch": True, "device_scale_factor": 2, "locale": "zh-CN",
-                         "timezone_id": "Asia/Shanghai"}
 
 
 @pytest.fixture
 def phone(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(**PHONE, bypass_csp=True)
-    context.set_default_timeout(TIMEOUT_MS)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield page
-    context.close()
-    assert errors == [], f"JavaScript errors on the page: {errors}"
+    yield from device_page(browser, {**PHONE, "bypass_csp": True})
 
 
 def _make(db: DemoDB, entity: str, values: dict[str, Any]) -> int:

@@ -4,30 +4,18 @@ page; opening it loads it (an htmx fragment), and a filter chosen in it narrows 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.browser.conftest import TIMEOUT_MS, login
+from tests.browser.conftest import PHONE, TIMEOUT_MS, device_page, login
 from tests.browser.screen_checks import overflow
 from tests.ui.conftest import DemoDB, make_record
-
-PHONE: dict[str, Any] = {"viewport": {"width": 390, "height": 844}, "is_mobile": True,
-                         "has_touch": True, "device_scale_factor": 2, "locale": "zh-CN",
-                         "timezone_id": "Asia/Shanghai"}
 
 
 @pytest.fixture
 def phone(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(**PHONE)
-    context.set_default_timeout(TIMEOUT_MS)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield page
-    context.close()
-    assert errors == [], f"JavaScript errors on the page: {errors}"
+    yield from device_page(browser, PHONE)
 
 
 def test_the_panel_loads_when_opened_and_filters_the_rows(

@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from engine.actor import Actor
-from tests.browser.conftest import TIMEOUT_MS, login
+from tests.browser.conftest import device_page, login
 from tests.browser.screen_checks import check_screen
 from tests.ui.conftest import DemoDB
 
@@ -19,14 +19,7 @@ PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touc
 
 @pytest.fixture
 def phone(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(**PHONE, bypass_csp=True)  # type: ignore[arg-type]
-    context.set_default_timeout(TIMEOUT_MS)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield page
-    context.close()
-    assert errors == [], f"JavaScript errors on the page: {errors}"
+    yield from device_page(browser, {**PHONE, "bypass_csp": True})
 
 
 def test_merge_and_undo_on_a_phone(phone: Page, live_server: str,

@@ -15,13 +15,10 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from engine.actor import Actor
 from engine.records import ListQuery
-from tests.browser.conftest import TIMEOUT_MS, login
+from tests.browser.conftest import PHONE, TIMEOUT_MS, login
 from tests.browser.screen_checks import check_screen
 from tests.ui.conftest import DemoDB
 
-PHONE: dict[str, Any] = {"viewport": {"width": 390, "height": 844}, "is_mobile": True,
-                         "has_touch": True, "device_scale_factor": 2, "locale": "zh-CN",
-                         "timezone_id": "Asia/Shanghai"}
 DESKTOP: dict[str, Any] = {"viewport": {"width": 1366, "height": 768}, "locale": "en-US",
                            "timezone_id": "Asia/Shanghai"}
 SHANGHAI_BUND = {"latitude": 31.2400, "longitude": 121.4900}

@@ -46,6 +46,18 @@ def _esc(text: object) -> str:
     return str(escape(text))
 
 
+def _linked(f: Field, locale: str, link_of: Callable[[str], str]) -> CellFormatter:
+    """A text cell that links to ``link_of(text)`` (a phone's ``tel:``, an e-mail's
+    ``mailto:``; ``""`` for no link); a value that is not text is drawn as ``display``."""
+    def linked(value: Any, names: Names) -> tuple[str, str]:
+        if not isinstance(value, str) or not value:
+            return ("", "") if value is None or value == "" else \
+                (_esc(display(f, value, locale, names)), "")
+        link = link_of(value)
+        return _esc(value), (_esc(link) if link else "")
+    return linked
+
+
 def _formatter(f: Field, locale: str) -> CellFormatter:
     """The cell of one column: text and link, both escaped. Common types get a
     direct path; the rest go through ``display`` as the detail page does."""
@@ -75,21 +87,10 @@ def _formatter(f: Field, locale: str) -> CellFormatter:
             return ("", "") if value is None or value == "" else \
                 (_esc(names.person(int(value))), "")
         return user
-    if typ is FieldType.PHONE:
-        def phone(value: Any, names: Names) -> tuple[str, str]:
-            if not isinstance(value, str) or not value:
-                return ("", "") if value is None or value == "" else \
-                    (_esc(display(f, value, locale, names)), "")
-            # a tap on a phone dials it
-            return _esc(value), (_esc(phone_link(value)) if value.strip() else "")
-        return phone
+    if typ is FieldType.PHONE:  # a tap on a phone dials it
+        return _linked(f, locale, lambda v: phone_link(v) if v.strip() else "")
     if typ is FieldType.EMAIL:
-        def email(value: Any, names: Names) -> tuple[str, str]:
-            if not isinstance(value, str) or not value:
-                return ("", "") if value is None or value == "" else \
-                    (_esc(display(f, value, locale, names)), "")
-            return _esc(value), (_esc(f"mailto:{value.strip()}") if "@" in value else "")
-        return email
+        return _linked(f, locale, lambda v: f"mailto:{v.strip()}" if "@" in v else "")
     if typ in (FieldType.TEXT, FieldType.URL, FieldType.AUTO_NUMBER):
         def text(value: Any, names: Names) -> tuple[str, str]:
             if isinstance(value, str):
