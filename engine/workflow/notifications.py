@@ -17,8 +17,9 @@ run's, a distribution's or a bulk pool operation's records moved alike,
 ("12 of your records went back to the pool"): ``record_count`` records, the first
 one's id, the pool. That is what a rep wants to read after a rule run, and a
 rule's batch writes a handful of rows instead of one per moved record; the notices
-commit (or roll back) with the moves. Hooks still see every record's event. Every read (``inbox``, ``unread_count``) lists the records through
-the records service with the reader's own scope, so a notification never reveals
+commit (or roll back) with the moves. Hooks still see every record's event.
+Every read (``inbox``, ``unread_count``) lists the records (a digest's first one)
+through the records service with the reader's own scope, so a notification never reveals
 a record the user cannot read now: an assignment, warning or mention about such
 a record is neither shown nor counted; a ``claimed`` or ``taken`` notice (about a
 record the user held and lost, which they usually can no longer read) is shown
@@ -300,18 +301,17 @@ def inbox(records: RecordService, actor: Actor, *, limit: int = PAGE_SIZE,
                  before_id=before_id)
     wanted: dict[str, set[int]] = {}
     for r in rows:
-        if _count(r) == 1:
-            wanted.setdefault(r.entity, set()).add(int(r.record_id))
+        wanted.setdefault(r.entity, set()).add(int(r.record_id))
     titles = _visible(records, actor, wanted)
-    # A digest names no record (a count and a pool): shown whole, its records listed
-    # through the reader's own scope when they follow the link.
+    # A digest is checked by its first record as a single notice is, and names no
+    # record (a count and a pool): its records are listed through the reader's own
+    # scope when they follow the link.
     return [Shown(id=int(r.id), kind=r.kind, entity=r.entity, record_id=int(r.record_id),
                   title=titles.get((r.entity, int(r.record_id))) if _count(r) == 1 else None,
                   actor_name=r.actor_name, rule=r.rule, reason=r.reason, due_at=r.due_at,
                   at=r.at, read=r.read_at is not None, count=_count(r), pool=r.pool)
             for r in rows
-            if _count(r) > 1 or (r.entity, int(r.record_id)) in titles
-            or r.kind in LOST_KINDS]
+            if (r.entity, int(r.record_id)) in titles or r.kind in LOST_KINDS]
 
 
 def _count(row: Any) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from engine.actor import Actor
 from engine.errors import NotFoundError, ValidationError
@@ -94,6 +94,23 @@ def test_a_notification_never_reveals_a_record_the_reader_cannot_read(world: Wor
             table.c.user_id == world.uid("rep_west1"))).scalars().all() == ["mention"]
     west = world.actor("rep_west1")
     assert inbox(world.records, west) == [] and unread_count(world.records, west) == 0
+
+
+def test_a_digest_is_shown_only_when_the_reader_can_read_its_record(world: World) -> None:
+    # A digest of records assigned to rep_west1 whose first record they cannot read (an
+    # east customer) is neither shown nor counted; one about a record they can read is.
+    east = world.held_by("customer", "rep_east1")[0]
+    west = world.held_by("customer", "rep_west1")[0]
+    table = world.records.schema.system["tp_notification"]
+    with world.engine.begin() as conn:
+        for record_id in (east, west):
+            conn.execute(insert(table).values(
+                user_id=world.uid("rep_west1"), kind="assigned", entity="customer",
+                record_id=record_id, record_count=3, pool="customer_pool", at=T0))
+    reader = world.actor("rep_west1")
+    shown = inbox(world.records, reader)
+    assert [(n.record_id, n.count, n.title) for n in shown] == [(west, 3, None)]
+    assert unread_count(world.records, reader) == 1
 
 
 def test_mark_read_and_mark_all_read_touch_only_ones_own(world: World) -> None:
