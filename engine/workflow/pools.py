@@ -37,6 +37,7 @@ from engine.records.record import Record
 from engine.records.service import RecordService
 from engine.records.transaction import Transaction
 from engine.storage.applied import SYSTEM_TABLES
+from engine.storage.fanout import among
 from engine.storage.pool_tables import POOL_EVENT_TABLE, POOL_LOCK_TABLE
 from engine.storage.system_tables import USER_TABLE
 from engine.workflow import limits
@@ -114,6 +115,24 @@ def home_pool(tx: Transaction, plan: EntityPlan, record_id: int,
         .where(ledger_table.c.entity == plan.name, ledger_table.c.record_id == record_id,
                ledger_table.c.pool.is_not(None))
         .order_by(ledger_table.c.id.desc()).limit(1)).scalar()
+    return _home_of(tx, plan, last)
+
+
+def home_pools(tx: Transaction, plan: EntityPlan, record_ids: Sequence[int]) -> dict[int, Pool]:
+    """``home_pool`` (no pool asked for) of many records, their last pools read in one
+    statement: a batch of thousands is not one ledger query per record."""
+    ledger = tx.service.schema.system[POOL_EVENT_TABLE]
+    newest = (select(ledger.c.record_id, func.max(ledger.c.id).label("newest"))
+              .where(ledger.c.entity == plan.name,
+                     among(tx.conn, ledger.c.record_id, record_ids),
+                     ledger.c.pool.is_not(None))
+              .group_by(ledger.c.record_id).subquery())
+    last = {int(r): p for r, p in tx.conn.execute(
+        select(ledger.c.record_id, ledger.c.pool).join(newest, ledger.c.id == newest.c.newest))}
+    return {int(r): _home_of(tx, plan, last.get(int(r))) for r in record_ids}
+
+
+def _home_of(tx: Transaction, plan: EntityPlan, last: str | None) -> Pool:
     known = {p.name: p for p in pools_of(tx, plan.name)}
     if last in known:
         return known[last]
@@ -501,11 +520,11 @@ def enforce_capacity(tx: Transaction, events: Sequence[Event]) -> None:
         if isinstance(event, BatchEvent):
             if explicit is None and len(declared) == 1:
                 explicit = declared[0].name  # what home_pool answers for every record
-            ids: Sequence[int] = event.record_ids[:1] if explicit else event.record_ids
+            homes = {event.record_ids[0]: home_pool(tx, plan, event.record_ids[0], explicit)} \
+                if explicit else home_pools(tx, plan, event.record_ids)
         else:
-            ids = [event.record_id]
-        for record_id in ids:
-            pool = home_pool(tx, plan, record_id, explicit)
+            homes = {event.record_id: home_pool(tx, plan, event.record_id, explicit)}
+        for record_id, pool in homes.items():
             checks.setdefault((plan.name, pool.name, int(owner)), record_id)
     for (entity_name, pool_name, owner), record_id in checks.items():
         plan = tx.service.plan(entity_name)
