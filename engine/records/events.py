@@ -131,19 +131,23 @@ class BatchEvent:
         if not self._expanded and self.record_ids:
             for record_id, row in zip(self.record_ids, self.rows, strict=True):
                 old = self.to_values(row)
-                new = {**old, **self.after, "version": int(old["version"]) + 1}
                 self._expanded.append(WriteEvent(
                     entity=self.entity, record_id=record_id, kind=self.kind,
-                    actor=self.actor, before=old, after=new, via=self.via, at=self.at,
-                    reason=self.reason))
+                    actor=self.actor, before=old, after=self._after(old), via=self.via,
+                    at=self.at, reason=self.reason))
         return self._expanded
 
     def after_of(self, record_id: int) -> Mapping[str, Any] | None:
-        """One record's values after the write, or None when it is not in the batch."""
-        for event in self.events():
-            if event.record_id == record_id:
-                return event.after
-        return None
+        """One record's values after the write, or None when it is not in the batch (only
+        its row is converted: a pool operation asks this of a batch of thousands)."""
+        try:
+            position = self.record_ids.index(record_id)
+        except ValueError:
+            return None
+        return self._after(self.to_values(self.rows[position]))
+
+    def _after(self, old: Mapping[str, Any]) -> dict[str, Any]:
+        return {**old, **self.after, "version": int(old["version"]) + 1}
 
 
 class RowValues(Mapping[int, dict[str, Any]]):

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from engine.actor import Actor
-from engine.records.events import CREATE, WriteEvent, creations
+from engine.records.events import CREATE, BatchEvent, WriteEvent, creations
 
 
 def test_creations_equal_the_events_the_constructor_builds() -> None:
@@ -25,3 +25,24 @@ def test_creations_equal_the_events_the_constructor_builds() -> None:
     assert built[1].changed("owner_id") and not built[0].changed("owner_id")
     with pytest.raises(dataclasses.FrozenInstanceError):
         built[0].kind = "update"  # type: ignore[misc]
+
+
+def test_a_batch_tells_one_records_values_after_as_its_expanded_event_does() -> None:
+    rows = [{"id": 5, "owner_id": 2, "pool_id": None, "version": 3},
+            {"id": 9, "owner_id": 2, "pool_id": None, "version": 1}]
+    converted: list[int] = []
+
+    def to_values(row: dict[str, object]) -> dict[str, object]:
+        converted.append(int(row["id"]))  # type: ignore[call-overload]
+        return dict(row)
+
+    batch = BatchEvent(entity="customer", kind="assign", record_ids=(5, 9),
+                       actor=Actor.system("rule"), before={"owner_id": 2, "pool_id": None},
+                       after={"owner_id": None, "pool_id": "customer_pool"}, via="rule",
+                       at=datetime(2026, 11, 30, tzinfo=UTC), rows=rows, to_values=to_values)
+    assert batch.after_of(9) == {"id": 9, "owner_id": None, "pool_id": "customer_pool",
+                                 "version": 2}
+    assert converted == [9]  # only the record asked for
+    assert batch.after_of(4) is None
+    assert [batch.after_of(e.record_id) for e in batch.events()] == \
+        [e.after for e in batch.events()]
