@@ -16,6 +16,7 @@ import hashlib
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from types import MappingProxyType
 from typing import Any
 
@@ -377,6 +378,14 @@ class Territory:
     name: str
     polygon: tuple[tuple[float, float], ...]   # (longitude, latitude) corners
     target: Target
+
+    @cached_property
+    def box(self) -> tuple[float, float, float, float]:
+        """(min longitude, min latitude, max longitude, max latitude) of the corners: a
+        point outside this box is outside the polygon (distribution tests it first)."""
+        xs = [x for x, _ in self.polygon]
+        ys = [y for _, y in self.polygon]
+        return min(xs), min(ys), max(xs), max(ys)
 
 
 @dataclass(frozen=True)

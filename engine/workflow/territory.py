@@ -49,35 +49,13 @@ def contains(polygon: Sequence[Point], point: Point) -> bool:
     return inside
 
 
-def bounds(polygon: Sequence[Point]) -> tuple[float, float, float, float]:
-    """(min x, min y, max x, max y) of a polygon's corners."""
-    xs = [x for x, _ in polygon]
-    ys = [y for _, y in polygon]
-    return min(xs), min(ys), max(xs), max(ys)
-
-
-#: id(territory) -> (the territory, its bounds); the territory is kept so an id is never
-#: mistaken for a later object's. Registries are few; the cap only guards against churn.
-_BOUNDS: dict[int, tuple[Territory, tuple[float, float, float, float]]] = {}
-_MAX_BOUNDS = 4096
-
-
-def _bounds_of(territory: Territory) -> tuple[float, float, float, float]:
-    found = _BOUNDS.get(id(territory))
-    if found is None or found[0] is not territory:
-        if len(_BOUNDS) >= _MAX_BOUNDS:
-            _BOUNDS.clear()
-        found = _BOUNDS[id(territory)] = (territory, bounds(territory.polygon))
-    return found[1]
-
-
 def territory_of(territories: Sequence[Territory], *, lat: float, lng: float) -> Territory | None:
     """The first territory (by name, as declared order is sorted) containing the point.
 
     A point outside a polygon's bounding box is outside the polygon (and off its edges):
     most points of a large unowned import fail that test and skip the edge walk."""
     for territory in territories:
-        low_x, low_y, high_x, high_y = _bounds_of(territory)
+        low_x, low_y, high_x, high_y = territory.box
         if not (low_x <= lng <= high_x and low_y <= lat <= high_y):
             continue
         if contains(territory.polygon, (lng, lat)):
