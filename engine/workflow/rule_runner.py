@@ -41,6 +41,7 @@ from engine.actor import Actor
 from engine.errors import NotFoundError
 from engine.metadata.model import Pool, PoolRule
 from engine.records.service import RecordService
+from engine.records.transaction import Transaction
 from engine.storage import jobs
 from engine.storage.fanout import among
 from engine.storage.pool_tables import POOL_EVENT_TABLE
@@ -227,11 +228,8 @@ def _apply_batch(records: RecordService, pool: Pool, rule: PoolRule, sql: RuleSq
     (``_LeaseLost``).
     """
     key = rule_key(pool, rule)
-    table = records.schema.table(pool.entity)
-    registry, system = records.schema.registry, records.schema.system
     reason = rule.label.get("en") or rule.name
     actor = Actor.system("rules")
-    moved = unassigned = 0
     with records.transaction(actor, via=f"rule:{key}") as tx:
         if tx.conn.dialect.name == "postgresql":
             # The driver prepares a statement run five times, and PostgreSQL then may
@@ -246,46 +244,53 @@ def _apply_batch(records: RecordService, pool: Pool, rule: PoolRule, sql: RuleSq
         rows = read if sql.due_now is None else [r for r in read if r.due_now]
         warned = 0 if len(rows) == len(read) else _record_warnings(
             tx.conn, records, pool, rule, [r for r in read if not r.due_now], now=now)
-        if not rows:
-            if not renew(tx.conn, outcome.moved, last):
-                raise _LeaseLost
-            outcome.warned += warned
-            return len(read), last
-        ids = [int(r.id) for r in rows]
-        # PostgreSQL: re-checked in the UPDATE, as the row locks do not cover the clock
-        # and lock rows (a record touched since the read stays). SQLite: the unit holds
-        # the write lock from BEGIN IMMEDIATE, so nothing changed since the read.
-        checks = [guard(registry, system, table, pool, rule, now=now, ids=ids,
-                        among=lambda column: among(tx.conn, column, ids))] \
-            if tx.conn.dialect.name == "postgresql" else []
-        if rule.action == "return_to_pool":
-            moved = len(tx.reown(pool.entity, ids, owner_id=None, pool_id=pool.name,
-                                 kind="drop", action=None, guard=checks, reason=reason,
-                                 locked=rows))
-        else:
-            assert org is not None
-            givers = (_last_givers(records, tx.conn, pool.entity, ids)
-                      if rule.kind == "returned" else
-                      {int(r.id): None if r.owner_id is None else int(r.owner_id)
-                       for r in rows})
-            by_target: dict[int, list[Any]] = {}
-            for row in rows:
-                target = _target(rule, org, givers.get(int(row.id)))
-                if target is None:
-                    unassigned += 1
-                else:
-                    by_target.setdefault(target, []).append(row)
-            for target, some in sorted(by_target.items()):
-                moved += len(tx.reown(pool.entity, [int(r.id) for r in some],
-                                      owner_id=target, pool_id=None, kind="assign",
-                                      action=None, guard=checks, reason=reason,
-                                      locked=some))
+        moved, unassigned = _move_due(records, tx, pool, rule, rows, now=now, org=org,
+                                      reason=reason) if rows else (0, 0)
         if not renew(tx.conn, outcome.moved + moved, last):
             raise _LeaseLost
     outcome.moved += moved
     outcome.warned += warned
     outcome.unassigned += unassigned
     return len(read), last
+
+
+def _move_due(records: RecordService, tx: Transaction, pool: Pool, rule: PoolRule,
+              rows: Sequence[Any], *, now: dt.datetime, org: OrgView | None,
+              reason: str) -> tuple[int, int]:
+    """Move a batch's due rows (read locked in ``tx``); returns (moved, left unassigned)."""
+    table = records.schema.table(pool.entity)
+    registry, system = records.schema.registry, records.schema.system
+    moved = unassigned = 0
+    ids = [int(r.id) for r in rows]
+    # PostgreSQL: re-checked in the UPDATE, as the row locks do not cover the clock
+    # and lock rows (a record touched since the read stays). SQLite: the unit holds
+    # the write lock from BEGIN IMMEDIATE, so nothing changed since the read.
+    checks = [guard(registry, system, table, pool, rule, now=now, ids=ids,
+                    among=lambda column: among(tx.conn, column, ids))] \
+        if tx.conn.dialect.name == "postgresql" else []
+    if rule.action == "return_to_pool":
+        moved = len(tx.reown(pool.entity, ids, owner_id=None, pool_id=pool.name,
+                             kind="drop", action=None, guard=checks, reason=reason,
+                             locked=rows))
+    else:
+        assert org is not None
+        givers = (_last_givers(records, tx.conn, pool.entity, ids)
+                  if rule.kind == "returned" else
+                  {int(r.id): None if r.owner_id is None else int(r.owner_id)
+                   for r in rows})
+        by_target: dict[int, list[Any]] = {}
+        for row in rows:
+            target = _target(rule, org, givers.get(int(row.id)))
+            if target is None:
+                unassigned += 1
+            else:
+                by_target.setdefault(target, []).append(row)
+        for target, some in sorted(by_target.items()):
+            moved += len(tx.reown(pool.entity, [int(r.id) for r in some],
+                                  owner_id=target, pool_id=None, kind="assign",
+                                  action=None, guard=checks, reason=reason,
+                                  locked=some))
+    return moved, unassigned
 
 
 def _warning_sql(records: RecordService, pool: Pool, rule: PoolRule, *,
