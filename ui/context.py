@@ -205,8 +205,6 @@ class _PinnedCaches:
     state: object
     #: (user, impersonator, roles, locale) -> navigation links (label, url)
     nav: dict[tuple[object, ...], tuple[tuple[str, str], ...]] = field(default_factory=dict)
-    #: (user, impersonator, system, entity, action) -> may
-    may: dict[tuple[object, ...], bool] = field(default_factory=dict)
 
 
 class UIContext:
@@ -311,27 +309,15 @@ class UIContext:
     def may(self, actor: Actor, entity: Entity, action: str) -> bool:
         """Whether the actor holds ``action`` on the entity at all (for showing buttons).
 
-        Remembered per user, entity and action while the registry and the policy state
-        stay the same objects: a list page asks a dozen times, and each refusal built
-        an exception and its message.
+        A list page asks a dozen times: a policy that answers yes/no (``allows``) is
+        asked so, building no exception and message for each refusal.
         """
-        runtime = self.runtime()
-        caches = self._pinned(runtime)
-        if caches is None:
-            return self._may(runtime, actor, entity, action)
-        key = (actor.user_id, actor.impersonator_id, actor.is_system, entity.name, action)
-        found = caches.may.get(key)
-        if found is None:
-            found = self._may(runtime, actor, entity, action)
-            if len(caches.may) >= 10_000:
-                caches.may.clear()
-            caches.may[key] = found
-        return found
-
-    @staticmethod
-    def _may(runtime: Runtime, actor: Actor, entity: Entity, action: str) -> bool:
+        policy = self.runtime().policy
+        allows = getattr(policy, "allows", None)
+        if allows is not None:
+            return bool(allows(actor, entity, action))
         try:
-            runtime.policy.check_action(actor, entity, action)
+            policy.check_action(actor, entity, action)
         except ForbiddenError:
             return False
         return True

@@ -67,7 +67,7 @@ from sqlalchemy import (
 from engine.access import RowScope
 from engine.actor import Actor
 from engine.errors import ForbiddenError
-from engine.messages import M
+from engine.messages import M, Message
 from engine.metadata.model import Entity, Registry
 from engine.permissions import _tables as t
 from engine.permissions import versions
@@ -142,18 +142,28 @@ class CasbinAccessPolicy:
     # --- the AccessPolicy protocol -------------------------------------------------------
 
     def check_action(self, actor: Actor, entity: Entity, action: str) -> None:
+        refusal = self._refusal(actor, entity, action)
+        if refusal is not None:
+            raise ForbiddenError(entity.name, action, refusal)
+
+    def allows(self, actor: Actor, entity: Entity, action: str) -> bool:
+        """``check_action`` as a yes/no, building no exception: screens ask it per button."""
+        return self._refusal(actor, entity, action) is None
+
+    def _refusal(self, actor: Actor, entity: Entity, action: str) -> Message | None:
+        """Why ``action`` is refused, or None when it is granted."""
         if actor.is_system:
-            return
+            return None
         if actor.user_id is None:
-            raise ForbiddenError(entity.name, action, M("not signed in"))
+            return M("not signed in")
         if actor.impersonator_id is not None and action not in READ_ACTIONS:
             # An admin viewing as someone sees what they see and changes nothing in their
             # name: every write would be recorded as the other user's.
             who = actor.login or f"user {actor.user_id}"
-            raise ForbiddenError(entity.name, action, M("you are viewing as %(who)s, which is "
-                                                        "read-only", who=who))
+            return M("you are viewing as %(who)s, which is read-only", who=who)
         if not self.state().index.grants_for(actor.user_id, entity.name, action):
-            raise ForbiddenError(entity.name, action, M("none of your roles grants it"))
+            return M("none of your roles grants it")
+        return None
 
     def row_scope(self, actor: Actor, entity: Entity, table: Table, action: str) -> RowScope:
         if actor.is_system:
