@@ -12,17 +12,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import orjson
 from sqlalchemy import (
-    ARRAY,
     ColumnElement,
     Connection,
-    String,
     Table,
     and_,
-    any_,
-    bindparam,
-    func,
     or_,
     select,
 )
@@ -39,6 +33,7 @@ from engine.records._plan import (
 )
 from engine.records._prepare import compiled_rows
 from engine.records.coerce import CoercionError, InputSource, coercer
+from engine.storage.fanout import among
 from engine.storage.system_tables import USER_TABLE
 from engine.storage.tables import StorageSchema
 
@@ -150,23 +145,6 @@ class RowPreparer:
         return values
 
 
-def one_of(conn: Connection, column: ColumnElement[Any], values: Sequence[Any]
-           ) -> ColumnElement[bool] | None:
-    """``column IN values`` with the values in one bound parameter (a JSON array on
-    SQLite, an array on PostgreSQL), however many: a bulk create checks thousands of
-    keys, and expanding them into a bind parameter each cost more than the lookups.
-    None when the values are not all text or whole numbers (JSON would change them)."""
-    if not all(v.__class__ is str or v.__class__ is int for v in values):
-        return None
-    if conn.dialect.name == "sqlite":
-        listed = func.json_each(bindparam(None, orjson.dumps(list(values)).decode(),
-                                          type_=String)).table_valued("value")
-        return column.in_(select(listed.c.value))
-    if conn.dialect.name == "postgresql":
-        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
-    return None
-
-
 def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
@@ -270,8 +248,12 @@ def duplicates(conn: Connection, plan: EntityPlan, rows: Sequence[Mapping[str, A
             continue
         existing: dict[tuple[Any, ...], int] = {}
         keys = list(wanted)
-        listed = one_of(conn, spec.columns[0], [k[0] for k in keys]) \
-            if len(spec.fields) == 1 else None
+        firsts = [k[0] for k in keys]
+        # One bound list, however many keys, when they are all text or all whole
+        # numbers (anything else would change on its way through a JSON array).
+        listed = among(conn, spec.columns[0], firsts) if len(spec.fields) == 1 and (
+            all(v.__class__ is str for v in firsts)
+            or all(v.__class__ is int for v in firsts)) else None
         for chunk in (keys,) if listed is not None else \
                 _chunks(keys, CHUNK if len(spec.fields) == 1 else 100):
             cond: ColumnElement[bool]

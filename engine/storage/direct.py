@@ -27,7 +27,9 @@ connection is switched to autocommit for the call (no round trips for
 ``BEGIN`` and the pool's ``ROLLBACK``) and back before it returns to the pool.
 
 Statements that SQLAlchemy must finish at execution time (expanding ``IN``
-parameters, literal-execute parameters) go through ``Connection.execute``, and so
+parameters, literal-execute parameters) go through ``Connection.execute`` (that
+answer is cached like a compiled statement, so a reused page statement is compiled
+here once), and so
 does everything inside ``through_connection()``: Core-level listeners
 (``before_execute``) see those, which tools capturing the Core statement need, and
 benchmarks compare both paths with it in one process.
@@ -87,17 +89,24 @@ def through_connection() -> Iterator[None]:
 
 
 class _Compiled:
-    """A statement compiled for one dialect: SQL, parameter order, result conversion."""
+    """A statement compiled for one dialect: SQL, parameter order, result conversion.
+
+    ``compiled`` is None for a statement SQLAlchemy must finish at execution time:
+    remembered so that a page statement reused across pages is not compiled again on
+    every call only to learn that it goes through ``Connection.execute``.
+    """
 
     __slots__ = ("compiled", "convert", "lock", "names", "processors", "shaped", "sql",
                  "statement")
 
-    def __init__(self, statement: Statement, compiled: SQLCompiler, *, positional: bool) -> None:
+    def __init__(self, statement: Statement, compiled: SQLCompiler | None, *,
+                 positional: bool) -> None:
         self.statement = statement  # kept alive: the cache is keyed by its id
         self.compiled = compiled
-        self.sql = compiled.string
+        self.sql = compiled.string if compiled is not None else ""
         self.names: tuple[str, ...] | None = (
-            tuple(compiled.positiontup or ()) if positional else None)
+            tuple(compiled.positiontup or ()) if positional and compiled is not None
+            else None)
         self.convert: Converter | None = None  # made at the first execution (column types)
         #: each column's result processor (None: as read), known at the first execution
         self.processors: list[Any] | None = None
@@ -115,6 +124,8 @@ class DirectReader:
         self._positional = dialect.positional
         self._postgres = dialect.name == "postgresql"
         self._cache: dict[int, _Compiled] = {}
+        #: the ``Connection.execute`` path's row -> values, per shape (no processors there)
+        self._plain: dict[Shape, Converter] = {}
         self._lock = threading.Lock()
 
     @property
@@ -137,18 +148,20 @@ class DirectReader:
     def _read(self, statement: Statement, params: Mapping[str, Any],
               shape: Shape | None) -> list[Any]:
         found = None if _THROUGH_CONNECTION.get() else self._compiled(statement)
-        if found is None:  # finished at execution time (or asked for): SQLAlchemy's path
+        compiled = found.compiled if found is not None else None
+        if found is None or compiled is None:
+            # Finished at execution time (or asked for): SQLAlchemy's path.
             with self.engine.connect() as conn:
                 rows = [tuple(r) for r in conn.execute(statement, dict(params)).all()]
             if shape is None:
                 return rows
-            convert = _compile(f"{{{shape.source(lambda i: f'row[{i}]')}}}", {})
+            convert = self._plain.get(shape) or self._plain_shaped(shape)
             return [convert(r) for r in rows]
-        bound = found.compiled.construct_params(dict(params))
+        bound = compiled.construct_params(dict(params))
         parameters: Any = tuple(bound[n] for n in found.names) \
             if found.names is not None else bound
         # The column types' hooks on the way in (e.g. an instant as SQLite's text).
-        processors: Mapping[str, Any] = found.compiled._bind_processors
+        processors: Mapping[str, Any] = compiled._bind_processors
         if processors:
             if found.names is not None:
                 parameters = tuple(processors[n](v) if n in processors and v is not None else v
@@ -158,20 +171,32 @@ class DirectReader:
                               for n, v in parameters.items()}
         return self._run(found, parameters, shape)
 
-    def _compiled(self, statement: Statement) -> _Compiled | None:
+    def _compiled(self, statement: Statement) -> _Compiled:
+        """``statement``'s cached entry; its ``compiled`` is None if it is not run here."""
         found = self._cache.get(id(statement))
         if found is not None and found.statement is statement:
             return found
         compiled = statement.compile(dialect=self.engine.dialect)
         assert isinstance(compiled, SQLCompiler)
-        if compiled.literal_execute_params or compiled.post_compile_params:
-            return None
-        found = _Compiled(statement, compiled, positional=self._positional)
+        direct = not (compiled.literal_execute_params or compiled.post_compile_params)
+        found = _Compiled(statement, compiled if direct else None,
+                          positional=self._positional)
         with self._lock:
             if len(self._cache) >= MAX_COMPILED:
                 self._cache.clear()
             self._cache[id(statement)] = found
         return found
+
+    def _plain_shaped(self, shape: Shape) -> Converter:
+        """``shape``'s dict built from a row ``Connection.execute`` already processed."""
+        with self._lock:
+            convert = self._plain.get(shape)
+            if convert is None:
+                if len(self._plain) >= MAX_COMPILED:
+                    self._plain.clear()
+                convert = self._plain[shape] = _compile(
+                    f"{{{shape.source(lambda i: f'row[{i}]')}}}", {})
+            return convert
 
     def _run(self, found: _Compiled, parameters: Any, shape: Shape | None) -> list[Any]:
         engine = self.engine

@@ -38,19 +38,24 @@ SHORT_LIST = 64
 CHUNK = 5000
 
 
-def among(conn: Connection, column: Any, ids: Sequence[int]) -> ColumnElement[bool]:
+def among(conn: Connection, column: Any, ids: Sequence[int] | Sequence[str]
+          ) -> ColumnElement[bool]:
     """``column IN ids`` bound as one parameter (a PostgreSQL array, a SQLite JSON array).
 
     An IN list of thousands binds and renders one parameter per id on every
-    execution; a rule batch does it in several statements.
+    execution; a rule batch does it in several statements, a bulk create's duplicate
+    check one per unique key. Text values (such keys) are bound as they are, in an
+    array of the column's own type; anything else is taken as whole numbers (ids).
     """
-    values = [int(i) for i in ids]
+    text = all(i.__class__ is str for i in ids)
+    values: list[Any] = list(ids) if text else [int(i) for i in ids]
     if len(values) <= SHORT_LIST:
         return column.in_(values)  # type: ignore[no-any-return]
     if conn.dialect.name == "postgresql":
         # IN (SELECT unnest(array)), not = ANY(array): the planner hashes the set;
         # ANY is a filter that walks the whole array for every row it checks.
-        listed_pg = func.unnest(bindparam(None, values, type_=ARRAY(BigInteger)))
+        listed_pg = func.unnest(bindparam(None, values,
+                                          type_=ARRAY(column.type if text else BigInteger)))
         return column.in_(select(listed_pg))  # type: ignore[no-any-return]
     listed = func.json_each(bindparam(None, orjson.dumps(values).decode())) \
         .table_valued("value")

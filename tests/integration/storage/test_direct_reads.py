@@ -31,10 +31,12 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql import Select
 
 from engine.errors import StatementTimeoutError
+from engine.storage import direct
 from engine.storage.database import make_engine
-from engine.storage.direct import direct_rows, through_connection
+from engine.storage.direct import direct_rows, direct_values, through_connection
 from engine.storage.system_tables import InstantType
 
 META = MetaData()
@@ -112,6 +114,47 @@ def test_expanding_parameters_take_sqlalchemys_path(things: Engine) -> None:
         .order_by(THINGS.c.id)
     assert direct_rows(things, stmt, {"ids": [1, 3]}) == [(1,), (3,)]
     assert direct_rows(things, stmt, {"ids": [2]}) == [(2,)]
+
+
+class _NameShape:
+    """A row as ``{"id": ..., "name": ...}`` (``engine.records._plan.RowShape``'s protocol)."""
+
+    def source(self, column: Any) -> str:
+        return f"'id': {column(0)}, 'name': {column(1)}"
+
+
+def test_an_expanding_statement_is_compiled_once_across_calls(
+        things: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A department scope's ``owner.in_(listed)`` on a page statement reused across pages:
+    # the "not direct" answer and the row shape's function are remembered, not redone.
+    stmt = select(THINGS.c.id, THINGS.c.name) \
+        .where(THINGS.c.id.in_(bindparam("ids", expanding=True))).order_by(THINGS.c.id)
+    compiles: list[Any] = []
+    real_compile = Select.compile
+
+    def counted(self: Any, *args: Any, **kw: Any) -> Any:
+        if self is stmt:
+            compiles.append(self)
+        return real_compile(self, *args, **kw)
+
+    shapes: list[str] = []
+    real_shape = direct._compile
+
+    def counted_shape(source: str, namespace: dict[str, Any]) -> Any:
+        shapes.append(source)
+        return real_shape(source, namespace)
+
+    monkeypatch.setattr(Select, "compile", counted)
+    monkeypatch.setattr(direct, "_compile", counted_shape)
+    shape = _NameShape()
+    for _ in range(2):
+        assert direct_rows(things, stmt, {"ids": [1, 3]}) == [(1, "one"), (3, "three")]
+        assert direct_values(things, stmt, {"ids": [2, 3]}, shape) == [
+            {"id": 2, "name": "two"}, {"id": 3, "name": "three"}]
+    assert len(compiles) == 1 and len(shapes) == 1, (compiles, shapes)
+    with through_connection():  # the same values on SQLAlchemy's own path
+        assert direct_values(things, stmt, {"ids": [1]}, shape) == [{"id": 1, "name": "one"}]
+    assert len(compiles) == 1 and len(shapes) == 1
 
 
 def _left_clean(engine: Engine) -> None:

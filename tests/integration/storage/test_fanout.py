@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import JSON, Column, Engine, Integer, MetaData, String, Table, event, select
 
-from engine.storage.fanout import insert_group, insert_per_record, insert_rows
+from engine.storage.fanout import among, insert_group, insert_per_record, insert_rows
 
 
 def _tables(engine: Engine) -> tuple[Table, Table]:
@@ -70,3 +70,23 @@ def test_a_whole_group_is_one_statement_with_no_lookup(db_engine: Engine) -> Non
     with db_engine.connect() as conn:
         assert conn.execute(select(target.c.record_id).order_by(target.c.record_id)) \
             .scalars().all() == list(range(1, 21))
+
+
+def test_among_binds_text_and_ids_as_one_list_whatever_its_length(db_engine: Engine) -> None:
+    # The duplicate check of a bulk create looks thousands of text keys up with it.
+    _source, target = _tables(db_engine)
+    present = {f"e{i}" for i in range(100)}
+    with db_engine.begin() as conn:
+        conn.execute(target.insert(), [{"entity": e, "record_id": int(e[1:])} for e in present])
+    with db_engine.connect() as conn:
+        for names in (["e3", "e7", "zz"], [f"e{i}" for i in range(0, 200, 2)]):
+            cond = among(conn, target.c.entity, names)
+            got = conn.execute(select(target.c.entity).where(cond)).scalars().all()
+            assert sorted(got) == sorted(n for n in names if n in present)
+            if len(names) > 70:  # one array / JSON parameter, hashed: not = ANY(...)
+                sql = str(cond.compile(dialect=db_engine.dialect)).lower()
+                assert "any" not in sql and ("unnest" in sql or "json_each" in sql), sql
+        ids = list(range(50, 150))
+        got_ids = conn.execute(select(target.c.record_id)
+                               .where(among(conn, target.c.record_id, ids))).scalars().all()
+        assert sorted(got_ids) == list(range(50, 100))
