@@ -588,7 +588,7 @@ def report(results: Sequence[tuple[str, int, int, Load]], sql: dict[str, dict[st
                  "connection when each has its own record)" if client == "wrk" else
                  "a small asyncio HTTP/1.1 client (Python; wrk was not on PATH)")
     lines = [
-        (f"Command: `{command}` — {time.strftime('%Y-%m-%d %H:%M')} UTC, load average "
+        (f"Command: `{command}` — {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, load average "
          f"{load_average}; server: the app under "
          "`ui.serve.run_workers` (as `tidepool serve --workers N`: TCP_NODELAY, one thread "
          f"hop per request); load: {clients} keep-alive connections from {generator} "

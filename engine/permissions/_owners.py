@@ -48,7 +48,6 @@ from sqlalchemy import (
     bindparam,
     case,
     cast,
-    false,
     func,
     select,
 )
@@ -114,7 +113,7 @@ def owner_count(dialect: str, table: Table, owners: frozenset[int],
 
 @dataclass(frozen=True)
 class KnownMembers:
-    """Who sat in a department or subtree at one org stamp (PostgreSQL walks only)."""
+    """Who sat in a subtree at one org stamp (PostgreSQL walks only)."""
 
     stamp: int
     #: The user ids as PostgreSQL array text (``{3,5,8}``): bound as one parameter it is
@@ -123,9 +122,8 @@ class KnownMembers:
     ids: str
     #: Every user of the database was in it: any owner is one of them.
     everyone: bool
-    #: What the set stands for, for the live per-row test: a department, or a subtree.
-    department_id: int | None = None
-    path: str | None = None
+    #: The subtree's path, for the live per-row test.
+    path: str
 
 
 class _IdArray(UserDefinedType[str]):
@@ -138,8 +136,7 @@ class _IdArray(UserDefinedType[str]):
         return "BIGINT[]"
 
 
-def read_members(conn: Connection, members: Select[Any], *, department_id: int | None = None,
-                 path: str | None = None) -> KnownMembers | None:
+def read_members(conn: Connection, members: Select[Any], *, path: str) -> KnownMembers | None:
     """The members and the org stamp they belong to, read in one statement (one snapshot).
 
     None when there is nothing to cache (no members, or no org change ever stamped).
@@ -153,8 +150,7 @@ def read_members(conn: Connection, members: Select[Any], *, department_id: int |
         return None
     found = sorted({int(r[2]) for r in rows})
     return KnownMembers(stamp=int(rows[0][0]), ids="{" + ",".join(map(str, found)) + "}",
-                        everyone=len(found) == int(rows[0][1]),
-                        department_id=department_id, path=path)
+                        everyone=len(found) == int(rows[0][1]), path=path)
 
 
 def _owner_now(table: Table, known: KnownMembers) -> ColumnElement[bool]:
@@ -166,10 +162,6 @@ def _owner_now(table: Table, known: KnownMembers) -> ColumnElement[bool]:
     # Correlated by hand: two levels down, auto-correlation would not reach the row.
     department = select(t.user.c.department_id).where(
         t.user.c.id == table.c.owner_id + 0).correlate(table).scalar_subquery()
-    if known.path is None:
-        # Never "IS NULL": a set that names neither a department nor a path matches none.
-        return department == known.department_id if known.department_id is not None \
-            else false()
     return select(subtree_condition(t.department.c.path, known.path)).where(
         t.department.c.id == department).scalar_subquery()
 

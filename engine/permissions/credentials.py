@@ -125,10 +125,8 @@ class CredentialCache:
         key = token_hash(plaintext) if isinstance(plaintext, str) else ""
         entry = self._tokens.get(key)
         now = self._monotonic()
-        if entry is not None and entry.stamp == stamp and now - entry.cached_at < self.ttl \
-                and not _expired(entry.check.expires_at, self._clock()):
-            touch = now - entry.touched_at >= LAST_USED_RESOLUTION.total_seconds()
-            if not touch:
+        if entry is not None and self._fresh(entry, stamp, now):
+            if not _needs_touch(entry, now):
                 return entry.check
             self._tokens[key] = _TokenEntry(entry.check, entry.stamp, entry.cached_at, now)
             return TokenCheck(user=entry.check.user, token_id=entry.check.token_id,
@@ -158,9 +156,14 @@ class CredentialCache:
         if now - self._checked_at >= self.check_interval:
             return False
         entry = self._tokens.get(token_hash(plaintext))
-        return (entry is not None and entry.stamp == self._stamp
-                and now - entry.cached_at < self.ttl
-                and now - entry.touched_at < LAST_USED_RESOLUTION.total_seconds()
+        return (entry is not None and self._fresh(entry, self._stamp, now)
+                and not _needs_touch(entry, now))
+
+    def _fresh(self, entry: _TokenEntry, stamp: int, now: float) -> bool:
+        """Whether ``entry`` may answer for its token: cached under ``stamp``, within its
+        time to live, and the token not expired (the one test ``token`` and
+        ``answers_from_memory`` both apply)."""
+        return (entry.stamp == stamp and now - entry.cached_at < self.ttl
                 and not _expired(entry.check.expires_at, self._clock()))
 
     def _check(self, plaintext: str) -> TokenCheck:
@@ -199,6 +202,11 @@ class CredentialCache:
 
 def _expired(expires_at: dt.datetime | None, now: dt.datetime) -> bool:
     return expires_at is not None and expires_at <= now
+
+
+def _needs_touch(entry: _TokenEntry, now: float) -> bool:
+    """Whether the token's last use is due to be recorded again (``LAST_USED_RESOLUTION``)."""
+    return now - entry.touched_at >= LAST_USED_RESOLUTION.total_seconds()
 
 
 def _untouched(check: TokenCheck) -> TokenCheck:

@@ -51,7 +51,6 @@ class PeopleCache:
                  ttl: float = TTL, max_people: int = MAX_PEOPLE,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self.engine = engine
-        self.check_interval = check_interval
         self.ttl = ttl
         self.max_people = max_people
         self._monotonic = monotonic
@@ -89,9 +88,6 @@ class PeopleCache:
                 known[user_id] = (read.get(user_id), now)
             found.update(read)
         return found
-
-    def clear(self) -> None:
-        self._people = {}
 
 
 _caches: weakref.WeakKeyDictionary[Engine, PeopleCache] = weakref.WeakKeyDictionary()

@@ -128,9 +128,9 @@ class CasbinAccessPolicy:
         self._memo: _Memo | None = None
         #: (share stamp, user id, entity) -> may the user have shares of it
         self._has_shares: dict[tuple[object, ...], bool] = {}
-        #: The org version of the state they were read for, and per department or
-        #: subtree the members a PostgreSQL walk tests (``_owners.read_members``).
-        self._members: tuple[int, dict[tuple[object, ...], KnownMembers | None]] = (-1, {})
+        #: The org version of the state they were read for, and per subtree path the
+        #: members a PostgreSQL walk tests (``_owners.read_members``).
+        self._members: tuple[int, dict[str, KnownMembers | None]] = (-1, {})
 
     def set_registry(self, registry: Registry) -> None:
         """Swap in a new registry after a metadata change (pools, fields, rules come from it)."""
@@ -397,7 +397,8 @@ class CasbinAccessPolicy:
             arms = owner_arms(self._dialect, table, owners, members)
             if not arms:
                 return None
-            known = self._known_members(state, key, members) if scope == "subtree" else None
+            known = self._known_members(state, anchor.path, members) \
+                if scope == "subtree" else None
             return Branch(key, or_(*arms), (grant,), description,
                           arms=arms if len(arms) > 1 else (),
                           walk=owner_walk(self._dialect, table, members, known),
@@ -423,7 +424,7 @@ class CasbinAccessPolicy:
             return self._shared(state, user_id, entity, table, action, grant)
         return None
 
-    def _known_members(self, state: PolicyState, key: tuple[object, ...],
+    def _known_members(self, state: PolicyState, path: str,
                        members: Any) -> KnownMembers | None:
         """A subtree's members for PostgreSQL's walk, read once per org version.
 
@@ -437,13 +438,10 @@ class CasbinAccessPolicy:
         if version != state.org_version:
             found = {}
             self._members = (state.org_version, found)
-        if key not in found:
-            anchor = key[1]
+        if path not in found:
             with self.cache.engine.connect() as conn:
-                found[key] = read_members(
-                    conn, members, path=anchor if isinstance(anchor, str) else None,
-                    department_id=anchor if isinstance(anchor, int) else None)
-        return found[key]
+                found[path] = read_members(conn, members, path=path)
+        return found[path]
 
     def _may_have_shares(self, state: PolicyState, user_id: int, entity: Entity) -> bool:
         """Whether any share of ``entity`` names the user or one of their departments.

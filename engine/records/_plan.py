@@ -181,12 +181,11 @@ class RowShape:
     row instead of three (processed tuple, values, hidden fields dropped).
     """
 
-    __slots__ = ("_entries", "hidden")
+    __slots__ = ("_entries",)
 
     def __init__(self, entries: list[tuple[str, Callable[[Callable[[int], str]], str]]],
                  hidden: frozenset[str]) -> None:
         self._entries = [(k, e) for k, e in entries if k not in hidden]
-        self.hidden = hidden
 
     def source(self, column: Callable[[int], str]) -> str:
         return ", ".join(f"{key!r}: {expression(column)}" for key, expression in self._entries)

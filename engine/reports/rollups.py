@@ -210,9 +210,9 @@ class RollupKeeper:
         for m in self.events.get((batch.entity, batch.kind), ()):
             owner = _event_owner(batch.kind, batch.before, batch.after)
             if owner is not None:
-                key = (m.name, local_day(batch.at, zone=zone), int(owner))
-                n, total = out.get(key, (0, Decimal(0)))
-                out[key] = (n + len(batch.record_ids), total + len(batch.record_ids))
+                # an event counts each record once: n and total both grow by the count
+                add((m.name, local_day(batch.at, zone=zone), int(owner)),
+                    len(batch.record_ids), Decimal(1))
         old, new = batch.before.get("owner_id"), batch.after.get("owner_id")
         if not batch.rows:
             return

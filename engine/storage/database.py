@@ -94,7 +94,7 @@ def statement_budget(seconds: float) -> Iterator[None]:
 
 def budget_applies(engine: Engine) -> bool:
     """Whether ``statement_budget`` bounds ``engine``'s statements (a bounded SQLite engine)."""
-    return engine.dialect.name == "sqlite" and bool(_TIMEOUTS.get(engine))
+    return engine.dialect.name == "sqlite" and bool(statement_timeout_of(engine))
 
 
 #: Each bounded engine's statement timeout (seconds), for paths that report it themselves.

@@ -61,11 +61,14 @@ class InlineReads:
         self.retries = 0
 
     async def run(self, func: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
-        """``func(*args, **kwargs)`` on the loop, bounded; in a thread if it was refused."""
-        if self.enabled:
-            try:
-                with statement_budget(self.budget), stamps_from_memory():
-                    return func(*args, **kwargs)
-            except (StatementTimeoutError, WorkDeferred):
-                self.retries += 1
+        """``func(*args, **kwargs)`` on the loop, bounded; in a thread if it was refused.
+
+        The caller checks ``enabled`` first (it also decides whether the request may
+        be read inline at all), so this expects an enabled reader.
+        """
+        try:
+            with statement_budget(self.budget), stamps_from_memory():
+                return func(*args, **kwargs)
+        except (StatementTimeoutError, WorkDeferred):
+            self.retries += 1
         return await in_thread(func, *args, **kwargs)

@@ -133,13 +133,10 @@ class ListView:
     filters_page_url: str = ""
     tabs: list[Any] = field(default_factory=list)  # ui.pools.tabs.Tab: mine / pool / team
     can_claim: bool = False  # pooled entity and the actor holds claim: a claim column
-    claim_ids: frozenset[int] = frozenset()  # rows in a pool, claimable from the list
     can_recycle: bool = False  # leaders: bulk recycle (the reason in the value box)
     duplicates_url: str = ""  # merge grantees of an entity with dedup rules: candidates
     move_pools: list[Choice] = field(default_factory=list)  # leaders, 2+ pools: bulk move
     can_merge: bool = False  # the merge grant on an entity with a recycle bin
-    #: "Drops in N days" by record id, on the actor's own pooled records (ui/pools/badges.py).
-    drop_badges: dict[int, str] = field(default_factory=dict)
 
     @property
     def bulk(self) -> BulkForm:

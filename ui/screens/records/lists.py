@@ -91,8 +91,7 @@ def build_list(ui: UIContext, request: Request, runtime: Runtime, actor: Actor, 
     if state.after:  # "load more": only rows are drawn, skip the rest
         return ListView(entity.name, "", f"/e/{entity.name}", state, headers, rows, next_url,
                         "", False, [], (), [], [], [], "", False, False, False, False, False,
-                        [], [], "", "", notice, can_claim=can_claim, claim_ids=claim_ids,
-                        drop_badges=badges)
+                        [], [], "", "", notice, can_claim=can_claim)
     can = {a: ui.may(actor, entity, a)
            for a in ("create", "update", "assign", "delete", "export", "merge")}
     readonly = runtime.policy.readonly_fields(actor, entity)
@@ -131,10 +130,9 @@ def build_list(ui: UIContext, request: Request, runtime: Runtime, actor: Actor, 
         export_csv=f"/e/{entity.name}/export.csv" + (f"?{query}" if query else ""),
         export_xlsx=f"/e/{entity.name}/export.xlsx" + (f"?{query}" if query else ""),
         notice=notice, tabs=pool_tabs(ui, request, actor, entity, state),
-        can_claim=can_claim, claim_ids=claim_ids, can_recycle=can_recycle,
+        can_claim=can_claim, can_recycle=can_recycle,
         move_pools=move_choices(ui, actor, entity, runtime.records, locale),
-        can_merge=entity.has(Feature.SOFT_DELETE) and ui.may(actor, entity, "merge"),
-        drop_badges=badges)
+        can_merge=entity.has(Feature.SOFT_DELETE) and ui.may(actor, entity, "merge"))
 
 
 def filter_panel(runtime: Runtime, actor: Actor, entity: Entity, state: ListState,
