@@ -26,7 +26,7 @@ from sqlalchemy import Engine
 
 from engine.permissions import versions
 from engine.permissions.directory import Person, people_by_id
-from engine.permissions.stamp_watch import StampWatch
+from engine.permissions.stamp_watch import StampedEntries, StampWatch
 
 #: Seconds between reads of the stamps (as the credential cache: a renamed user's new
 #: name shows in every worker within this time).
@@ -52,13 +52,15 @@ class PeopleCache:
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self.engine = engine
         self.ttl = ttl
-        self.max_people = max_people
-        self._monotonic = monotonic
-        self.watch = StampWatch(engine, (versions.ORG, versions.CREDENTIALS),
-                                check_interval=check_interval, monotonic=monotonic)
-        self._stamp: tuple[int, ...] = ()
-        self._people: dict[int, tuple[Person | None, float]] = {}
+        self.entries: StampedEntries[int, Person | None] = StampedEntries(
+            StampWatch(engine, (versions.ORG, versions.CREDENTIALS),
+                       check_interval=check_interval, monotonic=monotonic),
+            ttl=ttl, max_entries=max_people, monotonic=monotonic)
         self.misses = 0  # statements run (observable in tests)
+
+    @property
+    def watch(self) -> StampWatch:
+        return self.entries.watch
 
     def people(self, ids: Iterable[int]) -> dict[int, Person]:
         """The people among ``ids`` (unknown ids are left out)."""
@@ -66,26 +68,14 @@ class PeopleCache:
         if self.ttl <= 0:
             self.misses += 1 if wanted else 0
             return people_by_id(self.engine, wanted)
-        stamp = self.watch.current()
-        if stamp != self._stamp:
-            self._people, self._stamp = {}, stamp
-        now = self._monotonic()
-        found: dict[int, Person] = {}
-        missing = []
-        known = self._people
-        for user_id in wanted:
-            entry = known.get(user_id)
-            if entry is None or now - entry[1] >= self.ttl:
-                missing.append(user_id)
-            elif entry[0] is not None:
-                found[user_id] = entry[0]
+        known, missing, since = self.entries.lookup(wanted)
+        found = {user_id: person for user_id, person in known.items() if person is not None}
         if missing:
             self.misses += 1
             read = people_by_id(self.engine, missing)
-            if len(known) + len(missing) > self.max_people:
-                known.clear()
-            for user_id in missing:  # an unknown id is remembered as unknown too
-                known[user_id] = (read.get(user_id), now)
+            # an unknown id is remembered as unknown too
+            self.entries.store({user_id: read.get(user_id) for user_id in missing},
+                               since=since)
             found.update(read)
         return found
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from typing import Generic, TypeVar
 
 from sqlalchemy import Engine
 
@@ -46,3 +47,53 @@ class StampWatch:
     def seen_local_bumps(self) -> None:
         """Take this process's bumps so far as made elsewhere (tests of other processes)."""
         self._bumps = tuple(versions.local_bumps(name) for name in self.names)
+
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class StampedEntries(Generic[K, V]):
+    """Values by key that a per-process cache trusts while ``watch``'s stamps hold and
+    for at most ``ttl`` seconds (a safety net for changes made in SQL by hand).
+
+    When a stamp moves every entry goes; at ``max_entries`` it starts over (a bound on
+    memory, not an LRU). The people cache and the saved views share this shape.
+    """
+
+    def __init__(self, watch: StampWatch, *, ttl: float, max_entries: int,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.watch = watch
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._monotonic = monotonic
+        self._stamp: tuple[int, ...] = ()
+        self._entries: dict[K, tuple[V, float]] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def lookup(self, keys: Iterable[K]) -> tuple[dict[K, V], list[K], float]:
+        """The trusted values among ``keys``, the keys to read again (unknown or too
+        old), and the time to pass to ``store`` with what was read for them."""
+        stamp = self.watch.current()
+        if stamp != self._stamp:
+            self._entries, self._stamp = {}, stamp
+        now = self._monotonic()
+        found: dict[K, V] = {}
+        missing: list[K] = []
+        entries = self._entries
+        for key in keys:
+            entry = entries.get(key)
+            if entry is None or now - entry[1] >= self.ttl:
+                missing.append(key)
+            else:
+                found[key] = entry[0]
+        return found, missing, now
+
+    def store(self, values: Mapping[K, V], *, since: float) -> None:
+        """Remember ``values``, read after the ``lookup`` that returned ``since``."""
+        if len(self._entries) + len(values) > self.max_entries:
+            self._entries.clear()
+        for key, value in values.items():
+            self._entries[key] = (value, since)

@@ -15,7 +15,6 @@ page spends no statement on them (issue 13).
 from __future__ import annotations
 
 import threading
-import time
 import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from sqlalchemy import Connection, Engine, delete, insert, or_, select, update
 from engine.errors import DuplicateError, ForbiddenError, NotFoundError, ValidationError
 from engine.messages import M
 from engine.permissions import versions
-from engine.permissions.stamp_watch import StampWatch
+from engine.permissions.stamp_watch import StampedEntries, StampWatch
 from engine.storage.database import write_transaction
 from engine.storage.tables import StorageSchema
 from engine.storage.view_tables import SAVED_VIEW_TABLE
@@ -161,23 +160,22 @@ class _VisibleCache:
     """``visible`` by (user, entity), per engine, valid while the ``views`` stamp holds."""
 
     def __init__(self, engine: Engine) -> None:
-        self.watch = StampWatch(engine, (versions.VIEWS,), check_interval=CHECK_INTERVAL)
-        self._stamp: tuple[int, ...] = ()
-        self._found: dict[tuple[int, str], tuple[list[SavedView], float]] = {}
+        self.entries: StampedEntries[tuple[int, str], list[SavedView]] = StampedEntries(
+            StampWatch(engine, (versions.VIEWS,), check_interval=CHECK_INTERVAL),
+            ttl=TTL, max_entries=MAX_ENTRIES)
+
+    @property
+    def watch(self) -> StampWatch:
+        return self.entries.watch
 
     def visible(self, views: SavedViews, user_id: int, entity: str) -> list[SavedView]:
-        stamp = self.watch.current()
-        if stamp != self._stamp:
-            self._found, self._stamp = {}, stamp
-        now = time.monotonic()
-        entry = self._found.get((user_id, entity))
-        if entry is not None and now - entry[1] < TTL:
-            return entry[0]
-        found = views.read_visible(user_id, entity)
-        if len(self._found) >= MAX_ENTRIES:
-            self._found.clear()
-        self._found[(user_id, entity)] = (found, now)
-        return found
+        key = (user_id, entity)
+        found, _, since = self.entries.lookup((key,))
+        if key in found:
+            return found[key]
+        read = views.read_visible(user_id, entity)
+        self.entries.store({key: read}, since=since)
+        return read
 
 
 _caches: weakref.WeakKeyDictionary[Engine, _VisibleCache] = weakref.WeakKeyDictionary()

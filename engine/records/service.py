@@ -248,6 +248,8 @@ class RecordService:
         if not plan.entity.dedup_rules or not rows:
             return []
         probes = [probe_values(plan, r, source=source) for r in rows]
+        if not any(probes):
+            return []  # no row carries a value the rules read (e.g. an update of others)
 
         def run(c: Connection) -> list[DedupWarning]:
             found = matches(c, self.plan, entity, probes, exclude_id=exclude_id)

@@ -8,6 +8,7 @@ import re
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import login
+from tests.ui.conftest import DemoDB, make_record
 
 
 def test_sign_in_create_fix_edit_and_see_the_feed(page: Page, live_server: str) -> None:
@@ -69,3 +70,19 @@ def test_switch_language(page: Page, live_server: str) -> None:
     expect(page.locator("input[name=q]")).to_have_attribute("placeholder", "搜索")
     page.click("form.lang button[value=en]")
     expect(page.locator("input[name=q]")).to_have_attribute("placeholder", "Search")
+
+
+def test_leaving_the_name_warns_of_a_twin_and_one_submit_saves(
+        page: Page, live_server: str, browser_demo: DemoDB) -> None:
+    twin = make_record(browser_demo, "customer", {"name": "Tab Away Trading Co"},
+                       owner="rep_east1")
+    login(page, live_server, "rep_east1")
+    page.goto(f"{live_server}/e/customer/new")
+    page.fill("#w-name", "TAB AWAY trading")
+    page.press("#w-name", "Tab")  # leaving the field asks the server (htmx, on change)
+    warning = page.locator("#dedup-live .dedup-warnings")
+    expect(warning).to_be_visible()
+    expect(warning.locator(f'a[href="/e/customer/{twin}"]')).to_be_visible()
+    page.click("#record-form button[type=submit]")  # already warned: saves at once
+    page.wait_for_url(re.compile(r"/e/customer/\d+$"))
+    expect(page.locator("h1")).to_contain_text("TAB AWAY trading")

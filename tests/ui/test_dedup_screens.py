@@ -89,3 +89,60 @@ def test_edit_checks_only_a_changed_name_and_never_matches_itself(client_for: Cl
         "csrf_token": token, "version": "2", "name": "other edit"}, follow_redirects=False)
     assert clash.status_code == 200 and f'href="/e/customer/{other}"' in clash.text
     assert 'name="version" value="2"' in clash.text
+
+
+def test_leaving_a_checked_field_warns_before_submit(client_for: Client,
+                                                      demo_db: DemoDB) -> None:
+    mine = make_record(demo_db, "customer", {"name": "Live Twin Trading Co"}, owner="rep_east1")
+    hidden = make_record(demo_db, "customer", {"name": "Quiet Twin GmbH"}, owner="rep_west1")
+    rep = client_for("rep_east1")
+    form = rep.get("/e/customer/new").text
+    # The name input (a similar_name rule reads it) asks as the user leaves it.
+    assert re.search(r'<input id="w-name" name="name"[^>]* hx-post="/e/customer/new/similar"'
+                     r' hx-trigger="change" hx-target="#dedup-live"', form)
+    assert 'id="w-phone"' in form and 'hx-post="/e/customer/new/similar"' not in re.search(
+        r'<input id="w-phone"[^>]*>', form).group(0)  # type: ignore[union-attr]
+    token = csrf(rep)
+    live = rep.post("/e/customer/new/similar", data={"csrf_token": token,
+                                                      "name": "LIVE TWIN trading"},
+                    headers={"HX-Request": "true"})
+    assert live.status_code == 200
+    assert f'href="/e/customer/{mine}"' in live.text and "<form" not in live.text
+    confirm = re.search(r'name="dedup_confirm" value="(\w+)"', live.text)
+    assert confirm is not None
+    # The warned values save with one submit: the slot carried the fingerprint.
+    saved = rep.post("/e/customer/new", data={"csrf_token": token, "name": "LIVE TWIN trading",
+                                              "dedup_confirm": confirm.group(1)},
+                     follow_redirects=False)
+    assert saved.status_code == 303, saved.text[:300]
+    # No match: the slot is emptied. A twin the rep cannot read is counted, not named.
+    clear = rep.post("/e/customer/new/similar", data={"csrf_token": token, "name": "Unique Co"})
+    assert clear.status_code == 200 and clear.text.strip() == ""
+    quiet = html.unescape(rep.post("/e/customer/new/similar",
+                                   data={"csrf_token": token, "name": "quiet twin"}).text)
+    assert f"/e/customer/{hidden}" not in quiet and "Quiet Twin GmbH" not in quiet
+    assert "A record you cannot see matches" in quiet
+
+
+def test_live_check_on_edit_skips_itself_and_keeps_scope(client_for: Client,
+                                                          demo_db: DemoDB) -> None:
+    own = make_record(demo_db, "customer", {"name": "Edit Live Self Co"}, owner="rep_east1")
+    other = make_record(demo_db, "customer", {"name": "Edit Live Other Ltd"},
+                        owner="rep_east1")
+    west = make_record(demo_db, "customer", {"name": "Edit Live West"}, owner="rep_west1")
+    rep = client_for("rep_east1")
+    token = csrf(rep)
+    url = f"/e/customer/{own}/edit/similar"
+    assert f'hx-post="{url}"' in rep.get(f"/e/customer/{own}/edit").text
+    unchanged = rep.post(url, data={"csrf_token": token, "name": "Edit Live Self Co"})
+    assert unchanged.status_code == 200 and unchanged.text.strip() == ""
+    itself = rep.post(url, data={"csrf_token": token, "name": "EDIT LIVE SELF"})
+    assert itself.text.strip() == ""  # a record never matches itself
+    clash = rep.post(url, data={"csrf_token": token, "name": "edit live other"})
+    assert f'href="/e/customer/{other}"' in clash.text
+    # Someone else's record: not found, as reading it is; no token: refused; signed out: no.
+    assert rep.post(f"/e/customer/{west}/edit/similar",
+                    data={"csrf_token": token, "name": "x"}).status_code == 404
+    assert rep.post(url, data={"name": "edit live other"}).status_code == 403
+    anonymous = client_for(None).post(url, data={"name": "x"}, follow_redirects=False)
+    assert anonymous.status_code in (303, 401, 403)

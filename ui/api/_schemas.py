@@ -248,9 +248,10 @@ def record_schema(registry: Registry, entity: Entity) -> Schema:
     if entity.dedup_rules:
         properties[WARNINGS] = {
             "type": "array", "readOnly": True, "items": warning_schema(),
-            "description": "Only in a create's answer, and only when the entity's fuzzy dedup "
-                           "rules matched stored records: the record was created; these are "
-                           "possible duplicates to review (docs/dedup.md)."}
+            "description": "Only in the answer of a create, or of an update that sent a "
+                           "value the entity's fuzzy dedup rules read, and only when those "
+                           "rules matched other stored records: the record was saved; these "
+                           "are possible duplicates to review (docs/dedup.md)."}
     return {"type": "object", "title": entity.label.get("en"),
             "description": f"A {entity.name} record. Fields the caller's roles hide are left "
                            "out; system columns are read-only.",

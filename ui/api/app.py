@@ -134,7 +134,15 @@ def update_record(call: Call) -> Response:
         call.request.state.precondition = "if-match"  # a stale version is then a 412
     record = call.runtime.records.update(call.actor, call.entity, call.record_id, values,
                                          version=version.version)
-    return _record_response(call, record)
+    # As a create does: a changed value that a fuzzy dedup rule reads may now look like
+    # another record. Checked after the update, so a refused update costs no lookup.
+    warnings = call.runtime.records.dedup_warnings(call.actor, call.entity, [values],
+                                                   exclude_id=record.id)
+    if not warnings:
+        return _record_response(call, record)
+    body = call.writer.record(record)
+    body[WARNINGS] = [w.as_json() for w in warnings]
+    return json_response(body, headers={"ETag": etag(record.version)})
 
 
 def delete_record(call: Call) -> Response:

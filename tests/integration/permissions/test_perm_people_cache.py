@@ -96,7 +96,7 @@ def test_a_page_reads_only_its_own_people_however_many_users_there_are(
         assert {p.display_name for p in cache.people(page).values()} == \
             {"Many 7", "Many 300", "Many 499"}
         assert bound == [3] and cache.misses == 1
-        assert len(cache._people) == 3  # nothing else was loaded
+        assert len(cache.entries) == 3  # nothing else was loaded
         cache.people(page)
         assert bound == [3]  # cached per id
         # a new user moves the org stamp: the next page reads its own ids again, only them
@@ -105,6 +105,6 @@ def test_a_page_reads_only_its_own_people_however_many_users_there_are(
         clock.now += 0.5
         bound.clear()  # (creating the user read one row)
         cache.people([ids[1], ids[2]])
-        assert bound == [2] and len(cache._people) == 2
+        assert bound == [2] and len(cache.entries) == 2
     finally:
         event.remove(ident_engine, "before_cursor_execute", count)

@@ -29,3 +29,24 @@ def test_bulk_create_warns_per_row(world: World) -> None:
     [warning] = response.json()["warnings"]
     assert (warning["index"], warning["rule"], warning["entity"], warning["existing_id"]) == (
         1, "customer_phone", "customer", customer["id"])
+
+
+def test_update_warns_when_a_changed_value_matches_another_record(world: World) -> None:
+    first = world.create("boss", "customer", {"name": "Patch Twin Trading Co"})
+    second = world.create("boss", "customer", {"name": "Patch Other Co"})
+    path = f"/customer/{second['id']}"
+    # A field no rule reads: the answer is as it always was.
+    quiet = world.patch("boss", path, {"employees": 7}, headers={"If-Match": f'"{1}"'})
+    assert quiet.status_code == 200, quiet.text
+    assert "_warnings" not in quiet.json()
+    renamed = world.patch("boss", path, {"name": "patch twin trading"},
+                          headers={"If-Match": f'"{quiet.json()["version"]}"'})
+    assert renamed.status_code == 200, renamed.text
+    [warning] = renamed.json()["_warnings"]
+    assert (warning["rule"], warning["existing_id"]) == ("similar_name", first["id"])
+    assert renamed.json()["name"] == "patch twin trading"  # saved all the same
+    # A record does not match itself.
+    again = world.patch("boss", f"/customer/{first['id']}", {"name": "PATCH TWIN TRADING CO."},
+                        headers={"If-Match": f'"{first["version"]}"'})
+    assert again.status_code == 200 and all(
+        w["existing_id"] != first["id"] for w in again.json().get("_warnings", []))

@@ -1,5 +1,6 @@
-"""Possible duplicates on the create and edit forms: checked on submit, shown above the
-form with a "save anyway" step.
+"""Possible duplicates on the create and edit forms: checked as the user leaves a field a
+rule reads (htmx, ``{form action}/similar``) and again on submit, shown above the form's
+buttons with a "save anyway" step.
 
 The first submit of a form whose values a fuzzy dedup rule matches does not save:
 the form comes back with the matches (linked when the user may read them, else
@@ -60,11 +61,16 @@ def pending(runtime: Runtime, actor: Actor, entity: Entity, payload: Mapping[str
     mark = fingerprint(entity, payload)
     if str(form.get(CONFIRM) or "") == mark:
         return [], mark
+    return unconfirmed(runtime, actor, entity, payload, exclude_id=exclude_id), mark
+
+
+def unconfirmed(runtime: Runtime, actor: Actor, entity: Entity, payload: Mapping[str, object],
+                *, exclude_id: int | None = None) -> list[DedupWarning]:
+    """The warnings for ``payload`` (form texts), ignoring any confirmation."""
     if not any(r.field in payload for r in entity.dedup_rules):
-        return [], mark  # an edit that leaves every checked field alone
-    found = runtime.records.dedup_warnings(actor, entity.name, [payload],
-                                           source=InputSource.STRING, exclude_id=exclude_id)
-    return found, mark
+        return []  # an edit that leaves every checked field alone
+    return runtime.records.dedup_warnings(actor, entity.name, [payload],
+                                          source=InputSource.STRING, exclude_id=exclude_id)
 
 
 def views(ui: UIContext, request: Request, runtime: Runtime,

@@ -68,6 +68,9 @@ class FormView:
     #: Possible duplicates awaiting "save anyway", and the fingerprint confirming them.
     warnings: list[dedup_warnings.WarningView] = field(default_factory=list)
     confirm: str = ""
+    #: Fields a fuzzy dedup rule reads: their inputs ask for warnings as the user leaves
+    #: them (``{action}/similar``), before the form is submitted.
+    checked: frozenset[str] = frozenset()
 
 
 def _fields(runtime: Runtime, actor: Actor, entity: Entity) -> tuple[list[Field], frozenset[str]]:
@@ -123,14 +126,16 @@ def form_view(ui: UIContext, request: Request, runtime: Runtime, actor: Actor, e
             file_name=file_name, file_url=file_url))
     general = [f"{k}: {ui.t(request, v)}" for k, v in errors.items()]
     label = entity.label.get(locale)
+    multipart = any(w.kind == "file" for w in widgets)
+    checked = frozenset(r.field for r in entity.dedup_rules) - readonly
     if record is None:
         return FormView(entity.name, ui.t(request, "New %(what)s", what=label),
                         f"/e/{entity.name}/new", f"/e/{entity.name}", widgets, True,
-                        errors=general, multipart=any(w.kind == "file" for w in widgets))
+                        errors=general, multipart=multipart, checked=checked)
     url = f"/e/{entity.name}/{record.id}"
     return FormView(entity.name, ui.t(request, "Edit %(what)s", what=label), f"{url}/edit", url,
                     widgets, False, version=record.version, errors=general, conflict=conflict,
-                    multipart=any(w.kind == "file" for w in widgets))
+                    multipart=multipart, checked=checked)
 
 
 def _uploads(ui: UIContext, runtime: Runtime, actor: Actor, entity: Entity, fields: list[Field],
@@ -272,7 +277,40 @@ def routes(ui: UIContext) -> list[BaseRoute]:
                              fragment="records/_form.html")
         return ui.redirect(request, f"/e/{entity.name}/{record.id}")
 
+    def similar(request: Request, form: FormData | None) -> Response:
+        """The possible duplicates of the values typed so far, drawn into the form's
+        warning slot as the user leaves a checked field (htmx); nothing is saved.
+
+        The same grants as saving (create, or read and update of the edited record),
+        the same payload rules (an edit checks only changed values) and the same
+        fingerprint, so a submit of the warned values saves without asking twice.
+        """
+        assert form is not None
+        runtime, actor = ui.runtime(), ui.actor(request)
+        entity = entity_of(runtime, request)
+        record = None
+        if "record_id" in request.path_params:
+            record = runtime.records.get(actor, entity.name, record_id_of(request))
+            runtime.policy.check_action(actor, entity, "update")
+        else:
+            runtime.policy.check_action(actor, entity, "create")
+        fields, readonly = _fields(runtime, actor, entity)
+        rule_fields = {r.field for r in entity.dedup_rules}
+        payload, _ = changed_payload(
+            [f for f in fields if f.name in rule_fields and f.name not in readonly], form,
+            record)
+        found = dedup_warnings.unconfirmed(runtime, actor, entity, payload,
+                                           exclude_id=record.id if record else None)
+        view = FormView(entity.name, "", "", "", [], record is None,
+                        confirm=dedup_warnings.fingerprint(entity, payload) if found else "",
+                        warnings=dedup_warnings.views(ui, request, runtime, found))
+        return ui.render(request, "records/_dedup_live.html", view)
+
     return [
+        Route("/e/{entity}/new/similar", ui.endpoint(similar), methods=["POST"],
+              name="similar_new"),
+        Route("/e/{entity}/{record_id:id}/edit/similar", ui.endpoint(similar),
+              methods=["POST"], name="similar_edit"),
         Route("/e/{entity}/new", ui.endpoint(new_form), methods=["GET"], name="new"),
         Route("/e/{entity}/new", ui.endpoint(create), methods=["POST"], name="create"),
         Route("/e/{entity}/{record_id:id}/edit", ui.endpoint(edit_form), methods=["GET"],
