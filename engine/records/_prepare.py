@@ -15,7 +15,9 @@ is straight-line code:
   once per row and shared by the duplicate check and the insert;
 * ``unique_keys``: each unique key's tuple per row, read from the derived values;
 * ``columns(id, values, derived)``: the insert's column values in
-  ``("id", *plan.column_names)`` order.
+  ``("id", *plan.column_names)`` order, from ``column_sources``: one expression
+  per column, which the bulk insert (``_bulk.DriverInsert``) also compiles
+  straight into each row's driver parameters.
 
 The generated source holds only ``repr()`` of registry identifiers and integer
 positions; functions are passed in the namespace by name.
