@@ -10,15 +10,17 @@ the actor) are processed once.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
+from itertools import repeat
 from typing import Any
 
 from sqlalchemy import Connection, Dialect, Insert, Table, func, insert, select, text
 
 from engine.records import activity as feed
 from engine.records._plan import EntityPlan
-from engine.records._prepare import compiled_rows
+from engine.records._prepare import column_sources, compiled_rows
 from engine.records.coerce import InputSource
 from engine.storage.record_ids import uses_autoincrement
 
@@ -27,8 +29,17 @@ class DriverInsert:
     """INSERT rows of ``varying`` columns (tuples) plus ``constant`` columns (same each row)."""
 
     def __init__(self, table: Table, *, varying: Sequence[str], constant: Sequence[str],
-                 dialect: Dialect, statement: Insert | None = None) -> None:
-        """``statement``: an INSERT of ``table`` to run instead of the plain one (an upsert)."""
+                 dialect: Dialect, statement: Insert | None = None,
+                 sources: Sequence[str] | None = None,
+                 namespace: Mapping[str, Any] | None = None) -> None:
+        """``statement``: an INSERT of ``table`` to run instead of the plain one (an upsert).
+
+        ``sources``: per varying column, an expression of ``i``, ``v`` and ``d`` (a
+        record's id, field values and derived values, ``_prepare.column_sources``)
+        that computes it, with ``namespace`` holding the functions it names; then
+        ``execute_records`` builds each row's parameters in one step, from the
+        record itself (no list of column values per row in between).
+        """
         columns = [*varying, *constant]
         compiled = (statement if statement is not None else insert(table)).compile(
             dialect=dialect, column_keys=columns)
@@ -45,41 +56,66 @@ class DriverInsert:
         self._constant_processors = [
             table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in constant]
         self._build = _compile_parameters(self._reorder, len(varying), processors)
+        self._fused: Callable[..., tuple[Any, ...]] | None = None
+        if sources is not None:
+            if len(sources) != len(varying):
+                raise ValueError("DriverInsert needs one source per varying column")
+            self._fused = _compile_parameters(self._reorder, len(varying), processors,
+                                              sources=sources, namespace=namespace)
 
     def execute(self, conn: Connection, rows: Iterable[Sequence[Any]],
                 constants: Mapping[str, Any]) -> None:
-        fixed = tuple(
-            value if proc is None or value is None else proc(value)
-            for proc, value in zip(self._constant_processors,
-                                   (constants[name] for name in self.constant)))
+        fixed = self._processed(constants)
         build = self._build
         conn.exec_driver_sql(self.sql, [build(row, fixed) for row in rows])
 
+    def execute_records(self, conn: Connection, ids: Iterable[int],
+                        records: Iterable[Mapping[str, Any]], derived: Iterable[Any],
+                        constants: Mapping[str, Any]) -> None:
+        """INSERT one row per (id, field values, derived values) through ``sources``."""
+        if self._fused is None:
+            raise TypeError("this DriverInsert was built without sources")
+        conn.exec_driver_sql(self.sql, list(map(self._fused, ids, records, derived,
+                                                repeat(self._processed(constants)))))
+
+    def _processed(self, constants: Mapping[str, Any]) -> tuple[Any, ...]:
+        return tuple(
+            value if proc is None or value is None else proc(value)
+            for proc, value in zip(self._constant_processors,
+                                   (constants[name] for name in self.constant)))
+
 
 def _compile_parameters(order: Sequence[int], varying: int,
-                        processors: Sequence[Callable[[Any], Any] | None]
-                        ) -> Callable[[Sequence[Any], tuple[Any, ...]], tuple[Any, ...]]:
+                        processors: Sequence[Callable[[Any], Any] | None], *,
+                        sources: Sequence[str] | None = None,
+                        namespace: Mapping[str, Any] | None = None) -> Callable[..., Any]:
     """(row of varying values, processed constants) -> the driver's parameter tuple, in
-    the compiled statement's order, each value through its column's bind processor.
+    the compiled statement's order, each value through its column's bind processor;
+    with ``sources``, (id, field values, derived values, processed constants) -> the
+    same tuple, each varying value computed by its source expression.
 
     One generated expression per statement: per value a loop step, an index and a
     list copy cost more than the insert of a 5,000-row batch's narrow rows. The
-    source holds only integer positions; processors are passed by name.
+    source holds only integer positions, ``repr()`` of registry identifiers (the
+    sources) and names; processors and the sources' functions are passed by name.
     """
-    namespace: dict[str, Any] = {}
+    scope: dict[str, Any] = dict(namespace or {})
     parts = []
     for position in order:
         if position >= varying:
             parts.append(f"f[{position - varying}]")
-        elif processors[position] is None:
-            parts.append(f"r[{position}]")
+            continue
+        value = f"r[{position}]" if sources is None else sources[position]
+        if processors[position] is None:
+            parts.append(value)
         else:
-            namespace[f"p{position}"] = processors[position]
-            parts.append(f"(None if (x{position} := r[{position}]) is None "
-                         f"else p{position}(x{position}))")
-    source = f"def build(r, f):\n    return ({', '.join(parts)},)\n"
-    exec(source, namespace)  # noqa: S102 -- integer positions only
-    build: Callable[[Sequence[Any], tuple[Any, ...]], tuple[Any, ...]] = namespace["build"]
+            scope[f"_p{position}"] = processors[position]
+            parts.append(f"(None if (_x{position} := {value}) is None "
+                         f"else _p{position}(_x{position}))")
+    arguments = "r, f" if sources is None else "i, v, d, f"
+    source = f"def build({arguments}):\n    return ({', '.join(parts)},)\n"
+    exec(source, scope)  # noqa: S102 -- positions, names and repr() of identifiers only
+    build: Callable[..., Any] = scope["build"]
     return build
 
 
@@ -97,7 +133,9 @@ class RowInserter:
 
     def __init__(self, activity: Table) -> None:
         self.activity = activity
-        self._drivers: dict[tuple[str, tuple[str, ...], tuple[str, ...]], DriverInsert] = {}
+        self._fused: weakref.WeakKeyDictionary[
+            EntityPlan, dict[tuple[bool | None, tuple[str, ...], str], DriverInsert]] = \
+            weakref.WeakKeyDictionary()
         self._sequenced: dict[str, bool] = {}   # table -> AUTOINCREMENT (SQLite)
 
     def insert(self, conn: Connection, plan: EntityPlan, rows: list[dict[str, Any]], *,
@@ -121,21 +159,13 @@ class RowInserter:
             # highest ever handed out: a deleted record's id is never reused.
             start = self._sqlite_high_water(conn, table)
             ids = list(range(start + 1, start + 1 + len(rows)))
-            compiled = compiled_rows(plan, InputSource.JSON)  # the layout is source-free
-            columns = compiled.columns
-            if derived is None:
-                derived = compiled.derived(rows)
-            values: Iterable[list[Any]] = map(columns, ids, rows, derived)
-            if pooled:
-                values = (v + [row.get("pool_id")] for v, row in zip(values, rows))
-            self._driver(table, ("id", *plan.column_names, *(("pool_id",) if pooled else ())),
-                         tuple(system), conn).execute(conn, values, system)
+            if derived is None:  # the layout is source-free
+                derived = compiled_rows(plan, InputSource.JSON).derived(rows)
+            self._records_driver(plan, pooled, tuple(system), conn).execute_records(
+                conn, ids, rows, derived, system)
             if plan.activity:
-                created = feed.created
-                self._driver(self.activity, ("record_id", "changes"), tuple(logged),
-                             conn).execute(
-                    conn, ([new_id, created(plan, row)] for new_id, row in zip(ids, rows)),
-                    logged)
+                self._records_driver(plan, None, tuple(logged), conn).execute_records(
+                    conn, ids, rows, repeat(None), logged)
             return ids
         to_columns = plan.to_columns
         if pooled:  # every row names the column (an executemany binds the same keys)
@@ -169,11 +199,30 @@ class RowInserter:
         seq = conn.execute(_HIGH_WATER, {"table": table.name}).scalar_one_or_none()
         return max(largest, int(seq or 0))
 
-    def _driver(self, table: Table, varying: tuple[str, ...], constant: tuple[str, ...],
-                conn: Connection) -> DriverInsert:
-        key = (table.name, varying, constant)
-        found = self._drivers.get(key)
-        if found is None:
-            found = self._drivers[key] = DriverInsert(table, varying=varying,
-                                                      constant=constant, dialect=conn.dialect)
+    def _records_driver(self, plan: EntityPlan, pooled: bool | None,
+                        constant: tuple[str, ...], conn: Connection) -> DriverInsert:
+        """The INSERT of ``plan``'s new rows (``pooled``: with their ``pool_id``) or, with
+        ``pooled`` None, of their activity entries, each row's parameters built straight
+        from its field values (kept per plan: the sources follow its layout)."""
+        drivers = self._fused.get(plan)
+        if drivers is None:
+            drivers = self._fused.setdefault(plan, {})
+        key = (pooled, constant, conn.dialect.name)
+        found = drivers.get(key)
+        if found is not None:
+            return found
+        names: tuple[str, ...]
+        if pooled is None:  # the entry of a create lists every field given a value
+            table, names = self.activity, ("record_id", "changes")
+            sources, namespace = ["i", "_created(v)"], {"_created": plan.created_changes}
+        else:
+            table = plan.table
+            columns = column_sources(plan)
+            if pooled:  # put in its pool by a before_insert hook, or None
+                columns.append(("pool_id", "v.get('pool_id')"))
+            names = tuple(name for name, _ in columns)
+            sources, namespace = [source for _, source in columns], {}
+        found = drivers[key] = DriverInsert(table, varying=names, constant=constant,
+                                            dialect=conn.dialect, sources=sources,
+                                            namespace=namespace)
         return found

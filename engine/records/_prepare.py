@@ -15,7 +15,9 @@ is straight-line code:
   once per row and shared by the duplicate check and the insert;
 * ``unique_keys``: each unique key's tuple per row, read from the derived values;
 * ``columns(id, values, derived)``: the insert's column values in
-  ``("id", *plan.column_names)`` order.
+  ``("id", *plan.column_names)`` order, from ``column_sources``: one expression
+  per column, which the bulk insert (``_bulk.DriverInsert``) also compiles
+  straight into each row's driver parameters.
 
 The generated source holds only ``repr()`` of registry identifiers and integer
 positions; functions are passed in the namespace by name.
@@ -118,28 +120,34 @@ def compile_unique_keys(plan: EntityPlan) -> tuple[Callable[[Mapping[str, Any], 
     return tuple(found)
 
 
-def compile_columns(plan: EntityPlan) -> Callable[[int, Mapping[str, Any], Derived], list[Any]]:
-    """(id, field values, derived) -> the insert's values, ``("id", *plan.column_names)``."""
-    names = ["id"]
-    parts = ["i"]
-    for p in plan.fields.values():
+def column_sources(plan: EntityPlan) -> list[tuple[str, str]]:
+    """(column, expression) for the insert's values in ``("id", *plan.column_names)`` order;
+    each expression reads only ``i`` (the id), ``v`` (field values) and ``d`` (derived
+    values) and stands alone, so a caller may place it anywhere (``_bulk.DriverInsert``)."""
+    sources = [("id", "i")]
+    for n, p in enumerate(plan.fields.values()):
         t = p.field.type
         if t is FieldType.MONEY or t is FieldType.GEO_POINT:
             first, second = ("amount", "currency") if t is FieldType.MONEY else ("lat", "lng")
-            names += [p.name, p.columns[1]]
-            parts += [f"(None if (x := v[{p.name!r}]) is None else x[{first!r}])",
-                      f"(None if x is None else x[{second!r}])"]
+            sources += [(p.name, f"(None if (x{n} := v[{p.name!r}]) is None else "
+                                 + f"x{n}[{first!r}])"),
+                        (p.columns[1], f"(None if (y{n} := v[{p.name!r}]) is None else "
+                                       + f"y{n}[{second!r}])")]
         else:
-            names.append(p.name)
-            parts.append(f"v[{p.name!r}]")
+            sources.append((p.name, f"v[{p.name!r}]"))
     for j, (column, _, _) in enumerate(_derived_sources(plan)):
-        names.append(column)
-        parts.append(f"d[{j}]")
+        sources.append((column, f"d[{j}]"))
     if plan.owned:
-        names.append("owner_id")
-        parts.append("v['owner_id']")
+        sources.append(("owner_id", "v['owner_id']"))
+    names = [name for name, _ in sources]
     if tuple(names) != ("id", *plan.column_names):  # the plan's layout is the reference
         raise RuntimeError(f"compiled columns of {plan.name} drifted from the plan: {names}")
+    return sources
+
+
+def compile_columns(plan: EntityPlan) -> Callable[[int, Mapping[str, Any], Derived], list[Any]]:
+    """(id, field values, derived) -> the insert's values, ``("id", *plan.column_names)``."""
+    parts = [expression for _, expression in column_sources(plan)]
     columns: Callable[[int, Mapping[str, Any], Derived], list[Any]] = _exec(
         f"def columns(i, v, d):\n    return [{', '.join(parts)}]\n", {}, "columns")
     return columns

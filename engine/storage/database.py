@@ -29,6 +29,16 @@ POOL_SIZE_ENV = "TIDEPOOL_DB_POOL_SIZE"
 MAX_OVERFLOW_ENV = "TIDEPOOL_DB_MAX_OVERFLOW"
 DEFAULT_POOL_SIZE = 10
 DEFAULT_MAX_OVERFLOW = 20
+#: Page cache of each SQLite connection, in MiB. SQLite's default (2 MiB) is smaller
+#: than the index pages one bulk batch touches (a new CRM customer goes into the table
+#: and 11 indexes, its activity entry into two b-trees more): a 5,000-row batch spilled
+#: and re-read pages, and 8-16 MiB took ~2 µs off each row's ~25 µs of SQLite work
+#: (bench/RESULTS.md,
+#: "Bulk create in process (issue 13, h-bulk, session 5)"). It is a ceiling, filled
+#: only by pages a connection reads or writes, so a process holds at most
+#: (pool size + overflow) x this; docs/scaling.md says how to size it.
+SQLITE_CACHE_ENV = "TIDEPOOL_SQLITE_CACHE_MIB"
+DEFAULT_SQLITE_CACHE_MIB = 16
 
 
 def database_url(explicit: str | None = None) -> str:
@@ -210,6 +220,7 @@ def make_engine(url: str, *, statement_timeout: float | None = None, **kwargs: A
     engine = create_engine(url, **kwargs)
     if statement_timeout:
         _bound_statements(engine, statement_timeout, sqlite=True)
+    cache_kib = _env_int(SQLITE_CACHE_ENV, DEFAULT_SQLITE_CACHE_MIB) * 1024
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -220,6 +231,8 @@ def make_engine(url: str, *, statement_timeout: float | None = None, **kwargs: A
             cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=10000")
+        if cache_kib:  # negative: a size in KiB, not in pages (see SQLITE_CACHE_ENV)
+            cursor.execute(f"PRAGMA cache_size=-{cache_kib}")  # an int, not input
         cursor.close()
 
     @event.listens_for(engine, "begin")

@@ -65,6 +65,8 @@ def code_key(value: object) -> str | None:
     """Identifiers such as licence numbers: width-folded, spaces and dashes gone, upper-cased."""
     if value is None:
         return None
+    if isinstance(value, str) and value.isascii() and value.isalnum():
+        return value.upper()  # nothing to fold or drop
     key = _nfkc(_CODE_GAPS.sub("", _nfkc(_nfkc(value).upper())))
     return key or None
 
@@ -81,7 +83,8 @@ def phone_key(value: object, *, country: str = DEFAULT_COUNTRY_CODE) -> str | No
     if value is None:
         return None
     text = _nfkc(value).strip()
-    digits = _NOT_DIGIT.sub("", text)
+    # Most numbers arrive as ASCII digits only: no separator for the expression to drop.
+    digits = text if text.isascii() and text.isdigit() else _NOT_DIGIT.sub("", text)
     if not digits:
         return None
     if text.startswith("+"):

@@ -108,7 +108,8 @@ def add_system_tables(metadata: MetaData) -> dict[str, Table]:
         Column("kind", String(32), nullable=False),
         Column("actor_id", BigInteger, ForeignKey(f"{USER_TABLE}.id", ondelete="SET NULL")),
         Column("at", InstantType, nullable=False),
-        # [{"field": name, "old": json value, "new": json value}, ...]
+        # [{"field": name, "old": json value, "new": json value}, ...]; a create's flat
+        # [name, new, name, new, ...] (engine/records/activity.py)
         Column("changes", JsonType),
         Column("body", Text),
         # The rule or job behind a system write ("rule:<pool>.<rule>"); NULL for people.

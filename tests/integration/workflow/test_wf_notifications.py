@@ -41,6 +41,20 @@ def test_a_leaders_assignment_tells_the_new_owner_only(world: World) -> None:
     assert inbox(world.records, world.actor("rep_east1")) == []
 
 
+def test_a_bulk_create_tells_only_the_owners_it_names(world: World) -> None:
+    """Creating one's own records tells no one (no notification, no unit after the
+    commit); a record created for someone else tells them, once."""
+    sup, rep = world.actor("sup_east"), world.actor("rep_east2")
+    ids = world.records.bulk_create(sup, "customer", [
+        {"name": "Mine One", "owner_id": world.uid("sup_east")},
+        {"name": "Theirs", "owner_id": world.uid("rep_east2")},
+        {"name": "Mine Two", "owner_id": world.uid("sup_east")}])
+    assert _kinds(world, "rep_east2") == [("assigned", ids[1])]
+    assert inbox(world.records, sup) == []
+    world.records.bulk_create(rep, "customer", [{"name": "Own A"}, {"name": "Own B"}])
+    assert _kinds(world, "rep_east2") == [("assigned", ids[1])]
+
+
 def test_a_claim_tells_who_returned_it(world: World) -> None:
     rep1, rep2 = world.actor("rep_east1"), world.actor("rep_east2")
     record_id = world.held_by("customer", "rep_east1")[0]

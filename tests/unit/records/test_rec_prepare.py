@@ -15,12 +15,16 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy.dialects import sqlite
 
 from engine.metadata.loader import load_packages
 from engine.metadata.model import Field, FieldType, LocalText
+from engine.records import activity as feed
+from engine.records._bulk import DriverInsert, RowInserter
 from engine.records._plan import EntityPlan
 from engine.records._prepare import compiled_rows
 from engine.records._write import RowPreparer
@@ -192,3 +196,89 @@ def test_geo_floats_read_as_through_decimal(lat: float, lng: float) -> None:
         return
     assert not unreadable
     assert [repr(v) for v in (got["lat"], got["lng"])] == [repr(v) for v in expected]  # -0.0
+
+
+def _changes_the_old_way(plan: EntityPlan, values: dict[str, Any]) -> list[dict[str, Any]]:
+    """A create's changes as they were built (and stored) before the flat form."""
+    return [{"field": name, "old": None, "new": to_json(p.field, values[name])}
+            for name, p in plan.fields.items() if values.get(name) is not None]
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_a_create_entry_reads_as_the_changes_built_the_old_way(schema: StorageSchema,
+                                                               data: st.DataObject) -> None:
+    """The flat stored form of a create's changes gives the feed the very lines the
+    per-field dicts gave, through JSON and back, with hidden fields left out."""
+    plan = EntityPlan(schema, schema.registry.entity("account"))
+    values = _agree(plan, InputSource.JSON,
+                    data.draw(_values(plan, InputSource.JSON, clean=True)))
+    values["number"] = "ACC-2026-0001"
+    old = orjson.loads(orjson.dumps(_changes_the_old_way(plan, values)))
+    flat = orjson.loads(orjson.dumps(feed.created(plan, values)))
+    hidden = frozenset(data.draw(st.sets(st.sampled_from(sorted(plan.fields)), max_size=3)))
+    assert feed.changes_of(flat, hidden) == feed.changes_of(old, hidden)
+    assert [c.field for c in feed.changes_of(flat, frozenset())] == \
+        [c["field"] for c in old]  # every field given a value, in the entity's order
+    assert feed.changes_of([], hidden) == feed.changes_of(None, hidden) == ()
+
+
+class _Captured:
+    """Stands in for a connection: keeps the parameters an executemany would get."""
+
+    def __init__(self) -> None:
+        self.dialect = sqlite.dialect(json_serializer=lambda v: orjson.dumps(v).decode())
+        self.params: list[tuple[Any, ...]] = []
+
+    def exec_driver_sql(self, sql: str, params: list[tuple[Any, ...]]) -> None:
+        self.params = params
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_insert_parameters_built_from_the_record_equal_the_two_step_ones(
+        schema: StorageSchema, crm: StorageSchema, data: st.DataObject) -> None:
+    """RowInserter builds each row's driver parameters in one step from its values; they
+    equal the column list (``compiled.columns``) put through the plain DriverInsert,
+    for the record's row (with and without a pool) and its activity entry: the test
+    account (every field type) and the CRM customer (pooled)."""
+    schema = data.draw(st.sampled_from([schema, crm]))
+    entity = "account" if "account" in schema.registry.entities else "customer"
+    plan = EntityPlan(schema, schema.registry.entity(entity))
+    payloads = data.draw(st.lists(_values(plan, InputSource.JSON, clean=True),
+                                  min_size=3, max_size=3))
+    rows = [_agree(plan, InputSource.JSON, payload) for payload in payloads]
+    for n, row in enumerate(rows):
+        if "number" in plan.fields:
+            row["number"] = f"ACC-2026-000{n}"
+    pooled_too = "pool_id" in plan.table.c
+    if pooled_too:
+        rows[0]["pool_id"] = 5
+    compiled = compiled_rows(plan, InputSource.JSON)
+    derived = compiled.derived(rows)
+    ids = [41, 42, 43]
+    system = {"created_at": NOW, "updated_at": NOW, "created_by": 3, "version": 1}
+    logged = {"entity": plan.name, "kind": feed.CREATE, "actor_id": 3, "at": NOW,
+              "body": None, "via": None}
+    inserter = RowInserter(schema.system[feed.ACTIVITY_TABLE])
+    conn = _Captured()
+    cases: list[tuple[Any, Any, Any, dict[str, Any]]] = [
+        (plan.table, ("id", *plan.column_names),
+         [compiled.columns(i, r, d) for i, r, d in zip(ids, rows, derived)], system),
+        (plan.table, ("id", *plan.column_names, "pool_id"),
+         [[*compiled.columns(i, r, d), r.get("pool_id")]
+          for i, r, d in zip(ids, rows, derived)], system),
+        (schema.system[feed.ACTIVITY_TABLE], ("record_id", "changes"),
+         [[i, feed.created(plan, r)] for i, r in zip(ids, rows)], logged)]
+    for pooled, (table, varying, values, constants) in zip((False, True, None), cases):
+        if pooled and not pooled_too:
+            continue
+        DriverInsert(table, varying=varying, constant=tuple(constants),
+                     dialect=conn.dialect).execute(conn, values, constants)  # type: ignore[arg-type]
+        expected = conn.params
+        driver = inserter._records_driver(plan, pooled, tuple(constants), conn)  # type: ignore[arg-type]
+        driver.execute_records(conn, ids, rows,  # type: ignore[arg-type]
+                               derived if pooled is not None else [None] * 3, constants)
+        assert driver.sql == DriverInsert(table, varying=varying, constant=tuple(constants),
+                                          dialect=conn.dialect).sql
+        assert conn.params == expected

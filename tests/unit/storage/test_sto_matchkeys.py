@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -85,6 +88,25 @@ def test_keys_are_idempotent(value: str) -> None:
         assert key is None or fn(key) == key
     key = phone_key(value)
     assert key is None or key.isdigit()
+
+
+def _code_key_in_full(value: str) -> str | None:
+    # code_key without its ASCII shortcut: fold, drop gaps, fold again
+    key = unicodedata.normalize("NFKC", re.sub(r"[\s\-]+", "", unicodedata.normalize(
+        "NFKC", unicodedata.normalize("NFKC", value).upper())))
+    return key or None
+
+
+@given(st.one_of(st.text(max_size=20),
+                 st.text(alphabet=st.characters(codec="ascii"), max_size=20),
+                 st.from_regex(r"[0-9A-Za-z]{1,18}", fullmatch=True),
+                 st.from_regex(r"[0-9]{1,14}", fullmatch=True)))
+def test_ascii_shortcuts_give_the_full_keys(value: str) -> None:
+    """code_key's and phone_key's shortcuts for plain ASCII give what the general
+    expressions give (phone_key compared with a trailing dash, which takes the
+    expression's path without changing the number)."""
+    assert code_key(value) == _code_key_in_full(value)
+    assert phone_key(value) == phone_key(value + "-")
 
 
 @given(st.text(alphabet=st.characters(codec="ascii", categories=("L", "N")), min_size=1,
