@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 from sqlalchemy import Engine
 
@@ -73,27 +73,39 @@ class StampedEntries(Generic[K, V]):
     def __len__(self) -> int:
         return len(self._entries)
 
-    def lookup(self, keys: Iterable[K]) -> tuple[dict[K, V], list[K], float]:
+    def lookup(self, keys: Iterable[K]) -> tuple[dict[K, V], list[K], Generation[K, V]]:
         """The trusted values among ``keys``, the keys to read again (unknown or too
-        old), and the time to pass to ``store`` with what was read for them."""
+        old), and the generation to pass to ``store`` with what was read for them."""
         stamp = self.watch.current()
         if stamp != self._stamp:
             self._entries, self._stamp = {}, stamp
         now = self._monotonic()
+        entries = self._entries
         found: dict[K, V] = {}
         missing: list[K] = []
-        entries = self._entries
         for key in keys:
             entry = entries.get(key)
             if entry is None or now - entry[1] >= self.ttl:
                 missing.append(key)
             else:
                 found[key] = entry[0]
-        return found, missing, now
+        return found, missing, Generation(entries, now)
 
-    def store(self, values: Mapping[K, V], *, since: float) -> None:
-        """Remember ``values``, read after the ``lookup`` that returned ``since``."""
-        if len(self._entries) + len(values) > self.max_entries:
-            self._entries.clear()
+    def store(self, values: Mapping[K, V], *, since: Generation[K, V]) -> None:
+        """Remember ``values``, read after the ``lookup`` that returned ``since``.
+
+        They go into that lookup's generation: if a stamp moved meanwhile (another
+        thread started over), the values read under the old stamp are dropped with it.
+        """
+        entries = since.entries
+        if len(entries) + len(values) > self.max_entries:
+            entries.clear()
         for key, value in values.items():
-            self._entries[key] = (value, since)
+            entries[key] = (value, since.at)
+
+
+class Generation(NamedTuple, Generic[K, V]):
+    """The entries a ``StampedEntries.lookup`` read from, and when."""
+
+    entries: dict[K, tuple[V, float]]
+    at: float

@@ -14,10 +14,10 @@ is straight-line code:
 * ``derive(values)``: the derived columns (match keys, name stems), computed
   once per row and shared by the duplicate check and the insert;
 * ``unique_keys``: each unique key's tuple per row, read from the derived values;
-* ``columns(id, values, derived)``: the insert's column values in
-  ``("id", *plan.column_names)`` order, from ``column_sources``: one expression
-  per column, which the bulk insert (``_bulk.DriverInsert``) also compiles
-  straight into each row's driver parameters.
+* ``column_sources``: one expression per insert column, in
+  ``("id", *plan.column_names)`` order, which the bulk insert
+  (``_bulk.DriverInsert``) compiles straight into each row's driver parameters
+  (``compile_columns`` turns them into a column list: the tests' reference).
 
 The generated source holds only ``repr()`` of registry identifiers and integer
 positions; functions are passed in the namespace by name.
@@ -146,7 +146,9 @@ def column_sources(plan: EntityPlan) -> list[tuple[str, str]]:
 
 
 def compile_columns(plan: EntityPlan) -> Callable[[int, Mapping[str, Any], Derived], list[Any]]:
-    """(id, field values, derived) -> the insert's values, ``("id", *plan.column_names)``."""
+    """(id, field values, derived) -> the insert's values, ``("id", *plan.column_names)``:
+    ``column_sources`` as a column list (the insert itself fuses them into parameters;
+    tests hold both equal to the plan's layout)."""
     parts = [expression for _, expression in column_sources(plan)]
     columns: Callable[[int, Mapping[str, Any], Derived], list[Any]] = _exec(
         f"def columns(i, v, d):\n    return [{', '.join(parts)}]\n", {}, "columns")
@@ -160,7 +162,6 @@ class CompiledRows:
         self.fast = compile_fast(plan, source)
         self.derive = compile_derive(plan)
         self.spec_keys = compile_unique_keys(plan)
-        self.columns = compile_columns(plan)
         derived = {name for _, name, _ in _derived_sources(plan)}
         #: An auto number feeds a derived column: derive again once numbers are given.
         self.numbered_keys = any(p.name in derived for p in plan.autonumbers)

@@ -78,11 +78,14 @@ def test_leaving_the_name_warns_of_a_twin_and_one_submit_saves(
                        owner="rep_east1")
     login(page, live_server, "rep_east1")
     page.goto(f"{live_server}/e/customer/new")
+    save = page.locator("#record-form button[type=submit]")
+    expect(save).to_have_text("Save", use_inner_text=True)
     page.fill("#w-name", "TAB AWAY trading")
     page.press("#w-name", "Tab")  # leaving the field asks the server (htmx, on change)
     warning = page.locator("#dedup-live .dedup-warnings")
     expect(warning).to_be_visible()
     expect(warning.locator(f'a[href="/e/customer/{twin}"]')).to_be_visible()
+    expect(save).to_have_text("Save anyway", use_inner_text=True)  # CSS :has(), no script
     page.click("#record-form button[type=submit]")  # already warned: saves at once
     page.wait_for_url(re.compile(r"/e/customer/\d+$"))
     expect(page.locator("h1")).to_contain_text("TAB AWAY trading")

@@ -132,12 +132,19 @@ def update_record(call: Call) -> Response:
     assert version is not None
     if version.from_header:
         call.request.state.precondition = "if-match"  # a stale version is then a 412
-    record = call.runtime.records.update(call.actor, call.entity, call.record_id, values,
-                                         version=version.version)
-    # As a create does: a changed value that a fuzzy dedup rule reads may now look like
-    # another record. Checked after the update, so a refused update costs no lookup.
-    warnings = call.runtime.records.dedup_warnings(call.actor, call.entity, [values],
-                                                   exclude_id=record.id)
+    records = call.runtime.records
+    checked = {r.field for r in call.runtime.registry.entity(call.entity).dedup_rules}
+    # As a create does: a value that a fuzzy dedup rule reads may now look like another
+    # record. Only values the update changed are checked (as the forms do): a client
+    # resending an unchanged name is not warned again, nor pays the lookup.
+    before = (records.get(call.actor, call.entity, call.record_id)
+              if checked.intersection(values) else None)
+    record = records.update(call.actor, call.entity, call.record_id, values,
+                            version=version.version)
+    changed = {name: values[name] for name in checked.intersection(values)
+               if before is not None and before.get(name) != record.get(name)}
+    warnings = records.dedup_warnings(call.actor, call.entity, [changed],
+                                      exclude_id=record.id) if changed else []
     if not warnings:
         return _record_response(call, record)
     body = call.writer.record(record)

@@ -26,7 +26,7 @@ from engine.metadata.model import Field, FieldType, LocalText
 from engine.records import activity as feed
 from engine.records._bulk import DriverInsert, RowInserter
 from engine.records._plan import EntityPlan
-from engine.records._prepare import compiled_rows
+from engine.records._prepare import compile_columns, compiled_rows
 from engine.records._write import RowPreparer
 from engine.records.coerce import CoercionError, InputSource, coercer, to_json, to_string
 from engine.storage.tables import StorageSchema, build_schema
@@ -135,7 +135,7 @@ def test_derived_columns_and_unique_keys_match_the_plan(schema: StorageSchema,
     values["number"] = "ACC-2026-0001"
     compiled = compiled_rows(plan, InputSource.JSON)
     [derived] = compiled.derived([values])
-    assert compiled.columns(41, values, derived) == [41, *plan.column_values(values)]
+    assert compile_columns(plan)(41, values, derived) == [41, *plan.column_values(values)]
     keys = compiled.unique_keys([values], [derived])
     assert [k[0] for k in keys] == [spec.key_of(values) for spec in plan.uniques]
 
@@ -239,7 +239,7 @@ class _Captured:
 def test_insert_parameters_built_from_the_record_equal_the_two_step_ones(
         schema: StorageSchema, crm: StorageSchema, data: st.DataObject) -> None:
     """RowInserter builds each row's driver parameters in one step from its values; they
-    equal the column list (``compiled.columns``) put through the plain DriverInsert,
+    equal the column list (``compile_columns``) put through the plain DriverInsert,
     for the record's row (with and without a pool) and its activity entry: the test
     account (every field type) and the CRM customer (pooled)."""
     schema = data.draw(st.sampled_from([schema, crm]))
@@ -256,6 +256,7 @@ def test_insert_parameters_built_from_the_record_equal_the_two_step_ones(
         rows[0]["pool_id"] = 5
     compiled = compiled_rows(plan, InputSource.JSON)
     derived = compiled.derived(rows)
+    columns = compile_columns(plan)
     ids = [41, 42, 43]
     system = {"created_at": NOW, "updated_at": NOW, "created_by": 3, "version": 1}
     logged = {"entity": plan.name, "kind": feed.CREATE, "actor_id": 3, "at": NOW,
@@ -264,9 +265,9 @@ def test_insert_parameters_built_from_the_record_equal_the_two_step_ones(
     conn = _Captured()
     cases: list[tuple[Any, Any, Any, dict[str, Any]]] = [
         (plan.table, ("id", *plan.column_names),
-         [compiled.columns(i, r, d) for i, r, d in zip(ids, rows, derived)], system),
+         [columns(i, r, d) for i, r, d in zip(ids, rows, derived)], system),
         (plan.table, ("id", *plan.column_names, "pool_id"),
-         [[*compiled.columns(i, r, d), r.get("pool_id")]
+         [[*columns(i, r, d), r.get("pool_id")]
           for i, r, d in zip(ids, rows, derived)], system),
         (schema.system[feed.ACTIVITY_TABLE], ("record_id", "changes"),
          [[i, feed.created(plan, r)] for i, r in zip(ids, rows)], logged)]

@@ -68,9 +68,10 @@ class FormView:
     #: Possible duplicates awaiting "save anyway", and the fingerprint confirming them.
     warnings: list[dedup_warnings.WarningView] = field(default_factory=list)
     confirm: str = ""
-    #: Fields a fuzzy dedup rule reads: their inputs ask for warnings as the user leaves
-    #: them (``{action}/similar``), before the form is submitted.
+    #: Fields a fuzzy dedup rule reads: their inputs ask ``similar_url`` for warnings as
+    #: the user leaves them, before the form is submitted.
     checked: frozenset[str] = frozenset()
+    similar_url: str = ""
 
 
 def _fields(runtime: Runtime, actor: Actor, entity: Entity) -> tuple[list[Field], frozenset[str]]:
@@ -131,11 +132,12 @@ def form_view(ui: UIContext, request: Request, runtime: Runtime, actor: Actor, e
     if record is None:
         return FormView(entity.name, ui.t(request, "New %(what)s", what=label),
                         f"/e/{entity.name}/new", f"/e/{entity.name}", widgets, True,
-                        errors=general, multipart=multipart, checked=checked)
+                        errors=general, multipart=multipart, checked=checked,
+                        similar_url=f"/e/{entity.name}/new/similar")
     url = f"/e/{entity.name}/{record.id}"
     return FormView(entity.name, ui.t(request, "Edit %(what)s", what=label), f"{url}/edit", url,
                     widgets, False, version=record.version, errors=general, conflict=conflict,
-                    multipart=multipart, checked=checked)
+                    multipart=multipart, checked=checked, similar_url=f"{url}/edit/similar")
 
 
 def _uploads(ui: UIContext, runtime: Runtime, actor: Actor, entity: Entity, fields: list[Field],
