@@ -33,6 +33,7 @@ from ui.api._schemas import WARNINGS
 from ui.api.auth import actor_for_token, bearer_token
 from ui.api.body import DEFAULT_MAX_BODY, read_json_object
 from ui.api.bulk import MAX_BULK_BODY, bulk_create
+from ui.api.hot import HotReads
 from ui.api.inline import InlineReads
 from ui.api.openapi import OpenApiCache
 from ui.api.params import (
@@ -274,11 +275,12 @@ def _endpoint(live: LiveRuntime, handlers: Mapping[str, tuple[Handler, bool | No
 
 def build_api(live: LiveRuntime, *, max_body: int = DEFAULT_MAX_BODY,
               upload_dir: Path | None = None,
-              max_upload_bytes: int = 10 * 1024 * 1024) -> Starlette:
+              max_upload_bytes: int = 10 * 1024 * 1024, prefix: str = "/api/v1") -> Starlette:
     """The /api/v1 application over ``live`` (built with ``policy_factory=CasbinAccessPolicy``).
 
     ``upload_dir``: where file fields keep their bytes (None refuses uploads);
-    ``max_upload_bytes``: the largest file an upload takes.
+    ``max_upload_bytes``: the largest file an upload takes; ``prefix``: where the app
+    mounts it (``state.hot_reads`` serves its list and point reads from there).
     """
     if not isinstance(live.current().policy, CasbinAccessPolicy):
         # Refused up front: without the real policy every token would read every row.
@@ -312,17 +314,19 @@ def build_api(live: LiveRuntime, *, max_body: int = DEFAULT_MAX_BODY,
                               call.request.path_params["field"], upload_dir=upload_dir)
 
     merging = merges.handlers(json_response)
+    records = route("/{entity}", {"GET": (list_records, False), "POST": (create_record, True)})
+    record = route("/{entity}/{record_id:id}", {"GET": (get_record, False),
+                                                "PATCH": (update_record, True),
+                                                "DELETE": (delete_record, False)})
     routes = [
         Route("/openapi.json", openapi, methods=["GET"]),
         route("/{entity}/merge", {"POST": (merging["merge"], True)}),
         route("/{entity}/merges/{merge_id:id}", {"GET": (merging["show"], False)}),
         route("/{entity}/merges/{merge_id:id}/undo", {"POST": (merging["undo"], False)}),
-        route("/{entity}", {"GET": (list_records, False), "POST": (create_record, True)}),
+        records,
         route("/{entity}/bulk", {"POST": (bulk_create, True)},
               body_limit=max(max_body, MAX_BULK_BODY)),
-        route("/{entity}/{record_id:id}", {"GET": (get_record, False),
-                                           "PATCH": (update_record, True),
-                                           "DELETE": (delete_record, False)}),
+        record,
         route("/{entity}/{record_id:id}/restore", {"POST": (restore_record, False)}),
         route("/{entity}/{record_id:id}/activity", {"GET": (record_activity, False)}),
         route("/{entity}/{record_id:id}/comments", {"POST": (comment_record, True)}),
@@ -338,4 +342,7 @@ def build_api(live: LiveRuntime, *, max_body: int = DEFAULT_MAX_BODY,
     ]
     app = Starlette(routes=routes, exception_handlers=EXCEPTION_HANDLERS)
     app.state.inline = inline  # its counters, for tests and benchmarks
+    # The same two endpoints, for the app to reach without the route table (ui/api/hot.py).
+    app.state.hot_reads = HotReads(prefix, list_endpoint=records.endpoint,
+                                   get_endpoint=record.endpoint)
     return app
