@@ -195,3 +195,34 @@ def test_a_dropped_engine_is_not_kept_by_the_readers(sqlite_url: str) -> None:
     del engine
     gc.collect()
     assert gone() is None  # its pool (and connections) go with it
+
+
+def test_a_kept_connection_serves_one_thread_and_is_given_back_after_an_error(
+        sqlite_url: str) -> None:
+    """``kept_connection`` (the API's reads on SQLite's event loop): one pooled connection
+    stays with the thread between reads, without a transaction; an error gives it back,
+    and a disposed pool's connection is not reused."""
+    engine = make_engine(sqlite_url, statement_timeout=0.3)
+    META.create_all(engine)
+    one = select(func.abs(-2))
+    seen: list[Any] = []
+    event.listen(engine, "before_cursor_execute",
+                 lambda conn, *_: seen.append(conn.dbapi_connection))
+    try:
+        with direct.kept_connection():
+            assert direct_rows(engine, one, {}) == [(2,)]
+            assert direct_rows(engine, one, {}) == [(2,)]
+            assert seen[0] is seen[1] and engine.pool.checkedout() == 1  # type: ignore[attr-defined]
+            assert not seen[0].in_transaction
+            with pytest.raises(DBAPIError):
+                direct_rows(engine, select(Table("nothing", MetaData(),
+                                                 Column("id", BigInteger)).c.id), {})
+            assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+            assert direct_rows(engine, one, {}) == [(2,)]
+            engine.dispose()
+            assert direct_rows(engine, one, {}) == [(2,)]
+            assert seen[-1] is not seen[-2]  # a connection of the new pool
+        assert direct_rows(engine, one, {}) == [(2,)]  # outside: checked out and back
+        assert engine.pool.checkedout() == 1  # type: ignore[attr-defined]  # still kept
+    finally:
+        engine.dispose()
