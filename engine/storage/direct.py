@@ -332,9 +332,22 @@ class DirectReader:
 
 
 def _processed(i: int, processor: Any, namespace: dict[str, Any]) -> str:
-    """The source of a raw row's i-th value through its processor (registered by name)."""
+    """The source of a raw row's i-th value through its processor (registered by name).
+
+    A processor that carries its body as an expression (``inline``: a template and the
+    names it uses, see ``engine.storage.system_tables``) is written into the converter
+    itself: a list page runs the instant and JSON processors a hundred times or more,
+    and the Python call around each cost more than its work (issue 13).
+    """
     if processor is None:
         return f"row[{i}]"
+    inline = getattr(processor, "inline", None)
+    if inline is not None:
+        template: str = inline[0]
+        names: dict[str, Any] = inline[1]
+        for name, value in names.items():
+            namespace[f"{name}{i}"] = value
+        return "(" + template.format(v=f"_x{i}", raw=f"row[{i}]", i=i) + ")"
     namespace[f"_p{i}"] = processor
     return f"_p{i}(row[{i}])"
 

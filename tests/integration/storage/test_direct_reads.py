@@ -226,3 +226,25 @@ def test_a_kept_connection_serves_one_thread_and_is_given_back_after_an_error(
         assert engine.pool.checkedout() == 1  # type: ignore[attr-defined]  # still kept
     finally:
         engine.dispose()
+
+
+def test_inlined_processors_read_as_their_functions(sqlite_url: str) -> None:
+    """The instant and JSON processors written into the converters (``inline``) give what
+    the processors themselves give through ``Connection.execute``: None, text, numbers."""
+    from engine.storage.system_tables import JsonType
+
+    docs = Table("docs", MetaData(), Column("id", BigInteger, primary_key=True),
+                 Column("at", InstantType), Column("doc", JsonType))
+    engine = make_engine(sqlite_url)
+    try:
+        docs.create(engine)
+        with engine.begin() as conn:
+            conn.execute(insert(docs), [{"id": 1, "at": AT, "doc": {"a": [1, "二"]}},
+                                        {"id": 2, "at": None, "doc": None}])
+            conn.execute(text("INSERT INTO docs (id, at, doc) VALUES (3, NULL, 7)"))
+        read, through = _both(engine, select(docs).order_by(docs.c.id), {})
+        assert read == through == [(1, AT, {"a": [1, "二"]}), (2, None, None), (3, None, 7)]
+        compiled = direct._reader(engine)._cache.values()  # type: ignore[attr-defined]
+        assert any("_loads2" in c.convert.__code__.co_names for c in compiled if c.convert)
+    finally:
+        engine.dispose()
