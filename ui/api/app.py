@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import urlencode
 
 import orjson
 from starlette.applications import Starlette
@@ -96,8 +96,9 @@ def with_query_param(request: Request, name: str, value: str) -> str:
     ``include_query_params`` does), built from the URL's text: the query is everything
     after the first "?" (one in the path is escaped). Half the CPU of building a second
     ``URL`` through ``urlsplit``, on every page with a next link (issue 13)."""
-    base, _, query = str(request.url).partition("?")
-    items = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k != name]
+    base = str(request.url).partition("?")[0]
+    # The query as parsed for the handler (``parse_qsl``, blanks kept), not parsed again.
+    items = [(k, v) for k, v in request.query_params.multi_items() if k != name]
     items.append((name, value))
     return f"{base}?{urlencode(items)}"
 
