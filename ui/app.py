@@ -48,6 +48,7 @@ from engine.messages import message_of
 from engine.runtime import LiveRuntime
 from ui.api.body import DEFAULT_MAX_BODY
 from ui.api.bulk import MAX_BULK_BODY
+from ui.api.hot import HotReadsFront
 from ui.auth import Session, SessionMiddleware
 from ui.context import HERE, LoginRequired, UIContext, UISettings
 from ui.csrf import CSRFMiddleware
@@ -295,17 +296,23 @@ def create_app(live: LiveRuntime, *, secret_key: bytes, upload_dir: Path | None 
     ui = UIContext(live, settings)
     routes: list[BaseRoute] = []
     api = _optional_module(api_module) if api_module else None
+    hot = None
     if api is not None:
         # First: an API request otherwise tried every screen route's pattern before
         # reaching the mount (about 50 regex matches, a tenth of a point read's CPU).
-        routes.append(Mount(API_PREFIX, app=api.build_api(
-            live, upload_dir=upload_dir, max_upload_bytes=max_upload_bytes), name="api"))
+        api_app = api.build_api(live, upload_dir=upload_dir, max_upload_bytes=max_upload_bytes,
+                                prefix=API_PREFIX)
+        routes.append(Mount(API_PREFIX, app=api_app, name="api"))
+        hot = getattr(api_app.state, "hot_reads", None)
     routes += _screen_routes(ui, SCREEN_MODULES if screen_modules is None else screen_modules)
     routes.append(Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"))
     app = Starlette(
         routes=routes, exception_handlers=_error_handlers(ui),
         middleware=[
             Middleware(SecurityHeadersMiddleware, image_source=_origin(tiles)),
+            # The API's list and point reads straight to their endpoints (ui/api/hot.py):
+            # the session, body-limit and CSRF layers below skip them anyway.
+            *([Middleware(HotReadsFront, hot=hot)] if hot is not None else []),
             Middleware(SessionMiddleware, codec=ui.codec, https=https,
                        exempt_prefixes=(API_PREFIX + "/",)),
             # Before anything reads a body: per-route size, nothing from anonymous visitors.

@@ -21,6 +21,7 @@ Why uvicorn, and what we change about it (docs/scaling.md, "Workers"):
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 from pathlib import Path
@@ -95,11 +96,70 @@ class NoDelayProtocol(AutoHTTPProtocol):  # type: ignore[misc,valid-type]
     """uvicorn's HTTP protocol (httptools, a dependency: the pure-Python h11 it falls
     back to cost more CPU per request than a point read, issue 13) with ``TCP_NODELAY``
     set on every accepted TCP connection: a response is sent at once, not held back
-    until the client's delayed ACK."""
+    until the client's delayed ACK. Its writes go through ``CoalescingTransport``."""
 
     def connection_made(self, transport: Any) -> None:
         set_nodelay(transport.get_extra_info("socket"))
-        super().connection_made(transport)
+        super().connection_made(CoalescingTransport(transport))
+
+
+class CoalescingTransport:
+    """A transport that sends a response's head and body in one write.
+
+    uvicorn writes the status line and headers, then the body, each at once; with
+    ``TCP_NODELAY`` that is two system calls and two segments per response, and the
+    client is woken for the head alone. Here a write is held until the next one (and
+    both go out together) or until the event loop's current turn ends, so nothing
+    waits longer than that; closing, or anything else that ends or changes the
+    stream, sends what is held first. Everything else is the wrapped transport's.
+    """
+
+    def __init__(self, transport: Any) -> None:
+        self._transport = transport
+        self._held: bytes | None = None
+        self._loop = asyncio.get_running_loop()
+
+    def write(self, data: bytes) -> None:
+        held = self._held
+        if held is None:
+            if data:
+                self._held = data
+                self._loop.call_soon(self.flush)
+            return
+        self._held = None
+        self._transport.writelines((held, data))
+
+    def writelines(self, chunks: Any) -> None:
+        self.flush()
+        self._transport.writelines(chunks)
+
+    def flush(self) -> None:
+        """Send the held write, if any (and if the connection still takes writes)."""
+        held, self._held = self._held, None
+        if held is not None and not self._transport.is_closing():
+            self._transport.write(held)
+
+    def write_eof(self) -> None:
+        self.flush()
+        self._transport.write_eof()
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def abort(self) -> None:
+        self._held = None
+        self._transport.abort()
+
+    def set_protocol(self, protocol: Any) -> None:
+        self.flush()
+        self._transport.set_protocol(protocol)
+
+    def get_write_buffer_size(self) -> int:
+        return len(self._held or b"") + int(self._transport.get_write_buffer_size())
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
 
 
 def set_nodelay(sock: Any) -> None:

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from sqlalchemy import ColumnElement, and_, false, or_, tuple_
 
 from engine.errors import QueryError
@@ -258,8 +259,10 @@ def sort_plan(plan: EntityPlan, sort: Sort, hidden: frozenset[str]) -> SortPlan:
 def encode_token(sort: SortPlan, record: Record) -> str:
     payload = {"s": sort.name, "d": int(sort.descending),
                "v": to_json(sort.key_field, sort.key_of(record)), "i": record.id}
-    raw = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    # orjson writes the same compact UTF-8 JSON as json.dumps(separators=(",", ":"),
+    # ensure_ascii=False), at a fraction of the cost: every list page with a next one
+    # makes a token (issue 13).
+    return base64.urlsafe_b64encode(orjson.dumps(payload)).decode().rstrip("=")
 
 
 def decode_token(plan: EntityPlan, sort: SortPlan, token: str) -> tuple[Any, int]:

@@ -46,6 +46,7 @@ from typing import Any, NoReturn, Protocol
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql import CompoundSelect, Select
 from sqlalchemy.sql.compiler import SQLCompiler
 
@@ -76,6 +77,28 @@ def _compile(source: str, namespace: dict[str, Any]) -> Converter:
 #: What runs here: one SELECT, or a UNION of them (the drop forecast's rules).
 Statement = Select[Any] | CompoundSelect[Any]
 _THROUGH_CONNECTION: ContextVar[bool] = ContextVar("tp_through_connection", default=False)
+
+
+_KEEP: ContextVar[bool] = ContextVar("tp_keep_connection", default=False)
+
+
+@contextmanager
+def kept_connection() -> Iterator[None]:
+    """Within this block, reads on this thread reuse one pooled connection kept for it.
+
+    For the API's reads on SQLite's event loop (``ui/api/inline.py``): one thread runs
+    them one after another, and the pool's checkout and check-in (a lock, a queue,
+    events, a rollback of nothing: SQLite runs each of these statements in autocommit)
+    cost a tenth of a point read (issue 13). The connection stays checked out for the
+    thread between reads; it is given back after an error and replaced if the engine's
+    pool was disposed meanwhile. Only for threads that run one read at a time and are
+    few (each keeps a connection out of the pool).
+    """
+    token = _KEEP.set(True)
+    try:
+        yield
+    finally:
+        _KEEP.reset(token)
 
 
 @contextmanager
@@ -127,6 +150,7 @@ class DirectReader:
         #: the ``Connection.execute`` path's row -> values, per shape (no processors there)
         self._plain: dict[Shape, Converter] = {}
         self._lock = threading.Lock()
+        self._kept = threading.local()  # the connection a thread keeps (``kept_connection``)
 
     @property
     def engine(self) -> Engine:
@@ -198,12 +222,26 @@ class DirectReader:
                     f"{{{shape.source(lambda i: f'row[{i}]')}}}", {})
             return convert
 
+    def _checkout(self, engine: Engine, keep: bool) -> PoolProxiedConnection:
+        """A pooled connection: the one this thread keeps, if it may and has one."""
+        if keep:
+            fairy: PoolProxiedConnection | None = getattr(self._kept, "fairy", None)
+            if fairy is not None:
+                self._kept.fairy = None  # in use: an error must not leave it kept
+                if getattr(fairy, "_pool", None) is engine.pool \
+                        and fairy.dbapi_connection is not None:
+                    return fairy
+                fairy.close()  # the pool was disposed (or it was invalidated)
+        return engine.raw_connection()
+
     def _run(self, found: _Compiled, parameters: Any, shape: Shape | None) -> list[Any]:
         engine = self.engine
         dispatch = engine.dispatch
         error = engine.dialect.loaded_dbapi.Error
-        fairy = engine.raw_connection()
+        keep = _KEEP.get() and not self._postgres
+        fairy = self._checkout(engine, keep)
         cursor = None
+        done = False
         try:
             try:
                 if self._postgres:
@@ -224,6 +262,7 @@ class DirectReader:
                 else:
                     convert = found.shaped.get(shape) or self._shaped(found, cursor.description,
                                                                       shape)
+                done = True
             finally:
                 # Never back to the pool in autocommit: the next user expects a transaction.
                 if self._postgres and fairy.dbapi_connection is not None:
@@ -239,7 +278,10 @@ class DirectReader:
                     cursor.close()
                 except error:
                     pass  # the connection is being given back (or was invalidated) anyway
-            fairy.close()
+            if done and keep:
+                self._kept.fairy = fairy  # one SELECT in autocommit: nothing left open
+            else:
+                fairy.close()
         return [convert(r) for r in raw]
 
     def _failed(self, fairy: Any, cursor: Any, found: _Compiled, parameters: Any,
@@ -290,9 +332,22 @@ class DirectReader:
 
 
 def _processed(i: int, processor: Any, namespace: dict[str, Any]) -> str:
-    """The source of a raw row's i-th value through its processor (registered by name)."""
+    """The source of a raw row's i-th value through its processor (registered by name).
+
+    A processor that carries its body as an expression (``inline``: a template and the
+    names it uses, see ``engine.storage.system_tables``) is written into the converter
+    itself: a list page runs the instant and JSON processors a hundred times or more,
+    and the Python call around each cost more than its work (issue 13).
+    """
     if processor is None:
         return f"row[{i}]"
+    inline = getattr(processor, "inline", None)
+    if inline is not None:
+        template: str = inline[0]
+        names: dict[str, Any] = inline[1]
+        for name, value in names.items():
+            namespace[f"{name}{i}"] = value
+        return "(" + template.format(v=f"_x{i}", raw=f"row[{i}]", i=i) + ")"
     namespace[f"_p{i}"] = processor
     return f"_p{i}(row[{i}])"
 

@@ -46,6 +46,11 @@ class _UtcSqliteDateTime(SQLITE_DATETIME):
                 return value
             return parse(value + "+00:00")
 
+        # The same, as an expression the direct reader writes into its row converters
+        # (engine/storage/direct.py): {v} holds the raw value, {raw} reads it once.
+        template = ("{v} if ({v} := {raw}) is None or {v}.__class__ is not str "
+                    "else _iso{i}({v} + '+00:00')")
+        process.inline = (template, {"_iso": parse})  # type: ignore[attr-defined]
         return process
 
 
@@ -68,6 +73,9 @@ class _SqliteJson(_SQliteJson):
                 return value  # a number: SQLite's own value of a JSON scalar
             return loads(value)
 
+        template = ("{v} if ({v} := {raw}) is None or isinstance({v}, (int, float)) "
+                    "else _loads{i}({v})")
+        process.inline = (template, {"_loads": loads})  # type: ignore[attr-defined]
         return process
 
 

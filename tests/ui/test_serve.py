@@ -170,3 +170,60 @@ def test_the_server_parses_http_in_c_on_uvloop() -> None:
         assert type(loop).__module__.startswith("uvloop")
     finally:
         loop.close()
+
+
+class _Recorder:
+    """A transport that records what it is asked to send."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[bytes, ...]] = []
+        self.closing = False
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.sent.append((data,))
+
+    def writelines(self, chunks: tuple[bytes, ...]) -> None:
+        self.sent.append(tuple(chunks))
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def close(self) -> None:
+        self.closed = True
+
+    def get_extra_info(self, name: str) -> str:
+        return f"info:{name}"
+
+
+def test_a_response_head_and_body_leave_in_one_write() -> None:
+    """The head is held until the body joins it, a lone write until the loop's turn ends,
+    and closing sends what is held first; a dropped connection gets nothing more."""
+    import asyncio
+
+    from ui.serve import CoalescingTransport
+
+    async def scenario() -> list[list[tuple[bytes, ...]]]:
+        pair, lone, closed, lost = _Recorder(), _Recorder(), _Recorder(), _Recorder()
+        t = CoalescingTransport(pair)
+        t.write(b"head")
+        assert pair.sent == []  # held
+        t.write(b"body")
+        CoalescingTransport(lone).write(b"chunk")
+        c = CoalescingTransport(closed)
+        c.write(b"last")
+        c.close()
+        assert closed.closed and closed.sent == [(b"last",)]
+        d = CoalescingTransport(lost)
+        d.write(b"late")
+        lost.closing = True
+        assert d.get_extra_info("peername") == "info:peername"  # the rest is the transport's
+        await asyncio.sleep(0)  # the loop's turn ends: held writes go out
+        await asyncio.sleep(0)
+        return [pair.sent, lone.sent, closed.sent, lost.sent]
+
+    pair, lone, closed, lost = asyncio.run(scenario())
+    assert pair == [(b"head", b"body")]
+    assert lone == [(b"chunk",)]
+    assert closed == [(b"last",)]
+    assert lost == []

@@ -37,6 +37,7 @@ from sqlalchemy import Engine
 from engine.errors import StatementTimeoutError, WorkDeferred
 from engine.permissions.versions import stamps_from_memory
 from engine.storage.database import budget_applies, statement_budget
+from engine.storage.direct import kept_connection
 from ui.threads import in_thread
 
 #: Seconds a statement may run on the event loop before it is stopped and the read
@@ -67,7 +68,7 @@ class InlineReads:
         be read inline at all), so this expects an enabled reader.
         """
         try:
-            with statement_budget(self.budget), stamps_from_memory():
+            with statement_budget(self.budget), stamps_from_memory(), kept_connection():
                 return func(*args, **kwargs)
         except (StatementTimeoutError, WorkDeferred):
             self.retries += 1

@@ -195,3 +195,56 @@ def test_a_dropped_engine_is_not_kept_by_the_readers(sqlite_url: str) -> None:
     del engine
     gc.collect()
     assert gone() is None  # its pool (and connections) go with it
+
+
+def test_a_kept_connection_serves_one_thread_and_is_given_back_after_an_error(
+        sqlite_url: str) -> None:
+    """``kept_connection`` (the API's reads on SQLite's event loop): one pooled connection
+    stays with the thread between reads, without a transaction; an error gives it back,
+    and a disposed pool's connection is not reused."""
+    engine = make_engine(sqlite_url, statement_timeout=0.3)
+    META.create_all(engine)
+    one = select(func.abs(-2))
+    seen: list[Any] = []
+    event.listen(engine, "before_cursor_execute",
+                 lambda conn, *_: seen.append(conn.dbapi_connection))
+    try:
+        with direct.kept_connection():
+            assert direct_rows(engine, one, {}) == [(2,)]
+            assert direct_rows(engine, one, {}) == [(2,)]
+            assert seen[0] is seen[1] and engine.pool.checkedout() == 1  # type: ignore[attr-defined]
+            assert not seen[0].in_transaction
+            with pytest.raises(DBAPIError):
+                direct_rows(engine, select(Table("nothing", MetaData(),
+                                                 Column("id", BigInteger)).c.id), {})
+            assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+            assert direct_rows(engine, one, {}) == [(2,)]
+            engine.dispose()
+            assert direct_rows(engine, one, {}) == [(2,)]
+            assert seen[-1] is not seen[-2]  # a connection of the new pool
+        assert direct_rows(engine, one, {}) == [(2,)]  # outside: checked out and back
+        assert engine.pool.checkedout() == 1  # type: ignore[attr-defined]  # still kept
+    finally:
+        engine.dispose()
+
+
+def test_inlined_processors_read_as_their_functions(sqlite_url: str) -> None:
+    """The instant and JSON processors written into the converters (``inline``) give what
+    the processors themselves give through ``Connection.execute``: None, text, numbers."""
+    from engine.storage.system_tables import JsonType
+
+    docs = Table("docs", MetaData(), Column("id", BigInteger, primary_key=True),
+                 Column("at", InstantType), Column("doc", JsonType))
+    engine = make_engine(sqlite_url)
+    try:
+        docs.create(engine)
+        with engine.begin() as conn:
+            conn.execute(insert(docs), [{"id": 1, "at": AT, "doc": {"a": [1, "二"]}},
+                                        {"id": 2, "at": None, "doc": None}])
+            conn.execute(text("INSERT INTO docs (id, at, doc) VALUES (3, NULL, 7)"))
+        read, through = _both(engine, select(docs).order_by(docs.c.id), {})
+        assert read == through == [(1, AT, {"a": [1, "二"]}), (2, None, None), (3, None, 7)]
+        compiled = direct._reader(engine)._cache.values()  # type: ignore[attr-defined]
+        assert any("_loads2" in c.convert.__code__.co_names for c in compiled if c.convert)
+    finally:
+        engine.dispose()

@@ -229,3 +229,18 @@ def test_list_items_are_written_as_point_reads_are(world: World) -> None:
             direct = records.get(admin, entity, record.id)
             with through_connection():
                 assert records.get(admin, entity, record.id) == direct
+
+
+def test_next_links_keep_every_parameter_and_replace_the_position() -> None:
+    """``with_query_param`` builds what Starlette's ``include_query_params`` did (the
+    parameter replaced and moved last, the others kept in order, blanks kept)."""
+    from starlette.requests import Request
+
+    from ui.api.app import with_query_param
+
+    scope = {"type": "http", "scheme": "http", "server": ("testserver", 80), "path": "/api/v1/x",
+             "query_string": b"q=a%20b&after=old&filter[name][eq]=&limit=5",
+             "headers": [(b"host", b"example.org:8080")], "root_path": ""}
+    request = Request(scope)
+    expected = str(request.url.include_query_params(after="new+/=token"))
+    assert with_query_param(request, "after", "new+/=token") == expected
