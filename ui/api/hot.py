@@ -26,7 +26,6 @@ import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from starlette._utils import get_route_path
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -39,6 +38,18 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 Handler = Callable[[Request, Exception], Awaitable[Response]]
 #: Methods these endpoints answer (HEAD as GET, as Starlette's routes do).
 _READS = frozenset({"GET", "HEAD"})
+
+
+def route_path(scope: Scope) -> str:
+    """The path below the app's ``root_path``, as Starlette's router matches it (its own
+    helper is private: a Starlette upgrade must not change which paths come here)."""
+    path: str = scope["path"]
+    root_path: str = scope.get("root_path", "")
+    if not root_path or not path.startswith(root_path):
+        return path
+    if path == root_path:
+        return ""
+    return path[len(root_path):] if path[len(root_path)] == "/" else path
 
 
 class HotReads:
@@ -63,7 +74,7 @@ class HotReads:
         """The path's match if ``scope`` is a list or point read of this API."""
         if scope["type"] != "http" or scope["method"] not in _READS:
             return None
-        return self._path.fullmatch(get_route_path(scope))
+        return self._path.fullmatch(route_path(scope))
 
     async def serve(self, scope: Scope, receive: Receive, send: Send,
                     found: re.Match[str]) -> None:

@@ -17,7 +17,7 @@ from engine.runtime import LiveRuntime
 from engine.storage.database import make_engine
 from tests.ui.api.conftest import API
 from tests.ui.api.test_api_request_path import Seeded, Statements, seeded  # noqa: F401
-from ui.api.hot import HotReads
+from ui.api.hot import HotReads, route_path
 from ui.app import create_app
 
 _SAME_HEADERS = ("content-type", "etag", "link", "www-authenticate", "location")
@@ -119,3 +119,14 @@ def test_a_failing_hot_read_is_a_500_problem_with_the_security_headers(
         assert _api_of(app).state.hot_reads.served == 1
     finally:
         live.dispose()
+
+
+@pytest.mark.parametrize(("path", "root", "expected"), [
+    ("/api/v1/customer", "", "/api/v1/customer"),
+    ("/crm/api/v1/customer", "/crm", "/api/v1/customer"),
+    ("/crm", "/crm", ""),
+    ("/crmx/api/v1/customer", "/crm", "/crmx/api/v1/customer"),  # not below the root
+    ("/api/v1/customer", "/crm", "/api/v1/customer"),
+])
+def test_route_path_is_the_path_below_the_root(path: str, root: str, expected: str) -> None:
+    assert route_path({"type": "http", "path": path, "root_path": root}) == expected
