@@ -230,15 +230,27 @@ class UIContext:
         self._detail_actions: list[DetailActionProvider] = []
         self._company_zone: tuple[str, float] | None = None
         self._actor_hooks: list[ActorHook] = []
+        from ui.api.inline import InlineReads  # here: ui.api's package imports the screens
+
+        #: Pages that may be served on the event loop (``endpoint(..., inline=True)``).
+        self.inline = InlineReads(live.engine)
 
     # --- the runtime --------------------------------------------------------------------------
 
-    def endpoint(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    def endpoint(self, handler: Handler, *,
+                 inline: bool = False) -> Callable[[Request], Awaitable[Response]]:
         """A Starlette endpoint running ``handler(request, form)`` in a worker thread.
 
         Database calls are blocking; running them off the event loop keeps one slow
         query from stalling every other request. The form (urlencoded or multipart)
         is read first, on the loop, and closed (temporary upload files) afterwards.
+
+        ``inline``: a GET handler that only reads (the list page) runs on the event
+        loop on SQLite, bounded as the API's reads are (``ui/api/inline.py``: every
+        statement stopped at a short budget, no version stamp read), and again in a
+        thread when the bound refuses it. The hop cost the list page more CPU than
+        any single part of its work: SQLite's driver hands the GIL back and forth
+        between the thread and the loop at every row it steps (issue 13).
         """
         def in_zone(request: Request, form: FormData | None) -> Response:
             # the caches' stamp checks share one statement for the whole request
@@ -250,6 +262,8 @@ class UIContext:
             if request.method not in SAFE_METHODS:
                 form = await request.form(**FORM_LIMITS)
             try:
+                if inline and form is None and self.inline.enabled:
+                    return await self.inline.run(in_zone, request, None)
                 return await in_thread(in_zone, request, form)
             finally:
                 if form is not None:

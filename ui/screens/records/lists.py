@@ -318,7 +318,7 @@ def routes(ui: UIContext) -> list[BaseRoute]:
                          context={"blank": request.query_params.get("required") != "1"})
 
     return [
-        Route("/e/{entity}", ui.endpoint(list_page), name="list"),
+        Route("/e/{entity}", ui.endpoint(list_page, inline=True), name="list"),
         Route("/e/{entity}/export.{fmt}", ui.endpoint(export_file), name="export"),
         Route("/e/{entity}/count", ui.endpoint(lambda request, form: count_fragment(ui, request)),
               name="count"),
