@@ -39,6 +39,7 @@ from ui.screens.records.display import display, resolve_names
 from ui.screens.records.listing import (
     BulkForm,
     Choice,
+    Column,
     FilterPanel,
     FilterWidget,
     ListView,
@@ -80,8 +81,10 @@ def build_list(ui: UIContext, request: Request, runtime: Runtime, actor: Actor, 
     page = runtime.records.list(actor, entity.name, zoned_query(entity, state.query()))
     labels = resolve_names(runtime, actor, entity, page.rows, fields=columns, owners=False)
     next_url = state.next_url(page.next_token) if page.has_more and page.next_token else None
-    headers = columns_of(entity, state, columns, runtime.records.plan(entity.name).sortable,
-                         locale)
+    headers = _headers.get(runtime.registry, (state, tuple(f.name for f in columns), locale),
+                           lambda: columns_of(entity, state, columns,
+                                              runtime.records.plan(entity.name).sortable,
+                                              locale))
     claim_ids = frozenset(claimable(ui, actor, entity, page.rows))
     can_claim = entity.has(Feature.POOLED) and ui.may(actor, entity, "claim")
     can_recycle = entity.has(Feature.POOLED) and ui.may(actor, entity, "recycle")
@@ -135,6 +138,13 @@ def build_list(ui: UIContext, request: Request, runtime: Runtime, actor: Actor, 
                               if f.name not in readonly and f.type.value != "auto_number"),
             move_pools=tuple(move_choices(ui, actor, entity, runtime.records, locale)),
             people=tuple(_assignable_people(runtime, actor, entity)) if can["assign"] else ()))
+
+
+#: A list's column headers (labels, sort links) by (state, columns, locale) under the
+#: newest registry: the same few lists are asked for again and again, and each header's
+#: sort link is a URL encoded afresh.
+_headers: GenerationMemo[tuple[ListState, tuple[str, ...], str], list[Column]] = \
+    GenerationMemo(limit=1000)
 
 
 def filter_panel(runtime: Runtime, actor: Actor, entity: Entity, state: ListState,
