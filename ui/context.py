@@ -16,7 +16,6 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
 from jinja2.runtime import Context
@@ -107,10 +106,20 @@ ActorHook = Callable[[Request, Actor], Actor]
 
 @dataclass(frozen=True)
 class LanguageLink:
+    """A button of the language switcher (a POST form: no URL of its own)."""
+
     code: str
     name: str
-    url: str
     current: bool
+
+
+def _language_links(locale: str) -> tuple[LanguageLink, ...]:
+    return tuple(LanguageLink(code, i18n.LANGUAGE_NAMES[code], code == locale)
+                 for code in SUPPORTED_LOCALES)
+
+
+#: The switcher's buttons for each page locale (the same on every page).
+_LANGUAGES = {locale: _language_links(locale) for locale in SUPPORTED_LOCALES}
 
 
 @dataclass(frozen=True)
@@ -119,7 +128,7 @@ class Chrome:
 
     locale: str
     csrf_token: str
-    languages: list[LanguageLink]
+    languages: tuple[LanguageLink, ...]
     user_name: str = ""
     nav: tuple[NavLink, ...] = ()  # a tuple: its rendering is cached per value
     banner: str = ""
@@ -456,9 +465,7 @@ class UIContext:
     def chrome(self, request: Request) -> Chrome:
         locale = self.locale(request)
         user = self.user(request)
-        languages = [LanguageLink(code, i18n.LANGUAGE_NAMES[code],
-                                  _with_param(request, i18n.LANG_PARAM, code), code == locale)
-                     for code in SUPPORTED_LOCALES]
+        languages = _LANGUAGES.get(locale) or _language_links(locale)
         nav = tuple(self.nav(request, self.actor(request))) if user is not None else ()
         return Chrome(locale=locale, csrf_token=self.csrf_token(request), languages=languages,
                       user_name=user.display_name if user else "", nav=nav,
@@ -515,9 +522,3 @@ class UIContext:
         chosen = i18n.supported(request.query_params.get(i18n.LANG_PARAM))
         if chosen and chosen != request.cookies.get(i18n.LANG_COOKIE):
             self.set_locale_cookie(request, response, chosen)
-
-
-def _with_param(request: Request, name: str, value: str) -> str:
-    params = dict(request.query_params)
-    params[name] = value
-    return f"{request.url.path}?{urlencode(params)}"
