@@ -16,7 +16,6 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
 from jinja2.runtime import Context
@@ -107,10 +106,20 @@ ActorHook = Callable[[Request, Actor], Actor]
 
 @dataclass(frozen=True)
 class LanguageLink:
+    """A button of the language switcher (a POST form: no URL of its own)."""
+
     code: str
     name: str
-    url: str
     current: bool
+
+
+def _language_links(locale: str) -> tuple[LanguageLink, ...]:
+    return tuple(LanguageLink(code, i18n.LANGUAGE_NAMES[code], code == locale)
+                 for code in SUPPORTED_LOCALES)
+
+
+#: The switcher's buttons for each page locale (the same on every page).
+_LANGUAGES = {locale: _language_links(locale) for locale in SUPPORTED_LOCALES}
 
 
 @dataclass(frozen=True)
@@ -119,7 +128,7 @@ class Chrome:
 
     locale: str
     csrf_token: str
-    languages: list[LanguageLink]
+    languages: tuple[LanguageLink, ...]
     user_name: str = ""
     nav: tuple[NavLink, ...] = ()  # a tuple: its rendering is cached per value
     banner: str = ""
@@ -230,15 +239,27 @@ class UIContext:
         self._detail_actions: list[DetailActionProvider] = []
         self._company_zone: tuple[str, float] | None = None
         self._actor_hooks: list[ActorHook] = []
+        from ui.api.inline import InlineReads  # here: ui.api's package imports the screens
+
+        #: Pages that may be served on the event loop (``endpoint(..., inline=True)``).
+        self.inline = InlineReads(live.engine)
 
     # --- the runtime --------------------------------------------------------------------------
 
-    def endpoint(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    def endpoint(self, handler: Handler, *,
+                 inline: bool = False) -> Callable[[Request], Awaitable[Response]]:
         """A Starlette endpoint running ``handler(request, form)`` in a worker thread.
 
         Database calls are blocking; running them off the event loop keeps one slow
         query from stalling every other request. The form (urlencoded or multipart)
         is read first, on the loop, and closed (temporary upload files) afterwards.
+
+        ``inline``: a GET handler that only reads (the list page) runs on the event
+        loop on SQLite, bounded as the API's reads are (``ui/api/inline.py``: every
+        statement stopped at a short budget, no version stamp read), and again in a
+        thread when the bound refuses it. The hop cost the list page more CPU than
+        any single part of its work: SQLite's driver hands the GIL back and forth
+        between the thread and the loop at every row it steps (issue 13).
         """
         def in_zone(request: Request, form: FormData | None) -> Response:
             # the caches' stamp checks share one statement for the whole request
@@ -250,6 +271,8 @@ class UIContext:
             if request.method not in SAFE_METHODS:
                 form = await request.form(**FORM_LIMITS)
             try:
+                if inline and form is None and self.inline.enabled:
+                    return await self.inline.run(in_zone, request, None)
                 return await in_thread(in_zone, request, form)
             finally:
                 if form is not None:
@@ -442,9 +465,7 @@ class UIContext:
     def chrome(self, request: Request) -> Chrome:
         locale = self.locale(request)
         user = self.user(request)
-        languages = [LanguageLink(code, i18n.LANGUAGE_NAMES[code],
-                                  _with_param(request, i18n.LANG_PARAM, code), code == locale)
-                     for code in SUPPORTED_LOCALES]
+        languages = _LANGUAGES.get(locale) or _language_links(locale)
         nav = tuple(self.nav(request, self.actor(request))) if user is not None else ()
         return Chrome(locale=locale, csrf_token=self.csrf_token(request), languages=languages,
                       user_name=user.display_name if user else "", nav=nav,
@@ -501,9 +522,3 @@ class UIContext:
         chosen = i18n.supported(request.query_params.get(i18n.LANG_PARAM))
         if chosen and chosen != request.cookies.get(i18n.LANG_COOKIE):
             self.set_locale_cookie(request, response, chosen)
-
-
-def _with_param(request: Request, name: str, value: str) -> str:
-    params = dict(request.query_params)
-    params[name] = value
-    return f"{request.url.path}?{urlencode(params)}"

@@ -15,6 +15,7 @@ cookie) are left alone.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 from collections.abc import Callable, Sequence
@@ -34,8 +35,10 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
+@functools.lru_cache(maxsize=10_000)
 def csrf_token(secret: bytes, sid: str) -> str:
-    """The CSRF token of session ``sid``."""
+    """The CSRF token of session ``sid`` (kept per session: every page draws it, and it
+    is a pure function of the two)."""
     digest = hmac.new(secret, b"tidepool.csrf:" + sid.encode(), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 

@@ -7,7 +7,9 @@ start plus the rule's duration (per field value) gives the due time. The
 earliest rule wins. One statement for every rule (a ``UNION ALL``), bounded by the
 page's ids, run on the direct-read path (``engine/storage/direct.py``): a list page
 pays for its execution, not for a ``Connection``, a ``BEGIN``/``ROLLBACK`` and
-``Row`` objects around it.
+``Row`` objects around it. The ids are one bound parameter (a SQLite JSON array, a
+PostgreSQL array), as ``fanout.among`` binds a long list: a parameter per id cost
+more Python (binding and padding 64 slots for a page of 50) than the statement.
 """
 
 from __future__ import annotations
@@ -18,17 +20,21 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 from sqlalchemy import (
+    BigInteger,
     CompoundSelect,
     Select,
     String,
     bindparam,
     cast,
+    func,
     literal_column,
     null,
     select,
     union_all,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from engine.memo import GenerationMemo
 from engine.metadata.model import LocalText, Pool, PoolRule
@@ -55,46 +61,42 @@ class DropForecast:
         return max(0.0, (self.due_at - now) / timedelta(hours=1))
 
 
-#: How many ids one statement takes: a page's ids are padded (with its last id) to the
-#: smallest size that holds them, so each size is one statement compiled once and run
-#: on the direct-read path, which takes no expanding ``IN`` (SQLAlchemy finishes those
-#: at every execution). More ids than the largest size go in several statements.
-ID_SLOTS = (8, 16, 32, 64, 128, 256, 512, 1024)
+#: The most ids one statement is given (more go in several): a page holds at most a few
+#: hundred rows, and a bound keeps one bound array small.
+MAX_IDS = 1024
 
 
 @dataclass(frozen=True)
 class _Forecasts:
     """The drop rules of an entity's pools and the one statement forecasting them all
-    for up to ``slots`` ids: a UNION ALL with a branch per rule (its index in ``rules``
-    as column ``rule``), the ids as parameters ``id_0`` .. ``id_<slots - 1>``."""
+    for the ids bound as ``ids``: a UNION ALL with a branch per rule (its index in
+    ``rules`` as column ``rule``)."""
 
     rules: tuple[tuple[Pool, PoolRule], ...]
     statement: CompoundSelect[Any] | Select[Any] | None
-    slots: int = ID_SLOTS[-1]
     #: Each rule's duration, and its durations by field value (``due_at``'s, computed once).
     durations: tuple[tuple[timedelta, dict[Any, timedelta]], ...] = ()
 
 
 _EPOCH = datetime(2000, 1, 1)
-#: The statements of the newest schema seen, by (entity, slots) (a new schema starts over).
-_built: GenerationMemo[tuple[str, int], _Forecasts] = GenerationMemo()
+#: The statements of the newest schema seen, by (entity, dialect) (a new schema starts over).
+_built: GenerationMemo[tuple[str, str], _Forecasts] = GenerationMemo()
 
 
-def forecast_statement(schema: StorageSchema, entity: str, *,
-                       slots: int = ID_SLOTS[-1]) -> _Forecasts:
-    """The drop rules of ``entity`` and their statement for ``slots`` ids (one of
-    ``ID_SLOTS``), built once per schema.
+def forecast_statement(schema: StorageSchema, entity: str, *, dialect: str) -> _Forecasts:
+    """The drop rules of ``entity`` and their statement for ``dialect`` ("sqlite" or
+    "postgresql": how the ids are bound), built once per schema.
 
     Without the clock comparison nothing in the statement depends on ``now``, so
     the same statement serves every request until the metadata changes.
     """
-    return _built.get(schema, (entity, slots), lambda: _forecasts(schema, entity, slots))
+    return _built.get(schema, (entity, dialect), lambda: _forecasts(schema, entity, dialect))
 
 
-def _forecasts(schema: StorageSchema, entity: str, slots: int) -> _Forecasts:
+def _forecasts(schema: StorageSchema, entity: str, dialect: str) -> _Forecasts:
     rules = tuple((pool, rule) for _, pool in sorted(schema.registry.pools.items())
                   if pool.entity == entity for rule in pool.rules if rule.kind == "drop")
-    branches = [_branch(schema, entity, pool, rule, index, slots)
+    branches = [_branch(schema, entity, pool, rule, index, dialect)
                 for index, (pool, rule) in enumerate(rules)]
     statement = None if not branches else branches[0] if len(branches) == 1 \
         else union_all(*branches)
@@ -103,11 +105,24 @@ def _forecasts(schema: StorageSchema, entity: str, slots: int) -> _Forecasts:
                        {value: due_at(rule, _EPOCH, value) - _EPOCH
                         for value, _ in (rule.after.per_value if rule.after else ())})
                       for _, rule in rules)
-    return _Forecasts(rules, statement, slots, durations)
+    return _Forecasts(rules, statement, durations)
+
+
+def _listed_ids(dialect: str) -> Select[Any]:
+    """The ids of parameter ``ids`` as a one-column SELECT (an ``IN`` the planner answers
+    by looking each id up: SQLite's ``json_each``, PostgreSQL's ``unnest``)."""
+    if dialect == "postgresql":
+        return select(func.unnest(bindparam("ids", type_=ARRAY(BigInteger))))
+    listed = func.json_each(bindparam("ids", type_=String)).table_valued("value")
+    return select(listed.c.value)
+
+
+def _bound_ids(ids: Sequence[int], dialect: str) -> list[int] | str:
+    return list(ids) if dialect == "postgresql" else orjson.dumps(list(ids)).decode()
 
 
 def _branch(schema: StorageSchema, entity: str, pool: Pool, rule: PoolRule,
-            index: int, slots: int) -> Select[Any]:
+            index: int, dialect: str) -> Select[Any]:
     # ``now`` only feeds the clock comparison, which with_clock=False leaves out.
     sql = rule_sql(schema.registry, schema.system, schema.table(entity), pool, rule,
                    now=datetime.min, with_clock=False)
@@ -117,20 +132,7 @@ def _branch(schema: StorageSchema, entity: str, pool: Pool, rule: PoolRule,
     return select(sql.table.c.id, sql.start.label("start"), per_value.label("per_value"),
                   literal_column(str(index)).label("rule")) \
         .select_from(sql.source) \
-        .where(sql.where, sql.table.c.id.in_([bindparam(f"id_{i}") for i in range(slots)]))
-
-
-def _chunks(ids: Sequence[int]) -> list[tuple[int, dict[str, int]]]:
-    """(slots, parameters) of each statement ``ids`` need: padded with the last id
-    (a repeated value in ``IN`` changes nothing)."""
-    wanted = list(dict.fromkeys(int(i) for i in ids))
-    out = []
-    for start in range(0, len(wanted), ID_SLOTS[-1]):
-        chunk = wanted[start:start + ID_SLOTS[-1]]
-        slots = next(s for s in ID_SLOTS if s >= len(chunk))
-        padded = chunk + [chunk[-1]] * (slots - len(chunk))
-        out.append((slots, {f"id_{i}": v for i, v in enumerate(padded)}))
-    return out
+        .where(sql.where, sql.table.c.id.in_(_listed_ids(dialect)))
 
 
 def drop_forecast(records: RecordService, *, entity: str, ids: Sequence[int],
@@ -138,12 +140,15 @@ def drop_forecast(records: RecordService, *, entity: str, ids: Sequence[int],
     """For each of ``ids`` that a drop rule governs: the earliest drop (absent: none)."""
     if not ids or entity not in records.schema.tables:
         return {}
+    dialect = records.engine.dialect.name
+    forecasts = forecast_statement(records.schema, entity, dialect=dialect)
+    if forecasts.statement is None:
+        return {}
+    rules, durations = forecasts.rules, forecasts.durations
+    wanted = list(dict.fromkeys(int(i) for i in ids))
     earliest: dict[int, tuple[datetime, int]] = {}  # record id -> (due, rule index)
-    for slots, params in _chunks(ids):
-        forecasts = forecast_statement(records.schema, entity, slots=slots)
-        if forecasts.statement is None:
-            return {}
-        rules, durations = forecasts.rules, forecasts.durations
+    for first in range(0, len(wanted), MAX_IDS):
+        params = {"ids": _bound_ids(wanted[first:first + MAX_IDS], dialect)}
         # one statement on a pooled cursor: no Connection, no BEGIN/ROLLBACK around it
         for record_id, start, per_value, index in direct_rows(
                 records.engine, forecasts.statement, params):

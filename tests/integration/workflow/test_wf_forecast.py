@@ -42,8 +42,8 @@ def test_the_earliest_of_several_rules_in_one_statement(
 
 def test_a_page_of_ids_is_one_direct_statement_without_a_transaction(
         make_rules_world: Callable[..., World]) -> None:
-    """Past the smallest id slot count (16), repeated ids, and no Connection around the
-    statement: no BEGIN or ROLLBACK for one SELECT (engine/storage/direct.py)."""
+    """A page of ids (repeated ones too) bound as one parameter, and no Connection around
+    the statement: no BEGIN or ROLLBACK for one SELECT (engine/storage/direct.py)."""
     w = make_rules_world(rules=[UNTOUCHED, CREATED])
     held = [w.item("a1", grade="C") for _ in range(18)]
     pooled = w.item(None)
@@ -59,13 +59,16 @@ def test_a_page_of_ids_is_one_direct_statement_without_a_transaction(
     assert len([s for s in seen if "item" in s]) == 1 and transactions == []
 
 
-def test_ids_fill_the_smallest_slot_count_and_chunk_past_the_largest() -> None:
-    from engine.workflow.forecast import ID_SLOTS, _chunks
+def test_ids_past_the_most_one_statement_takes_go_in_several(
+        make_rules_world: Callable[..., World], monkeypatch: Any) -> None:
+    from engine.workflow import forecast
 
-    assert [(slots, len(p)) for slots, p in _chunks([3, 1, 3])] == [(ID_SLOTS[0], ID_SLOTS[0])]
-    assert list(_chunks([3, 1, 3])[0][1].values())[:3] == [3, 1, 1]  # padded with the last
-    many = list(range(1, ID_SLOTS[-1] + 6))
-    chunks = _chunks(many)
-    assert [slots for slots, _ in chunks] == [ID_SLOTS[-1], ID_SLOTS[0]]
-    assert sorted({v for _, p in chunks for v in p.values()}) == many
-    assert _chunks([]) == []
+    w = make_rules_world(rules=[UNTOUCHED, CREATED])
+    held = [w.item("a1", grade="C") for _ in range(5)]
+    seen: list[str] = []
+    event.listen(w.engine, "before_cursor_execute", lambda *args: seen.append(args[2]))
+    monkeypatch.setattr(forecast, "MAX_IDS", 2)
+    found = drop_forecast(w.records, entity="item", ids=[*held, held[0]], now=T0 + DAY)
+    assert set(found) == set(held) and all(found[i].rule == "created" for i in held)
+    assert len([s for s in seen if "item" in s]) == 3  # 2 + 2 + 1 ids: a statement each
+    assert drop_forecast(w.records, entity="item", ids=[], now=T0 + DAY) == {}

@@ -83,18 +83,18 @@ class SavedViewLink:
 @dataclass(frozen=True)
 class BulkForm:
     """The bulk-action form under a list: what ``records/_bulk.html`` reads, hashable so
-    its rendering is kept per value (``ui/partials.py``)."""
+    its rendering is kept per value (``ui/partials.py``). Built once per page."""
 
-    can_update: bool
-    can_assign: bool
-    can_delete: bool
-    can_export: bool
-    can_claim: bool
-    can_recycle: bool
-    can_merge: bool
-    bulk_fields: tuple[Choice, ...]
-    move_pools: tuple[Choice, ...]
-    people: tuple[Choice, ...]
+    can_update: bool = False
+    can_assign: bool = False
+    can_delete: bool = False
+    can_export: bool = False
+    can_claim: bool = False
+    can_recycle: bool = False
+    can_merge: bool = False
+    bulk_fields: tuple[Choice, ...] = ()
+    move_pools: tuple[Choice, ...] = ()
+    people: tuple[Choice, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -106,23 +106,18 @@ class ListView:
     columns: list[Column]
     rows: Markup  # the <tr>s, escaped (row_html.RowDrawer); empty: no rows
     next_url: str | None
-    count_text: str
-    searchable: bool
-    filters: list[FilterWidget]
-    column_choices: tuple[Choice, ...]  # a tuple: its rendering is cached per value
-    page_sizes: list[Choice]
-    hidden_params: list[tuple[str, str]]
-    saved_views: list[SavedViewLink]
-    saved_state: str
-    can_create: bool
-    can_update: bool
-    can_assign: bool
-    can_delete: bool
-    can_export: bool
-    bulk_fields: list[Choice]
-    people: list[Choice]
-    export_csv: str
-    export_xlsx: str
+    count_text: str = ""
+    searchable: bool = False
+    filters: list[FilterWidget] = field(default_factory=list)
+    column_choices: tuple[Choice, ...] = ()  # a tuple: its rendering is cached per value
+    page_sizes: list[Choice] = field(default_factory=list)
+    hidden_params: list[tuple[str, str]] = field(default_factory=list)
+    saved_views: list[SavedViewLink] = field(default_factory=list)
+    saved_state: str = ""
+    can_create: bool = False
+    can_export: bool = False
+    export_csv: str = ""
+    export_xlsx: str = ""
     notice: str = ""
     #: Where the count is loaded from after the page (``count_text`` is then empty).
     count_url: str = ""
@@ -133,16 +128,9 @@ class ListView:
     filters_page_url: str = ""
     tabs: list[Any] = field(default_factory=list)  # ui.pools.tabs.Tab: mine / pool / team
     can_claim: bool = False  # pooled entity and the actor holds claim: a claim column
-    can_recycle: bool = False  # leaders: bulk recycle (the reason in the value box)
     duplicates_url: str = ""  # merge grantees of an entity with dedup rules: candidates
-    move_pools: list[Choice] = field(default_factory=list)  # leaders, 2+ pools: bulk move
-    can_merge: bool = False  # the merge grant on an entity with a recycle bin
-
-    @property
-    def bulk(self) -> BulkForm:
-        return BulkForm(self.can_update, self.can_assign, self.can_delete, self.can_export,
-                        self.can_claim, self.can_recycle, self.can_merge,
-                        tuple(self.bulk_fields), tuple(self.move_pools), tuple(self.people))
+    #: The bulk actions the actor holds (update, assign, delete, claim, recycle, move...).
+    bulk: BulkForm = BulkForm()
 
 
 def visible_fields(entity: Entity, hidden: frozenset[str]) -> list[Field]:

@@ -37,7 +37,9 @@ from ui.screens.records._common import entity_of
 from ui.screens.records.bulk import MAX_BULK, delete_confirmation, move_choices, run_bulk
 from ui.screens.records.display import display, resolve_names
 from ui.screens.records.listing import (
+    BulkForm,
     Choice,
+    Column,
     FilterPanel,
     FilterWidget,
     ListView,
@@ -71,8 +73,7 @@ def build_list(ui: UIContext, request: Request, runtime: Runtime, actor: Actor, 
     drawn anyway when filters are set; closed, it loads when opened)."""
     locale = ui.locale(request)
     hidden = runtime.policy.hidden_fields(actor, entity)
-    own_fields = visible_fields(entity, hidden)
-    fields = list_fields(runtime, actor, entity)
+    fields = list_fields(runtime, actor, entity, hidden=hidden)
     by_name = {f.name: f for f in fields}
     names = [f.name for f in fields]
     columns = [by_name[c] for c in choose_columns(state.cols, names,
@@ -80,8 +81,10 @@ def build_list(ui: UIContext, request: Request, runtime: Runtime, actor: Actor, 
     page = runtime.records.list(actor, entity.name, zoned_query(entity, state.query()))
     labels = resolve_names(runtime, actor, entity, page.rows, fields=columns, owners=False)
     next_url = state.next_url(page.next_token) if page.has_more and page.next_token else None
-    headers = columns_of(entity, state, columns, runtime.records.plan(entity.name).sortable,
-                         locale)
+    headers = _headers.get(runtime.registry, (state, tuple(f.name for f in columns), locale),
+                           lambda: columns_of(entity, state, columns,
+                                              runtime.records.plan(entity.name).sortable,
+                                              locale))
     claim_ids = frozenset(claimable(ui, actor, entity, page.rows))
     can_claim = entity.has(Feature.POOLED) and ui.may(actor, entity, "claim")
     can_recycle = entity.has(Feature.POOLED) and ui.may(actor, entity, "recycle")
@@ -90,8 +93,7 @@ def build_list(ui: UIContext, request: Request, runtime: Runtime, actor: Actor, 
         page.rows, labels, claim=can_claim, claim_ids=claim_ids, badges=badges)
     if state.after:  # "load more": only rows are drawn, skip the rest
         return ListView(entity.name, "", f"/e/{entity.name}", state, headers, rows, next_url,
-                        "", False, [], (), [], [], [], "", False, False, False, False, False,
-                        [], [], "", "", notice, can_claim=can_claim)
+                        notice=notice, can_claim=can_claim)
     can = {a: ui.may(actor, entity, a)
            for a in ("create", "update", "assign", "delete", "export", "merge")}
     readonly = runtime.policy.readonly_fields(actor, entity)
@@ -120,19 +122,29 @@ def build_list(ui: UIContext, request: Request, runtime: Runtime, actor: Actor, 
         page_sizes=page_sizes(state),
         hidden_params=[("sort", state.sort)],
         saved_views=saved_view_links(views, actor), saved_state=query,
-        can_create=can["create"], can_update=can["update"], can_assign=can["assign"],
-        can_delete=can["delete"], can_export=can["export"],
+        can_create=can["create"], can_export=can["export"],
         duplicates_url=f"/e/{entity.name}/duplicates"
         if can["merge"] and (entity.dedup_rules or entity.dedup_keys) else "",
-        bulk_fields=[Choice(f.name, f.label.get(locale)) for f in own_fields
-                     if f.name not in readonly and f.type.value != "auto_number"],
-        people=_assignable_people(runtime, actor, entity) if can["assign"] else [],
         export_csv=f"/e/{entity.name}/export.csv" + (f"?{query}" if query else ""),
         export_xlsx=f"/e/{entity.name}/export.xlsx" + (f"?{query}" if query else ""),
         notice=notice, tabs=pool_tabs(ui, request, actor, entity, state),
-        can_claim=can_claim, can_recycle=can_recycle,
-        move_pools=move_choices(ui, actor, entity, runtime.records, locale),
-        can_merge=entity.has(Feature.SOFT_DELETE) and ui.may(actor, entity, "merge"))
+        can_claim=can_claim,
+        bulk=BulkForm(
+            can_update=can["update"], can_assign=can["assign"], can_delete=can["delete"],
+            can_export=can["export"], can_claim=can_claim, can_recycle=can_recycle,
+            can_merge=entity.has(Feature.SOFT_DELETE) and can["merge"],
+            bulk_fields=tuple(Choice(f.name, f.label.get(locale))
+                              for f in visible_fields(entity, hidden)
+                              if f.name not in readonly and f.type.value != "auto_number"),
+            move_pools=tuple(move_choices(ui, actor, entity, runtime.records, locale)),
+            people=tuple(_assignable_people(runtime, actor, entity)) if can["assign"] else ()))
+
+
+#: A list's column headers (labels, sort links) by (state, columns, locale) under the
+#: newest registry: the same few lists are asked for again and again, and each header's
+#: sort link is a URL encoded afresh.
+_headers: GenerationMemo[tuple[ListState, tuple[str, ...], str], list[Column]] = \
+    GenerationMemo(limit=1000)
 
 
 def filter_panel(runtime: Runtime, actor: Actor, entity: Entity, state: ListState,
@@ -150,14 +162,16 @@ _list_fields: GenerationMemo[tuple[str, frozenset[str]], tuple[Field, ...]] = \
     GenerationMemo(limit=1000)
 
 
-def list_fields(runtime: Runtime, actor: Actor, entity: Entity) -> list[Field]:
+def list_fields(runtime: Runtime, actor: Actor, entity: Entity, *,
+                hidden: frozenset[str] | None = None) -> tuple[Field, ...]:
     """The fields a list may show and filter on: the entity's own, then its pool's and
-    the system's columns, less those hidden from ``actor``."""
-    hidden = runtime.policy.hidden_fields(actor, entity)
+    the system's columns, less those hidden from ``actor`` (``hidden``: already known)."""
+    if hidden is None:
+        hidden = runtime.policy.hidden_fields(actor, entity)
     registry = runtime.registry
-    return list(_list_fields.get(registry, (entity.name, hidden), lambda: (
+    return _list_fields.get(registry, (entity.name, hidden), lambda: (
         *visible_fields(entity, hidden), *pool_columns(registry, entity, hidden),
-        *system_columns(registry, entity, hidden))))
+        *system_columns(registry, entity, hidden)))
 
 
 def filters_fragment(ui: UIContext, request: Request) -> Response:
@@ -318,7 +332,7 @@ def routes(ui: UIContext) -> list[BaseRoute]:
                          context={"blank": request.query_params.get("required") != "1"})
 
     return [
-        Route("/e/{entity}", ui.endpoint(list_page), name="list"),
+        Route("/e/{entity}", ui.endpoint(list_page, inline=True), name="list"),
         Route("/e/{entity}/export.{fmt}", ui.endpoint(export_file), name="export"),
         Route("/e/{entity}/count", ui.endpoint(lambda request, form: count_fragment(ui, request)),
               name="count"),
