@@ -181,11 +181,13 @@ class RowShape:
     row instead of three (processed tuple, values, hidden fields dropped).
     """
 
-    __slots__ = ("_entries",)
+    __slots__ = ("_entries", "documents")
 
     def __init__(self, entries: list[tuple[str, Callable[[Callable[[int], str]], str]]],
-                 hidden: frozenset[str]) -> None:
+                 hidden: frozenset[str], *, documents: frozenset[int] = frozenset()) -> None:
         self._entries = [(k, e) for k, e in entries if k not in hidden]
+        #: JSON columns read as their stored text (``EntityPlan.json_shape``).
+        self.documents = documents
 
     def source(self, column: Callable[[int], str]) -> str:
         return ", ".join(f"{key!r}: {expression(column)}" for key, expression in self._entries)
@@ -297,6 +299,12 @@ class EntityPlan:
                     for n in SYSTEM_FIELDS if n in index and n not in ("id", "version")]
         self._sources = sources
         self._shapes: dict[frozenset[str], RowShape] = {}
+        self._json_shapes: dict[frozenset[str], RowShape] = {}
+        # JSON document columns a JSON writer passes on unchanged (file values are
+        # rewritten, a sort value goes into the page token: both need the value itself).
+        self._documents = frozenset(
+            index[p.name] for p in self.fields.values()
+            if p.field.type in (FieldType.MULTI_SELECT, FieldType.ADDRESS))
         #: A result row (columns in ``select_columns`` order) -> record values.
         self.to_values = _compile_reader([(k, e(_row)) for k, e in sources])
         self.sortable = self._sortable()
@@ -330,6 +338,20 @@ class EntityPlan:
         if found is None:
             # Racing threads may both build one; either is right.
             found = self._shapes[hidden] = RowShape(self._sources, hidden)
+        return found
+
+    def json_shape(self, hidden: frozenset[str]) -> RowShape:
+        """``shape(hidden)`` for values written to JSON as they are read (an API list
+        page): the same keys and values, except that multi-select and address values
+        may be their stored JSON text as an ``orjson.Fragment`` (the SQLite reader's;
+        PostgreSQL's driver parses them), which orjson writes exactly as it would the
+        parsed value. Sortable fields keep their values (the page token reads them)."""
+        found = self._json_shapes.get(hidden)
+        if found is None:
+            documents = frozenset(i for i in self._documents
+                                  if self.select_columns[i].name not in self.sortable)
+            found = self._json_shapes[hidden] = RowShape(self._sources, hidden,
+                                                         documents=documents)
         return found
 
     def _uniques(self) -> tuple[UniqueSpec, ...]:

@@ -14,7 +14,7 @@ import base64
 import binascii
 import enum
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -108,6 +108,15 @@ class Page:
     rows: list[Record]
     next_token: str | None
     has_more: bool
+
+
+@dataclass(frozen=True)
+class ValuesPage:
+    """A page for a JSON writer (``RecordService.list_json``): each record's values,
+    some of them ``orjson.Fragment`` s, so only for orjson to write."""
+
+    rows: list[dict[str, Any]]
+    next_token: str | None
 
 
 def _field(plan: EntityPlan, name: str, hidden: frozenset[str], what: str) -> Field:
@@ -227,7 +236,7 @@ class SortPlan:
         main = col.asc().nulls_last() if self.nullable else col.asc()
         return [main, id_col.asc()]
 
-    def key_of(self, record: Record) -> Any:
+    def key_of(self, record: Mapping[str, Any]) -> Any:
         value = record[self.name]
         if isinstance(value, dict) and "amount" in value:
             return value["amount"]
@@ -256,9 +265,9 @@ def sort_plan(plan: EntityPlan, sort: Sort, hidden: frozenset[str]) -> SortPlan:
     return SortPlan(sort.field, bool(sort.descending), nullable, key)
 
 
-def encode_token(sort: SortPlan, record: Record) -> str:
+def encode_token(sort: SortPlan, record: Mapping[str, Any]) -> str:
     payload = {"s": sort.name, "d": int(sort.descending),
-               "v": to_json(sort.key_field, sort.key_of(record)), "i": record.id}
+               "v": to_json(sort.key_field, sort.key_of(record)), "i": int(record["id"])}
     # orjson writes the same compact UTF-8 JSON as json.dumps(separators=(",", ":"),
     # ensure_ascii=False), at a fraction of the cost: every list page with a next one
     # makes a token (issue 13).

@@ -74,6 +74,7 @@ from engine.records.query import (
     Filter,
     ListQuery,
     Page,
+    ValuesPage,
     as_query,
     check_limit,
     decode_token,
@@ -486,6 +487,30 @@ class RecordService:
         ``action="export"`` lists what the actor may export instead (its grant and scope).
         """
         plan = self.plan(entity)
+        rows, token = self._page_values(actor, plan, query, action=action, json=False)
+        name = plan.name
+        return Page([Record(name, values) for values in rows], token, token is not None)
+
+    def list_json(self, actor: Actor, entity: str, query: ListQuery | None = None
+                  ) -> ValuesPage:
+        """``list`` for a caller that writes the page straight to JSON (the API).
+
+        The same checks, scope, hidden fields, statement and page token; each row goes
+        from the database row to the dict ``list`` would wrap in a ``Record`` in one
+        compiled call, except that multi-select and address values may be their stored
+        JSON text as an ``orjson.Fragment`` (``EntityPlan.json_shape``): written by
+        orjson exactly as the parsed value would be, and only by orjson. Skipping the
+        records and the second parse of each document saves a tenth of a page's Python
+        work (issue 13).
+        """
+        rows, token = self._page_values(actor, self.plan(entity), query, action="read",
+                                        json=True)
+        return ValuesPage(rows, token)
+
+    def _page_values(self, actor: Actor, plan: EntityPlan, query: ListQuery | None, *,
+                     action: str, json: bool
+                     ) -> tuple[builtins.list[dict[str, Any]], str | None]:
+        """One page's values (at most the limit) and the next page's token, if any."""
         query = query if query is not None else ListQuery()
         self.policy.check_action(actor, plan.entity, action)
         hidden = self.policy.hidden_fields(actor, plan.entity)
@@ -495,17 +520,17 @@ class RecordService:
         table = plan.table
         scope = self.policy.row_scope(actor, plan.entity, table, action)
         if scope.is_empty:
-            return Page([], None, False)
+            return [], None
         branches = scope.branches
         stmt, params = self._page_statement(plan, query, sort, hidden, branches, limit + 1,
                                             after)
         # One statement; each row straight to the values this reader may see.
-        rows = direct_values(self.engine, stmt, params, plan.shape(hidden))
-        name = plan.name
-        records = [Record(name, values) for values in rows[:limit]]
-        has_more = len(rows) > limit
-        token = encode_token(sort, records[-1]) if has_more else None
-        return Page(records, token, has_more)
+        rows = direct_values(self.engine, stmt, params,
+                             plan.json_shape(hidden) if json else plan.shape(hidden))
+        if len(rows) > limit:
+            del rows[limit:]
+            return rows, encode_token(sort, rows[-1])
+        return rows, None
 
     def _page_statement(self, plan: EntityPlan, query: ListQuery, sort: Any,
                         hidden: frozenset[str], branches: tuple[ColumnElement[bool], ...],

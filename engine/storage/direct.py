@@ -62,6 +62,10 @@ Converter = Callable[[Sequence[Any]], Any]
 class Shape(Protocol):
     """Values built from a row, as Python source (``engine.records._plan.RowShape``)."""
 
+    #: Positions of JSON document columns whose stored text may stand for the value
+    #: (an ``orjson.Fragment``: for values written to JSON as they are read).
+    documents: frozenset[int]
+
     def source(self, column: Callable[[int], str]) -> str:
         """The source of one dict display; ``column(i)`` is the source of value i."""
         ...
@@ -325,23 +329,29 @@ class DirectReader:
             if convert is None:
                 processors = self._processors(found, description)
                 namespace: dict[str, Any] = {}
-                convert = found.shaped[shape] = _compile(
-                    f"{{{shape.source(lambda i: _processed(i, processors[i], namespace))}}}",
-                    namespace)
+                documents = shape.documents
+                source = shape.source(lambda i: _processed(i, processors[i], namespace,
+                                                           document=i in documents))
+                convert = found.shaped[shape] = _compile(f"{{{source}}}", namespace)
             return convert
 
 
-def _processed(i: int, processor: Any, namespace: dict[str, Any]) -> str:
+def _processed(i: int, processor: Any, namespace: dict[str, Any], *,
+               document: bool = False) -> str:
     """The source of a raw row's i-th value through its processor (registered by name).
 
     A processor that carries its body as an expression (``inline``: a template and the
     names it uses, see ``engine.storage.system_tables``) is written into the converter
     itself: a list page runs the instant and JSON processors a hundred times or more,
-    and the Python call around each cost more than its work (issue 13).
+    and the Python call around each cost more than its work (issue 13). ``document``:
+    the shape writes this JSON column's value out unchanged, so a processor offering a
+    ``fragment`` expression (the stored text as ``orjson.Fragment``) gives that one.
     """
     if processor is None:
         return f"row[{i}]"
-    inline = getattr(processor, "inline", None)
+    inline = getattr(processor, "fragment", None) if document else None
+    if inline is None:
+        inline = getattr(processor, "inline", None)
     if inline is not None:
         template: str = inline[0]
         names: dict[str, Any] = inline[1]

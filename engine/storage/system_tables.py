@@ -10,6 +10,7 @@ import json
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -76,6 +77,12 @@ class _SqliteJson(_SQliteJson):
         template = ("{v} if ({v} := {raw}) is None or isinstance({v}, (int, float)) "
                     "else _loads{i}({v})")
         process.inline = (template, {"_loads": loads})  # type: ignore[attr-defined]
+        # For a reader that writes the value to JSON unchanged (a list page of the API):
+        # the stored text is that JSON already (written by ``make_engine``'s orjson
+        # serialiser), so it goes out as an ``orjson.Fragment`` instead of being parsed
+        # and encoded again (two documents per row of a CRM list, issue 13).
+        process.fragment = (template.replace("_loads", "_fragment"),  # type: ignore[attr-defined]
+                            {"_fragment": orjson.Fragment})
         return process
 
 

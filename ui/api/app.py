@@ -113,11 +113,11 @@ def _record_response(call: Call, record: Any, *, status: int = 200,
 
 def list_records(call: Call) -> Response:
     query = list_query(call.entity, call.request.query_params)
-    page = call.runtime.records.list(call.actor, call.entity, query)
+    page = call.runtime.records.list_json(call.actor, call.entity, query)
     next_url = with_query_param(call.request, "after", page.next_token) \
         if page.next_token else None
     return json_response(
-        {"items": call.writer.page(page.rows), "next": next_url,
+        {"items": call.writer.values_page(page.rows), "next": next_url,
          "next_token": page.next_token},
         headers={"Link": f'<{next_url}>; rel="next"'} if next_url else None)
 

@@ -122,13 +122,15 @@ class RecordWriter:
         return found
 
     def record(self, record: Record) -> dict[str, Any]:
-        values = record.mapping()
+        return self._written(record.mapping())
+
+    def _written(self, values: Mapping[str, Any]) -> dict[str, Any]:
         out = self._writer_for(values)(values)
         for name in self.files:
             value = out.get(name)
             if isinstance(value, dict):
                 out[name] = {**public_value(value),
-                             "url": f"{API_PATH}/{self.entity}/{record.id}/files/{name}"}
+                             "url": f"{API_PATH}/{self.entity}/{values['id']}/files/{name}"}
         return out
 
     def records(self, records: Iterable[Record]) -> list[dict[str, Any]]:
@@ -147,6 +149,15 @@ class RecordWriter:
         if self.files:
             return list(self.records(records))
         return [r.mapping() for r in records]
+
+
+    def values_page(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """A ``RecordService.list_json`` page's rows for ``json_response``: what ``page``
+        writes for the same records. The rows are already what orjson writes (their
+        documents possibly ``orjson.Fragment`` s), so only file values are rewritten."""
+        if self.files:
+            return [self._written(values) for values in rows]
+        return rows
 
 
 def _shown(field: str, value: Any, files: frozenset[str]) -> Any:

@@ -107,7 +107,7 @@ def test_a_failing_hot_read_is_a_500_problem_with_the_security_headers(
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("secret SQL text")
 
-    monkeypatch.setattr(RecordService, "list", broken)
+    monkeypatch.setattr(RecordService, "list_json", broken)
     try:
         with TestClient(app, base_url="https://crm.test", raise_server_exceptions=False) as client:
             response = client.get(f"{API}/customer",
