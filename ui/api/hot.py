@@ -65,14 +65,19 @@ class HotReads:
                                 r"(?:/(?P<record_id>" + IdConvertor.regex + r"))?")
         self._list = list_endpoint
         self._get = get_endpoint
-        self._by_type = {k: v for k, v in handlers.items() if isinstance(k, type)}
+        # As Starlette splits them: 500 and Exception are the server-error handler's, the
+        # other status codes are looked up first for an HTTPException, then classes.
+        self._by_status = {k: v for k, v in handlers.items()
+                           if isinstance(k, int) and k != 500}
+        self._by_type = {k: v for k, v in handlers.items()
+                         if isinstance(k, type) and k is not Exception}
         self._server_error = handlers[500]
         #: requests answered here (observable in tests and benchmarks)
         self.served = 0
 
     def match(self, scope: Scope) -> re.Match[str] | None:
-        """The path's match if ``scope`` is a list or point read of this API."""
-        if scope["type"] != "http" or scope["method"] not in _READS:
+        """The path's match if ``scope`` (an HTTP scope) is a list or point read of this API."""
+        if scope["method"] not in _READS:
             return None
         return self._path.fullmatch(route_path(scope))
 
@@ -100,8 +105,9 @@ class HotReads:
         await response(scope, receive, send)
 
     def _handler(self, exc: Exception) -> Handler | None:
-        if isinstance(exc, HTTPException):
-            return self._by_type[HTTPException]
+        """The handler Starlette's exception middleware would pick for ``exc``."""
+        if isinstance(exc, HTTPException) and exc.status_code in self._by_status:
+            return self._by_status[exc.status_code]
         for cls in type(exc).__mro__:
             found = self._by_type.get(cls)
             if found is not None:

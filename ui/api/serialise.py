@@ -137,7 +137,9 @@ class RecordWriter:
         return [self.record(r) for r in records]
 
     def page(self, records: Iterable[Record]) -> list[Mapping[str, Any]]:
-        """A list page's records for ``json_response``, encoded as they were read.
+        """A list page's records for ``json_response``, encoded as they were read (the
+        API's list now writes ``RecordService.list_json`` through ``values_page``; this
+        is the reference its tests hold it byte-equal to).
 
         Records read from the database hold only what orjson writes exactly as
         ``record`` would: instants aware in UTC (both databases' instant columns

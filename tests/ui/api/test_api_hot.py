@@ -130,3 +130,24 @@ def test_a_failing_hot_read_is_a_500_problem_with_the_security_headers(
 ])
 def test_route_path_is_the_path_below_the_root(path: str, root: str, expected: str) -> None:
     assert route_path({"type": "http", "path": path, "root_path": root}) == expected
+
+
+def test_hot_reads_pick_handlers_as_starlette_does() -> None:
+    """Status-code handlers first for an HTTPException, then the class hierarchy; 500 and
+    Exception belong to the server-error handler (Starlette's middleware split)."""
+    from starlette.exceptions import HTTPException
+
+    async def by_status(request: Any, exc: Exception) -> Any: ...
+    async def by_class(request: Any, exc: Exception) -> Any: ...
+    async def server(request: Any, exc: Exception) -> Any: ...
+
+    class Teapot(HTTPException):
+        pass
+
+    hot = HotReads("/api/v1", list_endpoint=by_class, get_endpoint=by_class,  # type: ignore[arg-type]
+                   handlers={418: by_status, HTTPException: by_class, 500: server,
+                             Exception: server, LookupError: by_class})
+    assert hot._handler(Teapot(418)) is by_status
+    assert hot._handler(HTTPException(404)) is by_class
+    assert hot._handler(KeyError("x")) is by_class  # via LookupError
+    assert hot._handler(ValueError("x")) is None  # the server error's, raised on

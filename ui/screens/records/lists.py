@@ -7,6 +7,7 @@ this package) and render; the list state lives in the URL (``state.py``).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from urllib.parse import parse_qsl, urlencode
 
 from starlette.datastructures import FormData
@@ -81,7 +82,9 @@ def build_list(ui: UIContext, request: Request, runtime: Runtime, actor: Actor, 
     page = runtime.records.list(actor, entity.name, zoned_query(entity, state.query()))
     labels = resolve_names(runtime, actor, entity, page.rows, fields=columns, owners=False)
     next_url = state.next_url(page.next_token) if page.has_more and page.next_token else None
-    headers = _headers.get(runtime.registry, (state, tuple(f.name for f in columns), locale),
+    # Keyed without the page token: headers never read it, and "load more" sends a new one.
+    headers = _headers.get(runtime.registry,
+                           (replace(state, after=None), tuple(f.name for f in columns), locale),
                            lambda: columns_of(entity, state, columns,
                                               runtime.records.plan(entity.name).sortable,
                                               locale))
