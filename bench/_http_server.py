@@ -9,7 +9,7 @@ issues for LOGIN (captured at start-up) and return the rows as JSON: no token,
 no session, no permission evaluation, no mapping: the floor any endpoint with
 that query stands on. They hop to a request thread through ``ui.threads.in_thread``,
 as the app's blocking handlers do (the API's reads on SQLite run on the event loop
-instead, ``ui/api/inline.py``, so there ``x bare`` shows what that hop costs).
+instead, ``ui/inline.py``, so there ``x bare`` shows what that hop costs).
 
 - ``/bare/list``: LOGIN's first list page of ENTITY;
 - ``/bare/get``: the point read of record ID;
@@ -69,7 +69,7 @@ def captured_sql(live: LiveRuntime, login: str, entity: str,
 
 def build(url: str, *, login: str, entity: str, record: int) -> ASGIApp:
     # Bounded as ``tidepool serve`` bounds it (ui/serve.py): the API's reads on SQLite
-    # run on the event loop only under a statement timeout (ui/api/inline.py).
+    # run on the event loop only under a statement timeout (ui/inline.py).
     live = LiveRuntime(url, engine=make_engine(url, statement_timeout=statement_timeout_setting()),
                        policy_factory=CasbinAccessPolicy)
     app = create_app(live, secret_key=SECRET)

@@ -55,6 +55,10 @@ class AccessPolicy(Protocol):
     def check_action(self, actor: Actor, entity: Entity, action: str) -> None:
         """Raise ``ForbiddenError`` unless the actor may perform ``action`` on the entity at all."""
 
+    def allows(self, actor: Actor, entity: Entity, action: str) -> bool:
+        """Whether ``check_action`` would pass, as a yes/no: screens ask it for every
+        button, and a refusal should not cost an exception and its message."""
+
     def row_scope(self, actor: Actor, entity: Entity, table: Table, action: str) -> RowScope:
         """The rows of ``table`` the actor may ``action`` (read, update, delete, ...)."""
 
@@ -70,6 +74,9 @@ class Unrestricted:
 
     def check_action(self, actor: Actor, entity: Entity, action: str) -> None:
         return None
+
+    def allows(self, actor: Actor, entity: Entity, action: str) -> bool:
+        return True
 
     def row_scope(self, actor: Actor, entity: Entity, table: Table, action: str) -> RowScope:
         return RowScope.everything()

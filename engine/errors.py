@@ -182,7 +182,7 @@ class WorkDeferred(TidepoolError):
 
     Raised within ``versions.stamps_from_memory()`` when a cache's stamp is due for a
     read, and by the caller's own checks: the caller runs the work again where it
-    may block (the API's inline reads, ``ui/api/inline.py``). Never reaches a client.
+    may block (the API's inline reads, ``ui/inline.py``). Never reaches a client.
     """
 
     def __init__(self, reason: str) -> None:

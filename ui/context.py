@@ -35,6 +35,7 @@ from engine.storage.settings import company_time_zone
 from ui import i18n, partials, vocabulary, zones
 from ui.auth import Session, SessionCodec, is_secure, session_of, set_session_cookie
 from ui.csrf import SAFE_METHODS, csrf_token
+from ui.inline import InlineReads
 from ui.limits import FORM_LIMITS
 from ui.threads import in_thread
 
@@ -239,8 +240,6 @@ class UIContext:
         self._detail_actions: list[DetailActionProvider] = []
         self._company_zone: tuple[str, float] | None = None
         self._actor_hooks: list[ActorHook] = []
-        from ui.api.inline import InlineReads  # here: ui.api's package imports the screens
-
         #: Pages that may be served on the event loop (``endpoint(..., inline=True)``).
         self.inline = InlineReads(live.engine)
 
@@ -255,7 +254,7 @@ class UIContext:
         is read first, on the loop, and closed (temporary upload files) afterwards.
 
         ``inline``: a GET handler that only reads (the list page) runs on the event
-        loop on SQLite, bounded as the API's reads are (``ui/api/inline.py``: every
+        loop on SQLite, bounded as the API's reads are (``ui/inline.py``: every
         statement stopped at a short budget, no version stamp read), and again in a
         thread when the bound refuses it. The hop cost the list page more CPU than
         any single part of its work: SQLite's driver hands the GIL back and forth
@@ -332,18 +331,10 @@ class UIContext:
     def may(self, actor: Actor, entity: Entity, action: str) -> bool:
         """Whether the actor holds ``action`` on the entity at all (for showing buttons).
 
-        A list page asks a dozen times: a policy that answers yes/no (``allows``) is
-        asked so, building no exception and message for each refusal.
+        A list page asks a dozen times: the policy answers yes/no (``allows``),
+        building no exception and message for each refusal.
         """
-        policy = self.runtime().policy
-        allows = getattr(policy, "allows", None)
-        if allows is not None:
-            return bool(allows(actor, entity, action))
-        try:
-            policy.check_action(actor, entity, action)
-        except ForbiddenError:
-            return False
-        return True
+        return self.runtime().policy.allows(actor, entity, action)
 
     def _pinned(self, runtime: Runtime) -> _PinnedCaches | None:
         """The per-user caches of the current registry and policy state (new, empty ones

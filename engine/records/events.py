@@ -19,7 +19,7 @@ not know batches sees exactly what it saw before.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -84,12 +84,23 @@ def creations(entity: str, ids: Sequence[int], afters: Iterable[Mapping[str, Any
     out = []
     for record_id, after in zip(ids, afters):
         event = new(WriteEvent)
-        fields = event.__dict__
-        fields.update(shared)
-        fields["record_id"] = record_id
-        fields["after"] = after
+        attrs = event.__dict__
+        attrs.update(shared)
+        attrs["record_id"] = record_id
+        attrs["after"] = after
         out.append(event)
     return out
+
+
+#: ``creations`` writes each of these straight into an event's ``__dict__``: a field
+#: added to ``WriteEvent`` (or slots, or a ``__post_init__``) must be added there too,
+#: or bulk-created events would silently differ from the constructor's. Checked here,
+#: at import, rather than trusted.
+_CREATION_FIELDS = frozenset({"entity", "kind", "actor", "before", "via", "at", "reason",
+                              "body", "record_id", "after"})
+if frozenset(f.name for f in fields(WriteEvent)) != _CREATION_FIELDS \
+        or "__slots__" in vars(WriteEvent) or hasattr(WriteEvent, "__post_init__"):
+    raise RuntimeError("events.creations no longer builds what WriteEvent(...) would")
 
 
 @dataclass(frozen=True)

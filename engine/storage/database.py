@@ -90,7 +90,7 @@ def statement_budget(seconds: float) -> Iterator[None]:
     (or the engine's own timeout, if shorter) with ``StatementTimeoutError``.
 
     For work that must not hold its thread long (the API's reads run on the event
-    loop, ``ui/api/inline.py``); the caller catches the error and runs the work again
+    loop, ``ui/inline.py``); the caller catches the error and runs the work again
     under the full timeout. Only SQLite's progress handler honours it: a PostgreSQL
     statement's bound is set per connection, so callers use this on SQLite only
     (``budget_applies``).

@@ -90,7 +90,7 @@ _KEEP: ContextVar[bool] = ContextVar("tp_keep_connection", default=False)
 def kept_connection() -> Iterator[None]:
     """Within this block, reads on this thread reuse one pooled connection kept for it.
 
-    For the API's reads on SQLite's event loop (``ui/api/inline.py``): one thread runs
+    For the API's reads on SQLite's event loop (``ui/inline.py``): one thread runs
     them one after another, and the pool's checkout and check-in (a lock, a queue,
     events, a rollback of nothing: SQLite runs each of these statements in autocommit)
     cost a tenth of a point read (issue 13). The connection stays checked out for the

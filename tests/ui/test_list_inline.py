@@ -20,7 +20,7 @@ from engine.runtime import LiveRuntime
 from engine.storage.database import make_engine
 from tests.ui.conftest import SECRET, DemoDB, make_record, sign_in
 from ui import context as ui_context
-from ui.api import inline as api_inline
+from ui import inline as api_inline
 from ui.app import create_app
 from ui.context import UIContext
 

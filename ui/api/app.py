@@ -10,7 +10,7 @@ check and the body are handled once, in ``_endpoint``, before a handler runs.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -27,6 +27,7 @@ from engine.actor import Actor
 from engine.permissions.scopes import CasbinAccessPolicy
 from engine.permissions.versions import one_read_per_request
 from engine.records.coerce import MAX_ID
+from engine.records.dedup import DedupWarning
 from engine.runtime import LiveRuntime, Runtime
 from ui.api import conversions, files, merges, pools
 from ui.api._schemas import WARNINGS
@@ -34,7 +35,6 @@ from ui.api.auth import actor_for_token, bearer_token
 from ui.api.body import DEFAULT_MAX_BODY, read_json_object
 from ui.api.bulk import MAX_BULK_BODY, bulk_create
 from ui.api.hot import HotReads
-from ui.api.inline import InlineReads
 from ui.api.openapi import OpenApiCache
 from ui.api.params import (
     activity_query,
@@ -45,6 +45,7 @@ from ui.api.params import (
 )
 from ui.api.problems import EXCEPTION_HANDLERS, Problem
 from ui.api.serialise import RecordWriter, activity_entry
+from ui.inline import InlineReads
 from ui.threads import in_thread
 
 #: Ids beyond a signed 64-bit integer cannot exist; refusing them early keeps them out of SQL.
@@ -104,8 +105,14 @@ def with_query_param(request: Request, name: str, value: str) -> str:
 
 
 def _record_response(call: Call, record: Any, *, status: int = 200,
-                     headers: Mapping[str, str] | None = None) -> Response:
-    return json_response(call.writer.record(record), status=status,
+                     headers: Mapping[str, str] | None = None,
+                     warnings: Sequence[DedupWarning] = ()) -> Response:
+    """The record as the caller may see it, its ETag, and possible duplicates (fuzzy
+    dedup rules) in ``_warnings`` when there are any."""
+    body = call.writer.record(record)
+    if warnings:
+        body[WARNINGS] = [w.as_json() for w in warnings]
+    return json_response(body, status=status,
                          headers={"ETag": etag(record.version), **(headers or {})})
 
 
@@ -130,11 +137,8 @@ def create_record(call: Call) -> Response:
     warnings = records.dedup_warnings(call.actor, call.entity, [call.body])
     record = records.create(call.actor, call.entity, call.body)
     location = f"{call.request.url.path.rstrip('/')}/{record.id}"
-    body = call.writer.record(record)
-    if warnings:
-        body[WARNINGS] = [w.as_json() for w in warnings]
-    return json_response(body, status=201,
-                         headers={"ETag": etag(record.version), "Location": location})
+    return _record_response(call, record, status=201, headers={"Location": location},
+                            warnings=warnings)
 
 
 def get_record(call: Call) -> Response:
@@ -165,11 +169,7 @@ def update_record(call: Call) -> Response:
                if before is not None and before.get(name) != record.get(name)}
     warnings = records.dedup_warnings(call.actor, call.entity, [changed],
                                       exclude_id=record.id) if changed else []
-    if not warnings:
-        return _record_response(call, record)
-    body = call.writer.record(record)
-    body[WARNINGS] = [w.as_json() for w in warnings]
-    return json_response(body, headers={"ETag": etag(record.version)})
+    return _record_response(call, record, warnings=warnings)
 
 
 def delete_record(call: Call) -> Response:
@@ -238,7 +238,7 @@ def _authenticate(live: LiveRuntime, token: str) -> tuple[Runtime, Actor]:
     return runtime, actor_for_token(runtime, token, live.credentials)
 
 
-#: Reads that may run on the event loop (``ui/api/inline.py``): one bounded statement each.
+#: Reads that may run on the event loop (``ui/inline.py``): one bounded statement each.
 _INLINE_HANDLERS = frozenset({list_records, get_record})
 
 
@@ -253,7 +253,7 @@ def _endpoint(live: LiveRuntime, handlers: Mapping[str, tuple[Handler, bool | No
     without touching the database) and runs the handler: each thread hand-off cost
     about as much CPU as a point read's SQL (issue 13). A list page or point read on
     SQLite with a token known here runs on the event loop instead, bounded, through
-    ``inline`` (``ui/api/inline.py``).
+    ``inline`` (``ui/inline.py``).
     """
     def run(request: Request, token: str, body: dict[str, Any] | None) -> Response:
         with one_read_per_request():

@@ -1,4 +1,4 @@
-"""The API's list pages and point reads on the event loop (ui/api/inline.py): the same
+"""The API's list pages and point reads on the event loop (ui/inline.py): the same
 answers and permissions as through a request thread, one statement each, and a read
 that cannot stay short (a statement past the budget, a stamp due, a token to check
 or touch) finished in a request thread instead."""
@@ -26,9 +26,10 @@ from tests.ui.api.test_api_request_path import (  # noqa: F401
     clocked_runtime,
     seeded,
 )
+from ui import inline
 from ui.api import app as api_app
-from ui.api import build_api, inline
-from ui.api.inline import InlineReads
+from ui.api import build_api
+from ui.inline import InlineReads
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from starlette.datastructures import FormData, UploadFile
@@ -68,10 +68,6 @@ class FormView:
     #: Possible duplicates awaiting "save anyway", and the fingerprint confirming them.
     warnings: list[dedup_warnings.WarningView] = field(default_factory=list)
     confirm: str = ""
-    #: Fields a fuzzy dedup rule reads: their inputs ask ``similar_url`` for warnings as
-    #: the user leaves them, before the form is submitted.
-    checked: frozenset[str] = frozenset()
-    similar_url: str = ""
 
 
 def _fields(runtime: Runtime, actor: Actor, entity: Entity) -> tuple[list[Field], frozenset[str]]:
@@ -128,16 +124,18 @@ def form_view(ui: UIContext, request: Request, runtime: Runtime, actor: Actor, e
     general = [f"{k}: {ui.t(request, v)}" for k, v in errors.items()]
     label = entity.label.get(locale)
     multipart = any(w.kind == "file" for w in widgets)
+    url = f"/e/{entity.name}/{record.id}" if record is not None else ""
+    # Inputs a fuzzy dedup rule reads ask for warnings as the user leaves them.
+    similar = f"{url}/edit/similar" if record is not None else f"/e/{entity.name}/new/similar"
     checked = frozenset(r.field for r in entity.dedup_rules) - readonly
+    widgets = [replace(w, similar_url=similar) if w.name in checked else w for w in widgets]
     if record is None:
         return FormView(entity.name, ui.t(request, "New %(what)s", what=label),
                         f"/e/{entity.name}/new", f"/e/{entity.name}", widgets, True,
-                        errors=general, multipart=multipart, checked=checked,
-                        similar_url=f"/e/{entity.name}/new/similar")
-    url = f"/e/{entity.name}/{record.id}"
+                        errors=general, multipart=multipart)
     return FormView(entity.name, ui.t(request, "Edit %(what)s", what=label), f"{url}/edit", url,
                     widgets, False, version=record.version, errors=general, conflict=conflict,
-                    multipart=multipart, checked=checked, similar_url=f"{url}/edit/similar")
+                    multipart=multipart)
 
 
 def _uploads(ui: UIContext, runtime: Runtime, actor: Actor, entity: Entity, fields: list[Field],

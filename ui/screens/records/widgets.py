@@ -75,6 +75,9 @@ class Widget:
     file_name: str = ""
     file_url: str = ""
     parts: tuple[AddressPart, ...] = ()
+    #: Where the input asks for possible duplicates as the user leaves it (a field a
+    #: fuzzy dedup rule reads, on a record form); empty: it does not ask.
+    similar_url: str = ""
 
 
 def kind_of(f: Field) -> str:

@@ -1,4 +1,4 @@
-"""The API's hot reads on SQLite run on the event loop, bounded; anything more goes to a thread.
+"""Hot reads on SQLite run on the event loop, bounded; anything more goes to a thread.
 
 A rep's list page or point read on SQLite is one statement of a fraction of a
 millisecond plus the Python that shapes its rows. Handed to a request thread
