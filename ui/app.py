@@ -14,7 +14,8 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -46,6 +47,7 @@ from engine.errors import (
 )
 from engine.messages import message_of
 from engine.runtime import LiveRuntime
+from engine.storage.direct import release_kept
 from ui.api.body import DEFAULT_MAX_BODY
 from ui.api.bulk import MAX_BULK_BODY
 from ui.api.hot import HotReadsFront
@@ -268,10 +270,30 @@ def _error_handlers(ui: UIContext) -> dict[Any, Callable[..., Any]]:
     }
 
 
+def _lifespan(live: LiveRuntime, *,
+              dispose: bool) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
+    """What the app does when it stops: the connections the event loop's reads keep
+    (``engine.storage.direct.kept_connection``, SQLite) go back to the pool, and an
+    engine the app owns is disposed (its pooled connections closed)."""
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            # On the event loop's thread, after the last request: no read is in flight.
+            release_kept(live.engine)
+            if dispose:
+                live.dispose()
+
+    return lifespan
+
+
 def create_app(live: LiveRuntime, *, secret_key: bytes, upload_dir: Path | None = None,
                max_upload_bytes: int = 10 * 1024 * 1024, https: bool | None = None,
                banner: str = "", screen_modules: Sequence[str] | None = None,
-               api_module: str | None = API_MODULE, map_tiles: str | None = None) -> Starlette:
+               api_module: str | None = API_MODULE, map_tiles: str | None = None,
+               dispose_on_shutdown: bool = False) -> Starlette:
     """Build the web app over ``live``.
 
     Parameters:
@@ -286,6 +308,9 @@ def create_app(live: LiveRuntime, *, secret_key: bytes, upload_dir: Path | None 
         map_tiles: an https tile URL template (``https://tile.openstreetmap.org/{z}/{x}/{y}.png``)
             for the map preview of geo points; None reads ``TIDEPOOL_MAP_TILES``; "" shows
             no map (the default: everything works offline).
+        dispose_on_shutdown: dispose ``live``'s engine when the app stops (for an app
+            that made it, as ``ui.serve.build_app``); the kept connections are given
+            back either way.
     """
     if len(secret_key) < 32:
         raise ValueError("secret_key must be at least 32 bytes")
@@ -308,6 +333,7 @@ def create_app(live: LiveRuntime, *, secret_key: bytes, upload_dir: Path | None 
     routes.append(Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"))
     app = Starlette(
         routes=routes, exception_handlers=_error_handlers(ui),
+        lifespan=_lifespan(live, dispose=dispose_on_shutdown),
         middleware=[
             Middleware(SecurityHeadersMiddleware, image_source=_origin(tiles)),
             # The API's list and point reads straight to their endpoints (ui/api/hot.py):

@@ -81,7 +81,7 @@ def build_app(url: str, *, banner: str = "", https: bool | None = None,
         with write_transaction(live.engine) as conn:  # roles as the applied metadata declares
             sync_roles(conn, live.current().registry)
     return create_app(live, secret_key=load_secret_key(url), upload_dir=default_upload_dir(url),
-                      banner=banner, https=https)
+                      banner=banner, https=https, dispose_on_shutdown=True)
 
 
 def app_from_environment() -> Starlette:

@@ -23,11 +23,11 @@ Many owners hold much of the table, and both planners find a page fastest by
 walking the recent index: ``owner_id + 0`` hides the owner index from them.
 
 On PostgreSQL a subtree's walk does not rebuild its member set on every page
-(0.3 ms of a 0.5 ms page for 1,000 users, issue 13): the set is read once per org
-stamp (``read_members``, the stamp and the set in one statement, so one snapshot)
-and the walk tests it only while the stamp in the database still is that one
-(``owner_walk``); any other stamp, even inside the transaction that moved
-someone, sends the row to the live per-row test. Every change to who sits where
+(0.3 ms of a 0.5 ms page for 1,000 users, issue 13): the set is taken once per org
+stamp from the org snapshot of the policy state (``subtree_members``, built as the
+state loads), and the walk tests it only while the stamp in the database still is
+the snapshot's (``owner_walk``); any other stamp, even inside the transaction that
+moved someone, sends the row to the live per-row test. Every change to who sits where
 (``org.move_user``, ``create_user``, department moves) bumps the stamp in its own
 transaction, so the cached form reads exactly what the live one would.
 """
@@ -40,7 +40,6 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
-    Connection,
     Select,
     Table,
     and_,
@@ -56,7 +55,7 @@ from sqlalchemy.types import UserDefinedType
 
 from engine.permissions import _tables as t
 from engine.permissions import versions
-from engine.permissions.org import subtree_condition
+from engine.permissions.org import OrgSnapshot, subtree_condition
 
 #: SQLite: owners listed literally up to this many, then the recent-index walk.
 MAX_OWNER_LIST = 100
@@ -136,21 +135,34 @@ class _IdArray(UserDefinedType[str]):
         return "BIGINT[]"
 
 
-def read_members(conn: Connection, members: Select[Any], *, path: str) -> KnownMembers | None:
-    """The members and the org stamp they belong to, read in one statement (one snapshot).
+def subtree_members(org: OrgSnapshot) -> dict[str, KnownMembers]:
+    """Every subtree's members per the org snapshot, by the subtree's path.
 
-    None when there is nothing to cache (no members, or no org change ever stamped).
+    Built with the policy state (``index.load_state``, under the policy cache's lock)
+    so that compiling a scope reads nothing. The snapshot's stamp was read before its
+    users (``org.load_org_snapshot``), so a change committed while it loaded moved the
+    stamp past it: the walk's stamp check then sends rows to the live test. A subtree
+    with no users has no entry (nothing to cache), nor has any subtree before the
+    first org change was stamped. Linear in users x tree depth.
     """
-    stamp = select(t.policy_version.c.version).where(
-        t.policy_version.c.name == versions.ORG).scalar_subquery()
-    users = select(func.count()).select_from(t.user).scalar_subquery()
-    ids = members.subquery()
-    rows = conn.execute(select(stamp, users, ids.c[0])).all()
-    if not rows or not rows[0][0]:
-        return None
-    found = sorted({int(r[2]) for r in rows})
-    return KnownMembers(stamp=int(rows[0][0]), ids="{" + ",".join(map(str, found)) + "}",
-                        everyone=len(found) == int(rows[0][1]), path=path)
+    if not org.version:
+        return {}
+    found: dict[str, list[int]] = {}
+    for user_id, dept_id in org.user_department.items():
+        dept = org.departments.get(dept_id)
+        if dept is None:
+            continue
+        # "/1/5/9/" lies in the subtrees "/1/", "/1/5/" and "/1/5/9/".
+        end = dept.path.find("/", 1)
+        while end != -1:
+            found.setdefault(dept.path[:end + 1], []).append(user_id)
+            end = dept.path.find("/", end + 1)
+    users = len(org.user_login)
+    paths = {d.path for d in org.departments.values()}
+    return {path: KnownMembers(stamp=org.version,
+                               ids="{" + ",".join(map(str, sorted(ids))) + "}",
+                               everyone=len(ids) == users, path=path)
+            for path, ids in found.items() if path in paths}
 
 
 def _owner_now(table: Table, known: KnownMembers) -> ColumnElement[bool]:

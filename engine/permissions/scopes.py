@@ -73,13 +73,7 @@ from engine.permissions import _tables as t
 from engine.permissions import versions
 from engine.permissions._branch import Branch, Explanation
 from engine.permissions._clock import utcnow
-from engine.permissions._owners import (
-    KnownMembers,
-    owner_arms,
-    owner_count,
-    owner_walk,
-    read_members,
-)
+from engine.permissions._owners import owner_arms, owner_count, owner_walk
 from engine.permissions.index import Grant, PolicyCache, PolicyState
 from engine.permissions.org import Department, users_in_department, users_in_subtree
 from engine.permissions.sharing_rules import SHARE_ACTIONS, rule_branches
@@ -128,9 +122,6 @@ class CasbinAccessPolicy:
         self._memo: _Memo | None = None
         #: (share stamp, user id, entity) -> may the user have shares of it
         self._has_shares: dict[tuple[object, ...], bool] = {}
-        #: The org version of the state they were read for, and per subtree path the
-        #: members a PostgreSQL walk tests (``_owners.read_members``).
-        self._members: tuple[int, dict[str, KnownMembers | None]] = (-1, {})
 
     def set_registry(self, registry: Registry) -> None:
         """Swap in a new registry after a metadata change (pools, fields, rules come from it)."""
@@ -397,8 +388,9 @@ class CasbinAccessPolicy:
             arms = owner_arms(self._dialect, table, owners, members)
             if not arms:
                 return None
-            known = self._known_members(state, anchor.path, members) \
-                if scope == "subtree" else None
+            # PostgreSQL's walk tests the members as of the state's org snapshot while
+            # its stamp holds: loaded with the state, so compiling reads nothing.
+            known = state.members.get(anchor.path) if scope == "subtree" else None
             return Branch(key, or_(*arms), (grant,), description,
                           arms=arms if len(arms) > 1 else (),
                           walk=owner_walk(self._dialect, table, members, known),
@@ -423,25 +415,6 @@ class CasbinAccessPolicy:
                 return None
             return self._shared(state, user_id, entity, table, action, grant)
         return None
-
-    def _known_members(self, state: PolicyState, path: str,
-                       members: Any) -> KnownMembers | None:
-        """A subtree's members for PostgreSQL's walk, read once per org version.
-
-        Only the walk uses them, and only while the org stamp they were read at holds
-        (``_owners.owner_walk``): a stale set costs speed, never rows. Writes keep the
-        live forms (``owner_arms``).
-        """
-        if self._dialect != "postgresql":
-            return None
-        version, found = self._members
-        if version != state.org_version:
-            found = {}
-            self._members = (state.org_version, found)
-        if path not in found:
-            with self.cache.engine.connect() as conn:
-                found[path] = read_members(conn, members, path=path)
-        return found[path]
 
     def _may_have_shares(self, state: PolicyState, user_id: int, entity: Entity) -> bool:
         """Whether any share of ``entity`` names the user or one of their departments.

@@ -105,6 +105,20 @@ def _holds(policy: AccessPolicy, actor: Actor, plan: EntityPlan, action: str) ->
     return True
 
 
+def given_away_errors(policy: AccessPolicy, actor: Actor, plan: EntityPlan, *,
+                      rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> dict[str, str]:
+    """The rows given away (to another owner, or to nobody) by an actor who may not assign.
+
+    Known from the prepared rows alone, so a create checks it before the
+    ``before_insert`` hooks work on the rows (a pool's distribution): a unit refused
+    for it costs them nothing. ``owner_errors`` then checks the written rows.
+    """
+    if not plan.owned or actor.is_system or _holds(policy, actor, plan, "assign"):
+        return {}
+    return {keys[i]: NEEDS_ASSIGN for i, r in enumerate(rows)
+            if r.get("owner_id") != actor.user_id}
+
+
 def owner_errors(conn: Connection, policy: AccessPolicy, actor: Actor, plan: EntityPlan, *,
                  rows: Sequence[dict[str, Any]], ids: Sequence[int], keys: Sequence[str]
                  ) -> dict[str, str]:
@@ -117,22 +131,18 @@ def owner_errors(conn: Connection, policy: AccessPolicy, actor: Actor, plan: Ent
     """
     if not plan.owned or actor.is_system:
         return {}
-    errors: dict[str, str] = {}
+    errors = given_away_errors(policy, actor, plan, rows=rows, keys=keys)
     kept = [i for i, r in enumerate(rows) if r.get("owner_id") == actor.user_id]
     given = [i for i, r in enumerate(rows) if r.get("owner_id") != actor.user_id]
     may_assign = _holds(policy, actor, plan, "assign")
     assign = policy.row_scope(actor, plan.entity, plan.table, "assign") \
         if may_assign else RowScope.nothing()
-    if given:
-        if not may_assign:
-            for i in given:
-                errors[keys[i]] = NEEDS_ASSIGN
-        else:
-            outside = _outside(conn, plan.table, assign, (ids[i] for i in given))
-            for i in given:
-                if ids[i] in outside:
-                    errors[keys[i]] = NO_OWNER if rows[i].get("owner_id") is None \
-                        else OUTSIDE_ASSIGN
+    if given and may_assign:
+        outside = _outside(conn, plan.table, assign, (ids[i] for i in given))
+        for i in given:
+            if ids[i] in outside:
+                errors[keys[i]] = NO_OWNER if rows[i].get("owner_id") is None \
+                    else OUTSIDE_ASSIGN
     if kept:
         create = policy.row_scope(actor, plan.entity, plan.table, "create")
         outside = _outside(conn, plan.table, RowScope(create.branches + assign.branches),

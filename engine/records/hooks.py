@@ -13,8 +13,9 @@ Hooks
 -----
 ``before_insert(handler)``
     Phase: inside the unit of work, when the rows of a create (one record or a
-    bulk create) are valid, numbered and free of duplicates, just before they are
-    inserted. Signature:
+    bulk create) are valid, free of duplicates, not given away without the assign
+    grant and numbered, just before they are inserted (the owner scope is checked on
+    the written rows after). Signature:
     ``handler(tx: Transaction, entity: str, rows: Sequence[dict[str, Any]], at: datetime)
     -> Callable[[Sequence[int]], None] | None``.
     ``rows`` are the prepared values (fields and ``owner_id``) in payload order.

@@ -400,6 +400,12 @@ class RecordService:
                     raise ValidationError(plan.name,
                                           self._bulk_duplicate_errors(plan, dups, seen))
                 raise self._duplicate_error(plan, dups[0], seen)
+            owner_keys = [key(i if bulk else None, "owner_id") for i in range(len(rows))]
+            # Before the hooks: rows given away without the assign grant waste their work.
+            errors = scope_checks.given_away_errors(self.policy, actor, plan, rows=rows,
+                                                    keys=owner_keys)
+            if errors:
+                raise ValidationError(plan.name, errors)
             self._number(conn, plan, rows, now)
             # Hooks that decide stored columns of new rows (a pool's distribution) decide
             # them now, so each row is written once (engine/records/hooks.py).
@@ -409,9 +415,9 @@ class RecordService:
                                         via=tx.via, derived=None if
                                         preparer.compiled.numbered_keys else derived)
             # Checked on the written rows, in this transaction: refused rows roll back.
-            errors = scope_checks.owner_errors(
-                conn, self.policy, actor, plan, rows=rows, ids=ids,
-                keys=[key(i if bulk else None, "owner_id") for i in range(len(rows))])
+            # (The scopes read what the hooks decided, such as a pool.)
+            errors = scope_checks.owner_errors(conn, self.policy, actor, plan, rows=rows,
+                                               ids=ids, keys=owner_keys)
             uploads.attach(conn, self.schema.system[UPLOAD_TABLE], taken, ids=ids, now=now,
                            errors=errors)
             if errors:
@@ -422,13 +428,16 @@ class RecordService:
                                  by=actor.user_id)
             if read_back is not None:
                 read_back(conn, ids, now)
+            else:
+                self._created_events(tx, plan, ids, rows, starts, now)
+            # After the creates' events: theirs follow them. Inside the handler: a
+            # unique key that a concurrent writer took meanwhile (a reown) is reported
+            # as the insert's would be.
+            for then in after_insert:
+                then(ids)
         except IntegrityError as exc:
             raise self._after_race(actor, plan, rows, exclude_id=None, bulk=bulk,
                                    exc=exc) from exc
-        if read_back is None:
-            self._created_events(tx, plan, ids, rows, starts, now)
-        for then in after_insert:  # after the creates' events: theirs follow them
-            then(ids)
         return ids
 
     def _created_events(self, tx: Transaction, plan: EntityPlan, ids: Sequence[int],

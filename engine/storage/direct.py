@@ -37,6 +37,7 @@ benchmarks compare both paths with it in one process.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -94,9 +95,10 @@ def kept_connection() -> Iterator[None]:
     them one after another, and the pool's checkout and check-in (a lock, a queue,
     events, a rollback of nothing: SQLite runs each of these statements in autocommit)
     cost a tenth of a point read (issue 13). The connection stays checked out for the
-    thread between reads; it is given back after an error and replaced if the engine's
-    pool was disposed meanwhile. Only for threads that run one read at a time and are
-    few (each keeps a connection out of the pool).
+    thread between reads; it is given back after an error, replaced if the engine's
+    pool was disposed meanwhile, and given back by ``release_kept`` (the app's
+    shutdown). Only for threads that run one read at a time and are few (each keeps a
+    connection out of the pool).
     """
     token = _KEEP.set(True)
     try:
@@ -141,6 +143,21 @@ class _Compiled:
         self.lock = threading.Lock()
 
 
+class _Kept(dict[str, PoolProxiedConnection]):
+    """One thread's kept connection (under ``_FAIRY``), reachable from ``release_kept``.
+
+    A dict so that taking the connection is one atomic ``pop``: the thread takes it for
+    a read and puts it back after, ``release_kept`` (another thread, at shutdown) takes
+    it to give it back, and whichever pops it first owns it. Weakly referenced by its
+    reader, so a finished thread's connection goes back with its thread-local as before.
+    """
+
+    __slots__ = ("__weakref__",)
+
+
+_FAIRY = "fairy"
+
+
 class DirectReader:
     """Runs cached SELECTs of one engine on its pooled DBAPI connections."""
 
@@ -155,6 +172,10 @@ class DirectReader:
         self._plain: dict[Shape, Converter] = {}
         self._lock = threading.Lock()
         self._kept = threading.local()  # the connection a thread keeps (``kept_connection``)
+        #: every thread's ``_Kept``, by a number of its own (a dict is not hashable)
+        self._all_kept: weakref.WeakValueDictionary[int, _Kept] = \
+            weakref.WeakValueDictionary()
+        self._kept_numbers = itertools.count()
 
     @property
     def engine(self) -> Engine:
@@ -229,14 +250,40 @@ class DirectReader:
     def _checkout(self, engine: Engine, keep: bool) -> PoolProxiedConnection:
         """A pooled connection: the one this thread keeps, if it may and has one."""
         if keep:
-            fairy: PoolProxiedConnection | None = getattr(self._kept, "fairy", None)
+            kept: _Kept | None = getattr(self._kept, "holder", None)
+            # Taken while in use: an error must not leave it kept.
+            fairy = kept.pop(_FAIRY, None) if kept is not None else None
             if fairy is not None:
-                self._kept.fairy = None  # in use: an error must not leave it kept
                 if getattr(fairy, "_pool", None) is engine.pool \
                         and fairy.dbapi_connection is not None:
                     return fairy
                 fairy.close()  # the pool was disposed (or it was invalidated)
         return engine.raw_connection()
+
+    def _keep(self, fairy: PoolProxiedConnection) -> None:
+        """Keep ``fairy`` for this thread's next read (``kept_connection``)."""
+        kept: _Kept | None = getattr(self._kept, "holder", None)
+        if kept is None:
+            kept = self._kept.holder = _Kept()
+            with self._lock:
+                self._all_kept[next(self._kept_numbers)] = kept
+        kept[_FAIRY] = fairy
+
+    def release_kept(self) -> int:
+        """Give every connection a thread keeps back to the pool; how many there were.
+
+        Meant for shutdown, when no read runs: a connection in use at that moment is
+        not kept, so it is not touched here (its thread keeps it again after).
+        """
+        with self._lock:
+            holders = list(self._all_kept.values())
+        released = 0
+        for kept in holders:
+            fairy = kept.pop(_FAIRY, None)
+            if fairy is not None:
+                fairy.close()
+                released += 1
+        return released
 
     def _run(self, found: _Compiled, parameters: Any, shape: Shape | None) -> list[Any]:
         engine = self.engine
@@ -283,7 +330,7 @@ class DirectReader:
                 except error:
                     pass  # the connection is being given back (or was invalidated) anyway
             if done and keep:
-                self._kept.fairy = fairy  # one SELECT in autocommit: nothing left open
+                self._keep(fairy)  # one SELECT in autocommit: nothing left open
             else:
                 fairy.close()
         return [convert(r) for r in raw]
@@ -376,6 +423,17 @@ def direct_values(engine: Engine, statement: Select[Any], params: Mapping[str, A
                   shape: Shape) -> list[dict[str, Any]]:
     """``engine``'s rows of a cached ``statement``, each as the dict ``shape`` builds."""
     return _reader(engine).values(statement, params, shape)
+
+
+def release_kept(engine: Engine) -> int:
+    """Give back to ``engine``'s pool the connections its threads keep (``kept_connection``).
+
+    Called when the app stops (``ui/app.py``): a kept connection otherwise stays checked
+    out until the process exits, and the garbage collector finds it unreturned. Returns
+    how many were given back.
+    """
+    reader = _readers.get(engine)
+    return reader.release_kept() if reader is not None else 0
 
 
 def _reader(engine: Engine) -> DirectReader:

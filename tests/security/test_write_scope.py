@@ -19,7 +19,10 @@ from sqlalchemy import func, select
 
 from engine.actor import Actor
 from engine.errors import HIDDEN_HOLDER, DuplicateError, NotFoundError, ValidationError
+from engine.records import RecordService
 from engine.records._scope_checks import NEEDS_ASSIGN, NO_OWNER, OUTSIDE_ASSIGN
+from engine.records.transaction import UnitOfWorkError
+from engine.runtime import install_hooks
 from engine.storage.database import make_engine
 from tests.integration.permissions._crm_org import CrmOrg, seed_crm
 from tests.integration.permissions.conftest import module_db_url  # noqa: F401 - fixture
@@ -113,6 +116,34 @@ def test_bulk_create_refuses_exactly_the_rows_given_away(crm: CrmOrg) -> None:
         {"name": "south", "customer": customer, "owner_id": crm.users["r3"]}]))
     assert errors == {"1.owner_id": OUTSIDE_ASSIGN}
     assert _count(crm, "contact") == before
+
+
+def test_rows_given_away_are_refused_before_the_hooks_and_the_insert(crm: CrmOrg) -> None:
+    """A rep may not assign, so rows given away are refused from the prepared rows alone:
+    before the before_insert hooks (a pool's distribution) work on them, and before any
+    row is written in the unit. A unit that passes the check reaches the hooks."""
+    records = install_hooks(RecordService(engine=crm.engine, schema=crm.schema,
+                                          policy=crm.policy))
+    reached: list[int] = []
+
+    def spy(tx: Any, entity: str, rows: Any, at: Any) -> None:
+        reached.append(len(rows))
+
+    records.hooks.before_insert(spy)
+    r1, table = crm.actor("r1"), crm.schema.table("customer")
+    names = ["Hook Mine Co", "Hook Nobody Co"]
+    with pytest.raises(UnitOfWorkError), records.transaction(r1) as tx:
+        errors = _refused(lambda: tx.bulk_create("customer", [
+            {"name": names[0]}, {"name": names[1], "owner_id": None}]))
+        assert errors == {"1.owner_id": NEEDS_ASSIGN}
+        written = tx.conn.execute(select(func.count()).select_from(table)
+                                  .where(table.c.name.in_(names))).scalar_one()
+        assert written == 0   # inside the unit: no row was inserted, even for a moment
+    assert reached == []
+    with pytest.raises(ValidationError), records.transaction(r1) as tx:
+        tx.bulk_create("customer", [{"name": names[0]}])
+        assert reached == [1]
+        raise ValidationError("customer", {"name": "rolled back by the test"})
 
 
 # --- assign ----------------------------------------------------------------------------------

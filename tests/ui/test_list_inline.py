@@ -166,3 +166,26 @@ def _user(served: Served, login: str) -> int:
         user = find_user(conn, login)
     assert user is not None
     return user.id
+
+
+@pytest.mark.parametrize("owned", [False, True])
+def test_the_kept_connection_goes_back_when_the_app_stops(seeded: DemoDB, owned: bool) -> None:
+    """The event loop's reads keep one pooled connection between requests; the app's
+    shutdown gives it back, and disposes the engine if the app was told it owns it."""
+    engine = make_engine(seeded.url, statement_timeout=5.0)
+    live = LiveRuntime(seeded.url, engine=engine, policy_factory=CasbinAccessPolicy)
+    app = create_app(live, secret_key=SECRET, dispose_on_shutdown=owned)
+    pool = engine.pool
+    try:
+        with TestClient(app) as client:
+            sign_in(client, "rep_east1")
+            assert app.state.ui.inline.enabled
+            for _ in range(5):  # the first pages read due stamps, so finish in a thread
+                assert client.get("/e/customer").status_code == 200
+                if pool.checkedout():  # type: ignore[attr-defined]
+                    break
+            assert pool.checkedout() == 1  # type: ignore[attr-defined]  # kept by the loop
+        assert pool.checkedout() == 0  # type: ignore[attr-defined]
+        assert (engine.pool is not pool) is owned  # disposed: a new, empty pool
+    finally:
+        live.dispose()

@@ -51,6 +51,13 @@ def test_invisible_records_are_404_and_forbidden_actions_403(client_for: Client,
     manager = client_for("manager")
     assert manager.get("/e/follow_up/new").status_code == 403  # read-only on follow-ups
     assert manager.post("/e/follow_up/new", data=_form(manager)).status_code == 403
+    visit = make_record(demo_db, "follow_up", {"kind": "call", "content": "Called",
+                                               "happened_at": "2026-11-02T09:00:00+00:00"},
+                        owner="rep_east1")
+    assert manager.get(f"/e/follow_up/{visit}").status_code == 200  # read, not update
+    assert manager.get(f"/e/follow_up/{visit}/edit").status_code == 403
+    assert manager.post(f"/e/follow_up/{visit}/edit",
+                        data=_form(manager, content="Changed", version=1)).status_code == 403
     page = rep.get(f"/e/customer/{mine}").text
     assert f"/e/customer/{mine}/delete" not in page and f"/e/customer/{mine}/edit" in page
 

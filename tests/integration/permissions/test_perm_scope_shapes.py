@@ -13,7 +13,7 @@ from sqlalchemy import event, or_, select, text
 
 from engine.permissions import _owners, scopes
 from engine.permissions.identity import deactivate_user, reactivate_user
-from engine.permissions.org import move_user
+from engine.permissions.org import move_user, users_in_subtree
 from engine.records import ListQuery, RecordService, Sort
 from engine.storage.database import write_transaction
 from tests.integration.permissions._crm_org import (
@@ -299,3 +299,63 @@ def test_a_count_of_a_large_subtree_reads_the_members_as_it_runs(
     finally:
         with write_transaction(crm.engine) as conn:
             move_user(conn, crm.users["r1"], department_id=north)
+
+
+def test_a_scope_compiles_without_reading_and_follows_the_org_stamp(crm: CrmOrg) -> None:
+    """A subtree's members for PostgreSQL's walk are loaded with the policy state (under
+    its lock): once the state is loaded, compiling a row scope runs no statement, on
+    either database. A move bumps the org stamp; the state loaded after it carries the
+    new members, and the walk reads the moved rep's records."""
+    policy = scopes.CasbinAccessPolicy(crm.engine, crm.registry, clock=lambda: NOW,
+                                       check_interval=3600.0)
+    # ms manages south's subtree; delete takes no share check and no sample.
+    actor = policy.actor_for(crm.users["ms"], login="ms")
+    entity, table = crm.registry.entity("customer"), crm.schema.table("customer")
+    south = policy.state().org.departments[crm.departments["south"]].path
+    statements: list[str] = []
+
+    def seen(conn: object, cursor: object, statement: str, *args: object) -> None:
+        statements.append(statement)
+
+    def walked() -> set[int]:
+        statements.clear()
+        policy.row_scope(actor, entity, table, "delete")
+        assert statements == []  # the state was loaded before: nothing read here
+        (branch,) = policy.branches(actor.user_id or 0, entity, table, "delete")
+        assert branch.key == ("subtree", south) and branch.walk is not None
+        state = policy.state()
+        if crm.engine.dialect.name == "postgresql":
+            known = state.members[south]
+            assert known.stamp == state.org.version
+            assert "tp_policy_version" in str(branch.walk.compile(crm.engine))
+        with crm.engine.connect() as conn:
+            return {r[0] for r in conn.execute(select(table.c.id).where(branch.walk))}
+
+    def owned_by(*logins: str) -> set[int]:
+        owners = [crm.users[login] for login in logins]
+        with crm.engine.connect() as conn:
+            return {r[0] for r in conn.execute(
+                select(table.c.id).where(table.c.owner_id.in_(owners)))}
+
+    if crm.engine.dialect.name == "postgresql":  # the members are what the SQL selects
+        state = policy.state()
+        with crm.engine.connect() as conn:
+            for dept in state.org.departments.values():
+                ids = sorted(conn.execute(users_in_subtree(dept.path)).scalars())
+                assert state.members[dept.path].ids == "{" + ",".join(map(str, ids)) + "}"
+                assert state.members[dept.path].everyone is (dept.parent_id is None)
+    event.listen(crm.engine, "before_cursor_execute", seen)
+    try:
+        policy.state()
+        assert walked() == owned_by("ss", "r3", "r4", "d")
+        with write_transaction(crm.engine) as conn:
+            move_user(conn, crm.users["r1"], department_id=crm.departments["south"])
+        policy.cache.refresh()  # the stamp moved: the state (and its members) reload
+        assert walked() == owned_by("ss", "r3", "r4", "d", "r1")
+        if crm.engine.dialect.name == "postgresql":
+            assert str(crm.users["r1"]) in policy.state().members[south].ids
+    finally:
+        event.remove(crm.engine, "before_cursor_execute", seen)
+        with write_transaction(crm.engine) as conn:
+            move_user(conn, crm.users["r1"], department_id=crm.departments["north"])
+    assert policy.cache.reloads == 2

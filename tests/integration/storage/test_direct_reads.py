@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gc
+import threading
 import weakref
 from collections.abc import Iterator
 from decimal import Decimal
@@ -226,6 +227,47 @@ def test_a_kept_connection_serves_one_thread_and_is_given_back_after_an_error(
         assert engine.pool.checkedout() == 1  # type: ignore[attr-defined]  # still kept
     finally:
         engine.dispose()
+
+
+def test_release_kept_gives_back_every_threads_kept_connection(sqlite_url: str) -> None:
+    """At shutdown ``release_kept`` (called from any thread) gives back the connections
+    live threads keep between reads; a thread's next kept read takes a fresh one."""
+    engine = make_engine(sqlite_url, statement_timeout=0.3)
+    one = select(func.abs(-2))
+    read_again, stop = threading.Event(), threading.Event()
+    reads = threading.Semaphore(0)
+
+    def reader() -> None:
+        with direct.kept_connection():
+            assert direct_rows(engine, one, {}) == [(2,)]
+            reads.release()
+            read_again.wait(10)
+            assert direct_rows(engine, one, {}) == [(2,)]
+            reads.release()
+            stop.wait(10)  # alive, so its kept connection is not the collector's to find
+
+    threads = [threading.Thread(target=reader) for _ in range(2)]
+    try:
+        for t in threads:
+            t.start()
+        for _ in threads:
+            assert reads.acquire(timeout=10)
+        assert engine.pool.checkedout() == 2  # type: ignore[attr-defined]  # one per thread
+        assert direct.release_kept(engine) == 2
+        assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+        assert direct.release_kept(engine) == 0  # nothing kept twice
+        read_again.set()
+        for _ in threads:
+            assert reads.acquire(timeout=10)
+        assert engine.pool.checkedout() == 2  # type: ignore[attr-defined]  # fresh ones
+        assert direct.release_kept(engine) == 2
+    finally:
+        read_again.set()
+        stop.set()
+        for t in threads:
+            t.join()
+        engine.dispose()
+    assert direct.release_kept(make_engine(sqlite_url)) == 0  # an engine never read
 
 
 def test_inlined_processors_read_as_their_functions(sqlite_url: str) -> None:

@@ -175,20 +175,33 @@ def _field_errors(exc: ValidationError | DuplicateError, ui: UIContext, request:
     return {exc.fields[0]: duplicate_text(ui, request, entity, exc)}
 
 
+def _opened(ui: UIContext, request: Request, *,
+            check: bool = True) -> tuple[Runtime, Actor, Entity, Record | None]:
+    """A form request's runtime, actor and entity, and the record it edits (None: new).
+
+    The record is read first, so one the actor may not read is a 404 with no hint
+    that it exists. ``check``: refuse (403) unless the actor may create (a new record)
+    or update (an edited one); otherwise the records service checks it on saving.
+    """
+    runtime, actor = ui.runtime(), ui.actor(request)
+    entity = entity_of(runtime, request)
+    record = runtime.records.get(actor, entity.name, record_id_of(request)) \
+        if "record_id" in request.path_params else None
+    if check:
+        runtime.policy.check_action(actor, entity, "create" if record is None else "update")
+    return runtime, actor, entity, record
+
+
 def routes(ui: UIContext) -> list[BaseRoute]:
     def new_form(request: Request, form: FormData | None) -> Response:
-        runtime, actor = ui.runtime(), ui.actor(request)
-        entity = entity_of(runtime, request)
-        runtime.policy.check_action(actor, entity, "create")
+        runtime, actor, entity, _ = _opened(ui, request)
         prefill = {f.name: {f.name: request.query_params.get(f.name, "")} for f in entity.fields}
         view = form_view(ui, request, runtime, actor, entity, record=None, texts=prefill)
         return ui.render(request, "records/form.html", view, fragment="records/_form.html")
 
     def create(request: Request, form: FormData | None) -> Response:
         assert form is not None
-        runtime, actor = ui.runtime(), ui.actor(request)
-        entity = entity_of(runtime, request)
-        runtime.policy.check_action(actor, entity, "create")
+        runtime, actor, entity, _ = _opened(ui, request)
         fields, readonly = _fields(runtime, actor, entity)
         payload, posted = changed_payload([f for f in fields if f.name not in readonly], form,
                                           None)
@@ -218,19 +231,16 @@ def routes(ui: UIContext) -> list[BaseRoute]:
         return ui.redirect(request, f"/e/{entity.name}/{record.id}")
 
     def edit_form(request: Request, form: FormData | None) -> Response:
-        runtime, actor = ui.runtime(), ui.actor(request)
-        entity = entity_of(runtime, request)
-        record = runtime.records.get(actor, entity.name, record_id_of(request))
-        runtime.policy.check_action(actor, entity, "update")
+        runtime, actor, entity, record = _opened(ui, request)
+        assert record is not None  # the route names one
         texts = {f.name: initial_texts(f, record.get(f.name)) for f in entity.fields}
         view = form_view(ui, request, runtime, actor, entity, record=record, texts=texts)
         return ui.render(request, "records/form.html", view, fragment="records/_form.html")
 
     def save(request: Request, form: FormData | None) -> Response:
         assert form is not None
-        runtime, actor = ui.runtime(), ui.actor(request)
-        entity = entity_of(runtime, request)
-        record = runtime.records.get(actor, entity.name, record_id_of(request))
+        runtime, actor, entity, record = _opened(ui, request, check=False)
+        assert record is not None  # the route names one
         version = str(form.get("version", ""))
         fields, readonly = _fields(runtime, actor, entity)
         payload, posted = changed_payload([f for f in fields if f.name not in readonly], form,
@@ -286,14 +296,7 @@ def routes(ui: UIContext) -> list[BaseRoute]:
         fingerprint, so a submit of the warned values saves without asking twice.
         """
         assert form is not None
-        runtime, actor = ui.runtime(), ui.actor(request)
-        entity = entity_of(runtime, request)
-        record = None
-        if "record_id" in request.path_params:
-            record = runtime.records.get(actor, entity.name, record_id_of(request))
-            runtime.policy.check_action(actor, entity, "update")
-        else:
-            runtime.policy.check_action(actor, entity, "create")
+        runtime, actor, entity, record = _opened(ui, request)
         fields, readonly = _fields(runtime, actor, entity)
         rule_fields = {r.field for r in entity.dedup_rules}
         payload, _ = changed_payload(
