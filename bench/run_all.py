@@ -29,6 +29,7 @@ QUICK = {
     "bench_merge": ["--children", "100", "--repeat", "1"],
     "bench_dedup": ["--rows", "2000", "--check", "500", "--single", "50"],
     "bench_kanban": ["--rows", "20000", "--runs", "5", "--slow-runs", "1"],
+    "bench_servers": ["--rows", "2000", "--seconds", "1", "--workers", "1"],
 }
 
 

@@ -8,8 +8,6 @@ row per request is how every process learns it must reload.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from contextvars import ContextVar
 
 from sqlalchemy import Connection, Engine, func, insert, literal, select, union_all, update
@@ -17,6 +15,7 @@ from sqlalchemy import Connection, Engine, func, insert, literal, select, union_
 from engine.errors import WorkDeferred
 from engine.permissions import _tables as t
 from engine.permissions._clock import utcnow
+from engine.scoped import ScopedValue
 from engine.storage.applied import METADATA_VERSION_TABLE, SYSTEM_TABLES
 
 POLICY = "policy"  # roles, role bindings (casbin_rule)
@@ -120,26 +119,16 @@ def stamps(engine: Engine, *, fresh: bool = False) -> dict[str, int]:
 _memory_only: ContextVar[bool] = ContextVar("tidepool_stamps_from_memory", default=False)
 
 
-@contextmanager
-def stamps_from_memory() -> Iterator[None]:
+def stamps_from_memory() -> ScopedValue[bool]:
     """Within the block, a stamp read raises ``WorkDeferred`` instead of reading.
 
     Every cache reads its stamp before it changes anything (and reloads after), so
     refusing the read leaves each cache as it was: the caller runs the same work
     again outside the block, where the read, and a reload it may bring, can block.
     """
-    token = _memory_only.set(True)
-    try:
-        yield
-    finally:
-        _memory_only.reset(token)
+    return ScopedValue(_memory_only, True)
 
 
-@contextmanager
-def one_read_per_request() -> Iterator[None]:
+def one_read_per_request() -> ScopedValue[dict[int, dict[str, int]] | None]:
     """Within the block, ``stamps`` reads the database at most once per engine."""
-    token = _request_stamps.set({})
-    try:
-        yield
-    finally:
-        _request_stamps.reset(token)
+    return ScopedValue(_request_stamps, {})

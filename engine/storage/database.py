@@ -15,6 +15,7 @@ import orjson
 from sqlalchemy import Connection, Engine, create_engine, event
 
 from engine.errors import StatementTimeoutError
+from engine.scoped import ScopedValue
 
 DEFAULT_DATABASE_URL = "sqlite:///tidepool.db"
 DATABASE_URL_ENV = "TIDEPOOL_DATABASE_URL"
@@ -84,8 +85,7 @@ def is_timeout(error: BaseException | None) -> bool:
 _budget: ContextVar[float | None] = ContextVar("tidepool_statement_budget", default=None)
 
 
-@contextmanager
-def statement_budget(seconds: float) -> Iterator[None]:
+def statement_budget(seconds: float) -> ScopedValue[float | None]:
     """Within the block, SQLite statements of bounded engines stop after ``seconds``
     (or the engine's own timeout, if shorter) with ``StatementTimeoutError``.
 
@@ -95,11 +95,7 @@ def statement_budget(seconds: float) -> Iterator[None]:
     statement's bound is set per connection, so callers use this on SQLite only
     (``budget_applies``).
     """
-    token = _budget.set(seconds)
-    try:
-        yield
-    finally:
-        _budget.reset(token)
+    return ScopedValue(_budget, seconds)
 
 
 def budget_applies(engine: Engine) -> bool:

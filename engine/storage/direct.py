@@ -52,6 +52,7 @@ from sqlalchemy.sql import CompoundSelect, Select
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from engine.errors import StatementTimeoutError
+from engine.scoped import ScopedValue
 from engine.storage.database import is_timeout, statement_timeout_of
 
 #: Compiled statements kept (per engine) before the cache starts over.
@@ -87,8 +88,7 @@ _THROUGH_CONNECTION: ContextVar[bool] = ContextVar("tp_through_connection", defa
 _KEEP: ContextVar[bool] = ContextVar("tp_keep_connection", default=False)
 
 
-@contextmanager
-def kept_connection() -> Iterator[None]:
+def kept_connection() -> ScopedValue[bool]:
     """Within this block, reads on this thread reuse one pooled connection kept for it.
 
     For the API's reads on SQLite's event loop (``ui/inline.py``): one thread runs
@@ -100,11 +100,7 @@ def kept_connection() -> Iterator[None]:
     shutdown). Only for threads that run one read at a time and are few (each keeps a
     connection out of the pool).
     """
-    token = _KEEP.set(True)
-    try:
-        yield
-    finally:
-        _KEEP.reset(token)
+    return ScopedValue(_KEEP, True)
 
 
 @contextmanager

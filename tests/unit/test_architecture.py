@@ -13,7 +13,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # Lower index = lower layer. A module may import its own layer or lower ones.
 LAYERS = [
-    ("engine.errors", "engine.actor", "engine.metadata", "engine.messages", "engine.memo"),
+    ("engine.errors", "engine.actor", "engine.metadata", "engine.messages", "engine.memo",
+     "engine.scoped"),
     ("engine.storage",),
     ("engine.access", "engine.permissions"),
     ("engine.records",),
