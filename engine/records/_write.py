@@ -238,7 +238,7 @@ def duplicates(conn: Connection, plan: EntityPlan, rows: Sequence[Mapping[str, A
         wanted: dict[tuple[Any, ...], int] = {}
         for i, r in enumerate(rows):
             k = spec.key_of(r) if given is None else given[n][i]
-            if any(v is None for v in k):
+            if None in k:  # identity first: no value here compares equal to None
                 continue
             if k in wanted:
                 found.append(Duplicate(i, spec, _shown(spec, r), None, wanted[k]))
