@@ -111,17 +111,20 @@ def compile_derive(plan: EntityPlan) -> Callable[[Mapping[str, Any]], Derived]:
     return derive
 
 
-def compile_unique_keys(plan: EntityPlan) -> tuple[Callable[[Mapping[str, Any], Derived],
-                                                            tuple[Any, ...]], ...]:
-    """Per unique key of ``plan.uniques``: (values, derived) -> the tuple its constraint
-    compares (``UniqueSpec.key_of`` without normalising again)."""
+def compile_unique_keys(plan: EntityPlan) -> tuple[Callable[[Sequence[Mapping[str, Any]],
+                                                            Sequence[Derived]],
+                                                           list[tuple[Any, ...]]], ...]:
+    """Per unique key of ``plan.uniques``: (rows' values, their derived values) -> the tuple
+    its constraint compares, per row (``UniqueSpec.key_of`` without normalising again;
+    one comprehension per key and batch, no call per row)."""
     at = {name: j for j, (_, name, _) in enumerate(_derived_sources(plan))
           if name in plan.match_keys}
     found = []
     for spec in plan.uniques:
         parts = [f"d[{at[f]}], " if spec.keys and spec.keys[n] is not None else f"v.get({f!r}), "
                  for n, f in enumerate(spec.fields)]
-        found.append(_exec(f"def key(v, d):\n    return ({''.join(parts)})\n", {}, "key"))
+        found.append(_exec(f"def keys(rows, derived):\n    return [({''.join(parts)}) "
+                           "for v, d in zip(rows, derived)]\n", {}, "keys"))
     return tuple(found)
 
 
@@ -178,7 +181,7 @@ class CompiledRows:
     def unique_keys(self, rows: Sequence[Mapping[str, Any]],
                     derived: Sequence[Derived]) -> list[list[tuple[Any, ...]]]:
         """Per unique key of ``plan.uniques``, its tuple per row."""
-        return [[key(r, d) for r, d in zip(rows, derived)] for key in self.spec_keys]
+        return [keys(rows, derived) for keys in self.spec_keys]
 
 
 _COMPILED: weakref.WeakKeyDictionary[EntityPlan, dict[InputSource, CompiledRows]] = \

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, overload
 
 from sqlalchemy import (
     ColumnElement,
@@ -65,6 +65,31 @@ def payload_errors(plan: EntityPlan, payload: Mapping[str, Any], *, creating: bo
         else:
             message = M("unknown field %(name)s", name=repr(name))
         errors[key(index, name)] = message
+
+
+class RowKeys(Sequence[str]):
+    """``key(i, name)`` of each of ``count`` rows (``key(None, name)`` for one record),
+    made when asked: a batch's checks name a row only when it is wrong, and 5,000
+    keys built up front cost more than the check itself."""
+
+    def __init__(self, name: str, count: int, *, bulk: bool) -> None:
+        self._name, self._size, self._bulk = name, count, bulk
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[str]: ...
+
+    def __getitem__(self, index: int | slice) -> str | Sequence[str]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(self._size)[index]]
+        if not -self._size <= index < self._size:
+            raise IndexError(index)
+        return key(index % self._size if self._bulk else None, self._name)
+
+    def __len__(self) -> int:
+        return self._size
 
 
 _MISSING = object()

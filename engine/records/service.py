@@ -59,6 +59,7 @@ from engine.records._point import RECORD_ID, point_statement
 from engine.records._union import union_page
 from engine.records._write import (
     Duplicate,
+    RowKeys,
     RowPreparer,
     duplicates,
     key,
@@ -411,7 +412,7 @@ class RecordService:
             # Checked on the written rows, in this transaction: refused rows roll back.
             errors = scope_checks.owner_errors(
                 conn, self.policy, actor, plan, rows=rows, ids=ids,
-                keys=[key(i if bulk else None, "owner_id") for i in range(len(rows))])
+                keys=RowKeys("owner_id", len(rows), bulk=bulk))
             uploads.attach(conn, self.schema.system[UPLOAD_TABLE], taken, ids=ids, now=now,
                            errors=errors)
             if errors:

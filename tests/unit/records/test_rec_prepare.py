@@ -456,3 +456,15 @@ def test_decimal_fits_exactly_what_the_coercer_keeps_and_the_check_passes(
         scale = rules.scale or 0
         assert isinstance(exponent, int) and exponent < -scale \
             and not any(digits[exponent + scale:])
+
+
+def test_row_keys_name_each_row_as_a_list_would() -> None:
+    from engine.records._write import RowKeys, key
+
+    for bulk in (True, False):
+        made = [key(i if bulk else None, "owner_id") for i in range(4)]
+        keys = RowKeys("owner_id", 4, bulk=bulk)
+        assert list(keys) == made and len(keys) == 4 and keys[-1] == made[-1]
+        assert keys[1:3] == made[1:3]
+        with pytest.raises(IndexError):
+            keys[4]
