@@ -10,6 +10,7 @@ the actor) are processed once.
 
 from __future__ import annotations
 
+import json
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
@@ -17,6 +18,7 @@ from itertools import repeat
 from typing import Any
 
 from sqlalchemy import Connection, Dialect, Insert, Table, func, insert, select, text
+from sqlalchemy.sql import sqltypes
 
 from engine.records import activity as feed
 from engine.records._plan import EntityPlan
@@ -51,8 +53,7 @@ class DriverInsert:
         self.varying = tuple(varying)
         self.constant = tuple(constant)
         self._reorder = tuple(columns.index(key) for key in order)
-        processors = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
-                      for name in varying]
+        processors = [_bind_processor(table, name, dialect) for name in varying]
         self._constant_processors = [
             table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in constant]
         self._build = _compile_parameters(self._reorder, len(varying), processors)
@@ -83,6 +84,21 @@ class DriverInsert:
             value if proc is None or value is None else proc(value)
             for proc, value in zip(self._constant_processors,
                                    (constants[name] for name in self.constant)))
+
+
+def _bind_processor(table: Table, name: str, dialect: Dialect) -> Callable[[Any], Any] | None:
+    """The column's bind processor; for JSON, its serializer itself when that is all the
+    processor does to a value (it otherwise maps SQLAlchemy's NULL markers, which no
+    record value is): a Python call less per document (addresses, tags, activity)."""
+    impl = table.c[name].type.dialect_impl(dialect)
+    processor = impl.bind_processor(dialect)
+    if processor is not None and isinstance(impl, sqltypes.JSON) \
+            and type(impl).bind_processor is sqltypes.JSON.bind_processor \
+            and impl._str_impl.bind_processor(dialect) is None:
+        serializer: Callable[[Any], Any] = getattr(dialect, "_json_serializer", None) \
+            or json.dumps
+        return serializer
+    return processor
 
 
 def _compile_parameters(order: Sequence[int], varying: int,

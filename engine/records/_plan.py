@@ -221,11 +221,19 @@ def _compile_created(plans: list[FieldPlan]) -> Callable[[Mapping[str, Any]], li
     another few µs. The source holds only ``repr()`` of registry identifiers;
     converters are passed by name.
     """
-    namespace: dict[str, Any] = {}
+    namespace: dict[str, Any] = {"_f": format}
     lines = ["def created(v):", "    out = []", "    add = out.append"]
     for i, p in enumerate(plans):
         value = "x"
-        if p.field.type not in JSON_AS_IS and p.field.type not in _JSON_COPIED:
+        t = p.field.type
+        # to_json's own forms, spelled out for the types a bulk create meets most.
+        if t is FieldType.MONEY:
+            value = "{'amount': _f(x['amount'], 'f'), 'currency': x['currency']}"
+        elif t is FieldType.DECIMAL or t is FieldType.PERCENT:
+            value = "_f(x, 'f')"
+        elif t is FieldType.DATE:
+            value = "x.isoformat()"
+        elif t not in JSON_AS_IS and t not in _JSON_COPIED:
             namespace[f"_c{i}"] = partial(to_json, p.field)
             value = f"_c{i}(x)"
         lines += [f"    x = v.get({p.name!r})",

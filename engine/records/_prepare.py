@@ -32,6 +32,7 @@ from datetime import datetime
 from typing import Any
 
 from engine.metadata.model import FieldType
+from engine.records._accept import id_condition, inline
 from engine.records._plan import SYSTEM_FIELDS, EntityPlan
 from engine.records.coerce import CoercionError, InputSource, coercer, present_coercer
 from engine.records.validate import checks_nothing
@@ -49,7 +50,11 @@ def _exec(source: str, namespace: dict[str, Any], name: str) -> Any:
 
 
 def compile_fast(plan: EntityPlan, source: InputSource) -> FastPrepare:
-    """The straight-line preparation of one valid payload (see the module doc)."""
+    """The straight-line preparation of one valid payload (see the module doc).
+
+    Per field: a value in its type's usual spelling is taken inline (``_accept``);
+    any other goes through the field's coercer and check, as the generic loop does.
+    """
     namespace: dict[str, Any] = {"_M": _MISSING, "CoercionError": CoercionError}
     lines = ["def fast(row, now, owner_default):", "    get = row.get", "    try:"]
     out: list[str] = []
@@ -57,29 +62,29 @@ def compile_fast(plan: EntityPlan, source: InputSource) -> FastPrepare:
     for i, p in enumerate(steps):
         v = f"v{i}"
         namespace[f"_c{i}"] = present_coercer(p.field, source)
+        checked = not checks_nothing(p.check)
+        if checked:
+            namespace[f"_k{i}"] = p.check
+        refused = [f"            if {v} is not None and _k{i}({v}) is not None:",
+                   "                return None"] if checked else []
         lines += [f"        {v} = get({p.name!r}, _M)", f"        if {v} is _M:"]
         if p.default is None:
             lines.append(f"            {v} = None")
         else:
             namespace[f"_d{i}"] = p.default
-            lines.append(f"            {v} = _d{i}(now)")
-        lines += [f"        elif {v} is not None:", f"            {v} = _c{i}({v})"]
-        required = p.field.required
-        checked = not checks_nothing(p.check)
-        if checked:
-            namespace[f"_k{i}"] = p.check
-        if required and checked:
-            lines.append(f"        if {v} is None or _k{i}({v}) is not None:")
-        elif required:
-            lines.append(f"        if {v} is None:")
-        elif checked:
-            lines.append(f"        if {v} is not None and _k{i}({v}) is not None:")
-        if required or checked:
-            lines.append("            return None")
+            lines += [f"            {v} = _d{i}(now)", *refused]
+        usual = inline(p, i, namespace)
+        if usual is not None:
+            taken = "pass" if usual[1] == v else f"{v} = {usual[1]}"
+            lines += [f"        elif {usual[0]}:", f"            {taken}"]
+        lines += [f"        elif {v} is not None:", f"            {v} = _c{i}({v})", *refused]
+        if p.field.required:
+            lines += [f"        if {v} is None:", "            return None"]
         out.append(f"{p.name!r}: {v}")
     if plan.owned:
         namespace["_owner"] = coercer(SYSTEM_FIELDS["owner_id"])
-        lines += ["        if 'owner_id' in row:", "            o = _owner(row['owner_id'])",
+        lines += ["        if 'owner_id' in row:", "            o = row['owner_id']",
+                  f"            if not ({id_condition('o')}):", "                o = _owner(o)",
                   "        else:", "            o = owner_default"]
         out.append("'owner_id': o")
     lines += ["    except CoercionError:", "        return None",
@@ -106,17 +111,20 @@ def compile_derive(plan: EntityPlan) -> Callable[[Mapping[str, Any]], Derived]:
     return derive
 
 
-def compile_unique_keys(plan: EntityPlan) -> tuple[Callable[[Mapping[str, Any], Derived],
-                                                            tuple[Any, ...]], ...]:
-    """Per unique key of ``plan.uniques``: (values, derived) -> the tuple its constraint
-    compares (``UniqueSpec.key_of`` without normalising again)."""
+def compile_unique_keys(plan: EntityPlan) -> tuple[Callable[[Sequence[Mapping[str, Any]],
+                                                            Sequence[Derived]],
+                                                           list[tuple[Any, ...]]], ...]:
+    """Per unique key of ``plan.uniques``: (rows' values, their derived values) -> the tuple
+    its constraint compares, per row (``UniqueSpec.key_of`` without normalising again;
+    one comprehension per key and batch, no call per row)."""
     at = {name: j for j, (_, name, _) in enumerate(_derived_sources(plan))
           if name in plan.match_keys}
     found = []
     for spec in plan.uniques:
         parts = [f"d[{at[f]}], " if spec.keys and spec.keys[n] is not None else f"v.get({f!r}), "
                  for n, f in enumerate(spec.fields)]
-        found.append(_exec(f"def key(v, d):\n    return ({''.join(parts)})\n", {}, "key"))
+        found.append(_exec(f"def keys(rows, derived):\n    return [({''.join(parts)}) "
+                           "for v, d in zip(rows, derived)]\n", {}, "keys"))
     return tuple(found)
 
 
@@ -173,7 +181,7 @@ class CompiledRows:
     def unique_keys(self, rows: Sequence[Mapping[str, Any]],
                     derived: Sequence[Derived]) -> list[list[tuple[Any, ...]]]:
         """Per unique key of ``plan.uniques``, its tuple per row."""
-        return [[key(r, d) for r, d in zip(rows, derived)] for key in self.spec_keys]
+        return [keys(rows, derived) for keys in self.spec_keys]
 
 
 _COMPILED: weakref.WeakKeyDictionary[EntityPlan, dict[InputSource, CompiledRows]] = \

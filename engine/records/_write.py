@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, overload
 
 from sqlalchemy import (
     ColumnElement,
@@ -65,6 +65,31 @@ def payload_errors(plan: EntityPlan, payload: Mapping[str, Any], *, creating: bo
         else:
             message = M("unknown field %(name)s", name=repr(name))
         errors[key(index, name)] = message
+
+
+class RowKeys(Sequence[str]):
+    """``key(i, name)`` of each of ``count`` rows (``key(None, name)`` for one record),
+    made when asked: a batch's checks name a row only when it is wrong, and 5,000
+    keys built up front cost more than the check itself."""
+
+    def __init__(self, name: str, count: int, *, bulk: bool) -> None:
+        self._name, self._size, self._bulk = name, count, bulk
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[str]: ...
+
+    def __getitem__(self, index: int | slice) -> str | Sequence[str]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(self._size)[index]]
+        if not -self._size <= index < self._size:
+            raise IndexError(index)
+        return key(index % self._size if self._bulk else None, self._name)
+
+    def __len__(self) -> int:
+        return self._size
 
 
 _MISSING = object()
@@ -209,6 +234,10 @@ class Duplicate:
     earlier_row: int | None = None
 
 
+_STR_ONLY = frozenset({str})
+_INT_ONLY = frozenset({int})
+
+
 def _checkable(plan: EntityPlan, spec: UniqueSpec) -> bool:
     return all(plan.fields[f].field.type not in JSON_TYPES | {FieldType.MONEY}
                for f in spec.fields if f in plan.fields)
@@ -236,12 +265,11 @@ def duplicates(conn: Connection, plan: EntityPlan, rows: Sequence[Mapping[str, A
         if not _checkable(plan, spec):
             continue
         wanted: dict[tuple[Any, ...], int] = {}
-        for i, r in enumerate(rows):
-            k = spec.key_of(r) if given is None else given[n][i]
-            if any(v is None for v in k):
+        for i, k in enumerate(given[n] if given is not None else map(spec.key_of, rows)):
+            if None in k:  # identity first: no value here compares equal to None
                 continue
             if k in wanted:
-                found.append(Duplicate(i, spec, _shown(spec, r), None, wanted[k]))
+                found.append(Duplicate(i, spec, _shown(spec, rows[i]), None, wanted[k]))
                 continue
             wanted[k] = i
         if not wanted:
@@ -252,8 +280,8 @@ def duplicates(conn: Connection, plan: EntityPlan, rows: Sequence[Mapping[str, A
         # One bound list, however many keys, when they are all text or all whole
         # numbers (anything else would change on its way through a JSON array).
         listed = among(conn, spec.columns[0], firsts) if len(spec.fields) == 1 and (
-            all(v.__class__ is str for v in firsts)
-            or all(v.__class__ is int for v in firsts)) else None
+            _STR_ONLY.issuperset(map(type, firsts))
+            or _INT_ONLY.issuperset(map(type, firsts))) else None
         for chunk in (keys,) if listed is not None else \
                 _chunks(keys, CHUNK if len(spec.fields) == 1 else 100):
             cond: ColumnElement[bool]
@@ -268,8 +296,11 @@ def duplicates(conn: Connection, plan: EntityPlan, rows: Sequence[Mapping[str, A
                 stmt = stmt.where(table.c.id != exclude_id)
             for row in conn.execute(stmt):
                 existing.setdefault(tuple(row[1:]), row[0])
-        for k, i in wanted.items():
-            if k in existing:
-                found.append(Duplicate(i, spec, _shown(spec, rows[i]), existing[k]))
+        # Few keys are taken, if any: look the taken ones up among the wanted (the
+        # sort below puts them in row order as before).
+        for k, existing_id in existing.items():
+            at = wanted.get(k)
+            if at is not None:
+                found.append(Duplicate(at, spec, _shown(spec, rows[at]), existing_id))
     found.sort(key=lambda d: d.index)
     return found

@@ -97,6 +97,8 @@ _KNOWN_CURRENCIES = 64
 #: Printable ASCII an IRI holds as it is: ``web_address`` returns text made only of these
 #: without running its expression (no "%": it may start a bad percent-encoding).
 _IRI_PLAIN = frozenset(map(chr, range(0x21, 0x7F))) - frozenset('"<>\\^`{|}%')
+#: The same set, for compiled row preparation (``_accept``): such text is its own IRI.
+IRI_PLAIN = _IRI_PLAIN
 
 
 @dataclass(frozen=True)

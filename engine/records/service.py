@@ -59,6 +59,7 @@ from engine.records._point import RECORD_ID, point_statement
 from engine.records._union import union_page
 from engine.records._write import (
     Duplicate,
+    RowKeys,
     RowPreparer,
     duplicates,
     key,
@@ -400,7 +401,7 @@ class RecordService:
                     raise ValidationError(plan.name,
                                           self._bulk_duplicate_errors(plan, dups, seen))
                 raise self._duplicate_error(plan, dups[0], seen)
-            owner_keys = [key(i if bulk else None, "owner_id") for i in range(len(rows))]
+            owner_keys = RowKeys("owner_id", len(rows), bulk=bulk)
             # Before the hooks: rows given away without the assign grant waste their work.
             errors = scope_checks.given_away_errors(self.policy, actor, plan, rows=rows,
                                                     keys=owner_keys)
@@ -441,18 +442,23 @@ class RecordService:
         return ids
 
     def _created_events(self, tx: Transaction, plan: EntityPlan, ids: Sequence[int],
-                        rows: Sequence[Mapping[str, Any]], starts: Sequence[str] | None,
+                        rows: Sequence[dict[str, Any]], starts: Sequence[str] | None,
                         now: datetime) -> None:
-        """Events of a bulk insert, built from the prepared rows (no read back of the batch)."""
+        """Events of a bulk insert, built from the prepared rows (no read back of the batch).
+
+        Each prepared row (this insert's own dict, written and done with) becomes its
+        event's ``after``, completed in place: the same keys in the same order as a
+        copy merged with the system columns, without a 25-key copy per record."""
         system: dict[str, Any] = {"created_at": now, "updated_at": now,
                                   "created_by": tx.actor.user_id, "version": 1}
         if plan.soft_delete:
             system["deleted_at"] = None
         pooled = "pool_id" in plan.table.c  # set on a row by a before_insert hook, else None
         afters = []
-        for i, (record_id, row) in enumerate(zip(ids, rows)):
-            after = {**row, **system, "id": record_id}
-            if pooled and "pool_id" not in row:
+        for i, (record_id, after) in enumerate(zip(ids, rows)):
+            after.update(system)
+            after["id"] = record_id
+            if pooled and "pool_id" not in after:
                 after["pool_id"] = None
             if starts is not None:
                 after[stages.STAGE] = starts[i]

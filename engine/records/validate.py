@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -25,6 +26,7 @@ _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
 _URL = re.compile(r"https?://[^\s/?#]+\.[^\s/?#]+([/?#]\S*)?|https?://localhost(:\d+)?([/?#]\S*)?",
                   re.IGNORECASE)
 _PHONE = re.compile(r"\+?[0-9][0-9 ()\-.]*[0-9](\s*(ext|x|#)\s*\d+)?", re.IGNORECASE)
+_FORMATS = {FieldType.EMAIL: _EMAIL, FieldType.URL: _URL, FieldType.PHONE: _PHONE}
 DEFAULT_RATING_MAX = 5
 #: Longest file name kept (what file systems allow; uploads are cut to 200 characters).
 MAX_FILE_NAME = 255
@@ -64,12 +66,35 @@ def _number_checks(field: Field, *, scale: int | None, precision: int | None,
 PATTERN_MISMATCH = "is not in the expected format"
 
 
-def _text_validator(field: Field) -> Validator:
+@dataclass(frozen=True)
+class TextRules:
+    """What a text value of a field must satisfy (compiled row preparation reads them
+    to test the usual value inline; ``_text_validator`` says what is wrong)."""
+
+    min_length: int | None
+    max_length: int | None
+    #: The type's own format (email, URL, phone), then the field's pattern; each a
+    #: ``fullmatch`` that must succeed.
+    patterns: tuple[re.Pattern[str], ...]
+
+
+def text_rules(field: Field) -> TextRules:
+    """The length limits (the column's included) and patterns of a text-like field."""
     type_ = column_type(field)
     max_length = field.max_length
     if isinstance(type_, String) and type_.length:
         max_length = min(max_length or type_.length, type_.length)
-    min_length = field.min_length
+    fmt = _FORMATS.get(field.type)
+    patterns = (*(() if fmt is None else (fmt,)),
+                *((re.compile(field.pattern),) if field.pattern else ()))
+    return TextRules(min_length=field.min_length, max_length=max_length, patterns=patterns)
+
+
+
+def _text_validator(field: Field) -> Validator:
+    rules = text_rules(field)
+    max_length = rules.max_length
+    min_length = rules.min_length
     pattern = re.compile(field.pattern) if field.pattern else None
     pattern_message = field.pattern_message.get() if field.pattern_message else \
         PATTERN_MISMATCH
@@ -159,6 +184,36 @@ def _address_validator(field: Field) -> Validator:
     return check
 
 
+@dataclass(frozen=True)
+class NumberRules:
+    """The range and digits a number of a field must keep to (see ``_number_checks``)."""
+
+    low: Any
+    high: Any
+    scale: int | None
+    precision: int | None
+
+
+def number_rules(field: Field) -> NumberRules | None:
+    """The checks of a numeric field's value (a money field's amount); None if not numeric."""
+    t = field.type
+    if t is FieldType.INTEGER:
+        return NumberRules(low=field.min, high=field.max, scale=None, precision=None)
+    if t is FieldType.RATING:
+        return NumberRules(low=field.min if field.min is not None else 1,
+                           high=field.max if field.max is not None else DEFAULT_RATING_MAX,
+                           scale=None, precision=None)
+    if t in (FieldType.DECIMAL, FieldType.MONEY, FieldType.PERCENT):
+        type_ = column_type(field)
+        low: Any = field.min
+        high: Any = field.max
+        if t is FieldType.PERCENT and low is None and high is None:
+            low, high = PERCENT_RANGE
+        return NumberRules(low=low, high=high, scale=getattr(type_, "scale", None),
+                           precision=getattr(type_, "precision", None))
+    return None
+
+
 def _nothing(value: Any) -> str | None:
     return None
 
@@ -173,20 +228,10 @@ def validator(field: Field) -> Validator:
         return _select_validator(field)
     if t is FieldType.MULTI_SELECT:
         return _multi_select_validator(field)
-    if t is FieldType.INTEGER:
-        return _number_checks(field, scale=None, precision=None, low=field.min, high=field.max)
-    if t is FieldType.RATING:
-        return _number_checks(field, scale=None, precision=None,
-                              low=field.min if field.min is not None else 1,
-                              high=field.max if field.max is not None else DEFAULT_RATING_MAX)
-    if t in (FieldType.DECIMAL, FieldType.MONEY, FieldType.PERCENT):
-        type_ = column_type(field)
-        low: Any = field.min
-        high: Any = field.max
-        if t is FieldType.PERCENT and low is None and high is None:
-            low, high = PERCENT_RANGE
-        checks = _number_checks(field, scale=getattr(type_, "scale", None),
-                                precision=getattr(type_, "precision", None), low=low, high=high)
+    rules = number_rules(field)
+    if rules is not None:
+        checks = _number_checks(field, scale=rules.scale, precision=rules.precision,
+                                low=rules.low, high=rules.high)
         if t is FieldType.MONEY:
             return lambda value: checks(value["amount"])
         return checks

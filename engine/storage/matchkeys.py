@@ -170,6 +170,21 @@ def name_stem(value: object) -> str | None:
     """
     if value is None:
         return None
+    if value.__class__ is str and value.isascii():
+        plain = value.lower()  # ASCII: its own NFKC form, and casefold is lower
+        if plain.replace(" ", "").isalnum():
+            # Letters and digits between spaces (most names of a bulk import): the words
+            # are the space-separated parts, nothing to fold, drop or strip but the
+            # Latin company forms (no Chinese suffix ends ASCII text).
+            parts = plain.split()
+            while len(parts) > 1 and parts[-1] in _LATIN_SUFFIXES:
+                parts.pop()
+            return "".join(parts)
+    return _general_stem(value)
+
+
+def _general_stem(value: object) -> str | None:
+    """``name_stem`` of any text (the reference its ASCII shortcut is tested against)."""
     words = [w.replace("_", "") for w in _WORD.findall(_nfkc(_nfkc(value).casefold()))]
     words = [w for w in words if w]
     while len(words) > 1 and words[-1] in _LATIN_SUFFIXES:

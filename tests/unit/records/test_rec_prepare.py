@@ -24,11 +24,20 @@ from sqlalchemy.dialects import sqlite
 from engine.metadata.loader import load_packages
 from engine.metadata.model import Field, FieldType, LocalText
 from engine.records import activity as feed
+from engine.records._accept import decimal_fits
 from engine.records._bulk import DriverInsert, RowInserter
 from engine.records._plan import EntityPlan
-from engine.records._prepare import compile_columns, compiled_rows
+from engine.records._prepare import compile_columns, compile_fast, compiled_rows
 from engine.records._write import RowPreparer
-from engine.records.coerce import CoercionError, InputSource, coercer, to_json, to_string
+from engine.records.coerce import (
+    CoercionError,
+    InputSource,
+    coercer,
+    number_limits,
+    to_json,
+    to_string,
+)
+from engine.records.validate import number_rules, validator
 from engine.storage.tables import StorageSchema, build_schema
 from tests.integration.records._docs import ACCOUNT, CONTACT, ITEM, field, registry
 from tests.unit.records.test_rec_coerce import STRATEGIES
@@ -85,9 +94,9 @@ def _values(plan: EntityPlan, source: InputSource, *,
     return st.fixed_dictionaries(required, optional=parts)
 
 
-def _typed(values: dict[str, Any]) -> list[tuple[str, type, Any]]:
-    # Equality alone would take True for 1 and 1.0 for 1.
-    return [(k, type(v), v) for k, v in values.items()]
+def _typed(values: dict[str, Any]) -> list[tuple[str, type, Any, str]]:
+    # Equality alone would take True for 1, 1.0 for 1, 1.50 for 1.5 and -0.0 for 0.0.
+    return [(k, type(v), v, repr(v)) for k, v in values.items()]
 
 
 def _agree(plan: EntityPlan, source: InputSource, payload: dict[str, Any]) -> dict[str, Any]:
@@ -283,3 +292,179 @@ def test_insert_parameters_built_from_the_record_equal_the_two_step_ones(
         assert driver.sql == DriverInsert(table, varying=varying, constant=tuple(constants),
                                           dialect=conn.dialect).sql
         assert conn.params == expected
+
+
+# --- the inline reading of usual values (engine/records/_accept.py) ----------------------
+
+_pad = st.sampled_from(["", "", " ", "\t", "\u3000", "\n", "\x1c"])
+_decimals = st.one_of(
+    st.decimals(allow_nan=True, allow_infinity=True),
+    st.integers(0, 6).flatmap(lambda n: st.decimals(-(10**6), 10**6, places=n)),
+    st.builds(lambda d, n: d.scaleb(-n), st.decimals(-(10**6), 10**6, places=0),
+              st.integers(0, 6)),                     # trailing zeros: 12.500
+    st.builds(lambda k, d, neg: (Decimal(10) ** k - d) * (-1 if neg else 1),   # the limits
+              st.integers(1, 20), st.sampled_from([Decimal(0), Decimal(1), Decimal("0.01"),
+                                                   Decimal(-1)]), st.booleans()),
+    st.sampled_from([Decimal(0), Decimal("-0.00"), Decimal("1E+20"), Decimal("1E-70"),
+                     Decimal("9999999999999999.99"), Decimal("1E+16"), Decimal("0.001")]),
+    st.integers(-(10**18), 10**18), st.floats(), st.text(max_size=12))
+
+
+def _native(f: Field) -> st.SearchStrategy[Any]:
+    """Values of ``f`` as Python callers (seeding, imports, the engine) pass them: the usual
+    spelling the compiled path reads inline, near misses and junk of the same shape."""
+    t = f.type
+    base = STRATEGIES[t]
+    if t in (FieldType.SELECT, FieldType.MULTI_SELECT):
+        base = st.sampled_from(list(f.option_values))
+        items = st.one_of(base, st.tuples(_pad, base, _pad).map("".join), st.text(max_size=4),
+                          st.integers(0, 3), st.sampled_from(["", " "]))
+        if t is FieldType.MULTI_SELECT:
+            return st.one_of(st.lists(base, max_size=4), st.lists(items, max_size=4),
+                             st.lists(base, max_size=4), st.tuples(base), _junk)
+        return st.one_of(base, items, base, _junk)
+    if t in (FieldType.TEXT, FieldType.EMAIL, FieldType.PHONE, FieldType.URL,
+             FieldType.LONG_TEXT, FieldType.RICH_TEXT):
+        text = st.one_of(base, st.text(max_size=120), st.from_regex(r"[0-9A-Z]{5,19}"),
+                         st.from_regex(r"\+?[0-9][0-9 -]{4,20}"),
+                         st.sampled_from(["a@b.cn", "https://x.cn/a b", "https://x.cn/%zz",
+                                          'https://x.cn/"q"', "http://localhost:8/",
+                                          "x" * 101]))
+        return st.one_of(text, st.tuples(_pad, text, _pad).map("".join), _pad, _junk)
+    if t in (FieldType.INTEGER, FieldType.RATING, FieldType.REFERENCE, FieldType.USER):
+        edges = st.sampled_from([0, 1, -1, 5, 6, 10**6, 10**6 + 1, 2**63 - 1, 2**63, -(2**63),
+                                 -(2**63) - 1])
+        return st.one_of(base, edges, st.integers(-(2**65), 2**65), st.booleans(),
+                         st.builds(Decimal, st.integers(-10, 10)), _junk)
+    if t in (FieldType.DECIMAL, FieldType.PERCENT):
+        return st.one_of(base, _decimals, _junk)
+    if t is FieldType.MONEY:
+        currency = st.sampled_from(["CNY", "USD", "cny", " CNY", "CN", "CNYY", "ＣＮＹ", "", None,
+                                    "Cny", "1AB"])
+        usual = st.decimals(0, 10**6, places=2)
+        return st.one_of(base, st.fixed_dictionaries({"amount": _decimals, "currency": currency}),
+                         st.fixed_dictionaries({"amount": usual, "currency": currency}),
+                         st.fixed_dictionaries({"amount": _decimals},
+                                               optional={"currency": currency, "x": st.just(1)}),
+                         _junk)
+    if t is FieldType.GEO_POINT:
+        coordinate = st.one_of(st.floats(), st.integers(-200, 200), st.sampled_from([0.0, -0.0]),
+                               st.floats(-90, 90), st.floats(-200, 200))
+        return st.one_of(base, st.fixed_dictionaries({"lat": coordinate, "lng": coordinate}),
+                         st.fixed_dictionaries({"lat": coordinate, "lng": coordinate},
+                                               optional={"alt": st.just(1.0)}), _junk)
+    if t is FieldType.ADDRESS:
+        part = st.one_of(st.text(max_size=8), st.integers(), st.floats(), st.none(),
+                         st.booleans(), st.lists(st.integers(), max_size=2))
+        plain = st.one_of(st.text(max_size=8), st.integers(), st.floats(), st.none())
+        return st.one_of(base, st.dictionaries(st.text(max_size=6), part, max_size=3),
+                         st.dictionaries(st.integers(0, 3), plain, min_size=1, max_size=2),
+                         st.dictionaries(st.one_of(st.text(max_size=2), st.integers(0, 3)),
+                                         part, max_size=2), _junk)
+    if t is FieldType.DATE:
+        return st.one_of(base, st.datetimes(), _junk)
+    return st.one_of(base, _junk)
+
+
+@pytest.fixture(scope="module")
+def plans(schema: StorageSchema, crm: StorageSchema) -> dict[str, EntityPlan]:
+    """One plan per entity: its compiled functions are built once, not per example."""
+    return {"account": EntityPlan(schema, schema.registry.entity("account")),
+            "customer": EntityPlan(crm, crm.registry.entity("customer"))}
+
+
+def _inline_cases() -> list[tuple[str, str]]:
+    account = [("account", str(f["name"])) for f in EVERY_TYPE["fields"]
+               if f["type"] != "auto_number"]
+    return [*account, ("account", "owner_id"), ("customer", "licence_no"),
+            ("customer", "phone"), ("customer", "annual_revenue"), ("customer", "tags")]
+
+
+@pytest.mark.parametrize(("entity", "name"), _inline_cases(), ids="-".join)
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_values_read_inline_equal_the_coercer_and_check(
+        plans: dict[str, EntityPlan], entity: str, name: str, data: st.DataObject) -> None:
+    """One field's native value (Decimals, floats, dicts, padded text, values at and past
+    every bound; the required fields valid, so that value alone decides the row): the
+    compiled path, which reads each type's usual spelling inline, gives exactly the
+    reference path's values, and declines exactly the rows it refuses."""
+    plan = plans[entity]
+    value = data.draw(st.one_of(st.integers(-3, 2**64), _junk) if name == "owner_id"
+                      else _native(plan.fields[name].field))
+    required = {p.name: "Acme" for p in plan.fields.values() if p.field.required}
+    _agree(plan, data.draw(st.sampled_from(list(InputSource))), {**required, name: value})
+
+
+def test_usual_values_are_read_inline(crm: StorageSchema) -> None:
+    """The seeded CRM customers take the inline branch of every field: no coercer runs."""
+    from engine.seeding import generate_rows
+
+    plan = EntityPlan(crm, crm.registry.entity("customer"))
+    fast = compile_fast(plan, InputSource.JSON)
+    called: list[str] = []
+    for name, value in list(fast.__globals__.items()):
+        if name.startswith("_c") and name[2:].isdigit():
+            fast.__globals__[name] = lambda v, f=value, n=name: called.append(n) or f(v)
+    rows = list(generate_rows(plan.entity, count=200, seed=3, start=10))
+    assert all(fast(row, NOW, OWNER) is not None for row in rows)
+    assert called == []
+    assert fast({**rows[0], "tags": ["vip", "vip"]}, NOW, OWNER) is not None
+    assert called  # a repeated option: the coercer drops it
+
+
+_NUMBER_FIELDS = [field("measured", "money", currency="CNY", min=0),
+                  field("measured", "money", precision=10, scale=4, max=99999.5),
+                  field("measured", "decimal", precision=10, scale=3),
+                  field("measured", "decimal", min=-1.25, max=3),
+                  field("measured", "decimal", precision=38, scale=0),
+                  field("measured", "percent"),
+                  field("measured", "percent", scale=1, min=-5)]
+
+
+@pytest.fixture(scope="module", params=range(len(_NUMBER_FIELDS)))
+def number_field(request: pytest.FixtureRequest) -> Field:
+    spec = _NUMBER_FIELDS[request.param]
+    account = {**ACCOUNT, "fields": [*ACCOUNT["fields"], spec]}
+    return registry(account, CONTACT).entity("account").fields[-1]
+
+
+@settings(max_examples=400, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(number=_decimals.filter(lambda d: isinstance(d, Decimal)))
+def test_decimal_fits_exactly_what_the_coercer_keeps_and_the_check_passes(
+        number_field: Field, number: Decimal) -> None:
+    """``decimal_fits`` (a Decimal read inline) implies: the coercer returns that very
+    Decimal and the check finds nothing, at the column's limits and scale too; and it
+    declines a valid Decimal only for zeros past the scale (12.500 at scale 2)."""
+    f = number_field
+    rules = number_rules(f)
+    assert rules is not None
+    fits = decimal_fits(rules, number_limits(f))(number)
+    given_ = {"amount": number, "currency": "CNY"} if f.type is FieldType.MONEY else number
+    try:
+        kept = coercer(f)(given_)
+    except CoercionError:
+        assert not fits
+        return
+    amount = kept["amount"] if f.type is FieldType.MONEY else kept
+    valid = validator(f)(kept) is None
+    if fits:
+        assert valid and amount is number
+    elif valid and amount is number:
+        _, digits, exponent = number.as_tuple()
+        scale = rules.scale or 0
+        assert isinstance(exponent, int) and exponent < -scale \
+            and not any(digits[exponent + scale:])
+
+
+def test_row_keys_name_each_row_as_a_list_would() -> None:
+    from engine.records._write import RowKeys, key
+
+    for bulk in (True, False):
+        made = [key(i if bulk else None, "owner_id") for i in range(4)]
+        keys = RowKeys("owner_id", 4, bulk=bulk)
+        assert list(keys) == made and len(keys) == 4 and keys[-1] == made[-1]
+        assert keys[1:3] == made[1:3]
+        with pytest.raises(IndexError):
+            keys[4]

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.storage.matchkeys import name_stem, phone_key
+from engine.storage.matchkeys import _general_stem, name_stem, phone_key
 
 
 @pytest.mark.parametrize(("raw", "stem"), [
@@ -49,3 +49,13 @@ def test_stem_is_idempotent_and_ignores_width(text: str) -> None:
     stem = name_stem(text)
     assert stem is None or name_stem(stem) == stem
     assert name_stem(full_width(text)) == stem
+
+
+@settings(max_examples=400)
+@given(st.one_of(st.text(alphabet=st.characters(max_codepoint=127), max_size=30),
+                 st.lists(st.sampled_from(["Acme", "TRADING", "co", "Ltd", "inc", "9", "a1",
+                                           " ", "  ", "\t", ".", "_", "-"]), max_size=6)
+                 .map(" ".join), st.text(max_size=12)))
+def test_the_ascii_shortcut_gives_the_general_stem(text: str) -> None:
+    """Names of ASCII letters, digits and spaces skip the folding and the expression."""
+    assert name_stem(text) == _general_stem(text)
