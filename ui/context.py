@@ -11,7 +11,7 @@ without editing each other's code. See docs/ui.md, "Adding screens".
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, tzinfo
 from pathlib import Path
@@ -232,6 +232,8 @@ class UIContext:
         self.settings = settings
         self.templates = templates or build_templates()
         self.templates.globals["map_tiles"] = settings.map_tiles
+        #: Whole pages around their rows (``render_shell``).
+        self.shells = partials.ShellCache()
         self.codec = SessionCodec(settings.secret_key)
         self._nav: list[tuple[NavProvider, bool]] = []  # (provider, cached)
         #: The per-user caches of one (registry, policy state): replaced whole, so an
@@ -484,6 +486,35 @@ class UIContext:
         html = self.templates.get_template(name).render(values)
         response = HTMLResponse(html, status_code=status, headers=dict(headers or {}))
         response.headers["Vary"] = "HX-Request"
+        self._remember_locale(request, response)
+        return response
+
+    def render_shell(self, request: Request, template: str, view: Any, *, key: Hashable,
+                     slots: Sequence[tuple[str, str]], fragment: str | None = None,
+                     page: Callable[[], Any]) -> HTMLResponse:
+        """``render`` for a page whose view is a hashable value but for a few large parts
+        (``partials.ShellCache``): ``view`` holds each slot's placeholder where the
+        page's markup goes, ``key`` stands for it (equal keys, equal views), and
+        ``page()`` is the view with the slots filled, drawn as ``render`` would when a
+        placeholder cannot be found. The text around the slots is kept per template,
+        key, locale, CSRF token, chrome and zone: all the template reads."""
+        partial = is_fragment_request(request)
+        name = fragment if (partial and fragment) else template
+        values: dict[str, Any] = {
+            "view": view, "locale": self.locale(request), "csrf_token": self.csrf_token(request),
+            "layout": "_bare.html" if partial else "base.html",
+            "chrome": None if partial else self.chrome(request),
+        }
+        shell_key = (name, values["layout"], key, values["locale"], values["csrf_token"],
+                     values["chrome"],
+                     zones.current_zone())
+
+        def draw(view: Any) -> str:
+            return self.templates.get_template(name).render({**values, "view": view})
+
+        html = self.shells.render(shell_key, lambda: draw(view), lambda: draw(page()), slots)
+        response = HTMLResponse(html)
+        response.headers["Vary"] = "HX-Request"  # as ``render``: same headers, same order
         self._remember_locale(request, response)
         return response
 
