@@ -234,6 +234,9 @@ class UIContext:
         self.templates.globals["map_tiles"] = settings.map_tiles
         #: Whole pages around their rows (``render_shell``).
         self.shells = partials.ShellCache()
+        #: The cached nav links as ``NavLink``s, by (links, path) (``nav``).
+        self._nav_links: dict[tuple[tuple[tuple[str, str], ...], str],
+                              tuple[NavLink, ...]] = {}
         self.codec = SessionCodec(settings.secret_key)
         self._nav: list[tuple[NavProvider, bool]] = []  # (provider, cached)
         #: The per-user caches of one (registry, policy state): replaced whole, so an
@@ -416,8 +419,16 @@ class UIContext:
     def nav(self, request: Request, actor: Actor) -> list[NavLink]:
         """Entities the actor may read (in registry order), then contributed links."""
         path = request.url.path
-        links = [NavLink(label, url, active=path == url or path.startswith(url + "/"))
-                 for label, url in self._cached_links(request, actor)]
+        cached_links = self._cached_links(request, actor)
+        key = (cached_links, path)
+        drawn = self._nav_links.get(key)
+        if drawn is None:  # the same few (links, path) pairs on every page
+            drawn = tuple(NavLink(label, url, active=path == url or path.startswith(url + "/"))
+                          for label, url in cached_links)
+            if len(self._nav_links) >= 1000:
+                self._nav_links.clear()
+            self._nav_links[key] = drawn
+        links = list(drawn)
         for provider, cached in self._nav:
             if not cached:
                 links.extend(provider(request, actor))

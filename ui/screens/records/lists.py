@@ -101,7 +101,7 @@ def build_list(ui: UIContext, request: Request, runtime: Runtime, actor: Actor, 
     can = {a: ui.may(actor, entity, a)
            for a in ("create", "update", "assign", "delete", "export", "merge")}
     readonly = runtime.policy.readonly_fields(actor, entity)
-    shown = {f.name for f in columns}
+    shown = {f.name: None for f in columns}  # ordered: a key of the column chooser
     views = SavedViews(runtime.engine, runtime.schema).visible(actor.user_id or 0, entity.name)
     query = urlencode(state.params())
     drawn = bool(state.filters) or filters_open
@@ -121,8 +121,10 @@ def build_list(ui: UIContext, request: Request, runtime: Runtime, actor: Actor, 
         filters_page_url=f"/e/{entity.name}?" + (f"{query}&" if query else "")
         + f"{PANEL_PARAM}={FILTERS_PANEL}",
         # by name: comparing Field dataclasses compared every attribute of each
-        column_choices=tuple(Choice(f.name, f.label.get(locale), f.name in shown)
-                             for f in fields),
+        column_choices=_column_choices.get(
+            runtime.registry, (entity.name, hidden, tuple(shown), locale),
+            lambda: tuple(Choice(f.name, f.label.get(locale), f.name in shown)
+                          for f in fields)),
         page_sizes=page_sizes(state),
         hidden_params=[("sort", state.sort)],
         saved_views=saved_view_links(views, actor), saved_state=query,
@@ -137,11 +139,22 @@ def build_list(ui: UIContext, request: Request, runtime: Runtime, actor: Actor, 
             can_update=can["update"], can_assign=can["assign"], can_delete=can["delete"],
             can_export=can["export"], can_claim=can_claim, can_recycle=can_recycle,
             can_merge=entity.has(Feature.SOFT_DELETE) and can["merge"],
-            bulk_fields=tuple(Choice(f.name, f.label.get(locale))
+            bulk_fields=_bulk_fields.get(
+                runtime.registry, (entity.name, hidden, readonly, locale),
+                lambda: tuple(Choice(f.name, f.label.get(locale))
                               for f in visible_fields(entity, hidden)
-                              if f.name not in readonly and f.type.value != "auto_number"),
+                              if f.name not in readonly and f.type.value != "auto_number")),
             move_pools=tuple(move_choices(ui, actor, entity, runtime.records, locale)),
             people=tuple(_assignable_people(runtime, actor, entity)) if can["assign"] else ()))
+
+
+#: The column chooser's and the bulk editor's choices, by (entity, hidden fields, shown
+#: columns or read-only fields, locale) under the newest registry: the same tuples on
+#: every page, built from the fields each time before.
+_column_choices: GenerationMemo[tuple[str, frozenset[str], tuple[str, ...], str],
+                                tuple[Choice, ...]] = GenerationMemo(limit=1000)
+_bulk_fields: GenerationMemo[tuple[str, frozenset[str], frozenset[str], str],
+                             tuple[Choice, ...]] = GenerationMemo(limit=1000)
 
 
 #: A list's column headers (labels, sort links) by (state, columns, locale) under the
