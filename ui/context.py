@@ -523,8 +523,8 @@ class UIContext:
         def draw(view: Any) -> str:
             return self.templates.get_template(name).render({**values, "view": view})
 
-        html = self.shells.render(shell_key, lambda: draw(view), lambda: draw(page()), slots)
-        response = HTMLResponse(html)
+        body = self.shells.render(shell_key, lambda: draw(view), lambda: draw(page()), slots)
+        response = HTMLResponse(body)
         response.headers["Vary"] = "HX-Request"  # as ``render``: same headers, same order
         self._remember_locale(request, response)
         return response

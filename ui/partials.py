@@ -87,25 +87,28 @@ class ShellCache:
 
     def __init__(self, *, limit: int = MAX_SHELLS) -> None:
         self.limit = limit
-        self._kept: dict[Hashable, tuple[str, ...]] = {}
+        self._kept: dict[Hashable, tuple[bytes, ...]] = {}
 
     def render(self, key: Hashable, shell: Callable[[], str], page: Callable[[], str],
-               slots: Sequence[tuple[str, str]]) -> str:
-        """The page of ``key``: the kept text with ``slots``' markup put in, after
-        ``shell()`` (the page with each slot's placeholder in its place) the first time.
+               slots: Sequence[tuple[str, str]]) -> bytes:
+        """The page of ``key`` in UTF-8: the kept text with ``slots``' markup put in,
+        after ``shell()`` (the page with each slot's placeholder in its place) the
+        first time.
 
-        ``slots`` are (placeholder, markup) pairs in page order. When a placeholder is
-        not found exactly once, in order, nothing is kept and ``page()`` (the page
-        drawn as usual) is the answer."""
+        The kept text is kept encoded: a page naming its viewer in Chinese is a
+        two-byte string end to end, and encoding all of it again on every request
+        cost as much as drawing the rows. ``slots`` are (placeholder, markup) pairs
+        in page order. When a placeholder is not found exactly once, in order,
+        nothing is kept and ``page()`` (the page drawn as usual) is the answer."""
         parts = self._kept.get(key)
         if parts is None:
             found = _split(shell(), [mark for mark, _ in slots])
             if found is None:
-                return page()
+                return page().encode()
             if len(self._kept) >= self.limit:
                 self._kept.clear()
-            parts = self._kept[key] = found
-        return _fill(parts, [markup for _, markup in slots])
+            parts = self._kept[key] = tuple(part.encode() for part in found)
+        return _fill(parts, [markup.encode() for _, markup in slots])
 
 
 #: Makes placeholders no page text contains: a value would have to hold this
@@ -132,9 +135,9 @@ def _split(text: str, marks: Sequence[str]) -> tuple[str, ...] | None:
     return tuple(parts)
 
 
-def _fill(parts: tuple[str, ...], markups: Sequence[str]) -> str:
+def _fill(parts: tuple[bytes, ...], markups: Sequence[bytes]) -> bytes:
     out = [parts[0]]
     for markup, part in zip(markups, parts[1:], strict=True):
         out.append(markup)
         out.append(part)
-    return "".join(out)
+    return b"".join(out)

@@ -59,8 +59,11 @@ def test_a_shell_is_kept_per_key_and_its_slots_filled_each_time() -> None:
 
     first = cache.render("k", shell, page, [(rows, "<tr>1</tr>")])
     second = cache.render("k", shell, page, [(rows, "<tr>2</tr>")])
-    assert (first, second) == ("<table><tr>1</tr></table><p>after</p>",
-                               "<table><tr>2</tr></table><p>after</p>")
+    assert (first, second) == (b"<table><tr>1</tr></table><p>after</p>",
+                               b"<table><tr>2</tr></table><p>after</p>")
+    # kept in UTF-8, the slots encoded as they are put in
+    assert cache.render("k", shell, page, [(rows, "<tr>陈</tr>")]) == \
+        "<table><tr>陈</tr></table><p>after</p>".encode()
     assert drawn == ["shell"]  # kept after the first drawing; the rows are not
     for n in range(4):
         cache.render(n, shell, page, [(rows, "")])
@@ -73,7 +76,7 @@ def test_a_shell_without_its_placeholder_exactly_once_is_drawn_as_a_page() -> No
     for text in ("<p>no slot</p>", f"{rows}<p>twice</p>{rows}"):
         found = cache.render(text, lambda t=text: t, lambda: "<p>the page</p>",  # type: ignore[misc]
                              [(rows, "<tr></tr>")])
-        assert found == "<p>the page</p>"
+        assert found == b"<p>the page</p>"
     assert not cache._kept
     # a value holding a placeholder's text cannot make one: the token is per process
     assert slot("rows") == rows and "\x00rows\x00" not in rows
