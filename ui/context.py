@@ -296,8 +296,9 @@ class UIContext:
 
     def user(self, request: Request) -> User | None:
         """The signed-in user, or None (anonymous, or the session was ended)."""
-        if "tp_user" in request.state._state:
-            return request.state.tp_user  # type: ignore[no-any-return]
+        known = request.state._state  # the dict itself: ``State``'s __getattr__ is Python
+        if "tp_user" in known:
+            return known["tp_user"]  # type: ignore[no-any-return]
         session = self.session(request)
         user = None
         if session.user_id is not None:
@@ -310,8 +311,9 @@ class UIContext:
 
     def actor(self, request: Request) -> Actor:
         """The signed-in user as an ``Actor`` with their roles; ``LoginRequired`` otherwise."""
-        if "tp_actor" in request.state._state:
-            return request.state.tp_actor  # type: ignore[no-any-return]
+        known = request.state._state  # the dict itself: ``State``'s __getattr__ is Python
+        if "tp_actor" in known:
+            return known["tp_actor"]  # type: ignore[no-any-return]
         user = self.user(request)
         if user is None:
             raise LoginRequired()
@@ -372,8 +374,9 @@ class UIContext:
 
     def zone(self, request: Request) -> tzinfo:
         """The viewer's zone: their own choice, else the company's."""
-        if "tp_zone" in request.state._state:
-            return request.state.tp_zone  # type: ignore[no-any-return]
+        known = request.state._state  # the dict itself: ``State``'s __getattr__ is Python
+        if "tp_zone" in known:
+            return known["tp_zone"]  # type: ignore[no-any-return]
         user = self.user(request)
         name = user.time_zone if user is not None and user.time_zone else self.company_zone()
         zone = zones.zone_named(name)
@@ -383,8 +386,9 @@ class UIContext:
     # --- language ------------------------------------------------------------------------------
 
     def locale(self, request: Request) -> str:
-        if "tp_locale" in request.state._state:
-            return request.state.tp_locale  # type: ignore[no-any-return]
+        known = request.state._state  # the dict itself: ``State``'s __getattr__ is Python
+        if "tp_locale" in known:
+            return known["tp_locale"]  # type: ignore[no-any-return]
         user = self.user(request)
         locale = i18n.negotiate(param=request.query_params.get(i18n.LANG_PARAM),
                                 cookie=request.cookies.get(i18n.LANG_COOKIE),
@@ -460,8 +464,9 @@ class UIContext:
     # --- rendering -----------------------------------------------------------------------------
 
     def csrf_token(self, request: Request) -> str:
-        if "tp_csrf" in request.state._state:  # the page and its chrome ask for it
-            return request.state.tp_csrf  # type: ignore[no-any-return]
+        known = request.state._state
+        if "tp_csrf" in known:  # the page and its chrome ask for it
+            return known["tp_csrf"]  # type: ignore[no-any-return]
         token = request.state.tp_csrf = csrf_token(self.settings.secret_key,
                                                    self.session(request).sid)
         return token
