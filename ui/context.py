@@ -505,19 +505,21 @@ class UIContext:
         self._remember_locale(request, response)
         return response
 
-    def render_shell(self, request: Request, template: str, view: Any, *, key: Hashable,
-                     slots: Sequence[tuple[str, str]], fragment: str | None = None,
-                     page: Callable[[], Any]) -> HTMLResponse:
+    def render_shell(self, request: Request, template: str, *, key: Hashable,
+                     shell: Callable[[], Any], page: Callable[[], Any],
+                     slots: Sequence[tuple[str, str]],
+                     fragment: str | None = None) -> HTMLResponse:
         """``render`` for a page whose view is a hashable value but for a few large parts
-        (``partials.ShellCache``): ``view`` holds each slot's placeholder where the
-        page's markup goes, ``key`` stands for it (equal keys, equal views), and
-        ``page()`` is the view with the slots filled, drawn as ``render`` would when a
-        placeholder cannot be found. The text around the slots is kept per template,
-        key, locale, CSRF token, chrome and zone: all the template reads."""
+        (``partials.ShellCache``): ``shell()`` is the view with each slot's placeholder
+        where the part's markup goes, ``key`` stands for it (equal keys, equal shells),
+        and ``page()`` is the view itself, drawn as ``render`` would when a placeholder
+        cannot be found. Both are asked for only when drawn. The text around the slots
+        is kept per template, layout, key, locale, CSRF token, chrome and zone: all the
+        template reads."""
         partial = is_fragment_request(request)
         name = fragment if (partial and fragment) else template
         values: dict[str, Any] = {
-            "view": view, "locale": self.locale(request), "csrf_token": self.csrf_token(request),
+            "locale": self.locale(request), "csrf_token": self.csrf_token(request),
             "layout": "_bare.html" if partial else "base.html",
             "chrome": None if partial else self.chrome(request),
         }
@@ -528,7 +530,7 @@ class UIContext:
         def draw(view: Any) -> str:
             return self.templates.get_template(name).render({**values, "view": view})
 
-        body = self.shells.render(shell_key, lambda: draw(view), lambda: draw(page()), slots)
+        body = self.shells.render(shell_key, lambda: draw(shell()), lambda: draw(page()), slots)
         response = HTMLResponse(body)
         response.headers["Vary"] = "HX-Request"  # as ``render``: same headers, same order
         self._remember_locale(request, response)

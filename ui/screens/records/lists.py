@@ -7,7 +7,7 @@ this package) and render; the list state lives in the URL (``state.py``).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import fields, replace
+from dataclasses import replace
 from urllib.parse import parse_qsl, urlencode
 
 from starlette.datastructures import FormData
@@ -166,7 +166,6 @@ _headers: GenerationMemo[tuple[ListState, tuple[str, ...], str], list[Column]] =
 
 #: Where a list page's rows go in its kept shell (``UIContext.render_shell``).
 _ROWS = slot("rows")
-_VIEW_FIELDS = tuple(f.name for f in fields(ListView))
 
 
 def render_list(ui: UIContext, request: Request, view: ListView, *, fragment: str) -> Response:
@@ -180,11 +179,13 @@ def render_list(ui: UIContext, request: Request, view: ListView, *, fragment: st
     """
     if not view.rows or view.state.after or view.filters:
         return ui.render(request, "records/list.html", view, fragment=fragment)
-    shell = replace(view, rows=_ROWS)
-    key = tuple(tuple(v) if isinstance(v, list) else v
-                for v in (getattr(shell, name) for name in _VIEW_FIELDS))
-    return ui.render_shell(request, "records/list.html", shell, key=key,
-                           slots=((_ROWS, view.rows),), fragment=fragment, page=lambda: view)
+    # the view's fields, the rows' placeholder for the rows (the shell itself is made
+    # only when it is drawn: a new 30-field dataclass per request cost more than the key)
+    key = tuple(_ROWS if name == "rows" else tuple(v) if isinstance(v, list) else v
+                for name, v in vars(view).items())
+    return ui.render_shell(request, "records/list.html", key=key,
+                           shell=lambda: replace(view, rows=_ROWS), page=lambda: view,
+                           slots=((_ROWS, view.rows),), fragment=fragment)
 
 
 def filter_panel(runtime: Runtime, actor: Actor, entity: Entity, state: ListState,
