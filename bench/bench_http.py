@@ -669,8 +669,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 with server(url, workers=workers, record=record) as (host, port, pid):
                     cookie = session_cookie(host, port)
                     for op, target, traffic in loads(token, cookie, record, patch_ids):
-                        if only and op not in only and (BARE_OF[op] not in only
-                                                        or target != "bare"):
+                        # an op's bare floor runs with it (``--only html``: the bare list)
+                        if only and op not in only and (target != "bare" or op not in {
+                                BARE_OF.get(o) for o in only}):
                             continue
                         load = run_load(host, port, pid, op, target, traffic,
                                         clients=args.clients, seconds=args.seconds,

@@ -11,7 +11,7 @@ without editing each other's code. See docs/ui.md, "Adding screens".
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, tzinfo
 from pathlib import Path
@@ -232,6 +232,11 @@ class UIContext:
         self.settings = settings
         self.templates = templates or build_templates()
         self.templates.globals["map_tiles"] = settings.map_tiles
+        #: Whole pages around their rows (``render_shell``).
+        self.shells = partials.ShellCache()
+        #: The cached nav links as ``NavLink``s, by (links, path) (``nav``).
+        self._nav_links: dict[tuple[tuple[tuple[str, str], ...], str],
+                              tuple[NavLink, ...]] = {}
         self.codec = SessionCodec(settings.secret_key)
         self._nav: list[tuple[NavProvider, bool]] = []  # (provider, cached)
         #: The per-user caches of one (registry, policy state): replaced whole, so an
@@ -291,8 +296,9 @@ class UIContext:
 
     def user(self, request: Request) -> User | None:
         """The signed-in user, or None (anonymous, or the session was ended)."""
-        if "tp_user" in request.state._state:
-            return request.state.tp_user  # type: ignore[no-any-return]
+        known = request.state._state  # the dict itself: ``State``'s __getattr__ is Python
+        if "tp_user" in known:
+            return known["tp_user"]  # type: ignore[no-any-return]
         session = self.session(request)
         user = None
         if session.user_id is not None:
@@ -305,8 +311,9 @@ class UIContext:
 
     def actor(self, request: Request) -> Actor:
         """The signed-in user as an ``Actor`` with their roles; ``LoginRequired`` otherwise."""
-        if "tp_actor" in request.state._state:
-            return request.state.tp_actor  # type: ignore[no-any-return]
+        known = request.state._state  # the dict itself: ``State``'s __getattr__ is Python
+        if "tp_actor" in known:
+            return known["tp_actor"]  # type: ignore[no-any-return]
         user = self.user(request)
         if user is None:
             raise LoginRequired()
@@ -367,8 +374,9 @@ class UIContext:
 
     def zone(self, request: Request) -> tzinfo:
         """The viewer's zone: their own choice, else the company's."""
-        if "tp_zone" in request.state._state:
-            return request.state.tp_zone  # type: ignore[no-any-return]
+        known = request.state._state  # the dict itself: ``State``'s __getattr__ is Python
+        if "tp_zone" in known:
+            return known["tp_zone"]  # type: ignore[no-any-return]
         user = self.user(request)
         name = user.time_zone if user is not None and user.time_zone else self.company_zone()
         zone = zones.zone_named(name)
@@ -378,8 +386,9 @@ class UIContext:
     # --- language ------------------------------------------------------------------------------
 
     def locale(self, request: Request) -> str:
-        if "tp_locale" in request.state._state:
-            return request.state.tp_locale  # type: ignore[no-any-return]
+        known = request.state._state  # the dict itself: ``State``'s __getattr__ is Python
+        if "tp_locale" in known:
+            return known["tp_locale"]  # type: ignore[no-any-return]
         user = self.user(request)
         locale = i18n.negotiate(param=request.query_params.get(i18n.LANG_PARAM),
                                 cookie=request.cookies.get(i18n.LANG_COOKIE),
@@ -414,8 +423,16 @@ class UIContext:
     def nav(self, request: Request, actor: Actor) -> list[NavLink]:
         """Entities the actor may read (in registry order), then contributed links."""
         path = request.url.path
-        links = [NavLink(label, url, active=path == url or path.startswith(url + "/"))
-                 for label, url in self._cached_links(request, actor)]
+        cached_links = self._cached_links(request, actor)
+        key = (cached_links, path)
+        drawn = self._nav_links.get(key)
+        if drawn is None:  # the same few (links, path) pairs on every page
+            drawn = tuple(NavLink(label, url, active=path == url or path.startswith(url + "/"))
+                          for label, url in cached_links)
+            if len(self._nav_links) >= 1000:
+                self._nav_links.clear()
+            self._nav_links[key] = drawn
+        links = list(drawn)
         for provider, cached in self._nav:
             if not cached:
                 links.extend(provider(request, actor))
@@ -447,8 +464,9 @@ class UIContext:
     # --- rendering -----------------------------------------------------------------------------
 
     def csrf_token(self, request: Request) -> str:
-        if "tp_csrf" in request.state._state:  # the page and its chrome ask for it
-            return request.state.tp_csrf  # type: ignore[no-any-return]
+        known = request.state._state
+        if "tp_csrf" in known:  # the page and its chrome ask for it
+            return known["tp_csrf"]  # type: ignore[no-any-return]
         token = request.state.tp_csrf = csrf_token(self.settings.secret_key,
                                                    self.session(request).sid)
         return token
@@ -484,6 +502,37 @@ class UIContext:
         html = self.templates.get_template(name).render(values)
         response = HTMLResponse(html, status_code=status, headers=dict(headers or {}))
         response.headers["Vary"] = "HX-Request"
+        self._remember_locale(request, response)
+        return response
+
+    def render_shell(self, request: Request, template: str, *, key: Hashable,
+                     shell: Callable[[], Any], page: Callable[[], Any],
+                     slots: Sequence[tuple[str, str]],
+                     fragment: str | None = None) -> HTMLResponse:
+        """``render`` for a page whose view is a hashable value but for a few large parts
+        (``partials.ShellCache``): ``shell()`` is the view with each slot's placeholder
+        where the part's markup goes, ``key`` stands for it (equal keys, equal shells),
+        and ``page()`` is the view itself, drawn as ``render`` would when a placeholder
+        cannot be found. Both are asked for only when drawn. The text around the slots
+        is kept per template, layout, key, locale, CSRF token, chrome and zone: all the
+        template reads."""
+        partial = is_fragment_request(request)
+        name = fragment if (partial and fragment) else template
+        values: dict[str, Any] = {
+            "locale": self.locale(request), "csrf_token": self.csrf_token(request),
+            "layout": "_bare.html" if partial else "base.html",
+            "chrome": None if partial else self.chrome(request),
+        }
+        shell_key = (name, values["layout"], key, values["locale"], values["csrf_token"],
+                     values["chrome"],
+                     zones.current_zone())
+
+        def draw(view: Any) -> str:
+            return self.templates.get_template(name).render({**values, "view": view})
+
+        body = self.shells.render(shell_key, lambda: draw(shell()), lambda: draw(page()), slots)
+        response = HTMLResponse(body)
+        response.headers["Vary"] = "HX-Request"  # as ``render``: same headers, same order
         self._remember_locale(request, response)
         return response
 

@@ -55,7 +55,7 @@ class DropForecast:
 
     def days_left(self, now: datetime) -> int:
         """Whole days until the drop, rounded up (0: due now)."""
-        return max(0, math.ceil((self.due_at - now) / timedelta(days=1)))
+        return days_until(self.due_at, now)
 
     def hours_left(self, now: datetime) -> float:
         return max(0.0, (self.due_at - now) / timedelta(hours=1))
@@ -138,13 +138,38 @@ def _branch(schema: StorageSchema, entity: str, pool: Pool, rule: PoolRule,
 def drop_forecast(records: RecordService, *, entity: str, ids: Sequence[int],
                   now: datetime) -> dict[int, DropForecast]:
     """For each of ``ids`` that a drop rule governs: the earliest drop (absent: none)."""
+    earliest, rules = _earliest(records, entity=entity, ids=ids, now=now)
+    out = {}
+    for record_id, (due, index) in earliest.items():
+        pool, rule = rules[index]
+        out[int(record_id)] = DropForecast(pool=pool.name, rule=rule.name, label=rule.label,
+                                           due_at=due)
+    return out
+
+
+def drop_due(records: RecordService, *, entity: str, ids: Sequence[int],
+             now: datetime) -> dict[int, datetime]:
+    """``drop_forecast``'s due times alone (a list page's badges name no rule): the same
+    rows, without a ``DropForecast`` per record."""
+    earliest, _ = _earliest(records, entity=entity, ids=ids, now=now)
+    return {int(record_id): due for record_id, (due, _) in earliest.items()}
+
+
+def days_until(due: datetime, now: datetime) -> int:
+    """Whole days from ``now`` until ``due``, rounded up (0: due now)."""
+    return max(0, math.ceil((due - now) / timedelta(days=1)))
+
+
+def _earliest(records: RecordService, *, entity: str, ids: Sequence[int], now: datetime
+              ) -> tuple[dict[int, tuple[datetime, int]], tuple[tuple[Pool, PoolRule], ...]]:
+    """Record id -> (the earliest due time, the index of its rule), and the rules."""
     if not ids or entity not in records.schema.tables:
-        return {}
+        return {}, ()
     dialect = records.engine.dialect.name
     forecasts = forecast_statement(records.schema, entity, dialect=dialect)
     if forecasts.statement is None:
-        return {}
-    rules, durations = forecasts.rules, forecasts.durations
+        return {}, ()
+    durations = forecasts.durations
     wanted = list(dict.fromkeys(int(i) for i in ids))
     earliest: dict[int, tuple[datetime, int]] = {}  # record id -> (due, rule index)
     for first in range(0, len(wanted), MAX_IDS):
@@ -160,9 +185,4 @@ def drop_forecast(records: RecordService, *, entity: str, ids: Sequence[int],
             old = earliest.get(record_id)
             if old is None or due < old[0]:
                 earliest[record_id] = (due, index)
-    out = {}
-    for record_id, (due, index) in earliest.items():
-        pool, rule = rules[index]
-        out[int(record_id)] = DropForecast(pool=pool.name, rule=rule.name, label=rule.label,
-                                           due_at=due)
-    return out
+    return earliest, forecasts.rules

@@ -6,12 +6,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+import pytest
 from sqlalchemy import event
 from starlette.testclient import TestClient
 
 from engine.permissions.scopes import CasbinAccessPolicy
 from engine.runtime import LiveRuntime
 from tests.ui.conftest import SECRET, DemoDB, make_record, sign_in
+from ui import partials
 from ui.app import create_app
 
 Client = Callable[..., TestClient]
@@ -120,3 +122,30 @@ def test_a_page_names_only_the_people_its_columns_show(
     me = demo_db.user_id("rep_east1")
     assert asked and asked[-1] and me in asked[-1]
     assert "Chen Jie" in page or "陈杰" in page  # rep_east1's name in the owner column
+
+
+def test_a_kept_page_shell_draws_new_rows_and_the_viewers_own_chrome(
+        demo_db: DemoDB, app, client_for: Client,  # type: ignore[no-untyped-def]
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The markup around the rows is kept (``ui.render_shell``): the rows are drawn on
+    every request, and the kept text is the page Jinja draws, per viewer and locale."""
+    rep, other = client_for("rep_east1"), client_for("rep_east2")
+    zh = client_for("rep_east1", lang="zh-CN")
+    path = "/e/customer?cols=name&cols=grade"
+    first = rep.get(path).text
+    added = make_record(demo_db, "customer", {"name": SCRIPT}, owner="rep_east1")
+    second = rep.get(path).text
+    assert f'id="row-{added}"' not in first and f'id="row-{added}"' in second
+    assert "&lt;script&gt;" in _row(second, added) and "<script>" not in second
+    # the same page drawn by Jinja without the kept shell: the very same text
+    app.state.ui.shells._kept.clear()
+    monkeypatch.setattr(partials, "_split", lambda text, marks: None)
+    assert rep.get(path).text == second
+    monkeypatch.undo()
+    # another viewer and another locale: their own chrome and CSRF token
+    mine, theirs, chinese = (re.findall(r'name="csrf_token" value="([^"]+)"', c.get(path).text)
+                             for c in (rep, other, zh))
+    assert mine and theirs and set(mine).isdisjoint(theirs)
+    assert "Liu Yang" in other.get(path).text and "Liu Yang" not in rep.get(path).text
+    assert "筛选" in zh.get(path).text and "筛选" not in rep.get(path).text
+    assert set(chinese) != set() and len(app.state.ui.shells._kept) >= 3

@@ -9,7 +9,6 @@ per drop rule, so a locked or exempt record, or one no rule governs, has none.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 
 from starlette.requests import Request
 
@@ -17,14 +16,13 @@ from engine.actor import Actor
 from engine.metadata.model import Entity, Feature
 from engine.records.record import Record
 from engine.runtime import Runtime
-from engine.workflow.forecast import DropForecast, drop_forecast
+from engine.workflow.forecast import days_until, drop_due
 from ui import i18n
 from ui.context import UIContext
 
 
-def badge_text(locale: str, forecast: DropForecast, now: datetime) -> str:
-    """``Drops in 3 days`` / ``Drops today`` (the rule's due time, rounded up to days)."""
-    days = forecast.days_left(now)
+def _days_text(locale: str, days: int) -> str:
+    """``Drops in 3 days`` / ``Drops today`` (the due time, rounded up to days)."""
     if days == 0:
         return i18n.t(locale, "Drops today")
     return i18n.tn(locale, "Drops in %(n)s day", "Drops in %(n)s days", days)
@@ -41,13 +39,13 @@ def drop_badges(ui: UIContext, request: Request, runtime: Runtime, actor: Actor,
         return {}
     now = runtime.records.clock()
     locale = ui.locale(request)
-    found = drop_forecast(runtime.records, entity=entity.name, ids=mine, now=now)
+    found = drop_due(runtime.records, entity=entity.name, ids=mine, now=now)
     texts: dict[int, str] = {}  # by days left: a page's badges share a few texts
     out = {}
-    for record_id, forecast in found.items():
-        days = forecast.days_left(now)
+    for record_id, due in found.items():
+        days = days_until(due, now)
         text = texts.get(days)
         if text is None:
-            text = texts[days] = badge_text(locale, forecast, now)
+            text = texts[days] = _days_text(locale, days)
         out[record_id] = text
     return out

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import event
 
-from engine.workflow.forecast import drop_forecast
+from engine.workflow.forecast import days_until, drop_due, drop_forecast
 from tests.integration.workflow._rules_world import DAY, T0, World
 from tests.integration.workflow.test_wf_rules import UNTOUCHED
 
@@ -38,6 +38,14 @@ def test_the_earliest_of_several_rules_in_one_statement(
     assert found[seven].rule == "untouched" and round(found[seven].hours_left(now)) == 6 * 24
     assert abs(found[fourteen].due_at - found[seven].due_at - timedelta(days=7)) \
         < timedelta(seconds=1)
+    # the list badges' form: the same due times, days rounded up as ``days_left``
+    due = drop_due(w.records, entity="item", ids=ids, now=now)
+    assert due == {i: f.due_at for i, f in found.items()}
+    assert {i: days_until(d, now) for i, d in due.items()} == \
+        {i: f.days_left(now) for i, f in found.items()}
+    assert days_until(due[three], now) < days_until(due[seven], now) < \
+        days_until(due[fourteen], now)
+    assert drop_due(w.records, entity="item", ids=[], now=now) == {}
 
 
 def test_a_page_of_ids_is_one_direct_statement_without_a_transaction(

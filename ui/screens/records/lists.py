@@ -28,6 +28,7 @@ from engine.records.stages import STAGE
 from engine.runtime import Runtime
 from ui.context import UIContext
 from ui.limits import whole_number
+from ui.partials import slot
 from ui.pools.badges import drop_badges
 from ui.pools.columns import pool_columns
 from ui.pools.routes import claimable
@@ -100,7 +101,7 @@ def build_list(ui: UIContext, request: Request, runtime: Runtime, actor: Actor, 
     can = {a: ui.may(actor, entity, a)
            for a in ("create", "update", "assign", "delete", "export", "merge")}
     readonly = runtime.policy.readonly_fields(actor, entity)
-    shown = {f.name for f in columns}
+    shown = {f.name: None for f in columns}  # ordered: a key of the column chooser
     views = SavedViews(runtime.engine, runtime.schema).visible(actor.user_id or 0, entity.name)
     query = urlencode(state.params())
     drawn = bool(state.filters) or filters_open
@@ -120,8 +121,10 @@ def build_list(ui: UIContext, request: Request, runtime: Runtime, actor: Actor, 
         filters_page_url=f"/e/{entity.name}?" + (f"{query}&" if query else "")
         + f"{PANEL_PARAM}={FILTERS_PANEL}",
         # by name: comparing Field dataclasses compared every attribute of each
-        column_choices=tuple(Choice(f.name, f.label.get(locale), f.name in shown)
-                             for f in fields),
+        column_choices=_column_choices.get(
+            runtime.registry, (entity.name, hidden, tuple(shown), locale),
+            lambda: tuple(Choice(f.name, f.label.get(locale), f.name in shown)
+                          for f in fields)),
         page_sizes=page_sizes(state),
         hidden_params=[("sort", state.sort)],
         saved_views=saved_view_links(views, actor), saved_state=query,
@@ -136,11 +139,22 @@ def build_list(ui: UIContext, request: Request, runtime: Runtime, actor: Actor, 
             can_update=can["update"], can_assign=can["assign"], can_delete=can["delete"],
             can_export=can["export"], can_claim=can_claim, can_recycle=can_recycle,
             can_merge=entity.has(Feature.SOFT_DELETE) and can["merge"],
-            bulk_fields=tuple(Choice(f.name, f.label.get(locale))
+            bulk_fields=_bulk_fields.get(
+                runtime.registry, (entity.name, hidden, readonly, locale),
+                lambda: tuple(Choice(f.name, f.label.get(locale))
                               for f in visible_fields(entity, hidden)
-                              if f.name not in readonly and f.type.value != "auto_number"),
+                              if f.name not in readonly and f.type.value != "auto_number")),
             move_pools=tuple(move_choices(ui, actor, entity, runtime.records, locale)),
             people=tuple(_assignable_people(runtime, actor, entity)) if can["assign"] else ()))
+
+
+#: The column chooser's and the bulk editor's choices, by (entity, hidden fields, shown
+#: columns or read-only fields, locale) under the newest registry: the same tuples on
+#: every page, built from the fields each time before.
+_column_choices: GenerationMemo[tuple[str, frozenset[str], tuple[str, ...], str],
+                                tuple[Choice, ...]] = GenerationMemo(limit=1000)
+_bulk_fields: GenerationMemo[tuple[str, frozenset[str], frozenset[str], str],
+                             tuple[Choice, ...]] = GenerationMemo(limit=1000)
 
 
 #: A list's column headers (labels, sort links) by (state, columns, locale) under the
@@ -148,6 +162,30 @@ def build_list(ui: UIContext, request: Request, runtime: Runtime, actor: Actor, 
 #: sort link is a URL encoded afresh.
 _headers: GenerationMemo[tuple[ListState, tuple[str, ...], str], list[Column]] = \
     GenerationMemo(limit=1000)
+
+
+#: Where a list page's rows go in its kept shell (``UIContext.render_shell``).
+_ROWS = slot("rows")
+
+
+def render_list(ui: UIContext, request: Request, view: ListView, *, fragment: str) -> Response:
+    """The list page (or its ``fragment``), its markup around the rows kept per view.
+
+    Everything but the rows repeats for the same viewer, state and locale, and Jinja
+    drew it on every request (a tenth of the page's CPU). The key is the view itself
+    with a placeholder for its rows. Not kept: "load more" pages (each has its own
+    state), pages without rows and pages with the filter panel drawn (its widgets
+    are not hashable values).
+    """
+    if not view.rows or view.state.after or view.filters:
+        return ui.render(request, "records/list.html", view, fragment=fragment)
+    # the view's fields, the rows' placeholder for the rows (the shell itself is made
+    # only when it is drawn: a new 30-field dataclass per request cost more than the key)
+    key = tuple(_ROWS if name == "rows" else tuple(v) if isinstance(v, list) else v
+                for name, v in vars(view).items())
+    return ui.render_shell(request, "records/list.html", key=key,
+                           shell=lambda: replace(view, rows=_ROWS), page=lambda: view,
+                           slots=((_ROWS, view.rows),), fragment=fragment)
 
 
 def filter_panel(runtime: Runtime, actor: Actor, entity: Entity, state: ListState,
@@ -234,7 +272,7 @@ def routes(ui: UIContext) -> list[BaseRoute]:
         view = build_list(ui, request, runtime, actor, entity, state, filters_open=(
             request.query_params.get(PANEL_PARAM) == FILTERS_PANEL))
         fragment = "records/_rows.html" if state.after else "records/_results.html"
-        return ui.render(request, "records/list.html", view, fragment=fragment)
+        return render_list(ui, request, view, fragment=fragment)
 
     def export_file(request: Request, form: FormData | None) -> Response:
         runtime, actor = ui.runtime(), ui.actor(request)
