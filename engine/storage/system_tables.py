@@ -7,7 +7,7 @@ refuses entity names with that prefix).
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -31,13 +31,30 @@ from sqlalchemy.dialects.sqlite.base import _SQliteJson
 
 
 class _UtcSqliteDateTime(SQLITE_DATETIME):
-    """SQLite stores instants as naive UTC text; read them back aware, in one C call.
+    """SQLite stores instants as naive UTC text (an aware value in any zone moved to UTC
+    first); read them back aware, in one C call.
 
     The default processor parses with a regex and returns naive values that every
     caller then had to mark as UTC; lists convert thousands of these per second.
     """
 
     cache_ok = True
+
+    def bind_processor(self, dialect: Any) -> Any:
+        store = super().bind_processor(dialect)
+        utc = UTC
+
+        def process(value: Any) -> Any:
+            # SQLite's processor writes the wall time and drops the zone: an aware value
+            # in another zone (midnight in a pool's zone, a report's period start) would
+            # be stored, or compared, as that wall time in UTC, hours off. It is moved to
+            # UTC first; naive values are UTC already.
+            zone = getattr(value, "tzinfo", None)
+            if zone is not None and zone is not utc:
+                value = value.astimezone(utc)
+            return store(value)
+
+        return process
 
     def result_processor(self, dialect: Any, coltype: Any) -> Any:
         parse = datetime.fromisoformat

@@ -11,6 +11,7 @@ import weakref
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import (
@@ -290,3 +291,25 @@ def test_inlined_processors_read_as_their_functions(sqlite_url: str) -> None:
         assert any("_loads2" in c.convert.__code__.co_names for c in compiled if c.convert)
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("zone", ["Asia/Shanghai", "America/Los_Angeles", "UTC"])
+def test_instants_in_any_zone_are_stored_and_compared_as_the_same_instant(
+        things: Engine, zone: str) -> None:
+    """An aware value in another zone (midnight in a pool's zone, say) is the instant it
+    names on both databases: SQLite's own processor kept its wall time as if it were
+    UTC, hours off, so a "since local midnight" filter missed the claims of the
+    morning (in Shanghai, 00:00-08:00 local)."""
+    local = AT.astimezone(ZoneInfo(zone))
+    with things.begin() as conn:
+        conn.execute(insert(THINGS), [{"id": 4, "name": "four", "at": local}])
+        stored = conn.execute(select(THINGS.c.at).where(THINGS.c.id == 4)).scalar_one()
+        assert stored == AT and stored.utcoffset() == dt.timedelta(0)
+        # Compared as the same instant: just before it finds both rows at AT, just after none.
+        since = (AT - dt.timedelta(seconds=1)).astimezone(ZoneInfo(zone))
+        found = conn.execute(select(THINGS.c.id).where(THINGS.c.at >= since,
+                                                       THINGS.c.at <= AT)).scalars().all()
+        assert sorted(found) == [1, 4]
+        later = (AT + dt.timedelta(seconds=1)).astimezone(ZoneInfo(zone))
+        assert conn.execute(select(THINGS.c.id).where(
+            THINGS.c.at >= later, THINGS.c.at < AT + dt.timedelta(minutes=1))).all() == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import update
@@ -54,9 +55,15 @@ def test_records_matching_held_excludes_do_not_count(make_world: WorldFactory) -
     assert world.pools.claim(rep, "customer", target)["owner_id"] == rep.user_id
 
 
+# 11:30 in Shanghai, and 01:30 the next day there (the UTC date still the day before):
+# on SQLite the day's start was compared as its wall time in UTC, so claims made
+# between midnight and 08:00 in Shanghai were not counted.
+@pytest.mark.parametrize("utc_hour", [3, 17])
 def test_daily_claims_restart_at_midnight_in_the_pool_time_zone(
-        make_world: WorldFactory) -> None:
+        make_world: WorldFactory, utc_hour: int) -> None:
     world = make_world(customer_pool=PoolLimits(daily_claims=2, time_zone="Asia/Shanghai"))
+    day = world.clock.now.date() + timedelta(days=1)
+    world.clock.now = datetime(day.year, day.month, day.day, utc_hour, 30, tzinfo=UTC)
     rep = world.actor("rep_east1")
     a, b, c = world.pooled("customer")[:3]
     world.pools.claim(rep, "customer", a)
