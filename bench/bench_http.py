@@ -279,20 +279,25 @@ def server(url: str, *, workers: int, record: int) -> Iterator[tuple[str, int, i
                              "--port", str(port), "--login", REP, "--entity", ENTITY,
                              "--record", str(record), "--workers", str(workers)], cwd=REPO)
     try:
-        deadline = time.monotonic() + 300  # spawned workers start slowly on a busy machine
-        while True:
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/bare/stats", timeout=2)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError(f"the bench server did not start (exit code "
-                                       f"{proc.poll()})") from None
-                time.sleep(0.2)
+        wait_until_serving(proc, port)
         yield "127.0.0.1", port, proc.pid
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def wait_until_serving(proc: subprocess.Popen[bytes], port: int) -> None:
+    """Return once the bench app answers on ``port``; raise if ``proc`` ends first."""
+    deadline = time.monotonic() + 300  # spawned workers start slowly on a busy machine
+    while True:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/bare/stats", timeout=2)
+            return
+        except httpx.TransportError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError(f"the bench server did not start (exit code "
+                                   f"{proc.poll()})") from None
+            time.sleep(0.2)
 
 
 def session_cookie(host: str, port: int) -> str:

@@ -35,8 +35,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx2 as httpx
-
 from bench._http_server import ENV
 from bench.bench_http import (
     CRM,
@@ -52,6 +50,7 @@ from bench.bench_http import (
     grow,
     rep_records,
     run_load,
+    wait_until_serving,
 )
 from bench.databases import database
 from bench.results import write_section
@@ -98,16 +97,7 @@ def served(argv: list[str], *, port: int, settings: dict[str, object]
                                                        os.environ.get("PYTHONPATH")]))}
     proc = subprocess.Popen(argv, cwd=REPO, env=env)
     try:
-        deadline = time.monotonic() + 300
-        while True:
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/bare/stats", timeout=2)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError(f"{argv[0]} did not start (exit code "
-                                       f"{proc.poll()})") from None
-                time.sleep(0.2)
+        wait_until_serving(proc, port)
         yield "127.0.0.1", port, proc.pid
     finally:
         proc.terminate()
