@@ -42,6 +42,7 @@ class _UtcSqliteDateTime(SQLITE_DATETIME):
 
     def bind_processor(self, dialect: Any) -> Any:
         store = super().bind_processor(dialect)
+        assert store is not None  # SQLite's DATETIME always formats its values
         utc = UTC
 
         def process(value: Any) -> Any:
