@@ -275,9 +275,18 @@ def run_queue_seconds(pid: int) -> float:
 def server(url: str, *, workers: int, record: int) -> Iterator[tuple[str, int, int]]:
     """(host, port, pid) of a bench server with ``workers`` workers."""
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "bench._http_server", "--db", url,
-                             "--port", str(port), "--login", REP, "--entity", ENTITY,
-                             "--record", str(record), "--workers", str(workers)], cwd=REPO)
+    with serving([sys.executable, "-m", "bench._http_server", "--db", url, "--port", str(port),
+                  "--login", REP, "--entity", ENTITY, "--record", str(record),
+                  "--workers", str(workers)], port=port) as found:
+        yield found
+
+
+@contextmanager
+def serving(argv: list[str], *, port: int,
+            env: dict[str, str] | None = None) -> Iterator[tuple[str, int, int]]:
+    """(host, port, pid) of the bench app ``argv`` serves on ``port``, once it answers;
+    stopped on leaving."""
+    proc = subprocess.Popen(argv, cwd=REPO, env=env)
     try:
         wait_until_serving(proc, port)
         yield "127.0.0.1", port, proc.pid

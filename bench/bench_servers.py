@@ -26,12 +26,10 @@ import argparse
 import io
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,7 +48,7 @@ from bench.bench_http import (
     grow,
     rep_records,
     run_load,
-    wait_until_serving,
+    serving,
 )
 from bench.databases import database
 from bench.results import write_section
@@ -88,20 +86,12 @@ def command(server: str, *, port: int, workers: int) -> list[str] | None:
     raise ValueError(f"unknown server {server!r}: one of {', '.join(SERVERS)}")
 
 
-@contextmanager
-def served(argv: list[str], *, port: int, settings: dict[str, object]
-           ) -> Iterator[tuple[str, int, int]]:
-    """(host, port, pid) of the bench app served by ``argv``, once it answers."""
-    env = {**os.environ, ENV: json.dumps(settings),
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO),
-                                                       os.environ.get("PYTHONPATH")]))}
-    proc = subprocess.Popen(argv, cwd=REPO, env=env)
-    try:
-        wait_until_serving(proc, port)
-        yield "127.0.0.1", port, proc.pid
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+def server_environment(settings: dict[str, object]) -> dict[str, str]:
+    """The environment a server command needs to build the bench app (its factory reads
+    ``ENV``; granian and gunicorn import it from the repository)."""
+    return {**os.environ, ENV: json.dumps(settings),
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO),
+                                                        os.environ.get("PYTHONPATH")]))}
 
 
 @dataclass(frozen=True)
@@ -162,7 +152,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows = max(grow(url, args.rows), args.rows)
         token = api_token(url)
         record = rep_records(url, 1)[0]
-        settings = {"db": url, "login": REP, "entity": ENTITY, "record": record}
+        environment = server_environment({"db": url, "login": REP, "entity": ENTITY,
+                                          "record": record})
         bearer = {"Authorization": f"Bearer {token}"}
         loads = [("list", Traffic("GET", f"/api/v1/{ENTITY}?limit=50", bearer)),
                  ("get", Traffic("GET", f"/api/v1/{ENTITY}/{record}", bearer))]
@@ -173,7 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if argv_ is None:
                     missing.append(server)
                     break
-                with served(argv_, port=port, settings=settings) as (host, port_, pid):
+                with serving(argv_, port=port, env=environment) as (host, port_, pid):
                     for op, traffic in loads:
                         load = run_load(host, port_, pid, op, "api", traffic,
                                         clients=args.clients, seconds=args.seconds,
