@@ -474,7 +474,7 @@ class UIContext:
     def chrome(self, request: Request) -> Chrome:
         locale = self.locale(request)
         user = self.user(request)
-        languages = _LANGUAGES.get(locale) or _language_links(locale)
+        languages = _LANGUAGES[locale]  # locale() answers only supported locales
         nav = tuple(self.nav(request, self.actor(request))) if user is not None else ()
         return Chrome(locale=locale, csrf_token=self.csrf_token(request), languages=languages,
                       user_name=user.display_name if user else "", nav=nav,

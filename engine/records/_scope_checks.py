@@ -32,7 +32,6 @@ from sqlalchemy import Connection, Table, case, or_, select
 
 from engine.access import AccessPolicy, RowScope
 from engine.actor import Actor
-from engine.errors import ForbiddenError
 from engine.records._plan import EntityPlan
 
 CHUNK = 500
@@ -98,11 +97,7 @@ def _within(conn: Connection, table: Table, scope: RowScope, ids: Iterable[int])
 
 
 def _holds(policy: AccessPolicy, actor: Actor, plan: EntityPlan, action: str) -> bool:
-    try:
-        policy.check_action(actor, plan.entity, action)
-    except ForbiddenError:
-        return False
-    return True
+    return policy.allows(actor, plan.entity, action)
 
 
 def given_away_errors(policy: AccessPolicy, actor: Actor, plan: EntityPlan, *,
@@ -131,13 +126,15 @@ def owner_errors(conn: Connection, policy: AccessPolicy, actor: Actor, plan: Ent
     """
     if not plan.owned or actor.is_system:
         return {}
-    errors = given_away_errors(policy, actor, plan, rows=rows, keys=keys)
+    errors: dict[str, str] = {}
     kept = [i for i, r in enumerate(rows) if r.get("owner_id") == actor.user_id]
     given = [i for i, r in enumerate(rows) if r.get("owner_id") != actor.user_id]
     may_assign = _holds(policy, actor, plan, "assign")
     assign = policy.row_scope(actor, plan.entity, plan.table, "assign") \
         if may_assign else RowScope.nothing()
-    if given and may_assign:
+    if given and not may_assign:  # a create has refused these already (given_away_errors)
+        errors.update((keys[i], NEEDS_ASSIGN) for i in given)
+    elif given:
         outside = _outside(conn, plan.table, assign, (ids[i] for i in given))
         for i in given:
             if ids[i] in outside:

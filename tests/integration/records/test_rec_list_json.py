@@ -37,6 +37,9 @@ class Policy:
         if action in self.forbidden:
             raise ForbiddenError(entity.name, action)
 
+    def allows(self, actor: Actor, entity: Entity, action: str) -> bool:
+        return action not in self.forbidden
+
     def row_scope(self, actor: Actor, entity: Entity, table: Table, action: str) -> RowScope:
         return RowScope.everything()
 

@@ -45,6 +45,10 @@ class FakePolicy:
         if action in self.forbidden:
             raise ForbiddenError(entity.name, action)
 
+    def allows(self, actor: Actor, entity: Entity, action: str) -> bool:
+        self.checked.append(action)
+        return action not in self.forbidden
+
     def row_scope(self, actor: Actor, entity: Entity, table: Table, action: str) -> RowScope:
         build = self.scopes.get(action)
         return RowScope.everything() if build is None else RowScope(build(actor, table))

@@ -189,6 +189,9 @@ def test_forbidden_import_writes_nothing(service: RecordService) -> None:
         def check_action(self, actor: Actor, entity: object, action: str) -> None:
             raise ForbiddenError("account", action)
 
+        def allows(self, actor: Actor, entity: object, action: str) -> bool:
+            return False
+
     guarded = RecordService(engine=service.engine, schema=service.schema,
                             policy=NoCreate())  # type: ignore[arg-type]
     with pytest.raises(ForbiddenError):
