@@ -23,9 +23,9 @@ Many owners hold much of the table, and both planners find a page fastest by
 walking the recent index: ``owner_id + 0`` hides the owner index from them.
 
 On PostgreSQL a subtree's walk does not rebuild its member set on every page
-(0.3 ms of a 0.5 ms page for 1,000 users, issue 13): the set is taken once per org
-stamp from the org snapshot of the policy state (``subtree_members``, built as the
-state loads), and the walk tests it only while the stamp in the database still is
+(0.3 ms of a 0.5 ms page for 1,000 users, issue 13): the set is taken from the org
+snapshot of the policy state as the scope compiles (``known_members``; compiled scopes
+are kept per state), and the walk tests it only while the stamp in the database still is
 the snapshot's (``owner_walk``); any other stamp, even inside the transaction that
 moved someone, sends the row to the live per-row test. Every change to who sits where
 (``org.move_user``, ``create_user``, department moves) bumps the stamp in its own
@@ -135,34 +135,20 @@ class _IdArray(UserDefinedType[str]):
         return "BIGINT[]"
 
 
-def subtree_members(org: OrgSnapshot) -> dict[str, KnownMembers]:
-    """Every subtree's members per the org snapshot, by the subtree's path.
+def known_members(org: OrgSnapshot, path: str, owners: frozenset[int]) -> KnownMembers | None:
+    """A subtree's ``owners`` (``org.users_under``) as the members cached for its walk.
 
-    Built with the policy state (``index.load_state``, under the policy cache's lock)
-    so that compiling a scope reads nothing. The snapshot's stamp was read before its
-    users (``org.load_org_snapshot``), so a change committed while it loaded moved the
-    stamp past it: the walk's stamp check then sends rows to the live test. A subtree
-    with no users has no entry (nothing to cache), nor has any subtree before the
-    first org change was stamped. Linear in users x tree depth.
+    Taken as the scope compiles from the policy state's org snapshot, whose compiled
+    scopes are kept per state, so compiling reads nothing and a subtree no grant uses
+    costs nothing. The snapshot's stamp was read before its users
+    (``org.load_org_snapshot``), so a change committed while it loaded moved the stamp
+    past it: the walk's stamp check then sends rows to the live test. None (the live
+    test alone) for a subtree with no users, or before the first org change was stamped.
     """
-    if not org.version:
-        return {}
-    found: dict[str, list[int]] = {}
-    for user_id, dept_id in org.user_department.items():
-        dept = org.departments.get(dept_id)
-        if dept is None:
-            continue
-        # "/1/5/9/" lies in the subtrees "/1/", "/1/5/" and "/1/5/9/".
-        end = dept.path.find("/", 1)
-        while end != -1:
-            found.setdefault(dept.path[:end + 1], []).append(user_id)
-            end = dept.path.find("/", end + 1)
-    users = len(org.user_login)
-    paths = {d.path for d in org.departments.values()}
-    return {path: KnownMembers(stamp=org.version,
-                               ids="{" + ",".join(map(str, sorted(ids))) + "}",
-                               everyone=len(ids) == users, path=path)
-            for path, ids in found.items() if path in paths}
+    if not org.version or not owners:
+        return None
+    return KnownMembers(stamp=org.version, ids="{" + ",".join(map(str, sorted(owners))) + "}",
+                        everyone=len(owners) == len(org.user_login), path=path)
 
 
 def _owner_now(table: Table, known: KnownMembers) -> ColumnElement[bool]:

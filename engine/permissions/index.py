@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import casbin
@@ -24,7 +24,6 @@ from sqlalchemy import Connection, Engine, select
 
 from engine.permissions import _tables as t
 from engine.permissions import versions
-from engine.permissions._owners import KnownMembers, subtree_members
 from engine.permissions.org import OrgCache, OrgSnapshot
 from engine.permissions.policy_store import (
     FIELD_SCOPE,
@@ -132,9 +131,6 @@ class PolicyState:
     enforcer: casbin.Enforcer
     index: PolicyIndex
     org: OrgSnapshot
-    #: PostgreSQL: each subtree's members at the org snapshot's stamp, by path, for the
-    #: scopes' walks (``_owners.subtree_members``); empty on SQLite, which never uses them.
-    members: Mapping[str, KnownMembers] = field(default_factory=dict)
 
     def enforce(self, user_id: int, domain: str, entity: str, action: str) -> bool:
         """Casbin's own answer: may the user do ``action`` on ``entity`` within ``domain``."""
@@ -142,13 +138,8 @@ class PolicyState:
 
 
 def load_state(conn: Connection, *, org_cache: OrgCache | None = None,
-               stamps: dict[str, int] | None = None,
-               previous: PolicyState | None = None) -> PolicyState:
-    """The state at ``stamps`` (read now if not given).
-
-    ``previous``: the state this one replaces; its subtree members are reused while
-    the org snapshot is the same.
-    """
+               stamps: dict[str, int] | None = None) -> PolicyState:
+    """The state at ``stamps`` (read now if not given)."""
     stamps = versions.current_all(conn) if stamps is None else stamps
     enforcer = new_enforcer(conn)
     inactive = frozenset(int(i) for i in conn.execute(
@@ -156,12 +147,8 @@ def load_state(conn: Connection, *, org_cache: OrgCache | None = None,
     index = build_index(enforcer.get_policy(), enforcer.get_grouping_policy(), inactive=inactive)
     org_version = stamps.get(versions.ORG, 0)
     org = (org_cache or OrgCache()).get(conn, version=org_version)
-    if previous is not None and previous.org is org:
-        members = previous.members
-    else:
-        members = subtree_members(org) if conn.dialect.name == "postgresql" else {}
     return PolicyState(policy_version=stamps.get(versions.POLICY, 0), org_version=org_version,
-                       enforcer=enforcer, index=index, org=org, members=members)
+                       enforcer=enforcer, index=index, org=org)
 
 
 class PolicyCache:
@@ -204,8 +191,7 @@ class PolicyCache:
                     or state.org_version != stamps.get(versions.ORG, 0)):
                 with self.engine.connect() as conn:
                     stamps = versions.current_all(conn)  # read with the state it loads
-                    state = load_state(conn, org_cache=self._org_cache, stamps=stamps,
-                                       previous=state)
+                    state = load_state(conn, org_cache=self._org_cache, stamps=stamps)
                 self._state = state
                 self.reloads += 1
             self._checked_at = self._monotonic()

@@ -73,7 +73,7 @@ from engine.permissions import _tables as t
 from engine.permissions import versions
 from engine.permissions._branch import Branch, Explanation
 from engine.permissions._clock import utcnow
-from engine.permissions._owners import owner_arms, owner_count, owner_walk
+from engine.permissions._owners import known_members, owner_arms, owner_count, owner_walk
 from engine.permissions.index import Grant, PolicyCache, PolicyState
 from engine.permissions.org import Department, users_in_department, users_in_subtree
 from engine.permissions.sharing_rules import SHARE_ACTIONS, rule_branches
@@ -389,8 +389,9 @@ class CasbinAccessPolicy:
             if not arms:
                 return None
             # PostgreSQL's walk tests the members as of the state's org snapshot while
-            # its stamp holds: loaded with the state, so compiling reads nothing.
-            known = state.members.get(anchor.path) if scope == "subtree" else None
+            # its stamp holds: taken from the snapshot, so compiling reads nothing.
+            known = known_members(state.org, anchor.path, owners) \
+                if scope == "subtree" and self._dialect == "postgresql" else None
             return Branch(key, or_(*arms), (grant,), description,
                           arms=arms if len(arms) > 1 else (),
                           walk=owner_walk(self._dialect, table, members, known),

@@ -7,12 +7,14 @@ oracle's rows, on every path that reads through the scope.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 
 import pytest
 from sqlalchemy import event, or_, select, text
 
 from engine.permissions import _owners, scopes
 from engine.permissions.identity import deactivate_user, reactivate_user
+from engine.permissions.index import PolicyState
 from engine.permissions.org import move_user, users_in_subtree
 from engine.records import ListQuery, RecordService, Sort
 from engine.storage.database import write_transaction
@@ -301,10 +303,23 @@ def test_a_count_of_a_large_subtree_reads_the_members_as_it_runs(
             move_user(conn, crm.users["r1"], department_id=north)
 
 
+def _members(state: PolicyState, department_id: int) -> _owners.KnownMembers:
+    """What a subtree scope anchored at the department caches for PostgreSQL's walk."""
+    known = _owners.known_members(state.org, state.org.departments[department_id].path,
+                                  state.org.users_under(department_id))
+    assert known is not None
+    return known
+
+
+def _bound(params: Mapping[str, object], name: str) -> list[object]:
+    """The values bound for parameter ``name`` (made unique as ``name_1``, ...)."""
+    return [v for k, v in params.items() if k.rpartition("_")[0] == name]
+
+
 def test_a_scope_compiles_without_reading_and_follows_the_org_stamp(crm: CrmOrg) -> None:
-    """A subtree's members for PostgreSQL's walk are loaded with the policy state (under
-    its lock): once the state is loaded, compiling a row scope runs no statement, on
-    either database. A move bumps the org stamp; the state loaded after it carries the
+    """A subtree's members for PostgreSQL's walk come from the policy state's org
+    snapshot as the scope compiles: once the state is loaded, compiling a row scope runs
+    no statement, on either database. A move bumps the org stamp; the state loaded after it carries the
     new members, and the walk reads the moved rep's records."""
     policy = scopes.CasbinAccessPolicy(crm.engine, crm.registry, clock=lambda: NOW,
                                        check_interval=3600.0)
@@ -325,9 +340,11 @@ def test_a_scope_compiles_without_reading_and_follows_the_org_stamp(crm: CrmOrg)
         assert branch.key == ("subtree", south) and branch.walk is not None
         state = policy.state()
         if crm.engine.dialect.name == "postgresql":
-            known = state.members[south]
-            assert known.stamp == state.org.version
-            assert "tp_policy_version" in str(branch.walk.compile(crm.engine))
+            walk = branch.walk.compile(crm.engine)
+            assert "tp_policy_version" in str(walk)
+            # The walk binds the members the snapshot lists, guarded by its stamp.
+            assert _bound(walk.params, "owners") == [_members(state, crm.departments["south"]).ids]
+            assert state.org.version in _bound(walk.params, "version")
         with crm.engine.connect() as conn:
             return {r[0] for r in conn.execute(select(table.c.id).where(branch.walk))}
 
@@ -337,13 +354,15 @@ def test_a_scope_compiles_without_reading_and_follows_the_org_stamp(crm: CrmOrg)
             return {r[0] for r in conn.execute(
                 select(table.c.id).where(table.c.owner_id.in_(owners)))}
 
-    if crm.engine.dialect.name == "postgresql":  # the members are what the SQL selects
-        state = policy.state()
-        with crm.engine.connect() as conn:
-            for dept in state.org.departments.values():
-                ids = sorted(conn.execute(users_in_subtree(dept.path)).scalars())
-                assert state.members[dept.path].ids == "{" + ",".join(map(str, ids)) + "}"
-                assert state.members[dept.path].everyone is (dept.parent_id is None)
+    state = policy.state()
+    with crm.engine.connect() as conn:  # the members are what the SQL selects
+        for dept in state.org.departments.values():
+            ids = sorted(conn.execute(users_in_subtree(dept.path)).scalars())
+            known = _owners.known_members(state.org, dept.path,
+                                          state.org.users_under(dept.id))
+            assert known is not None and known.stamp == state.org.version
+            assert known.ids == "{" + ",".join(map(str, ids)) + "}"
+            assert known.everyone is (dept.parent_id is None)
     event.listen(crm.engine, "before_cursor_execute", seen)
     try:
         policy.state()
@@ -352,8 +371,7 @@ def test_a_scope_compiles_without_reading_and_follows_the_org_stamp(crm: CrmOrg)
             move_user(conn, crm.users["r1"], department_id=crm.departments["south"])
         policy.cache.refresh()  # the stamp moved: the state (and its members) reload
         assert walked() == owned_by("ss", "r3", "r4", "d", "r1")
-        if crm.engine.dialect.name == "postgresql":
-            assert str(crm.users["r1"]) in policy.state().members[south].ids
+        assert str(crm.users["r1"]) in _members(policy.state(), crm.departments["south"]).ids
     finally:
         event.remove(crm.engine, "before_cursor_execute", seen)
         with write_transaction(crm.engine) as conn:
