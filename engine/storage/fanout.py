@@ -21,6 +21,8 @@ from sqlalchemy import (
     BigInteger,
     ColumnElement,
     Connection,
+    Select,
+    String,
     Table,
     bindparam,
     func,
@@ -51,15 +53,32 @@ def among(conn: Connection, column: Any, ids: Sequence[int] | Sequence[str]
     values: list[Any] = list(ids) if text else [int(i) for i in ids]
     if len(values) <= SHORT_LIST:
         return column.in_(values)  # type: ignore[no-any-return]
-    if conn.dialect.name == "postgresql":
+    listed = listed_values(conn.dialect.name, values=values,
+                           element_type=column.type if text else BigInteger)
+    return column.in_(listed)  # type: ignore[no-any-return]
+
+
+def listed_values(dialect: str, *, key: str | None = None, values: Sequence[Any] | None = None,
+                  element_type: Any = BigInteger) -> Select[Any]:
+    """A one-parameter list as a one-column SELECT, for ``column IN (...)``.
+
+    The parameter is a PostgreSQL array of ``element_type`` (``unnest``) or a SQLite
+    JSON array (``json_each``): either planner looks each value up. Bound here from
+    ``values``, or, for a statement built once and run with many lists, left to the
+    execution as parameter ``key`` (its value from ``bound_values``).
+    """
+    value: dict[str, Any] = {} if values is None else {"value": bound_values(dialect, values)}
+    if dialect == "postgresql":
         # IN (SELECT unnest(array)), not = ANY(array): the planner hashes the set;
         # ANY is a filter that walks the whole array for every row it checks.
-        listed_pg = func.unnest(bindparam(None, values,
-                                          type_=ARRAY(column.type if text else BigInteger)))
-        return column.in_(select(listed_pg))  # type: ignore[no-any-return]
-    listed = func.json_each(bindparam(None, orjson.dumps(values).decode())) \
-        .table_valued("value")
-    return column.in_(select(listed.c.value))  # type: ignore[no-any-return]
+        return select(func.unnest(bindparam(key, type_=ARRAY(element_type), **value)))
+    listed = func.json_each(bindparam(key, type_=String, **value)).table_valued("value")
+    return select(listed.c.value)
+
+
+def bound_values(dialect: str, values: Sequence[Any]) -> list[Any] | str:
+    """``values`` as ``listed_values`` binds them: a list (PostgreSQL), JSON text (SQLite)."""
+    return list(values) if dialect == "postgresql" else orjson.dumps(list(values)).decode()
 
 
 def _frozen(value: Any) -> Hashable:
@@ -173,4 +192,4 @@ def insert_per_record(conn: Connection, target: Table, rows: Sequence[Mapping[st
     return len(rows)
 
 
-__all__ = ["among", "insert_group", "insert_per_record", "insert_rows"]
+__all__ = ["among", "bound_values", "insert_group", "insert_per_record", "insert_rows", "listed_values"]

@@ -8,8 +8,9 @@ earliest rule wins. One statement for every rule (a ``UNION ALL``), bounded by t
 page's ids, run on the direct-read path (``engine/storage/direct.py``): a list page
 pays for its execution, not for a ``Connection``, a ``BEGIN``/``ROLLBACK`` and
 ``Row`` objects around it. The ids are one bound parameter (a SQLite JSON array, a
-PostgreSQL array), as ``fanout.among`` binds a long list: a parameter per id cost
-more Python (binding and padding 64 slots for a page of 50) than the statement.
+PostgreSQL array: ``fanout.listed_values``, as ``fanout.among`` binds a long list):
+a parameter per id cost more Python (binding and padding 64 slots for a page of 50)
+than the statement.
 """
 
 from __future__ import annotations
@@ -20,26 +21,22 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import orjson
 from sqlalchemy import (
-    BigInteger,
     CompoundSelect,
     Select,
     String,
-    bindparam,
     cast,
-    func,
     literal_column,
     null,
     select,
     union_all,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 
 from engine.memo import GenerationMemo
 from engine.metadata.model import LocalText, Pool, PoolRule
 from engine.records.service import RecordService
 from engine.storage.direct import direct_rows
+from engine.storage.fanout import bound_values, listed_values
 from engine.storage.tables import StorageSchema
 from engine.workflow.rules import due_at, rule_sql
 
@@ -108,19 +105,6 @@ def _forecasts(schema: StorageSchema, entity: str, dialect: str) -> _Forecasts:
     return _Forecasts(rules, statement, durations)
 
 
-def _listed_ids(dialect: str) -> Select[Any]:
-    """The ids of parameter ``ids`` as a one-column SELECT (an ``IN`` the planner answers
-    by looking each id up: SQLite's ``json_each``, PostgreSQL's ``unnest``)."""
-    if dialect == "postgresql":
-        return select(func.unnest(bindparam("ids", type_=ARRAY(BigInteger))))
-    listed = func.json_each(bindparam("ids", type_=String)).table_valued("value")
-    return select(listed.c.value)
-
-
-def _bound_ids(ids: Sequence[int], dialect: str) -> list[int] | str:
-    return list(ids) if dialect == "postgresql" else orjson.dumps(list(ids)).decode()
-
-
 def _branch(schema: StorageSchema, entity: str, pool: Pool, rule: PoolRule,
             index: int, dialect: str) -> Select[Any]:
     # ``now`` only feeds the clock comparison, which with_clock=False leaves out.
@@ -132,7 +116,7 @@ def _branch(schema: StorageSchema, entity: str, pool: Pool, rule: PoolRule,
     return select(sql.table.c.id, sql.start.label("start"), per_value.label("per_value"),
                   literal_column(str(index)).label("rule")) \
         .select_from(sql.source) \
-        .where(sql.where, sql.table.c.id.in_(_listed_ids(dialect)))
+        .where(sql.where, sql.table.c.id.in_(listed_values(dialect, key="ids")))
 
 
 def drop_forecast(records: RecordService, *, entity: str, ids: Sequence[int],
@@ -173,7 +157,7 @@ def _earliest(records: RecordService, *, entity: str, ids: Sequence[int], now: d
     wanted = list(dict.fromkeys(int(i) for i in ids))
     earliest: dict[int, tuple[datetime, int]] = {}  # record id -> (due, rule index)
     for first in range(0, len(wanted), MAX_IDS):
-        params = {"ids": _bound_ids(wanted[first:first + MAX_IDS], dialect)}
+        params = {"ids": bound_values(dialect, wanted[first:first + MAX_IDS])}
         # one statement on a pooled cursor: no Connection, no BEGIN/ROLLBACK around it
         for record_id, start, per_value, index in direct_rows(
                 records.engine, forecasts.statement, params):
