@@ -17,7 +17,14 @@ from sqlalchemy import Column, Table, select
 
 from engine.metadata.model import Entity, Feature, Field, FieldType, LocalText
 from engine.records.autonumber import AutoNumberFormat, parse_format
-from engine.records.coerce import Coercer, CoercionError, InputSource, coercer, to_json
+from engine.records.coerce import (
+    Coercer,
+    CoercionError,
+    InputSource,
+    coercer,
+    json_writer,
+    to_json,
+)
 from engine.records.validate import Validator, validator
 from engine.storage.matchkeys import (
     Normaliser,
@@ -234,8 +241,10 @@ def _compile_created(plans: list[FieldPlan]) -> Callable[[Mapping[str, Any]], li
         elif t is FieldType.DATE:
             value = "x.isoformat()"
         elif t not in JSON_AS_IS and t not in _JSON_COPIED:
-            namespace[f"_c{i}"] = partial(to_json, p.field)
-            value = f"_c{i}(x)"
+            writer = json_writer(p.field)  # to_json of a value known not None
+            if writer is not None:
+                namespace[f"_c{i}"] = writer
+                value = f"_c{i}(x)"
         lines += [f"    x = v.get({p.name!r})",
                   "    if x is not None:",
                   f"        add({p.name!r})",
