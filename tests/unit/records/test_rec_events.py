@@ -27,6 +27,17 @@ def test_creations_equal_the_events_the_constructor_builds() -> None:
         built[0].kind = "update"  # type: ignore[misc]
 
 
+def test_creations_set_every_field_the_constructor_would() -> None:
+    """``creations`` fills each event's ``__dict__`` by hand: a field it leaves out (one
+    with a default would even read as the class's default), slots or a ``__post_init__``
+    would make bulk-created events differ from ``WriteEvent(...)`` silently."""
+    (event,) = creations("customer", [7], [{"id": 7}], actor=Actor.system("bench"),
+                         via=None, at=datetime(2026, 11, 30, tzinfo=UTC))
+    assert set(vars(event)) == {f.name for f in dataclasses.fields(WriteEvent)}
+    assert "__slots__" not in vars(WriteEvent)
+    assert not hasattr(WriteEvent, "__post_init__")
+
+
 def test_a_batch_tells_one_records_values_after_as_its_expanded_event_does() -> None:
     rows = [{"id": 5, "owner_id": 2, "pool_id": None, "version": 3},
             {"id": 9, "owner_id": 2, "pool_id": None, "version": 1}]
