@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -133,29 +133,9 @@ class RecordWriter:
                              "url": f"{API_PATH}/{self.entity}/{values['id']}/files/{name}"}
         return out
 
-    def records(self, records: Iterable[Record]) -> list[dict[str, Any]]:
-        return [self.record(r) for r in records]
-
-    def page(self, records: Iterable[Record]) -> list[Mapping[str, Any]]:
-        """A list page's records for ``json_response``, encoded as they were read (the
-        API's list now writes ``RecordService.list_json`` through ``values_page``; this
-        is the reference its tests hold it byte-equal to).
-
-        Records read from the database hold only what orjson writes exactly as
-        ``record`` would: instants aware in UTC (both databases' instant columns
-        read them so), dates, JSON documents, and decimals, which the response's
-        encoder writes as ``format(d, "f")``. Skipping the per-value copy halved the
-        Python work of a page (issue 13). File values are rewritten (their storage
-        key never leaves the server), so an entity with file fields takes ``records``.
-        """
-        if self.files:
-            return list(self.records(records))
-        return [r.mapping() for r in records]
-
-
     def values_page(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """A ``RecordService.list_json`` page's rows for ``json_response``: what ``page``
-        writes for the same records. The rows are already what orjson writes (their
+        """A ``RecordService.list_json`` page's rows for ``json_response``: what ``record``
+        writes for each of the same records. The rows are already what orjson writes (their
         documents possibly ``orjson.Fragment`` s), so only file values are rewritten."""
         if self.files:
             return [self._written(values) for values in rows]

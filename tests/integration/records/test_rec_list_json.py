@@ -1,8 +1,9 @@
 """``RecordService.list_json``: an API list page written from the rows in one step.
 
 The API writes ``list_json`` pages with ``RecordWriter.values_page``; before, it wrote
-``list`` pages with ``RecordWriter.page``. Both must give the same bytes for every
-field type (nulls, hidden fields, file values, the page token) on both databases.
+``list`` pages' records as its point reads write one (``RecordWriter.record``). Both
+must give the same bytes for every field type (nulls, hidden fields, file values, the
+page token) on both databases.
 """
 
 from __future__ import annotations
@@ -99,7 +100,7 @@ def test_fused_page_writes_what_records_and_writer_wrote(
     assert new.next_token == old.next_token
     assert (new.next_token is not None) is (limit == 2)
     fused = _body(writer.values_page(new.rows), new.next_token)
-    assert fused == _body(writer.page(old.rows), old.next_token)
+    assert fused == _body([writer.record(r) for r in old.rows], old.next_token)
     items = orjson.loads(fused)["items"]
     assert len(items) == min(limit, 3)
     for item in items:
@@ -120,7 +121,7 @@ def test_fused_page_follows_the_token_as_the_records_page_does(
     query = ListQuery(limit=2, sort=by_name, after=first.next_token)
     rest = service.list_json(seeded, "account", query)
     assert _body(writer.values_page(rest.rows), rest.next_token) == \
-        _body(writer.page(service.list(seeded, "account", query).rows), None)
+        _body([writer.record(r) for r in service.list(seeded, "account", query).rows], None)
     assert [r["name"] for r in rest.rows] == ["Child"]
 
 
