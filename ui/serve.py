@@ -14,6 +14,10 @@ Why uvicorn, and what we change about it (docs/scaling.md, "Workers"):
 - uvicorn's "auto" choices find the C parts, which are dependencies: httptools parses
   HTTP and uvloop runs the event loop (h11 and asyncio's loop, its fallbacks, cost
   ~0.1-0.2 ms more CPU per request; bench/RESULTS.md, "HTTP with wrk (issue 13)").
+- Workers take turns at the shared socket: the event loop is ``ui.accept.TurnTakingLoop``
+  (uvloop's, accepting one connection per turn), so a client's keep-alive connections
+  opened at once are shared out among the workers instead of all landing on the one
+  that woke first.
 - Workers are spawned processes that import ``app_from_environment``; every cache
   a process holds (registry, policy index, credentials) is kept valid across
   processes by the version stamps, as with several servers.
@@ -197,7 +201,8 @@ def server_config(*, host: str, port: int, workers: int, log_level: str = "info"
     import uvicorn
 
     return uvicorn.Config(app, factory=True, host=host, port=port, workers=workers,
-                          http="ui.serve:NoDelayProtocol", log_level=log_level,
+                          http="ui.serve:NoDelayProtocol", loop="ui.accept:TurnTakingLoop",
+                          log_level=log_level,
                           access_log=False, proxy_headers=False)
 
 
