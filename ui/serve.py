@@ -224,7 +224,9 @@ def run_workers(app: str, *, host: str, port: int, workers: int,
         if workers == 1:
             uvicorn.Server(config).run(sockets=[sock])
         else:  # the workers share out connections through a board (ui/accept.py)
-            board = ConnectionBoard.create(workers)
+            # Room for each worker's replacement, which uvicorn starts before it stops
+            # the worker it replaces.
+            board = ConnectionBoard.create(2 * workers)
             os.environ[BOARD_ENV] = str(board.path)  # spawned workers inherit it
             Multiprocess(config, sockets=[sock]).run()
     except KeyboardInterrupt:
