@@ -11,7 +11,15 @@ connections, signed in as a rep:
 * ``uvicorn``: ``ui.serve.run_workers``, as ``tidepool serve --workers N`` runs it
   (httptools, uvloop, TCP_NODELAY on every accepted socket, one write per response);
 * ``granian``: granian's ASGI interface (Rust HTTP server, the app on a uvloop loop);
-* ``gunicorn``: gunicorn's arbiter with uvicorn's worker class (httptools, uvloop).
+* ``gunicorn``: gunicorn's arbiter with uvicorn's worker class (httptools, uvloop);
+* ``uvicorn-libuv``: as ``uvicorn``, but each worker accepts as uvloop does on its own
+  (libuv takes every queued connection at once) and without the connection board:
+  how ``tidepool serve`` accepted before ``ui/accept.py``.
+
+``--repeat N`` runs each load N times (each with fresh connections: each run is a new
+race for them among the workers) and the ``CPU split`` column shows how the
+server's CPU fell on its processes, so uneven accepts show up (docs/scaling.md,
+"How connections reach the workers").
 
 For each: requests per second and the server's CPU per request (all its processes,
 from /proc), and ``x uvicorn``: that CPU over uvicorn's for the same load and worker
@@ -26,6 +34,7 @@ import argparse
 import io
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -56,6 +65,8 @@ from engine.demo import prepare_demo
 
 HEADING = "HTTP servers (issue 13)"
 SERVERS = ("uvicorn", "granian", "gunicorn")
+#: Measured only when asked for (``--servers``): the accept path ui/accept.py replaced.
+VARIANTS = ("uvicorn-libuv",)
 _BIN = Path(sys.executable).parent
 _FACTORY = "bench._http_server:app_from_environment"
 
@@ -67,6 +78,15 @@ def command(server: str, *, port: int, workers: int) -> list[str] | None:
                 ("from ui.serve import run_workers; "
                 f"run_workers({_FACTORY!r}, host='127.0.0.1', port={port}, "
                 f"workers={workers}, log_level='warning')")]
+    if server == "uvicorn-libuv":
+        return [sys.executable, "-c",
+                ("import uvicorn; from uvicorn.supervisors import Multiprocess; "
+                 "from ui.serve import bind_socket, server_config; "
+                 f"config = server_config(host='127.0.0.1', port={port}, workers={workers}, "
+                 f"log_level='warning', app={_FACTORY!r}); config.loop = 'uvloop'; "
+                 f"sock = bind_socket('127.0.0.1', {port}); "
+                 "Multiprocess(config, sockets=[sock]).run() if config.workers > 1 "
+                 "else uvicorn.Server(config).run(sockets=[sock])")]
     if server == "granian":
         exe = _BIN / "granian"
         return None if not exe.exists() else [
@@ -83,7 +103,7 @@ def command(server: str, *, port: int, workers: int) -> list[str] | None:
             str(exe), "--workers", str(workers), "--worker-class",
             "uvicorn.workers.UvicornWorker", "--bind", f"127.0.0.1:{port}",
             "--log-level", "warning", f"{_FACTORY}()"]
-    raise ValueError(f"unknown server {server!r}: one of {', '.join(SERVERS)}")
+    raise ValueError(f"unknown server {server!r}: one of {', '.join(SERVERS + VARIANTS)}")
 
 
 def server_environment(settings: dict[str, object]) -> dict[str, str]:
@@ -109,24 +129,33 @@ def report(results: Sequence[Result], missing: Sequence[str], command_line: str,
          f"keep-alive connections from {client} on the same machine (2 cores shared by "
          f"all); signed in as `{REP}`."),
         "",
-        "| server | workers | op | req/s | CPU ms/req | x uvicorn CPU | 2w/1w |",
-        "|---|---:|---|---:|---:|---:|---:|",
+        "| server | workers | op | req/s | CPU ms/req | x uvicorn CPU | 2w/1w | CPU split |",
+        "|---|---:|---|---:|---:|---:|---:|---|",
     ]
-    index = {(r.server, r.workers, r.load.op): r.load for r in results}
+    runs: dict[tuple[str, int, str], list[Load]] = {}
     for r in results:
-        base = index.get(("uvicorn", r.workers, r.load.op))
-        one = index.get((r.server, 1, r.load.op))
-        versus = f"{r.load.cpu_ms / base.cpu_ms:.2f}" if base else ""
-        scale = f"{r.load.per_second / one.per_second:.2f}" if one and r.workers > 1 else ""
+        runs.setdefault((r.server, r.workers, r.load.op), []).append(r.load)
+    # With --repeat, each run is set against the mean of the runs it is compared with.
+    cpu = {key: statistics.fmean(x.cpu_ms for x in found) for key, found in runs.items()}
+    rate = {key: statistics.fmean(x.per_second for x in found) for key, found in runs.items()}
+    for r in results:
+        base = cpu.get(("uvicorn", r.workers, r.load.op))
+        one = rate.get((r.server, 1, r.load.op))
+        versus = f"{r.load.cpu_ms / base:.2f}" if base else ""
+        scale = f"{r.load.per_second / one:.2f}" if one and r.workers > 1 else ""
+        split = " / ".join(f"{share:.0%}" for share in r.load.split)
         lines.append(f"| {r.server} | {r.workers} | {r.load.op} | {r.load.per_second:,.0f} | "
-                     f"{r.load.cpu_ms:.3f} | {versus} | {scale} |")
+                     f"{r.load.cpu_ms:.3f} | {versus} | {scale} | {split} |")
     if missing:
         lines += ["", (f"Not installed, so not measured: {', '.join(missing)} "
                       "(`pip install -e '.[bench]'`).")]
     lines += ["", ("Reading: `CPU ms/req` is the server's processes (supervisor or arbiter "
                    "and workers; SQLite runs inside them) per request; `x uvicorn CPU` is that "
                    "over uvicorn's for the same op and workers in this run (below 1: cheaper "
-                   "than uvicorn). uvicorn, as `ui.serve` runs it, is the server Tidepool "
+                   "than uvicorn; with `--repeat`, over the mean of uvicorn's runs, and `2w/1w` over "
+                   "the mean of one worker's). `CPU split` is each busy process's share of the "
+                   "server's CPU, largest first: one worker near 100% means it accepted every "
+                   "connection. uvicorn, as `ui.serve` runs it, is the server Tidepool "
                    "ships (docs/scaling.md, \"Why uvicorn\").")]
     return "\n".join(lines)
 
@@ -139,6 +168,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--workers", default="1,2")
     parser.add_argument("--servers", default=",".join(SERVERS))
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="runs of each load, each with fresh connections")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
     client = "wrk" if WRK else "asyncio"
@@ -165,13 +196,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                     missing.append(server)
                     break
                 with serving(argv_, port=port, env=environment) as (host, port_, pid):
-                    for op, traffic in loads:
-                        load = run_load(host, port_, pid, op, "api", traffic,
-                                        clients=args.clients, seconds=args.seconds,
-                                        count_statements=False, client=client)
-                        results.append(Result(server, workers, load))
-                        print(f"  {server:8} w{workers} {op:4}: {load.per_second:8.1f} req/s  "
-                              f"cpu {load.cpu_ms:.3f} ms/req", flush=True)
+                    for _ in range(args.repeat):
+                        for op, traffic in loads:
+                            load = run_load(host, port_, pid, op, "api", traffic,
+                                            clients=args.clients, seconds=args.seconds,
+                                            count_statements=False, client=client)
+                            results.append(Result(server, workers, load))
+                            print(f"  {server:8} w{workers} {op:4}: {load.per_second:8.1f} "
+                                  f"req/s  cpu {load.cpu_ms:.3f} ms/req  split "
+                                  f"{[round(x, 2) for x in load.split]}", flush=True)
     averages.append(_load_average())
     given = list(argv) if argv is not None else sys.argv[1:]
     command_line = "python -m bench.bench_servers" + (f" {' '.join(given)}" if given else "")

@@ -14,6 +14,11 @@ Why uvicorn, and what we change about it (docs/scaling.md, "Workers"):
 - uvicorn's "auto" choices find the C parts, which are dependencies: httptools parses
   HTTP and uvloop runs the event loop (h11 and asyncio's loop, its fallbacks, cost
   ~0.1-0.2 ms more CPU per request; bench/RESULTS.md, "HTTP with wrk (issue 13)").
+- Workers take turns at the shared socket: the event loop is ``ui.accept.TurnTakingLoop``
+  (uvloop's, accepting one connection per turn), so a client's keep-alive connections
+  opened at once are shared out among the workers instead of all landing on the one
+  that woke first; a worker holding more connections than a sibling leaves the next
+  one to it (``ui.connection_board``).
 - Workers are spawned processes that import ``app_from_environment``; every cache
   a process holds (registry, policy index, credentials) is kept valid across
   processes by the version stamps, as with several servers.
@@ -43,6 +48,7 @@ from engine.storage.database import (
 )
 from engine.workflow.scheduler import DEFAULT_INTERVAL, RuleScheduler
 from ui.app import create_app
+from ui.connection_board import BOARD_ENV, ConnectionBoard
 from ui.secret import load_secret_key
 
 UPLOAD_DIR_ENV = "TIDEPOOL_UPLOAD_DIR"
@@ -197,7 +203,8 @@ def server_config(*, host: str, port: int, workers: int, log_level: str = "info"
     import uvicorn
 
     return uvicorn.Config(app, factory=True, host=host, port=port, workers=workers,
-                          http="ui.serve:NoDelayProtocol", log_level=log_level,
+                          http="ui.serve:NoDelayProtocol", loop="ui.accept:TurnTakingLoop",
+                          log_level=log_level,
                           access_log=False, proxy_headers=False)
 
 
@@ -212,15 +219,23 @@ def run_workers(app: str, *, host: str, port: int, workers: int,
         raise ValueError("workers must be at least 1")
     config = server_config(host=host, port=port, workers=workers, log_level=log_level, app=app)
     sock = bind_socket(host, port)
+    board = None
     try:
         if workers == 1:
             uvicorn.Server(config).run(sockets=[sock])
-        else:
+        else:  # the workers share out connections through a board (ui/accept.py)
+            # Room for each worker's replacement, which uvicorn starts before it stops
+            # the worker it replaces.
+            board = ConnectionBoard.create(2 * workers)
+            os.environ[BOARD_ENV] = str(board.path)  # spawned workers inherit it
             Multiprocess(config, sockets=[sock]).run()
     except KeyboardInterrupt:
         pass
     finally:
         sock.close()
+        if board is not None:
+            os.environ.pop(BOARD_ENV, None)
+            board.remove()
 
 
 def serve(url: str, *, host: str = "127.0.0.1", port: int = 8000, out: TextIO,

@@ -347,8 +347,15 @@ class RecordService:
         field (``"3.phone"``); duplicates within the batch or against stored
         records are reported the same way.
         """
-        # Bounded by the caller's batch; the hooks at commit allocate per row too.
-        with paused_collection(), self.transaction(actor) as tx:
+        # Bounded by the caller's batch; the hooks at commit allocate per row too. The
+        # pause ends after the transaction (and its events) is gone: what is still
+        # alive when collection resumes is scanned at once (5 ms per 5,000 rows).
+        with paused_collection():
+            return self._bulk_create_unit(actor, entity, rows, source=source)
+
+    def _bulk_create_unit(self, actor: Actor, entity: str, rows: Sequence[Mapping[str, Any]],
+                          *, source: InputSource) -> list[int]:
+        with self.transaction(actor) as tx:
             return tx.bulk_create(entity, rows, source=source)
 
     def _bulk_create(self, tx: Transaction, entity: str, rows: Sequence[Mapping[str, Any]], *,
