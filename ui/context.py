@@ -234,8 +234,9 @@ class UIContext:
         self.templates.globals["map_tiles"] = settings.map_tiles
         #: Whole pages around their rows (``render_shell``).
         self.shells = partials.ShellCache()
-        #: The cached nav links as ``NavLink``s, by (links, path) (``nav``).
-        self._nav_links: dict[tuple[tuple[tuple[str, str], ...], str],
+        #: The cached nav links as ``NavLink``s, by (links, positions of the current ones)
+        #: (``nav``).
+        self._nav_links: dict[tuple[tuple[tuple[str, str], ...], tuple[int, ...]],
                               tuple[NavLink, ...]] = {}
         self.codec = SessionCodec(settings.secret_key)
         self._nav: list[tuple[NavProvider, bool]] = []  # (provider, cached)
@@ -424,11 +425,15 @@ class UIContext:
         """Entities the actor may read (in registry order), then contributed links."""
         path = request.url.path
         cached_links = self._cached_links(request, actor)
-        key = (cached_links, path)
+        # The links differ between pages only in which are current: kept by that, not by
+        # the path, which gave every record's page an entry of its own.
+        current = tuple(i for i, (_, url) in enumerate(cached_links)
+                        if path == url or path.startswith(url + "/"))
+        key = (cached_links, current)
         drawn = self._nav_links.get(key)
-        if drawn is None:  # the same few (links, path) pairs on every page
-            drawn = tuple(NavLink(label, url, active=path == url or path.startswith(url + "/"))
-                          for label, url in cached_links)
+        if drawn is None:  # the same few (links, current) pairs on every page
+            drawn = tuple(NavLink(label, url, active=i in current)
+                          for i, (label, url) in enumerate(cached_links))
             if len(self._nav_links) >= 1000:
                 self._nav_links.clear()
             self._nav_links[key] = drawn
