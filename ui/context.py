@@ -234,8 +234,9 @@ class UIContext:
         self.templates.globals["map_tiles"] = settings.map_tiles
         #: Whole pages around their rows (``render_shell``).
         self.shells = partials.ShellCache()
-        #: The cached nav links as ``NavLink``s, by (links, path) (``nav``).
-        self._nav_links: dict[tuple[tuple[tuple[str, str], ...], str],
+        #: The cached nav links as ``NavLink``s, by (links, positions of the current ones)
+        #: (``nav``).
+        self._nav_links: dict[tuple[tuple[tuple[str, str], ...], tuple[int, ...]],
                               tuple[NavLink, ...]] = {}
         self.codec = SessionCodec(settings.secret_key)
         self._nav: list[tuple[NavProvider, bool]] = []  # (provider, cached)
@@ -424,11 +425,15 @@ class UIContext:
         """Entities the actor may read (in registry order), then contributed links."""
         path = request.url.path
         cached_links = self._cached_links(request, actor)
-        key = (cached_links, path)
+        # The links differ between pages only in which are current: kept by that, not by
+        # the path, which gave every record's page an entry of its own.
+        current = tuple(i for i, (_, url) in enumerate(cached_links)
+                        if path == url or path.startswith(url + "/"))
+        key = (cached_links, current)
         drawn = self._nav_links.get(key)
-        if drawn is None:  # the same few (links, path) pairs on every page
-            drawn = tuple(NavLink(label, url, active=path == url or path.startswith(url + "/"))
-                          for label, url in cached_links)
+        if drawn is None:  # the same few (links, current) pairs on every page
+            drawn = tuple(NavLink(label, url, active=i in current)
+                          for i, (label, url) in enumerate(cached_links))
             if len(self._nav_links) >= 1000:
                 self._nav_links.clear()
             self._nav_links[key] = drawn
@@ -491,19 +496,10 @@ class UIContext:
         the page chrome (``layout`` is ``_bare.html`` instead of ``base.html``).
         Responses say ``Vary: HX-Request`` since one URL answers both ways.
         """
-        partial = is_fragment_request(request)
-        name = fragment if (partial and fragment) else template
-        values: dict[str, Any] = {
-            "view": view, "locale": self.locale(request), "csrf_token": self.csrf_token(request),
-            "layout": "_bare.html" if partial else "base.html",
-            "chrome": None if partial else self.chrome(request),
-            **(context or {}),
-        }
-        html = self.templates.get_template(name).render(values)
-        response = HTMLResponse(html, status_code=status, headers=dict(headers or {}))
-        response.headers["Vary"] = "HX-Request"
-        self._remember_locale(request, response)
-        return response
+        name, values = self._page_values(request, template, fragment)
+        html = self.templates.get_template(name).render({"view": view, **values,
+                                                         **(context or {})})
+        return self._page_response(request, html, status=status, headers=headers)
 
     def render_shell(self, request: Request, template: str, *, key: Hashable,
                      shell: Callable[[], Any], page: Callable[[], Any],
@@ -514,25 +510,37 @@ class UIContext:
         where the part's markup goes, ``key`` stands for it (equal keys, equal shells),
         and ``page()`` is the view itself, drawn as ``render`` would when a placeholder
         cannot be found. Both are asked for only when drawn. The text around the slots
-        is kept per template, layout, key, locale, CSRF token, chrome and zone: all the
-        template reads."""
-        partial = is_fragment_request(request)
-        name = fragment if (partial and fragment) else template
-        values: dict[str, Any] = {
-            "locale": self.locale(request), "csrf_token": self.csrf_token(request),
-            "layout": "_bare.html" if partial else "base.html",
-            "chrome": None if partial else self.chrome(request),
-        }
-        shell_key = (name, values["layout"], key, values["locale"], values["csrf_token"],
-                     values["chrome"],
-                     zones.current_zone())
+        is kept per template, key, page values (``_page_values``: layout, locale, CSRF
+        token, chrome) and zone: all the template reads."""
+        name, values = self._page_values(request, template, fragment)
+        shell_key = (name, key, tuple(values.items()), zones.current_zone())
 
         def draw(view: Any) -> str:
             return self.templates.get_template(name).render({**values, "view": view})
 
         body = self.shells.render(shell_key, lambda: draw(shell()), lambda: draw(page()), slots)
-        response = HTMLResponse(body)
-        response.headers["Vary"] = "HX-Request"  # as ``render``: same headers, same order
+        return self._page_response(request, body)
+
+    def _page_values(self, request: Request, template: str,
+                     fragment: str | None) -> tuple[str, dict[str, Any]]:
+        """The template to draw and the values every page gets besides its view, for
+        ``render`` and ``render_shell`` alike: one place, so a value added here
+        reaches both (and ``render_shell``'s cache key, which holds all of them).
+        Every value is hashable."""
+        partial = is_fragment_request(request)
+        name = fragment if (partial and fragment) else template
+        return name, {
+            "locale": self.locale(request), "csrf_token": self.csrf_token(request),
+            "layout": "_bare.html" if partial else "base.html",
+            "chrome": None if partial else self.chrome(request),
+        }
+
+    def _page_response(self, request: Request, html: str | bytes, *, status: int = 200,
+                       headers: Mapping[str, str] | None = None) -> HTMLResponse:
+        """A rendered page's response: ``Vary: HX-Request`` (one URL answers as a page
+        and as a fragment) and the locale cookie when ``?lang=`` chose a new one."""
+        response = HTMLResponse(html, status_code=status, headers=dict(headers or {}))
+        response.headers["Vary"] = "HX-Request"
         self._remember_locale(request, response)
         return response
 

@@ -24,7 +24,7 @@ from sqlalchemy import Connection, Table, func, or_, select
 
 from engine.access import AccessPolicy
 from engine.actor import Actor
-from engine.metadata.model import DedupMatch, DedupRule, LocalText
+from engine.metadata.model import DedupMatch, DedupRule, Entity, LocalText
 from engine.records._plan import EntityPlan
 from engine.records._scope_checks import readable_ids
 from engine.records._write import duplicates
@@ -32,6 +32,14 @@ from engine.records.coerce import CoercionError, InputSource
 from engine.storage.matchkeys import Normaliser, name_stem, normaliser, stem_column
 
 CHUNK = 500
+
+
+def checked_fields(entity: Entity) -> frozenset[str]:
+    """The fields the entity's fuzzy dedup rules read: a create or edit that leaves them
+    all alone needs no warning lookup. One definition for every path that asks (forms,
+    their live check, the API's update), so a rule reading more than its own field
+    changes them all at once."""
+    return frozenset(rule.field for rule in entity.dedup_rules)
 
 
 def holders(conn: Connection, plan: EntityPlan, rows: Sequence[Mapping[str, Any]]

@@ -69,6 +69,17 @@ def test_search_as_you_type_returns_a_fragment(client_for: Client, marked: dict[
     assert "<html" in full.text
 
 
+def test_list_and_detail_pages_answer_with_the_same_page_headers(
+        client_for: Client, marked: dict[str, int]) -> None:
+    """The list page is drawn around its kept shell (``render_shell``), every other page by
+    ``render``: both say ``Vary`` and keep a ``?lang=`` choice in the locale cookie."""
+    for url in ("/e/customer", f"/e/customer/{marked['east1']}"):
+        page = client_for("rep_east1").get(url, params={"lang": "zh-CN"})  # cookie: en
+        assert page.status_code == 200 and page.headers["vary"] == "HX-Request"
+        assert 'lang="zh-CN"' in page.text
+        assert "tp_lang=zh-CN" in page.headers["set-cookie"]
+
+
 @pytest.mark.parametrize("params,expected", [
     ({"f.industry.in": ["retail"]}, {"east1", "east2"}),
     ({"f.industry.in": ["retail", "saas"]}, {"east1", "east2", "west1"}),

@@ -27,7 +27,7 @@ from engine.actor import Actor
 from engine.permissions.scopes import CasbinAccessPolicy
 from engine.permissions.versions import one_read_per_request
 from engine.records.coerce import MAX_ID
-from engine.records.dedup import DedupWarning
+from engine.records.dedup import DedupWarning, checked_fields
 from engine.runtime import LiveRuntime, Runtime
 from ui.api import conversions, files, merges, pools
 from ui.api._schemas import WARNINGS
@@ -157,7 +157,7 @@ def update_record(call: Call) -> Response:
     if version.from_header:
         call.request.state.precondition = "if-match"  # a stale version is then a 412
     records = call.runtime.records
-    checked = {r.field for r in call.runtime.registry.entity(call.entity).dedup_rules}
+    checked = checked_fields(call.runtime.registry.entity(call.entity))
     # As a create does: a value that a fuzzy dedup rule reads may now look like another
     # record. Only values the update changed are checked (as the forms do): a client
     # resending an unchanged name is not warned again, nor pays the lookup.

@@ -22,7 +22,7 @@ from starlette.requests import Request
 from engine.actor import Actor
 from engine.metadata.model import Entity
 from engine.records.coerce import InputSource
-from engine.records.dedup import DedupWarning
+from engine.records.dedup import DedupWarning, checked_fields
 from engine.runtime import Runtime
 from ui.context import UIContext
 from ui.i18n import N_
@@ -47,7 +47,7 @@ class WarningView:
 
 def fingerprint(entity: Entity, payload: Mapping[str, object]) -> str:
     """What the warnings were computed for: the values the rules read."""
-    names = sorted({r.field for r in entity.dedup_rules})
+    names = sorted(checked_fields(entity))
     data = json.dumps([[n, str(payload.get(n, ""))] for n in names], ensure_ascii=False)
     return hashlib.sha256(data.encode("utf-8")).hexdigest()[:32]
 
@@ -67,7 +67,7 @@ def pending(runtime: Runtime, actor: Actor, entity: Entity, payload: Mapping[str
 def unconfirmed(runtime: Runtime, actor: Actor, entity: Entity, payload: Mapping[str, object],
                 *, exclude_id: int | None = None) -> list[DedupWarning]:
     """The warnings for ``payload`` (form texts), ignoring any confirmation."""
-    if not any(r.field in payload for r in entity.dedup_rules):
+    if checked_fields(entity).isdisjoint(payload):
         return []  # an edit that leaves every checked field alone
     return runtime.records.dedup_warnings(actor, entity.name, [payload],
                                           source=InputSource.STRING, exclude_id=exclude_id)

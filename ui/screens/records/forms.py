@@ -17,6 +17,7 @@ from engine.errors import ConflictError, DuplicateError, ValidationError
 from engine.metadata.model import Entity, Field, FieldType
 from engine.permissions.directory import search_people
 from engine.records.coerce import InputSource
+from engine.records.dedup import checked_fields
 from engine.records.query import ListQuery
 from engine.records.record import Record
 from engine.runtime import Runtime
@@ -127,7 +128,7 @@ def form_view(ui: UIContext, request: Request, runtime: Runtime, actor: Actor, e
     url = f"/e/{entity.name}/{record.id}" if record is not None else ""
     # Inputs a fuzzy dedup rule reads ask for warnings as the user leaves them.
     similar = f"{url}/edit/similar" if record is not None else f"/e/{entity.name}/new/similar"
-    checked = frozenset(r.field for r in entity.dedup_rules) - readonly
+    checked = checked_fields(entity) - readonly
     widgets = [replace(w, similar_url=similar) if w.name in checked else w for w in widgets]
     if record is None:
         return FormView(entity.name, ui.t(request, "New %(what)s", what=label),
@@ -298,10 +299,8 @@ def routes(ui: UIContext) -> list[BaseRoute]:
         assert form is not None
         runtime, actor, entity, record = _opened(ui, request)
         fields, readonly = _fields(runtime, actor, entity)
-        rule_fields = {r.field for r in entity.dedup_rules}
-        payload, _ = changed_payload(
-            [f for f in fields if f.name in rule_fields and f.name not in readonly], form,
-            record)
+        checked = checked_fields(entity) - readonly
+        payload, _ = changed_payload([f for f in fields if f.name in checked], form, record)
         found = dedup_warnings.unconfirmed(runtime, actor, entity, payload,
                                            exclude_id=record.id if record else None)
         view = FormView(entity.name, "", "", "", [], record is None,

@@ -127,10 +127,15 @@ class ListView:
     #: ``<noscript>`` fallback of ``filters_url``.
     filters_page_url: str = ""
     tabs: list[Any] = field(default_factory=list)  # ui.pools.tabs.Tab: mine / pool / team
-    can_claim: bool = False  # pooled entity and the actor holds claim: a claim column
     duplicates_url: str = ""  # merge grantees of an entity with dedup rules: candidates
     #: The bulk actions the actor holds (update, assign, delete, claim, recycle, move...).
     bulk: BulkForm = BulkForm()
+
+    @property
+    def can_claim(self) -> bool:
+        """Pooled entity and the actor holds claim: a claim column beside the rows. The
+        bulk form's claim action holds the answer; one source for both."""
+        return self.bulk.can_claim
 
 
 def visible_fields(entity: Entity, hidden: frozenset[str]) -> list[Field]:

@@ -97,7 +97,7 @@ def build_list(ui: UIContext, request: Request, runtime: Runtime, actor: Actor, 
         page.rows, labels, claim=can_claim, claim_ids=claim_ids, badges=badges)
     if state.after:  # "load more": only rows are drawn, skip the rest
         return ListView(entity.name, "", f"/e/{entity.name}", state, headers, rows, next_url,
-                        notice=notice, can_claim=can_claim)
+                        notice=notice, bulk=BulkForm(can_claim=can_claim))
     can = {a: ui.may(actor, entity, a)
            for a in ("create", "update", "assign", "delete", "export", "merge")}
     readonly = runtime.policy.readonly_fields(actor, entity)
@@ -134,7 +134,6 @@ def build_list(ui: UIContext, request: Request, runtime: Runtime, actor: Actor, 
         export_csv=f"/e/{entity.name}/export.csv" + (f"?{query}" if query else ""),
         export_xlsx=f"/e/{entity.name}/export.xlsx" + (f"?{query}" if query else ""),
         notice=notice, tabs=pool_tabs(ui, request, actor, entity, state),
-        can_claim=can_claim,
         bulk=BulkForm(
             can_update=can["update"], can_assign=can["assign"], can_delete=can["delete"],
             can_export=can["export"], can_claim=can_claim, can_recycle=can_recycle,
