@@ -70,8 +70,8 @@ class TurnTakingServer(asyncio.AbstractServer):
                  board: ConnectionBoard | None = None) -> None:
         self._loop = loop
         self._board = board if board is not None and board.claimed else None
-        #: Transports handed over (pruned of closed ones when counted), and accepted
-        #: connections still being handed over.
+        #: With a board: transports handed over (closed ones pruned by the publishing
+        #: timer), and accepted connections still being handed over.
         self._open: set[Any] = set()
         self._arriving = 0
         self._publishing = False
@@ -147,7 +147,9 @@ class TurnTakingServer(asyncio.AbstractServer):
         """The loop calls this each time the socket is readable: take one waiting
         connection, unless a sibling worker holds fewer (then defer to it)."""
         if self._board is not None:
-            mine = self.open_connections()
+            # Closed connections are pruned by the republishing timer, not here: an
+            # accept must not cost a walk over thousands of open connections.
+            mine = len(self._open) + self._arriving
             self._board.publish(mine)
             fewest = self._board.fewest_elsewhere()
             if fewest is not None and mine > fewest:
@@ -177,7 +179,7 @@ class TurnTakingServer(asyncio.AbstractServer):
         conn.setblocking(False)
         self._arriving += 1
         if self._board is not None:
-            self._board.publish(self.open_connections())
+            self._board.publish(len(self._open) + self._arriving)
         task = self._loop.create_task(self._hand_over(conn))
         self._connecting.add(task)
         task.add_done_callback(self._connecting.discard)
@@ -189,7 +191,8 @@ class TurnTakingServer(asyncio.AbstractServer):
             logger.debug("connection dropped while being set up: %s", exc)
             conn.close()
         else:
-            self._open.add(transport)
+            if self._board is not None:  # counted only to be published (pruned by its timer)
+                self._open.add(transport)
         finally:
             self._arriving -= 1
 
