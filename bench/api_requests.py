@@ -182,6 +182,12 @@ class Client:
     def get(self, data: bytes) -> bytes:
         return self.loop.run_until_complete(self._send(data))
 
+    def close(self) -> None:
+        """Give the database connections back and close the loop."""
+        self.live.dispose()
+        self.loop.close()
+        asyncio.set_event_loop(None)
+
     def many(self, data: bytes, count: int) -> None:
         async def go() -> None:
             for _ in range(count):
@@ -204,16 +210,19 @@ def timing(directory: Path, *, op: str, requests: int, rounds: int, profile: boo
     client = Client(directory)
     data = client.request_bytes(_target(op))
     _warm(client, data)
-    if profile:
-        profiler = cProfile.Profile()
-        profiler.runcall(client.many, data, requests)
-        pstats.Stats(profiler).sort_stats(sort).print_stats(70)
-        return
-    results = []
-    for _ in range(rounds):
-        started = time.process_time()
-        client.many(data, requests)
-        results.append((time.process_time() - started) / requests * 1000)
+    try:
+        if profile:
+            profiler = cProfile.Profile()
+            profiler.runcall(client.many, data, requests)
+            pstats.Stats(profiler).sort_stats(sort).print_stats(70)
+            return
+        results = []
+        for _ in range(rounds):
+            started = time.process_time()
+            client.many(data, requests)
+            results.append((time.process_time() - started) / requests * 1000)
+    finally:
+        client.close()
     results.sort()
     print(f"{op} ms/request min {results[0]:.4f} median {results[len(results) // 2]:.4f}")
 
@@ -223,6 +232,7 @@ def count(directory: Path, *, op: str, requests: int) -> None:
     data = client.request_bytes(_target(op))
     _warm(client, data)
     client.many(data, requests)
+    client.close()
 
 
 def dump(directory: Path, out: Path) -> None:
@@ -235,6 +245,7 @@ def dump(directory: Path, out: Path) -> None:
                 data = b"HEAD" + data[3:]
             response = client.get(data)
             (out / f"{n:02d}{'_head' if head else ''}").write_bytes(response)
+    client.close()
     print(f"{len(DUMP_PATHS) * 2} responses in {out}")
 
 
