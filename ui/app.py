@@ -50,7 +50,7 @@ from engine.runtime import LiveRuntime
 from engine.storage.direct import release_kept
 from ui.api.body import DEFAULT_MAX_BODY
 from ui.api.bulk import MAX_BULK_BODY
-from ui.api.hot import HotReadsFront
+from ui.api.hot import HotReadsApp
 from ui.auth import Session, SessionMiddleware
 from ui.context import HERE, LoginRequired, UIContext, UISettings
 from ui.csrf import CSRFMiddleware
@@ -331,14 +331,11 @@ def create_app(live: LiveRuntime, *, secret_key: bytes, upload_dir: Path | None 
         hot = getattr(api_app.state, "hot_reads", None)
     routes += _screen_routes(ui, SCREEN_MODULES if screen_modules is None else screen_modules)
     routes.append(Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"))
-    app = Starlette(
+    app = HotReadsApp(
         routes=routes, exception_handlers=_error_handlers(ui),
         lifespan=_lifespan(live, dispose=dispose_on_shutdown),
         middleware=[
             Middleware(SecurityHeadersMiddleware, image_source=_origin(tiles)),
-            # The API's list and point reads straight to their endpoints (ui/api/hot.py):
-            # the session, body-limit and CSRF layers below skip them anyway.
-            *([Middleware(HotReadsFront, hot=hot)] if hot is not None else []),
             Middleware(SessionMiddleware, codec=ui.codec, https=https,
                        exempt_prefixes=(API_PREFIX + "/",)),
             # Before anything reads a body: per-route size, nothing from anonymous visitors.
@@ -349,5 +346,11 @@ def create_app(live: LiveRuntime, *, secret_key: bytes, upload_dir: Path | None 
             Middleware(CSRFMiddleware, secret=secret_key, max_body=max_upload_bytes + FORM_OVERHEAD,
                        exempt_prefixes=(API_PREFIX + "/",)),
         ])
+    if hot is not None:
+        # The API's list and point reads straight to their endpoints (ui/api/hot.py),
+        # before the middleware: the session, body-limit and CSRF layers skip them
+        # anyway, and the security headers are added there.
+        hot.headers = _with_image_source(_SECURITY_HEADERS, _origin(tiles))
+        app.hot = hot
     app.state.ui = ui
     return app

@@ -75,6 +75,8 @@ from engine.records.query import (
     Filter,
     ListQuery,
     Page,
+    Sort,
+    SortPlan,
     ValuesPage,
     as_query,
     check_limit,
@@ -102,6 +104,8 @@ MAX_ACTIVITY_LIMIT = 200
 #: recently used dropped first: each user's scope has its own branches, so a
 #: busy server needs room for a few per active user.
 MAX_CACHED_STATEMENTS = 4096
+#: Sort plans kept per service before the map is emptied.
+MAX_CACHED_SORTS = 1024
 MAX_COMMENT_LENGTH = 10_000
 
 
@@ -137,6 +141,9 @@ class RecordService:
         self._inserter = RowInserter(schema.system[ACTIVITY_TABLE])
         self._statements: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
         self._statements_lock = threading.Lock()  # handlers run in a thread pool
+        #: sort plans by (entity, field, descending, hidden fields): a pure function of
+        #: them, asked on every page (a lost insert across threads is a rebuild)
+        self._sorts: dict[tuple[str, str, bool, frozenset[str]], SortPlan] = {}
         #: The write hooks (engine/records/hooks.py); providers register on it.
         self.hooks = WriteHooks()
 
@@ -537,7 +544,7 @@ class RecordService:
         self.policy.check_action(actor, plan.entity, action)
         hidden = self.policy.hidden_fields(actor, plan.entity)
         limit = check_limit(plan, query.limit)
-        sort = sort_plan(plan, query.sort, hidden)
+        sort = self._sort_plan(plan, query.sort, hidden)
         after = decode_token(plan, sort, query.after) if query.after else None
         table = plan.table
         scope = self.policy.row_scope(actor, plan.entity, table, action)
@@ -553,6 +560,20 @@ class RecordService:
             del rows[limit:]
             return rows, encode_token(sort, rows[-1])
         return rows, None
+
+    def _sort_plan(self, plan: EntityPlan, sort: Sort, hidden: frozenset[str]) -> SortPlan:
+        """``sort_plan``, kept per entity, field, direction and hidden fields (a refusal
+        is not kept)."""
+        if not isinstance(sort.field, str) or not isinstance(sort.descending, bool):
+            return sort_plan(plan, sort, hidden)
+        key = (plan.name, sort.field, sort.descending, hidden)
+        found = self._sorts.get(key)
+        if found is None:
+            found = sort_plan(plan, sort, hidden)
+            if len(self._sorts) >= MAX_CACHED_SORTS:
+                self._sorts.clear()
+            self._sorts[key] = found
+        return found
 
     def _page_statement(self, plan: EntityPlan, query: ListQuery, sort: Any,
                         hidden: frozenset[str], branches: tuple[ColumnElement[bool], ...],
@@ -578,8 +599,10 @@ class RecordService:
                 value = bindparam("after_value", type_=plan.table.c[sort.name].type)
             marker = (value, bindparam("after_id", type_=plan.table.c["id"].type))
         shape = None if after is None else after[0] is None
+        # The sort as its name and direction: the rest of its plan follows from them
+        # and the entity (hashing the plan hashed its key field's whole definition).
         key: tuple[Any, ...] | None = (
-            plan.name, sort, wanted, query.include_deleted, query.only_deleted, shape, branches,
+            plan.name, sort.name, sort.descending, wanted, query.include_deleted, query.only_deleted, shape, branches,
             query.filters, query.search, hidden)
         try:
             with self._statements_lock:

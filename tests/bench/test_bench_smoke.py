@@ -3,6 +3,8 @@ timings are never asserted in tests) and print the tables RESULTS.md takes."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from bench import bench_http, bench_records
@@ -77,3 +79,22 @@ def test_bench_rules_runs_on_sqlite(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "| sqlite | 2,000 | 200 |" in out        # 10% moved, equal to the hand UPDATE
     assert "| sqlite | 300 |" in out
+
+
+@pytest.mark.slow
+def test_api_requests_tool_serves_and_dumps(tmp_path: Any, capsys: pytest.CaptureFixture[str]
+                                            ) -> None:
+    """bench/api_requests.py (the instruction-count tool for the API's hot reads): set up,
+    timed and dumped through uvicorn's protocol; the dumped list is a 200 with a next link."""
+    from bench import api_requests
+
+    api_requests.main(["setup", str(tmp_path / "db"), "--rows", "300"])
+    for op in ("list", "get"):
+        api_requests.main(["time", str(tmp_path / "db"), "--op", op, "--requests", "3",
+                           "--rounds", "1"])
+    api_requests.main(["count", str(tmp_path / "db"), "--requests", "2"])
+    api_requests.main(["dump", str(tmp_path / "db"), str(tmp_path / "out")])
+    assert "list ms/request" in capsys.readouterr().out
+    first = (tmp_path / "out" / "00").read_bytes()
+    assert first.startswith(b"HTTP/1.1 200 OK\r\n") and b"\r\nlink: <http://" in first
+    assert b"\r\nx-frame-options: DENY\r\n" in first

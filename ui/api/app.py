@@ -35,11 +35,11 @@ from ui.api.auth import actor_for_token, bearer_token
 from ui.api.body import DEFAULT_MAX_BODY, read_json_object
 from ui.api.bulk import MAX_BULK_BODY, bulk_create
 from ui.api.hot import HotReads
+from ui.api.links import ListRequests
 from ui.api.openapi import OpenApiCache
 from ui.api.params import (
     activity_query,
     etag,
-    list_query,
     precondition,
     record_query,
 )
@@ -49,6 +49,9 @@ from ui.inline import InlineReads
 from ui.threads import in_thread
 
 #: Ids beyond a signed 64-bit integer cannot exist; refusing them early keeps them out of SQL.
+
+#: List queries and next-link parts kept per query string (pure functions of the request).
+_LIST_REQUESTS = ListRequests()
 
 
 @dataclass(frozen=True)
@@ -119,9 +122,11 @@ def _record_response(call: Call, record: Any, *, status: int = 200,
 # --- handlers: parse, one service call, serialise ---------------------------------------------
 
 def list_records(call: Call) -> Response:
-    query = list_query(call.entity, call.request.query_params)
+    # Parsed once per query string (ui/api/links.py): the same as list_query and
+    # with_query_param(request, "after", token) on every request.
+    query, link_query = _LIST_REQUESTS.query(call.entity, call.request)
     page = call.runtime.records.list_json(call.actor, call.entity, query)
-    next_url = with_query_param(call.request, "after", page.next_token) \
+    next_url = _LIST_REQUESTS.next_url(call.request, link_query, page.next_token) \
         if page.next_token else None
     return json_response(
         {"items": call.writer.values_page(page.rows), "next": next_url,

@@ -9,15 +9,23 @@ CSRF checks skip the API, a GET has no body to limit, and the API's exception
 handlers are plain functions. That walk cost about a tenth of a list page's CPU on
 SQLite (issue 13).
 
-``HotReads`` (installed by ``ui/app.py`` inside the security-header middleware, so
-those headers are added as before) recognises exactly these two shapes and calls the
-*same* endpoint functions the API's routes call, with the scope a mount and route
-would have given them (``root_path``, ``path_params``). Authentication, the entity
+``HotReads`` (consulted by ``ui/app.py``'s app, ``HotReadsApp``, before its middleware
+stack; it adds the app's security headers itself, as the security-header middleware
+does: its own headers first, then each security header they lack) recognises exactly
+these two shapes and calls the *same* endpoint functions the API's routes call, with
+the scope a mount and route would have given them (``root_path``, ``path_params``). Authentication, the entity
 and id checks, the inline read and the handlers are the API's own. An exception
 becomes a response through the API's own handlers (``EXCEPTION_HANDLERS``), looked
 up as Starlette looks them up; one they do not handle is a 500 problem and is raised
 on, as the API's error middleware does. Everything else, including a path that
 routes differently (``/openapi.json``), goes to the app unchanged.
+
+Before the stack, not inside it: Starlette's server-error middleware and the
+security-header middleware each wrapped ``send`` in a closure and both messages of
+every response went through both (~2 % of a list page's instructions, issue 13). The
+server-error middleware does nothing for these reads: a failure is answered here as
+the API's 500 problem and raised on, which that middleware, finding the response
+started, only raised on too.
 """
 
 from __future__ import annotations
@@ -26,10 +34,11 @@ import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from ui.api.problems import EXCEPTION_HANDLERS
 from ui.limits import IdConvertor
@@ -72,6 +81,9 @@ class HotReads:
         self._by_type = {k: v for k, v in handlers.items()
                          if isinstance(k, type) and k is not Exception}
         self._server_error = handlers[500]
+        #: headers every response gets unless it has its own of that name (the app's
+        #: security headers, set by the app serving these reads)
+        self.headers: list[tuple[bytes, bytes]] = []
         #: requests answered here (observable in tests and benchmarks)
         self.served = 0
 
@@ -99,10 +111,19 @@ class HotReads:
         except Exception as exc:
             handler = self._handler(exc)
             if handler is None:
-                await (await self._server_error(request, exc))(scope, receive, send)
+                await self._headed(await self._server_error(request, exc))(scope, receive, send)
                 raise
             response = await handler(request, exc)
-        await response(scope, receive, send)
+        await self._headed(response)(scope, receive, send)
+
+    def _headed(self, response: Response) -> Response:
+        """``response`` with each of ``headers`` it lacks, after its own (as
+        ``ui.app.SecurityHeadersMiddleware`` adds them)."""
+        if self.headers:
+            raw = response.raw_headers
+            present = {k.lower() for k, _ in raw}
+            response.raw_headers = raw + [h for h in self.headers if h[0] not in present]
+        return response
 
     def _handler(self, exc: Exception) -> Handler | None:
         """The handler Starlette's exception middleware would pick for ``exc``."""
@@ -115,16 +136,18 @@ class HotReads:
         return None
 
 
-class HotReadsFront:
-    """ASGI middleware: the API's hot reads to ``HotReads``, everything else to ``app``."""
+class HotReadsApp(Starlette):
+    """A Starlette app whose ``hot`` reads (if set) are answered before its middleware
+    stack; everything else goes through the stack as in Starlette."""
 
-    def __init__(self, app: ASGIApp, *, hot: HotReads) -> None:
-        self.app = app
-        self.hot = hot
+    hot: HotReads | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        found = self.hot.match(scope) if scope["type"] == "http" else None
-        if found is None:
-            await self.app(scope, receive, send)
-        else:
-            await self.hot.serve(scope, receive, send, found)
+        hot = self.hot
+        if hot is not None and scope["type"] == "http":
+            found = hot.match(scope)
+            if found is not None:
+                scope["app"] = self  # as Starlette sets it
+                await hot.serve(scope, receive, send, found)
+                return
+        await super().__call__(scope, receive, send)

@@ -175,3 +175,28 @@ def test_filters_hold_across_pages(service: RecordService, system: Actor) -> Non
         query = ListQuery(filters=flt, sort=Sort("name", False), limit=4,
                           after=page.next_token)
     assert got == sorted(f"r{i}" for i in range(30) if i % 3 == 1)
+
+
+def test_sort_plans_kept_per_hidden_fields(db_engine: Any) -> None:
+    """A sort is planned once per entity, field, direction and hidden fields: each reader
+    keeps their own answer (a hidden field is unknown to a rep, an unindexed one is
+    refused to a supervisor who sees it), every time; both directions page as asked."""
+    from engine.errors import QueryError
+    from tests.integration.permissions._crm_org import seed_crm
+
+    crm = seed_crm(db_engine)
+    records = crm.records
+    rep, supervisor = crm.actor("r1"), crm.actor("sn")
+    by_revenue = ListQuery(sort=Sort("annual_revenue", True), limit=2)
+    for _ in range(2):
+        with pytest.raises(QueryError, match="unknown field"):
+            records.list(rep, "customer", by_revenue)
+        with pytest.raises(QueryError, match="without an index"):
+            records.list(supervisor, "customer", by_revenue)
+        for reader in (rep, supervisor):
+            names = {descending: [r["name"] for r in records.list(
+                reader, "customer", ListQuery(sort=Sort("name", descending), limit=50)).rows]
+                for descending in (False, True)}
+            assert len(names[False]) > 1
+            assert names[False] == sorted(names[False], key=lambda n: (n is None, n))
+            assert names[True] == list(reversed(names[False]))

@@ -118,6 +118,38 @@ def test_expanding_parameters_take_sqlalchemys_path(things: Engine) -> None:
     assert direct_rows(things, stmt, {"ids": [2]}) == [(2,)]
 
 
+def test_fixed_parameters_are_made_once_and_computed_binds_every_time(
+        things: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A statement whose values are all in it (an instant through its bind processor
+    included) sends the same parameters on every call without any of the call's own; a
+    bind computed at execution (``callable_``) is computed on every call."""
+    fixed = select(THINGS.c.id).where(THINGS.c.at < AT + dt.timedelta(minutes=30),
+                                      THINGS.c.name != "x").order_by(THINGS.c.id)
+    assert _both(things, fixed, {}) == ([(1,)], [(1,)])
+    built = []
+    real = direct.SQLCompiler.construct_params
+
+    def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
+        built.append(self)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(direct.SQLCompiler, "construct_params", counted)
+    for _ in range(3):
+        assert direct_rows(things, fixed, {}) == [(1,)]
+    positional = things.dialect.paramstyle in ("qmark", "numeric", "format")
+    assert len(built) == (0 if positional else 3)  # made once (before counting) on SQLite
+    # With the call's own parameters: built for that call, as before.
+    assert direct_rows(things, select(THINGS.c.id).where(THINGS.c.id == bindparam("id"))
+                       .where(THINGS.c.name != "x"), {"id": 3}) == [(3,)]
+    limit = [AT + dt.timedelta(minutes=30)]
+    computed = select(THINGS.c.id).where(
+        THINGS.c.at < bindparam("before", callable_=lambda: limit[0], type_=InstantType)
+    ).order_by(THINGS.c.id)
+    assert direct_rows(things, computed, {}) == [(1,)]
+    limit[0] = AT + dt.timedelta(hours=2)
+    assert direct_rows(things, computed, {}) == [(1,), (3,)]
+
+
 class _NameShape:
     """A row as ``{"id": ..., "name": ...}`` (``engine.records._plan.RowShape``'s protocol)."""
 

@@ -151,3 +151,41 @@ def test_hot_reads_pick_handlers_as_starlette_does() -> None:
     assert hot._handler(HTTPException(404)) is by_class
     assert hot._handler(KeyError("x")) is by_class  # via LookupError
     assert hot._handler(ValueError("x")) is None  # the server error's, raised on
+
+
+def test_hot_reads_send_the_headers_the_security_middleware_sent(
+        seeded: Seeded) -> None:  # noqa: F811
+    """Answered before the app's middleware, a hot read still has every header, in the
+    order the security-header middleware gave them (the tile server's origin in the CSP)."""
+    from starlette.middleware import Middleware
+
+    from ui.app import SecurityHeadersMiddleware
+
+    engine = make_engine(seeded.url, statement_timeout=5.0)
+    live = LiveRuntime(seeded.url, engine=engine, policy_factory=CasbinAccessPolicy)
+    tiles = "https://tile.example.org/{z}/{x}/{y}.png"
+    app = create_app(live, secret_key=b"k" * 32, screen_modules=["ui.auth"], map_tiles=tiles)
+    api = _api_of(app)
+    routed = Starlette(routes=[Mount(API, app=api)], middleware=[
+        Middleware(SecurityHeadersMiddleware, image_source="https://tile.example.org")])
+    token = seeded.tokens["rep1"]
+    try:
+        with TestClient(app, base_url="https://crm.test") as full, \
+                TestClient(routed, base_url="https://crm.test") as plain:
+            for n in range(3):
+                assert full.post(f"{API}/customer", json={"name": f"Shop {n}"},
+                                 headers={"Authorization": f"Bearer {token}"}).status_code == 201
+            served = api.state.hot_reads.served
+            for path, sent in (("/customer?limit=2", token), ("/customer/999999", token),
+                               ("/customer", None), ("/customer?limit=0", token)):
+                headers = {"Authorization": f"Bearer {sent}"} if sent else {}
+                got = full.get(API + path, headers=headers)
+                expected = plain.get(API + path, headers=headers)
+                assert (got.status_code, got.content) == (expected.status_code,
+                                                          expected.content), path
+                assert got.headers.raw == expected.headers.raw, path
+                assert b"img-src 'self' data: https://tile.example.org" \
+                    in dict(got.headers.raw)[b"content-security-policy"]
+            assert api.state.hot_reads.served == served + 4
+    finally:
+        live.dispose()
