@@ -88,14 +88,16 @@ def target_of(pool: Pool, values: Mapping[str, Any]) -> tuple[Target | None, str
         return target, f"by {dist.field} to {target.kind} {target.key}"
     if dist.mode == "territory":
         point = values.get(dist.field or "")
-        if not isinstance(point, Mapping) or point.get("lat") is None \
-                or point.get("lng") is None:
+        # A stored geo point is a plain dict: no ABC check for each of a bulk's records.
+        if point.__class__ is dict or isinstance(point, Mapping):
+            lat, lng = point.get("lat"), point.get("lng")
+        else:
+            lat = lng = None
+        if lat is None or lng is None:
             return None, f"no {dist.field} to locate the record in a territory"
-        found = territory_of(dist.territories, lat=float(point["lat"]),
-                             lng=float(point["lng"]))
+        found = territory_of(dist.territories, lat=float(lat), lng=float(lng))
         if found is None:
-            return None, (f"{dist.field} ({point['lat']}, {point['lng']}) lies outside every "
-                          f"territory")
+            return None, f"{dist.field} ({lat}, {lng}) lies outside every territory"
         return found.target, f"territory {found.name} -> {found.target.kind} {found.target.key}"
     return None, "the pool does not distribute"
 
@@ -222,17 +224,21 @@ class Distributor:
 
     def place(self, values: Mapping[str, Any]) -> Placement:
         """Choose the owner of one new record (moves the round-robin cursor in memory)."""
+        return Placement(*self.choose(values))
+
+    def choose(self, values: Mapping[str, Any]) -> tuple[int | None, str]:
+        """``place`` as a (user id or None, reason) pair: no ``Placement`` for each
+        record of a bulk create."""
         target, why = target_of(self.pool, values)
         if target is None and self.pool.distribution.mode != "round_robin":
-            return Placement(None, why)
+            return None, why
         turns = self._turns_for(target)
         if isinstance(turns, str):
-            return Placement(None, f"{why}: {turns}")
+            return None, f"{why}: {turns}"
         chosen = turns.next()
         if chosen is None:
-            return Placement(None, f"{why}: every candidate holds {turns.cap} records "
-                                   f"(max_held)")
-        return Placement(chosen, f"distributed: {why}")
+            return None, f"{why}: every candidate holds {turns.cap} records (max_held)"
+        return chosen, f"distributed: {why}"
 
     def save(self) -> None:
         """Write the cursors moved by this batch."""
@@ -272,13 +278,13 @@ def place_new(tx: Transaction, entity: str, rows: Sequence[dict[str, Any]],
     unplaced: list[tuple[int, str]] = []            # (row position, reason)
     if pool.distribution.mode != "none":
         distributor = Distributor(tx.conn, registry, tx.service.schema.system, table, pool)
-        place = distributor.place
+        choose = distributor.choose
         for i in fresh:
-            placement = place(rows[i])
-            if placement.user_id is None:
-                unplaced.append((i, placement.reason[:500]))
+            user_id, reason = choose(rows[i])
+            if user_id is None:
+                unplaced.append((i, reason[:500]))
             else:
-                placed.setdefault((placement.user_id, placement.reason[:500]), []).append(i)
+                placed.setdefault((user_id, reason[:500]), []).append(i)
         distributor.save()
     # Records nobody takes enter the pool as part of their creation (no owner, no
     # pool would be nobody's record, seen by no pool member).
@@ -299,30 +305,30 @@ def place_new(tx: Transaction, entity: str, rows: Sequence[dict[str, Any]],
             tx.conn.execute(delete(gone).where(gone.c.entity == entity,
                                                gone.c.record_id.in_(done[start:start + 1000])))
         if unplaced:
-            _upsert_many(tx.conn, gone, [{"entity": entity, "record_id": ids[i],
-                                          "pool": pool.name, "reason": reason, "at": at}
-                                         for i, reason in unplaced])
+            _upsert_unplaced(tx.conn, gone, [(ids[i], reason) for i, reason in unplaced],
+                             entity=entity, pool=pool.name, at=at)
 
     return after_insert
 
 
-def _upsert_many(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+def _upsert_unplaced(conn: Connection, table: Table, reasons: Sequence[tuple[int, str]], *,
+                     entity: str, pool: str, at: datetime) -> None:
+    """Upsert the ``(record id, reason)`` rows of records left in ``pool`` at ``at``."""
     make = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     stmt = make(table)
     upsert = stmt.on_conflict_do_update(
         index_elements=["entity", "record_id"],
         set_={c: stmt.excluded[c] for c in ("pool", "reason", "at")})
-    same = {(r["entity"], r["pool"], r["at"]) for r in rows}
-    if conn.dialect.name != "sqlite" or len(same) != 1:
-        conn.execute(upsert, list(rows))
+    if conn.dialect.name != "sqlite":
+        conn.execute(upsert, [{"entity": entity, "record_id": record_id, "pool": pool,
+                               "reason": reason, "at": at} for record_id, reason in reasons])
         return
     # A bulk create leaves thousands of rows here, alike but for the record and the
-    # reason: Core's per-row parameter handling cost more than the upsert (issue 13).
-    entity, pool, at = same.pop()
+    # reason: Core's per-row parameter handling cost more than the upsert (issue 13),
+    # and so did a dict per row to take the pair back out of.
     DriverInsert(table, varying=("record_id", "reason"), constant=("entity", "pool", "at"),
                  dialect=conn.dialect, statement=upsert).execute(
-        conn, ([r["record_id"], r["reason"]] for r in rows),
-        {"entity": entity, "pool": pool, "at": at})
+        conn, reasons, {"entity": entity, "pool": pool, "at": at})
 
 
 def unplaced_reasons(conn: Connection, system: Mapping[str, Table], *, entity: str,

@@ -24,6 +24,8 @@ from engine.storage.pool_tables import POOL_EVENT_TABLE, POOL_LOCK_TABLE
 
 #: Event kinds that change who holds a record (lock/unlock do not).
 OWNERSHIP_KINDS = frozenset({ASSIGN, "claim", "return", "recycle", "move", "drop"})
+#: The kinds ``ledger_row`` writes a row for; ``OWNERSHIP_KINDS`` is among them.
+_LEDGER_KINDS = POOL_KINDS | {ASSIGN}
 RULE_PREFIX = "rule:"
 
 
@@ -78,6 +80,10 @@ def record_pool_events(tx: Transaction, events: Sequence[Event]) -> None:
     rows: list[dict[str, Any]] = []
     moved: dict[str, list[int]] = {}
     for event in events:
+        if event.kind not in _LEDGER_KINDS:
+            # No ledger row and no lock to drop: a bulk create's thousands of events pass
+            # without a look at their values.
+            continue
         row = ledger_row(event)
         if isinstance(event, BatchEvent):
             if row is not None:  # in its place: ledger ids keep the order of the events

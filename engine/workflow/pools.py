@@ -508,8 +508,10 @@ def enforce_capacity(tx: Transaction, events: Sequence[Event]) -> None:
     """
     checks: dict[tuple[str, str, int], int] = {}  # (entity, pool, holder) -> a record id
     for event in events:
+        if event.kind != ASSIGN:  # before the values: a bulk create's events skip them
+            continue
         owner = event.after.get("owner_id") if event.after is not None else None
-        if event.kind != ASSIGN or owner is None or not event.changed("owner_id") \
+        if owner is None or not event.changed("owner_id") \
                 or "pool_id" not in (event.after or {}):
             continue
         plan = tx.service.plan(event.entity)

@@ -78,6 +78,25 @@ def test_by_territory(make_rules_world: Make) -> None:
     assert "no spot" in _unplaced(w, nowhere)
 
 
+def test_a_bulk_create_by_territory_keeps_each_records_own_reason(make_rules_world: Make) -> None:
+    """Each record a bulk create leaves in the pool keeps the reason naming its own point
+    (as stored: an integer latitude is a float), the others are placed in the same batch."""
+    w = make_rules_world(distribution={"mode": "territory", "field": "spot", "territories": {
+        "north": {"polygon": NORTH, "target": {"department": "team_a"}}}})
+    spots: list[Any] = [{"lat": 31.2, "lng": 121.5}, {"lat": 39.9, "lng": 116.4},
+                        {"lat": 30, "lng": 120.25}, None, {"lat": 22.123456, "lng": 100.0}]
+    with w.records.transaction(w.system) as tx:
+        ids = tx.bulk_create("item", [{"name": f"n{i}", "owner_id": None, "spot": spot}
+                                      for i, spot in enumerate(spots)])
+    assert [_unplaced(w, i) for i in ids] == [
+        "spot (31.2, 121.5) lies outside every territory", "",
+        "spot (30.0, 120.25) lies outside every territory",
+        "no spot to locate the record in a territory",
+        "spot (22.123456, 100.0) lies outside every territory"]
+    assert [w.owner(i) for i in ids] == [None, "a1", None, None, None]
+    assert {w.row(i).pool_id for i in ids if i != ids[1]} == {"item_pool"}
+
+
 def test_unknown_targets_leave_the_reason(make_rules_world: Make) -> None:
     w = make_rules_world(distribution={"mode": "by_field", "field": "channel", "targets": {
         "web": {"department": "no_such_team"}, "fair": {"user": "nobody"}}})

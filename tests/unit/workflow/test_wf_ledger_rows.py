@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from engine.actor import Actor
-from engine.records.events import WriteEvent
-from engine.workflow.ledger import ledger_row, rule_of
+from engine.records.events import KINDS, WriteEvent
+from engine.workflow.ledger import _LEDGER_KINDS, OWNERSHIP_KINDS, _loses_lock, ledger_row, rule_of
 
 AT = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
 REP = Actor(user_id=5, login="rep")
@@ -61,3 +61,13 @@ def test_other_events_write_no_row(event: WriteEvent) -> None:
     ("deactivation", None), ("cli", None), (None, None)])
 def test_rule_of(via: str | None, rule: str | None) -> None:
     assert rule_of(via) == rule
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS - _LEDGER_KINDS))
+def test_kinds_the_hook_skips_never_make_a_row_nor_drop_a_lock(kind: str) -> None:
+    """``record_pool_events`` passes over events of other kinds without a look at their
+    values (a bulk create's thousands): none of them could have written anything."""
+    assert OWNERSHIP_KINDS <= _LEDGER_KINDS
+    for before, after in ((HELD, IN_POOL), (IN_POOL, HELD), (None, HELD), (HELD, None)):
+        event = _event(kind, before, after)
+        assert ledger_row(event) is None and not _loses_lock(event)
