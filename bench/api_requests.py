@@ -40,7 +40,6 @@ if __name__ == "__main__" and sys.argv[1:2] == ["count"]:
 import argparse
 import asyncio
 import cProfile
-import io
 import json
 import pstats
 from collections.abc import Sequence
@@ -52,18 +51,13 @@ from sqlalchemy import select
 from uvicorn.config import Config
 from uvicorn.server import ServerState
 
-from bench.databases import copy_rows_until
-from engine.demo import prepare_demo
+from bench.list_pages import SECRET, demo_database, live_runtime
 from engine.permissions.identity import find_user
-from engine.permissions.scopes import CasbinAccessPolicy
 from engine.permissions.tokens import create_token
-from engine.runtime import LiveRuntime
-from engine.storage.database import make_engine, statement_timeout_setting, write_transaction
+from engine.storage.database import write_transaction
 from ui.app import create_app
 from ui.serve import NoDelayProtocol
 
-SECRET = b"bench-only-secret-key-not-for-production-use"
-CRM = Path(__file__).resolve().parent.parent / "apps" / "crm"
 REP = "rep_east1"
 DATE = b"Mon, 30 Nov 2026 12:00:00 GMT"
 #: list and point-read targets of ``dump`` (``{id}``: one of the rep's records)
@@ -74,18 +68,9 @@ DUMP_PATHS = ("/api/v1/customer?limit=50", "/api/v1/customer", "/api/v1/customer
               "/api/v1/customer/999999999", "/api/v1/customer?limit=2&after=bogus")
 
 
-def _live(url: str) -> LiveRuntime:
-    return LiveRuntime(url, engine=make_engine(url, statement_timeout=statement_timeout_setting()),
-                       policy_factory=CasbinAccessPolicy)
-
-
 def setup(directory: Path, rows: int) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    url = f"sqlite:///{directory / 'demo.db'}"
-    prepare_demo(url, apps=[CRM], out=io.StringIO(), rows=200)
-    live = _live(url)
+    live = demo_database(directory, rows)
     runtime = live.current()
-    copy_rows_until(runtime, "customer", rows)
     table = runtime.schema.table("customer")
     with write_transaction(runtime.engine) as conn:
         user = find_user(conn, REP)
@@ -147,7 +132,7 @@ class Client:
     """One keep-alive connection into the app, through uvicorn's protocol, on uvloop."""
 
     def __init__(self, directory: Path) -> None:
-        self.live = _live(f"sqlite:///{directory / 'demo.db'}")
+        self.live = live_runtime(directory)
         self.app = create_app(self.live, secret_key=SECRET)
         found = json.loads((directory / "api.json").read_text())
         self.token, self.record = found["token"], found["record"]

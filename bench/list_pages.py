@@ -52,17 +52,26 @@ PATHS = ("/e/customer", "/e/customer?sort=name", "/e/customer?sort=-name&limit=2
 _MORE = re.compile(rb'hx-get="(/e/[a-z_]+\?[^"]*after=[^"]+)"')
 
 
-def _live(url: str) -> LiveRuntime:
+def live_runtime(directory: Path) -> LiveRuntime:
+    """The runtime over ``directory``'s demo database as ``tidepool serve`` builds it
+    (a statement timeout, so SQLite's bounded reads run on the event loop)."""
+    url = f"sqlite:///{directory / 'demo.db'}"
     return LiveRuntime(url, engine=make_engine(url, statement_timeout=statement_timeout_setting()),
                        policy_factory=CasbinAccessPolicy)
 
 
-def setup(directory: Path, rows: int) -> None:
+def demo_database(directory: Path, rows: int) -> LiveRuntime:
+    """The CRM demo in ``directory`` with ``rows`` customers, opened (the caller disposes
+    of it); this bench and bench/api_requests.py set up the same way."""
     directory.mkdir(parents=True, exist_ok=True)
-    url = f"sqlite:///{directory / 'demo.db'}"
-    prepare_demo(url, apps=[CRM], out=io.StringIO(), rows=200)
-    live = _live(url)
+    prepare_demo(f"sqlite:///{directory / 'demo.db'}", apps=[CRM], out=io.StringIO(), rows=200)
+    live = live_runtime(directory)
     copy_rows_until(live.current(), "customer", rows)
+    return live
+
+
+def setup(directory: Path, rows: int) -> None:
+    live = demo_database(directory, rows)
     app = create_app(live, secret_key=SECRET)
     cookies = {}
     for login in USERS:
@@ -82,7 +91,7 @@ class Caller:
     """GET requests straight into the app, one at a time, on one event loop."""
 
     def __init__(self, directory: Path) -> None:
-        self.live = _live(f"sqlite:///{directory / 'demo.db'}")
+        self.live = live_runtime(directory)
         self.app = create_app(self.live, secret_key=SECRET)
         self.cookies = json.loads((directory / "cookies.json").read_text())
         self.loop = asyncio.new_event_loop()
