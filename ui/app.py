@@ -50,7 +50,7 @@ from engine.runtime import LiveRuntime
 from engine.storage.direct import release_kept
 from ui.api.body import DEFAULT_MAX_BODY
 from ui.api.bulk import MAX_BULK_BODY
-from ui.api.hot import HotReadsApp
+from ui.api.hot import HotReadsApp, with_missing
 from ui.auth import Session, SessionMiddleware
 from ui.context import HERE, LoginRequired, UIContext, UISettings
 from ui.csrf import CSRFMiddleware
@@ -158,9 +158,7 @@ class SecurityHeadersMiddleware:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                present = {k.lower() for k, _ in message.get("headers", [])}
-                message["headers"] = list(message.get("headers", [])) + [
-                    h for h in self.headers if h[0] not in present]
+                message["headers"] = with_missing(message.get("headers", []), self.headers)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

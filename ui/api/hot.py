@@ -31,7 +31,7 @@ started, only raised on too.
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from starlette.applications import Starlette
@@ -59,6 +59,14 @@ def route_path(scope: Scope) -> str:
     if path == root_path:
         return ""
     return path[len(root_path):] if path[len(root_path)] == "/" else path
+
+
+def with_missing(headers: Sequence[tuple[bytes, bytes]],
+                 defaults: Sequence[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """``headers``, then each of ``defaults`` whose name they lack: how the app's security
+    headers join a response (``ui.app.SecurityHeadersMiddleware`` and the hot reads)."""
+    present = {k.lower() for k, _ in headers}
+    return [*headers, *(h for h in defaults if h[0] not in present)]
 
 
 class HotReads:
@@ -118,11 +126,9 @@ class HotReads:
 
     def _headed(self, response: Response) -> Response:
         """``response`` with each of ``headers`` it lacks, after its own (as
-        ``ui.app.SecurityHeadersMiddleware`` adds them)."""
+        ``ui.app.SecurityHeadersMiddleware`` adds them, through the same function)."""
         if self.headers:
-            raw = response.raw_headers
-            present = {k.lower() for k, _ in raw}
-            response.raw_headers = raw + [h for h in self.headers if h[0] not in present]
+            response.raw_headers = with_missing(response.raw_headers, self.headers)
         return response
 
     def _handler(self, exc: Exception) -> Handler | None:
