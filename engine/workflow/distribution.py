@@ -30,7 +30,6 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from itertools import chain, islice
 from typing import TYPE_CHECKING, Any
@@ -52,13 +51,6 @@ from engine.workflow.territory import territory_of
 if TYPE_CHECKING:
     from engine.records.transaction import Transaction
 
-
-@dataclass(frozen=True)
-class Placement:
-    """Where one record goes: a user, or nobody and why."""
-
-    user_id: int | None
-    reason: str
 
 
 def _upsert(conn: Connection, table: Table, values: Mapping[str, Any], keys: Sequence[str],
@@ -222,13 +214,9 @@ class Distributor:
             self._turns[scope] = found
         return found
 
-    def place(self, values: Mapping[str, Any]) -> Placement:
-        """Choose the owner of one new record (moves the round-robin cursor in memory)."""
-        return Placement(*self.choose(values))
-
     def choose(self, values: Mapping[str, Any]) -> tuple[int | None, str]:
-        """``place`` as a (user id or None, reason) pair: no ``Placement`` for each
-        record of a bulk create."""
+        """The owner of one new record (None: nobody) and why (moves the round-robin
+        cursor in memory): a plain pair, as a bulk create asks it for every record."""
         target, why = target_of(self.pool, values)
         if target is None and self.pool.distribution.mode != "round_robin":
             return None, why
