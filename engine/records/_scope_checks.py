@@ -96,10 +96,6 @@ def _within(conn: Connection, table: Table, scope: RowScope, ids: Iterable[int])
     return found
 
 
-def _holds(policy: AccessPolicy, actor: Actor, plan: EntityPlan, action: str) -> bool:
-    return policy.allows(actor, plan.entity, action)
-
-
 def given_away_errors(policy: AccessPolicy, actor: Actor, plan: EntityPlan, *,
                       rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> dict[str, str]:
     """The rows given away (to another owner, or to nobody) by an actor who may not assign.
@@ -108,7 +104,7 @@ def given_away_errors(policy: AccessPolicy, actor: Actor, plan: EntityPlan, *,
     ``before_insert`` hooks work on the rows (a pool's distribution): a unit refused
     for it costs them nothing. ``owner_errors`` then checks the written rows.
     """
-    if not plan.owned or actor.is_system or _holds(policy, actor, plan, "assign"):
+    if not plan.owned or actor.is_system or policy.allows(actor, plan.entity, "assign"):
         return {}
     return {keys[i]: NEEDS_ASSIGN for i, r in enumerate(rows)
             if r.get("owner_id") != actor.user_id}
@@ -129,7 +125,7 @@ def owner_errors(conn: Connection, policy: AccessPolicy, actor: Actor, plan: Ent
     errors: dict[str, str] = {}
     kept = [i for i, r in enumerate(rows) if r.get("owner_id") == actor.user_id]
     given = [i for i, r in enumerate(rows) if r.get("owner_id") != actor.user_id]
-    may_assign = _holds(policy, actor, plan, "assign")
+    may_assign = policy.allows(actor, plan.entity, "assign")
     assign = policy.row_scope(actor, plan.entity, plan.table, "assign") \
         if may_assign else RowScope.nothing()
     if given and not may_assign:  # a create has refused these already (given_away_errors)
