@@ -37,7 +37,6 @@ if __name__ == "__main__" and sys.argv[1:2] == ["count"]:
     _virtual = [time.monotonic()]
     time.monotonic = lambda: _virtual[0]  # type: ignore[index]
 
-import argparse
 import asyncio
 import cProfile
 import json
@@ -51,7 +50,7 @@ from sqlalchemy import select
 from uvicorn.config import Config
 from uvicorn.server import ServerState
 
-from bench.list_pages import SECRET, demo_database, live_runtime
+from bench.list_pages import SECRET, demo_database, live_runtime, tool_parser
 from engine.permissions.identity import find_user
 from engine.permissions.tokens import create_token
 from engine.storage.database import write_transaction
@@ -235,15 +234,9 @@ def dump(directory: Path, out: Path) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.api_requests",
-                                     description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=("setup", "time", "count", "dump"))
-    parser.add_argument("directory", type=Path)
-    parser.add_argument("out", type=Path, nargs="?")
-    parser.add_argument("--rows", type=int, default=20_000)
+    parser = tool_parser("python -m bench.api_requests", __doc__.splitlines()[0])
     parser.add_argument("--op", choices=("list", "get"), default="list")
     parser.add_argument("--requests", type=int, default=1000)
-    parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--profile", action="store_true", help="cProfile instead of timing")
     parser.add_argument("--sort", default="tottime", help="the profile's order")
     args = parser.parse_args(argv)

@@ -171,15 +171,22 @@ def dump(directory: Path, out: Path) -> None:
     print(f"{written} pages in {out}")
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.list_pages",
-                                     description=__doc__.splitlines()[0])
+def tool_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    """The command line of an in-process tool (this one and bench/api_requests.py):
+    ``setup`` a demo database in a directory, ``time`` or ``count`` requests against it,
+    ``dump`` its responses to ``out`` for comparing two trees."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("command", choices=("setup", "time", "count", "dump"))
     parser.add_argument("directory", type=Path)
     parser.add_argument("out", type=Path, nargs="?")
     parser.add_argument("--rows", type=int, default=20_000)
-    parser.add_argument("--pages", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=7)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = tool_parser("python -m bench.list_pages", __doc__.splitlines()[0])
+    parser.add_argument("--pages", type=int, default=300)
     args = parser.parse_args(argv)
     if args.command == "setup":
         setup(args.directory, args.rows)
