@@ -39,6 +39,7 @@ import io
 import json
 import os
 import re
+import resource
 import shutil
 import socket
 import statistics
@@ -76,7 +77,7 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 #: What the numbers say, written with them (kept in RESULTS.md on every run).
 READING = """
 
-Reading: `x bare` is the bare endpoint's req/s over the endpoint's (same run, same worker count). `CPU ms/req` is the server's processes (uvicorn's supervisor and workers; on SQLite this includes the database engine, which runs inside them) per request. `sql ms` is the CPU of the endpoint's SQL statement run alone in a loop in the bench process (pool checkout + driver; on PostgreSQL only the client side), and `x sql` is `CPU ms/req` over it: the old column, which on PostgreSQL leaves the database server's work out of both sides. `db ms/req` (PostgreSQL only) is the CPU of the postmaster and all its children (the backends serving the workers' connections, plus background writers) per request, from /proc; `sql total ms` is the statement alone counted the same way (bench process + PostgreSQL's processes per statement), and `x sql total` is (`CPU ms/req` + `db ms/req`) over `sql total ms`: total CPU vs total CPU (on SQLite it equals `x sql`). `2w/1w` is two workers' req/s over one worker's. `runq ms/req` is the time the server's threads were runnable but waiting for a CPU (the scheduler's run-queue delay from /proc/<pid>/task/<tid>/schedstat), per request: near zero on a machine with a free core, large when other processes (the load generator, PostgreSQL, other sessions) hold the cores. `CPU split` is each busy server process's share of the server CPU (the workers first, largest first; the supervisor's share is ~0). CPU per request is the steadier figure: the load generator runs on the same two cores, and this machine is shared with other sessions, so req/s and the worker ratios move from run to run."""
+Reading: `x bare` is the bare endpoint's req/s over the endpoint's (same run, same worker count). `CPU ms/req` is the server's processes (uvicorn's supervisor and workers; on SQLite this includes the database engine, which runs inside them) per request. `sql ms` is the CPU of the endpoint's SQL statement run alone in a loop in the bench process (pool checkout + driver; on PostgreSQL only the client side), and `x sql` is `CPU ms/req` over it: the old column, which on PostgreSQL leaves the database server's work out of both sides. `db ms/req` (PostgreSQL only) is the CPU of the postmaster and all its children (the backends serving the workers' connections, plus background writers) per request, from /proc; `sql total ms` is the statement alone counted the same way (bench process + PostgreSQL's processes per statement), and `x sql total` is (`CPU ms/req` + `db ms/req`) over `sql total ms`: total CPU vs total CPU (on SQLite it equals `x sql`). `2w/1w` is two workers' req/s over one worker's. `client ms/req` is the load generator's own CPU (wrk's user + system time) per request: with the server it shares the two cores, so a two-worker run can give the workers at most 2 cores less the client's and PostgreSQL's share. `runq ms/req` is the time the server's threads were runnable but waiting for a CPU (the scheduler's run-queue delay from /proc/<pid>/task/<tid>/schedstat), per request: near zero on a machine with a free core, large when other processes (the load generator, PostgreSQL, other sessions) hold the cores. `CPU split` is each busy server process's share of the server CPU (the workers first, largest first; the supervisor's share is ~0). CPU per request is the steadier figure: the load generator runs on the same two cores, and this machine is shared with other sessions, so req/s and the worker ratios move from run to run."""
 
 #: What moved the figures of the asyncio-loaded section (kept with them).
 NOTES = """
@@ -102,6 +103,7 @@ class Load:
     run_queue_ms: float = 0.0  # server threads' wait for a CPU, per request
     #: each busy server process's share of the server's CPU (workers, then supervisor)
     split: tuple[float, ...] = ()
+    client_ms: float | None = None  # the load generator's CPU per request (wrk only)
 
     @property
     def per_second(self) -> float:
@@ -408,6 +410,8 @@ class Measured:
     requests: int
     seconds: float
     p50_ms: float
+    #: the load generator's own CPU (user + system), when it runs as a child process
+    client_cpu_s: float | None = None
 
 
 def asyncio_load(host: str, port: int, traffic: Traffic, *, clients: int,
@@ -502,14 +506,18 @@ def wrk_load(host: str, port: int, traffic: Traffic, *, clients: int,
              seconds: float) -> Measured:
     """``clients`` keep-alive connections from wrk (C, epoll: a few per cent of a core)."""
     assert WRK is not None
-    threads = clients if traffic.ids else min(clients, 2)
+    threads = clients if traffic.ids else min(clients, WRK_THREADS)
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(wrk_script(traffic))
     try:
+        # wrk is the only child that ends during the run, so the children's usage moves
+        # by its CPU alone: what the load client takes from the two cores per request.
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         done = subprocess.run(
             [WRK, "-t", str(threads), "-c", str(clients), "-d", f"{max(1, round(seconds))}s",
              "--timeout", "30s", "-s", script.name, f"http://{host}:{port}/"],
             capture_output=True, text=True, check=False)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
     finally:
         os.unlink(script.name)
     line = next((ln for ln in done.stdout.splitlines() if ln.startswith("WRK ")), None)
@@ -519,11 +527,15 @@ def wrk_load(host: str, port: int, traffic: Traffic, *, clients: int,
     if summary["errors"] or summary["status"]:
         raise RuntimeError(f"wrk saw {summary['errors']} socket errors and "
                            f"{summary['status']} non-2xx responses: {traffic.path}")
-    return Measured(summary["requests"], summary["duration_us"] / 1e6, summary["p50_us"] / 1000)
+    used = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return Measured(summary["requests"], summary["duration_us"] / 1e6, summary["p50_us"] / 1000,
+                    used)
 
 
 #: The load generator: wrk when installed (it leaves the cores to the server).
 WRK = shutil.which("wrk")
+#: wrk threads for loads where connections share one request (``--wrk-threads``).
+WRK_THREADS = 2
 
 
 def run_load(host: str, port: int, pid: int, op: str, target: str, traffic: Traffic, *,
@@ -558,9 +570,11 @@ def run_load(host: str, port: int, pid: int, op: str, target: str, traffic: Traf
     if count_statements:
         # The stats request itself runs none; the statements all belong to the load.
         statements = (_statements(host, port) - before_statements) / measured.requests
+    client_ms = (measured.client_cpu_s * 1000 / measured.requests
+                 if measured.client_cpu_s is not None else None)
     return Load(op, target, measured.requests, measured.seconds, measured.p50_ms,
                 cpu * 1000 / measured.requests, statements, db_ms,
-                waited * 1000 / measured.requests, split)
+                waited * 1000 / measured.requests, split, client_ms)
 
 
 def _statements(host: str, port: int) -> int:
@@ -611,8 +625,8 @@ def report(results: Sequence[tuple[str, int, int, Load]], sql: dict[str, dict[st
         "",
         ("| backend | rows | workers | op | endpoint | req/s | p50 ms | CPU ms/req | "
          "stmts/req | x bare | sql ms | x sql | 2w/1w | db ms/req | sql total ms | "
-         "x sql total | runq ms/req | CPU split |"),
-        "|---|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+         "x sql total | runq ms/req | client ms/req | CPU split |"),
+        "|---|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     index = {(b, w, r.op, r.target): r for b, _, w, r in results}
     for backend, rows, workers, r in results:
@@ -631,6 +645,7 @@ def report(results: Sequence[tuple[str, int, int, Load]], sql: dict[str, dict[st
             f"{bare.per_second / r.per_second:.2f} | {base.client_ms:.3f} | "
             f"{r.cpu_ms / base.client_ms:.1f} | {scale} | {db} | {base.total_ms:.3f} | "
             f"{total / base.total_ms:.1f} | {r.run_queue_ms:.2f} | "
+            f"{'' if r.client_ms is None else f'{r.client_ms:.3f}'} | "
             f"{' / '.join(f'{x:.0%}' for x in r.split[:workers + 1])} |")
     if any(r.op == "bulk" for _, _, _, r in results):
         lines += ["", (f"Bulk create over HTTP (`POST /api/v1/{ENTITY}/bulk`, {BULK_ROWS} "
@@ -657,8 +672,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--only", default="", help="ops to run, e.g. list,get")
     parser.add_argument("--client", choices=("auto", "wrk", "asyncio"), default="auto",
                         help="load generator (auto: wrk when on PATH, else asyncio)")
+    parser.add_argument("--wrk-threads", type=int, default=2,
+                        help="wrk threads when every connection sends the same request")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
+    global WRK_THREADS
+    WRK_THREADS = args.wrk_threads
     client = args.client if args.client != "auto" else ("wrk" if WRK else "asyncio")
     if client == "wrk" and WRK is None:
         parser.error("wrk is not on PATH")
@@ -695,7 +714,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         print(f"  {backend} w{workers} {op:5} {target:4}: "
                               f"{load.per_second:7.1f} req/s  p50 {load.p50_ms:6.1f} ms  "
                               f"cpu {load.cpu_ms:5.2f} ms/req  db {load.db_cpu_ms}  "
-                              f"runq {load.run_queue_ms:.2f} ms/req  split {load.split[:3]}  "
+                              f"runq {load.run_queue_ms:.2f} ms/req  client {load.client_ms}  split {load.split[:3]}  "
                               f"stmts {load.statements}", flush=True)
             averages.append(_load_average())
     given = list(argv) if argv is not None else sys.argv[1:]
