@@ -77,7 +77,7 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 #: What the numbers say, written with them (kept in RESULTS.md on every run).
 READING = """
 
-Reading: `x bare` is the bare endpoint's req/s over the endpoint's (same run, same worker count). `CPU ms/req` is the server's processes (uvicorn's supervisor and workers; on SQLite this includes the database engine, which runs inside them) per request. `sql ms` is the CPU of the endpoint's SQL statement run alone in a loop in the bench process (pool checkout + driver; on PostgreSQL only the client side), and `x sql` is `CPU ms/req` over it: the old column, which on PostgreSQL leaves the database server's work out of both sides. `db ms/req` (PostgreSQL only) is the CPU of the postmaster and all its children (the backends serving the workers' connections, plus background writers) per request, from /proc; `sql total ms` is the statement alone counted the same way (bench process + PostgreSQL's processes per statement), and `x sql total` is (`CPU ms/req` + `db ms/req`) over `sql total ms`: total CPU vs total CPU (on SQLite it equals `x sql`). `2w/1w` is two workers' req/s over one worker's. `client ms/req` is the load generator's own CPU (wrk's user + system time) per request: with the server it shares the two cores, so a two-worker run can give the workers at most 2 cores less the client's and PostgreSQL's share. `runq ms/req` is the time the server's threads were runnable but waiting for a CPU (the scheduler's run-queue delay from /proc/<pid>/task/<tid>/schedstat), per request: near zero on a machine with a free core, large when other processes (the load generator, PostgreSQL, other sessions) hold the cores. `CPU split` is each busy server process's share of the server CPU (the workers first, largest first; the supervisor's share is ~0). CPU per request is the steadier figure: the load generator runs on the same two cores, and this machine is shared with other sessions, so req/s and the worker ratios move from run to run."""
+Reading: `x bare` is the bare endpoint's req/s over the endpoint's (same run, same worker count). `CPU ms/req` is the server's processes (uvicorn's supervisor and workers; on SQLite this includes the database engine, which runs inside them) per request. `sql ms` is the CPU of the endpoint's SQL statement run alone in a loop in the bench process (pool checkout + driver; on PostgreSQL only the client side), and `x sql` is `CPU ms/req` over it: the old column, which on PostgreSQL leaves the database server's work out of both sides. `db ms/req` (PostgreSQL only) is the CPU of the postmaster and all its children (the backends serving the workers' connections, plus background writers) per request, from /proc; `sql total ms` is the statement alone counted the same way (bench process + PostgreSQL's processes per statement), and `x sql total` is (`CPU ms/req` + `db ms/req`) over `sql total ms`: total CPU vs total CPU (on SQLite it equals `x sql`). `2w/1w` is two workers' req/s over one worker's. `client ms/req` is the load generator's own CPU (wrk's user + system time) per request: with the server it shares the two cores, so a two-worker run can give the workers at most 2 cores less the client's and PostgreSQL's share. `cores busy` is the server's, PostgreSQL's and the client's CPU per request times req/s: the cores the whole run kept busy (2.00 = all of this machine's; at 2.00 a second worker can only add what the others leave). `runq ms/req` is the time the server's threads were runnable but waiting for a CPU (the scheduler's run-queue delay from /proc/<pid>/task/<tid>/schedstat), per request: near zero on a machine with a free core, large when other processes (the load generator, PostgreSQL, other sessions) hold the cores. `CPU split` is each busy server process's share of the server CPU (the workers first, largest first; the supervisor's share is ~0). CPU per request is the steadier figure: the load generator runs on the same two cores, and this machine is shared with other sessions, so req/s and the worker ratios move from run to run."""
 
 #: What moved the figures of the asyncio-loaded section (kept with them).
 NOTES = """
@@ -625,8 +625,9 @@ def report(results: Sequence[tuple[str, int, int, Load]], sql: dict[str, dict[st
         "",
         ("| backend | rows | workers | op | endpoint | req/s | p50 ms | CPU ms/req | "
          "stmts/req | x bare | sql ms | x sql | 2w/1w | db ms/req | sql total ms | "
-         "x sql total | runq ms/req | client ms/req | CPU split |"),
-        "|---|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+         "x sql total | runq ms/req | client ms/req | cores busy | CPU split |"),
+        ("|---|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+         "---:|---:|---|"),
     ]
     index = {(b, w, r.op, r.target): r for b, _, w, r in results}
     for backend, rows, workers, r in results:
@@ -646,6 +647,7 @@ def report(results: Sequence[tuple[str, int, int, Load]], sql: dict[str, dict[st
             f"{r.cpu_ms / base.client_ms:.1f} | {scale} | {db} | {base.total_ms:.3f} | "
             f"{total / base.total_ms:.1f} | {r.run_queue_ms:.2f} | "
             f"{'' if r.client_ms is None else f'{r.client_ms:.3f}'} | "
+            f"{_cores_busy(r)} | "
             f"{' / '.join(f'{x:.0%}' for x in r.split[:workers + 1])} |")
     if any(r.op == "bulk" for _, _, _, r in results):
         lines += ["", (f"Bulk create over HTTP (`POST /api/v1/{ENTITY}/bulk`, {BULK_ROWS} "
@@ -654,6 +656,15 @@ def report(results: Sequence[tuple[str, int, int, Load]], sql: dict[str, dict[st
               f"({r.cpu_ms / BULK_ROWS * 1000:.0f} µs server CPU per row)"
               for b, _, w, r in results if r.op == "bulk"]
     return "\n".join(lines) + READING + (WRK_NOTES if client == "wrk" else NOTES)
+
+
+def _cores_busy(load: Load) -> str:
+    """Cores the run kept busy: the server's, PostgreSQL's and the load client's CPU per
+    request times the request rate (2.00 = both cores of this machine, nothing to spare)."""
+    if load.client_ms is None:
+        return ""
+    per_request = load.cpu_ms + (load.db_cpu_ms or 0.0) + load.client_ms
+    return f"{per_request * load.per_second / 1000:.2f}"
 
 
 def _load_average() -> str:
