@@ -17,7 +17,7 @@ from datetime import datetime
 from itertools import repeat
 from typing import Any
 
-from sqlalchemy import Connection, Dialect, Insert, Table, func, insert, select, text
+from sqlalchemy import Connection, Dialect, Insert, Table, func, insert, null, select, text
 from sqlalchemy.sql import sqltypes
 
 from engine.records import activity as feed
@@ -33,8 +33,12 @@ class DriverInsert:
     def __init__(self, table: Table, *, varying: Sequence[str], constant: Sequence[str],
                  dialect: Dialect, statement: Insert | None = None,
                  sources: Sequence[str] | None = None,
-                 namespace: Mapping[str, Any] | None = None) -> None:
+                 namespace: Mapping[str, Any] | None = None,
+                 nulls: Sequence[str] = ()) -> None:
         """``statement``: an INSERT of ``table`` to run instead of the plain one (an upsert).
+
+        ``nulls``: columns NULL in every row, written as ``NULL`` in the statement: the
+        SQLite driver binds a None parameter more slowly than any other value.
 
         ``sources``: per varying column, an expression of ``i``, ``v`` and ``d`` (a
         record's id, field values and derived values, ``_prepare.column_sources``)
@@ -43,8 +47,10 @@ class DriverInsert:
         record itself (no list of column values per row in between).
         """
         columns = [*varying, *constant]
-        compiled = (statement if statement is not None else insert(table)).compile(
-            dialect=dialect, column_keys=columns)
+        stmt = statement if statement is not None else insert(table)
+        if nulls:
+            stmt = stmt.values({name: null() for name in nulls})
+        compiled = stmt.compile(dialect=dialect, column_keys=columns)
         if compiled.positiontup is None:
             raise ValueError("DriverInsert needs a positional paramstyle")
         # Positions in the compiled statement may differ from ours: map them.
@@ -150,7 +156,8 @@ class RowInserter:
     def __init__(self, activity: Table) -> None:
         self.activity = activity
         self._fused: weakref.WeakKeyDictionary[
-            EntityPlan, dict[tuple[bool | None, tuple[str, ...], str], DriverInsert]] = \
+            EntityPlan, dict[tuple[bool | None, tuple[str, ...], tuple[str, ...], str],
+                             DriverInsert]] = \
             weakref.WeakKeyDictionary()
         self._sequenced: dict[str, bool] = {}   # table -> AUTOINCREMENT (SQLite)
 
@@ -177,10 +184,10 @@ class RowInserter:
             ids = list(range(start + 1, start + 1 + len(rows)))
             if derived is None:  # the layout is source-free
                 derived = compiled_rows(plan, InputSource.JSON).derived(rows)
-            self._records_driver(plan, pooled, tuple(system), conn).execute_records(
+            self._records_driver(plan, pooled, _valued(system), conn).execute_records(
                 conn, ids, rows, derived, system)
             if plan.activity:
-                self._records_driver(plan, None, tuple(logged), conn).execute_records(
+                self._records_driver(plan, None, _valued(logged), conn).execute_records(
                     conn, ids, rows, repeat(None), logged)
             return ids
         to_columns = plan.to_columns
@@ -216,14 +223,17 @@ class RowInserter:
         return max(largest, int(seq or 0))
 
     def _records_driver(self, plan: EntityPlan, pooled: bool | None,
-                        constant: tuple[str, ...], conn: Connection) -> DriverInsert:
+                        constants: tuple[tuple[str, ...], tuple[str, ...]],
+                        conn: Connection) -> DriverInsert:
         """The INSERT of ``plan``'s new rows (``pooled``: with their ``pool_id``) or, with
         ``pooled`` None, of their activity entries, each row's parameters built straight
-        from its field values (kept per plan: the sources follow its layout)."""
+        from its field values (kept per plan: the sources follow its layout);
+        ``constants``: the columns equal in every row, bound and NULL (``_valued``)."""
         drivers = self._fused.get(plan)
         if drivers is None:
             drivers = self._fused.setdefault(plan, {})
-        key = (pooled, constant, conn.dialect.name)
+        constant, nulls = constants
+        key = (pooled, constant, nulls, conn.dialect.name)
         found = drivers.get(key)
         if found is not None:
             return found
@@ -240,5 +250,12 @@ class RowInserter:
             sources, namespace = [source for _, source in columns], {}
         found = drivers[key] = DriverInsert(table, varying=names, constant=constant,
                                             dialect=conn.dialect, sources=sources,
-                                            namespace=namespace)
+                                            namespace=namespace, nulls=nulls)
         return found
+
+
+def _valued(constants: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The names of ``constants`` with a value, and of those None (NULL in the statement:
+    a create entry's body and usually its ``via``, and the system actor's id)."""
+    return (tuple(k for k, v in constants.items() if v is not None),
+            tuple(k for k, v in constants.items() if v is None))

@@ -36,6 +36,7 @@ from engine.records._accept import id_condition, inline
 from engine.records._plan import SYSTEM_FIELDS, EntityPlan
 from engine.records.coerce import CoercionError, InputSource, coercer, present_coercer
 from engine.records.validate import checks_nothing
+from engine.storage.matchkeys import inline_source
 
 #: (payload, now, owner_default) -> field values, or None: the row needs the generic path.
 FastPrepare = Callable[[Mapping[str, Any], datetime, "int | None"], "dict[str, Any] | None"]
@@ -102,12 +103,14 @@ def _derived_sources(plan: EntityPlan) -> list[tuple[str, str, Callable[[Any], A
 def compile_derive(plan: EntityPlan) -> Callable[[Mapping[str, Any]], Derived]:
     """Field values -> the derived column values (every normaliser maps None to None)."""
     namespace: dict[str, Any] = {}
-    parts = []
+    reads, parts = [], []
     for j, (_, name, norm) in enumerate(_derived_sources(plan)):
         namespace[f"_n{j}"] = norm
-        parts.append(f"_n{j}(v.get({name!r})), ")
+        # A value in its usual spelling is normalised inline (``inline_source``).
+        reads.append(f"    x{j} = v.get({name!r})\n")
+        parts.append(inline_source(norm, f"x{j}", f"_n{j}", namespace) + ", ")
     derive: Callable[[Mapping[str, Any]], Derived] = _exec(
-        f"def derive(v):\n    return ({''.join(parts)})\n", namespace, "derive")
+        f"def derive(v):\n{''.join(reads)}    return ({''.join(parts)})\n", namespace, "derive")
     return derive
 
 

@@ -264,14 +264,21 @@ def duplicates(conn: Connection, plan: EntityPlan, rows: Sequence[Mapping[str, A
     for n, spec in enumerate(specs if specs is not None else plan.uniques):
         if not _checkable(plan, spec):
             continue
-        wanted: dict[tuple[Any, ...], int] = {}
-        for i, k in enumerate(given[n] if given is not None else map(spec.key_of, rows)):
-            if None in k:  # identity first: no value here compares equal to None
-                continue
-            if k in wanted:
-                found.append(Duplicate(i, spec, _shown(spec, rows[i]), None, wanted[k]))
-                continue
-            wanted[k] = i
+        keyed = given[n] if given is not None else list(map(spec.key_of, rows))
+        # Each key's row, built in C: when no key comes twice (the usual batch) it is the
+        # only row, and the one empty key a one-field spec can have is no key.
+        wanted: dict[tuple[Any, ...], int] = dict(zip(keyed, range(len(keyed))))
+        if len(spec.fields) == 1 and len(wanted) == len(keyed):
+            wanted.pop((None,), None)
+        else:
+            wanted = {}
+            for i, k in enumerate(keyed):
+                if None in k:  # identity first: no value here compares equal to None
+                    continue
+                if k in wanted:
+                    found.append(Duplicate(i, spec, _shown(spec, rows[i]), None, wanted[k]))
+                    continue
+                wanted[k] = i
         if not wanted:
             continue
         existing: dict[tuple[Any, ...], int] = {}

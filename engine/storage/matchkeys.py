@@ -202,6 +202,35 @@ def _general_stem(value: object) -> str | None:
     return stem or None
 
 
+def inline_source(norm: Normaliser, x: str, call: str, namespace: dict[str, Any]) -> str:
+    """An expression equal to ``norm(x)`` that reads a value in its usual spelling inline.
+
+    A bulk create derives every row's match keys and stems; most values are plain
+    ASCII (a licence code of letters and digits, a phone number of digits only, a
+    name of words) and each normaliser's own shortcut for them is cheaper than its
+    call. ``x`` is a variable name, ``call`` the name the caller binds ``norm`` to;
+    any other value (or another normaliser) goes through ``call``; names the expression
+    uses are added to ``namespace``. The conditions
+    are the normalisers' own (tests/unit/storage/test_sto_matchkeys.py holds the
+    expressions equal to the calls)."""
+    if norm is code_key:
+        return (f"({x}.upper() if {x}.__class__ is str and {x}.isascii() and {x}.isalnum() "
+                f"else {call}({x}))")
+    if norm is phone_key:
+        # Digits only, no trunk 0, no country code in front: the country's number.
+        country = DEFAULT_COUNTRY_CODE
+        return (f"({country!r} + {x} if {x}.__class__ is str and {x}.isascii() "
+                f"and {x}.isdigit() and {x}[0] != '0' "
+                f"and not ({x}.startswith({country!r}) and len({x}) >= 11) else {call}({x}))")
+    if norm is name_stem:
+        # Words of ASCII letters and digits, the last no company form: the words joined.
+        namespace["_latin_suffixes"] = _LATIN_SUFFIXES
+        return (f"(''.join(p_{x}) if {x}.__class__ is str and {x}.isascii() "
+                f"and (l_{x} := {x}.lower()).replace(' ', '').isalnum() "
+                f"and (p_{x} := l_{x}.split())[-1] not in _latin_suffixes else {call}({x}))")
+    return f"{call}({x})"
+
+
 def stem_column(field_name: str) -> str:
     """The name-stem column of a field."""
     return field_name + STEM_SUFFIX

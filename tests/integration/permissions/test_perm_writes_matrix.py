@@ -102,6 +102,15 @@ def test_create_and_bulk_create_own_exactly_what_the_rules_allow(crm: CrmOrg, lo
             assert value["owner_id"] == owner_id
             # The written row is inside the writer's scope: they can read it back.
             assert crm.records.get(actor, entity, value.id)["owner_id"] == owner_id
+    # Bulk of the writer's own records only (nothing given away): the create scope decides.
+    if holds and login not in INACTIVE:
+        mine = [{**_payload(crm, oracle, login, entity, 0), "owner_id": crm.users[login]}
+                for _ in range(2)]
+        keeps = may_own(oracle, login, entity, login, creating=True)
+        got, value = _outcome(lambda: crm.records.bulk_create(actor, entity, mine))
+        assert got == ("done" if keeps else "refused"), value
+        if not keeps:
+            assert set(value) == {"0.owner_id", "1.owner_id"}, value
     # Bulk: one call, refused row by row for exactly the rows the rules refuse. (An
     # inactive owner is refused before anything is written, with the payload errors.)
     owners = [o for o in OWNERS if o not in INACTIVE]

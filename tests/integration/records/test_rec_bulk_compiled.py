@@ -69,3 +69,66 @@ def test_a_mixed_batch_names_only_the_bad_rows_and_stores_nothing(
     stored = service.get(system, "account", ids[5])
     assert stored["revenue"] == {"amount": Decimal("5.00"), "currency": "CNY"}
     assert stored["active"] is True and stored["employees"] == 5
+
+
+def _duplicates_the_long_way(plan: Any, rows: list[dict[str, Any]],
+                             stored: dict[tuple[str, tuple[Any, ...]], int]
+                             ) -> list[tuple[int, str, int | None, int | None]]:
+    """(row, key, existing id, earlier row) per duplicate, row by row: the reference."""
+    found = []
+    for spec in plan.uniques:
+        first: dict[tuple[Any, ...], int] = {}
+        for i, row in enumerate(rows):
+            k = spec.key_of(row)
+            if None in k:
+                continue
+            if k in first:
+                found.append((i, spec.name, None, first[k]))
+                continue
+            first[k] = i
+            if (spec.name, k) in stored:
+                found.append((i, spec.name, stored[spec.name, k], None))
+    return sorted(found, key=lambda d: d[0])
+
+
+def test_duplicates_of_a_batch_equal_the_row_by_row_reference(
+        service: RecordService, system: Actor) -> None:
+    """``duplicates`` builds a batch's wanted keys in C when none repeats: batches with and
+    without repeats, empty keys (alone and twice) and stored keys find what a row-by-row
+    walk finds, for a one-field key (phone) and a two-field one (licence, city)."""
+    import random
+
+    from engine.records._prepare import compiled_rows
+    from engine.records._write import duplicates
+
+    kept = service.bulk_create(system, "account", [
+        {"name": "kept 1", "phone": "13000000001", "licence_no": "LIC0001", "city": "x"},
+        {"name": "kept 2", "phone": "13000000002", "licence_no": "LIC0002", "city": None}])
+    plan = service.plan("account")
+    stored = {("phone", ("8613000000001",)): kept[0], ("phone", ("8613000000002",)): kept[1],
+              ("licence_city", ("LIC0001", "x")): kept[0]}
+    draw = random.Random(13)
+    # A key with an empty part is no key, even where a stored record has it empty too.
+    batches = [[{"phone": "13000000009", "licence_no": "LIC0002", "city": None},
+                {"phone": None, "licence_no": "LIC0001", "city": "x"}]]
+    for size, spread, empty in [(40, 9000, 0.0), (40, 9000, 0.03), (40, 30, 0.03),
+                                (3, 3, 0.5), (60, 9000, 0.5)]:
+        for _ in range(6):
+            rows = [{"phone": None if draw.random() < empty else
+                     f"1300000{draw.randrange(spread):04d}",
+                     "licence_no": None if draw.random() < empty else
+                     f"LIC{draw.randrange(spread // 10 + 1):04d}",
+                     "city": draw.choice([None, "x", "y"])} for _ in range(size)]
+            batches.append(rows)
+    compiled = compiled_rows(plan, InputSource.JSON)
+    for rows in batches:
+        prepared = [{**r, "name": "n"} for r in rows]
+        derived = compiled.derived(prepared)
+        with service.engine.connect() as conn:
+            got = duplicates(conn, plan, prepared,
+                             row_keys=compiled.unique_keys(prepared, derived))
+            by_spec = duplicates(conn, plan, prepared, specs=plan.uniques)
+        expected = _duplicates_the_long_way(plan, prepared, stored)
+        for found in (got, by_spec):
+            assert [(d.index, d.spec.name, d.existing_id, d.earlier_row)
+                    for d in found] == expected

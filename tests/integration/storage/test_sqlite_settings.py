@@ -51,3 +51,28 @@ def test_the_page_cache_follows_the_environment(sqlite_url: str,
     monkeypatch.setenv(SQLITE_CACHE_ENV, "lots")
     with pytest.raises(ValueError, match=SQLITE_CACHE_ENV):
         make_engine(sqlite_url)
+
+
+def test_none_is_bound_as_null_through_its_own_adapter(sqlite_url: str) -> None:
+    """A SQLite engine registers None's adapter (the driver's adapter search cost
+    ~0.25 µs per NULL); a None parameter is still stored as SQL NULL, next to values
+    of every other kind."""
+    import sqlite3
+
+    engine = make_engine(sqlite_url)
+    try:
+        adapter = sqlite3.adapters.get((type(None), sqlite3.PrepareProtocol))
+        assert adapter is not None and adapter(None) is None
+        conn = engine.raw_connection()
+        cursor = conn.cursor()
+        cursor.execute("CREATE TABLE nulls (a, b, c)")
+        cursor.executemany("INSERT INTO nulls VALUES (?, ?, ?)",
+                           [(None, 1, "x"), (2.5, None, None), (None, None, b"\x00")])
+        assert cursor.execute("SELECT typeof(a), typeof(b), typeof(c) FROM nulls").fetchall() \
+            == [("null", "integer", "text"), ("real", "null", "null"),
+                ("null", "null", "blob")]
+        assert cursor.execute("SELECT count(*) FROM nulls WHERE a IS NULL").fetchone() == (2,)
+        cursor.close()
+        conn.close()
+    finally:
+        engine.dispose()

@@ -25,7 +25,7 @@ from engine.metadata.loader import load_packages
 from engine.metadata.model import Field, FieldType, LocalText
 from engine.records import activity as feed
 from engine.records._accept import decimal_fits
-from engine.records._bulk import DriverInsert, RowInserter
+from engine.records._bulk import DriverInsert, RowInserter, _valued
 from engine.records._plan import EntityPlan
 from engine.records._prepare import compile_columns, compile_fast, compiled_rows
 from engine.records._write import RowPreparer
@@ -283,15 +283,32 @@ def test_insert_parameters_built_from_the_record_equal_the_two_step_ones(
     for pooled, (table, varying, values, constants) in zip((False, True, None), cases):
         if pooled and not pooled_too:
             continue
-        DriverInsert(table, varying=varying, constant=tuple(constants),
-                     dialect=conn.dialect).execute(conn, values, constants)  # type: ignore[arg-type]
+        valued, nulls = _valued(constants)
+        # The reference binds every constant, None ones too; the insert writes those NULL.
+        reference = DriverInsert(table, varying=varying, constant=tuple(constants),
+                                 dialect=conn.dialect)
+        reference.execute(conn, values, constants)  # type: ignore[arg-type]
         expected = conn.params
-        driver = inserter._records_driver(plan, pooled, tuple(constants), conn)  # type: ignore[arg-type]
+        driver = inserter._records_driver(plan, pooled, (valued, nulls), conn)  # type: ignore[arg-type]
         driver.execute_records(conn, ids, rows,  # type: ignore[arg-type]
                                derived if pooled is not None else [None] * 3, constants)
-        assert driver.sql == DriverInsert(table, varying=varying, constant=tuple(constants),
+        assert driver.sql == DriverInsert(table, varying=varying, constant=valued, nulls=nulls,
                                           dialect=conn.dialect).sql
-        assert conn.params == expected
+        bound = [n for n in _insert_columns(reference.sql) if n not in nulls]
+        assert _insert_columns(driver.sql) == _insert_columns(reference.sql)
+        assert conn.params == [tuple(p for n, p in zip(_insert_columns(reference.sql), row)
+                                     if n in bound) for row in expected]
+        assert [v for n, v in zip(_insert_columns(driver.sql), _insert_values(driver.sql))
+                if n in nulls] == ["NULL"] * len(nulls)
+    assert _valued(logged)[1] == ("body", "via")  # the entry's NULLs are not bound
+
+
+def _insert_columns(sql: str) -> list[str]:
+    return sql.split("(", 1)[1].split(")", 1)[0].split(", ")
+
+
+def _insert_values(sql: str) -> list[str]:
+    return sql.rsplit("VALUES (", 1)[1].rstrip(")").split(", ")
 
 
 # --- the inline reading of usual values (engine/records/_accept.py) ----------------------

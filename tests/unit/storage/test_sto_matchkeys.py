@@ -13,7 +13,9 @@ from engine.metadata.model import Entity, Field, FieldType, LocalText, UniqueKey
 from engine.storage.matchkeys import (
     code_key,
     email_key,
+    inline_source,
     keyed_fields,
+    name_stem,
     normaliser,
     phone_key,
     text_key,
@@ -133,3 +135,53 @@ def test_keyed_fields_are_the_normalisable_parts_of_unique_keys() -> None:
     assert normaliser(entity.field("licence")) is code_key
     assert normaliser(entity.field("name")) is text_key
     assert normaliser(entity.field("size")) is None
+
+
+_NORMALISERS = (code_key, phone_key, name_stem, text_key, email_key)
+_INLINE = {}
+for _norm in _NORMALISERS:
+    _namespace: dict[str, object] = {"_n": _norm}
+    exec(f"def f(x):\n    return {inline_source(_norm, 'x', '_n', _namespace)}\n",  # noqa: S102
+         _namespace)
+    _INLINE[_norm] = _namespace["f"]
+#: The spellings the shortcuts take, their edges (trunk 0, country code, company
+#: forms, blanks), and anything else.
+_spellings = st.one_of(
+    st.text(alphabet="0123456789", max_size=14),
+    st.text(alphabet="0123456789").map(lambda d: "86" + d),
+    st.text(alphabet="AbcXYz019 -", max_size=20),
+    st.builds(lambda words, form: " ".join([*words, form]),
+              st.lists(st.text(alphabet="abcDEF123", min_size=1, max_size=6), max_size=3),
+              st.sampled_from(["co", "Ltd", "inc", "", "x", "GmbH"])),
+    st.text(max_size=20),
+    st.none(), st.integers(), st.builds(type("Text", (str,), {}), st.text(max_size=5)))
+
+
+@pytest.mark.parametrize("norm", _NORMALISERS, ids=lambda n: n.__name__)
+@given(value=_spellings)
+def test_inline_sources_equal_the_normalisers(norm: object, value: object) -> None:
+    """What bulk creates derive inline (``_prepare.compile_derive``) is the normaliser's
+    value, for the usual spellings and every other."""
+    try:
+        expected = norm(value)  # type: ignore[operator]
+    except Exception as exc:  # noqa: BLE001 -- an int: whatever the call does, inline does
+        with pytest.raises(type(exc)):
+            _INLINE[norm](value)
+        return
+    assert _INLINE[norm](value) == expected
+
+
+def test_inline_sources_take_the_usual_spellings_without_a_call() -> None:
+    def refuse(value: object) -> str:
+        raise AssertionError(f"called for {value!r}")
+
+    cases = [(code_key, "91310000MA1FL0K0X1", "91310000MA1FL0K0X1"),
+             (code_key, "abc123", "ABC123"),
+             (phone_key, "13000000003", MOBILE), (phone_key, "1012345678", BEIJING),
+             (name_stem, "Fuxin Chen 5000", "fuxinchen5000"),
+             (name_stem, "Acme Trading Co Ltd x", "acmetradingcoltdx")]
+    for norm, value, key in cases:
+        namespace: dict[str, object] = {"_n": refuse}
+        exec(f"def f(x):\n    return {inline_source(norm, 'x', '_n', namespace)}\n",  # noqa: S102
+             namespace)
+        assert namespace["f"](value) == key == norm(value)  # type: ignore[operator]
