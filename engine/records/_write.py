@@ -266,11 +266,13 @@ def duplicates(conn: Connection, plan: EntityPlan, rows: Sequence[Mapping[str, A
             continue
         keyed = given[n] if given is not None else list(map(spec.key_of, rows))
         # Each key's row, built in C: when no key comes twice (the usual batch) it is the
-        # only row, and the one empty key a one-field spec can have is no key.
+        # only row. A one-field spec's only empty key, (None,), is no key, however many
+        # rows leave the field empty (an optional phone or licence often is).
         wanted: dict[tuple[Any, ...], int] = dict(zip(keyed, range(len(keyed))))
-        if len(spec.fields) == 1 and len(wanted) == len(keyed):
-            wanted.pop((None,), None)
-        else:
+        empty = keyed.count((None,)) if len(spec.fields) == 1 else 0
+        if empty:
+            del wanted[(None,)]
+        if len(spec.fields) != 1 or len(wanted) + empty != len(keyed):
             wanted = {}
             for i, k in enumerate(keyed):
                 if None in k:  # identity first: no value here compares equal to None
