@@ -50,7 +50,7 @@ from sqlalchemy import select
 from uvicorn.config import Config
 from uvicorn.server import ServerState
 
-from bench.list_pages import SECRET, demo_database, live_runtime, tool_parser
+from bench.list_pages import SECRET, demo_database, live_runtime, run_tool, tool_parser
 from engine.permissions.identity import find_user
 from engine.permissions.tokens import create_token
 from engine.storage.database import write_transaction
@@ -239,19 +239,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--profile", action="store_true", help="cProfile instead of timing")
     parser.add_argument("--sort", default="tottime", help="the profile's order")
-    args = parser.parse_args(argv)
-    if args.command == "setup":
-        setup(args.directory, args.rows)
-    elif args.command == "time":
-        timing(args.directory, op=args.op, requests=args.requests, rounds=args.rounds,
-               profile=args.profile, sort=args.sort)
-    elif args.command == "count":
-        count(args.directory, op=args.op, requests=args.requests)
-    else:
-        if args.out is None:
-            parser.error("dump needs an output directory")
-        dump(args.directory, args.out)
-
+    run_tool(parser, argv, {
+        "setup": lambda a: setup(a.directory, a.rows),
+        "time": lambda a: timing(a.directory, op=a.op, requests=a.requests, rounds=a.rounds,
+                                 profile=a.profile, sort=a.sort),
+        "count": lambda a: count(a.directory, op=a.op, requests=a.requests),
+        "dump": lambda a: dump(a.directory, a.out)})
 
 if __name__ == "__main__":
     main()

@@ -29,7 +29,7 @@ import io
 import json
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -184,20 +184,23 @@ def tool_parser(prog: str, description: str) -> argparse.ArgumentParser:
     return parser
 
 
+def run_tool(parser: argparse.ArgumentParser, argv: Sequence[str] | None,
+             commands: Mapping[str, Callable[[argparse.Namespace], None]]) -> None:
+    """Parse a ``tool_parser`` command line and run its command (``dump`` needs ``out``)."""
+    args = parser.parse_args(argv)
+    if args.command == "dump" and args.out is None:
+        parser.error("dump needs an output directory")
+    commands[args.command](args)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = tool_parser("python -m bench.list_pages", __doc__.splitlines()[0])
     parser.add_argument("--pages", type=int, default=300)
-    args = parser.parse_args(argv)
-    if args.command == "setup":
-        setup(args.directory, args.rows)
-    elif args.command == "time":
-        timing(args.directory, args.pages, args.rounds)
-    elif args.command == "count":
-        count(args.directory, args.pages)
-    else:
-        if args.out is None:
-            parser.error("dump needs an output directory")
-        dump(args.directory, args.out)
+    run_tool(parser, argv, {
+        "setup": lambda a: setup(a.directory, a.rows),
+        "time": lambda a: timing(a.directory, a.pages, a.rounds),
+        "count": lambda a: count(a.directory, a.pages),
+        "dump": lambda a: dump(a.directory, a.out)})
 
 
 if __name__ == "__main__":
