@@ -44,6 +44,7 @@ from bench.databases import database
 from bench.results import write_section
 from engine.actor import Actor
 from engine.demo import prepare_demo
+from engine.metadata.model import Entity
 from engine.permissions.identity import find_user
 from engine.permissions.scopes import CasbinAccessPolicy
 from engine.runtime import Runtime, open_runtime
@@ -193,6 +194,18 @@ def _engine_actor(engine: Engine, runtime: Runtime, login: str) -> Actor:
     return actor
 
 
+def writable_rows(runtime: Runtime, actor: Actor, entity: Entity, *, count: int, seed: int,
+                  start: int) -> list[dict[str, Any]]:
+    """``count`` generated rows of ``entity`` as ``actor`` may send them: a user's without
+    the fields they may not write (they own what they create), the system's whole."""
+    rows = list(generate_rows(entity, count=count, seed=seed, start=start))
+    if actor.is_system:
+        return rows
+    barred = {"owner_id"} | runtime.policy.readonly_fields(actor, entity) \
+        | runtime.policy.hidden_fields(actor, entity)
+    return [{k: v for k, v in r.items() if k not in barred} for r in rows]
+
+
 def measure(url: str, *, rows: int, batch: int, rounds: int,
             http_seconds: float) -> tuple[list[tuple[Run, Run]],
                                           list[tuple[str, bench_http.Load]]]:
@@ -205,12 +218,8 @@ def measure(url: str, *, rows: int, batch: int, rounds: int,
         seed, start = 11, 100_000  # past the demo's rows: unique values follow the index
         for _ in range(rounds):
             for label, actor in (("system", Actor.system("bench")), ("rep", rep)):
-                payloads = list(generate_rows(entity, count=rows, seed=seed, start=start))
-                if label == "rep":  # only what the rep may write; they own what they create
-                    barred = {"owner_id"} | runtime.policy.readonly_fields(actor, entity) \
-                        | runtime.policy.hidden_fields(actor, entity)
-                    payloads = [{k: v for k, v in p.items() if k not in barred}
-                                for p in payloads]
+                payloads = writable_rows(runtime, actor, entity, count=rows, seed=seed,
+                                         start=start)
                 seed, start = seed + 1, start + rows
                 service, ids = service_run(runtime, actor, payloads, batch=batch, label=label)
                 base = baseline_run(runtime, ids, batch=batch)

@@ -23,9 +23,8 @@ import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from bench.bench_bulk import CRM, ENTITY, REP, _engine_actor
+from bench.bench_bulk import CRM, ENTITY, REP, _engine_actor, writable_rows
 from engine.actor import Actor
 from engine.permissions.scopes import CasbinAccessPolicy
 from engine.runtime import open_runtime
@@ -67,15 +66,9 @@ def count(directory: Path, *, actor_name: str, batches: int) -> None:
             entity = runtime.registry.entity(ENTITY)
             actor = _engine_actor(runtime.engine, runtime, REP) if actor_name == "rep" \
                 else Actor.system("bench")
-            barred = {"owner_id"} | runtime.policy.readonly_fields(actor, entity) \
-                | runtime.policy.hidden_fields(actor, entity) if actor_name == "rep" else set()
-
-            def payloads(k: int) -> list[dict[str, Any]]:
-                rows = generate_rows(entity, count=BATCH, seed=100 + k, start=100_000 + BATCH * k)
-                return [{f: v for f, v in r.items() if f not in barred} for r in rows]
-
             # Made whatever N is, so that N and 0 differ by the bulk creates alone.
-            made = [payloads(k) for k in range(3)]
+            made = [writable_rows(runtime, actor, entity, count=BATCH, seed=100 + k,
+                                  start=100_000 + BATCH * k) for k in range(3)]
             runtime.records.bulk_create(actor, ENTITY, made[0])
             for rows in made[1:batches + 1]:
                 runtime.records.bulk_create(actor, ENTITY, rows)
