@@ -602,8 +602,8 @@ class RecordService:
         # The sort as its name and direction: the rest of its plan follows from them
         # and the entity (hashing the plan hashed its key field's whole definition).
         key: tuple[Any, ...] | None = (
-            plan.name, sort.name, sort.descending, wanted, query.include_deleted, query.only_deleted, shape, branches,
-            query.filters, query.search, hidden)
+            plan.name, sort.name, sort.descending, wanted, query.include_deleted,
+            query.only_deleted, shape, branches, query.filters, query.search, hidden)
         try:
             with self._statements_lock:
                 found = self._statements.get(key)  # type: ignore[arg-type]
