@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import concurrent.futures
+import functools
 import io
 import json
 import os
@@ -502,11 +503,17 @@ def wrk_script(traffic: Traffic) -> str:
     return "\n".join(lines) + _WRK_DONE
 
 
+#: The load generator: wrk when installed (it leaves the cores to the server).
+WRK = shutil.which("wrk")
+#: wrk threads for loads where connections share one request (``--wrk-threads``).
+WRK_THREADS = 2
+
+
 def wrk_load(host: str, port: int, traffic: Traffic, *, clients: int,
-             seconds: float) -> Measured:
+             seconds: float, threads: int = WRK_THREADS) -> Measured:
     """``clients`` keep-alive connections from wrk (C, epoll: a few per cent of a core)."""
     assert WRK is not None
-    threads = clients if traffic.ids else min(clients, WRK_THREADS)
+    threads = clients if traffic.ids else min(clients, threads)
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(wrk_script(traffic))
     try:
@@ -532,16 +539,14 @@ def wrk_load(host: str, port: int, traffic: Traffic, *, clients: int,
                     used)
 
 
-#: The load generator: wrk when installed (it leaves the cores to the server).
-WRK = shutil.which("wrk")
-#: wrk threads for loads where connections share one request (``--wrk-threads``).
-WRK_THREADS = 2
 
 
 def run_load(host: str, port: int, pid: int, op: str, target: str, traffic: Traffic, *,
              clients: int, seconds: float, count_statements: bool, client: str,
-             db_cpu: Callable[[], float] | None = None) -> Load:
-    generate = wrk_load if client == "wrk" and traffic.maker is None else asyncio_load
+             db_cpu: Callable[[], float] | None = None, wrk_threads: int = WRK_THREADS) -> Load:
+    generate: Callable[..., Measured] = (
+        functools.partial(wrk_load, threads=wrk_threads)
+        if client == "wrk" and traffic.maker is None else asyncio_load)
     generate(host, port, traffic, clients=clients, seconds=0.5)  # warm-up: workers, caches
     # wrk drops its connections when time is up, with requests still in the server: let
     # them finish, so their CPU is not counted and a PATCH does not race the next run.
@@ -683,12 +688,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--only", default="", help="ops to run, e.g. list,get")
     parser.add_argument("--client", choices=("auto", "wrk", "asyncio"), default="auto",
                         help="load generator (auto: wrk when on PATH, else asyncio)")
-    parser.add_argument("--wrk-threads", type=int, default=2,
+    parser.add_argument("--wrk-threads", type=int, default=WRK_THREADS,
                         help="wrk threads when every connection sends the same request")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
-    global WRK_THREADS
-    WRK_THREADS = args.wrk_threads
     client = args.client if args.client != "auto" else ("wrk" if WRK else "asyncio")
     if client == "wrk" and WRK is None:
         parser.error("wrk is not on PATH")
@@ -720,7 +723,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         load = run_load(host, port, pid, op, target, traffic,
                                         clients=args.clients, seconds=args.seconds,
                                         count_statements=workers == 1, client=client,
-                                        db_cpu=db_cpu)
+                                        db_cpu=db_cpu, wrk_threads=args.wrk_threads)
                         results.append((backend, rows, workers, load))
                         print(f"  {backend} w{workers} {op:5} {target:4}: "
                               f"{load.per_second:7.1f} req/s  p50 {load.p50_ms:6.1f} ms  "
