@@ -246,5 +246,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         "count": lambda a: count(a.directory, op=a.op, requests=a.requests),
         "dump": lambda a: dump(a.directory, a.out)})
 
+
 if __name__ == "__main__":
     main()

@@ -539,8 +539,6 @@ def wrk_load(host: str, port: int, traffic: Traffic, *, clients: int,
                     used)
 
 
-
-
 def run_load(host: str, port: int, pid: int, op: str, target: str, traffic: Traffic, *,
              clients: int, seconds: float, count_statements: bool, client: str,
              db_cpu: Callable[[], float] | None = None, wrk_threads: int = WRK_THREADS) -> Load:
