@@ -55,7 +55,10 @@ a rep's scope). A later page (a keyset position bound per call) is still planned
 call: its row comparison against unknown values is estimated at a third of the rows,
 so the generic plan's cost stays about twice the custom plans' and the server keeps
 choosing those; only ``plan_cache_mode``, a setting of the whole session, would
-override that.
+override that. A read here opens no transaction, so it never ends in the ROLLBACK at
+which psycopg drops every statement prepared on the connection; a read through a
+``Connection`` does (which is why the per-request stamp read runs here too,
+``engine.permissions.versions.stamps``).
 
 Statements that SQLAlchemy must finish at execution time (expanding ``IN``
 parameters, literal-execute parameters) go through ``Connection.execute`` (that
