@@ -17,6 +17,7 @@ from engine.permissions import _tables as t
 from engine.permissions._clock import utcnow
 from engine.scoped import ScopedValue
 from engine.storage.applied import METADATA_VERSION_TABLE, SYSTEM_TABLES
+from engine.storage.direct import direct_rows
 
 POLICY = "policy"  # roles, role bindings (casbin_rule)
 ORG = "org"        # departments, users' departments and levels
@@ -87,6 +88,16 @@ def credentials_changed(conn: Connection) -> int:
     return bump(conn, CREDENTIALS)
 
 
+#: What ``stamps`` reads: one statement, built once, so that it runs on the direct path
+#: (``engine/storage/direct.py``). Through a ``Connection`` its transaction ended in a
+#: ROLLBACK, and psycopg drops every statement it prepared on the connection at a
+#: ROLLBACK: a list page lost its prepared statement and generic plan to each stamp read.
+_STAMPS = union_all(
+    select(t.policy_version.c.name, t.policy_version.c.version),
+    select(literal(METADATA), func.coalesce(func.max(SYSTEM_TABLES[METADATA_VERSION_TABLE].c.id), 0)),
+)
+
+
 def stamps(engine: Engine, *, fresh: bool = False) -> dict[str, int]:
     """Every stamp and the applied metadata version, in one statement.
 
@@ -104,13 +115,8 @@ def stamps(engine: Engine, *, fresh: bool = False) -> dict[str, int]:
             return found
     if _memory_only.get():
         raise WorkDeferred("a version stamp is due for a read")
-    meta = SYSTEM_TABLES[METADATA_VERSION_TABLE]
-    statement = union_all(
-        select(t.policy_version.c.name, t.policy_version.c.version),
-        select(literal(METADATA), func.coalesce(func.max(meta.c.id), 0)),
-    )
-    with engine.connect() as conn:
-        found = {str(name): int(version or 0) for name, version in conn.execute(statement)}
+    found = {str(name): int(version or 0)
+             for name, version in direct_rows(engine, _STAMPS, {})}
     if shared is not None:
         shared[id(engine)] = found
     return found

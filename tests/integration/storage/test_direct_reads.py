@@ -33,7 +33,6 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.sql import Select
 
 from engine.errors import StatementTimeoutError
 from engine.storage import direct
@@ -163,13 +162,13 @@ def test_an_expanding_statement_is_compiled_once_across_calls(
     # the "not direct" answer and the row shape's function are remembered, not redone.
     stmt = select(THINGS.c.id, THINGS.c.name) \
         .where(THINGS.c.id.in_(bindparam("ids", expanding=True))).order_by(THINGS.c.id)
-    compiles: list[Any] = []
-    real_compile = Select.compile
+    compiles: list[Any] = []  # each one compiled here (SQLAlchemy's path has its own cache)
 
-    def counted(self: Any, *args: Any, **kw: Any) -> Any:
-        if self is stmt:
-            compiles.append(self)
-        return real_compile(self, *args, **kw)
+    class Counted(direct._Compiled):
+        def __init__(self, statement: Any, *args: Any, **kw: Any) -> None:
+            if statement is stmt:
+                compiles.append(statement)
+            super().__init__(statement, *args, **kw)
 
     shapes: list[str] = []
     real_shape = direct._compile
@@ -178,7 +177,7 @@ def test_an_expanding_statement_is_compiled_once_across_calls(
         shapes.append(source)
         return real_shape(source, namespace)
 
-    monkeypatch.setattr(Select, "compile", counted)
+    monkeypatch.setattr(direct, "_Compiled", Counted)
     monkeypatch.setattr(direct, "_compile", counted_shape)
     shape = _NameShape()
     for _ in range(2):
