@@ -34,7 +34,7 @@ from datetime import datetime
 from itertools import chain, islice
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Table, case, delete, func, or_, select, update
+from sqlalchemy import Connection, Table, case, delete, func, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -132,19 +132,31 @@ def target_users(conn: Connection, pool: Pool, target: Target | None
 
 
 def held_counts(conn: Connection, registry: Registry, table: Table, pool: Pool,
-                users: Sequence[int]) -> dict[int, int]:
-    """Records each user holds that count to ``max_held``: the same count as a claim's
-    capacity guard (engine/workflow/limits.py), so push and pull share one capacity."""
-    query = select(table.c.owner_id, func.count()).where(table.c.owner_id.in_(list(users)))
+                users: Sequence[int], *, cap: int) -> dict[int, int]:
+    """Records each user holds that count to ``max_held``, up to ``cap``: the same count as
+    a claim's capacity guard (engine/workflow/limits.py), so push and pull share one
+    capacity.
+
+    Each user's count stops at ``cap`` (a ``LIMIT`` subquery per user, walked on the
+    owner index): a user at the cap has no room however many more they hold, and a rep
+    holding tens of thousands of records cost a bulk create a full count of them per
+    batch (2.9 µs per row of a 20,000-row run; issue 13).
+    """
+    if not users:
+        return {}
+    user = t.user
+    held = select(literal(1)).where(table.c.owner_id == user.c.id)
     if "deleted_at" in table.c:
-        query = query.where(table.c.deleted_at.is_(None))
+        held = held.where(table.c.deleted_at.is_(None))
     excludes = pool.limits.held_excludes
     if excludes:
         # NULL (a condition on an empty field) counts the record, as the guard does.
         matches = conditions_clause(registry.entity(pool.entity), table.c, excludes)
-        query = query.where(case((matches, 1), else_=0) == 0)
-    rows = conn.execute(query.group_by(table.c.owner_id))
-    return {int(owner): int(n) for owner, n in rows}
+        held = held.where(case((matches, 1), else_=0) == 0)
+    capped = held.limit(cap).correlate(user).subquery("held")
+    count = select(func.count()).select_from(capped).scalar_subquery()
+    rows = conn.execute(select(user.c.id, count).where(user.c.id.in_(list(users))))
+    return {int(owner): int(n) for owner, n in rows if n}
 
 
 class _Turns:
@@ -209,7 +221,7 @@ class Distributor:
             else:
                 cap = self.pool.limits.max_held
                 held = held_counts(self.conn, self.registry, self.table, self.pool,
-                                   users) if cap is not None else {}
+                                   users, cap=cap) if cap is not None else {}
                 found = _Turns(self.conn, self.system[CURSOR_TABLE], scope, users, held, cap)
             self._turns[scope] = found
         return found

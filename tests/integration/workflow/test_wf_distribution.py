@@ -8,12 +8,12 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 
 from engine.errors import ValidationError
 from engine.permissions import _tables as perm_tables
 from engine.storage.rule_tables import UNPLACED_TABLE
-from engine.workflow.distribution import unplaced_reasons
+from engine.workflow.distribution import held_counts, unplaced_reasons
 from tests.integration.workflow._rules_world import World
 
 Make = Callable[..., World]
@@ -173,3 +173,31 @@ def test_a_unit_rolled_back_leaves_no_placement(make_rules_world: Make) -> None:
         assert conn.execute(select(table.c.id).where(table.c.id.in_(ids))).all() == []
     assert all(_unplaced(w, i) == "" for i in ids)
     assert w.owner(w.item(None)) == "a1"
+
+
+def test_held_counts_stop_at_the_cap(make_rules_world: Make) -> None:
+    """A candidate's count stops at max_held (one LIMITed subquery per user, not a count of
+    everything held): a rep holding thousands cost a bulk create a full count per batch.
+    Placements are the same: a user at the cap has no room however many more they hold."""
+    w = make_rules_world(distribution={"mode": "round_robin"}, limits={"max_held": 2})
+    with w.records.transaction(w.system) as tx:
+        tx.bulk_create("item", [{"name": f"n{i}", "owner_id": w.users["a1"]} for i in range(5)])
+    w.item("a2")
+    table = w.schema.table("item")
+    pool = w.schema.registry.pools["item_pool"]
+    users = sorted(w.users[u] for u in ("a1", "a2", "a3"))
+    seen: list[str] = []
+
+    def capture(*args: Any) -> None:
+        seen.append(args[2])
+
+    event.listen(w.engine, "before_cursor_execute", capture)
+    try:
+        with w.engine.connect() as conn:
+            held = held_counts(conn, w.schema.registry, table, pool, users, cap=2)
+    finally:
+        event.remove(w.engine, "before_cursor_execute", capture)
+    assert held == {w.users["a1"]: 2, w.users["a2"]: 1}
+    (counted,) = [s for s in seen if s.lstrip().upper().startswith("SELECT")]
+    assert "LIMIT" in counted.upper()
+    assert [w.owner(w.item(None)) for _ in range(2)] == ["a2", "a3"]
