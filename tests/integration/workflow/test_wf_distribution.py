@@ -201,3 +201,36 @@ def test_held_counts_stop_at_the_cap(make_rules_world: Make) -> None:
     (counted,) = [s for s in seen if s.lstrip().upper().startswith("SELECT")]
     assert "LIMIT" in counted.upper()
     assert [w.owner(w.item(None)) for _ in range(2)] == ["a2", "a3"]
+
+
+def test_a_batch_given_away_is_found_by_id_not_by_owner(make_rules_world: Make) -> None:
+    """The give-away UPDATE (``tx.reown``) keeps its guards in one CASE beside the ids:
+    SQLite looks the rows up by primary key instead of walking the owner index over
+    every unowned record (a pool of tens of thousands after a few bulk creates)."""
+    w = make_rules_world(distribution={"mode": "by_field", "field": "channel",
+                                       "targets": {"web": {"user": "a1"}}})
+    with w.records.transaction(w.system) as tx:
+        tx.bulk_create("item", [{"name": f"p{i}", "owner_id": None} for i in range(100)])
+    seen: list[tuple[str, Any]] = []
+
+    def capture(*args: Any) -> None:
+        if args[2].lstrip().upper().startswith("UPDATE ITEM"):
+            seen.append((args[2], args[3]))
+
+    event.listen(w.engine, "before_cursor_execute", capture)
+    try:
+        with w.records.transaction(w.system) as tx:
+            ids = tx.bulk_create("item", [{"name": f"n{i}", "owner_id": None, "channel": "web"}
+                                          for i in range(80)])
+    finally:
+        event.remove(w.engine, "before_cursor_execute", capture)
+    assert {w.owner(i) for i in ids} == {"a1"}
+    (statement, parameters), = seen
+    if w.engine.dialect.name == "sqlite":
+        with w.engine.connect() as conn:
+            plan = " ".join(str(r[-1]) for r in conn.exec_driver_sql(
+                "EXPLAIN QUERY PLAN " + statement, parameters))
+        assert "PRIMARY KEY" in plan and "INDEX ix_item" not in plan, plan
+    where = statement[statement.upper().index(" WHERE "):]
+    ids_part, guards = where.split(" AND CASE WHEN ")   # the ids, then the guards' CASE
+    assert "owner_id" not in ids_part and "owner_id IS NULL" in guards
