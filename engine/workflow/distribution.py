@@ -29,7 +29,7 @@ different users in turn.
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from itertools import chain, islice
 from typing import TYPE_CHECKING, Any
@@ -38,7 +38,7 @@ from sqlalchemy import Connection, Table, case, delete, func, literal, or_, sele
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from engine.metadata.model import Pool, Registry, Target
+from engine.metadata.model import Pool, Registry, Target, Territory
 from engine.permissions import _tables as t
 from engine.permissions.conditions import conditions_clause
 from engine.permissions.org import subtree_condition
@@ -46,7 +46,7 @@ from engine.records._bulk import DriverInsert
 from engine.records.hooks import AfterInsert
 from engine.storage.rule_tables import CURSOR_TABLE, UNPLACED_TABLE
 from engine.workflow.rules import default_pool
-from engine.workflow.territory import territory_of
+from engine.workflow.territory import locator, territory_of
 
 if TYPE_CHECKING:
     from engine.records.transaction import Transaction
@@ -208,6 +208,12 @@ class Distributor:
         self.conn, self.registry, self.system = conn, registry, system
         self.table, self.pool = table, pool
         self._turns: dict[str, _Turns | str] = {}
+        dist = pool.distribution
+        self._field = dist.field or ""
+        # Territory mode: the territories are read once per batch (a locator), and each
+        # one's outcome once, when a record first lands in it (see ``_in_territory``).
+        self._locate = locator(dist.territories) if dist.mode == "territory" else None
+        self._outcomes: dict[str, tuple[_Turns | None, str, str]] = {}
 
     def _turns_for(self, target: Target | None) -> _Turns | str:
         """The target's turns, or why it has nobody (cached for the batch)."""
@@ -229,6 +235,8 @@ class Distributor:
     def choose(self, values: Mapping[str, Any]) -> tuple[int | None, str]:
         """The owner of one new record (None: nobody) and why (moves the round-robin
         cursor in memory): a plain pair, as a bulk create asks it for every record."""
+        if self._locate is not None:
+            return self._in_territory(values, self._locate)
         target, why = target_of(self.pool, values)
         if target is None and self.pool.distribution.mode != "round_robin":
             return None, why
@@ -239,6 +247,39 @@ class Distributor:
         if chosen is None:
             return None, f"{why}: every candidate holds {turns.cap} records (max_held)"
         return chosen, f"distributed: {why}"
+
+    def _in_territory(self, values: Mapping[str, Any],
+                      locate: Callable[[float, float], Territory | None]
+                      ) -> tuple[int | None, str]:
+        """``choose`` in territory mode (the same answers as ``target_of``): a record in a
+        territory already seen in the batch costs the point test and a turn, no reason
+        text to build."""
+        point = values.get(self._field)
+        # A stored geo point is a plain dict: no ABC check for each of a bulk's records.
+        if point.__class__ is dict or isinstance(point, Mapping):
+            lat, lng = point.get("lat"), point.get("lng")
+        else:
+            lat = lng = None
+        if lat is None or lng is None:
+            return None, f"no {self._field} to locate the record in a territory"
+        found = locate(float(lat), float(lng))
+        if found is None:
+            return None, f"{self._field} ({lat}, {lng}) lies outside every territory"
+        outcome = self._outcomes.get(found.name)
+        if outcome is None:
+            why = f"territory {found.name} -> {found.target.kind} {found.target.key}"
+            turns = self._turns_for(found.target)
+            if isinstance(turns, str):
+                outcome = (None, f"{why}: {turns}", "")
+            else:
+                outcome = (turns, f"distributed: {why}",
+                           f"{why}: every candidate holds {turns.cap} records (max_held)")
+            self._outcomes[found.name] = outcome
+        turns, placed, full = outcome
+        if turns is None:
+            return None, placed
+        chosen = turns.next()
+        return (chosen, placed) if chosen is not None else (None, full)
 
     def save(self) -> None:
         """Write the cursors moved by this batch."""

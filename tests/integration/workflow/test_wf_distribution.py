@@ -234,3 +234,37 @@ def test_a_batch_given_away_is_found_by_id_not_by_owner(make_rules_world: Make) 
     where = statement[statement.upper().index(" WHERE "):]
     ids_part, guards = where.split(" AND CASE WHEN ")   # the ids, then the guards' CASE
     assert "owner_id" not in ids_part and "owner_id IS NULL" in guards
+
+
+def test_a_territory_batch_reads_the_territories_once(make_rules_world: Make,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bulk create in territory mode locates its records with one locator per batch and
+    works out each territory's target once: no per-record walk through the pool's
+    distribution (``target_of``), the same owners and reasons."""
+    from engine.workflow import distribution
+
+    w = make_rules_world(distribution={"mode": "territory", "field": "spot", "territories": {
+        "north": {"polygon": NORTH, "target": {"department": "team_a"}},
+        "south": {"polygon": SOUTH, "target": {"user": "b1"}}}}, limits={"max_held": 2})
+    calls: list[Any] = []
+    target_of = distribution.target_of
+
+    def counting(*args: Any) -> Any:
+        calls.append(args)
+        return target_of(*args)
+
+    monkeypatch.setattr(distribution, "target_of", counting)
+    spots: list[Any] = [{"lat": 39.9, "lng": 116.4}] * 7 + [{"lat": 23.1, "lng": 113.3}] * 3 \
+        + [{"lat": 31.2, "lng": 121.5}, None]
+    with w.records.transaction(w.system) as tx:
+        ids = tx.bulk_create("item", [{"name": f"n{i}", "owner_id": None, "spot": spot}
+                                      for i, spot in enumerate(spots)])
+    assert calls == []
+    assert [w.owner(i) for i in ids] == ["a1", "a2", "a3"] * 2 + [None] + ["b1"] * 2 + [None] * 3
+    assert [e.reason for i in ids[:2] for e in w.ledger(i)] \
+        == ["distributed: territory north -> department team_a"] * 2
+    assert [_unplaced(w, i) for i in ids[6:7] + ids[9:]] == [
+        "territory north -> department team_a: every candidate holds 2 records (max_held)",
+        "territory south -> user b1: every candidate holds 2 records (max_held)",
+        "spot (31.2, 121.5) lies outside every territory",
+        "no spot to locate the record in a territory"]
