@@ -268,12 +268,12 @@ class Distributor:
         outcome = self._outcomes.get(found.name)
         if outcome is None:
             why = f"territory {found.name} -> {found.target.kind} {found.target.key}"
-            turns = self._turns_for(found.target)
-            if isinstance(turns, str):
-                outcome = (None, f"{why}: {turns}", "")
+            target = self._turns_for(found.target)
+            if isinstance(target, str):
+                outcome = (None, f"{why}: {target}", "")
             else:
-                outcome = (turns, f"distributed: {why}",
-                           f"{why}: every candidate holds {turns.cap} records (max_held)")
+                outcome = (target, f"distributed: {why}",
+                           f"{why}: every candidate holds {target.cap} records (max_held)")
             self._outcomes[found.name] = outcome
         turns, placed, full = outcome
         if turns is None:
