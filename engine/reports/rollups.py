@@ -87,11 +87,14 @@ def _holds(op: str, stored: Any, wanted: Any) -> bool:
     raise ValueError(f"a rollup cannot evaluate {op!r}")   # refused at load
 
 
-def _day_memo(zone: dt.tzinfo | None) -> Callable[[Any], dt.date]:
+def _day_memo(zone: dt.tzinfo | None,
+              days: dict[Any, dt.date] | None = None) -> Callable[[Any], dt.date]:
     """``local_day`` memoised for one batch: a bulk create's records share their
     instant, and rows moved together often do (records loaded together), so a batch
-    converts each instant to the zone once, not once per row."""
-    days: dict[Any, dt.date] = {}
+    converts each instant to the zone once, not once per row (``days``: the memo, for a
+    caller that looks instants up itself)."""
+    if days is None:
+        days = {}
 
     def day_of(when: Any) -> dt.date:
         day = days.get(when)
@@ -162,6 +165,11 @@ class RollupKeeper:
                 self.events.setdefault((m.entity, m.event), []).append(m)
             else:
                 self.measures.setdefault(m.entity, []).append(m)
+        #: entity -> (measure, amount column, plain): a plain measure counts each live
+        #: owned dated record once, whatever its other values (kind count, no filters)
+        self._counting: dict[str, list[tuple[BoardMeasure, str | None, bool]]] = {
+            entity: [(m, self.amount_column(m), m.kind == "count" and not m.filters)
+                     for m in found] for entity, found in self.measures.items()}
 
     @property
     def active(self) -> bool:
@@ -176,7 +184,10 @@ class RollupKeeper:
         """The rollup changes a batch of writes makes (zero deltas dropped), keyed by day
         in ``zone`` (default: the company's)."""
         out: dict[Key, tuple[int, Decimal]] = {}
-        day_of = _day_memo(zone)
+        #: plain counts apart, as whole numbers: no Decimal sum per event (merged below)
+        counts: dict[Key, int] = {}
+        days: dict[Any, dt.date] = {}
+        day_of = _day_memo(zone, days)
         for change in changes:
             if isinstance(change, BatchEvent):
                 self._batch_deltas(change, out, zone=zone)
@@ -189,8 +200,7 @@ class RollupKeeper:
                     key = (m.name, local_day(at, zone=zone), int(owner))
                     n, total = out.get(key, (0, Decimal(0)))
                     out[key] = (n + 1, total + 1)
-            for m in self.measures.get(change.entity, ()):
-                col = self.amount_column(m)
+            for m, col, plain in self._counting.get(change.entity, ()):
                 for sign, row in ((-1, change.before), (1, change.after)):
                     # ``contribution`` inline: a bulk create's thousands of events pay
                     # no call for the absent before row nor for the unowned records.
@@ -199,6 +209,21 @@ class RollupKeeper:
                     owner = row.get("owner_id")
                     if owner is None:
                         continue
+                    if plain:
+                        # ``_counted`` inline for a plain count: a day already seen in
+                        # the batch is looked up, no call per event of a bulk create.
+                        when = row.get(m.date_field)
+                        if when is None or row.get("deleted_at") is not None:
+                            continue
+                        day = days.get(when)
+                        if day is None:
+                            got = _counted(m, row, col, zone=zone, day_of=day_of)
+                            if got is None:
+                                continue
+                            day = days[when] = got[0]
+                        key = (m.name, day, int(owner))
+                        counts[key] = counts.get(key, 0) + sign
+                        continue
                     got = _counted(m, row, col, zone=zone, day_of=day_of)
                     if got is None:
                         continue
@@ -206,6 +231,9 @@ class RollupKeeper:
                     key = (m.name, day, int(owner))
                     n, total = out.get(key, _NOTHING)
                     out[key] = (n + sign, total + sign * amount)
+        for key, c in counts.items():
+            n, total = out.get(key, _NOTHING)
+            out[key] = (n + c, total + c)
         return {k: Delta(n, t) for k, (n, t) in out.items() if n or t}
 
     def _batch_deltas(self, batch: BatchEvent, out: dict[Key, tuple[int, Decimal]], *,

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Connection, Table, case, func, not_, select
+from sqlalchemy import ColumnElement, Connection, Table, case, func, literal, not_, select
 
 from engine.metadata.model import Entity, Pool
 from engine.permissions.conditions import conditions_clause
@@ -69,9 +69,16 @@ def _held_alias(table: Table) -> Any:
 
 
 def held_count(plan: EntityPlan, entity: Entity, pool: Pool, user_id: int) -> ColumnElement[int]:
-    """Scalar subquery: live records of the entity ``user_id`` holds that count to capacity."""
+    """Scalar subquery: live records of the entity ``user_id`` holds that count to capacity,
+    counted up to ``max_held + 1`` (when the pool has a cap).
+
+    Enough to answer both ``held < max_held`` (a claim's guard) and ``held > max_held``
+    (an assignment past the cap): a LIMITed subquery walks the owner index for at most
+    that many records, where a full count read every record a rep holds (tens of
+    thousands after a few bulk creates).
+    """
     held = _held_alias(plan.table)
-    stmt = select(func.count()).select_from(held).where(held.c.owner_id == user_id)
+    stmt = select(literal(1)).select_from(held).where(held.c.owner_id == user_id)
     if "deleted_at" in held.c:
         stmt = stmt.where(held.c.deleted_at.is_(None))
     excludes = pool.limits.held_excludes
@@ -79,7 +86,10 @@ def held_count(plan: EntityPlan, entity: Entity, pool: Pool, user_id: int) -> Co
         # NULL (a condition on an empty field) must count the record, not drop it.
         matches = conditions_clause(entity, held.c, excludes)
         stmt = stmt.where(case((matches, 1), else_=0) == 0)
-    return stmt.scalar_subquery()
+    cap = pool.limits.max_held
+    if cap is not None:
+        stmt = stmt.limit(cap + 1)
+    return select(func.count()).select_from(stmt.subquery("held_capped")).scalar_subquery()
 
 
 def capacity_guard(plan: EntityPlan, entity: Entity, pool: Pool, user_id: int, *,

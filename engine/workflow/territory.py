@@ -11,7 +11,7 @@ are not supported.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from engine.metadata.model import Territory
 
@@ -54,10 +54,20 @@ def territory_of(territories: Sequence[Territory], *, lat: float, lng: float) ->
 
     A point outside a polygon's bounding box is outside the polygon (and off its edges):
     most points of a large unowned import fail that test and skip the edge walk."""
-    for territory in territories:
-        low_x, low_y, high_x, high_y = territory.box
-        if not (low_x <= lng <= high_x and low_y <= lat <= high_y):
-            continue
-        if contains(territory.polygon, (lng, lat)):
-            return territory
-    return None
+    return locator(territories)(lat, lng)
+
+
+def locator(territories: Sequence[Territory]) -> Callable[[float, float], Territory | None]:
+    """``territory_of`` for many points (``locate(lat, lng)``): each territory's box and
+    corners are read once, when it is made, not once per point (a bulk create places
+    thousands of records with one locator)."""
+    areas = [(*t.box, t.polygon, t) for t in territories]
+
+    def locate(lat: float, lng: float) -> Territory | None:
+        for low_x, low_y, high_x, high_y, polygon, territory in areas:
+            if low_x <= lng <= high_x and low_y <= lat <= high_y \
+                    and contains(polygon, (lng, lat)):
+                return territory
+        return None
+
+    return locate

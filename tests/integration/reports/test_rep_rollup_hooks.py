@@ -251,3 +251,26 @@ def test_batches_moved_alike_keep_the_rollups_exact(
         after = keeper.rollup_totals(conn, m, first=today, end=today + dt.timedelta(days=1))
     assert after[users[2]][0] == before.get(users[2], (0, Decimal(0)))[0] + 5
     assert_rollups_equal_raw(records, keeper)
+
+
+def test_a_bulk_create_counts_a_plain_measure_without_a_call_per_record(
+        world: tuple[RecordService, RollupKeeper, list[int]],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """new_customers (a count, no filters) is counted inline: the records of a bulk create
+    share their instant, so the day is worked out once (one ``_counted`` call), not once per
+    record, and the rollups still equal the raw count."""
+    from engine.reports import rollups
+
+    records, keeper, users = world
+    calls: list[str] = []
+    counted = rollups._counted
+
+    def counting(m: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(m.name)
+        return counted(m, *args, **kwargs)
+
+    monkeypatch.setattr(rollups, "_counted", counting)
+    records.bulk_create(ROOT, "customer", [{"name": f"plain {i}", "owner_id": users[i % 3]}
+                                          for i in range(40)])
+    assert calls.count("new_customers") == 1
+    assert_rollups_equal_raw(records, keeper)

@@ -8,12 +8,12 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 
 from engine.errors import ValidationError
 from engine.permissions import _tables as perm_tables
 from engine.storage.rule_tables import UNPLACED_TABLE
-from engine.workflow.distribution import unplaced_reasons
+from engine.workflow.distribution import held_counts, unplaced_reasons
 from tests.integration.workflow._rules_world import World
 
 Make = Callable[..., World]
@@ -173,3 +173,98 @@ def test_a_unit_rolled_back_leaves_no_placement(make_rules_world: Make) -> None:
         assert conn.execute(select(table.c.id).where(table.c.id.in_(ids))).all() == []
     assert all(_unplaced(w, i) == "" for i in ids)
     assert w.owner(w.item(None)) == "a1"
+
+
+def test_held_counts_stop_at_the_cap(make_rules_world: Make) -> None:
+    """A candidate's count stops at max_held (one LIMITed subquery per user, not a count of
+    everything held): a rep holding thousands cost a bulk create a full count per batch.
+    Placements are the same: a user at the cap has no room however many more they hold."""
+    w = make_rules_world(distribution={"mode": "round_robin"}, limits={"max_held": 2})
+    with w.records.transaction(w.system) as tx:
+        tx.bulk_create("item", [{"name": f"n{i}", "owner_id": w.users["a1"]} for i in range(5)])
+    w.item("a2")
+    table = w.schema.table("item")
+    pool = w.schema.registry.pools["item_pool"]
+    users = sorted(w.users[u] for u in ("a1", "a2", "a3"))
+    seen: list[str] = []
+
+    def capture(*args: Any) -> None:
+        seen.append(args[2])
+
+    event.listen(w.engine, "before_cursor_execute", capture)
+    try:
+        with w.engine.connect() as conn:
+            held = held_counts(conn, w.schema.registry, table, pool, users, cap=2)
+    finally:
+        event.remove(w.engine, "before_cursor_execute", capture)
+    assert held == {w.users["a1"]: 2, w.users["a2"]: 1}
+    (counted,) = [s for s in seen if s.lstrip().upper().startswith("SELECT")]
+    assert "LIMIT" in counted.upper()
+    assert [w.owner(w.item(None)) for _ in range(2)] == ["a2", "a3"]
+
+
+def test_a_batch_given_away_is_found_by_id_not_by_owner(make_rules_world: Make) -> None:
+    """The give-away UPDATE (``tx.reown``) keeps its guards in one CASE beside the ids:
+    SQLite looks the rows up by primary key instead of walking the owner index over
+    every unowned record (a pool of tens of thousands after a few bulk creates)."""
+    w = make_rules_world(distribution={"mode": "by_field", "field": "channel",
+                                       "targets": {"web": {"user": "a1"}}})
+    with w.records.transaction(w.system) as tx:
+        tx.bulk_create("item", [{"name": f"p{i}", "owner_id": None} for i in range(100)])
+    seen: list[tuple[str, Any]] = []
+
+    def capture(*args: Any) -> None:
+        if args[2].lstrip().upper().startswith("UPDATE ITEM"):
+            seen.append((args[2], args[3]))
+
+    event.listen(w.engine, "before_cursor_execute", capture)
+    try:
+        with w.records.transaction(w.system) as tx:
+            ids = tx.bulk_create("item", [{"name": f"n{i}", "owner_id": None, "channel": "web"}
+                                          for i in range(80)])
+    finally:
+        event.remove(w.engine, "before_cursor_execute", capture)
+    assert {w.owner(i) for i in ids} == {"a1"}
+    (statement, parameters), = seen
+    if w.engine.dialect.name == "sqlite":
+        with w.engine.connect() as conn:
+            plan = " ".join(str(r[-1]) for r in conn.exec_driver_sql(
+                "EXPLAIN QUERY PLAN " + statement, parameters))
+        assert "PRIMARY KEY" in plan and "INDEX ix_item" not in plan, plan
+    where = statement[statement.upper().index(" WHERE "):]
+    ids_part, guards = where.split(" AND CASE WHEN ")   # the ids, then the guards' CASE
+    assert "owner_id" not in ids_part and "owner_id IS NULL" in guards
+
+
+def test_a_territory_batch_reads_the_territories_once(make_rules_world: Make,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bulk create in territory mode locates its records with one locator per batch and
+    works out each territory's target once: no per-record walk through the pool's
+    distribution (``target_of``), the same owners and reasons."""
+    from engine.workflow import distribution
+
+    w = make_rules_world(distribution={"mode": "territory", "field": "spot", "territories": {
+        "north": {"polygon": NORTH, "target": {"department": "team_a"}},
+        "south": {"polygon": SOUTH, "target": {"user": "b1"}}}}, limits={"max_held": 2})
+    calls: list[Any] = []
+    target_of = distribution.target_of
+
+    def counting(*args: Any) -> Any:
+        calls.append(args)
+        return target_of(*args)
+
+    monkeypatch.setattr(distribution, "target_of", counting)
+    spots: list[Any] = [{"lat": 39.9, "lng": 116.4}] * 7 + [{"lat": 23.1, "lng": 113.3}] * 3 \
+        + [{"lat": 31.2, "lng": 121.5}, None]
+    with w.records.transaction(w.system) as tx:
+        ids = tx.bulk_create("item", [{"name": f"n{i}", "owner_id": None, "spot": spot}
+                                      for i, spot in enumerate(spots)])
+    assert calls == []
+    assert [w.owner(i) for i in ids] == ["a1", "a2", "a3"] * 2 + [None] + ["b1"] * 2 + [None] * 3
+    assert [e.reason for i in ids[:2] for e in w.ledger(i)] \
+        == ["distributed: territory north -> department team_a"] * 2
+    assert [_unplaced(w, i) for i in ids[6:7] + ids[9:]] == [
+        "territory north -> department team_a: every candidate holds 2 records (max_held)",
+        "territory south -> user b1: every candidate holds 2 records (max_held)",
+        "spot (31.2, 121.5) lies outside every territory",
+        "no spot to locate the record in a territory"]

@@ -198,3 +198,32 @@ def test_concurrent_locks_at_the_cap_leave_one(make_world: WorldFactory) -> None
         from sqlalchemy import func, select
 
         assert conn.execute(select(func.count()).select_from(table)).scalar() == 1
+
+
+def test_the_capacity_count_stops_one_past_the_cap(make_world: WorldFactory) -> None:
+    """The guard's count walks at most max_held + 1 held records: enough for ``held <
+    max_held`` (a claim) and ``held > max_held`` (an assignment past the cap), where a full
+    count read every record of a rep holding tens of thousands. The refusals are the same."""
+    from sqlalchemy import select
+
+    from engine.workflow.limits import held_count
+
+    probe = make_world()
+    held = len(probe.held_by("customer", "rep_east1"))
+    assert held >= 4
+    world = make_world(customer_pool=PoolLimits(max_held=2))
+    rep = world.actor("rep_east1")
+    pool = world.records.schema.registry.pools["customer_pool"]
+    plan = world.records.plan("customer")
+    entity = world.records.schema.registry.entity("customer")
+    with world.engine.connect() as conn:
+        counted = conn.execute(select(held_count(plan, entity, pool, world.uid("rep_east1"))))
+        assert counted.scalar() == 3
+    target = world.pooled("customer")[0]
+    assert _limit_of(lambda: world.pools.claim(rep, "customer", target)) == "max_held"
+    assert _limit_of(lambda: world.pools.assign(world.actor("sup_east"), "customer", target,
+                                                owner_id=rep.user_id or 0)) == "max_held"
+    record_id = world.held_by("customer", "rep_east2")[0]
+    assert _limit_of(lambda: world.records.assign(world.actor("sup_east"), "customer",
+                                                  record_id, world.uid("rep_east1"))) \
+        == "max_held"
