@@ -98,6 +98,10 @@ def _morning(page: Page, base: str, db: DemoDB, *, lang: str, tag: str) -> None:
     # find the customer and call them
     _open_menu_item(page, text["customers"])
     page.fill("input[name=q]", f"Morning Tea {tag}")
+    # The search runs 400 ms after the typing and pushes its URL: clicking a row before
+    # then lets that push cancel the row's navigation (the newest customer is already
+    # on the unfiltered page, so the rows alone do not say the search has run).
+    expect(page).to_have_url(re.compile(rf"[?&]q=Morning\+Tea\+{re.escape(tag)}(&|$)"))
     expect(page.locator("#rows")).to_contain_text(f"Morning Tea {tag}")
     check_screen(page, f"{tag}-03-customers")
     page.locator("#rows").get_by_role("link", name=f"Morning Tea {tag}").click()
