@@ -46,7 +46,7 @@ from engine.records._bulk import DriverInsert
 from engine.records.hooks import AfterInsert
 from engine.storage.rule_tables import CURSOR_TABLE, UNPLACED_TABLE
 from engine.workflow.rules import default_pool
-from engine.workflow.territory import locator, territory_of
+from engine.workflow.territory import locator
 
 if TYPE_CHECKING:
     from engine.records.transaction import Transaction
@@ -79,19 +79,28 @@ def target_of(pool: Pool, values: Mapping[str, Any]) -> tuple[Target | None, str
         # so a batch goes to each user in one statement.
         return target, f"by {dist.field} to {target.kind} {target.key}"
     if dist.mode == "territory":
-        point = values.get(dist.field or "")
-        # A stored geo point is a plain dict: no ABC check for each of a bulk's records.
-        if point.__class__ is dict or isinstance(point, Mapping):
-            lat, lng = point.get("lat"), point.get("lng")
-        else:
-            lat = lng = None
-        if lat is None or lng is None:
-            return None, f"no {dist.field} to locate the record in a territory"
-        found = territory_of(dist.territories, lat=float(lat), lng=float(lng))
-        if found is None:
-            return None, f"{dist.field} ({lat}, {lng}) lies outside every territory"
+        found = territory_holding(dist.field or "", values, locator(dist.territories))
+        if isinstance(found, str):
+            return None, found
         return found.target, f"territory {found.name} -> {found.target.kind} {found.target.key}"
     return None, "the pool does not distribute"
+
+
+def territory_holding(field: str, values: Mapping[str, Any],
+                      locate: Callable[[float, float], Territory | None]) -> Territory | str:
+    """The territory that holds the record's ``field`` point, or why none does."""
+    point = values.get(field)
+    # A stored geo point is a plain dict: no ABC check for each of a bulk's records.
+    if point.__class__ is dict or isinstance(point, Mapping):
+        lat, lng = point.get("lat"), point.get("lng")
+    else:
+        lat = lng = None
+    if lat is None or lng is None:
+        return f"no {field} to locate the record in a territory"
+    found = locate(float(lat), float(lng))
+    if found is None:
+        return f"{field} ({lat}, {lng}) lies outside every territory"
+    return found
 
 
 def target_users(conn: Connection, pool: Pool, target: Target | None
@@ -254,17 +263,9 @@ class Distributor:
         """``choose`` in territory mode (the same answers as ``target_of``): a record in a
         territory already seen in the batch costs the point test and a turn, no reason
         text to build."""
-        point = values.get(self._field)
-        # A stored geo point is a plain dict: no ABC check for each of a bulk's records.
-        if point.__class__ is dict or isinstance(point, Mapping):
-            lat, lng = point.get("lat"), point.get("lng")
-        else:
-            lat = lng = None
-        if lat is None or lng is None:
-            return None, f"no {self._field} to locate the record in a territory"
-        found = locate(float(lat), float(lng))
-        if found is None:
-            return None, f"{self._field} ({lat}, {lng}) lies outside every territory"
+        found = territory_holding(self._field, values, locate)
+        if isinstance(found, str):
+            return None, found
         outcome = self._outcomes.get(found.name)
         if outcome is None:
             why = f"territory {found.name} -> {found.target.kind} {found.target.key}"
