@@ -11,7 +11,7 @@ LINTED := engine apps ui tests bench
 # `make test PYTEST_WORKERS=` runs it in one process.
 PYTEST_WORKERS ?= -n $(shell nproc 2>/dev/null || echo 2) --dist loadfile
 
-.PHONY: demo test test-fast bench check lint clean chromium postgres
+.PHONY: demo test test-fast bench check lint clean chromium postgres wrk
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Tidepool needs Python 3.11"'
@@ -28,6 +28,12 @@ demo: $(STAMP)
 chromium:
 	@command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 
+## wrk: Debian's wrk, the load generator bench_http uses (and its smoke test runs); without
+## it the benchmark falls back to its Python client, so a failed install only warns
+wrk:
+	@command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk) || \
+	  echo "wrk could not be installed: bench_http uses its Python client, and the wrk smoke test skips" >&2
+
 ## postgres: the PostgreSQL server binaries (initdb, pg_ctl) the tests start a throwaway cluster
 ## with: found as tests/support/pgcluster.py finds them, else installed from Debian's packages
 postgres:
@@ -39,13 +45,13 @@ postgres:
 
 ## test: set up, lint (ruff, mypy strict) and run the whole suite (SQLite + a throwaway
 ## PostgreSQL, browser tests), slow tests included
-test: $(STAMP) chromium postgres
+test: $(STAMP) chromium postgres wrk
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/mypy engine ui
 	$(BIN)/python -m pytest $(PYTEST_WORKERS)
 
 ## test-fast: lint, then the suite without the slow scale tests
-test-fast: $(STAMP) chromium postgres
+test-fast: $(STAMP) chromium postgres wrk
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/mypy engine ui
 	$(BIN)/python -m pytest $(PYTEST_WORKERS) -m 'not slow'
