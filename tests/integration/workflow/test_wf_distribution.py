@@ -4,6 +4,7 @@ capacity skipped; unplaced records stay in the pool with the reason."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -13,7 +14,7 @@ from sqlalchemy import event, select, update
 from engine.errors import ValidationError
 from engine.permissions import _tables as perm_tables
 from engine.storage.rule_tables import UNPLACED_TABLE
-from engine.workflow.distribution import held_counts, unplaced_reasons
+from engine.workflow.distribution import HELD_PER_STATEMENT, held_counts, unplaced_reasons
 from tests.integration.workflow._rules_world import World
 
 Make = Callable[..., World]
@@ -200,7 +201,34 @@ def test_held_counts_stop_at_the_cap(make_rules_world: Make) -> None:
     assert held == {w.users["a1"]: 2, w.users["a2"]: 1}
     (counted,) = [s for s in seen if s.lstrip().upper().startswith("SELECT")]
     assert "LIMIT" in counted.upper()
+    # Each user's id is written in, so PostgreSQL plans each count for its user (a plan
+    # shared by every user scanned the whole table for one holding nothing).
+    for user in users:
+        assert re.search(rf"owner_id = {user}\b", counted), counted
     assert [w.owner(w.item(None)) for _ in range(2)] == ["a2", "a3"]
+
+
+def test_held_counts_are_one_statement_per_two_hundred_users(make_rules_world: Make) -> None:
+    """Many candidates are counted in statements of at most HELD_PER_STATEMENT users
+    (SQLite refuses a UNION of more than 500 SELECTs), with the same counts."""
+    w = make_rules_world(distribution={"mode": "round_robin"}, limits={"max_held": 2})
+    w.item("a2")
+    table = w.schema.table("item")
+    pool = w.schema.registry.pools["item_pool"]
+    many = [w.users["a2"], *range(10_000_000, 10_000_000 + 2 * HELD_PER_STATEMENT)]
+    seen: list[str] = []
+
+    def capture(*args: Any) -> None:
+        seen.append(args[2])
+
+    event.listen(w.engine, "before_cursor_execute", capture)
+    try:
+        with w.engine.connect() as conn:
+            held = held_counts(conn, w.schema.registry, table, pool, many, cap=2)
+    finally:
+        event.remove(w.engine, "before_cursor_execute", capture)
+    assert held == {w.users["a2"]: 1}
+    assert len([s for s in seen if s.lstrip().upper().startswith("SELECT")]) == 3
 
 
 def test_a_batch_given_away_is_found_by_id_not_by_owner(make_rules_world: Make) -> None:
