@@ -38,10 +38,8 @@ from sqlalchemy import (
     Connection,
     Select,
     Table,
-    case,
     delete,
     func,
-    literal,
     or_,
     select,
     union_all,
@@ -52,7 +50,6 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from engine.metadata.model import Pool, Registry, Target, Territory
 from engine.permissions import _tables as t
-from engine.permissions.conditions import conditions_clause
 from engine.permissions.org import subtree_condition
 from engine.records._bulk import DriverInsert
 from engine.records.hooks import AfterInsert
@@ -160,33 +157,25 @@ HELD_PER_STATEMENT = 200
 
 def held_counts(conn: Connection, registry: Registry, table: Table, pool: Pool,
                 users: Sequence[int], *, cap: int) -> dict[int, int]:
-    """Records each user holds that count to ``max_held``, up to ``cap``: the same count as
-    a claim's capacity guard (engine/workflow/limits.py), so push and pull share one
+    """Records each user holds that count to ``max_held``, up to ``cap``: the rows a
+    claim's capacity guard counts (``limits.held_rows``), so push and pull share one
     capacity.
 
     Each user's count stops at ``cap`` (a ``LIMIT`` subquery per user): a user at the cap
     has no room however many more they hold, and a rep holding tens of thousands of
     records cost a bulk create a full count of them per batch and target (~8 ms at 40,000
     held on SQLite; issue 13). Each user's id is written into the statement
-    (``limits.held_count``'s reason): PostgreSQL then plans each count for that user, an
-    index walk for a user holding few records, where one plan for every user (a
-    subquery correlated with ``tp_user``) scanned the whole table for them (~110 ms a
-    user at 1M customers).
+    (``limits.held_rows``): PostgreSQL then plans each count for that user, an index
+    walk for a user holding few records, where one plan for every user (a subquery
+    correlated with ``tp_user``) scanned the whole table for them (~110 ms a user at 1M
+    customers).
     """
-    held = select(literal(1)).select_from(table)
-    if "deleted_at" in table.c:
-        held = held.where(table.c.deleted_at.is_(None))
-    excludes = pool.limits.held_excludes
-    if excludes:
-        # NULL (a condition on an empty field) counts the record, as the guard does.
-        matches = conditions_clause(registry.entity(pool.entity), table.c, excludes)
-        held = held.where(case((matches, 1), else_=0) == 0)
+    entity = registry.entity(pool.entity)
 
     def counted(user_id: int) -> Select[Any]:
-        owner = limits.planned_per_user(user_id)
-        capped = held.where(table.c.owner_id == owner).limit(cap).subquery("held")
-        return select(owner.label("owner"),
-                      select(func.count()).select_from(capped).scalar_subquery())
+        held = limits.held_rows(table, entity, pool, user_id).limit(cap).subquery("held")
+        return select(limits.planned_per_user(user_id).label("owner"),
+                      select(func.count()).select_from(held).scalar_subquery())
 
     found: dict[int, int] = {}
     wanted = list(users)

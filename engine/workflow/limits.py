@@ -22,6 +22,7 @@ from sqlalchemy import (
     BigInteger,
     ColumnElement,
     Connection,
+    Select,
     Table,
     bindparam,
     case,
@@ -93,6 +94,23 @@ def planned_per_user(user_id: int) -> BindParameter[int]:
     return bindparam(None, int(user_id), type_=BigInteger, literal_execute=True)
 
 
+def held_rows(table: Any, entity: Entity, pool: Pool, user_id: int) -> Select[Any]:
+    """One row for each live record of ``table`` (a table or an alias of it) that
+    ``user_id`` holds and that counts to ``max_held``: what a claim's guard and a
+    distribution's room both count, so push and pull share one capacity. The owner is
+    written in (``planned_per_user``)."""
+    stmt = select(literal(1)).select_from(table).where(
+        table.c.owner_id == planned_per_user(user_id))
+    if "deleted_at" in table.c:
+        stmt = stmt.where(table.c.deleted_at.is_(None))
+    excludes = pool.limits.held_excludes
+    if excludes:
+        # NULL (a condition on an empty field) must count the record, not drop it.
+        matches = conditions_clause(entity, table.c, excludes)
+        stmt = stmt.where(case((matches, 1), else_=0) == 0)
+    return stmt
+
+
 def held_count(plan: EntityPlan, entity: Entity, pool: Pool, user_id: int) -> ColumnElement[int]:
     """Scalar subquery: live records of the entity ``user_id`` holds that count to capacity,
     counted up to ``max_held + 1`` (when the pool has a cap).
@@ -102,16 +120,7 @@ def held_count(plan: EntityPlan, entity: Entity, pool: Pool, user_id: int) -> Co
     that many records, where a full count read every record a rep holds (tens of
     thousands after a few bulk creates).
     """
-    held = _held_alias(plan.table)
-    stmt = select(literal(1)).select_from(held).where(
-        held.c.owner_id == planned_per_user(user_id))
-    if "deleted_at" in held.c:
-        stmt = stmt.where(held.c.deleted_at.is_(None))
-    excludes = pool.limits.held_excludes
-    if excludes:
-        # NULL (a condition on an empty field) must count the record, not drop it.
-        matches = conditions_clause(entity, held.c, excludes)
-        stmt = stmt.where(case((matches, 1), else_=0) == 0)
+    stmt = held_rows(_held_alias(plan.table), entity, pool, user_id)
     cap = pool.limits.max_held
     if cap is not None:
         stmt = stmt.limit(cap + 1)

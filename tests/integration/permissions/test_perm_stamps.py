@@ -8,15 +8,14 @@ its prepared statement and its generic plan (engine/storage/direct.py) to each r
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
-from sqlalchemy import Engine, bindparam, event, func, select, text
+from sqlalchemy import Engine, bindparam, func, select, text
 
 from engine.permissions import versions
 from engine.storage.database import make_engine, write_transaction
 from engine.storage.direct import direct_rows, through_connection
 from engine.storage.tables import StorageSchema
+from tests.support.statements import statements_sent
 
 
 def test_a_stamp_read_is_one_statement_outside_any_transaction(ident_engine: Engine) -> None:
@@ -24,18 +23,10 @@ def test_a_stamp_read_is_one_statement_outside_any_transaction(ident_engine: Eng
         versions.bump(conn, versions.POLICY)
         versions.bump(conn, versions.POLICY)
         versions.bump(conn, versions.ORG)
-    seen: list[str] = []
-
-    def grab(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        seen.append(statement)
-
-    event.listen(ident_engine, "before_cursor_execute", grab)
-    try:
+    with statements_sent(ident_engine) as seen:
         found = versions.stamps(ident_engine)
-    finally:
-        event.remove(ident_engine, "before_cursor_execute", grab)
     assert found == {versions.POLICY: 2, versions.ORG: 1, versions.METADATA: 0}
-    assert len(seen) == 1 and "tp_policy_version" in seen[0], seen  # no BEGIN around it
+    assert len(seen) == 1 and "tp_policy_version" in seen[0][0], seen  # no BEGIN around it
     with through_connection():
         assert versions.stamps(ident_engine) == found
 

@@ -9,13 +9,14 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from sqlalchemy import event, select, update
+from sqlalchemy import select, update
 
 from engine.errors import ValidationError
 from engine.permissions import _tables as perm_tables
 from engine.storage.rule_tables import UNPLACED_TABLE
 from engine.workflow.distribution import HELD_PER_STATEMENT, held_counts, unplaced_reasons
 from tests.integration.workflow._rules_world import World
+from tests.support.statements import statements_sent
 
 Make = Callable[..., World]
 
@@ -187,19 +188,10 @@ def test_held_counts_stop_at_the_cap(make_rules_world: Make) -> None:
     table = w.schema.table("item")
     pool = w.schema.registry.pools["item_pool"]
     users = sorted(w.users[u] for u in ("a1", "a2", "a3"))
-    seen: list[str] = []
-
-    def capture(*args: Any) -> None:
-        seen.append(args[2])
-
-    event.listen(w.engine, "before_cursor_execute", capture)
-    try:
-        with w.engine.connect() as conn:
-            held = held_counts(conn, w.schema.registry, table, pool, users, cap=2)
-    finally:
-        event.remove(w.engine, "before_cursor_execute", capture)
+    with statements_sent(w.engine) as seen, w.engine.connect() as conn:
+        held = held_counts(conn, w.schema.registry, table, pool, users, cap=2)
     assert held == {w.users["a1"]: 2, w.users["a2"]: 1}
-    (counted,) = [s for s in seen if s.lstrip().upper().startswith("SELECT")]
+    (counted,) = [s for s, _ in seen if s.lstrip().upper().startswith("SELECT")]
     assert "LIMIT" in counted.upper()
     # Each user's id is written in, so PostgreSQL plans each count for its user (a plan
     # shared by every user scanned the whole table for one holding nothing).
@@ -216,19 +208,10 @@ def test_held_counts_are_one_statement_per_two_hundred_users(make_rules_world: M
     table = w.schema.table("item")
     pool = w.schema.registry.pools["item_pool"]
     many = [w.users["a2"], *range(10_000_000, 10_000_000 + 2 * HELD_PER_STATEMENT)]
-    seen: list[str] = []
-
-    def capture(*args: Any) -> None:
-        seen.append(args[2])
-
-    event.listen(w.engine, "before_cursor_execute", capture)
-    try:
-        with w.engine.connect() as conn:
-            held = held_counts(conn, w.schema.registry, table, pool, many, cap=2)
-    finally:
-        event.remove(w.engine, "before_cursor_execute", capture)
+    with statements_sent(w.engine) as seen, w.engine.connect() as conn:
+        held = held_counts(conn, w.schema.registry, table, pool, many, cap=2)
     assert held == {w.users["a2"]: 1}
-    assert len([s for s in seen if s.lstrip().upper().startswith("SELECT")]) == 3
+    assert len([s for s, _ in seen if s.lstrip().upper().startswith("SELECT")]) == 3
 
 
 def test_a_batch_given_away_is_found_by_id_not_by_owner(make_rules_world: Make) -> None:
@@ -239,21 +222,12 @@ def test_a_batch_given_away_is_found_by_id_not_by_owner(make_rules_world: Make) 
                                        "targets": {"web": {"user": "a1"}}})
     with w.records.transaction(w.system) as tx:
         tx.bulk_create("item", [{"name": f"p{i}", "owner_id": None} for i in range(100)])
-    seen: list[tuple[str, Any]] = []
-
-    def capture(*args: Any) -> None:
-        if args[2].lstrip().upper().startswith("UPDATE ITEM"):
-            seen.append((args[2], args[3]))
-
-    event.listen(w.engine, "before_cursor_execute", capture)
-    try:
-        with w.records.transaction(w.system) as tx:
-            ids = tx.bulk_create("item", [{"name": f"n{i}", "owner_id": None, "channel": "web"}
-                                          for i in range(80)])
-    finally:
-        event.remove(w.engine, "before_cursor_execute", capture)
+    with statements_sent(w.engine) as seen, w.records.transaction(w.system) as tx:
+        ids = tx.bulk_create("item", [{"name": f"n{i}", "owner_id": None, "channel": "web"}
+                                      for i in range(80)])
     assert {w.owner(i) for i in ids} == {"a1"}
-    (statement, parameters), = seen
+    (statement, parameters), = [(s, p) for s, p in seen
+                                if s.lstrip().upper().startswith("UPDATE ITEM")]
     if w.engine.dialect.name == "sqlite":
         with w.engine.connect() as conn:
             plan = " ".join(str(r[-1]) for r in conn.exec_driver_sql(

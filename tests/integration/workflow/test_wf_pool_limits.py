@@ -7,14 +7,14 @@ import re
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
-from sqlalchemy import event, update
+from sqlalchemy import update
 
 from engine.errors import NotFoundError, PoolLimitError, TidepoolError
 from engine.metadata.model import Condition, PoolLimits
 from tests.integration.workflow.conftest import World, WorldFactory
+from tests.support.statements import statements_sent
 
 
 def _limit_of(call: Callable[[], object]) -> str:
@@ -218,22 +218,12 @@ def test_the_capacity_count_stops_one_past_the_cap(make_world: WorldFactory) -> 
     pool = world.records.schema.registry.pools["customer_pool"]
     plan = world.records.plan("customer")
     entity = world.records.schema.registry.entity("customer")
-    seen: list[str] = []
-
-    def capture(*args: Any) -> None:
-        seen.append(args[2])
-
-    event.listen(world.engine, "before_cursor_execute", capture)
-    try:
-        with world.engine.connect() as conn:
-            counted = conn.execute(select(held_count(plan, entity, pool,
-                                                     world.uid("rep_east1"))))
-            assert counted.scalar() == 3
-    finally:
-        event.remove(world.engine, "before_cursor_execute", capture)
+    with statements_sent(world.engine) as seen, world.engine.connect() as conn:
+        counted = conn.execute(select(held_count(plan, entity, pool, world.uid("rep_east1"))))
+        assert counted.scalar() == 3
     # The owner is written in: PostgreSQL plans the count for this owner, not once for
     # every owner (where a LIMIT could make that plan a whole-table scan).
-    assert re.search(rf"owner_id = {world.uid('rep_east1')}\b", seen[-1]), seen[-1]
+    assert re.search(rf"owner_id = {world.uid('rep_east1')}\b", seen[-1][0]), seen[-1]
     target = world.pooled("customer")[0]
     assert _limit_of(lambda: world.pools.claim(rep, "customer", target)) == "max_held"
     assert _limit_of(lambda: world.pools.assign(world.actor("sup_east"), "customer", target,
